@@ -1,0 +1,1 @@
+"""The contract: events, commands, subjects, the codec and the JetStream event store."""

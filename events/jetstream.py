@@ -1,0 +1,691 @@
+"""An eventsourcing persistence module whose recorders live on NATS JetStream.
+
+Select it the way the library's own modules are selected::
+
+    PERSISTENCE_MODULE=events.jetstream NATS_URL=nats://127.0.0.1:4222
+
+How events sit in the stream (see docs/architecture.md):
+
+- one stream (``NATS_STREAM``, default ``JOBSTREAM``) with the subjects
+  ``events.>``, ``snapshots.>`` and ``tracking.>`` (behind ``NATS_SUBJECT_PREFIX`` if set);
+- an aggregate's events on ``events.<aggregate>.<id>``, one message per event, the event's
+  state (readable JSON for jobstream's own events) as the payload and its topic and version
+  in the ``Es-Topic`` and ``Es-Version`` headers;
+- the stream sequence is the notification id; tracking records and snapshots share the
+  stream, so notification ids may have gaps;
+- optimistic concurrency with ``Nats-Expected-Last-Subject-Sequence`` on the first message
+  of each aggregate in a save, several messages as one atomic batch (``allow_atomic``);
+- an aggregate is loaded with one batch direct get, the notification log is read with
+  batch direct gets, and ``subscribe()`` follows the stream with an ordered consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import queue
+import re
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import nats
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js.api import ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    InfrastructureFactory,
+    IntegrityError,
+    Notification,
+    OperationalError,
+    ProcessRecorder,
+    ProgrammingError,
+    StoredEvent,
+    Subscription,
+    Tracking,
+    TrackingRecorder,
+)
+from eventsourcing.utils import Environment, resolve_topic, strtobool
+
+from events.bridge import LoopThread
+
+TOPIC_HEADER = "Es-Topic"
+VERSION_HEADER = "Es-Version"
+EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
+WRONG_LAST_SEQUENCE_CODES = {10071, 10164}  # single publish, and inside an atomic batch
+MAX_BATCH = 1000  # the server's limit on the messages of one atomic batch
+PAGE = 1000  # messages asked for per batch direct get
+
+_SAFE_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+
+# Topics of jobstream's own events -> the aggregate token in their subject. Filled by
+# events.contract; other topics ("module:Dog.Registered") fall back to their class path.
+TOPIC_AGGREGATES: dict[str, str] = {}
+
+
+class StreamMismatchError(ProgrammingError):
+    """The stream exists with a configuration other than the one jobstream needs."""
+
+
+def id_token(originator_id: UUID | str) -> str:
+    text = str(originator_id)
+    if _SAFE_TOKEN.fullmatch(text):
+        return text
+    return "~" + text.encode().hex()
+
+
+def id_from_token(token: str) -> UUID | str:
+    if token.startswith("~"):
+        return bytes.fromhex(token[1:]).decode()
+    try:
+        return UUID(token)
+    except ValueError:
+        return token
+
+
+def aggregate_token(topic: str) -> str:
+    known = TOPIC_AGGREGATES.get(topic)
+    if known:
+        return known
+    _, _, qualname = topic.rpartition(":")
+    head = qualname.split(".")[0] if "." in qualname and ":" in topic else "any"
+    return re.sub(r"[^a-z0-9_-]", "_", head.lower()) or "any"
+
+
+class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the recorders keep their messages, read from the environment once."""
+
+    url: str = "nats://127.0.0.1:4222"
+    stream: str = "JOBSTREAM"
+    prefix: str = ""
+    replicas: int = 1
+    create: bool = True
+    user: str | None = None
+    password: str | None = None
+    timeout: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Environment) -> StreamSettings:
+        prefix = env.get("NATS_SUBJECT_PREFIX", "")
+        return cls(
+            url=env.get("NATS_URL", "") or cls.url,
+            stream=env.get("NATS_STREAM", "") or cls.stream,
+            prefix=f"{prefix}." if prefix and not prefix.endswith(".") else prefix,
+            replicas=int(env.get("NATS_REPLICAS", "1")),
+            create=strtobool(env.get("CREATE_TABLE", "yes")),
+            user=env.get("NATS_USER") or None,
+            password=env.get("NATS_PASSWORD") or None,
+        )
+
+    def subject(self, purpose: str, topic: str, originator_id: UUID | str) -> str:
+        return f"{self.prefix}{purpose}.{aggregate_token(topic)}.{id_token(originator_id)}"
+
+    def aggregate_filter(self, purpose: str, originator_id: UUID | str) -> str:
+        return f"{self.prefix}{purpose}.*.{id_token(originator_id)}"
+
+    def tracking_subject(self, application_name: str) -> str:
+        return f"{self.prefix}tracking.{id_token(application_name)}"
+
+    @property
+    def events_filter(self) -> str:
+        return f"{self.prefix}events.>"
+
+    def stream_config(self) -> StreamConfig:
+        return StreamConfig(
+            name=self.stream,
+            subjects=[f"{self.prefix}{kind}.>" for kind in ("events", "snapshots", "tracking")],
+            storage=StorageType.FILE,
+            retention=RetentionPolicy.LIMITS,
+            num_replicas=self.replicas,
+            deny_delete=True,
+            deny_purge=True,
+            allow_direct=True,
+            allow_atomic=True,
+        )
+
+
+def stream_differences(wanted: StreamConfig, actual: StreamConfig) -> list[str]:
+    """What of the existing stream differs from what jobstream needs, in plain words."""
+    differences = []
+    if set(wanted.subjects or ()) - set(actual.subjects or ()):
+        differences.append(f"subjects are {actual.subjects}, expected {wanted.subjects}")
+    for field in ("storage", "retention", "num_replicas"):
+        if getattr(actual, field) != getattr(wanted, field):
+            differences.append(
+                f"{field} is {getattr(actual, field)}, expected {getattr(wanted, field)}"
+            )
+    for flag in ("deny_delete", "deny_purge", "allow_direct", "allow_atomic"):
+        if not getattr(actual, flag):
+            differences.append(f"{flag} is off, expected on")
+    return differences
+
+
+class NatsConnection:
+    """The NATS connection and loop thread shared by one factory's recorders."""
+
+    def __init__(self, settings: StreamSettings) -> None:
+        self.settings = settings
+        self.loop = LoopThread()
+        self.nc: NATS = self.loop.run(self._connect())
+        self.js = self.nc.jetstream(timeout=settings.timeout)
+        self._replies: dict[str, asyncio.Queue[Msg]] = {}
+        self._counter = itertools.count()
+        self._reply_prefix = self.nc.new_inbox()
+        self.loop.run(self.nc.subscribe(f"{self._reply_prefix}.*", cb=self._on_reply))
+        self._stream_checked = False
+        self._lock = threading.Lock()
+
+    async def _connect(self) -> NATS:
+        return await nats.connect(
+            self.settings.url,
+            user=self.settings.user,
+            password=self.settings.password,
+            max_reconnect_attempts=-1,
+            name="jobstream-recorder",
+        )
+
+    def close(self) -> None:
+        if not self.loop.loop.is_closed():
+            with contextlib.suppress(Exception):
+                self.loop.run(self.nc.drain(), timeout=5)
+            self.loop.stop()
+
+    def ensure_stream(self) -> None:
+        """Create the stream, or verify an existing one; never change it."""
+        with self._lock:
+            if self._stream_checked:
+                return
+            self.loop.run(self._ensure_stream())
+            self._stream_checked = True
+
+    async def _ensure_stream(self) -> None:
+        wanted = self.settings.stream_config()
+        try:
+            info = await self.js.stream_info(wanted.name)
+        except NotFoundError:
+            await self.js.add_stream(wanted)
+            return
+        differences = stream_differences(wanted, info.config)
+        if differences:
+            raise StreamMismatchError(
+                f"stream {wanted.name!r} exists but does not match: " + "; ".join(differences)
+                + ". jobstream does not change an existing stream; fix it by hand or use "
+                "another NATS_STREAM."
+            )
+
+    # --- reading -----------------------------------------------------------------------
+
+    async def _on_reply(self, msg: Msg) -> None:
+        pending = self._replies.get(msg.subject.rpartition(".")[2])
+        if pending is not None:
+            pending.put_nowait(msg)
+
+    async def direct_batch(self, request: dict[str, Any]) -> list[Msg]:
+        """Batch direct get: the stored messages the request matches, in stream order."""
+        token = str(next(self._counter))
+        replies: asyncio.Queue[Msg] = asyncio.Queue()
+        self._replies[token] = replies
+        try:
+            await self.nc.publish(
+                f"$JS.API.DIRECT.GET.{self.settings.stream}",
+                msgspec.json.encode(request),
+                reply=f"{self._reply_prefix}.{token}",
+            )
+            found: list[Msg] = []
+            while True:
+                msg = await asyncio.wait_for(replies.get(), self.settings.timeout)
+                status = msg.headers.get("Status") if msg.headers else None
+                if status is None:
+                    found.append(msg)
+                    if "batch" not in request:
+                        return found
+                elif status in ("204", "404"):  # end of batch, or nothing there
+                    return found
+                else:
+                    description = msg.headers.get("Description", "") if msg.headers else ""
+                    raise OperationalError(f"direct get failed: {status} {description}")
+        finally:
+            del self._replies[token]
+
+    async def last_message(self, subject_filter: str) -> Msg | None:
+        found = await self.direct_batch({"last_by_subj": subject_filter})
+        return found[0] if found else None
+
+    # --- writing -----------------------------------------------------------------------
+
+    async def publish(self, messages: Sequence[tuple[str, bytes, dict[str, str]]]) -> tuple[int, int]:
+        """Store the messages all or none; return (last stream sequence, count)."""
+        if len(messages) > MAX_BATCH:
+            raise ProgrammingError(f"a save may hold at most {MAX_BATCH} messages")
+        if len(messages) == 1:
+            subject, payload, headers = messages[0]
+            reply = await self.nc.request(subject, payload, self.settings.timeout, headers=headers)
+            return _parse_ack(reply.data), 1
+        batch_id = uuid.uuid4().hex
+        for number, (subject, payload, headers) in enumerate(messages[:-1], start=1):
+            await self.nc.publish(
+                subject,
+                payload,
+                headers={**headers, "Nats-Batch-Id": batch_id, "Nats-Batch-Sequence": str(number)},
+            )
+        subject, payload, headers = messages[-1]
+        commit = {
+            **headers,
+            "Nats-Batch-Id": batch_id,
+            "Nats-Batch-Sequence": str(len(messages)),
+            "Nats-Batch-Commit": "1",
+        }
+        reply = await self.nc.request(subject, payload, self.settings.timeout, headers=commit)
+        return _parse_ack(reply.data), len(messages)
+
+
+def _parse_ack(data: bytes) -> int:
+    ack = msgspec.json.decode(data)
+    error = ack.get("error")
+    if error:
+        if error.get("err_code") in WRONG_LAST_SEQUENCE_CODES:
+            raise IntegrityError(f"conflict: {error.get('description')}")
+        raise OperationalError(f"JetStream refused the write: {error.get('description')}")
+    return int(ack["seq"])
+
+
+def _header(msg: Msg, name: str) -> str:
+    assert msg.headers is not None
+    return msg.headers[name]
+
+
+def _stored_event(msg: Msg) -> StoredEvent:
+    subject = _header(msg, "Nats-Subject")
+    return StoredEvent(
+        originator_id=id_from_token(subject.rpartition(".")[2]),
+        originator_version=int(_header(msg, VERSION_HEADER)),
+        topic=_header(msg, TOPIC_HEADER),
+        state=msg.data,
+    )
+
+
+def _notification(msg: Msg) -> Notification:
+    event = _stored_event(msg)
+    return Notification(
+        id=int(_header(msg, "Nats-Sequence")),
+        originator_id=event.originator_id,
+        originator_version=event.originator_version,
+        topic=event.topic,
+        state=event.state,
+    )
+
+
+class NatsRecorder:
+    def __init__(self, connection: NatsConnection) -> None:
+        self.connection = connection
+        self.settings = connection.settings
+
+    def _run(self, coroutine: Any) -> Any:
+        return self.connection.loop.run(coroutine)
+
+
+class NatsAggregateRecorder(NatsRecorder, AggregateRecorder):
+    """Events of aggregates, one subject per aggregate, with optimistic concurrency."""
+
+    CACHE_SIZE = 100_000
+
+    def __init__(self, connection: NatsConnection, purpose: str = "events") -> None:
+        super().__init__(connection)
+        self.purpose = purpose
+        # originator id -> (version, stream sequence) of a stored event: immutable facts,
+        # so a cached entry is never wrong, only perhaps not the latest.
+        self._known: OrderedDict[UUID | str, tuple[int, int]] = OrderedDict()
+        self._known_lock = threading.Lock()
+
+    def _remember(self, originator_id: UUID | str, version: int, sequence: int) -> None:
+        with self._known_lock:
+            current = self._known.get(originator_id)
+            if current is None or current[0] < version:
+                self._known[originator_id] = (version, sequence)
+            self._known.move_to_end(originator_id)
+            if len(self._known) > self.CACHE_SIZE:
+                self._known.popitem(last=False)
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        self._insert(stored_events, kwargs.get("tracking"))
+        return None
+
+    def _insert(self, stored_events: Sequence[StoredEvent], tracking: Tracking | None) -> list[int]:
+        if not stored_events and tracking is None:
+            return []
+        return self._run(self._insert_async(stored_events, tracking))
+
+    async def _insert_async(
+        self, stored_events: Sequence[StoredEvent], tracking: Tracking | None
+    ) -> list[int]:
+        messages: list[tuple[str, bytes, dict[str, str]]] = []
+        last_version: dict[UUID | str, int] = {}
+        for event in stored_events:
+            headers = {TOPIC_HEADER: event.topic, VERSION_HEADER: str(event.originator_version)}
+            previous = last_version.get(event.originator_id)
+            if previous is None:
+                expected = await self._expected_sequence(event)
+                headers[EXPECTED_LAST_SUBJECT_SEQUENCE] = str(expected)
+            elif event.originator_version <= previous:
+                raise IntegrityError(
+                    f"stored events are not unique or not in order: {event.originator_id} "
+                    f"version {event.originator_version} follows version {previous}"
+                )
+            last_version[event.originator_id] = event.originator_version
+            subject = self.settings.subject(self.purpose, event.topic, event.originator_id)
+            messages.append((subject, event.state, headers))
+        if tracking is not None:
+            messages.append(await self._tracking_message(tracking))
+        last_sequence, count = await self.connection.publish(messages)
+        first_sequence = last_sequence - count + 1
+        sequences = [first_sequence + i for i in range(len(stored_events))]
+        for event, sequence in zip(stored_events, sequences, strict=True):
+            self._remember(event.originator_id, event.originator_version, sequence)
+        return sequences
+
+    async def _expected_sequence(self, event: StoredEvent) -> int:
+        known = self._known.get(event.originator_id)
+        if known is not None and known[0] == event.originator_version - 1:
+            return known[1]
+        last = await self.connection.last_message(
+            self.settings.aggregate_filter(self.purpose, event.originator_id)
+        )
+        if last is None:
+            return 0
+        version = int(_header(last, VERSION_HEADER))
+        sequence = int(_header(last, "Nats-Sequence"))
+        self._remember(event.originator_id, version, sequence)
+        if version >= event.originator_version:
+            raise IntegrityError(
+                f"conflict: {event.originator_id} is at version {version}, "
+                f"cannot record version {event.originator_version}"
+            )
+        return sequence
+
+    async def _tracking_message(self, tracking: Tracking) -> tuple[str, bytes, dict[str, str]]:
+        raise ProgrammingError("this recorder does not record tracking")
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        return self._run(self._select_async(originator_id, gt, lte, desc, limit))
+
+    async def _select_async(
+        self,
+        originator_id: UUID | str,
+        gt: int | None,
+        lte: int | None,
+        desc: bool,
+        limit: int | None,
+    ) -> list[StoredEvent]:
+        subject_filter = self.settings.aggregate_filter(self.purpose, originator_id)
+        if desc and lte is None and limit == 1:  # the latest one: a snapshot, say
+            last = await self.connection.last_message(subject_filter)
+            events = [_stored_event(last)] if last is not None else []
+            return [e for e in events if gt is None or e.originator_version > gt]
+        start = 1
+        known = self._known.get(originator_id)
+        if gt is not None and known is not None and known[0] == gt:
+            start = known[1] + 1
+        events: list[StoredEvent] = []
+        while True:
+            page = await self.connection.direct_batch(
+                {"seq": start, "next_by_subj": subject_filter, "batch": PAGE}
+            )
+            for msg in page:
+                event = _stored_event(msg)
+                self._remember(originator_id, event.originator_version, int(_header(msg, "Nats-Sequence")))
+                if gt is not None and event.originator_version <= gt:
+                    continue
+                if lte is not None and event.originator_version > lte:
+                    continue
+                events.append(event)
+            if len(page) < PAGE:
+                break
+            start = int(_header(page[-1], "Nats-Sequence")) + 1
+        if desc:
+            events.reverse()
+        return events[:limit] if limit is not None else events
+
+
+class NatsApplicationRecorder(NatsAggregateRecorder, ApplicationRecorder):
+    """Also the application sequence: the stream sequence is the notification id."""
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        sequences = self._insert(stored_events, kwargs.get("tracking"))
+        return sequences or None
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        return self._run(self._select_notifications(start, limit, stop, topics, inclusive_of_start))
+
+    async def _select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None,
+        topics: Sequence[str],
+        inclusive_of_start: bool,
+    ) -> list[Notification]:
+        sequence = 1 if start is None else (start if inclusive_of_start else start + 1)
+        sequence = max(sequence, 1)
+        wanted = set(topics)
+        found: list[Notification] = []
+        while len(found) < limit:
+            page_size = PAGE if wanted else min(PAGE, limit - len(found))
+            page = await self.connection.direct_batch(
+                {"seq": sequence, "next_by_subj": self.settings.events_filter, "batch": page_size}
+            )
+            for msg in page:
+                notification = _notification(msg)
+                if stop is not None and notification.id > stop:
+                    return found
+                if wanted and notification.topic not in wanted:
+                    continue
+                found.append(notification)
+                if len(found) == limit:
+                    return found
+            if len(page) < page_size:
+                break
+            sequence = int(_header(page[-1], "Nats-Sequence")) + 1
+        return found
+
+    def max_notification_id(self) -> int | None:
+        last = self._run(self.connection.last_message(self.settings.events_filter))
+        return int(_header(last, "Nats-Sequence")) if last is not None else None
+
+    def subscribe(
+        self, gt: int | None = None, topics: Sequence[str] = ()
+    ) -> Subscription[ApplicationRecorder]:
+        return NatsSubscription(self, gt=gt, topics=topics)
+
+
+class NatsSubscription(Subscription[NatsApplicationRecorder]):
+    """Follows the application sequence with an ordered consumer."""
+
+    def __init__(
+        self, recorder: NatsApplicationRecorder, gt: int | None = None, topics: Sequence[str] = ()
+    ) -> None:
+        super().__init__(recorder=recorder, gt=gt, topics=topics)
+        self._queue: queue.Queue[Notification | BaseException] = queue.Queue(maxsize=10_000)
+        self._wanted = set(topics)
+        self._connection = recorder.connection
+        self._sub = self._connection.loop.run(self._start())
+
+    async def _start(self) -> Any:
+        start = (self._last_notification_id or 0) + 1
+        return await self._connection.js.subscribe(
+            self._connection.settings.events_filter,
+            cb=self._on_message,
+            ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start),
+            stream=self._connection.settings.stream,
+        )
+
+    async def _on_message(self, msg: Msg) -> None:
+        if self._has_been_stopped:
+            return
+        try:
+            notification = _notification_from_delivery(msg)
+        except Exception as error:  # an undecodable message ends the subscription loudly
+            await asyncio.to_thread(self._queue.put, error)
+            return
+        if self._wanted and notification.topic not in self._wanted:
+            return
+        await asyncio.to_thread(self._queue.put, notification)
+
+    def __next__(self) -> Notification:
+        while not self._has_been_stopped:
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if isinstance(item, BaseException):
+                self.stop()
+                raise item
+            if self._has_been_stopped:
+                break
+            self._last_notification_id = item.id
+            return item
+        raise StopIteration
+
+    def stop(self) -> None:
+        if not self._has_been_stopped:
+            super().stop()
+            with contextlib.suppress(Exception):
+                self._connection.loop.run(self._sub.unsubscribe(), timeout=5)
+
+
+def _notification_from_delivery(msg: Msg) -> Notification:
+    """A notification from a consumer delivery (its stream sequence is in the metadata)."""
+    return Notification(
+        id=msg.metadata.sequence.stream,
+        originator_id=id_from_token(msg.subject.rpartition(".")[2]),
+        originator_version=int(_header(msg, VERSION_HEADER)),
+        topic=_header(msg, TOPIC_HEADER),
+        state=msg.data,
+    )
+
+
+class NatsTrackingRecorder(NatsRecorder, TrackingRecorder):
+    """Tracking records on ``tracking.<application>``, one message per position."""
+
+    async def _last_tracking(self, application_name: str) -> tuple[int, int] | None:
+        last = await self.connection.last_message(self.settings.tracking_subject(application_name))
+        if last is None:
+            return None
+        return int(msgspec.json.decode(last.data)["notification_id"]), int(
+            _header(last, "Nats-Sequence")
+        )
+
+    async def _tracking_message(self, tracking: Tracking) -> tuple[str, bytes, dict[str, str]]:
+        last = await self._last_tracking(tracking.application_name)
+        if last is not None and last[0] >= tracking.notification_id:
+            raise IntegrityError(
+                f"tracking notification id {tracking.notification_id} is not greater than "
+                f"{last[0]}, already recorded for {tracking.application_name!r}"
+            )
+        payload = msgspec.json.encode(
+            {"application_name": tracking.application_name, "notification_id": tracking.notification_id}
+        )
+        headers = {EXPECTED_LAST_SUBJECT_SEQUENCE: str(last[1] if last else 0)}
+        return self.settings.tracking_subject(tracking.application_name), payload, headers
+
+    def insert_tracking(self, tracking: Tracking) -> None:
+        self._run(self._insert_tracking(tracking))
+
+    async def _insert_tracking(self, tracking: Tracking) -> None:
+        await self.connection.publish([await self._tracking_message(tracking)])
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        last = self._run(self._last_tracking(application_name))
+        return last[0] if last is not None else None
+
+
+class NatsProcessRecorder(NatsTrackingRecorder, NatsApplicationRecorder, ProcessRecorder):
+    """Events and the tracking record of what caused them, in one atomic batch."""
+
+    def __init__(self, connection: NatsConnection, purpose: str = "events") -> None:
+        NatsApplicationRecorder.__init__(self, connection, purpose)
+
+
+class NatsFactory(InfrastructureFactory[NatsTrackingRecorder]):
+    """Builds JetStream recorders from the environment (NATS_URL, NATS_STREAM, ...)."""
+
+    def __init__(self, env: Environment | dict[str, str] | None) -> None:
+        super().__init__(env)
+        self.settings = StreamSettings.from_env(self.env)
+        self._connection: NatsConnection | None = None
+        self._connection_lock = threading.Lock()
+
+    @property
+    def connection(self) -> NatsConnection:
+        with self._connection_lock:
+            if self._connection is None:
+                self._connection = NatsConnection(self.settings)
+            return self._connection
+
+    def _ready(self) -> NatsConnection:
+        connection = self.connection
+        if strtobool(self.env.get("CREATE_TABLE", "yes")):
+            connection.ensure_stream()
+        return connection
+
+    def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
+        if purpose not in ("events", "snapshots"):
+            raise ProgrammingError(f"unknown purpose {purpose!r}: use 'events' or 'snapshots'")
+        return NatsAggregateRecorder(self._ready(), purpose)
+
+    def application_recorder(self) -> ApplicationRecorder:
+        topic = self.env.get(self.APPLICATION_RECORDER_TOPIC)
+        cls = resolve_topic(topic) if topic else NatsApplicationRecorder
+        return cls(self._ready())
+
+    def tracking_recorder(
+        self, tracking_recorder_class: type[NatsTrackingRecorder] | None = None
+    ) -> NatsTrackingRecorder:
+        if tracking_recorder_class is None:
+            topic = self.env.get(self.TRACKING_RECORDER_TOPIC)
+            tracking_recorder_class = resolve_topic(topic) if topic else NatsTrackingRecorder
+        assert tracking_recorder_class is not None
+        return tracking_recorder_class(self._ready())
+
+    def process_recorder(self) -> ProcessRecorder:
+        topic = self.env.get(self.PROCESS_RECORDER_TOPIC)
+        cls = resolve_topic(topic) if topic else NatsProcessRecorder
+        return cls(self._ready())
+
+    def close(self) -> None:
+        with self._connection_lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+
+Factory = NatsFactory
