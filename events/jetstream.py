@@ -117,8 +117,8 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
     def from_env(cls, env: Environment) -> StreamSettings:
         prefix = env.get("NATS_SUBJECT_PREFIX", "")
         return cls(
-            url=env.get("NATS_URL", "") or cls.url,
-            stream=env.get("NATS_STREAM", "") or cls.stream,
+            url=env.get("NATS_URL", "") or "nats://127.0.0.1:4222",
+            stream=env.get("NATS_STREAM", "") or "JOBSTREAM",
             prefix=f"{prefix}." if prefix and not prefix.endswith(".") else prefix,
             replicas=int(env.get("NATS_REPLICAS", "1")),
             create=strtobool(env.get("CREATE_TABLE", "yes")),
@@ -415,6 +415,13 @@ class NatsAggregateRecorder(NatsRecorder, AggregateRecorder):
 
     async def _tracking_message(self, tracking: Tracking) -> tuple[str, bytes, dict[str, str]]:
         raise ProgrammingError("this recorder does not record tracking")
+
+    def last_position(self, originator_id: UUID | str) -> int | None:
+        """The stream sequence of the aggregate's latest event, or None."""
+        last = self._run(
+            self.connection.last_message(self.settings.aggregate_filter(self.purpose, originator_id))
+        )
+        return int(_header(last, "Nats-Sequence")) if last is not None else None
 
     def select_events(
         self,

@@ -1,0 +1,671 @@
+"""jobstream's events and commands.
+
+Events are past tense (``JobScheduled``), commands imperative (``ScheduleJob``). One name
+serves as the class, the msgspec tag and the stored topic; the aggregate it belongs to
+names its subject, ``events.<aggregate>.<id>``. Fields are only ever added, with defaults,
+never renamed: old events still decode. Events tolerate unknown fields; commands forbid them.
+Money is Decimal, times are aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, ClassVar
+from uuid import UUID
+
+import msgspec
+from msgspec import Meta, Struct
+
+from events import jetstream
+
+# --- value types ----------------------------------------------------------------------
+
+Text = Annotated[str, Meta(min_length=1, max_length=200)]
+LongText = Annotated[str, Meta(max_length=10_000)]
+OptionalText = Annotated[str, Meta(max_length=200)]
+Email = Annotated[str, Meta(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+Country = Annotated[str, Meta(pattern=r"^[A-Z]{2}$")]
+Currency = Annotated[str, Meta(pattern=r"^(EUR|PLN|CZK|RON|USD|GBP|CHF|HUF)$")]
+Language = Annotated[str, Meta(pattern=r"^(en|pl|cs|de|ro)$")]
+Minutes = Annotated[int, Meta(ge=0, le=60 * 24 * 366)]
+PositiveMinutes = Annotated[int, Meta(ge=1, le=60 * 24 * 31)]
+# msgspec cannot bound a Decimal: commands holding money check it in __post_init__.
+Money = Decimal
+VatRate = Decimal
+Quantity = Decimal
+UtcTime = Annotated[datetime, Meta(tz=True)]
+Code = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
+
+
+class Role(enum.StrEnum):
+    OFFICE = "office"
+    TECHNICIAN = "technician"
+    ACCOUNTANT = "accountant"
+    ADMIN = "admin"
+
+
+class Status(enum.StrEnum):
+    NEW = "new"
+    SCHEDULED = "scheduled"
+    IN_PROGRESS = "in_progress"
+    ON_HOLD = "on_hold"
+    COMPLETED = "completed"
+    INVOICED = "invoiced"
+    CANCELLED = "cancelled"
+
+
+class Source(enum.StrEnum):
+    PHONE = "phone"
+    EMAIL = "email"
+    WEB = "web"
+    IMPORT = "import"
+
+
+class Priority(enum.StrEnum):
+    NORMAL = "normal"
+    URGENT = "urgent"
+
+
+class BillingKind(enum.StrEnum):
+    PAID = "paid"
+    WARRANTY = "warranty"
+    INTERNAL = "internal"
+
+
+class Location(enum.StrEnum):
+    ON_SITE = "on_site"
+    IN_SHOP = "in_shop"
+
+
+class Unit(enum.StrEnum):
+    HOUR = "hour"
+    STARTED_HOUR = "started_hour"
+    QUARTER_HOUR = "quarter_hour"
+    PIECE = "piece"
+    FLAT = "flat"
+
+
+class Address(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    street: Text
+    city: Text
+    postal_code: Annotated[str, Meta(min_length=1, max_length=20)]
+    country: Country
+    label: OptionalText = ""
+
+
+class EventMeta(Struct, frozen=True, kw_only=True):
+    """Who did what, when, as which command, and the hash of the aggregate's previous event."""
+
+    event_id: UUID
+    occurred_at: datetime
+    actor_id: str
+    actor_role: str
+    command_id: str
+    correlation_id: str
+    previous_hash: str = ""
+
+
+
+# --- events ----------------------------------------------------------------------------
+
+
+class Event(Struct, frozen=True, kw_only=True, tag=True):
+    """Every event: the aggregate's id, and metadata stamped by the application."""
+
+    aggregate: ClassVar[str]
+    id: UUID
+    meta: EventMeta | None = None
+
+
+# customers
+
+
+class CustomerEvent(Event, frozen=True, kw_only=True, tag=True):
+    aggregate: ClassVar[str] = "customer"
+
+
+class CustomerRegistered(CustomerEvent, frozen=True, kw_only=True, tag=True):
+    name: str
+    billing_address: Address
+    site_addresses: list[Address] = []
+    email: str = ""
+    phone: str = ""
+    vat_id: str = ""
+    language: str = "en"
+    currency: str = "EUR"
+    payment_terms_days: int = 14
+    price_list_id: UUID | None = None
+
+
+class CustomerDetailsChanged(CustomerEvent, frozen=True, kw_only=True, tag=True):
+    """Only the fields that changed are set."""
+
+    name: str | None = None
+    billing_address: Address | None = None
+    site_addresses: list[Address] | None = None
+    email: str | None = None
+    phone: str | None = None
+    vat_id: str | None = None
+    language: str | None = None
+    currency: str | None = None
+    payment_terms_days: int | None = None
+    price_list_id: UUID | None = None
+
+
+# technicians
+
+
+class TechnicianEvent(Event, frozen=True, kw_only=True, tag=True):
+    aggregate: ClassVar[str] = "technician"
+
+
+class TechnicianRegistered(TechnicianEvent, frozen=True, kw_only=True, tag=True):
+    name: str
+    skills: list[str] = []
+    email: str = ""
+    phone: str = ""
+
+
+class TechnicianDetailsChanged(TechnicianEvent, frozen=True, kw_only=True, tag=True):
+    name: str | None = None
+    skills: list[str] | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+class TechnicianDeactivated(TechnicianEvent, frozen=True, kw_only=True, tag=True):
+    reason: str = ""
+
+
+class TechnicianReactivated(TechnicianEvent, frozen=True, kw_only=True, tag=True):
+    pass
+
+
+class StopwatchStarted(TechnicianEvent, frozen=True, kw_only=True, tag=True):
+    """The technician's one running stopwatch now times this job."""
+
+    job_id: UUID
+    at: datetime
+
+
+class StopwatchStopped(TechnicianEvent, frozen=True, kw_only=True, tag=True):
+    job_id: UUID
+    at: datetime
+
+
+# price lists and the service catalogue
+
+
+class PriceListEvent(Event, frozen=True, kw_only=True, tag=True):
+    aggregate: ClassVar[str] = "pricelist"
+
+
+class PriceListCreated(PriceListEvent, frozen=True, kw_only=True, tag=True):
+    name: str
+    currency: str
+    is_default: bool = False
+    customer_id: UUID | None = None
+
+
+class ActivityPriced(PriceListEvent, frozen=True, kw_only=True, tag=True):
+    code: str
+    name: str
+    unit: Unit
+    rate: Decimal
+    minimum_charge: Decimal = Decimal(0)
+    vat_rate: Decimal = Decimal(0)
+
+
+class ActivityRemoved(PriceListEvent, frozen=True, kw_only=True, tag=True):
+    code: str
+
+
+# jobs
+
+
+class JobEvent(Event, frozen=True, kw_only=True, tag=True):
+    aggregate: ClassVar[str] = "job"
+
+
+class JobRequested(JobEvent, frozen=True, kw_only=True, tag=True):
+    source: Source
+    customer_id: UUID
+    site_address: Address | None
+    job_type: str
+    description: str
+    scope: str = ""
+    priority: Priority = Priority.NORMAL
+    sla_deadline: datetime | None = None
+    billing_kind: BillingKind = BillingKind.PAID
+    location: Location = Location.ON_SITE
+    estimate_minutes: int | None = None
+
+
+class JobDetailsChanged(JobEvent, frozen=True, kw_only=True, tag=True):
+    site_address: Address | None = None
+    description: str | None = None
+    scope: str | None = None
+
+
+class JobQuoted(JobEvent, frozen=True, kw_only=True, tag=True):
+    quote_id: UUID
+    amount: Decimal
+    currency: str = ""  # empty: the customer's currency
+    valid_until: datetime | None = None
+    note: str = ""
+
+
+class QuoteAccepted(JobEvent, frozen=True, kw_only=True, tag=True):
+    quote_id: UUID
+
+
+class QuoteRejected(JobEvent, frozen=True, kw_only=True, tag=True):
+    quote_id: UUID
+    reason: str = ""
+
+
+class JobScheduled(JobEvent, frozen=True, kw_only=True, tag=True):
+    technician_ids: list[UUID]
+    start: datetime
+    duration_minutes: int
+
+
+class JobRescheduled(JobEvent, frozen=True, kw_only=True, tag=True):
+    technician_ids: list[UUID]
+    start: datetime
+    duration_minutes: int
+    reason: str = ""
+
+
+class JobUnassigned(JobEvent, frozen=True, kw_only=True, tag=True):
+    """Back to the open pool, for any technician to take."""
+
+    reason: str = ""
+
+
+class JobTaken(JobEvent, frozen=True, kw_only=True, tag=True):
+    """A technician took the job from the open pool."""
+
+    technician_id: UUID
+    start: datetime
+    duration_minutes: int
+
+
+class WorkStarted(JobEvent, frozen=True, kw_only=True, tag=True):
+    technician_id: UUID
+    entry_id: UUID
+    started_at: datetime
+
+
+class WorkStopped(JobEvent, frozen=True, kw_only=True, tag=True):
+    """Closes the running time entry of this technician on this job."""
+
+    technician_id: UUID
+    entry_id: UUID
+    started_at: datetime
+    stopped_at: datetime
+    minutes: int
+    billable: bool = True
+    activity: str = ""
+
+
+class TimeEntryAdded(JobEvent, frozen=True, kw_only=True, tag=True):
+    technician_id: UUID
+    entry_id: UUID
+    started_at: datetime
+    minutes: int
+    billable: bool = True
+    activity: str = ""
+    note: str = ""
+
+
+class TimeEntryCorrected(JobEvent, frozen=True, kw_only=True, tag=True):
+    entry_id: UUID
+    minutes: int
+    billable: bool
+    reason: str
+
+
+class NoteAdded(JobEvent, frozen=True, kw_only=True, tag=True):
+    text: str
+
+
+class MaterialUsed(JobEvent, frozen=True, kw_only=True, tag=True):
+    code: str
+    description: str
+    quantity: Decimal
+    unit: str = "piece"
+    unit_price: Decimal | None = None
+    billable: bool = True
+
+
+class JobCompleted(JobEvent, frozen=True, kw_only=True, tag=True):
+    summary: str
+    first_visit: bool = True
+
+
+class JobSignedOff(JobEvent, frozen=True, kw_only=True, tag=True):
+    signed_by: str
+    signature: str = ""  # a data: URL of the drawn signature, or empty
+
+
+class JobPutOnHold(JobEvent, frozen=True, kw_only=True, tag=True):
+    reason: str
+    previous_status: Status
+
+
+class JobResumed(JobEvent, frozen=True, kw_only=True, tag=True):
+    status: Status
+
+
+class JobCancelled(JobEvent, frozen=True, kw_only=True, tag=True):
+    reason: str
+
+
+class JobReopened(JobEvent, frozen=True, kw_only=True, tag=True):
+    reason: str
+    status: Status
+
+
+# access tokens (the id is derived from the token's hash; the token itself is never stored)
+
+
+class TokenEvent(Event, frozen=True, kw_only=True, tag=True):
+    aggregate: ClassVar[str] = "token"
+
+
+class TokenIssued(TokenEvent, frozen=True, kw_only=True, tag=True):
+    user_name: str
+    role: Role
+    technician_id: UUID | None = None
+    token_hash: str
+
+
+class TokenRevoked(TokenEvent, frozen=True, kw_only=True, tag=True):
+    reason: str = ""
+
+
+# idempotency: the first result of a command id, saved in the same atomic batch as its events
+
+
+class CommandEvent(Event, frozen=True, kw_only=True, tag=True):
+    aggregate: ClassVar[str] = "command"
+
+
+class CommandAccepted(CommandEvent, frozen=True, kw_only=True, tag=True):
+    command_id: str
+    actor_id: str
+    result: dict[str, object]
+
+
+CustomerEvents = CustomerRegistered | CustomerDetailsChanged
+TechnicianEvents = (
+    TechnicianRegistered | TechnicianDetailsChanged | TechnicianDeactivated
+    | TechnicianReactivated | StopwatchStarted | StopwatchStopped
+)
+PriceListEvents = PriceListCreated | ActivityPriced | ActivityRemoved
+JobEvents = (
+    JobRequested | JobDetailsChanged | JobQuoted | QuoteAccepted | QuoteRejected | JobScheduled
+    | JobRescheduled | JobUnassigned | JobTaken | WorkStarted | WorkStopped | TimeEntryAdded
+    | TimeEntryCorrected | NoteAdded | MaterialUsed | JobCompleted | JobSignedOff | JobPutOnHold
+    | JobResumed | JobCancelled | JobReopened
+)
+TokenEvents = TokenIssued | TokenRevoked
+AnyEvent = CustomerEvents | TechnicianEvents | PriceListEvents | JobEvents | TokenEvents | CommandAccepted
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls for cls in AnyEvent.__args__  # type: ignore[attr-defined]
+}
+for _name, _cls in EVENT_TYPES.items():
+    jetstream.TOPIC_AGGREGATES[_name] = _cls.aggregate
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+class Command(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+def check_decimal(field: str, value: Decimal | None, low: Decimal, high: Decimal,
+                  low_inclusive: bool = True) -> None:
+    """Raise ValueError (a 422 naming the field) unless low <= value <= high."""
+    if value is None:
+        return
+    if not value.is_finite():
+        raise ValueError(f"`{field}` must be a finite number")
+    if value < low or (value == low and not low_inclusive) or value > high:
+        bound = "at least" if low_inclusive else "more than"
+        raise ValueError(f"`{field}` must be {bound} {low} and at most {high}")
+    if value.as_tuple().exponent < -6:  # type: ignore[operator]
+        raise ValueError(f"`{field}` may have at most 6 decimal places")
+
+
+class RegisterCustomer(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: Text
+    billing_address: Address
+    site_addresses: Annotated[list[Address], Meta(max_length=50)] = []
+    email: Email | None = None
+    phone: Annotated[str, Meta(max_length=40)] = ""
+    vat_id: Annotated[str, Meta(pattern=r"^([A-Z]{2}[A-Za-z0-9]{2,14})?$")] = ""
+    language: Language = "en"
+    currency: Currency = "EUR"
+    payment_terms_days: Annotated[int, Meta(ge=0, le=365)] = 14
+    price_list_id: UUID | None = None
+
+
+class ChangeCustomerDetails(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: Text | None = None
+    billing_address: Address | None = None
+    site_addresses: Annotated[list[Address], Meta(max_length=50)] | None = None
+    email: Email | None = None
+    phone: Annotated[str, Meta(max_length=40)] | None = None
+    vat_id: Annotated[str, Meta(pattern=r"^([A-Z]{2}[A-Za-z0-9]{2,14})?$")] | None = None
+    language: Language | None = None
+    currency: Currency | None = None
+    payment_terms_days: Annotated[int, Meta(ge=0, le=365)] | None = None
+    price_list_id: UUID | None = None
+
+
+class RegisterTechnician(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: Text
+    skills: Annotated[list[Code], Meta(max_length=50)] = []
+    email: Email | None = None
+    phone: Annotated[str, Meta(max_length=40)] = ""
+
+
+class ChangeTechnicianDetails(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: Text | None = None
+    skills: Annotated[list[Code], Meta(max_length=50)] | None = None
+    email: Email | None = None
+    phone: Annotated[str, Meta(max_length=40)] | None = None
+
+
+class DeactivateTechnician(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    reason: OptionalText = ""
+
+
+class ReactivateTechnician(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class CreatePriceList(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: Text
+    currency: Currency = "EUR"
+    is_default: bool = False
+    customer_id: UUID | None = None
+
+
+class PriceActivity(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    code: Code
+    name: Text
+    unit: Unit
+    rate: Money
+    minimum_charge: Money = Decimal(0)
+    vat_rate: VatRate = Decimal(0)
+
+    def __post_init__(self) -> None:
+        check_decimal("rate", self.rate, Decimal(0), Decimal("1e9"))
+        check_decimal("minimum_charge", self.minimum_charge, Decimal(0), Decimal("1e9"))
+        check_decimal("vat_rate", self.vat_rate, Decimal(0), Decimal(100))
+
+
+class RemoveActivity(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    code: Code
+
+
+class RequestJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    customer_id: UUID
+    job_type: Code
+    description: LongText
+    source: Source = Source.PHONE
+    site_address: Address | None = None
+    scope: LongText = ""
+    priority: Priority = Priority.NORMAL
+    sla_deadline: UtcTime | None = None
+    billing_kind: BillingKind = BillingKind.PAID
+    location: Location = Location.ON_SITE
+    estimate_minutes: Minutes | None = None
+
+
+class ChangeJobDetails(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    site_address: Address | None = None
+    description: LongText | None = None
+    scope: LongText | None = None
+
+
+class QuoteJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    amount: Money
+    valid_until: UtcTime | None = None
+    note: LongText = ""
+
+    def __post_init__(self) -> None:
+        check_decimal("amount", self.amount, Decimal(0), Decimal("1e12"))
+
+
+class AcceptQuote(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class RejectQuote(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    reason: LongText = ""
+
+
+class ScheduleJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    technician_ids: Annotated[list[UUID], Meta(min_length=1, max_length=10)]
+    start: UtcTime
+    duration_minutes: PositiveMinutes = 60
+
+
+class RescheduleJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    technician_ids: Annotated[list[UUID], Meta(min_length=1, max_length=10)]
+    start: UtcTime
+    duration_minutes: PositiveMinutes = 60
+    reason: LongText = ""
+
+
+class UnassignJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    reason: LongText = ""
+
+
+class TakeJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    start: UtcTime | None = None
+    duration_minutes: PositiveMinutes = 60
+
+
+class StartWork(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    technician_id: UUID | None = None  # a technician starts their own; the office names one
+
+
+class StopWork(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    technician_id: UUID | None = None
+    billable: bool = True
+    activity: Annotated[str, Meta(max_length=40)] = ""
+
+
+class AddTimeEntry(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    started_at: UtcTime
+    minutes: PositiveMinutes
+    technician_id: UUID | None = None
+    billable: bool = True
+    activity: Annotated[str, Meta(max_length=40)] = ""
+    note: LongText = ""
+
+
+class CorrectTimeEntry(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    entry_id: UUID
+    minutes: Minutes
+    billable: bool = True
+    reason: Text
+
+
+class AddNote(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    text: Annotated[str, Meta(min_length=1, max_length=10_000)]
+
+
+class UseMaterial(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    code: Code
+    description: Text
+    quantity: Quantity
+    unit: Annotated[str, Meta(min_length=1, max_length=20)] = "piece"
+    unit_price: Money | None = None
+    billable: bool = True
+
+    def __post_init__(self) -> None:
+        check_decimal("quantity", self.quantity, Decimal(0), Decimal("1e9"), low_inclusive=False)
+        check_decimal("unit_price", self.unit_price, Decimal(0), Decimal("1e9"))
+
+
+class CompleteJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    summary: Annotated[str, Meta(min_length=1, max_length=10_000)]
+    first_visit: bool = True
+
+
+class SignOffJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    signed_by: Text
+    signature: Annotated[str, Meta(max_length=500_000, pattern=r"^(data:image/(png|svg\+xml);base64,[A-Za-z0-9+/=]+)?$")] = ""
+
+
+class PutJobOnHold(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    reason: Text
+
+
+class ResumeJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class CancelJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    reason: Text
+
+
+class ReopenJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    reason: Text
+
+
+JobCommand = (
+    RequestJob | ChangeJobDetails | QuoteJob | AcceptQuote | RejectQuote | ScheduleJob
+    | RescheduleJob | UnassignJob | TakeJob | StartWork | StopWork | AddTimeEntry
+    | CorrectTimeEntry | AddNote | UseMaterial | CompleteJob | SignOffJob | PutJobOnHold
+    | ResumeJob | CancelJob | ReopenJob
+)
+
+
+# --- the codec -------------------------------------------------------------------------
+
+_encoder = msgspec.json.Encoder(decimal_format="string")
+_decoder = msgspec.json.Decoder(AnyEvent)
+
+
+def encode_event(event: Event) -> bytes:
+    """The event as readable JSON, as it is stored in the stream."""
+    return _encoder.encode(event)
+
+
+def decode_event(data: bytes) -> Event:
+    return _decoder.decode(data)  # type: ignore[no-any-return]
+
+
+def topic_of(event: Event) -> str:
+    return type(event).__name__

@@ -1,0 +1,347 @@
+"""The command API: FastAPI over JobstreamApp, for the office and the technicians' client.
+
+Request bodies are the command Structs of events.contract, decoded by msgspec (one
+definition serves validation and the OpenAPI document). Domain errors map to HTTP here,
+once: 404 unknown aggregate, 409 illegal transition or version conflict, 422 invalid input
+naming the field, 403 refused with the reason, 401 no valid token.
+"""
+
+
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+from uuid import UUID, uuid4
+
+import msgspec
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+
+from events.contract import (
+    AcceptQuote, AddNote, AddTimeEntry, CancelJob, ChangeCustomerDetails, ChangeJobDetails,
+    ChangeTechnicianDetails, CompleteJob, CorrectTimeEntry, CreatePriceList, DeactivateTechnician,
+    PriceActivity, PutJobOnHold, QuoteJob, ReactivateTechnician, RegisterCustomer,
+    RegisterTechnician, RejectQuote, RemoveActivity, ReopenJob, RequestJob, RescheduleJob,
+    ResumeJob, Role, ScheduleJob, SignOffJob, StartWork, StopWork, TakeJob, UnassignJob,
+    UseMaterial, decode_event,
+)
+from services.app import JobstreamApp, Result, VersionConflict
+from services.domain.common import Actor, Forbidden, Invalid, InvalidTransition, NotFound
+
+JOB_ACTIONS: dict[str, type[msgspec.Struct]] = {
+    "details": ChangeJobDetails,
+    "quote": QuoteJob,
+    "quote/accept": AcceptQuote,
+    "quote/reject": RejectQuote,
+    "schedule": ScheduleJob,
+    "reschedule": RescheduleJob,
+    "unassign": UnassignJob,
+    "take": TakeJob,
+    "start": StartWork,
+    "stop": StopWork,
+    "time-entries": AddTimeEntry,
+    "time-entries/correct": CorrectTimeEntry,
+    "notes": AddNote,
+    "materials": UseMaterial,
+    "complete": CompleteJob,
+    "sign-off": SignOffJob,
+    "hold": PutJobOnHold,
+    "resume": ResumeJob,
+    "cancel": CancelJob,
+    "reopen": ReopenJob,
+}
+
+TECHNICIAN_ACTIONS: dict[str, type[msgspec.Struct]] = {
+    "details": ChangeTechnicianDetails,
+    "deactivate": DeactivateTechnician,
+    "reactivate": ReactivateTechnician,
+}
+
+_encoder = msgspec.json.Encoder(decimal_format="string")
+_AT_FIELD = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_BACKTICK_FIELD = re.compile(r"`(?P<field>[a-z_]+)`")
+
+PROBLEM = {
+    "type": "object",
+    "properties": {
+        "detail": {"anyOf": [{"type": "string"}, {"type": "array", "items": {
+            "type": "object",
+            "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+        }}]},
+        "current_version": {"type": "integer"},
+        "status": {"type": "string"},
+    },
+    "required": ["detail"],
+}
+ERRORS = {
+    code: {"description": text, "content": {"application/json": {"schema": PROBLEM}}}
+    for code, text in {
+        400: "bad request",
+        401: "no valid access token",
+        403: "refused: the reason says why",
+        404: "unknown aggregate",
+        409: "illegal in the current status, or a version conflict",
+        422: "invalid input: the field and the reason",
+    }.items()
+}
+
+
+def json(content: Any, status_code: int = 200) -> Response:
+    return Response(_encoder.encode(content), status_code=status_code, media_type="application/json")
+
+
+def problem(status_code: int, detail: Any, **extra: Any) -> Response:
+    return json({"detail": detail, **extra}, status_code)
+
+
+def field_error(message: str) -> dict[str, str]:
+    """msgspec's message as {field, reason}: 'Expected `int`, got `str` - at `$.minutes`'."""
+    match = _AT_FIELD.match(message)
+    assert match is not None
+    path = (match.group("path") or "").lstrip(".")
+    reason = match.group("reason")
+    if not path:
+        named = _BACKTICK_FIELD.search(reason)
+        if named and "unknown field" not in reason:
+            path = named.group("field")
+    if "unknown field" in reason:
+        path = reason.split("`")[1] if "`" in reason else path
+    return {"field": path or "body", "reason": reason}
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    env: dict[str, str]
+    title: str = "jobstream command API"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.jobstream = JobstreamApp(settings.env)
+        try:
+            yield
+        finally:
+            app.state.jobstream.close()
+
+    app = FastAPI(
+        title=settings.title,
+        version="0.1.0",
+        description="Commands for the office and the technicians. Every accepted command "
+        "answers with the aggregate's new version and the stream position of its last event.",
+        lifespan=lifespan,
+    )
+    _install_error_handlers(app)
+    schemas: dict[str, Any] = {}
+
+    def jobstream(request: Request) -> JobstreamApp:
+        return request.app.state.jobstream  # type: ignore[no-any-return]
+
+    def actor(
+        request: Request,
+        authorization: Annotated[str | None, Header(description="Bearer <token>")] = None,
+    ) -> Actor:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise _Unauthorized("send Authorization: Bearer <token>")
+        found = jobstream(request).authenticate(authorization.removeprefix("Bearer ").strip())
+        if found is None:
+            raise _Unauthorized("the token is unknown or revoked")
+        return found
+
+    def body_of(command_type: type[msgspec.Struct]) -> Callable[..., Any]:
+        decoder = msgspec.json.Decoder(command_type)
+
+        async def decode(request: Request) -> msgspec.Struct:
+            raw = await request.body()
+            try:
+                return decoder.decode(raw or b"{}")
+            except msgspec.ValidationError as error:
+                raise Invalid(**field_error(str(error))) from None
+            except msgspec.DecodeError as error:
+                raise Invalid("body", f"not valid JSON: {error}") from None
+
+        return decode
+
+    def request_body(command_type: type[msgspec.Struct]) -> dict[str, Any]:
+        (schema,), components = msgspec.json.schema_components(
+            [command_type], ref_template="#/components/schemas/{name}"
+        )
+        schemas.update(components)
+        return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+    result_schema = msgspec.json.schema_components([Result], ref_template="#/components/schemas/{name}")
+    schemas.update(result_schema[1])
+    accepted = {
+        "description": "accepted: the new version and the stream position",
+        "content": {"application/json": {"schema": result_schema[0][0]}},
+    }
+
+    IdempotencyKey = Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", max_length=200,
+               description="the command's id: a retry with the same key returns the first "
+               "result and appends nothing"),
+    ]
+    IfMatch = Annotated[
+        str | None,
+        Header(alias="If-Match", max_length=20, pattern=r"^\s*\d{1,10}\s*$",
+               description="the version the command was decided on; 409 if it moved on"),
+    ]
+    CorrelationId = Annotated[str | None, Header(alias="X-Correlation-Id", max_length=200)]
+
+    def command_route(path: str, kind: str, command_type: type[msgspec.Struct], *,
+                      creates: bool = False, summary: str = "", tag: str = "") -> None:
+        decode = body_of(command_type)
+        responses = {**ERRORS, (201 if creates else 200): accepted}
+
+        def run(request: Request, who: Actor, command: msgspec.Struct, key: str | None,
+                if_match: str | None, correlation_id: str | None, id: UUID | None) -> Response:
+            result = jobstream(request).execute(
+                kind, id if id is not None else uuid4(), command, who,
+                command_id=key, correlation_id=correlation_id,
+                expected_version=int(if_match) if if_match else None,
+            )
+            return json(result, 201 if creates and not result.replayed else 200)
+
+        if not creates:
+            def handle_existing(
+                request: Request,
+                id: UUID,
+                who: Annotated[Actor, Depends(actor)],
+                command: Annotated[msgspec.Struct, Depends(decode)],
+                idempotency_key: IdempotencyKey = None,
+                if_match: IfMatch = None,
+                correlation_id: CorrelationId = None,
+            ) -> Response:
+                return run(request, who, command, idempotency_key, if_match, correlation_id, id)
+
+            endpoint: Callable[..., Response] = handle_existing
+        else:
+            def handle_new(
+                request: Request,
+                who: Annotated[Actor, Depends(actor)],
+                command: Annotated[msgspec.Struct, Depends(decode)],
+                idempotency_key: IdempotencyKey = None,
+                correlation_id: CorrelationId = None,
+            ) -> Response:
+                return run(request, who, command, idempotency_key, None, correlation_id, None)
+
+            endpoint = handle_new
+        app.add_api_route(
+            path, endpoint, methods=["POST"], summary=summary or command_type.__name__,
+            responses=responses, openapi_extra=request_body(command_type),
+            tags=[tag or kind], operation_id=f"{command_type.__name__}",
+            status_code=201 if creates else 200,
+        )
+
+    command_route("/customers", "customer", RegisterCustomer, creates=True,
+                  summary="Register a customer")
+    command_route("/customers/{id}/details", "customer", ChangeCustomerDetails,
+                  summary="Change a customer's details (history is kept)")
+    command_route("/technicians", "technician", RegisterTechnician, creates=True,
+                  summary="Register a technician")
+    for action, command_type in TECHNICIAN_ACTIONS.items():
+        command_route(f"/technicians/{{id}}/{action}", "technician", command_type)
+    command_route("/price-lists", "pricelist", CreatePriceList, creates=True,
+                  summary="Create a price list (the default one is the service catalogue)")
+    command_route("/price-lists/{id}/activities", "pricelist", PriceActivity,
+                  summary="Add or change an activity's price")
+    command_route("/price-lists/{id}/activities/remove", "pricelist", RemoveActivity,
+                  summary="Remove an activity from a price list")
+    command_route("/jobs", "job", RequestJob, creates=True, summary="Take a request: a new job")
+    for action, command_type in JOB_ACTIONS.items():
+        command_route(f"/jobs/{{id}}/{action}", "job", command_type)
+
+    def read_route(path: str, kind: str, summary: str) -> None:
+        def read(request: Request, id: UUID, who: Annotated[Actor, Depends(actor)]) -> Response:
+            state = jobstream(request).get(kind, id)
+            if kind == "job" and who.role is Role.TECHNICIAN and (
+                who.technician_id not in state.technician_ids and not state.in_pool
+            ):
+                raise Forbidden("this job is not assigned to you")
+            return json(state)
+
+        app.add_api_route(path, read, methods=["GET"], summary=summary,
+                          responses={**ERRORS, 200: {"description": "the current state"}},
+                          tags=[kind], operation_id=f"get_{kind}")
+
+    read_route("/jobs/{id}", "job", "A job's current state, from its events")
+    read_route("/customers/{id}", "customer", "A customer's current details")
+    read_route("/technicians/{id}", "technician", "A technician")
+    read_route("/price-lists/{id}", "pricelist", "A price list with its activities")
+
+    @app.get("/jobs/{id}/events", tags=["job"], responses={**ERRORS},
+             summary="Every event of a job, in order, straight from the stream")
+    def job_events(request: Request, id: UUID, who: Annotated[Actor, Depends(actor)]) -> Response:
+        state = jobstream(request).get("job", id)
+        if who.role is Role.TECHNICIAN and who.technician_id not in state.technician_ids:
+            raise Forbidden("this job is not assigned to you")
+        history = jobstream(request).history(id)
+        return json([
+            {"version": s.originator_version, "type": s.topic,
+             "event": msgspec.to_builtins(decode_event(s.state))}
+            for s in history
+        ])
+
+    @app.get("/health", tags=["service"], summary="Liveness: the API and its NATS connection")
+    def health(request: Request) -> dict[str, Any]:
+        return {"status": "ok", "position": jobstream(request).recorder.max_notification_id() or 0}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version,
+                               description=app.description, routes=app.routes)
+            spec.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+            spec["components"]["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"}}
+            spec["security"] = [{"bearer": []}]
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+class _Unauthorized(Exception):
+    pass
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(_Unauthorized)
+    async def unauthorized(request: Request, error: _Unauthorized) -> Response:
+        response = problem(401, str(error))
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(request: Request, error: Forbidden) -> Response:
+        return problem(403, str(error))
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, error: NotFound) -> Response:
+        return problem(404, str(error))
+
+    @app.exception_handler(InvalidTransition)
+    async def invalid_transition(request: Request, error: InvalidTransition) -> Response:
+        return problem(409, str(error), status=error.status)
+
+    @app.exception_handler(VersionConflict)
+    async def conflict(request: Request, error: VersionConflict) -> Response:
+        return problem(409, str(error), current_version=error.current_version)
+
+    @app.exception_handler(Invalid)
+    async def invalid(request: Request, error: Invalid) -> Response:
+        return problem(422, [{"field": error.field, "reason": error.reason}])
+
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(request: Request, error: RequestValidationError) -> Response:
+        details = [
+            {"field": ".".join(str(p) for p in e["loc"] if p not in ("body",)) or "body",
+             "reason": e["msg"]}
+            for e in error.errors()
+        ]
+        return problem(422, details)
+
+
+__all__ = ["JSONResponse", "Settings", "create_app"]

@@ -1,0 +1,347 @@
+"""The write side: load an aggregate from its events, decide, and save what was decided.
+
+A save is one atomic batch on the stream: the events of every aggregate a command touches
+(a technician's stopwatch moving from one job to another touches three), and, when the
+command carries an id, the record of its result, so a retry returns that result and
+appends nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from eventsourcing.persistence import InfrastructureFactory, IntegrityError, StoredEvent
+from eventsourcing.utils import Environment
+
+from events.contract import (
+    CommandAccepted, Event, EventMeta, RequestJob, RescheduleJob, Role, ScheduleJob,
+    StopwatchStarted, TakeJob,
+    StopwatchStopped, TokenIssued, TokenRevoked, WorkStarted, WorkStopped, decode_event,
+    encode_event, topic_of,
+)
+from events.jetstream import NatsApplicationRecorder
+from services.domain import job as jobs
+from services.domain import parties
+from services.domain.common import Actor, Context, DomainError, Invalid, NotFound, derived_id
+
+
+class VersionConflict(DomainError):
+    def __init__(self, kind: str, id: UUID, current: int, expected: int | None = None) -> None:
+        detail = f"expected version {expected}" if expected is not None else "a concurrent change"
+        super().__init__(f"{kind} {id} is at version {current} ({detail}); reload and retry")
+        self.current_version = current
+
+
+class Kind(msgspec.Struct, frozen=True):
+    """How one kind of aggregate is rebuilt from its events."""
+
+    name: str
+    initial: Callable[[UUID], Any]
+    evolve: Callable[[Any, Any], Any]
+
+
+KINDS = {
+    "job": Kind("job", lambda id: jobs.Job(id=id), jobs.evolve),
+    "customer": Kind("customer", lambda id: parties.Customer(id=id), parties.evolve_customer),
+    "technician": Kind("technician", lambda id: parties.Technician(id=id), parties.evolve_technician),
+    "pricelist": Kind("pricelist", lambda id: parties.PriceList(id=id), parties.evolve_price_list),
+    "token": Kind("token", lambda id: parties.Token(id=id), parties.evolve_token),
+    "command": Kind("command", lambda id: None, lambda state, event: event),
+}
+
+
+class Loaded(msgspec.Struct):
+    state: Any
+    version: int
+    last_hash: str
+
+
+class Result(msgspec.Struct, frozen=True, kw_only=True):
+    """What an accepted command answers: the aggregate's new version and the stream position."""
+
+    id: UUID
+    version: int
+    position: int
+    events: list[str]
+    replayed: bool = False
+
+
+def event_hash(state: bytes) -> str:
+    return hashlib.sha256(state).hexdigest()
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class JobstreamApp:
+    """Loads, decides and saves. Thread-safe; plain `def` FastAPI routes call it."""
+
+    CACHE_SIZE = 20_000
+    RETRIES = 3
+    AUTH_TTL = 5.0
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.factory = InfrastructureFactory.construct(Environment(env=env))
+        self.recorder = self.factory.application_recorder()
+        self._cache: OrderedDict[UUID, Loaded] = OrderedDict()
+        self._lock = threading.Lock()
+        self._tokens: dict[str, tuple[float, Actor | None]] = {}
+
+    def close(self) -> None:
+        self.factory.close()
+
+    # --- loading -------------------------------------------------------------------------
+
+    def load(self, kind: str, id: UUID) -> Loaded:
+        """The aggregate's current state: the cached state plus any newer events."""
+        spec = KINDS[kind]
+        with self._lock:
+            cached = self._cache.get(id)
+        loaded = cached if cached is not None else Loaded(spec.initial(id), 0, "")
+        newer = self.recorder.select_events(id, gt=loaded.version or None)
+        if newer:
+            state = loaded.state
+            for stored in newer:
+                state = spec.evolve(state, decode_event(stored.state))
+            loaded = Loaded(state, newer[-1].originator_version, event_hash(newer[-1].state))
+            self._remember(id, loaded)
+        return loaded
+
+    def _remember(self, id: UUID, loaded: Loaded) -> None:
+        with self._lock:
+            self._cache[id] = loaded
+            self._cache.move_to_end(id)
+            if len(self._cache) > self.CACHE_SIZE:
+                self._cache.popitem(last=False)
+
+    def get(self, kind: str, id: UUID) -> Any:
+        loaded = self.load(kind, id)
+        if loaded.version == 0:
+            raise NotFound(kind, id)
+        return loaded.state
+
+    # --- executing -----------------------------------------------------------------------
+
+    def execute(
+        self,
+        kind: str,
+        id: UUID,
+        command: msgspec.Struct,
+        actor: Actor,
+        command_id: str | None = None,
+        correlation_id: str | None = None,
+        expected_version: int | None = None,
+    ) -> Result:
+        record_id = derived_id("command", actor.id, command_id) if command_id else None
+        if record_id is not None:
+            replay = self._replay(record_id)
+            if replay is not None:
+                return replay
+        for attempt in range(self.RETRIES):
+            ctx = Context(now=datetime.now(UTC), actor=actor)
+            loaded = self.load(kind, id)
+            if expected_version is not None and loaded.version != expected_version:
+                raise VersionConflict(kind, id, loaded.version, expected_version)
+            touched = self._decide(kind, id, command, loaded, ctx)
+            try:
+                return self._save(kind, id, touched, actor, command_id, correlation_id, record_id)
+            except IntegrityError:
+                if record_id is not None:
+                    replay = self._replay(record_id)
+                    if replay is not None:
+                        return replay
+                for other in touched:
+                    self._forget(other)
+                if expected_version is not None or attempt == self.RETRIES - 1:
+                    current = self.load(kind, id).version
+                    raise VersionConflict(kind, id, current, expected_version) from None
+        raise AssertionError("unreachable")
+
+    def _forget(self, id: UUID) -> None:
+        with self._lock:
+            self._cache.pop(id, None)
+
+    def _decide(
+        self, kind: str, id: UUID, command: msgspec.Struct, loaded: Loaded, ctx: Context
+    ) -> dict[UUID, tuple[Loaded, list[Event]]]:
+        """The events to save, per aggregate, with the state each was decided on."""
+        match kind:
+            case "job":
+                command = self._check_references(command, ctx)
+                decided: list[Event] = list(jobs.decide(command, loaded.state, ctx))  # type: ignore[arg-type]
+                return self._with_stopwatches(id, loaded, decided, ctx)
+            case "customer":
+                decided = list(parties.decide_customer(command, loaded.state, ctx))  # type: ignore[arg-type]
+            case "technician":
+                decided = list(parties.decide_technician(command, loaded.state, ctx))  # type: ignore[arg-type]
+            case "pricelist":
+                decided = list(parties.decide_price_list(command, loaded.state, ctx))  # type: ignore[arg-type]
+            case _:
+                raise ValueError(f"no commands for {kind}")
+        return {id: (loaded, decided)}
+
+    def _check_references(self, command: msgspec.Struct, ctx: Context) -> msgspec.Struct:
+        """Customers and technicians a job command names must exist (and be active)."""
+        match command:
+            case RequestJob():
+                customer = self.load("customer", command.customer_id)
+                if customer.version == 0:
+                    raise Invalid("customer_id", f"no customer {command.customer_id}")
+                if command.site_address is None and customer.state.site_addresses:
+                    return msgspec.structs.replace(
+                        command, site_address=customer.state.site_addresses[0])
+            case ScheduleJob() | RescheduleJob():
+                for technician_id in command.technician_ids:
+                    self._active_technician(technician_id, "technician_ids")
+            case TakeJob() if ctx.actor.technician_id is not None:
+                self._active_technician(ctx.actor.technician_id, "technician")
+        return command
+
+    def _active_technician(self, technician_id: UUID, field: str) -> None:
+        tech = self.load("technician", technician_id)
+        if tech.version == 0:
+            raise Invalid(field, f"no technician {technician_id}")
+        if not tech.state.active:
+            raise Invalid(field, f"technician {tech.state.name} is deactivated")
+
+    def _with_stopwatches(
+        self, job_id: UUID, loaded: Loaded, decided: list[Event], ctx: Context
+    ) -> dict[UUID, tuple[Loaded, list[Event]]]:
+        """A technician has one running stopwatch: starting work on another job stops it."""
+        touched: dict[UUID, tuple[Loaded, list[Event]]] = {job_id: (loaded, decided)}
+
+        def technician_events(technician_id: UUID) -> list[Event]:
+            if technician_id not in touched:
+                touched[technician_id] = (self.load("technician", technician_id), [])
+            return touched[technician_id][1]
+
+        for event in decided:
+            if isinstance(event, WorkStarted):
+                tech = self.load("technician", event.technician_id).state
+                running = tech.running_job_id
+                if running is not None and running != job_id:
+                    other = self.load("job", running)
+                    stopped = jobs.stop_running(other.state, event.technician_id, ctx)
+                    if stopped:
+                        touched[running] = (other, list(stopped))
+                    technician_events(event.technician_id).append(
+                        StopwatchStopped(id=event.technician_id, job_id=running, at=ctx.now))
+                technician_events(event.technician_id).append(
+                    StopwatchStarted(id=event.technician_id, job_id=job_id, at=ctx.now))
+            elif isinstance(event, WorkStopped):
+                technician_events(event.technician_id).append(
+                    StopwatchStopped(id=event.technician_id, job_id=job_id, at=ctx.now))
+        return touched
+
+    def _save(
+        self,
+        kind: str,
+        id: UUID,
+        touched: dict[UUID, tuple[Loaded, list[Event]]],
+        actor: Actor,
+        command_id: str | None,
+        correlation_id: str | None,
+        record_id: UUID | None,
+    ) -> Result:
+        now = datetime.now(UTC)
+        command_id = command_id or uuid.uuid4().hex
+        stored: list[StoredEvent] = []
+        versions: dict[UUID, int] = {}
+        for aggregate_id, (loaded, events) in touched.items():
+            version, previous = loaded.version, loaded.last_hash
+            for event in events:
+                version += 1
+                meta = EventMeta(
+                    event_id=uuid.uuid4(), occurred_at=now, actor_id=actor.id,
+                    actor_role=actor.role.value, command_id=command_id,
+                    correlation_id=correlation_id or command_id, previous_hash=previous,
+                )
+                state = encode_event(msgspec.structs.replace(event, meta=meta))
+                stored.append(StoredEvent(aggregate_id, version, topic_of(event), state))
+                previous = event_hash(state)
+            versions[aggregate_id] = version
+        names = [topic_of(e) for e in touched[id][1]]
+        result = {"id": str(id), "version": versions[id], "events": names}
+        if record_id is not None:
+            record = CommandAccepted(id=record_id, command_id=command_id, actor_id=actor.id,
+                                     result=result)
+            meta = EventMeta(event_id=uuid.uuid4(), occurred_at=now, actor_id=actor.id,
+                             actor_role=actor.role.value, command_id=command_id,
+                             correlation_id=correlation_id or command_id)
+            stored.append(StoredEvent(record_id, 1, topic_of(record),
+                                      encode_event(msgspec.structs.replace(record, meta=meta))))
+        positions = self.recorder.insert_events(stored) or [0]
+        position = positions[-2] if record_id is not None and len(positions) > 1 else positions[-1]
+        if not names:
+            position = self.recorder.max_notification_id() or 0
+        return Result(id=id, version=versions[id], position=position, events=names)
+
+    def _replay(self, record_id: UUID) -> Result | None:
+        """The first result of a command id already accepted, or None."""
+        found = self.recorder.select_events(record_id, limit=1)
+        if not found:
+            return None
+        record = decode_event(found[0].state)
+        assert isinstance(record, CommandAccepted)
+        position = self._position_of(record_id)
+        result = record.result
+        return Result(id=UUID(str(result["id"])), version=int(result["version"]),  # type: ignore[call-overload]
+                      position=position - 1, events=list(result["events"]),  # type: ignore[call-overload]
+                      replayed=True)
+
+    def _position_of(self, record_id: UUID) -> int:
+        assert isinstance(self.recorder, NatsApplicationRecorder)
+        return self.recorder.last_position(record_id) or 0
+
+    # --- access tokens -------------------------------------------------------------------
+
+    def issue_token(self, user_name: str, role: Role, technician_id: UUID | None = None) -> str:
+        """Create an access token; only its hash is stored. The token is shown once."""
+        token = "js_" + secrets.token_urlsafe(32)
+        digest = token_hash(token)
+        token_id = derived_id("token", digest)
+        issued = TokenIssued(id=token_id, user_name=user_name, role=role,
+                             technician_id=technician_id, token_hash=digest)
+        admin = Actor(id="admin-cli", role=Role.ADMIN)
+        self._save("token", token_id, {token_id: (Loaded(None, 0, ""), [issued])}, admin, None, None, None)
+        return token
+
+    def revoke_token(self, token: str, reason: str = "") -> None:
+        token_id = derived_id("token", token_hash(token))
+        loaded = self.load("token", token_id)
+        if loaded.version == 0:
+            raise NotFound("token", "given")
+        admin = Actor(id="admin-cli", role=Role.ADMIN)
+        revoked = TokenRevoked(id=token_id, reason=reason)
+        self._save("token", token_id, {token_id: (loaded, [revoked])}, admin, None, None, None)
+        self._tokens.pop(token_hash(token), None)
+
+    def authenticate(self, token: str) -> Actor | None:
+        digest = token_hash(token)
+        cached = self._tokens.get(digest)
+        if cached is not None and time.monotonic() - cached[0] < self.AUTH_TTL:
+            return cached[1]
+        state = self.load("token", derived_id("token", digest)).state
+        actor = None
+        if state.version and not state.revoked and state.role is not None:
+            actor = Actor(id=state.user_name, role=state.role, technician_id=state.technician_id)
+        self._tokens[digest] = (time.monotonic(), actor)
+        return actor
+
+    # --- reading the stream --------------------------------------------------------------
+
+    def history(self, id: UUID) -> Sequence[StoredEvent]:
+        return self.recorder.select_events(id)
+

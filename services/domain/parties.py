@@ -1,0 +1,225 @@
+"""Customers, technicians, price lists and access tokens: deciders and their state."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import assert_never
+from uuid import UUID
+
+import msgspec
+from msgspec.structs import replace
+
+from events.contract import (
+    ActivityPriced, ActivityRemoved, Address, ChangeCustomerDetails, ChangeTechnicianDetails,
+    CreatePriceList, CustomerDetailsChanged, CustomerEvent, CustomerRegistered,
+    DeactivateTechnician, PriceActivity, PriceListCreated, PriceListEvent, ReactivateTechnician,
+    RegisterCustomer, RegisterTechnician, RemoveActivity, StopwatchStarted, StopwatchStopped,
+    TechnicianDeactivated, TechnicianDetailsChanged, TechnicianEvent, TechnicianReactivated,
+    TechnicianRegistered, TokenEvent, TokenIssued, TokenRevoked, Role, Unit,
+)
+from services.domain.common import Context, Forbidden, Invalid, InvalidTransition
+
+OfficeRoles = (Role.OFFICE, Role.ADMIN)
+
+
+def _office_only(ctx: Context, action: str) -> None:
+    if ctx.actor.role not in OfficeRoles:
+        raise Forbidden(f"only the office may {action}")
+
+
+# --- customers ---------------------------------------------------------------------------
+
+
+class Customer(msgspec.Struct, frozen=True, kw_only=True):
+    id: UUID
+    version: int = 0
+    name: str = ""
+    billing_address: Address | None = None
+    site_addresses: list[Address] = []
+    email: str = ""
+    phone: str = ""
+    vat_id: str = ""
+    language: str = "en"
+    currency: str = "EUR"
+    payment_terms_days: int = 14
+    price_list_id: UUID | None = None
+
+
+CustomerCommand = RegisterCustomer | ChangeCustomerDetails
+
+
+def decide_customer(command: CustomerCommand, customer: Customer, ctx: Context) -> list[CustomerEvent]:
+    _office_only(ctx, "change customers")
+    match command:
+        case RegisterCustomer():
+            if customer.version:
+                raise InvalidTransition("customer", "registered", "register it again")
+            return [CustomerRegistered(id=customer.id, **_fields(command, email=command.email or ""))]
+        case ChangeCustomerDetails():
+            if not customer.version:
+                raise InvalidTransition("customer", "not registered", "change details")
+            changes = {k: v for k, v in msgspec.structs.asdict(command).items() if v is not None}
+            if not changes:
+                raise Invalid("body", "name at least one detail to change")
+            return [CustomerDetailsChanged(id=customer.id, **changes)]
+        case _:
+            assert_never(command)
+
+
+def evolve_customer(customer: Customer, event: CustomerEvent) -> Customer:
+    customer = replace(customer, version=customer.version + 1)
+    match event:
+        case CustomerRegistered() | CustomerDetailsChanged():
+            fields = {k: v for k, v in msgspec.structs.asdict(event).items()
+                      if k not in ("id", "meta") and v is not None}
+            return replace(customer, **fields)
+    return customer
+
+
+def _fields(struct: msgspec.Struct, **overrides: object) -> dict[str, object]:
+    return {**msgspec.structs.asdict(struct), **overrides}
+
+
+# --- technicians ------------------------------------------------------------------------
+
+
+class Technician(msgspec.Struct, frozen=True, kw_only=True):
+    id: UUID
+    version: int = 0
+    name: str = ""
+    skills: list[str] = []
+    email: str = ""
+    phone: str = ""
+    active: bool = True
+    running_job_id: UUID | None = None
+
+
+TechnicianCommand = RegisterTechnician | ChangeTechnicianDetails | DeactivateTechnician | ReactivateTechnician
+
+
+def decide_technician(command: TechnicianCommand, tech: Technician, ctx: Context) -> list[TechnicianEvent]:
+    _office_only(ctx, "change technicians")
+    if not tech.version and not isinstance(command, RegisterTechnician):
+        raise InvalidTransition("technician", "not registered", "change it")
+    match command:
+        case RegisterTechnician():
+            if tech.version:
+                raise InvalidTransition("technician", "registered", "register it again")
+            return [TechnicianRegistered(id=tech.id, **_fields(command, email=command.email or ""))]
+        case ChangeTechnicianDetails():
+            changes = {k: v for k, v in msgspec.structs.asdict(command).items() if v is not None}
+            if not changes:
+                raise Invalid("body", "name at least one detail to change")
+            return [TechnicianDetailsChanged(id=tech.id, **changes)]
+        case DeactivateTechnician():
+            if not tech.active:
+                raise InvalidTransition("technician", "inactive", "deactivate")
+            return [TechnicianDeactivated(id=tech.id, reason=command.reason)]
+        case ReactivateTechnician():
+            if tech.active:
+                raise InvalidTransition("technician", "active", "reactivate")
+            return [TechnicianReactivated(id=tech.id)]
+        case _:
+            assert_never(command)
+
+
+def evolve_technician(tech: Technician, event: TechnicianEvent) -> Technician:
+    tech = replace(tech, version=tech.version + 1)
+    match event:
+        case TechnicianRegistered() | TechnicianDetailsChanged():
+            fields = {k: v for k, v in msgspec.structs.asdict(event).items()
+                      if k not in ("id", "meta") and v is not None}
+            return replace(tech, **fields)
+        case TechnicianDeactivated():
+            return replace(tech, active=False)
+        case TechnicianReactivated():
+            return replace(tech, active=True)
+        case StopwatchStarted():
+            return replace(tech, running_job_id=event.job_id)
+        case StopwatchStopped():
+            return replace(tech, running_job_id=None if tech.running_job_id == event.job_id
+                           else tech.running_job_id)
+    return tech
+
+
+# --- price lists (the default list is the service catalogue) ---------------------------
+
+
+class Activity(msgspec.Struct, frozen=True, kw_only=True):
+    code: str
+    name: str
+    unit: Unit
+    rate: Decimal
+    minimum_charge: Decimal
+    vat_rate: Decimal
+
+
+class PriceList(msgspec.Struct, frozen=True, kw_only=True):
+    id: UUID
+    version: int = 0
+    name: str = ""
+    currency: str = "EUR"
+    is_default: bool = False
+    customer_id: UUID | None = None
+    activities: dict[str, Activity] = {}
+
+
+PriceListCommand = CreatePriceList | PriceActivity | RemoveActivity
+
+
+def decide_price_list(command: PriceListCommand, prices: PriceList, ctx: Context) -> list[PriceListEvent]:
+    _office_only(ctx, "change price lists")
+    if not prices.version and not isinstance(command, CreatePriceList):
+        raise InvalidTransition("price list", "not created", "change it")
+    match command:
+        case CreatePriceList():
+            if prices.version:
+                raise InvalidTransition("price list", "created", "create it again")
+            return [PriceListCreated(id=prices.id, **_fields(command))]
+        case PriceActivity():
+            return [ActivityPriced(id=prices.id, **_fields(command))]
+        case RemoveActivity():
+            if command.code not in prices.activities:
+                raise Invalid("code", f"no activity {command.code!r} on this price list")
+            return [ActivityRemoved(id=prices.id, code=command.code)]
+        case _:
+            assert_never(command)
+
+
+def evolve_price_list(prices: PriceList, event: PriceListEvent) -> PriceList:
+    prices = replace(prices, version=prices.version + 1)
+    match event:
+        case PriceListCreated():
+            return replace(prices, name=event.name, currency=event.currency,
+                           is_default=event.is_default, customer_id=event.customer_id)
+        case ActivityPriced():
+            activity = Activity(code=event.code, name=event.name, unit=event.unit, rate=event.rate,
+                                minimum_charge=event.minimum_charge, vat_rate=event.vat_rate)
+            return replace(prices, activities={**prices.activities, event.code: activity})
+        case ActivityRemoved():
+            return replace(prices, activities={k: v for k, v in prices.activities.items()
+                                               if k != event.code})
+    return prices
+
+
+# --- access tokens -------------------------------------------------------------------------
+
+
+class Token(msgspec.Struct, frozen=True, kw_only=True):
+    id: UUID
+    version: int = 0
+    user_name: str = ""
+    role: Role | None = None
+    technician_id: UUID | None = None
+    revoked: bool = False
+
+
+def evolve_token(token: Token, event: TokenEvent) -> Token:
+    token = replace(token, version=token.version + 1)
+    match event:
+        case TokenIssued():
+            return replace(token, user_name=event.user_name, role=event.role,
+                           technician_id=event.technician_id)
+        case TokenRevoked():
+            return replace(token, revoked=True)
+    return token
