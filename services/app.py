@@ -199,9 +199,10 @@ class JobstreamApp:
                 customer = self.load("customer", command.customer_id)
                 if customer.version == 0:
                     raise Invalid("customer_id", f"no customer {command.customer_id}")
-                if command.site_address is None and customer.state.site_addresses:
+                if command.site_address is None:  # the customer's site, else their billing address
+                    sites = customer.state.site_addresses
                     return msgspec.structs.replace(
-                        command, site_address=customer.state.site_addresses[0])
+                        command, site_address=sites[0] if sites else customer.state.billing_address)
             case ScheduleJob() | RescheduleJob():
                 for technician_id in command.technician_ids:
                     self._active_technician(technician_id, "technician_ids")

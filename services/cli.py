@@ -1,0 +1,327 @@
+"""The `jobstream` command: run the product, one service, the demo, users, and the event log.
+
+    jobstream up [--demo] [--data DIR] [--port 8000]   everything, supervised, Ctrl-C stops
+    jobstream run command-api [--port 8000]            one service alone (scale-out)
+    jobstream demo                                      load a small realistic business
+    jobstream admin create-user NAME --role office      prints the new token once
+    jobstream events [--job ID] [--json]                events straight from the stream
+
+Settings come from the environment once, here: NATS_URL (else the embedded server that
+`jobstream up` started for the data directory), NATS_STREAM, JOBSTREAM_DATA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import UUID
+
+import msgspec
+import platformdirs
+
+from events.contract import Role, decode_event
+from services.domain.common import DomainError
+
+SERVICES = {
+    "command-api": "the command API (HTTP, OpenAPI at /docs)",
+}
+DEFAULT_PORTS = {"command-api": 8000}
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    data_dir: Path
+    nats_url: str | None
+    stream: str
+
+    @classmethod
+    def from_env(cls, data: str | None = None) -> Settings:
+        return cls(
+            data_dir=Path(data or os.environ.get("JOBSTREAM_DATA")
+                          or platformdirs.user_data_dir("jobstream")),
+            nats_url=os.environ.get("NATS_URL") or None,
+            stream=os.environ.get("NATS_STREAM") or "JOBSTREAM",
+        )
+
+    @property
+    def url_file(self) -> Path:
+        return self.data_dir / "nats.url"
+
+    def resolved_url(self) -> str:
+        if self.nats_url:
+            return self.nats_url
+        if self.url_file.exists():
+            return self.url_file.read_text().strip()
+        raise SystemExit(
+            "jobstream: no NATS server to talk to. Start one with `jobstream up` "
+            f"(data in {self.data_dir}) or set NATS_URL."
+        )
+
+    def env(self, url: str | None = None) -> dict[str, str]:
+        return {
+            "PERSISTENCE_MODULE": "events.jetstream",
+            "NATS_URL": url or self.resolved_url(),
+            "NATS_STREAM": self.stream,
+            "NATS_SUBJECT_PREFIX": os.environ.get("NATS_SUBJECT_PREFIX", ""),
+        }
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+# --- up: the whole product, supervised ------------------------------------------------------
+
+
+class Child:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self.name, self.argv, self.env = name, argv, env
+        self.process: subprocess.Popen[bytes] | None = None
+        self.restarts: list[float] = []
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.argv, env=self.env)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+
+    def wait(self, timeout: float) -> None:
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def up(args: argparse.Namespace) -> int:
+    from services.app import JobstreamApp
+    from services.natsd import EmbeddedNats
+
+    settings = Settings.from_env(args.data)
+    server = None
+    if settings.nats_url:
+        url = settings.nats_url
+        say(f"Using NATS at {url} (NATS_URL)")
+    else:
+        server = EmbeddedNats(settings.data_dir / "nats", port=args.nats_port).start()
+        url = server.url
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.url_file.write_text(url)
+        say(f"Started nats-server with JetStream at {url} (data in {settings.data_dir / 'nats'})")
+    env = settings.env(url)
+    children: list[Child] = []
+    stopping = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        app = JobstreamApp(env)  # creates or verifies the stream before anything runs
+        try:
+            if args.demo:
+                from services.demo import load_demo
+                load_demo(app, say)
+        finally:
+            app.close()
+        port = args.port
+        child_env = {**os.environ, **env}
+        for name in SERVICES:
+            argv = [sys.executable, "-m", "services.cli", "run", name,
+                    "--host", args.host, "--port", str(port)]
+            child = Child(name, argv, child_env)
+            child.start()
+            children.append(child)
+        base = f"http://{args.host}:{port}"
+        say("")
+        say("jobstream is running:")
+        say(f"  command API   {base}   (API docs: {base}/docs)")
+        say(f"  NATS          {url}   stream {settings.stream}")
+        say("Press Ctrl-C to stop.")
+        while not stopping:
+            time.sleep(0.2)
+            for child in children:
+                assert child.process is not None
+                code = child.process.poll()
+                if code is None or stopping:
+                    continue
+                now = time.monotonic()
+                child.restarts = [t for t in child.restarts if now - t < 60] + [now]
+                if len(child.restarts) > 5:
+                    say(f"{child.name} keeps failing (exit {code}); stopping jobstream")
+                    stopping = True
+                    break
+                say(f"{child.name} exited with {code}; restarting it")
+                time.sleep(min(5.0, 0.5 * len(child.restarts)))
+                child.start()
+    finally:
+        say("Stopping jobstream ...")
+        for child in children:
+            child.stop()
+        for child in children:
+            child.wait(timeout=10)
+        if server is not None:
+            server.stop()
+            settings.url_file.unlink(missing_ok=True)
+        say("Stopped.")
+    return 0
+
+
+# --- run: one service -------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = Settings.from_env(args.data)
+    if args.service == "command-api":
+        from services.api import Settings as ApiSettings
+        from services.api import create_app
+
+        app = create_app(ApiSettings(env=settings.env()))
+        uvicorn.run(app, host=args.host, port=args.port or DEFAULT_PORTS[args.service],
+                    log_level="warning", access_log=False)
+        return 0
+    raise SystemExit(f"jobstream: unknown service {args.service!r}; one of: {', '.join(SERVICES)}")
+
+
+# --- demo, admin, events ------------------------------------------------------------------
+
+
+def demo(args: argparse.Namespace) -> int:
+    from services.app import JobstreamApp
+    from services.demo import load_demo
+
+    app = JobstreamApp(Settings.from_env(args.data).env())
+    try:
+        load_demo(app, say)
+    finally:
+        app.close()
+    return 0
+
+
+def admin(args: argparse.Namespace) -> int:
+    from services.app import JobstreamApp
+
+    app = JobstreamApp(Settings.from_env(args.data).env())
+    try:
+        if args.admin_command == "create-user":
+            technician = UUID(args.technician) if args.technician else None
+            if args.role == "technician" and technician is None:
+                raise SystemExit("jobstream: a technician user needs --technician <technician id>")
+            token = app.issue_token(args.name, Role(args.role), technician)
+            say(f"Created {args.role} user {args.name!r}. Their token (shown only this once):")
+            say(token)
+        elif args.admin_command == "revoke":
+            app.revoke_token(args.token, args.reason)
+            say("Revoked.")
+    finally:
+        app.close()
+    return 0
+
+
+def events(args: argparse.Namespace) -> int:
+    from services.app import JobstreamApp
+
+    app = JobstreamApp(Settings.from_env(args.data).env())
+    try:
+        if args.job:
+            rows = [(None, s) for s in app.recorder.select_events(UUID(args.job))]
+        else:
+            start = args.after + 1
+            rows = [(n.id, n) for n in app.recorder.select_notifications(start, args.limit)]
+        if not rows:
+            say("No events.")
+            return 0
+        for position, stored in rows:
+            event = decode_event(stored.state)
+            if args.json:
+                sys.stdout.write(msgspec.json.encode(
+                    {"position": position, "version": stored.originator_version,
+                     "type": stored.topic, "event": event}, enc_hook=str).decode() + "\n")
+                continue
+            meta = event.meta
+            when = meta.occurred_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if meta else "-"
+            who = f"{meta.actor_id} ({meta.actor_role})" if meta else "-"
+            details = _summary(event)
+            prefix = f"{position:>8}  " if position is not None else ""
+            say(f"{prefix}v{stored.originator_version:<4} {when}  {stored.topic:<22} {who:<24} {details}")
+    finally:
+        app.close()
+    return 0
+
+
+def _summary(event: object) -> str:
+    fields = msgspec.to_builtins(event)
+    for key in ("type", "id", "meta"):
+        fields.pop(key, None)
+    shown = ", ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, "", [], {}))
+    return shown if len(shown) < 100 else shown[:97] + "..."
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="jobstream", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", help="data directory (default: the user's data dir)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("up", help="run the whole product: NATS, every service")
+    p.add_argument("--demo", action="store_true", help="load the demo business first")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000, help="command API port")
+    p.add_argument("--nats-port", type=int, default=None, help="embedded NATS port (default: free)")
+    p.add_argument("--data", default=argparse.SUPPRESS, help="data directory")
+    p.set_defaults(handler=up)
+
+    p = commands.add_parser("run", help="run one service alone")
+    p.add_argument("service", choices=sorted(SERVICES))
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--data", default=argparse.SUPPRESS, help="data directory")
+    p.set_defaults(handler=run)
+
+    p = commands.add_parser("demo", help="load a small realistic business")
+    p.add_argument("--data", default=argparse.SUPPRESS, help="data directory")
+    p.set_defaults(handler=demo)
+
+    p = commands.add_parser("admin", help="users and their tokens")
+    p.add_argument("--data", default=argparse.SUPPRESS, help="data directory")
+    admin_commands = p.add_subparsers(dest="admin_command", required=True)
+    a = admin_commands.add_parser("create-user", help="create a user; prints the token once")
+    a.add_argument("name")
+    a.add_argument("--role", required=True, choices=[r.value for r in Role])
+    a.add_argument("--technician", help="the technician id, for a technician user")
+    a = admin_commands.add_parser("revoke", help="revoke a token")
+    a.add_argument("token")
+    a.add_argument("--reason", default="")
+    p.set_defaults(handler=admin)
+
+    p = commands.add_parser("events", help="list events straight from the stream")
+    p.add_argument("--job", help="only this job's (any aggregate id works)")
+    p.add_argument("--after", type=int, default=0, help="stream position to start after")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true", help="JSON Lines instead of a table")
+    p.add_argument("--data", default=argparse.SUPPRESS, help="data directory")
+    p.set_defaults(handler=events)
+
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, DomainError) as error:
+        raise SystemExit(f"jobstream: {error}") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
