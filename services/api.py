@@ -167,8 +167,10 @@ def create_app(settings: Settings) -> FastAPI:
         (schema,), components = msgspec.json.schema_components(
             [command_type], ref_template="#/components/schemas/{name}"
         )
-        schemas.update(components)
-        return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+        schemas.update(_decimals_as_numbers(components))
+        required = bool(components[command_type.__name__].get("required"))
+        return {"requestBody": {"required": required,
+                                "content": {"application/json": {"schema": schema}}}}
 
     result_schema = msgspec.json.schema_components([Result], ref_template="#/components/schemas/{name}")
     schemas.update(result_schema[1])
@@ -185,7 +187,7 @@ def create_app(settings: Settings) -> FastAPI:
     ]
     IfMatch = Annotated[
         str | None,
-        Header(alias="If-Match", max_length=20, pattern=r"^\s*\d{1,10}\s*$",
+        Header(alias="If-Match", max_length=20, pattern=r"^\d{1,10}$",
                description="the version the command was decided on; 409 if it moved on"),
     ]
     CorrelationId = Annotated[str | None, Header(alias="X-Correlation-Id", max_length=200)]
@@ -202,7 +204,7 @@ def create_app(settings: Settings) -> FastAPI:
                 command_id=key, correlation_id=correlation_id,
                 expected_version=int(if_match) if if_match else None,
             )
-            return json(result, 201 if creates and not result.replayed else 200)
+            return json(result, 201 if creates else 200)
 
         if not creates:
             def handle_existing(
@@ -284,7 +286,8 @@ def create_app(settings: Settings) -> FastAPI:
             for s in history
         ])
 
-    @app.get("/health", tags=["service"], summary="Liveness: the API and its NATS connection")
+    @app.get("/health", tags=["service"], openapi_extra={"security": []},
+             summary="Liveness, for load balancers and `jobstream up`: the only public route")
     def health(request: Request) -> dict[str, Any]:
         return {"status": "ok", "position": jobstream(request).recorder.max_notification_id() or 0}
 
@@ -301,6 +304,23 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+DECIMAL = {
+    "anyOf": [{"type": "string", "pattern": r"^-?[0-9]{1,15}(\.[0-9]{1,6})?$"}, {"type": "number"}],
+    "description": "a decimal number; as a string it keeps every digit",
+}
+
+
+def _decimals_as_numbers(node: Any) -> Any:
+    """msgspec decodes a Decimal from a JSON string or number: say so in the document."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and node.get("format") == "decimal":
+            return DECIMAL
+        return {key: _decimals_as_numbers(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_decimals_as_numbers(value) for value in node]
+    return node
 
 
 class _Unauthorized(Exception):
