@@ -159,10 +159,10 @@ def stream_differences(wanted: StreamConfig, actual: StreamConfig) -> list[str]:
     if set(wanted.subjects or ()) - set(actual.subjects or ()):
         differences.append(f"subjects are {actual.subjects}, expected {wanted.subjects}")
     for field in ("storage", "retention", "num_replicas"):
-        if getattr(actual, field) != getattr(wanted, field):
-            differences.append(
-                f"{field} is {getattr(actual, field)}, expected {getattr(wanted, field)}"
-            )
+        have, need = (getattr(c, field) for c in (actual, wanted))
+        if have != need:
+            differences.append(f"{field} is {getattr(have, 'value', have)}, "
+                               f"expected {getattr(need, 'value', need)}")
     for flag in ("deny_delete", "deny_purge", "allow_direct", "allow_atomic"):
         if not getattr(actual, flag):
             differences.append(f"{flag} is off, expected on")
@@ -186,7 +186,7 @@ class NatsConnection:
 
     async def _connect(self) -> NATS:
         return await nats.connect(
-            self.settings.url,
+            servers=[url.strip() for url in self.settings.url.split(",")],
             user=self.settings.user,
             password=self.settings.password,
             max_reconnect_attempts=-1,

@@ -144,6 +144,8 @@ def up(args: argparse.Namespace) -> int:
             child.start()
             children.append(child)
         base = f"http://{args.host}:{port}"
+        for child in children:
+            _wait_until_listening(child, args.host, port)
         say("")
         say("jobstream is running:")
         say(f"  command API   {base}   (API docs: {base}/docs)")
@@ -176,6 +178,24 @@ def up(args: argparse.Namespace) -> int:
             settings.url_file.unlink(missing_ok=True)
         say("Stopped.")
     return 0
+
+
+def _wait_until_listening(child: Child, host: str, port: int, timeout: float = 60.0) -> None:
+    """Print the URLs only once the service answers, so they work when they are read."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert child.process is not None
+        if child.process.poll() is not None:
+            raise SystemExit(f"jobstream: {child.name} exited with {child.process.returncode} "
+                             f"while starting (is port {port} free? try --port)")
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"jobstream: {child.name} did not start listening on {host}:{port}")
 
 
 # --- run: one service -------------------------------------------------------------------

@@ -1,0 +1,109 @@
+"""The README's path as a user walks it: `jobstream up --demo`, a job from request to
+completion over HTTP as office and technician, its events listed with the CLI, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.natsd import free_port
+
+JOBSTREAM = [sys.executable, "-m", "services.cli"]
+
+
+class Running:
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put("<exit>")
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        while True:
+            line = self.lines.get(timeout=timeout)
+            self.seen.append(line)
+            if line == "<exit>":
+                raise AssertionError("jobstream exited; it said:\n" + "\n".join(self.seen))
+            found = re.search(pattern, line)
+            if found:
+                return found
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
+    env["JOBSTREAM_DATA"] = str(tmp_path / "data")
+    return env
+
+
+@pytest.fixture
+def jobstream_up(clean_env: dict[str, str]) -> Iterator[tuple[Running, int]]:
+    port = free_port()
+    process = subprocess.Popen([*JOBSTREAM, "up", "--demo", "--port", str(port)], env=clean_env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    running = Running(process)
+    yield running, port
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def test_up_demo_walk_a_job_list_its_events_and_stop(
+        jobstream_up: tuple[Running, int], clean_env: dict[str, str]) -> None:
+    running, port = jobstream_up
+    nats_url = running.wait_for(r"Started nats-server with JetStream at (nats://\S+)").group(1)
+    office = running.wait_for(r"office \(Olga\)\s+(js_\S+)").group(1)
+    tech_line = running.wait_for(r"technician \(jana, id (\S+)\)\s+(js_\S+)")
+    jana, jana_token = tech_line.group(1), tech_line.group(2)
+    base = running.wait_for(r"command API\s+(http://\S+)").group(1)
+    running.wait_for("Press Ctrl-C to stop")
+    assert base == f"http://127.0.0.1:{port}"
+
+    as_office = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {office}"}, timeout=10)
+    as_jana = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {jana_token}"}, timeout=10)
+    customer = as_office.post("/customers", json={"name": "Harbour Café", "billing_address": {
+        "street": "1 Quay Street", "city": "Dublin", "postal_code": "D02 X285", "country": "IE"}})
+    assert customer.status_code == 201, customer.text
+    job = as_office.post("/jobs", json={"customer_id": customer.json()["id"], "job_type": "repair",
+                                        "description": "Coffee machine leaks"}).json()["id"]
+    assert as_office.post(f"/jobs/{job}/schedule", json={
+        "technician_ids": [jana], "start": "2026-11-24T09:00:00Z"}).status_code == 200
+    assert as_jana.post(f"/jobs/{job}/start", json={}).status_code == 200
+    assert as_jana.post(f"/jobs/{job}/notes", json={"text": "Gasket replaced"}).status_code == 200
+    done = as_jana.post(f"/jobs/{job}/complete", json={"summary": "Fixed"})
+    assert done.status_code == 200 and done.json()["events"] == ["WorkStopped", "JobCompleted"]
+
+    listed = subprocess.run([*JOBSTREAM, "events", "--job", job], env=clean_env,
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    types = [line.split()[3] for line in listed.stdout.splitlines()]
+    assert types == ["JobRequested", "JobScheduled", "WorkStarted", "NoteAdded", "WorkStopped",
+                     "JobCompleted"]
+    assert "olga (office)" in listed.stdout and "jana (technician)" in listed.stdout
+
+    running.process.send_signal(signal.SIGINT)
+    assert running.process.wait(timeout=30) == 0
+    running.wait_for("Stopped.")
+    host, nats_port = nats_url.removeprefix("nats://").split(":")
+    with pytest.raises(OSError):
+        socket.create_connection((host, int(nats_port)), timeout=1).close()
+    with pytest.raises(httpx.ConnectError):
+        as_office.get("/health")
+
