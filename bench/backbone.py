@@ -1,0 +1,279 @@
+"""The event backbone, measured in one run beside the raw JetStream limit on the same machine.
+
+    .venv/bin/python bench/backbone.py [--seconds 5]
+
+Starts its own nats-server (the project's nats.conf: sync_interval always) on a free port
+and its own command API, and prints a Markdown table for docs/benchmarks.md:
+
+- raw JetStream conditional publish (Nats-Expected-Last-Subject-Sequence, one subject per
+  writer, each waiting for its ack): the limit, at 1 and 32 concurrent writers;
+- the recorder's insert_events of one event, at 1 and 32 threads;
+- commands through the HTTP API (AddNote with an Idempotency-Key, each client on a job of
+  its own) at 1 and 32 concurrent clients, with p50 and p99 latency;
+- loading a job with 500 events: cold (a fresh process cache) and warm;
+- the resident memory of the whole product (`jobstream up`) when idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import nats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from eventsourcing.persistence import StoredEvent  # noqa: E402
+
+from events.contract import AddNote, Role, ScheduleJob  # noqa: E402
+from services.app import JobstreamApp  # noqa: E402
+from services.domain.common import Actor  # noqa: E402
+from services.natsd import EmbeddedNats, free_port  # noqa: E402
+
+OFFICE = Actor(id="bench", role=Role.OFFICE)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+class Figure:
+    def __init__(self, name: str, rate: float, latencies: list[float] | None = None) -> None:
+        self.name, self.rate = name, rate
+        self.p50 = percentile(latencies, 50) * 1000 if latencies else None
+        self.p99 = percentile(latencies, 99) * 1000 if latencies else None
+
+
+# --- raw JetStream ---------------------------------------------------------------------
+
+
+async def raw_conditional_publish(url: str, stream: str, writers: int, seconds: float) -> Figure:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await js.add_stream(name=stream, subjects=[f"{stream}.>"], storage="file",
+                        allow_direct=True, deny_delete=True, deny_purge=True)
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def writer(n: int) -> int:
+        subject, last, count = f"{stream}.raw.{n}", 0, 0
+        payload = b'{"type":"NoteAdded","text":"benchmark"}'
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            reply = await nc.request(subject, payload, timeout=10, headers={
+                "Nats-Expected-Last-Subject-Sequence": str(last)})
+            latencies.append(time.perf_counter() - started)
+            last = int(reply.data.split(b'"seq":')[1].split(b",")[0].split(b"}")[0])
+            count += 1
+        return count
+
+    started = time.perf_counter()
+    counts = await asyncio.gather(*(writer(n) for n in range(writers)))
+    elapsed = time.perf_counter() - started
+    await nc.close()
+    return Figure(f"raw conditional publish, {writers} writer(s)", sum(counts) / elapsed, latencies)
+
+
+# --- the recorder ------------------------------------------------------------------------
+
+
+def recorder_inserts(app: JobstreamApp, threads: int, seconds: float) -> Figure:
+    recorder = app.recorder
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    def insert() -> int:
+        count = 0
+        while time.perf_counter() < deadline:
+            event = StoredEvent(uuid.uuid4(), 1, "NoteAdded", b'{"type":"NoteAdded","text":"benchmark"}')
+            started = time.perf_counter()
+            recorder.insert_events([event])
+            latencies.append(time.perf_counter() - started)
+            count += 1
+        return count
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        counts = list(pool.map(lambda _: insert(), range(threads)))
+    elapsed = time.perf_counter() - started
+    return Figure(f"recorder insert_events, {threads} thread(s)", sum(counts) / elapsed, latencies)
+
+
+# --- the HTTP command path -----------------------------------------------------------------
+
+
+def prepare_jobs(app: JobstreamApp, count: int) -> tuple[list[uuid.UUID], str]:
+    from events.contract import Address, RegisterCustomer, RegisterTechnician, RequestJob
+
+    customer, tech = uuid.uuid4(), uuid.uuid4()
+    address = Address(street="Benchmark 1", city="Brno", postal_code="60200", country="CZ")
+    app.execute("customer", customer, RegisterCustomer(name="Bench", billing_address=address), OFFICE)
+    app.execute("technician", tech, RegisterTechnician(name="Bench Tech"), OFFICE)
+    jobs = []
+    for _ in range(count):
+        job = uuid.uuid4()
+        app.execute("job", job, RequestJob(customer_id=customer, job_type="repair", description="bench"), OFFICE)
+        app.execute("job", job, ScheduleJob(technician_ids=[tech], start=_now()), OFFICE)
+        jobs.append(job)
+    return jobs, app.issue_token("bench", Role.OFFICE)
+
+
+def _now():  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+    return datetime.now(UTC)
+
+
+async def http_commands(base: str, token: str, jobs: list[uuid.UUID], seconds: float) -> Figure:
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=len(jobs), max_keepalive_connections=len(jobs))
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30,
+                                 headers={"Authorization": f"Bearer {token}"}) as client:
+        async def one_client(job: uuid.UUID) -> int:
+            count = 0
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                response = await client.post(f"/jobs/{job}/notes", json={"text": "benchmark note"},
+                                             headers={"Idempotency-Key": uuid.uuid4().hex})
+                latencies.append(time.perf_counter() - started)
+                if response.status_code != 200:
+                    raise RuntimeError(f"{response.status_code} {response.text}")
+                count += 1
+            return count
+
+        started = time.perf_counter()
+        counts = await asyncio.gather(*(one_client(job) for job in jobs))
+        elapsed = time.perf_counter() - started
+    return Figure(f"HTTP commands (AddNote, Idempotency-Key), {len(jobs)} client(s)",
+                  sum(counts) / elapsed, latencies)
+
+
+# --- loading a long job --------------------------------------------------------------------
+
+
+def load_500(env: dict[str, str]) -> tuple[float, float]:
+    writer = JobstreamApp(env)
+    job, = prepare_jobs(writer, 1)[0]
+    for n in range(498):
+        writer.execute("job", job, AddNote(text=f"note {n}"), OFFICE)
+    assert writer.load("job", job).version == 500
+    writer.close()
+    cold, warm = [], []
+    for _ in range(20):
+        reader = JobstreamApp(env)
+        started = time.perf_counter()
+        reader.load("job", job)
+        cold.append(time.perf_counter() - started)
+        for _ in range(20):
+            started = time.perf_counter()
+            reader.load("job", job)
+            warm.append(time.perf_counter() - started)
+        reader.close()
+    return statistics.median(cold) * 1000, statistics.median(warm) * 1000
+
+
+# --- memory ------------------------------------------------------------------------------
+
+
+def tree_rss_mb(pid: int) -> float:
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+            for task in Path(f"/proc/{current}/task").iterdir():
+                children = (task / "children").read_text().split()
+                pending.extend(int(c) for c in children)
+        except (FileNotFoundError, ProcessLookupError, AttributeError):
+            continue
+    return total / 1024
+
+
+def idle_rss(seconds: float) -> float:
+    with tempfile.TemporaryDirectory() as data:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
+        env["JOBSTREAM_DATA"] = data
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "up", "--demo", "--port", str(free_port())],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=Path(__file__).resolve().parent.parent)
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "Press Ctrl-C" in line:
+                break
+        time.sleep(seconds)  # idle: nothing to wait for but the passing of time
+        rss = tree_rss_mb(process.pid)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+        return rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
+    args = parser.parse_args()
+    data = tempfile.mkdtemp(prefix="jobstream-bench-")
+    figures: list[Figure] = []
+    with EmbeddedNats(Path(data) / "nats") as server:
+        env = {"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": server.url}
+        for writers in (1, 32):
+            figures.append(asyncio.run(raw_conditional_publish(
+                server.url, f"RAW{writers}", writers, args.seconds)))
+        app = JobstreamApp(env)
+        for threads in (1, 32):
+            figures.append(recorder_inserts(app, threads, args.seconds))
+        jobs, token = prepare_jobs(app, 32)
+        app.close()
+        port = free_port()
+        api = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "run", "command-api", "--port", str(port)],
+            env={**os.environ, **env}, cwd=Path(__file__).resolve().parent.parent)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(300):
+                try:
+                    httpx.get(f"{base}/health", timeout=1)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            asyncio.run(http_commands(base, token, jobs[:4], 1.0))  # warm up
+            for clients in (1, 32):
+                figures.append(asyncio.run(http_commands(base, token, jobs[:clients], args.seconds)))
+            api_rss = tree_rss_mb(api.pid)
+        finally:
+            api.terminate()
+            api.wait()
+        cold, warm = load_500(env)
+    rss = idle_rss(5.0)
+
+    raw = {1: figures[0].rate, 32: figures[1].rate}
+    print("| measurement | per second | ratio to raw at same concurrency | p50 ms | p99 ms |")
+    print("|---|---:|---:|---:|---:|")
+    for figure in figures:
+        concurrency = 32 if "32" in figure.name else 1
+        ratio = figure.rate / raw[concurrency]
+        print(f"| {figure.name} | {figure.rate:,.0f} | {ratio:.2f} | "
+              f"{figure.p50:.2f} | {figure.p99:.2f} |")
+    print()
+    print(f"- loading a job with 500 events: cold {cold:.2f} ms, warm (cached) {warm:.2f} ms (median)")
+    print(f"- command API process after the run: {api_rss:.0f} MB RSS")
+    print(f"- whole product idle (`jobstream up --demo`: supervisor, command API, nats-server): {rss:.0f} MB RSS")
+
+
+if __name__ == "__main__":
+    main()
