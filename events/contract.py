@@ -387,19 +387,6 @@ class TokenRevoked(TokenEvent, frozen=True, kw_only=True, tag=True):
     reason: str = ""
 
 
-# idempotency: the first result of a command id, saved in the same atomic batch as its events
-
-
-class CommandEvent(Event, frozen=True, kw_only=True, tag=True):
-    aggregate: ClassVar[str] = "command"
-
-
-class CommandAccepted(CommandEvent, frozen=True, kw_only=True, tag=True):
-    command_id: str
-    actor_id: str
-    result: dict[str, object]
-
-
 CustomerEvents = CustomerRegistered | CustomerDetailsChanged
 TechnicianEvents = (
     TechnicianRegistered | TechnicianDetailsChanged | TechnicianDeactivated
@@ -413,7 +400,7 @@ JobEvents = (
     | JobResumed | JobCancelled | JobReopened
 )
 TokenEvents = TokenIssued | TokenRevoked
-AnyEvent = CustomerEvents | TechnicianEvents | PriceListEvents | JobEvents | TokenEvents | CommandAccepted
+AnyEvent = CustomerEvents | TechnicianEvents | PriceListEvents | JobEvents | TokenEvents
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls for cls in AnyEvent.__args__  # type: ignore[attr-defined]

@@ -416,13 +416,6 @@ class NatsAggregateRecorder(NatsRecorder, AggregateRecorder):
     async def _tracking_message(self, tracking: Tracking) -> tuple[str, bytes, dict[str, str]]:
         raise ProgrammingError("this recorder does not record tracking")
 
-    def last_position(self, originator_id: UUID | str) -> int | None:
-        """The stream sequence of the aggregate's latest event, or None."""
-        last = self._run(
-            self.connection.last_message(self.settings.aggregate_filter(self.purpose, originator_id))
-        )
-        return int(_header(last, "Nats-Sequence")) if last is not None else None
-
     def select_events(
         self,
         originator_id: UUID | str,
@@ -432,44 +425,49 @@ class NatsAggregateRecorder(NatsRecorder, AggregateRecorder):
         desc: bool = False,
         limit: int | None = None,
     ) -> Sequence[StoredEvent]:
-        return self._run(self._select_async(originator_id, gt, lte, desc, limit))
-
-    async def _select_async(
-        self,
-        originator_id: UUID | str,
-        gt: int | None,
-        lte: int | None,
-        desc: bool,
-        limit: int | None,
-    ) -> list[StoredEvent]:
-        subject_filter = self.settings.aggregate_filter(self.purpose, originator_id)
         if desc and lte is None and limit == 1:  # the latest one: a snapshot, say
-            last = await self.connection.last_message(subject_filter)
+            last = self._run(self.connection.last_message(
+                self.settings.aggregate_filter(self.purpose, originator_id)))
             events = [_stored_event(last)] if last is not None else []
             return [e for e in events if gt is None or e.originator_version > gt]
+        events = [event for _, event in self.select_positioned(originator_id, gt=gt, lte=lte)]
+        if desc:
+            events.reverse()
+        return events[:limit] if limit is not None else events
+
+    def select_positioned(
+        self, originator_id: UUID | str, *, gt: int | None = None, lte: int | None = None
+    ) -> list[tuple[int, StoredEvent]]:
+        """The aggregate's events with their stream positions, oldest first."""
+        return self._run(self._select_async(originator_id, gt, lte))
+
+    async def _select_async(
+        self, originator_id: UUID | str, gt: int | None, lte: int | None
+    ) -> list[tuple[int, StoredEvent]]:
+        subject_filter = self.settings.aggregate_filter(self.purpose, originator_id)
         start = 1
         known = self._known.get(originator_id)
         if gt is not None and known is not None and known[0] == gt:
-            start = known[1] + 1
-        events: list[StoredEvent] = []
+            start = known[1] + 1  # only what came after the version the caller has
+        found: list[tuple[int, StoredEvent]] = []
         while True:
             page = await self.connection.direct_batch(
                 {"seq": start, "next_by_subj": subject_filter, "batch": PAGE}
             )
             for msg in page:
-                event = _stored_event(msg)
-                self._remember(originator_id, event.originator_version, int(_header(msg, "Nats-Sequence")))
+                event, sequence = _stored_event(msg), int(_header(msg, "Nats-Sequence"))
+                self._remember(originator_id, event.originator_version, sequence)
                 if gt is not None and event.originator_version <= gt:
                     continue
                 if lte is not None and event.originator_version > lte:
                     continue
-                events.append(event)
+                found.append((sequence, event))
             if len(page) < PAGE:
                 break
             start = int(_header(page[-1], "Nats-Sequence")) + 1
-        if desc:
-            events.reverse()
-        return events[:limit] if limit is not None else events
+        if not found and gt is None and lte is None and known is None:
+            self._remember(originator_id, 0, 0)  # a new aggregate: its first save expects 0
+        return found
 
 
 class NatsApplicationRecorder(NatsAggregateRecorder, ApplicationRecorder):

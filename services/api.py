@@ -11,7 +11,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import msgspec
 from fastapi import Depends, FastAPI, Header, Request
@@ -199,8 +199,9 @@ def create_app(settings: Settings) -> FastAPI:
 
         def run(request: Request, who: Actor, command: msgspec.Struct, key: str | None,
                 if_match: str | None, correlation_id: str | None, id: UUID | None) -> Response:
+            target = id if id is not None else jobstream(request).new_id(who, key)
             result = jobstream(request).execute(
-                kind, id if id is not None else uuid4(), command, who,
+                kind, target, command, who,
                 command_id=key, correlation_id=correlation_id,
                 expected_version=int(if_match) if if_match else None,
             )

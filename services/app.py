@@ -1,9 +1,10 @@
 """The write side: load an aggregate from its events, decide, and save what was decided.
 
-A save is one atomic batch on the stream: the events of every aggregate a command touches
-(a technician's stopwatch moving from one job to another touches three), and, when the
-command carries an id, the record of its result, so a retry returns that result and
-appends nothing.
+A save appends the events of every aggregate a command touches (a technician's stopwatch
+moving from one job to another touches three) with optimistic concurrency: one conditional
+publish, or one atomic batch when there are several. Events carry the id of the command
+that made them, so a retried command is recognised from the log itself and answered with
+its first result.
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Sto
 from eventsourcing.utils import Environment
 
 from events.contract import (
-    CommandAccepted, Event, EventMeta, RequestJob, RescheduleJob, Role, ScheduleJob,
-    StopwatchStarted, TakeJob,
-    StopwatchStopped, TokenIssued, TokenRevoked, WorkStarted, WorkStopped, decode_event,
+    Event, EventMeta, RequestJob, RescheduleJob, Role, ScheduleJob, StopwatchStarted,
+    StopwatchStopped, TakeJob, TokenIssued, TokenRevoked, WorkStarted, WorkStopped, decode_event,
     encode_event, topic_of,
 )
 from events.jetstream import NatsApplicationRecorder
@@ -57,14 +57,23 @@ KINDS = {
     "technician": Kind("technician", lambda id: parties.Technician(id=id), parties.evolve_technician),
     "pricelist": Kind("pricelist", lambda id: parties.PriceList(id=id), parties.evolve_price_list),
     "token": Kind("token", lambda id: parties.Token(id=id), parties.evolve_token),
-    "command": Kind("command", lambda id: None, lambda state, event: event),
 }
 
 
-class Loaded(msgspec.Struct):
+class Outcome(msgspec.Struct, frozen=True):
+    """What one command did to one aggregate: its last version, position and event types."""
+
+    version: int
+    position: int
+    events: tuple[str, ...]
+
+
+class Loaded(msgspec.Struct, frozen=True):
     state: Any
     version: int
     last_hash: str
+    # (actor id, command id) -> outcome, for the commands that carried an Idempotency-Key
+    commands: dict[tuple[str, str], Outcome] = {}
 
 
 class Result(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,6 +94,27 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+AUTO = "auto-"  # prefix of the command ids made up for commands sent without a key
+
+
+def advance(spec: Kind, loaded: Loaded, positioned: Sequence[tuple[int, StoredEvent]]) -> Loaded:
+    """The aggregate after these stored events, remembering which keyed commands made them."""
+    if not positioned:
+        return loaded
+    state, commands = loaded.state, dict(loaded.commands)
+    for position, stored in positioned:
+        event = decode_event(stored.state)
+        state = spec.evolve(state, event)
+        meta = event.meta
+        if meta is not None and not meta.command_id.startswith(AUTO):
+            key = (meta.actor_id, meta.command_id)
+            before = commands.get(key)
+            names = (before.events if before else ()) + (stored.topic,)
+            commands[key] = Outcome(stored.originator_version, position, names)
+    last = positioned[-1][1]
+    return Loaded(state, last.originator_version, event_hash(last.state), commands)
+
+
 class JobstreamApp:
     """Loads, decides and saves. Thread-safe; plain `def` FastAPI routes call it."""
 
@@ -94,7 +124,9 @@ class JobstreamApp:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.factory = InfrastructureFactory.construct(Environment(env=env))
-        self.recorder = self.factory.application_recorder()
+        recorder = self.factory.application_recorder()
+        assert isinstance(recorder, NatsApplicationRecorder), "jobstream runs on events.jetstream"
+        self.recorder = recorder
         self._cache: OrderedDict[UUID, Loaded] = OrderedDict()
         self._lock = threading.Lock()
         self._tokens: dict[str, tuple[float, Actor | None]] = {}
@@ -104,24 +136,25 @@ class JobstreamApp:
 
     # --- loading -------------------------------------------------------------------------
 
-    def load(self, kind: str, id: UUID) -> Loaded:
-        """The aggregate's current state: the cached state plus any newer events."""
+    def load(self, kind: str, id: UUID, fresh: bool = True) -> Loaded:
+        """The aggregate's state: the cached state, plus (when fresh) any newer events."""
         spec = KINDS[kind]
         with self._lock:
             cached = self._cache.get(id)
+        if cached is not None and not fresh:
+            return cached
         loaded = cached if cached is not None else Loaded(spec.initial(id), 0, "")
-        newer = self.recorder.select_events(id, gt=loaded.version or None)
-        if newer:
-            state = loaded.state
-            for stored in newer:
-                state = spec.evolve(state, decode_event(stored.state))
-            loaded = Loaded(state, newer[-1].originator_version, event_hash(newer[-1].state))
+        newer = self.recorder.select_positioned(id, gt=loaded.version or None)
+        if newer or cached is None:
+            loaded = advance(spec, loaded, newer)
             self._remember(id, loaded)
         return loaded
 
     def _remember(self, id: UUID, loaded: Loaded) -> None:
         with self._lock:
-            self._cache[id] = loaded
+            current = self._cache.get(id)
+            if current is None or current.version <= loaded.version:
+                self._cache[id] = loaded
             self._cache.move_to_end(id)
             if len(self._cache) > self.CACHE_SIZE:
                 self._cache.popitem(last=False)
@@ -134,6 +167,10 @@ class JobstreamApp:
 
     # --- executing -----------------------------------------------------------------------
 
+    def new_id(self, actor: Actor, command_id: str | None) -> UUID:
+        """The id of an aggregate a command creates: derived from its key, so a retry finds it."""
+        return derived_id("created", actor.id, command_id) if command_id else uuid.uuid4()
+
     def execute(
         self,
         kind: str,
@@ -144,34 +181,29 @@ class JobstreamApp:
         correlation_id: str | None = None,
         expected_version: int | None = None,
     ) -> Result:
-        record_id = derived_id("command", actor.id, command_id) if command_id else None
-        if record_id is not None:
-            replay = self._replay(record_id)
-            if replay is not None:
-                return replay
+        """Decide on the cached state first; on a conflict, reload and decide again.
+
+        A command that carries an id is applied once: its events record the id, so a retry
+        (here or on another replica) finds them and answers the first result.
+        """
+        key = (actor.id, command_id) if command_id else None
         for attempt in range(self.RETRIES):
-            ctx = Context(now=datetime.now(UTC), actor=actor)
-            loaded = self.load(kind, id)
+            loaded = self.load(kind, id, fresh=attempt > 0 or expected_version is not None)
+            if key is not None and key in loaded.commands:
+                outcome = loaded.commands[key]
+                return Result(id=id, version=outcome.version, position=outcome.position,
+                              events=list(outcome.events), replayed=True)
             if expected_version is not None and loaded.version != expected_version:
                 raise VersionConflict(kind, id, loaded.version, expected_version)
+            ctx = Context(now=datetime.now(UTC), actor=actor)
             touched = self._decide(kind, id, command, loaded, ctx)
             try:
-                return self._save(kind, id, touched, actor, command_id, correlation_id, record_id)
+                return self._save(id, touched, actor, command_id, correlation_id)
             except IntegrityError:
-                if record_id is not None:
-                    replay = self._replay(record_id)
-                    if replay is not None:
-                        return replay
-                for other in touched:
-                    self._forget(other)
-                if expected_version is not None or attempt == self.RETRIES - 1:
-                    current = self.load(kind, id).version
-                    raise VersionConflict(kind, id, current, expected_version) from None
-        raise AssertionError("unreachable")
-
-    def _forget(self, id: UUID) -> None:
-        with self._lock:
-            self._cache.pop(id, None)
+                if expected_version is not None:
+                    raise VersionConflict(kind, id, self.load(kind, id).version,
+                                          expected_version) from None
+        raise VersionConflict(kind, id, self.load(kind, id).version)
 
     def _decide(
         self, kind: str, id: UUID, command: msgspec.Struct, loaded: Loaded, ctx: Context
@@ -248,19 +280,19 @@ class JobstreamApp:
 
     def _save(
         self,
-        kind: str,
         id: UUID,
         touched: dict[UUID, tuple[Loaded, list[Event]]],
         actor: Actor,
         command_id: str | None,
         correlation_id: str | None,
-        record_id: UUID | None,
     ) -> Result:
+        """One save: every touched aggregate's events, the command's own aggregate last."""
         now = datetime.now(UTC)
-        command_id = command_id or uuid.uuid4().hex
+        command_id = command_id or f"{AUTO}{uuid.uuid4().hex}"
+        order = [other for other in touched if other != id] + [id]
         stored: list[StoredEvent] = []
-        versions: dict[UUID, int] = {}
-        for aggregate_id, (loaded, events) in touched.items():
+        for aggregate_id in order:
+            loaded, events = touched[aggregate_id]
             version, previous = loaded.version, loaded.last_hash
             for event in events:
                 version += 1
@@ -272,39 +304,18 @@ class JobstreamApp:
                 state = encode_event(msgspec.structs.replace(event, meta=meta))
                 stored.append(StoredEvent(aggregate_id, version, topic_of(event), state))
                 previous = event_hash(state)
-            versions[aggregate_id] = version
-        names = [topic_of(e) for e in touched[id][1]]
-        result = {"id": str(id), "version": versions[id], "events": names}
-        if record_id is not None:
-            record = CommandAccepted(id=record_id, command_id=command_id, actor_id=actor.id,
-                                     result=result)
-            meta = EventMeta(event_id=uuid.uuid4(), occurred_at=now, actor_id=actor.id,
-                             actor_role=actor.role.value, command_id=command_id,
-                             correlation_id=correlation_id or command_id)
-            stored.append(StoredEvent(record_id, 1, topic_of(record),
-                                      encode_event(msgspec.structs.replace(record, meta=meta))))
-        positions = self.recorder.insert_events(stored) or [0]
-        position = positions[-2] if record_id is not None and len(positions) > 1 else positions[-1]
-        if not names:
-            position = self.recorder.max_notification_id() or 0
-        return Result(id=id, version=versions[id], position=position, events=names)
-
-    def _replay(self, record_id: UUID) -> Result | None:
-        """The first result of a command id already accepted, or None."""
-        found = self.recorder.select_events(record_id, limit=1)
-        if not found:
-            return None
-        record = decode_event(found[0].state)
-        assert isinstance(record, CommandAccepted)
-        position = self._position_of(record_id)
-        result = record.result
-        return Result(id=UUID(str(result["id"])), version=int(result["version"]),  # type: ignore[call-overload]
-                      position=position - 1, events=list(result["events"]),  # type: ignore[call-overload]
-                      replayed=True)
-
-    def _position_of(self, record_id: UUID) -> int:
-        assert isinstance(self.recorder, NatsApplicationRecorder)
-        return self.recorder.last_position(record_id) or 0
+        positions = list(self.recorder.insert_events(stored) or [])
+        offset = 0
+        for aggregate_id in order:
+            loaded, events = touched[aggregate_id]
+            count = len(events)
+            mine = list(zip(positions[offset:offset + count], stored[offset:offset + count], strict=True))
+            offset += count
+            if events:
+                self._remember(aggregate_id, advance(KINDS[events[0].aggregate], loaded, mine))
+        own = touched[id][1]
+        return Result(id=id, version=touched[id][0].version + len(own), position=positions[-1],
+                      events=[topic_of(e) for e in own])
 
     # --- access tokens -------------------------------------------------------------------
 
@@ -316,7 +327,7 @@ class JobstreamApp:
         issued = TokenIssued(id=token_id, user_name=user_name, role=role,
                              technician_id=technician_id, token_hash=digest)
         admin = Actor(id="admin-cli", role=Role.ADMIN)
-        self._save("token", token_id, {token_id: (Loaded(None, 0, ""), [issued])}, admin, None, None, None)
+        self._save(token_id, {token_id: (self.load("token", token_id), [issued])}, admin, None, None)
         return token
 
     def revoke_token(self, token: str, reason: str = "") -> None:
@@ -326,7 +337,7 @@ class JobstreamApp:
             raise NotFound("token", "given")
         admin = Actor(id="admin-cli", role=Role.ADMIN)
         revoked = TokenRevoked(id=token_id, reason=reason)
-        self._save("token", token_id, {token_id: (loaded, [revoked])}, admin, None, None, None)
+        self._save(token_id, {token_id: (loaded, [revoked])}, admin, None, None)
         self._tokens.pop(token_hash(token), None)
 
     def authenticate(self, token: str) -> Actor | None:

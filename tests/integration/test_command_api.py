@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from uuid import UUID
+
+from events.contract import Role
 
 from tests.integration.conftest import ADDRESS, Api
 
@@ -178,3 +181,22 @@ def test_price_lists(api: Api) -> None:
     assert state["activities"]["labour"]["rate"] == "65.00"
     bad_unit = api.post(f"/price-lists/{prices}/activities", {"code": "x", "name": "x", "unit": "day", "rate": "1"})
     assert bad_unit.status_code == 422 and bad_unit.json()["detail"][0]["field"] == "unit"
+
+
+def test_a_retry_is_recognised_from_the_log_by_a_fresh_process(
+        api: Api, stream_env: dict[str, str]) -> None:
+    from events.contract import AddNote
+    from services.app import JobstreamApp
+    from services.domain.common import Actor
+
+    tom = api.technician("tom")
+    job = api.scheduled_job(tom)
+    first = api.ok(f"/jobs/{job}/notes", {"text": "Parts ordered"}, **{"Idempotency-Key": "note-7"})
+    restarted = JobstreamApp(stream_env)  # another replica, or the API after a restart
+    try:
+        again = restarted.execute("job", UUID(job), AddNote(text="Parts ordered"),
+                                  Actor(id="olga", role=Role.OFFICE), command_id="note-7")
+    finally:
+        restarted.close()
+    assert (again.replayed, again.version, again.position) == (True, first["version"], first["position"])
+    assert [e["type"] for e in api.get(f"/jobs/{job}/events").json()].count("NoteAdded") == 1
