@@ -441,6 +441,16 @@ class NatsAggregateRecorder(NatsRecorder, AggregateRecorder):
         """The aggregate's events with their stream positions, oldest first."""
         return self._run(self._select_async(originator_id, gt, lte))
 
+    async def select_positioned_async(
+        self, originator_id: UUID | str, *, gt: int | None = None, lte: int | None = None
+    ) -> list[tuple[int, StoredEvent]]:
+        """select_positioned, for code already on this recorder's event loop."""
+        return await self._select_async(originator_id, gt, lte)
+
+    async def insert_events_async(self, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """insert_events, for code already on this recorder's event loop: the positions."""
+        return await self._insert_async(stored_events, None) if stored_events else []
+
     async def _select_async(
         self, originator_id: UUID | str, gt: int | None, lte: int | None
     ) -> list[tuple[int, StoredEvent]]:

@@ -138,13 +138,14 @@ def create_app(settings: Settings) -> FastAPI:
     def jobstream(request: Request) -> JobstreamApp:
         return request.app.state.jobstream  # type: ignore[no-any-return]
 
-    def actor(
+    async def actor(
         request: Request,
         authorization: Annotated[str | None, Header(description="Bearer <token>")] = None,
     ) -> Actor:
         if not authorization or not authorization.startswith("Bearer "):
             raise _Unauthorized("send Authorization: Bearer <token>")
-        found = jobstream(request).authenticate(authorization.removeprefix("Bearer ").strip())
+        app = jobstream(request)
+        found = await app.submit(app.authenticate_async(authorization.removeprefix("Bearer ").strip()))
         if found is None:
             raise _Unauthorized("the token is unknown or revoked")
         return found
@@ -197,18 +198,19 @@ def create_app(settings: Settings) -> FastAPI:
         decode = body_of(command_type)
         responses = {**ERRORS, (201 if creates else 200): accepted}
 
-        def run(request: Request, who: Actor, command: msgspec.Struct, key: str | None,
-                if_match: str | None, correlation_id: str | None, id: UUID | None) -> Response:
-            target = id if id is not None else jobstream(request).new_id(who, key)
-            result = jobstream(request).execute(
-                kind, target, command, who,
-                command_id=key, correlation_id=correlation_id,
+        async def run(request: Request, who: Actor, command: msgspec.Struct, key: str | None,
+                      if_match: str | None, correlation_id: str | None, id: UUID | None) -> Response:
+            app = jobstream(request)
+            target = id if id is not None else app.new_id(who, key)
+            # the whole command runs on the recorder's event loop: one hop there and back
+            result = await app.submit(app.execute_async(
+                kind, target, command, who, command_id=key, correlation_id=correlation_id,
                 expected_version=int(if_match) if if_match else None,
-            )
+            ))
             return json(result, 201 if creates else 200)
 
         if not creates:
-            def handle_existing(
+            async def handle_existing(
                 request: Request,
                 id: UUID,
                 who: Annotated[Actor, Depends(actor)],
@@ -217,18 +219,18 @@ def create_app(settings: Settings) -> FastAPI:
                 if_match: IfMatch = None,
                 correlation_id: CorrelationId = None,
             ) -> Response:
-                return run(request, who, command, idempotency_key, if_match, correlation_id, id)
+                return await run(request, who, command, idempotency_key, if_match, correlation_id, id)
 
             endpoint: Callable[..., Response] = handle_existing
         else:
-            def handle_new(
+            async def handle_new(
                 request: Request,
                 who: Annotated[Actor, Depends(actor)],
                 command: Annotated[msgspec.Struct, Depends(decode)],
                 idempotency_key: IdempotencyKey = None,
                 correlation_id: CorrelationId = None,
             ) -> Response:
-                return run(request, who, command, idempotency_key, None, correlation_id, None)
+                return await run(request, who, command, idempotency_key, None, correlation_id, None)
 
             endpoint = handle_new
         app.add_api_route(
@@ -257,8 +259,9 @@ def create_app(settings: Settings) -> FastAPI:
         command_route(f"/jobs/{{id}}/{action}", "job", command_type)
 
     def read_route(path: str, kind: str, summary: str) -> None:
-        def read(request: Request, id: UUID, who: Annotated[Actor, Depends(actor)]) -> Response:
-            state = jobstream(request).get(kind, id)
+        async def read(request: Request, id: UUID, who: Annotated[Actor, Depends(actor)]) -> Response:
+            app = jobstream(request)
+            state = await app.submit(app.get_async(kind, id))
             if kind == "job" and who.role is Role.TECHNICIAN and (
                 who.technician_id not in state.technician_ids and not state.in_pool
             ):
@@ -322,6 +325,15 @@ def _decimals_as_numbers(node: Any) -> Any:
     if isinstance(node, list):
         return [_decimals_as_numbers(value) for value in node]
     return node
+
+
+def app_from_environment() -> FastAPI:
+    """The app for `uvicorn --factory` (several worker processes): settings from the env."""
+    import os
+
+    keys = ("PERSISTENCE_MODULE", "NATS_URL", "NATS_STREAM", "NATS_SUBJECT_PREFIX",
+            "NATS_REPLICAS", "NATS_USER", "NATS_PASSWORD")
+    return create_app(Settings(env={k: os.environ[k] for k in keys if k in os.environ}))
 
 
 class _Unauthorized(Exception):

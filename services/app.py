@@ -9,15 +9,16 @@ its first result.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -34,6 +35,9 @@ from events.jetstream import NatsApplicationRecorder
 from services.domain import job as jobs
 from services.domain import parties
 from services.domain.common import Actor, Context, DomainError, Invalid, NotFound, derived_id
+
+
+T = TypeVar("T")
 
 
 class VersionConflict(DomainError):
@@ -136,7 +140,7 @@ class JobstreamApp:
 
     # --- loading -------------------------------------------------------------------------
 
-    def load(self, kind: str, id: UUID, fresh: bool = True) -> Loaded:
+    async def load_async(self, kind: str, id: UUID, fresh: bool = True) -> Loaded:
         """The aggregate's state: the cached state, plus (when fresh) any newer events."""
         spec = KINDS[kind]
         with self._lock:
@@ -144,7 +148,7 @@ class JobstreamApp:
         if cached is not None and not fresh:
             return cached
         loaded = cached if cached is not None else Loaded(spec.initial(id), 0, "")
-        newer = self.recorder.select_positioned(id, gt=loaded.version or None)
+        newer = await self.recorder.select_positioned_async(id, gt=loaded.version or None)
         if newer or cached is None:
             loaded = advance(spec, loaded, newer)
             self._remember(id, loaded)
@@ -159,11 +163,36 @@ class JobstreamApp:
             if len(self._cache) > self.CACHE_SIZE:
                 self._cache.popitem(last=False)
 
-    def get(self, kind: str, id: UUID) -> Any:
-        loaded = self.load(kind, id)
+    async def get_async(self, kind: str, id: UUID) -> Any:
+        loaded = await self.load_async(kind, id)
         if loaded.version == 0:
             raise NotFound(kind, id)
         return loaded.state
+
+    # --- the synchronous face: each call runs on the recorder's event-loop thread ---------
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self.recorder.connection.loop.run(coroutine)
+
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+        """Run on the recorder's loop and await it from another loop (the web server's)."""
+        return asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(coroutine, self.recorder.connection.loop.loop))
+
+    def load(self, kind: str, id: UUID, fresh: bool = True) -> Loaded:
+        return self.run(self.load_async(kind, id, fresh))
+
+    def get(self, kind: str, id: UUID) -> Any:
+        return self.run(self.get_async(kind, id))
+
+    def execute(self, kind: str, id: UUID, command: msgspec.Struct, actor: Actor,
+                command_id: str | None = None, correlation_id: str | None = None,
+                expected_version: int | None = None) -> Result:
+        return self.run(self.execute_async(kind, id, command, actor, command_id,
+                                           correlation_id, expected_version))
+
+    def authenticate(self, token: str) -> Actor | None:
+        return self.run(self.authenticate_async(token))
 
     # --- executing -----------------------------------------------------------------------
 
@@ -171,7 +200,7 @@ class JobstreamApp:
         """The id of an aggregate a command creates: derived from its key, so a retry finds it."""
         return derived_id("created", actor.id, command_id) if command_id else uuid.uuid4()
 
-    def execute(
+    async def execute_async(
         self,
         kind: str,
         id: UUID,
@@ -188,7 +217,7 @@ class JobstreamApp:
         """
         key = (actor.id, command_id) if command_id else None
         for attempt in range(self.RETRIES):
-            loaded = self.load(kind, id, fresh=attempt > 0 or expected_version is not None)
+            loaded = await self.load_async(kind, id, fresh=attempt > 0 or expected_version is not None)
             if key is not None and key in loaded.commands:
                 outcome = loaded.commands[key]
                 return Result(id=id, version=outcome.version, position=outcome.position,
@@ -196,24 +225,24 @@ class JobstreamApp:
             if expected_version is not None and loaded.version != expected_version:
                 raise VersionConflict(kind, id, loaded.version, expected_version)
             ctx = Context(now=datetime.now(UTC), actor=actor)
-            touched = self._decide(kind, id, command, loaded, ctx)
+            touched = await self._decide(kind, id, command, loaded, ctx)
             try:
-                return self._save(id, touched, actor, command_id, correlation_id)
+                return await self._save(id, touched, actor, command_id, correlation_id)
             except IntegrityError:
                 if expected_version is not None:
-                    raise VersionConflict(kind, id, self.load(kind, id).version,
+                    raise VersionConflict(kind, id, (await self.load_async(kind, id)).version,
                                           expected_version) from None
-        raise VersionConflict(kind, id, self.load(kind, id).version)
+        raise VersionConflict(kind, id, (await self.load_async(kind, id)).version)
 
-    def _decide(
+    async def _decide(
         self, kind: str, id: UUID, command: msgspec.Struct, loaded: Loaded, ctx: Context
     ) -> dict[UUID, tuple[Loaded, list[Event]]]:
         """The events to save, per aggregate, with the state each was decided on."""
         match kind:
             case "job":
-                command = self._check_references(command, ctx)
+                command = await self._check_references(command, ctx)
                 decided: list[Event] = list(jobs.decide(command, loaded.state, ctx))  # type: ignore[arg-type]
-                return self._with_stopwatches(id, loaded, decided, ctx)
+                return await self._with_stopwatches(id, loaded, decided, ctx)
             case "customer":
                 decided = list(parties.decide_customer(command, loaded.state, ctx))  # type: ignore[arg-type]
             case "technician":
@@ -224,11 +253,11 @@ class JobstreamApp:
                 raise ValueError(f"no commands for {kind}")
         return {id: (loaded, decided)}
 
-    def _check_references(self, command: msgspec.Struct, ctx: Context) -> msgspec.Struct:
+    async def _check_references(self, command: msgspec.Struct, ctx: Context) -> msgspec.Struct:
         """Customers and technicians a job command names must exist (and be active)."""
         match command:
             case RequestJob():
-                customer = self.load("customer", command.customer_id)
+                customer = await self.load_async("customer", command.customer_id)
                 if customer.version == 0:
                     raise Invalid("customer_id", f"no customer {command.customer_id}")
                 if command.site_address is None:  # the customer's site, else their billing address
@@ -237,48 +266,48 @@ class JobstreamApp:
                         command, site_address=sites[0] if sites else customer.state.billing_address)
             case ScheduleJob() | RescheduleJob():
                 for technician_id in command.technician_ids:
-                    self._active_technician(technician_id, "technician_ids")
+                    await self._active_technician(technician_id, "technician_ids")
             case TakeJob() if ctx.actor.technician_id is not None:
-                self._active_technician(ctx.actor.technician_id, "technician")
+                await self._active_technician(ctx.actor.technician_id, "technician")
         return command
 
-    def _active_technician(self, technician_id: UUID, field: str) -> None:
-        tech = self.load("technician", technician_id)
+    async def _active_technician(self, technician_id: UUID, field: str) -> None:
+        tech = await self.load_async("technician", technician_id)
         if tech.version == 0:
             raise Invalid(field, f"no technician {technician_id}")
         if not tech.state.active:
             raise Invalid(field, f"technician {tech.state.name} is deactivated")
 
-    def _with_stopwatches(
+    async def _with_stopwatches(
         self, job_id: UUID, loaded: Loaded, decided: list[Event], ctx: Context
     ) -> dict[UUID, tuple[Loaded, list[Event]]]:
         """A technician has one running stopwatch: starting work on another job stops it."""
         touched: dict[UUID, tuple[Loaded, list[Event]]] = {job_id: (loaded, decided)}
 
-        def technician_events(technician_id: UUID) -> list[Event]:
+        async def technician_events(technician_id: UUID) -> list[Event]:
             if technician_id not in touched:
-                touched[technician_id] = (self.load("technician", technician_id), [])
+                touched[technician_id] = (await self.load_async("technician", technician_id), [])
             return touched[technician_id][1]
 
         for event in decided:
             if isinstance(event, WorkStarted):
-                tech = self.load("technician", event.technician_id).state
+                tech = (await self.load_async("technician", event.technician_id)).state
                 running = tech.running_job_id
                 if running is not None and running != job_id:
-                    other = self.load("job", running)
+                    other = await self.load_async("job", running)
                     stopped = jobs.stop_running(other.state, event.technician_id, ctx)
                     if stopped:
                         touched[running] = (other, list(stopped))
-                    technician_events(event.technician_id).append(
+                    (await technician_events(event.technician_id)).append(
                         StopwatchStopped(id=event.technician_id, job_id=running, at=ctx.now))
-                technician_events(event.technician_id).append(
+                (await technician_events(event.technician_id)).append(
                     StopwatchStarted(id=event.technician_id, job_id=job_id, at=ctx.now))
             elif isinstance(event, WorkStopped):
-                technician_events(event.technician_id).append(
+                (await technician_events(event.technician_id)).append(
                     StopwatchStopped(id=event.technician_id, job_id=job_id, at=ctx.now))
         return touched
 
-    def _save(
+    async def _save(
         self,
         id: UUID,
         touched: dict[UUID, tuple[Loaded, list[Event]]],
@@ -304,7 +333,7 @@ class JobstreamApp:
                 state = encode_event(msgspec.structs.replace(event, meta=meta))
                 stored.append(StoredEvent(aggregate_id, version, topic_of(event), state))
                 previous = event_hash(state)
-        positions = list(self.recorder.insert_events(stored) or [])
+        positions = await self.recorder.insert_events_async(stored)
         offset = 0
         for aggregate_id in order:
             loaded, events = touched[aggregate_id]
@@ -320,6 +349,12 @@ class JobstreamApp:
     # --- access tokens -------------------------------------------------------------------
 
     def issue_token(self, user_name: str, role: Role, technician_id: UUID | None = None) -> str:
+        return self.run(self._issue_token(user_name, role, technician_id))
+
+    def revoke_token(self, token: str, reason: str = "") -> None:
+        self.run(self._revoke_token(token, reason))
+
+    async def _issue_token(self, user_name: str, role: Role, technician_id: UUID | None) -> str:
         """Create an access token; only its hash is stored. The token is shown once."""
         token = "js_" + secrets.token_urlsafe(32)
         digest = token_hash(token)
@@ -327,25 +362,25 @@ class JobstreamApp:
         issued = TokenIssued(id=token_id, user_name=user_name, role=role,
                              technician_id=technician_id, token_hash=digest)
         admin = Actor(id="admin-cli", role=Role.ADMIN)
-        self._save(token_id, {token_id: (self.load("token", token_id), [issued])}, admin, None, None)
+        await self._save(token_id, {token_id: (await self.load_async("token", token_id), [issued])}, admin, None, None)
         return token
 
-    def revoke_token(self, token: str, reason: str = "") -> None:
+    async def _revoke_token(self, token: str, reason: str) -> None:
         token_id = derived_id("token", token_hash(token))
-        loaded = self.load("token", token_id)
+        loaded = await self.load_async("token", token_id)
         if loaded.version == 0:
             raise NotFound("token", "given")
         admin = Actor(id="admin-cli", role=Role.ADMIN)
         revoked = TokenRevoked(id=token_id, reason=reason)
-        self._save(token_id, {token_id: (loaded, [revoked])}, admin, None, None)
+        await self._save(token_id, {token_id: (loaded, [revoked])}, admin, None, None)
         self._tokens.pop(token_hash(token), None)
 
-    def authenticate(self, token: str) -> Actor | None:
+    async def authenticate_async(self, token: str) -> Actor | None:
         digest = token_hash(token)
         cached = self._tokens.get(digest)
         if cached is not None and time.monotonic() - cached[0] < self.AUTH_TTL:
             return cached[1]
-        state = self.load("token", derived_id("token", digest)).state
+        state = (await self.load_async("token", derived_id("token", digest))).state
         actor = None
         if state.version and not state.revoked and state.role is not None:
             actor = Actor(id=state.user_name, role=state.role, technician_id=state.technician_id)

@@ -209,9 +209,14 @@ def run(args: argparse.Namespace) -> int:
         from services.api import Settings as ApiSettings
         from services.api import create_app
 
+        port = args.port or DEFAULT_PORTS[args.service]
+        if args.workers > 1:  # separate processes: they read their settings from the env
+            os.environ.update(settings.env())
+            uvicorn.run("services.api:app_from_environment", factory=True, workers=args.workers,
+                        host=args.host, port=port, log_level="warning", access_log=False)
+            return 0
         app = create_app(ApiSettings(env=settings.env()))
-        uvicorn.run(app, host=args.host, port=args.port or DEFAULT_PORTS[args.service],
-                    log_level="warning", access_log=False)
+        uvicorn.run(app, host=args.host, port=port, log_level="warning", access_log=False)
         return 0
     raise SystemExit(f"jobstream: unknown service {args.service!r}; one of: {', '.join(SERVICES)}")
 
@@ -307,6 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("service", choices=sorted(SERVICES))
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=None)
+    p.add_argument("--workers", type=int, default=1, help="worker processes (HTTP services)")
     p.add_argument("--data", default=argparse.SUPPRESS, help="data directory")
     p.set_defaults(handler=run)
 
