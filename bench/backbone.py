@@ -8,8 +8,9 @@ and its own command API, and prints a Markdown table for docs/benchmarks.md:
 - raw JetStream conditional publish (Nats-Expected-Last-Subject-Sequence, one subject per
   writer, each waiting for its ack): the limit, at 1 and 32 concurrent writers;
 - the recorder's insert_events of one event, at 1 and 32 threads;
-- commands through the HTTP API (AddNote with an Idempotency-Key, each client on a job of
-  its own) at 1 and 32 concurrent clients, with p50 and p99 latency;
+- commands through the HTTP API (AddNote with a fresh Idempotency-Key, on one of 1,000
+  jobs at random) at 1 and 32 concurrent connections, driven by wrk (a C load generator, so
+  the client does not take the API's CPU; `apt-get install wrk`), with p50 and p99;
 - loading a job with 500 events: cold (a fresh process cache) and warm;
 - the resident memory of the whole product (`jobstream up`) when idle.
 """
@@ -18,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import shutil
 import re
 import signal
 import statistics
@@ -137,29 +140,41 @@ def _now():  # type: ignore[no-untyped-def]
     return datetime.now(UTC)
 
 
-async def http_commands(base: str, token: str, jobs: list[uuid.UUID], seconds: float) -> Figure:
-    latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=len(jobs), max_keepalive_connections=len(jobs))
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30,
-                                 headers={"Authorization": f"Bearer {token}"}) as client:
-        async def one_client(job: uuid.UUID) -> int:
-            count = 0
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                response = await client.post(f"/jobs/{job}/notes", json={"text": "benchmark note"},
-                                             headers={"Idempotency-Key": uuid.uuid4().hex})
-                latencies.append(time.perf_counter() - started)
-                if response.status_code != 200:
-                    raise RuntimeError(f"{response.status_code} {response.text}")
-                count += 1
-            return count
+WRK_SCRIPT = r"""
+local f = io.open(os.getenv("JOBSTREAM_BENCH_JOBS")); local data = f:read("*a"); f:close()
+local token = data:match('"token":"([^"]+)"')
+local jobs = {}
+for j in data:gmatch('"(%x+%-%x+%-%x+%-%x+%-%x+)"') do table.insert(jobs, j) end
+local counter = 0
+math.randomseed(os.time())
+request = function()
+  counter = counter + 1
+  local job = jobs[math.random(#jobs)]
+  local key = string.format("%d-%d-%d", math.random(1e9), counter, math.random(1e9))
+  return wrk.format("POST", "/jobs/" .. job .. "/notes",
+    {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json",
+     ["Idempotency-Key"] = key}, '{"text":"benchmark note"}')
+end
+"""
 
-        started = time.perf_counter()
-        counts = await asyncio.gather(*(one_client(job) for job in jobs))
-        elapsed = time.perf_counter() - started
-    return Figure(f"HTTP commands (AddNote, Idempotency-Key), {len(jobs)} client(s)",
-                  sum(counts) / elapsed, latencies)
+
+def _wrk_ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def http_commands(base: str, script: Path, clients: int, seconds: float) -> Figure:
+    """wrk (C) posts AddNote with a fresh Idempotency-Key, each to one of the jobs at random."""
+    out = subprocess.run(
+        ["wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{int(seconds)}s", "--latency",
+         "-s", str(script), base], capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(f"commands failed under load:\n{out}")
+    figure = Figure(f"HTTP commands (AddNote, Idempotency-Key), {clients} client(s)",
+                    float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)))  # type: ignore[union-attr]
+    figure.p50 = _wrk_ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    figure.p99 = _wrk_ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    return figure
 
 
 # --- loading a long job --------------------------------------------------------------------
@@ -167,7 +182,7 @@ async def http_commands(base: str, token: str, jobs: list[uuid.UUID], seconds: f
 
 def load_500(env: dict[str, str]) -> tuple[float, float]:
     writer = JobstreamApp(env)
-    job, = prepare_jobs(writer, 1)[0]
+    job = prepare_jobs(writer, 1)[0][0]
     for n in range(498):
         writer.execute("job", job, AddNote(text=f"note {n}"), OFFICE)
     assert writer.load("job", job).version == 500
@@ -227,6 +242,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench needs wrk, a C HTTP load generator: apt-get install wrk")
     data = tempfile.mkdtemp(prefix="jobstream-bench-")
     figures: list[Figure] = []
     with EmbeddedNats(Path(data) / "nats") as server:
@@ -237,12 +254,16 @@ def main() -> None:
         app = JobstreamApp(env)
         for threads in (1, 32):
             figures.append(recorder_inserts(app, threads, args.seconds))
-        jobs, token = prepare_jobs(app, 32)
+        jobs, token = prepare_jobs(app, 1000)
         app.close()
+        script = Path(data) / "notes.lua"
+        script.write_text(WRK_SCRIPT)
+        (Path(data) / "jobs.json").write_text(json.dumps({"token": token, "jobs": [str(j) for j in jobs]}, separators=(",", ":")))
         port = free_port()
         api = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "run", "command-api", "--port", str(port)],
-            env={**os.environ, **env}, cwd=Path(__file__).resolve().parent.parent)
+            env={**os.environ, **env, "JOBSTREAM_BENCH_JOBS": str(Path(data) / "jobs.json")},
+            cwd=Path(__file__).resolve().parent.parent)
         try:
             base = f"http://127.0.0.1:{port}"
             for _ in range(300):
@@ -251,9 +272,10 @@ def main() -> None:
                     break
                 except httpx.TransportError:
                     time.sleep(0.1)
-            asyncio.run(http_commands(base, token, jobs[:4], 1.0))  # warm up
+            os.environ["JOBSTREAM_BENCH_JOBS"] = str(Path(data) / "jobs.json")
+            http_commands(base, script, 32, 5)  # warm up: every job loaded once
             for clients in (1, 32):
-                figures.append(asyncio.run(http_commands(base, token, jobs[:clients], args.seconds)))
+                figures.append(http_commands(base, script, clients, args.seconds))
             api_rss = tree_rss_mb(api.pid)
         finally:
             api.terminate()

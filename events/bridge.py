@@ -30,6 +30,10 @@ class LoopThread:
             raise RuntimeError("LoopThread.run() called from its own loop: it would deadlock")
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
+    @property
+    def owned(self) -> bool:
+        return True
+
     def stop(self) -> None:
         if self.loop.is_closed():
             return
@@ -37,3 +41,27 @@ class LoopThread:
         self._thread.join(timeout=5)
         if not self._thread.is_alive():
             self.loop.close()
+
+
+class RunningLoop:
+    """An event loop that is already running (a web server's): nothing to start or stop.
+
+    Code on that loop awaits the recorders' coroutines directly; other threads (a
+    threadpool route, say) still reach it through `run`.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._thread = threading.current_thread()
+
+    @property
+    def owned(self) -> bool:
+        return False
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("synchronous call on the event loop's own thread: await it instead")
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        pass

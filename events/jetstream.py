@@ -56,7 +56,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment, resolve_topic, strtobool
 
-from events.bridge import LoopThread
+from events.bridge import LoopThread, RunningLoop
 
 TOPIC_HEADER = "Es-Topic"
 VERSION_HEADER = "Es-Version"
@@ -170,19 +170,37 @@ def stream_differences(wanted: StreamConfig, actual: StreamConfig) -> list[str]:
 
 
 class NatsConnection:
-    """The NATS connection and loop thread shared by one factory's recorders."""
+    """The NATS connection and event loop shared by one factory's recorders.
 
-    def __init__(self, settings: StreamSettings) -> None:
+    By default the loop is a thread of its own (the synchronous library calls into it);
+    `open_on_running_loop` uses the caller's loop instead, for an asyncio web server.
+    """
+
+    def __init__(self, settings: StreamSettings, loop: LoopThread | RunningLoop) -> None:
         self.settings = settings
-        self.loop = LoopThread()
-        self.nc: NATS = self.loop.run(self._connect())
-        self.js = self.nc.jetstream(timeout=settings.timeout)
+        self.loop = loop
         self._replies: dict[str, asyncio.Queue[Msg]] = {}
         self._counter = itertools.count()
-        self._reply_prefix = self.nc.new_inbox()
-        self.loop.run(self.nc.subscribe(f"{self._reply_prefix}.*", cb=self._on_reply))
         self._stream_checked = False
         self._lock = threading.Lock()
+
+    @classmethod
+    def open_in_thread(cls, settings: StreamSettings) -> NatsConnection:
+        connection = cls(settings, LoopThread())
+        connection.loop.run(connection._open())
+        return connection
+
+    @classmethod
+    async def open_on_running_loop(cls, settings: StreamSettings) -> NatsConnection:
+        connection = cls(settings, RunningLoop())
+        await connection._open()
+        return connection
+
+    async def _open(self) -> None:
+        self.nc: NATS = await self._connect()
+        self.js = self.nc.jetstream(timeout=self.settings.timeout)
+        self._reply_prefix = self.nc.new_inbox()
+        await self.nc.subscribe(f"{self._reply_prefix}.*", cb=self._on_reply)
 
     async def _connect(self) -> NATS:
         return await nats.connect(
@@ -194,10 +212,19 @@ class NatsConnection:
         )
 
     def close(self) -> None:
-        if not self.loop.loop.is_closed():
+        if self.loop.owned and not self.loop.loop.is_closed():
             with contextlib.suppress(Exception):
                 self.loop.run(self.nc.drain(), timeout=5)
             self.loop.stop()
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.nc.drain()
+
+    async def ensure_stream_async(self) -> None:
+        if not self._stream_checked:
+            await self._ensure_stream()
+            self._stream_checked = True
 
     def ensure_stream(self) -> None:
         """Create the stream, or verify an existing one; never change it."""
@@ -447,6 +474,16 @@ class NatsAggregateRecorder(NatsRecorder, AggregateRecorder):
         """select_positioned, for code already on this recorder's event loop."""
         return await self._select_async(originator_id, gt, lte)
 
+    def remember(self, originator_id: UUID | str, version: int, sequence: int) -> None:
+        """Tell the recorder where a version of the aggregate is (from a snapshot, say)."""
+        self._remember(originator_id, version, sequence)
+
+    async def latest_async(self, originator_id: UUID | str) -> StoredEvent | None:
+        """The aggregate's latest message (its latest snapshot, on a snapshot recorder)."""
+        last = await self.connection.last_message(
+            self.settings.aggregate_filter(self.purpose, originator_id))
+        return _stored_event(last) if last is not None else None
+
     async def insert_events_async(self, stored_events: Sequence[StoredEvent]) -> list[int]:
         """insert_events, for code already on this recorder's event loop: the positions."""
         return await self._insert_async(stored_events, None) if stored_events else []
@@ -663,8 +700,19 @@ class NatsFactory(InfrastructureFactory[NatsTrackingRecorder]):
     def connection(self) -> NatsConnection:
         with self._connection_lock:
             if self._connection is None:
-                self._connection = NatsConnection(self.settings)
+                self._connection = NatsConnection.open_in_thread(self.settings)
             return self._connection
+
+    async def open_on_running_loop(self) -> None:
+        """Connect on the caller's event loop (and check the stream) before making recorders."""
+        self._connection = await NatsConnection.open_on_running_loop(self.settings)
+        if strtobool(self.env.get("CREATE_TABLE", "yes")):
+            await self._connection.ensure_stream_async()
+
+    async def aclose(self) -> None:
+        if self._connection is not None:
+            await self._connection.aclose()
+            self._connection = None
 
     def _ready(self) -> NatsConnection:
         connection = self.connection

@@ -119,11 +119,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.jobstream = JobstreamApp(settings.env)
+        # NATS on the server's own loop: a command is awaited, never handed between threads
+        app.state.jobstream = await JobstreamApp.open(settings.env)
         try:
             yield
         finally:
-            app.state.jobstream.close()
+            await app.state.jobstream.aclose()
 
     app = FastAPI(
         title=settings.title,
@@ -145,7 +146,7 @@ def create_app(settings: Settings) -> FastAPI:
         if not authorization or not authorization.startswith("Bearer "):
             raise _Unauthorized("send Authorization: Bearer <token>")
         app = jobstream(request)
-        found = await app.submit(app.authenticate_async(authorization.removeprefix("Bearer ").strip()))
+        found = await app.call(app.authenticate_async(authorization.removeprefix("Bearer ").strip()))
         if found is None:
             raise _Unauthorized("the token is unknown or revoked")
         return found
@@ -202,8 +203,7 @@ def create_app(settings: Settings) -> FastAPI:
                       if_match: str | None, correlation_id: str | None, id: UUID | None) -> Response:
             app = jobstream(request)
             target = id if id is not None else app.new_id(who, key)
-            # the whole command runs on the recorder's event loop: one hop there and back
-            result = await app.submit(app.execute_async(
+            result = await app.call(app.execute_async(
                 kind, target, command, who, command_id=key, correlation_id=correlation_id,
                 expected_version=int(if_match) if if_match else None,
             ))
@@ -261,7 +261,7 @@ def create_app(settings: Settings) -> FastAPI:
     def read_route(path: str, kind: str, summary: str) -> None:
         async def read(request: Request, id: UUID, who: Annotated[Actor, Depends(actor)]) -> Response:
             app = jobstream(request)
-            state = await app.submit(app.get_async(kind, id))
+            state = await app.call(app.get_async(kind, id))
             if kind == "job" and who.role is Role.TECHNICIAN and (
                 who.technician_id not in state.technician_ids and not state.in_pool
             ):

@@ -10,13 +10,14 @@ its first result.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import secrets
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -31,7 +32,7 @@ from events.contract import (
     StopwatchStopped, TakeJob, TokenIssued, TokenRevoked, WorkStarted, WorkStopped, decode_event,
     encode_event, topic_of,
 )
-from events.jetstream import NatsApplicationRecorder
+from events.jetstream import NatsAggregateRecorder, NatsApplicationRecorder, NatsFactory
 from services.domain import job as jobs
 from services.domain import parties
 from services.domain.common import Actor, Context, DomainError, Invalid, NotFound, derived_id
@@ -51,17 +52,22 @@ class Kind(msgspec.Struct, frozen=True):
     """How one kind of aggregate is rebuilt from its events."""
 
     name: str
-    initial: Callable[[UUID], Any]
+    state_type: type
     evolve: Callable[[Any, Any], Any]
+
+    def initial(self, id: UUID) -> Any:
+        return self.state_type(id=id)
 
 
 KINDS = {
-    "job": Kind("job", lambda id: jobs.Job(id=id), jobs.evolve),
-    "customer": Kind("customer", lambda id: parties.Customer(id=id), parties.evolve_customer),
-    "technician": Kind("technician", lambda id: parties.Technician(id=id), parties.evolve_technician),
-    "pricelist": Kind("pricelist", lambda id: parties.PriceList(id=id), parties.evolve_price_list),
-    "token": Kind("token", lambda id: parties.Token(id=id), parties.evolve_token),
+    "job": Kind("job", jobs.Job, jobs.evolve),
+    "customer": Kind("customer", parties.Customer, parties.evolve_customer),
+    "technician": Kind("technician", parties.Technician, parties.evolve_technician),
+    "pricelist": Kind("pricelist", parties.PriceList, parties.evolve_price_list),
+    "token": Kind("token", parties.Token, parties.evolve_token),
 }
+SNAPSHOT_EVERY = 100  # events between snapshots of an aggregate
+KEPT_COMMANDS = 256  # keyed commands remembered per aggregate for recognising retries
 
 
 class Outcome(msgspec.Struct, frozen=True):
@@ -76,8 +82,38 @@ class Loaded(msgspec.Struct, frozen=True):
     state: Any
     version: int
     last_hash: str
-    # (actor id, command id) -> outcome, for the commands that carried an Idempotency-Key
+    # (actor id, command id) -> outcome, for the latest commands that carried an Idempotency-Key
     commands: dict[tuple[str, str], Outcome] = {}
+    position: int = 0
+
+
+class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """An aggregate's state at a version, derived from its events, to load it faster."""
+
+    kind: str
+    version: int
+    position: int
+    last_hash: str
+    state: msgspec.Raw
+    commands: list[tuple[str, str, Outcome]]
+
+    @classmethod
+    def of(cls, kind: str, loaded: Loaded) -> Snapshot:
+        return cls(kind=kind, version=loaded.version, position=loaded.position,
+                   last_hash=loaded.last_hash, state=msgspec.Raw(encode_state(loaded.state)),
+                   commands=[(a, c, o) for (a, c), o in loaded.commands.items()])
+
+    def loaded(self) -> Loaded:
+        state = msgspec.json.decode(self.state, type=KINDS[self.kind].state_type)
+        commands = {(a, c): o for a, c, o in self.commands}
+        return Loaded(state, self.version, self.last_hash, commands, self.position)
+
+
+_state_encoder = msgspec.json.Encoder(decimal_format="string")
+
+
+def encode_state(state: Any) -> bytes:
+    return _state_encoder.encode(state)
 
 
 class Result(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,9 +150,12 @@ def advance(spec: Kind, loaded: Loaded, positioned: Sequence[tuple[int, StoredEv
             key = (meta.actor_id, meta.command_id)
             before = commands.get(key)
             names = (before.events if before else ()) + (stored.topic,)
+            commands.pop(key, None)
             commands[key] = Outcome(stored.originator_version, position, names)
-    last = positioned[-1][1]
-    return Loaded(state, last.originator_version, event_hash(last.state), commands)
+            if len(commands) > KEPT_COMMANDS:
+                del commands[next(iter(commands))]
+    last_position, last = positioned[-1]
+    return Loaded(state, last.originator_version, event_hash(last.state), commands, last_position)
 
 
 class JobstreamApp:
@@ -126,17 +165,32 @@ class JobstreamApp:
     RETRIES = 3
     AUTH_TTL = 5.0
 
-    def __init__(self, env: dict[str, str]) -> None:
-        self.factory = InfrastructureFactory.construct(Environment(env=env))
+    def __init__(self, env: dict[str, str], factory: NatsFactory | None = None) -> None:
+        self.factory = factory or InfrastructureFactory.construct(Environment(env=env))
         recorder = self.factory.application_recorder()
         assert isinstance(recorder, NatsApplicationRecorder), "jobstream runs on events.jetstream"
         self.recorder = recorder
+        snapshots = self.factory.aggregate_recorder("snapshots")
+        assert isinstance(snapshots, NatsAggregateRecorder)
+        self.snapshots = snapshots
         self._cache: OrderedDict[UUID, Loaded] = OrderedDict()
         self._lock = threading.Lock()
         self._tokens: dict[str, tuple[float, Actor | None]] = {}
+        self._turns: dict[UUID, list[Any]] = {}  # id -> [lock, users]
+
+    @classmethod
+    async def open(cls, env: dict[str, str]) -> JobstreamApp:
+        """The app on the caller's event loop (a web server's): commands awaited, no hops."""
+        factory = InfrastructureFactory.construct(Environment(env=env))
+        assert isinstance(factory, NatsFactory), "jobstream runs on events.jetstream"
+        await factory.open_on_running_loop()
+        return cls(env, factory)
 
     def close(self) -> None:
         self.factory.close()
+
+    async def aclose(self) -> None:
+        await self.factory.aclose()
 
     # --- loading -------------------------------------------------------------------------
 
@@ -147,12 +201,28 @@ class JobstreamApp:
             cached = self._cache.get(id)
         if cached is not None and not fresh:
             return cached
-        loaded = cached if cached is not None else Loaded(spec.initial(id), 0, "")
+        loaded = cached if cached is not None else await self._from_snapshot(spec, id)
         newer = await self.recorder.select_positioned_async(id, gt=loaded.version or None)
         if newer or cached is None:
             loaded = advance(spec, loaded, newer)
             self._remember(id, loaded)
         return loaded
+
+    async def _from_snapshot(self, spec: Kind, id: UUID) -> Loaded:
+        """The latest snapshot of the aggregate, or its initial state."""
+        found = await self.snapshots.latest_async(id)
+        if found is None:
+            return Loaded(spec.initial(id), 0, "")
+        loaded = msgspec.json.decode(found.state, type=Snapshot).loaded()
+        self.recorder.remember(id, loaded.version, loaded.position)
+        return loaded
+
+    async def _snapshot(self, kind: str, id: UUID, loaded: Loaded) -> None:
+        """Best effort: a snapshot only makes loading faster, the events stay the truth."""
+        snapshot = msgspec.json.encode(Snapshot.of(kind, loaded))
+        with contextlib.suppress(IntegrityError):  # another process took this one
+            await self.snapshots.insert_events_async(
+                [StoredEvent(id, loaded.version, f"jobstream:{kind}.Snapshot", snapshot)])
 
     def _remember(self, id: UUID, loaded: Loaded) -> None:
         with self._lock:
@@ -174,10 +244,12 @@ class JobstreamApp:
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.recorder.connection.loop.run(coroutine)
 
-    def submit(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
-        """Run on the recorder's loop and await it from another loop (the web server's)."""
-        return asyncio.wrap_future(
-            asyncio.run_coroutine_threadsafe(coroutine, self.recorder.connection.loop.loop))
+    async def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Await a core coroutine from async code, on whichever loop the recorder uses."""
+        loop = self.recorder.connection.loop.loop
+        if asyncio.get_running_loop() is loop:
+            return await coroutine
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, loop))
 
     def load(self, kind: str, id: UUID, fresh: bool = True) -> Loaded:
         return self.run(self.load_async(kind, id, fresh))
@@ -215,6 +287,25 @@ class JobstreamApp:
         A command that carries an id is applied once: its events record the id, so a retry
         (here or on another replica) finds them and answers the first result.
         """
+        async with self._turn(id):  # one command at a time per aggregate in this process
+            return await self._execute(kind, id, command, actor, command_id, correlation_id,
+                                       expected_version)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, id: UUID) -> AsyncIterator[None]:
+        turn = self._turns.setdefault(id, [asyncio.Lock(), 0])
+        turn[1] += 1  # commands holding or waiting for this aggregate's lock
+        try:
+            async with turn[0]:
+                yield
+        finally:
+            turn[1] -= 1
+            if turn[1] == 0:
+                del self._turns[id]
+
+    async def _execute(self, kind: str, id: UUID, command: msgspec.Struct, actor: Actor,
+                       command_id: str | None, correlation_id: str | None,
+                       expected_version: int | None) -> Result:
         key = (actor.id, command_id) if command_id else None
         for attempt in range(self.RETRIES):
             loaded = await self.load_async(kind, id, fresh=attempt > 0 or expected_version is not None)
@@ -341,7 +432,11 @@ class JobstreamApp:
             mine = list(zip(positions[offset:offset + count], stored[offset:offset + count], strict=True))
             offset += count
             if events:
-                self._remember(aggregate_id, advance(KINDS[events[0].aggregate], loaded, mine))
+                kind = events[0].aggregate
+                after = advance(KINDS[kind], loaded, mine)
+                self._remember(aggregate_id, after)
+                if after.version // SNAPSHOT_EVERY > loaded.version // SNAPSHOT_EVERY:
+                    await self._snapshot(kind, aggregate_id, after)
         own = touched[id][1]
         return Result(id=id, version=touched[id][0].version + len(own), position=positions[-1],
                       events=[topic_of(e) for e in own])
