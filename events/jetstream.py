@@ -53,10 +53,12 @@ from eventsourcing.persistence import (
     Subscription,
     Tracking,
     TrackingRecorder,
+    Transcoder,
 )
 from eventsourcing.utils import Environment, resolve_topic, strtobool
 
 from events.bridge import LoopThread, RunningLoop
+from events.codec import OrjsonTranscoder
 
 TOPIC_HEADER = "Es-Topic"
 VERSION_HEADER = "Es-Version"
@@ -719,6 +721,12 @@ class NatsFactory(InfrastructureFactory[NatsTrackingRecorder]):
         if strtobool(self.env.get("CREATE_TABLE", "yes")):
             connection.ensure_stream()
         return connection
+
+    def transcoder(self) -> Transcoder:
+        """orjson (events.codec) unless TRANSCODER_TOPIC names another."""
+        if self.env.get(self.TRANSCODER_TOPIC):
+            return super().transcoder()
+        return OrjsonTranscoder()
 
     def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
         if purpose not in ("events", "snapshots"):
