@@ -159,8 +159,11 @@ end
 
 
 def _wrk_ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise RuntimeError(f"wrk printed a latency this bench cannot read: {text!r}")
+    value, unit = match.groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
 def http_commands(base: str, script: Path, clients: int, seconds: float) -> Figure:
@@ -224,7 +227,8 @@ def idle_rss(seconds: float) -> float:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
         env["JOBSTREAM_DATA"] = data
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "up", "--demo", "--port", str(free_port())],
+            [sys.executable, "-m", "services.cli", "up", "--demo", "--port", str(free_port()),
+             "--read-port", str(free_port())],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             cwd=Path(__file__).resolve().parent.parent)
         assert process.stdout is not None
@@ -294,7 +298,7 @@ def main() -> None:
     print()
     print(f"- loading a job with 500 events: cold {cold:.2f} ms, warm (cached) {warm:.2f} ms (median)")
     print(f"- command API process after the run: {api_rss:.0f} MB RSS")
-    print(f"- whole product idle (`jobstream up --demo`: supervisor, command API, nats-server): {rss:.0f} MB RSS")
+    print(f"- whole product idle (`jobstream up --demo`: supervisor, command API, read API, two projectors, nats-server): {rss:.0f} MB RSS")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from events import jetstream
 Text = Annotated[str, Meta(min_length=1, max_length=200)]
 LongText = Annotated[str, Meta(max_length=10_000)]
 OptionalText = Annotated[str, Meta(max_length=200)]
+# A reason someone must give (cancel, hold, reopen, correct): blank or only spaces is no reason.
+Reason = Annotated[str, Meta(min_length=1, max_length=500, pattern=r"\S")]
 Email = Annotated[str, Meta(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
 Country = Annotated[str, Meta(pattern=r"^[A-Z]{2}$")]
 Currency = Annotated[str, Meta(pattern=r"^(EUR|PLN|CZK|RON|USD|GBP|CHF|HUF)$")]
@@ -585,7 +587,7 @@ class CorrectTimeEntry(Command, frozen=True, kw_only=True, forbid_unknown_fields
     entry_id: UUID
     minutes: Minutes
     billable: bool = True
-    reason: Text
+    reason: Reason
 
 
 class AddNote(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -616,7 +618,7 @@ class SignOffJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True)
 
 
 class PutJobOnHold(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    reason: Text
+    reason: Reason
 
 
 class ResumeJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -624,11 +626,11 @@ class ResumeJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 
 class CancelJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    reason: Text
+    reason: Reason
 
 
 class ReopenJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    reason: Text
+    reason: Reason
 
 
 JobCommand = (

@@ -2,6 +2,9 @@
 
     jobstream up [--demo] [--data DIR] [--port 8000]   everything, supervised, Ctrl-C stops
     jobstream run command-api [--port 8000]            one service alone (scale-out)
+    jobstream run read-api [--port 8001]               the read API and the dashboard
+    jobstream run projector board|timesheets           one projection
+    jobstream audit replay|verify|as-of|rebuild|export the accountants' tools
     jobstream demo                                      load a small realistic business
     jobstream admin create-user NAME --role office      prints the new token once
     jobstream events [--job ID] [--json]                events straight from the stream
@@ -31,22 +34,29 @@ from services.domain.common import DomainError
 
 SERVICES = {
     "command-api": "the command API (HTTP, OpenAPI at /docs)",
+    "read-api": "the read API and the office dashboard (HTTP)",
+    "projector": "one projection kept up to date: board or timesheets",
 }
-DEFAULT_PORTS = {"command-api": 8000}
+PROJECTIONS = ("board", "timesheets")
+DEFAULT_PORTS = {"command-api": 8000, "read-api": 8001}
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path
     nats_url: str | None
     stream: str
+    read_model_url: str
+    timezone: str
 
     @classmethod
     def from_env(cls, data: str | None = None) -> Settings:
+        data_dir = Path(data or os.environ.get("JOBSTREAM_DATA") or platformdirs.user_data_dir("jobstream"))
         return cls(
-            data_dir=Path(data or os.environ.get("JOBSTREAM_DATA")
-                          or platformdirs.user_data_dir("jobstream")),
+            data_dir=data_dir,
             nats_url=os.environ.get("NATS_URL") or None,
             stream=os.environ.get("NATS_STREAM") or "JOBSTREAM",
+            read_model_url=os.environ.get("READ_MODEL_URL") or f"sqlite:///{data_dir / 'readmodels.sqlite3'}",
+            timezone=os.environ.get("JOBSTREAM_TIMEZONE") or "UTC",
         )
 
     @property
@@ -69,6 +79,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "NATS_URL": url or self.resolved_url(),
             "NATS_STREAM": self.stream,
             "NATS_SUBJECT_PREFIX": os.environ.get("NATS_SUBJECT_PREFIX", ""),
+            "READ_MODEL_URL": self.read_model_url,
+            "JOBSTREAM_TIMEZONE": self.timezone,
         }
 
 
@@ -135,21 +147,29 @@ def up(args: argparse.Namespace) -> int:
                 load_demo(app, say)
         finally:
             app.close()
-        port = args.port
-        child_env = {**os.environ, **env}
-        for name in SERVICES:
-            argv = [sys.executable, "-m", "services.cli", "run", name,
-                    "--host", args.host, "--port", str(port)]
+        base = f"http://{args.host}:{args.port}"
+        dashboard = f"http://{args.host}:{args.read_port}"
+        child_env = {**os.environ, **env, "COMMAND_API_URL": base}
+        me = [sys.executable, "-m", "services.cli", "run"]
+        plan = [
+            ("command-api", [*me, "command-api", "--host", args.host, "--port", str(args.port)], args.port),
+            *((f"projector {name}", [*me, "projector", name], None) for name in PROJECTIONS),
+            ("read-api", [*me, "read-api", "--host", args.host, "--port", str(args.read_port)], args.read_port),
+        ]
+        for name, argv, _port in plan:
             child = Child(name, argv, child_env)
             child.start()
             children.append(child)
-        base = f"http://{args.host}:{port}"
-        for child in children:
-            _wait_until_listening(child, args.host, port)
+        for child, (_name, _argv, port) in zip(children, plan, strict=True):
+            if port is not None:
+                _wait_until_listening(child, args.host, port)
         say("")
         say("jobstream is running:")
+        say(f"  dashboard     {dashboard}   (sign in with an office token)")
         say(f"  command API   {base}   (API docs: {base}/docs)")
+        say(f"  read API      {dashboard}/api   (API docs: {dashboard}/docs)")
         say(f"  NATS          {url}   stream {settings.stream}")
+        say(f"  read models   {settings.read_model_url}")
         say("Press Ctrl-C to stop.")
         while not stopping:
             time.sleep(0.2)
@@ -212,6 +232,19 @@ def run(args: argparse.Namespace) -> int:
     gc.set_threshold(100_000, 50, 50)
 
     settings = Settings.from_env(args.data)
+    if args.service in ("projector", "read-api"):
+        # Separate packages (projections, read_api) that the write side does not import:
+        # the process becomes theirs, with the settings in its environment.
+        os.environ.update(settings.env())
+        if args.service == "projector":
+            if args.name not in PROJECTIONS:
+                raise SystemExit(f"jobstream: which projection? one of: {', '.join(PROJECTIONS)}")
+            argv = [sys.executable, "-m", "projections.runner", args.name]
+        else:
+            port = args.port or DEFAULT_PORTS[args.service]
+            argv = [sys.executable, "-m", "read_api.serve", "--host", args.host, "--port", str(port),
+                    "--workers", str(args.workers)]
+        os.execv(sys.executable, argv)
     if args.service == "command-api":
         from services.api import Settings as ApiSettings
         from services.api import create_app
@@ -269,7 +302,7 @@ def events(args: argparse.Namespace) -> int:
     app = JobstreamApp(Settings.from_env(args.data).env())
     try:
         if args.job:
-            rows = [(None, s) for s in app.recorder.select_events(UUID(args.job))]
+            rows = list(app.recorder.select_positioned(UUID(args.job)))
         else:
             start = args.after + 1
             rows = [(n.id, n) for n in app.recorder.select_notifications(start, args.limit)]
@@ -287,11 +320,18 @@ def events(args: argparse.Namespace) -> int:
             when = meta.occurred_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if meta else "-"
             who = f"{meta.actor_id} ({meta.actor_role})" if meta else "-"
             details = _summary(event)
-            prefix = f"{position:>8}  " if position is not None else ""
-            say(f"{prefix}v{stored.originator_version:<4} {when}  {stored.topic:<22} {who:<24} {details}")
+            say(f"{position:>8}  v{stored.originator_version:<4} {when}  {stored.topic:<22} {who:<24} {details}")
     finally:
         app.close()
     return 0
+
+
+def audit(args: argparse.Namespace) -> int:
+    """The accountants' tools live with the read side (projections.audit); hand over to them."""
+    settings = Settings.from_env(args.data)
+    os.environ.update(settings.env())
+    os.execv(sys.executable, [sys.executable, "-m", "projections.audit", *args.rest])
+    return 0  # not reached
 
 
 def _summary(event: object) -> str:
@@ -311,12 +351,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--demo", action="store_true", help="load the demo business first")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="command API port")
+    p.add_argument("--read-port", type=int, default=8001, help="read API and dashboard port")
     p.add_argument("--nats-port", type=int, default=None, help="embedded NATS port (default: free)")
     p.add_argument("--data", default=argparse.SUPPRESS, help="data directory")
     p.set_defaults(handler=up)
 
     p = commands.add_parser("run", help="run one service alone")
     p.add_argument("service", choices=sorted(SERVICES))
+    p.add_argument("name", nargs="?", default="", help="the projection, for `run projector`")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--workers", type=int, default=1, help="worker processes (HTTP services)")
@@ -347,7 +389,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data", default=argparse.SUPPRESS, help="data directory")
     p.set_defaults(handler=events)
 
-    args = parser.parse_args(argv)
+    p = commands.add_parser("audit", help="replay, verify, as-of, rebuild, export (jobstream audit -h)",
+                            add_help=False)
+    p.add_argument("--data", default=argparse.SUPPRESS, help="data directory")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=audit)
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "audit" in argv:  # everything after `audit` is the audit tool's own (including -h)
+        at = argv.index("audit")
+        args, _ = parser.parse_known_args(argv[:at + 1])
+        args.rest = argv[at + 1:]
+    else:
+        args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:

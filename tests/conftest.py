@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +34,79 @@ def stream_env(nats_server: EmbeddedNats) -> dict[str, str]:
         "NATS_STREAM": f"T{token}",
         "NATS_SUBJECT_PREFIX": f"t{token}",
     }
+
+
+@contextlib.contextmanager
+def new_read_model(kind: str, directory: Path) -> Iterator[str]:
+    """A fresh, empty read-model database: a SQLite file, or a PostgreSQL schema of its own."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / f'readmodels-{uuid.uuid4().hex[:8]}.sqlite3'}"
+        return
+    import psycopg
+
+    schema = f"t{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{POSTGRES}?schema={schema}"
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def read_model_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The read models' database, once on SQLite and once on PostgreSQL."""
+    with new_read_model(request.param, tmp_path) as url:
+        yield url
+
+
+POSTGRES = os.environ.get("JOBSTREAM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+class Projectors:
+    """Both projections following the stream live, on a loop thread of their own."""
+
+    def __init__(self, env: dict[str, str], url: str) -> None:
+        from projections.runner import Runner, build, stream_settings
+
+        self.views = {name: build(name, url) for name in ("board", "timesheets")}
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+        async def start() -> tuple[asyncio.Event, list[asyncio.Task[None]]]:
+            from events.jetstream import NatsConnection
+
+            connection = await NatsConnection.open_on_running_loop(stream_settings(env))
+            stop = asyncio.Event()
+            tasks = [asyncio.ensure_future(Runner(projection, connection).follow(stop))
+                     for projection in self.views.values()]
+            self._connection = connection
+            return stop, tasks
+
+        self._stop, self._tasks = asyncio.run_coroutine_threadsafe(start(), self._loop).result(10)
+
+    def wait(self, position: int, timeout: float = 10.0) -> None:
+        """Until every projection has committed ``position`` (the stream position a command returned)."""
+        for name, projection in self.views.items():
+            projection.view.wait(name, position, timeout=timeout)
+
+    def stop(self) -> None:
+        async def finish() -> None:
+            self._stop.set()
+            await asyncio.gather(*self._tasks)
+            await self._connection.aclose()
+
+        asyncio.run_coroutine_threadsafe(finish(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        for projection in self.views.values():
+            projection.close()
+
+
+@pytest.fixture
+def projectors(stream_env: dict[str, str], read_model_url: str) -> Iterator[Projectors]:
+    running = Projectors(stream_env, read_model_url)
+    yield running
+    running.stop()

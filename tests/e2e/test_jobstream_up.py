@@ -3,66 +3,14 @@ completion over HTTP as office and technician, its events listed with the CLI, C
 
 from __future__ import annotations
 
-import os
-import queue
-import re
 import signal
 import socket
 import subprocess
-import sys
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from services.natsd import free_port
-
-JOBSTREAM = [sys.executable, "-m", "services.cli"]
-
-
-class Running:
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.process = process
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put("<exit>")
-
-    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
-        while True:
-            line = self.lines.get(timeout=timeout)
-            self.seen.append(line)
-            if line == "<exit>":
-                raise AssertionError("jobstream exited; it said:\n" + "\n".join(self.seen))
-            found = re.search(pattern, line)
-            if found:
-                return found
-
-
-@pytest.fixture
-def clean_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
-    env["JOBSTREAM_DATA"] = str(tmp_path / "data")
-    return env
-
-
-@pytest.fixture
-def jobstream_up(clean_env: dict[str, str]) -> Iterator[tuple[Running, int]]:
-    port = free_port()
-    process = subprocess.Popen([*JOBSTREAM, "up", "--demo", "--port", str(port)], env=clean_env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    running = Running(process)
-    yield running, port
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+from tests.e2e.conftest import JOBSTREAM, Running
 
 
 def test_up_demo_walk_a_job_list_its_events_and_stop(
@@ -93,7 +41,7 @@ def test_up_demo_walk_a_job_list_its_events_and_stop(
     listed = subprocess.run([*JOBSTREAM, "events", "--job", job], env=clean_env,
                             capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0, listed.stderr
-    types = [line.split()[3] for line in listed.stdout.splitlines()]
+    types = [line.split()[4] for line in listed.stdout.splitlines()]
     assert types == ["JobRequested", "JobScheduled", "WorkStarted", "NoteAdded", "WorkStopped",
                      "JobCompleted"]
     assert "olga (office)" in listed.stdout and "jana (technician)" in listed.stdout

@@ -1,0 +1,125 @@
+"""The projections: which events each one reads and how a batch of them becomes rows.
+
+Each is an eventsourcing ``Projection`` over one view (a tracking recorder with its
+tables). ``process_batch`` evolves the rows a batch of events touches, with the pure
+functions of ``projections.rows``, and commits them with the batch's last position in one
+transaction. ``process_event`` is the library's one-event form of the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar, NamedTuple
+
+from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.projection import Projection
+
+from events.contract import CustomerEvent, Event, JobEvent, TechnicianEvent, TokenEvent
+from projections.rows import (
+    evolve_customer,
+    evolve_job,
+    evolve_technician,
+    evolve_time,
+    evolve_user,
+    history_row,
+    time_entry_id,
+)
+from projections.store import Batch, BoardTables, TimesheetTables
+
+
+class Positioned(NamedTuple):
+    position: int
+    version: int
+    event: Event
+
+
+class BatchProjection(Projection[Any]):
+    """A projection that commits a whole batch of events with its last position."""
+
+    wanted: ClassVar[tuple[type[Event], ...]] = ()
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        expected = self.view.max_tracking_id(self.name) or 0
+        self.process_batch([Positioned(tracking.notification_id, 0, domain_event)], tracking, expected)
+
+    def process_batch(self, items: Sequence[Positioned], tracking: Tracking, expected: int) -> bool:
+        """Commit the batch read after position ``expected``; False, changing nothing, if the
+        view is no longer at ``expected`` (a redelivery, or another runner got there first)."""
+        batch = self.evolve([item for item in items if isinstance(item.event, self.wanted)])
+        try:
+            self.view.commit(batch, tracking, expected)
+        except IntegrityError:
+            return False
+        return True
+
+    def evolve(self, items: Sequence[Positioned]) -> Batch:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the view's database connections (a PostgreSQL pool holds several)."""
+        self.view.datastore.close()
+
+
+class BoardProjection(BatchProjection):
+    """The job board, each job's timeline, customers, technicians and users."""
+
+    name = "board"
+    wanted = (JobEvent, CustomerEvent, TechnicianEvent, TokenEvent)
+    view: BoardTables
+
+    def evolve(self, items: Sequence[Positioned]) -> Batch:
+        batch = Batch()
+        jobs = {item.event.id for item in items if isinstance(item.event, JobEvent)}
+        customers = {item.event.id for item in items if isinstance(item.event, CustomerEvent)}
+        technicians = {item.event.id for item in items if isinstance(item.event, TechnicianEvent)}
+        users = {item.event.id for item in items if isinstance(item.event, TokenEvent)}
+        known_jobs = self.view.jobs_by_id(jobs)
+        known_customers = self.view.customers_by_id(customers)
+        known_technicians = self.view.technicians_by_id(technicians)
+        known_users = self.view.users_by_id(users)
+        for position, version, event in items:
+            if isinstance(event, JobEvent):
+                row = evolve_job(known_jobs.get(event.id), event, position)
+                if row is not None:
+                    known_jobs[event.id] = batch.jobs[event.id] = row
+                batch.history.append(history_row(event, position, version or (row.version if row else 0)))
+            elif isinstance(event, CustomerEvent):
+                customer = evolve_customer(known_customers.get(event.id), event, position)
+                if customer is not None:
+                    known_customers[event.id] = batch.customers[event.id] = customer
+            elif isinstance(event, TechnicianEvent):
+                technician = evolve_technician(known_technicians.get(event.id), event, position)
+                if technician is not None:
+                    known_technicians[event.id] = batch.technicians[event.id] = technician
+            elif isinstance(event, TokenEvent):
+                user = evolve_user(known_users.get(event.id), event)
+                if user is not None:
+                    known_users[event.id] = batch.users[event.id] = user
+        return batch
+
+
+class TimesheetProjection(BatchProjection):
+    """Every time entry, for timesheets per technician and per job."""
+
+    name = "timesheets"
+    wanted = (JobEvent,)
+    view: TimesheetTables
+
+    def evolve(self, items: Sequence[Positioned]) -> Batch:
+        batch = Batch()
+        ids = {entry for item in items if (entry := time_entry_id(item.event)) is not None}
+        known = self.view.times_by_id(ids)
+        for position, _version, event in items:
+            entry = time_entry_id(event)
+            if entry is None:
+                continue
+            row = evolve_time(known.get(entry), event, position)
+            if row is not None:
+                known[entry] = batch.times[entry] = row
+        return batch
+
+
+PROJECTIONS: dict[str, type[BatchProjection]] = {
+    BoardProjection.name: BoardProjection,
+    TimesheetProjection.name: TimesheetProjection,
+}

@@ -1,0 +1,352 @@
+"""The read models' rows, and the pure functions that evolve them from events.
+
+Every function here is pure: ``evolve_job(row, event, position)`` takes the row as it was
+(or None) and returns the row as it is after the event. The runners feed them from the
+stream and store the rows; the audit's as-of folds the same functions over a job's events
+up to a moment, so the past and the present are computed by one piece of code.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+import msgspec
+from msgspec import Struct, structs
+
+from events.contract import (
+    Address,
+    CustomerDetailsChanged,
+    CustomerRegistered,
+    Event,
+    JobCancelled,
+    JobCompleted,
+    JobDetailsChanged,
+    JobEvent,
+    JobPutOnHold,
+    JobQuoted,
+    JobReopened,
+    JobRequested,
+    JobRescheduled,
+    JobResumed,
+    JobScheduled,
+    JobSignedOff,
+    JobTaken,
+    JobUnassigned,
+    MaterialUsed,
+    NoteAdded,
+    QuoteAccepted,
+    QuoteRejected,
+    Status,
+    TechnicianDeactivated,
+    TechnicianDetailsChanged,
+    TechnicianReactivated,
+    TechnicianRegistered,
+    TimeEntryAdded,
+    TimeEntryCorrected,
+    TokenIssued,
+    TokenRevoked,
+    WorkStarted,
+    WorkStopped,
+)
+
+
+def iso(moment: datetime | None) -> str:
+    """A UTC timestamp that sorts as text the same way it sorts in time (SQLite and PostgreSQL)."""
+    if moment is None:
+        return ""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def one_line(address: Address | None) -> str:
+    if address is None:
+        return ""
+    return f"{address.street}, {address.postal_code} {address.city}, {address.country}"
+
+
+# --- the job board ------------------------------------------------------------------------
+
+
+class Entry(Struct, array_like=True):
+    minutes: int
+    billable: bool
+
+
+class JobRow(Struct, kw_only=True):
+    """One job on the board, as it stands after the event at ``position``."""
+
+    id: UUID
+    status: Status
+    customer_id: UUID
+    job_type: str
+    source: str
+    site: str
+    site_address: Address | None
+    description: str
+    scope: str
+    priority: str
+    sla_deadline: datetime | None
+    billing_kind: str
+    location: str
+    estimate_minutes: int | None
+    requested_at: datetime
+    technician_ids: list[UUID] = []
+    scheduled_start: datetime | None = None
+    duration_minutes: int = 0
+    entries: dict[str, Entry] = {}
+    running_since: datetime | None = None
+    visits: int = 0
+    notes: int = 0
+    materials: int = 0
+    quote_amount: str = ""
+    quote_status: str = ""
+    completed_at: datetime | None = None
+    first_visit: bool | None = None
+    signed_by: str = ""
+    reason: str = ""
+    last_event: str = ""
+    last_change_at: datetime | None = None
+    version: int = 0
+    position: int = 0
+
+    @property
+    def minutes_logged(self) -> int:
+        return sum(entry.minutes for entry in self.entries.values())
+
+    @property
+    def billable_minutes(self) -> int:
+        return sum(entry.minutes for entry in self.entries.values() if entry.billable)
+
+
+def evolve_job(row: JobRow | None, event: JobEvent, position: int) -> JobRow | None:
+    """The job's row after ``event``; None only for an event of a job the board never saw."""
+    if isinstance(event, JobRequested):
+        row = JobRow(
+            id=event.id, status=Status.NEW, customer_id=event.customer_id,
+            job_type=event.job_type, source=event.source.value, site=one_line(event.site_address),
+            site_address=event.site_address, description=event.description, scope=event.scope,
+            priority=event.priority.value, sla_deadline=event.sla_deadline,
+            billing_kind=event.billing_kind.value, location=event.location.value,
+            estimate_minutes=event.estimate_minutes, requested_at=_when(event),
+        )
+    elif row is None:
+        return None
+    else:
+        row = structs.replace(row, **_job_changes(row, event))
+    return structs.replace(row, last_event=type(event).__name__, last_change_at=_when(event),
+                           version=row.version + 1, position=position)
+
+
+def _job_changes(row: JobRow, event: JobEvent) -> dict[str, object]:  # noqa: PLR0911
+    match event:
+        case JobDetailsChanged():
+            changes: dict[str, object] = {}
+            if event.site_address is not None:
+                changes.update(site_address=event.site_address, site=one_line(event.site_address))
+            if event.description is not None:
+                changes["description"] = event.description
+            if event.scope is not None:
+                changes["scope"] = event.scope
+            return changes
+        case JobQuoted():
+            return {"quote_amount": str(event.amount), "quote_status": "quoted"}
+        case QuoteAccepted():
+            return {"quote_status": "accepted"}
+        case QuoteRejected():
+            return {"quote_status": "rejected", "reason": event.reason}
+        case JobScheduled() | JobRescheduled():
+            return {"status": Status.SCHEDULED if row.status is Status.NEW else row.status,
+                    "technician_ids": list(event.technician_ids), "scheduled_start": event.start,
+                    "duration_minutes": event.duration_minutes}
+        case JobUnassigned():
+            return {"status": Status.NEW, "technician_ids": [], "scheduled_start": None,
+                    "reason": event.reason}
+        case JobTaken():
+            return {"status": Status.SCHEDULED, "technician_ids": [event.technician_id],
+                    "scheduled_start": event.start, "duration_minutes": event.duration_minutes}
+        case WorkStarted():
+            return {"status": Status.IN_PROGRESS, "running_since": event.started_at,
+                    "visits": row.visits + 1}
+        case WorkStopped():
+            entries = {**row.entries, str(event.entry_id): Entry(event.minutes, event.billable)}
+            return {"entries": entries, "running_since": None}
+        case TimeEntryAdded():
+            return {"entries": {**row.entries, str(event.entry_id): Entry(event.minutes, event.billable)}}
+        case TimeEntryCorrected():
+            return {"entries": {**row.entries, str(event.entry_id): Entry(event.minutes, event.billable)}}
+        case NoteAdded():
+            return {"notes": row.notes + 1}
+        case MaterialUsed():
+            return {"materials": row.materials + 1}
+        case JobCompleted():
+            return {"status": Status.COMPLETED, "completed_at": _when(event),
+                    "first_visit": event.first_visit and row.visits <= 1, "running_since": None}
+        case JobSignedOff():
+            return {"signed_by": event.signed_by}
+        case JobPutOnHold():
+            return {"status": Status.ON_HOLD, "reason": event.reason}
+        case JobResumed():
+            return {"status": event.status, "reason": ""}
+        case JobCancelled():
+            return {"status": Status.CANCELLED, "reason": event.reason, "running_since": None}
+        case JobReopened():
+            return {"status": event.status, "reason": event.reason, "completed_at": None}
+    return {}
+
+
+def _when(event: Event) -> datetime:
+    return event.meta.occurred_at if event.meta is not None else datetime.fromtimestamp(0, UTC)
+
+
+# --- customers, technicians, users -----------------------------------------------------
+
+
+class CustomerRow(Struct, kw_only=True):
+    id: UUID
+    name: str
+    email: str
+    phone: str
+    billing_address: Address
+    site_addresses: list[Address]
+    vat_id: str
+    language: str
+    currency: str
+    payment_terms_days: int
+    price_list_id: UUID | None
+    position: int
+
+
+def evolve_customer(row: CustomerRow | None, event: Event, position: int) -> CustomerRow | None:
+    if isinstance(event, CustomerRegistered):
+        fields = {f: getattr(event, f) for f in CustomerRow.__struct_fields__ if f != "position"}
+        return CustomerRow(**fields, position=position)
+    if row is None or not isinstance(event, CustomerDetailsChanged):
+        return row
+    changed = {f: getattr(event, f) for f in event.__struct_fields__
+               if f in CustomerRow.__struct_fields__ and f != "id" and getattr(event, f) is not None}
+    return structs.replace(row, **changed, position=position)
+
+
+class TechnicianRow(Struct, kw_only=True):
+    id: UUID
+    name: str
+    skills: list[str]
+    email: str
+    phone: str
+    active: bool
+    position: int
+
+
+def evolve_technician(row: TechnicianRow | None, event: Event, position: int) -> TechnicianRow | None:
+    match event:
+        case TechnicianRegistered():
+            return TechnicianRow(id=event.id, name=event.name, skills=list(event.skills),
+                                 email=event.email, phone=event.phone, active=True, position=position)
+        case TechnicianDetailsChanged() if row is not None:
+            changed = {f: getattr(event, f) for f in ("name", "skills", "email", "phone")
+                       if getattr(event, f) is not None}
+            return structs.replace(row, **changed, position=position)
+        case TechnicianDeactivated() if row is not None:
+            return structs.replace(row, active=False, position=position)
+        case TechnicianReactivated() if row is not None:
+            return structs.replace(row, active=True, position=position)
+    return row
+
+
+class UserRow(Struct, kw_only=True):
+    """Who a token belongs to; the read API authenticates against these rows."""
+
+    token_id: UUID
+    token_hash: str
+    user_name: str
+    role: str
+    technician_id: UUID | None
+    revoked: bool
+
+
+def evolve_user(row: UserRow | None, event: Event) -> UserRow | None:
+    if isinstance(event, TokenIssued):
+        return UserRow(token_id=event.id, token_hash=event.token_hash, user_name=event.user_name,
+                       role=event.role.value, technician_id=event.technician_id, revoked=False)
+    if isinstance(event, TokenRevoked) and row is not None:
+        return structs.replace(row, revoked=True)
+    return row
+
+
+# --- history and time ----------------------------------------------------------------------
+
+
+class HistoryRow(Struct, kw_only=True):
+    """One event of a job, for its timeline."""
+
+    job_id: UUID
+    position: int
+    version: int
+    occurred_at: datetime | None
+    event_type: str
+    actor_id: str
+    actor_role: str
+    summary: str
+
+
+def history_row(event: JobEvent, position: int, version: int) -> HistoryRow:
+    meta = event.meta
+    return HistoryRow(job_id=event.id, position=position, version=version,
+                      occurred_at=meta.occurred_at if meta else None, event_type=type(event).__name__,
+                      actor_id=meta.actor_id if meta else "", actor_role=meta.actor_role if meta else "",
+                      summary=summary(event))
+
+
+def summary(event: Event) -> str:
+    """The event's own fields in a line a person reads (ids and metadata left out)."""
+    fields = msgspec.to_builtins(event)
+    for key in ("type", "id", "meta", "signature"):
+        fields.pop(key, None)
+    shown = ", ".join(f"{key.replace('_', ' ')}: {_plain(value)}" for key, value in fields.items()
+                      if value not in (None, "", [], {}))
+    return shown if len(shown) <= 300 else shown[:297] + "..."
+
+
+def _plain(value: object) -> str:
+    if isinstance(value, dict):
+        return ", ".join(str(v) for v in value.values() if v)
+    if isinstance(value, list):
+        return "; ".join(_plain(v) for v in value)
+    return str(value)
+
+
+class TimeRow(Struct, kw_only=True):
+    """One time entry: who worked on which job, when, how long, billable or not."""
+
+    entry_id: UUID
+    job_id: UUID
+    technician_id: UUID
+    started_at: datetime
+    minutes: int
+    billable: bool
+    activity: str
+    manual: bool
+    corrected: bool
+    position: int
+
+
+def evolve_time(row: TimeRow | None, event: JobEvent, position: int) -> TimeRow | None:
+    match event:
+        case WorkStopped():
+            return TimeRow(entry_id=event.entry_id, job_id=event.id, technician_id=event.technician_id,
+                           started_at=event.started_at, minutes=event.minutes, billable=event.billable,
+                           activity=event.activity, manual=False, corrected=False, position=position)
+        case TimeEntryAdded():
+            return TimeRow(entry_id=event.entry_id, job_id=event.id, technician_id=event.technician_id,
+                           started_at=event.started_at, minutes=event.minutes, billable=event.billable,
+                           activity=event.activity, manual=True, corrected=False, position=position)
+        case TimeEntryCorrected() if row is not None:
+            return structs.replace(row, minutes=event.minutes, billable=event.billable,
+                                   corrected=True, position=position)
+    return row
+
+
+def time_entry_id(event: JobEvent) -> UUID | None:
+    if isinstance(event, WorkStopped | TimeEntryAdded | TimeEntryCorrected):
+        return event.entry_id
+    return None

@@ -1,0 +1,174 @@
+"""Feeds a projection from the stream, and runs one as a process of its own.
+
+    python -m projections.runner board        (what `jobstream run projector board` starts)
+
+The runner starts after the position its view last committed, reads the stream in pages of
+up to 1,000 events with batch direct gets, and commits each page in one transaction with
+its last position. Once it has caught up it waits for a wake-up from a headers-only
+ordered consumer and reads again, so a live event reaches the read model in about a
+millisecond plus the commit. Settings come from the environment, in ``main``:
+NATS_URL, NATS_STREAM, NATS_SUBJECT_PREFIX and READ_MODEL_URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+
+from eventsourcing.persistence import Notification, Tracking
+from eventsourcing.utils import Environment
+
+from events.contract import decode_event
+from events.jetstream import PAGE, NatsConnection, StreamSettings
+from projections.models import PROJECTIONS, BatchProjection, Positioned
+from projections.store import open_view
+
+log = logging.getLogger("jobstream.projector")
+
+Progress = Callable[[int], None]
+
+
+class Runner:
+    """One projection, kept up to date from one NATS connection."""
+
+    def __init__(self, projection: BatchProjection, connection: NatsConnection) -> None:
+        self.projection = projection
+        self.connection = connection
+        self.position = 0
+        self._woken = asyncio.Event()
+        self._stored = 0
+
+    async def catch_up(self, until: int | None = None, progress: Progress | None = None) -> int:
+        """Project every stored event (up to ``until``); return the position reached.
+
+        A short way behind (live), one batch direct get reads what is new. Further behind
+        (a rebuild, a restart after a while), the events are pushed by an ordered consumer,
+        so nats-server sends the next page from the other core while this process evolves
+        rows and SQLite commits them.
+        """
+        self.position = await asyncio.to_thread(self._committed)
+        while True:
+            page = await self.connection.notifications(self.position)
+            if until is not None:
+                page = [n for n in page if n.id <= until]
+            if not page:
+                return self.position
+            if not await self._commit(page, progress):
+                continue
+            if until is not None and self.position >= until:
+                return self.position
+            if len(page) < PAGE:
+                continue  # a short page: read again, it is probably the end
+            pages = self.connection.stream_events(self.position, until)
+            try:
+                async for page in pages:
+                    if not await self._commit(page, progress):
+                        break
+            finally:
+                await pages.aclose()
+
+    async def _commit(self, page: list[Notification], progress: Progress | None) -> bool:
+        """Evolve and commit one page; False (and the position re-read) if another runner got there first."""
+        items = [Positioned(n.id, n.originator_version, decode_event(n.state)) for n in page]
+        tracking = Tracking(self.projection.name, page[-1].id)
+        if not await asyncio.to_thread(self.projection.process_batch, items, tracking, self.position):
+            self.position = await asyncio.to_thread(self._committed)
+            return False
+        self.position = page[-1].id
+        if progress is not None:
+            progress(self.position)
+        return True
+
+    async def follow(self, stop: asyncio.Event) -> None:
+        """Catch up, then stay caught up until ``stop`` is set."""
+        subscription = await self.connection.watch(self._on_stored)
+        try:
+            while not stop.is_set():
+                await self.catch_up()
+                if self._stored > self.position:
+                    continue  # stored while we were committing
+                self._woken.clear()
+                waiting = asyncio.ensure_future(self._woken.wait())
+                stopping = asyncio.ensure_future(stop.wait())
+                # The wake-up is the fast path; the timeout only guards against a lost one.
+                await asyncio.wait({waiting, stopping}, timeout=5.0, return_when=asyncio.FIRST_COMPLETED)
+                waiting.cancel()
+                stopping.cancel()
+        finally:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+
+    def _on_stored(self, position: int) -> None:
+        self._stored = max(self._stored, position)
+        self._woken.set()
+
+    def _committed(self) -> int:
+        return self.projection.view.max_tracking_id(self.projection.name) or 0
+
+
+def stream_settings(env: dict[str, str]) -> StreamSettings:
+    return StreamSettings.from_env(Environment("", env))
+
+
+def build(name: str, read_model_url: str) -> BatchProjection:
+    if name not in PROJECTIONS:
+        raise SystemExit(f"no projection named {name!r}; one of: {', '.join(PROJECTIONS)}")
+    return PROJECTIONS[name](view=open_view(name, read_model_url))
+
+
+async def serve(name: str, env: dict[str, str], read_model_url: str, once: bool = False) -> None:
+    projection = build(name, read_model_url)
+    connection = await NatsConnection.open_on_running_loop(stream_settings(env))
+    await connection.ensure_stream_async()
+    if once:  # catch up with what is stored now, say how far and how fast, and stop
+        runner = Runner(projection, connection)
+        started, before = time.perf_counter(), runner._committed()
+        reached = await runner.catch_up(until=await connection.last_position())
+        elapsed = time.perf_counter() - started
+        print(f"projector {name}: caught up from position {before} to {reached} in {elapsed:.2f} s",
+              flush=True)
+        await connection.aclose()
+        projection.close()
+        return
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    runner = Runner(projection, connection)
+    log.info("projector %s starting after position %s", name, runner._committed())
+    try:
+        await runner.follow(stop)
+    finally:
+        await connection.aclose()
+        projection.close()
+
+
+def environment() -> tuple[dict[str, str], str]:
+    env = {key: os.environ.get(key, "") for key in ("NATS_URL", "NATS_STREAM", "NATS_SUBJECT_PREFIX")}
+    url = os.environ.get("READ_MODEL_URL") or ""
+    if not url:
+        raise SystemExit("projector: READ_MODEL_URL is not set (sqlite:///path or postgresql://...)")
+    return env, url
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="jobstream run projector")
+    parser.add_argument("projection", choices=sorted(PROJECTIONS))
+    parser.add_argument("--once", action="store_true", help="catch up with the stream as it is now, then stop")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    env, url = environment()
+    asyncio.run(serve(args.projection, env, url, once=args.once))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,409 @@
+"""Where the read models live: SQLite by default, PostgreSQL when configured.
+
+Each projection's view is one of the eventsourcing library's own tracking recorders
+(``SQLiteTrackingRecorder``, ``PostgresTrackingRecorder``) with the projection's tables
+added, so a batch of rows and the tracking position of its last event are committed in
+one transaction: a redelivered or replayed event finds its position already recorded and
+changes nothing twice.
+
+The SQL is written once, with ``?`` placeholders, in the subset both databases share
+(``ON CONFLICT ... DO UPDATE``, row values, text timestamps that sort as time).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+from uuid import UUID
+
+import msgspec
+from eventsourcing.persistence import InfrastructureFactory, IntegrityError, OperationalError, Tracking
+from eventsourcing.sqlite import SQLiteTrackingRecorder
+
+from projections.rows import (
+    CustomerRow,
+    HistoryRow,
+    JobRow,
+    TechnicianRow,
+    TimeRow,
+    UserRow,
+    iso,
+)
+
+_encode = msgspec.json.Encoder(decimal_format="string").encode
+_job_decoder = msgspec.json.Decoder(JobRow)
+_customer_decoder = msgspec.json.Decoder(CustomerRow)
+_technician_decoder = msgspec.json.Decoder(TechnicianRow)
+
+
+def store_env(url: str) -> dict[str, str]:
+    """The eventsourcing factory settings for a read-model URL.
+
+    ``sqlite:///path/readmodels.db`` or ``postgresql://user@host:5432/db?schema=name``.
+    """
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = parsed.path if not parsed.netloc else parsed.netloc + parsed.path
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path,
+                "SQLITE_LOCK_TIMEOUT": "30", "CREATE_TABLE": "y"}
+    if parsed.scheme in ("postgres", "postgresql"):
+        schema = parse_qs(parsed.query).get("schema", ["public"])[0]
+        return {"PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "POSTGRES_DBNAME": parsed.path.lstrip("/") or "postgres",
+                "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
+                "POSTGRES_PORT": str(parsed.port or 5432),
+                "POSTGRES_USER": parsed.username or os.environ.get("USER", "postgres"),
+                "POSTGRES_PASSWORD": parsed.password or "",
+                "POSTGRES_SCHEMA": schema, "CREATE_TABLE": "y",
+                # two connections held open per view, up to ten under load
+                "POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "8"}
+    raise ValueError(f"read model URL: {url!r} is neither sqlite:///path nor postgresql://...")
+
+
+@dataclass
+class Batch:
+    """Rows a batch of events produced, written in one transaction with its position."""
+
+    jobs: dict[UUID, JobRow] = field(default_factory=dict)
+    customers: dict[UUID, CustomerRow] = field(default_factory=dict)
+    technicians: dict[UUID, TechnicianRow] = field(default_factory=dict)
+    users: dict[UUID, UserRow] = field(default_factory=dict)
+    history: list[HistoryRow] = field(default_factory=list)
+    times: dict[UUID, TimeRow] = field(default_factory=dict)
+
+
+class Tables:
+    """The read models' SQL, shared by the SQLite and PostgreSQL views."""
+
+    qualify = ""  # "schema." on PostgreSQL
+    TABLES: tuple[str, ...] = ()
+
+    def ddl(self) -> list[str]:
+        return [statement.format(t=self.qualify) for statement in self.TABLES]
+
+    def sql(self, text: str) -> str:
+        return text.format(t=self.qualify)
+
+    @contextmanager
+    def writing(self) -> Iterator[Any]:
+        with self.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+            yield cursor
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        with self.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+            yield cursor
+
+    def execute(self, cursor: Any, text: str, params: Sequence[Any] = ()) -> Any:
+        cursor.execute(self.sql(text), params)
+        return cursor
+
+    def many(self, cursor: Any, text: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = list(rows)
+        if rows:
+            cursor.executemany(self.sql(text), rows)
+
+    def query(self, text: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self.reading() as cursor:
+            return [dict(row) for row in self.execute(cursor, text, params).fetchall()]
+
+    tracking_table = "tracking"
+
+    def commit(self, batch: Batch, tracking: Tracking, expected: int) -> None:
+        """The rows and the new position, in one transaction, if the position is still ``expected``.
+
+        The rows were evolved from what the view held at ``expected``; if another runner
+        moved the position meanwhile they are stale, and nothing is written
+        (IntegrityError). A compare-and-set, not "is newer": runners reading pages of
+        different sizes must not stack one page's effect on another's.
+        """
+        with self.writing() as cursor:
+            self.write(cursor, batch)
+            if expected:
+                cursor.execute(self.sql(
+                    "UPDATE {t}%s SET notification_id = ? WHERE application_name = ? AND notification_id = ? "
+                    "RETURNING notification_id" % self.tracking_table),
+                    (tracking.notification_id, tracking.application_name, expected))
+            else:
+                cursor.execute(self.sql(
+                    "INSERT INTO {t}%s (application_name, notification_id) VALUES (?, ?) "
+                    "ON CONFLICT (application_name) DO NOTHING RETURNING notification_id" % self.tracking_table),
+                    (tracking.application_name, tracking.notification_id))
+            if cursor.fetchone() is None:
+                raise IntegrityError(f"{tracking.application_name}: position moved on from {expected}; "
+                                     f"not recording {tracking.notification_id}")
+
+    def write(self, cursor: Any, batch: Batch) -> None:
+        raise NotImplementedError
+
+
+def _bool(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+class BoardTables(Tables):
+    """Jobs, their technicians and timelines, customers, technicians and users."""
+
+    TABLES = (
+        "CREATE TABLE IF NOT EXISTS {t}jobs (id TEXT PRIMARY KEY, status TEXT NOT NULL, "
+        "customer_id TEXT NOT NULL, job_type TEXT NOT NULL, priority TEXT NOT NULL, "
+        "sla_deadline TEXT NOT NULL, billing_kind TEXT NOT NULL, requested_at TEXT NOT NULL, "
+        "last_change_at TEXT NOT NULL, scheduled_start TEXT NOT NULL, completed_at TEXT NOT NULL, "
+        "minutes_logged BIGINT NOT NULL, first_visit INTEGER, search TEXT NOT NULL, "
+        "position BIGINT NOT NULL, "
+        "doc TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS jobs_last_change ON {t}jobs (last_change_at, id)",
+        "CREATE INDEX IF NOT EXISTS jobs_requested ON {t}jobs (requested_at, id)",
+        "CREATE INDEX IF NOT EXISTS jobs_sla ON {t}jobs (sla_deadline, id)",
+        "CREATE INDEX IF NOT EXISTS jobs_status ON {t}jobs (status, last_change_at, id)",
+        "CREATE INDEX IF NOT EXISTS jobs_customer ON {t}jobs (customer_id, last_change_at)",
+        "CREATE INDEX IF NOT EXISTS jobs_scheduled ON {t}jobs (scheduled_start)",
+        "CREATE TABLE IF NOT EXISTS {t}job_technicians (job_id TEXT NOT NULL, "
+        "technician_id TEXT NOT NULL, PRIMARY KEY (job_id, technician_id))",
+        "CREATE INDEX IF NOT EXISTS job_technicians_tech ON {t}job_technicians (technician_id)",
+        "CREATE TABLE IF NOT EXISTS {t}customers (id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+        "search TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS {t}technicians (id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+        "active INTEGER NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS {t}users (token_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL, "
+        "user_name TEXT NOT NULL, role TEXT NOT NULL, technician_id TEXT, revoked INTEGER NOT NULL)",
+        "CREATE UNIQUE INDEX IF NOT EXISTS users_hash ON {t}users (token_hash)",
+        "CREATE TABLE IF NOT EXISTS {t}job_history (job_id TEXT NOT NULL, position BIGINT NOT NULL, "
+        "version BIGINT NOT NULL, occurred_at TEXT NOT NULL, event_type TEXT NOT NULL, "
+        "actor_id TEXT NOT NULL, actor_role TEXT NOT NULL, summary TEXT NOT NULL, "
+        "PRIMARY KEY (job_id, position))",
+    )
+
+    def write(self, cursor: Any, batch: Batch) -> None:
+        jobs = batch.jobs.values()
+        self.many(cursor, JOB_UPSERT, (_job_values(row) for row in jobs))
+        self.many(cursor, "DELETE FROM {t}job_technicians WHERE job_id = ?",
+                  ((str(row.id),) for row in jobs))
+        self.many(cursor, "INSERT INTO {t}job_technicians VALUES (?, ?)",
+                  ((str(row.id), str(tech)) for row in jobs for tech in dict.fromkeys(row.technician_ids)))
+        self.many(cursor, CUSTOMER_UPSERT, (
+            (str(c.id), c.name, f"{c.name} {c.email} {c.billing_address.city}".lower(), c.position,
+             _encode(c).decode()) for c in batch.customers.values()))
+        self.many(cursor, TECHNICIAN_UPSERT, (
+            (str(t.id), t.name, int(t.active), t.position, _encode(t).decode())
+            for t in batch.technicians.values()))
+        self.many(cursor, USER_UPSERT, (
+            (str(u.token_id), u.token_hash, u.user_name, u.role, str(u.technician_id) if u.technician_id else None,
+             int(u.revoked)) for u in batch.users.values()))
+        self.many(cursor, HISTORY_INSERT, (
+            (str(h.job_id), h.position, h.version, iso(h.occurred_at), h.event_type, h.actor_id,
+             h.actor_role, h.summary) for h in batch.history))
+
+    # --- rows the projector evolves ------------------------------------------------------
+
+    def jobs_by_id(self, ids: Iterable[UUID]) -> dict[UUID, JobRow]:
+        return {row.id: row for row in self._docs("jobs", ids, _job_decoder)}
+
+    def customers_by_id(self, ids: Iterable[UUID]) -> dict[UUID, CustomerRow]:
+        return {row.id: row for row in self._docs("customers", ids, _customer_decoder)}
+
+    def technicians_by_id(self, ids: Iterable[UUID]) -> dict[UUID, TechnicianRow]:
+        return {row.id: row for row in self._docs("technicians", ids, _technician_decoder)}
+
+    def users_by_id(self, ids: Iterable[UUID]) -> dict[UUID, UserRow]:
+        wanted = [str(i) for i in ids]
+        if not wanted:
+            return {}
+        rows = self.query(f"SELECT * FROM {{t}}users WHERE token_id IN ({_marks(wanted)})", wanted)
+        return {UUID(r["token_id"]): user_row(r) for r in rows}
+
+    def user_by_hash(self, token_hash: str) -> UserRow | None:
+        rows = self.query("SELECT * FROM {t}users WHERE token_hash = ?", (token_hash,))
+        return user_row(rows[0]) if rows else None
+
+    def _docs(self, table: str, ids: Iterable[UUID], decoder: msgspec.json.Decoder[Any]) -> list[Any]:
+        wanted = [str(i) for i in ids]
+        found: list[Any] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            rows = self.query(f"SELECT doc FROM {{t}}{table} WHERE id IN ({_marks(chunk)})", chunk)
+            found.extend(decoder.decode(r["doc"]) for r in rows)
+        return found
+
+
+def user_row(r: Any) -> UserRow:
+    return UserRow(token_id=UUID(r["token_id"]), token_hash=r["token_hash"], user_name=r["user_name"],
+                   role=r["role"], revoked=bool(r["revoked"]),
+                   technician_id=UUID(r["technician_id"]) if r["technician_id"] else None)
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+JOB_UPSERT = (
+    "INSERT INTO {t}jobs (id, status, customer_id, job_type, priority, sla_deadline, billing_kind, "
+    "requested_at, last_change_at, scheduled_start, completed_at, minutes_logged, first_visit, search, "
+    "position, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+    "status = excluded.status, customer_id = excluded.customer_id, job_type = excluded.job_type, "
+    "priority = excluded.priority, sla_deadline = excluded.sla_deadline, "
+    "billing_kind = excluded.billing_kind, requested_at = excluded.requested_at, "
+    "last_change_at = excluded.last_change_at, scheduled_start = excluded.scheduled_start, "
+    "completed_at = excluded.completed_at, minutes_logged = excluded.minutes_logged, "
+    "first_visit = excluded.first_visit, "
+    "search = excluded.search, position = excluded.position, doc = excluded.doc"
+)
+CUSTOMER_UPSERT = (
+    "INSERT INTO {t}customers (id, name, search, position, doc) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET name = excluded.name, search = excluded.search, "
+    "position = excluded.position, doc = excluded.doc"
+)
+TECHNICIAN_UPSERT = (
+    "INSERT INTO {t}technicians (id, name, active, position, doc) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET name = excluded.name, active = excluded.active, "
+    "position = excluded.position, doc = excluded.doc"
+)
+USER_UPSERT = (
+    "INSERT INTO {t}users (token_id, token_hash, user_name, role, technician_id, revoked) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (token_id) DO UPDATE SET revoked = excluded.revoked"
+)
+HISTORY_INSERT = (
+    "INSERT INTO {t}job_history (job_id, position, version, occurred_at, event_type, actor_id, "
+    "actor_role, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, position) DO NOTHING"
+)
+NO_DEADLINE = "9999-12-31T00:00:00.000000Z"
+
+
+def _job_values(row: JobRow) -> tuple[Any, ...]:
+    search = f"{row.site} {row.description} {row.scope} {row.job_type}".lower()
+    return (str(row.id), row.status.value, str(row.customer_id), row.job_type, row.priority,
+            iso(row.sla_deadline) or NO_DEADLINE, row.billing_kind, iso(row.requested_at),
+            iso(row.last_change_at), iso(row.scheduled_start), iso(row.completed_at),
+            row.minutes_logged, _bool(row.first_visit), search, row.position, _encode(row).decode())
+
+
+class TimesheetTables(Tables):
+    TABLES = (
+        "CREATE TABLE IF NOT EXISTS {t}time_entries (entry_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, "
+        "technician_id TEXT NOT NULL, started_at TEXT NOT NULL, minutes BIGINT NOT NULL, "
+        "billable INTEGER NOT NULL, activity TEXT NOT NULL, manual INTEGER NOT NULL, "
+        "corrected INTEGER NOT NULL, position BIGINT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS time_entries_tech ON {t}time_entries (technician_id, started_at)",
+        "CREATE INDEX IF NOT EXISTS time_entries_job ON {t}time_entries (job_id)",
+    )
+
+    def write(self, cursor: Any, batch: Batch) -> None:
+        self.many(cursor, TIME_UPSERT, (
+            (str(r.entry_id), str(r.job_id), str(r.technician_id), iso(r.started_at), r.minutes,
+             int(r.billable), r.activity, int(r.manual), int(r.corrected), r.position)
+            for r in batch.times.values()))
+
+    def times_by_id(self, ids: Iterable[UUID]) -> dict[UUID, TimeRow]:
+        wanted = [str(i) for i in ids]
+        if not wanted:
+            return {}
+        rows = self.query(f"SELECT * FROM {{t}}time_entries WHERE entry_id IN ({_marks(wanted)})", wanted)
+        return {UUID(r["entry_id"]): _time_row(r) for r in rows}
+
+
+def _time_row(r: Any) -> TimeRow:
+    return TimeRow(entry_id=UUID(r["entry_id"]), job_id=UUID(r["job_id"]),
+                   technician_id=UUID(r["technician_id"]),
+                   started_at=datetime.fromisoformat(r["started_at"]),
+                   minutes=r["minutes"], billable=bool(r["billable"]), activity=r["activity"],
+                   manual=bool(r["manual"]), corrected=bool(r["corrected"]), position=r["position"])
+
+
+TIME_UPSERT = (
+    "INSERT INTO {t}time_entries (entry_id, job_id, technician_id, started_at, minutes, billable, "
+    "activity, manual, corrected, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (entry_id) DO UPDATE SET minutes = excluded.minutes, billable = excluded.billable, "
+    "corrected = excluded.corrected, position = excluded.position"
+)
+
+
+# --- the two databases ----------------------------------------------------------------------
+
+
+class SQLiteView(SQLiteTrackingRecorder):
+    # A page of events touches rows all over tables of up to millions of rows: a 64 MB
+    # page cache (SQLite's default is 2 MB) keeps their indexes' inner pages in memory.
+    CACHE = "PRAGMA cache_size = -65536"
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *self.ddl()]  # type: ignore[attr-defined]
+
+    def ddl(self) -> list[str]:
+        # SQLite only: tables keyed by their primary key, one B-tree instead of two
+        return [f"{s} WITHOUT ROWID" if s.startswith("CREATE TABLE") and "PRIMARY KEY (" in s else s
+                for s in Tables.ddl(self)]  # type: ignore[arg-type]
+
+    @contextmanager
+    def writing(self) -> Iterator[Any]:
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(self.CACHE)
+            yield cursor
+
+
+class SQLiteBoard(BoardTables, SQLiteView):
+    ddl = SQLiteView.ddl  # the tables' own methods come first in the MRO: take SQLite's here
+    writing = SQLiteView.writing
+
+
+class SQLiteTimesheets(TimesheetTables, SQLiteView):
+    ddl = SQLiteView.ddl
+    writing = SQLiteView.writing
+
+
+@functools.cache
+def _postgres_classes() -> tuple[type, type]:
+    """Defined on first use, so SQLite users need no PostgreSQL driver installed."""
+    from eventsourcing.postgres import PostgresTrackingRecorder
+    from psycopg.sql import SQL
+
+    class PostgresView(PostgresTrackingRecorder):
+        def __init__(self, datastore: Any, **kwargs: Any) -> None:
+            super().__init__(datastore, **kwargs)
+            self.qualify = f'"{datastore.schema}".'
+            self.sql_create_statements.extend(SQL(s) for s in self.ddl())  # type: ignore[attr-defined]
+            self.tracking_table = self.tracking_table_name
+
+        def sql(self, text: str) -> str:
+            return text.format(t=self.qualify).replace("?", "%s")
+
+    class PostgresBoard(BoardTables, PostgresView):
+        sql = PostgresView.sql
+
+    class PostgresTimesheets(TimesheetTables, PostgresView):
+        sql = PostgresView.sql
+
+    return PostgresBoard, PostgresTimesheets
+
+
+VIEWS = {"board": (SQLiteBoard, 0), "timesheets": (SQLiteTimesheets, 1)}
+
+
+def open_view(name: str, url: str) -> Any:
+    """The named projection's view on the read-model database at ``url``, tables created."""
+    env = store_env(url)
+    sqlite_class, index = VIEWS[name]
+    view_class = sqlite_class if env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite" else _postgres_classes()[index]
+    factory = InfrastructureFactory.construct(env=_environment(name, env))
+    for attempt in range(10):
+        try:
+            return factory.tracking_recorder(view_class)
+        except (IntegrityError, OperationalError):
+            # Several processes creating the same tables at once (`jobstream up` starts the
+            # projectors and the read API together): the first wins, the others find them.
+            if attempt == 9:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _environment(name: str, env: dict[str, str]) -> Any:
+    from eventsourcing.utils import Environment
+
+    return Environment(name, env)

@@ -1,0 +1,623 @@
+"""The read API: JSON over the read models, the office dashboard, exports and live updates.
+
+Same tokens and roles as the command API (the board projection keeps the users): office
+and admin read everything and use the dashboard's forms; technicians see their own jobs
+and the open pool; accountants read everything and write nothing. Every JSON read takes
+``position`` (a stream position a command returned) and answers no older than it, or 504
+after a bounded wait.
+
+The dashboard's forms post here and are forwarded to the command API with the signed-in
+user's own token and an idempotency key fixed when the form was drawn, so a double click
+or a resubmitted page is applied once; the page that follows waits for the command's
+position, so the office always sees its own change.
+"""
+
+
+import asyncio
+import csv
+import hashlib
+import io
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import httpx
+import msgspec
+from fastapi import Depends, FastAPI, Form, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from events.jetstream import NatsConnection
+from projections.audit import Criteria, Entry, replay, write_entries
+from projections.rows import JobRow, UserRow
+from projections.runner import stream_settings
+from read_api.queries import PAGE_TTL, BoardFilter, ReadModels, Unavailable
+
+HERE = Path(__file__).parent
+COOKIE = "jobstream_token"
+MAX_WAIT = 30.0
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    read_model_url: str
+    stream_env: dict[str, str] = {}  # NATS_URL, NATS_STREAM, NATS_SUBJECT_PREFIX: the audit reads the stream
+    command_api_url: str = "http://127.0.0.1:8000"
+    timezone: str = "UTC"
+    wait_seconds: float = 5.0
+
+
+class Refused(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def _encode(value: Any) -> bytes:
+    return msgspec.json.encode(value, enc_hook=str)
+
+
+def json(value: Any, status: int = 200) -> Response:
+    return Response(_encode(value), status_code=status, media_type="application/json")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.models = await asyncio.to_thread(ReadModels, settings.read_model_url, settings.timezone)
+        app.state.commands = httpx.AsyncClient(base_url=settings.command_api_url, timeout=15.0)
+        app.state.live = Live(app.state.models)
+        app.state.live.start()
+        app.state.stream = None
+        if settings.stream_env.get("NATS_URL"):
+            app.state.stream = await NatsConnection.open_on_running_loop(stream_settings(settings.stream_env))
+        yield
+        app.state.live.stop()
+        await app.state.commands.aclose()
+        await asyncio.to_thread(app.state.models.close)
+        if app.state.stream is not None:
+            await app.state.stream.aclose()
+
+    app = FastAPI(title="jobstream read API", version="0.1.0", lifespan=lifespan,
+                  description=__doc__.split("\n\n")[0] if __doc__ else "")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    templates = Jinja2Templates(directory=HERE / "templates")
+    zone = ZoneInfo(settings.timezone)
+    templates.env.filters["local"] = lambda moment, fmt="%d %b %H:%M": (
+        moment.astimezone(zone).strftime(fmt) if isinstance(moment, datetime) else
+        (datetime.fromisoformat(moment).astimezone(zone).strftime(fmt) if moment else ""))
+    templates.env.filters["hours"] = lambda minutes: f"{minutes // 60}:{minutes % 60:02d}"
+    templates.env.filters["label"] = lambda text: str(text).replace("_", " ")
+
+    @app.exception_handler(Refused)
+    async def refused(request: Request, error: Refused) -> Response:
+        if request.url.path.startswith("/api/") or error.status != 401:
+            if not request.url.path.startswith("/api/") and error.status in (403, 404):
+                return templates.TemplateResponse(request, "message.html", {
+                    "title": "Not available", "message": error.detail, "user": None}, status_code=error.status)
+            return JSONResponse({"detail": error.detail}, status_code=error.status)
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+    @app.exception_handler(Unavailable)
+    async def unavailable(request: Request, error: Unavailable) -> Response:
+        return JSONResponse({"detail": str(error)}, status_code=504)
+
+    @app.exception_handler(ValueError)
+    async def bad_value(request: Request, error: ValueError) -> Response:
+        return JSONResponse({"detail": str(error)}, status_code=422)
+
+    # --- who is asking ----------------------------------------------------------------
+
+    def models(request: Request) -> ReadModels:
+        return request.app.state.models  # type: ignore[no-any-return]
+
+    def token_of(request: Request) -> str:
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            return header[7:].strip()
+        return request.cookies.get(COOKIE, "")
+
+    async def user(request: Request) -> UserRow:
+        token = token_of(request)
+        if not token:
+            raise Refused(401, "sign in: send 'Authorization: Bearer <token>'")
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        known, found = models(request).cached_user(digest)
+        if not known:
+            found = await asyncio.to_thread(models(request).user, digest)
+        if found is None or found.revoked:
+            raise Refused(401, "this token is unknown or revoked")
+        return found
+
+    User = Annotated[UserRow, Depends(user)]
+
+    async def fresh(request: Request, position: int | None, wait: float | None = None) -> int:
+        if position is None:
+            return -1  # nothing to wait for
+        timeout = min(wait if wait is not None else settings.wait_seconds, MAX_WAIT)
+        return await asyncio.to_thread(models(request).wait_for, position, timeout)
+
+    def board_filter(who: UserRow, status: list[str], job_type: str, technician: str, customer: str,
+                     priority: str, sla: str, requested_from: str, requested_to: str, q: str,
+                     sort: str, order: str, after: str, limit: int) -> BoardFilter:
+        f = BoardFilter(status=[s for s in status if s], job_type=job_type, technician_id=technician,
+                        customer_id=customer, priority=priority, sla=sla,
+                        requested_from=requested_from, requested_to=requested_to, q=q.strip(),
+                        sort=sort, descending=order != "asc", after=after, limit=limit)
+        if who.role == "technician":
+            f.technician_id = str(who.technician_id)
+            f.open_pool_too = True
+        return f
+
+    def may_see(who: UserRow, job: JobRow) -> bool:
+        if who.role != "technician":
+            return True
+        return who.technician_id in job.technician_ids or (job.status.value == "new" and not job.technician_ids)
+
+    async def job_or_404(request: Request, who: UserRow, job_id: UUID) -> JobRow:
+        job = await asyncio.to_thread(models(request).job, job_id)
+        if job is None:
+            raise Refused(404, f"job {job_id} not found")
+        if not may_see(who, job):
+            raise Refused(403, "technicians see only their own jobs and the open pool")
+        return job
+
+    # --- JSON ---------------------------------------------------------------------------
+
+    Position = Annotated[int | None, Query(ge=0, description="answer no older than this stream position")]
+    Wait = Annotated[float | None, Query(ge=0, le=MAX_WAIT, description="seconds to wait for it")]
+
+    @app.get("/health", tags=["service"])
+    async def health(request: Request) -> Response:
+        return json({"status": "ok", "position": await asyncio.to_thread(models(request).position)})
+
+    @app.get("/api/position", tags=["read"], summary="How far the read models have read the stream")
+    async def position(request: Request, who: User) -> Response:
+        return json({"position": await asyncio.to_thread(models(request).position)})
+
+    @app.get("/api/board", tags=["read"], summary="The job board: filter, sort, search, page")
+    async def board(request: Request, who: User, position: Position = None, wait: Wait = None,
+                    status: Annotated[list[str], Query()] = [],  # noqa: B006
+                    job_type: str = "", technician: str = "", customer: str = "",
+                    priority: Annotated[str, Query(pattern="^(|normal|urgent)$")] = "",
+                    sla: Annotated[str, Query(pattern="^(|at_risk|breached)$")] = "",
+                    requested_from: str = "", requested_to: str = "",
+                    q: Annotated[str, Query(max_length=200)] = "",
+                    sort: Annotated[str, Query(pattern="^(last_change|requested|sla|scheduled|status|time)$")] = "last_change",
+                    order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+                    after: str = "", limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
+        f = board_filter(who, status, job_type, technician, customer, priority, sla, requested_from,
+                         requested_to, q, sort, order, after, limit)
+        m, live = models(request), request.app.state.live
+        page = m.latest_board(f)
+        if page is not None and (position is None or page.position >= position):
+            # the common case, from memory; remade in the background once it is out of date
+            if page.position < live.board_position or time.monotonic() - page.made_at > PAGE_TTL:
+                live.remake(f)
+            return Response(page.data, media_type="application/json")
+        await fresh(request, position, wait)
+        made = await asyncio.to_thread(m.board_json, f)
+        return Response(made.data, media_type="application/json")
+
+    @app.get("/api/jobs/{job_id}", tags=["read"], summary="A job as the board has it, with its timeline")
+    async def job(request: Request, who: User, job_id: UUID, position: Position = None,
+                  wait: Wait = None) -> Response:
+        await fresh(request, position, wait)
+        reached = await asyncio.to_thread(models(request).position)
+        found = await job_or_404(request, who, job_id)
+        history = await asyncio.to_thread(models(request).history, job_id)
+        item = await asyncio.to_thread(models(request).board_item, found)
+        return json({"job": found, "board": item, "history": history, "position": reached})
+
+    @app.get("/api/customers", tags=["read"], summary="Every customer")
+    async def customers(request: Request, who: User, position: Position = None, wait: Wait = None) -> Response:
+        office_only(who)
+        await fresh(request, position, wait)
+        return json(await asyncio.to_thread(models(request).customers))
+
+    @app.get("/api/technicians", tags=["read"], summary="Every technician")
+    async def technicians(request: Request, who: User, position: Position = None, wait: Wait = None) -> Response:
+        await fresh(request, position, wait)
+        return json(await asyncio.to_thread(models(request).technicians))
+
+    @app.get("/api/schedule", tags=["read"], summary="Per technician per day: visits, free slots, double bookings")
+    async def schedule(request: Request, who: User, start: date | None = None,
+                       days: Annotated[int, Query(ge=1, le=31)] = 7, technician: str = "",
+                       position: Position = None, wait: Wait = None) -> Response:
+        await fresh(request, position, wait)
+        if who.role == "technician":
+            technician = str(who.technician_id)
+        return json(await asyncio.to_thread(models(request).schedule, start or date.today(), days, technician))
+
+    @app.get("/api/timesheets", tags=["read"], summary="Minutes per technician or job, billable and not")
+    async def timesheets(request: Request, who: User,
+                         period: Annotated[str, Query(pattern="^(day|week|month)$")] = "week",
+                         start: date | None = None, end: date | None = None, technician: str = "",
+                         job: str = "", by: Annotated[str, Query(pattern="^(technician|job)$")] = "technician",
+                         position: Position = None, wait: Wait = None) -> Response:
+        await fresh(request, position, wait)
+        if who.role == "technician":
+            technician = str(who.technician_id)
+        begin, finish = _range(start, end)
+        return json(await asyncio.to_thread(models(request).timesheet, period, begin, finish, technician, job, by))
+
+    @app.get("/api/reports", tags=["read"], summary="Every report")
+    async def reports(request: Request, who: User, position: Position = None, wait: Wait = None) -> Response:
+        office_only(who)
+        await fresh(request, position, wait)
+        return json(await asyncio.to_thread(models(request).reports))
+
+    @app.get("/api/reports/{name}.csv", tags=["read"], summary="One report as CSV")
+    async def report_csv(request: Request, who: User, name: str) -> Response:
+        office_only(who)
+        everything = await asyncio.to_thread(models(request).reports)
+        if name not in everything:
+            raise Refused(404, f"no report named {name!r}; one of: {', '.join(everything)}")
+        return Response(to_csv(everything[name]), media_type="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+
+    @app.get("/api/live", tags=["read"], summary="Server-sent events: the read models' position as it moves")
+    async def live(request: Request, who: User) -> StreamingResponse:
+        return StreamingResponse(request.app.state.live.stream(request), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    def office_only(who: UserRow) -> None:
+        if who.role == "technician":
+            raise Refused(403, "technicians see their own jobs, schedule and time only")
+
+    def writers_only(who: UserRow) -> None:
+        if who.role not in ("office", "admin"):
+            raise Refused(403, f"the {who.role} role cannot change anything; the office can")
+
+    # --- the accountants' audit, straight from the stream ------------------------------
+
+    def audit_criteria(job: UUID | None, customer: UUID | None, event_type: list[str], since: datetime | None,
+                       before: datetime | None, after: int, until: int | None) -> Criteria:
+        return Criteria(job=job, customer=customer, types=set(event_type),
+                        since=since.replace(tzinfo=since.tzinfo or UTC) if since else None,
+                        before=before.replace(tzinfo=before.tzinfo or UTC) if before else None,
+                        after=after, until=until)
+
+    def auditors_only(request: Request, who: UserRow) -> NatsConnection:
+        if who.role not in ("accountant", "admin"):
+            raise Refused(403, "the audit is for accountants (and admins)")
+        if request.app.state.stream is None:
+            raise Refused(503, "this read API has no NATS connection configured (NATS_URL)")
+        return request.app.state.stream  # type: ignore[no-any-return]
+
+    @app.get("/api/audit/replay", tags=["audit"], summary="Events straight from the stream, as JSON Lines")
+    async def audit_replay(request: Request, who: User, job: UUID | None = None, customer: UUID | None = None,
+                           event_type: Annotated[list[str], Query(alias="type")] = [],  # noqa: B006
+                           since: Annotated[datetime | None, Query(alias="from")] = None,
+                           before: Annotated[datetime | None, Query(alias="to")] = None,
+                           after: Annotated[int, Query(ge=0)] = 0,
+                           until: Annotated[int | None, Query(ge=0)] = None) -> StreamingResponse:
+        stream = auditors_only(request, who)
+        criteria = audit_criteria(job, customer, event_type, since, before, after, until)
+
+        async def lines() -> AsyncIterator[bytes]:
+            async for entry in replay(stream, criteria):
+                yield msgspec.json.encode(entry) + b"\n"
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+    @app.get("/api/audit/export", tags=["audit"], summary="Events of a period as CSV or JSON Lines (a download)")
+    async def audit_export(request: Request, who: User,
+                           format: Annotated[str, Query(pattern="^(csv|jsonl)$")] = "csv",
+                           job: UUID | None = None, customer: UUID | None = None,
+                           event_type: Annotated[list[str], Query(alias="type")] = [],  # noqa: B006
+                           since: Annotated[datetime | None, Query(alias="from")] = None,
+                           before: Annotated[datetime | None, Query(alias="to")] = None,
+                           after: Annotated[int, Query(ge=0)] = 0,
+                           until: Annotated[int | None, Query(ge=0)] = None) -> Response:
+        stream = auditors_only(request, who)
+        criteria = audit_criteria(job, customer, event_type, since, before, after, until)
+        entries: list[Entry] = [entry async for entry in replay(stream, criteria)]
+        out = io.StringIO()
+        write_entries(entries, out, format)
+        media = "text/csv" if format == "csv" else "application/x-ndjson"
+        return Response(out.getvalue(), media_type=media,
+                        headers={"Content-Disposition": f'attachment; filename="jobstream-events.{format}"'})
+
+    # --- the dashboard -------------------------------------------------------------------
+
+    def page(request: Request, name: str, who: UserRow | None, **context: Any) -> Response:
+        return templates.TemplateResponse(request, name, {"user": who, **context})
+
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    async def login_form(request: Request, next: str = "/") -> Response:
+        return page(request, "login.html", None, next=next, error="")
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request, token: Annotated[str, Form()], next: Annotated[str, Form()] = "/") -> Response:
+        found = await asyncio.to_thread(models(request).user, hashlib.sha256(token.strip().encode()).hexdigest())
+        if found is None or found.revoked:
+            return templates.TemplateResponse(request, "login.html", {
+                "user": None, "next": next, "error": "That token is unknown or revoked."}, status_code=401)
+        target = next if next.startswith("/") and not next.startswith("//") else "/"
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", max_age=30 * 86400)
+        return response
+
+    @app.post("/logout", include_in_schema=False)
+    async def logout() -> Response:
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE)
+        return response
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def dashboard(request: Request, who: User, position: int | None = None,
+                        status: Annotated[list[str], Query()] = [],  # noqa: B006
+                        job_type: str = "", technician: str = "", customer: str = "", priority: str = "",
+                        sla: str = "", q: str = "", sort: str = "last_change", order: str = "desc",
+                        after: str = "", requested_from: str = "", requested_to: str = "") -> Response:
+        await fresh(request, position)
+        f = board_filter(who, status, job_type, technician, customer, priority, sla,
+                         _day(requested_from, "requested_from"), _day(requested_to, "requested_to", 1), q,
+                         sort if sort in ("last_change", "requested", "sla", "scheduled", "status", "time") else "last_change",
+                         order, after, 50)
+        m = models(request)
+        board_page = await asyncio.to_thread(m.board_page, f)
+        choices = await asyncio.to_thread(lambda: (m.technicians(), m.job_types(),
+                                                    [] if who.role == "technician" else m.customers()))
+        return page(request, "board.html", who, board=board_page, f=f, technicians=choices[0],
+                    requested_from=requested_from or "", requested_to=requested_to or "",
+                    job_types=choices[1], customers=choices[2], query=request.url.query,
+                    statuses=["new", "scheduled", "in_progress", "on_hold", "completed", "invoiced", "cancelled"])
+
+    @app.get("/board/rows", response_class=HTMLResponse, include_in_schema=False)
+    async def board_rows(request: Request, who: User, status: Annotated[list[str], Query()] = [],  # noqa: B006
+                         job_type: str = "", technician: str = "", customer: str = "", priority: str = "",
+                         sla: str = "", q: str = "", sort: str = "last_change", order: str = "desc",
+                         after: str = "", requested_from: str = "", requested_to: str = "") -> Response:
+        f = board_filter(who, status, job_type, technician, customer, priority, sla,
+                         _day(requested_from, "requested_from"), _day(requested_to, "requested_to", 1), q,
+                         sort if sort in ("last_change", "requested", "sla", "scheduled", "status", "time") else "last_change",
+                         order, after, 50)
+        return page(request, "board_rows.html", who, board=await asyncio.to_thread(models(request).board_page, f))
+
+    @app.get("/jobs/new", response_class=HTMLResponse, include_in_schema=False)
+    async def new_job_form(request: Request, who: User) -> Response:
+        writers_only(who)
+        return page(request, "job_new.html", who, customers=await asyncio.to_thread(models(request).customers),
+                    key=uuid.uuid4().hex, error="", form={})
+
+    @app.get("/customers/new", response_class=HTMLResponse, include_in_schema=False)
+    async def new_customer_form(request: Request, who: User) -> Response:
+        writers_only(who)
+        return page(request, "customer_new.html", who, key=uuid.uuid4().hex, error="", form={})
+
+    @app.get("/jobs/{job_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def job_page(request: Request, who: User, job_id: UUID, position: int | None = None) -> Response:
+        await fresh(request, position)
+        reached = await asyncio.to_thread(models(request).position)
+        found = await job_or_404(request, who, job_id)
+        m = models(request)
+        item, history, techs, customer = await asyncio.to_thread(lambda: (
+            m.board_item(found), m.history(job_id), m.technicians(), m.customers_by_id([found.customer_id])))
+        return page(request, "job.html", who, job=found, item=item, history=history,
+                    technicians=[t for t in techs if t.active], customer=customer.get(found.customer_id),
+                    key=uuid.uuid4().hex, error=request.query_params.get("error", ""), reached=reached)
+
+    @app.get("/schedule", response_class=HTMLResponse, include_in_schema=False)
+    async def schedule_page(request: Request, who: User, start: date | None = None,
+                            days: Annotated[int, Query(ge=1, le=14)] = 5, technician: str = "") -> Response:
+        if who.role == "technician":
+            technician = str(who.technician_id)
+        first = start or datetime.now(zone).date()
+        rows = await asyncio.to_thread(models(request).schedule, first, days, technician)
+        return page(request, "schedule.html", who, rows=rows, start=first, days=days,
+                    dates=[first + timedelta(days=i) for i in range(days)],
+                    previous=first - timedelta(days=days), following=first + timedelta(days=days))
+
+    @app.get("/timesheets", response_class=HTMLResponse, include_in_schema=False)
+    async def timesheets_page(request: Request, who: User, period: str = "week", by: str = "technician",
+                              start: str = "", end: str = "") -> Response:
+        technician = str(who.technician_id) if who.role == "technician" else ""
+        begin, finish = _range(date.fromisoformat(_day(start, "start")) if start else None,
+                               date.fromisoformat(_day(end, "end")) if end else None)
+        by = by if by in ("technician", "job") else "technician"
+        rows = await asyncio.to_thread(models(request).timesheet,
+                                       period if period in ("day", "week", "month") else "week",
+                                       begin, finish, technician, "", by)
+        return page(request, "timesheets.html", who, rows=rows, period=period, by=by, start=begin, end=finish)
+
+    @app.get("/reports", response_class=HTMLResponse, include_in_schema=False)
+    async def reports_page(request: Request, who: User) -> Response:
+        office_only(who)
+        return page(request, "reports.html", who, reports=await asyncio.to_thread(models(request).reports))
+
+    # --- the office's commands, forwarded with the user's own token -------------------------
+
+    async def forward(request: Request, path: str, body: dict[str, Any], key: str) -> tuple[int, dict[str, Any]]:
+        response = await request.app.state.commands.post(
+            path, content=_encode(body),
+            headers={"Authorization": f"Bearer {token_of(request)}", "Idempotency-Key": key,
+                     "Content-Type": "application/json"})
+        return response.status_code, response.json()
+
+    def local_to_utc(value: str, field: str) -> str:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{field}: not a date and time") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=zone)
+        return moment.astimezone(UTC).isoformat()
+
+    @app.post("/jobs/new", include_in_schema=False)
+    async def new_job(request: Request, who: User) -> Response:
+        writers_only(who)
+        form = dict(await request.form())
+        body: dict[str, Any] = {
+            "customer_id": form.get("customer_id", ""), "job_type": form.get("job_type", ""),
+            "description": form.get("description", ""), "source": form.get("source", "phone"),
+            "priority": form.get("priority", "normal"), "billing_kind": form.get("billing_kind", "paid"),
+        }
+        if form.get("street"):
+            body["site_address"] = {k: form.get(k, "") for k in ("street", "city", "postal_code", "country")}
+        if form.get("sla_deadline"):
+            body["sla_deadline"] = local_to_utc(str(form["sla_deadline"]), "sla_deadline")
+        status, answer = await forward(request, "/jobs", body, str(form.get("key") or uuid.uuid4().hex))
+        if status >= 400:
+            return page(request, "job_new.html", who, customers=await asyncio.to_thread(models(request).customers),
+                        key=form.get("key"), error=_problem(answer), form=form)
+        return RedirectResponse(f"/jobs/{answer['id']}?position={answer['position']}", status_code=303)
+
+    @app.post("/customers/new", include_in_schema=False)
+    async def new_customer(request: Request, who: User) -> Response:
+        writers_only(who)
+        form = dict(await request.form())
+        body: dict[str, Any] = {
+            "name": form.get("name", ""),
+            "billing_address": {k: form.get(k, "") for k in ("street", "city", "postal_code", "country")},
+            "phone": form.get("phone", ""), "language": form.get("language", "en"),
+            "currency": form.get("currency", "EUR"),
+        }
+        if form.get("email"):
+            body["email"] = form["email"]
+        if form.get("vat_id"):
+            body["vat_id"] = form["vat_id"]
+        status, answer = await forward(request, "/customers", body, str(form.get("key") or uuid.uuid4().hex))
+        if status >= 400:
+            return page(request, "customer_new.html", who, key=form.get("key"), error=_problem(answer), form=form)
+        return RedirectResponse(f"/jobs/new?position={answer['position']}", status_code=303)
+
+    @app.post("/jobs/{job_id}/{action}", include_in_schema=False)
+    async def job_command(request: Request, who: User, job_id: UUID, action: str) -> Response:
+        writers_only(who)
+        form = dict(await request.form())
+        if action in ("schedule", "reschedule"):
+            body: dict[str, Any] = {
+                "technician_ids": [form.get("technician_id", "")],
+                "start": local_to_utc(str(form.get("start", "")), "start"),
+                "duration_minutes": int(str(form.get("duration_minutes") or 60)),
+            }
+            if action == "reschedule" and form.get("reason"):
+                body["reason"] = form["reason"]
+        elif action in ("cancel", "hold", "reopen"):
+            body = {"reason": form.get("reason", "")}
+        elif action == "resume":
+            body = {}
+        elif action == "notes":
+            body = {"text": form.get("text", "")}
+        else:
+            raise Refused(404, f"the dashboard has no {action!r} form")
+        status, answer = await forward(request, f"/jobs/{job_id}/{action}", body,
+                                       str(form.get("key") or uuid.uuid4().hex))
+        if status >= 400:
+            return RedirectResponse(f"/jobs/{job_id}?error={_quote(_problem(answer))}", status_code=303)
+        return RedirectResponse(f"/jobs/{job_id}?position={answer['position']}", status_code=303)
+
+    return app
+
+
+class Live:
+    """One poller of the read models' position, fanned out to every open dashboard."""
+
+    def __init__(self, models: ReadModels, every: float = 0.05) -> None:
+        self.models = models
+        self.every = every
+        self.position = 0
+        self.board_position = 0
+        self.changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._remaking: set[bytes] = set()
+
+    def remake(self, f: BoardFilter) -> None:
+        """Make this filter's page again in the background, once at a time."""
+        key = msgspec.json.encode(f)
+        if key in self._remaking:
+            return
+        self._remaking.add(key)
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.models.board_json, f))
+        task.add_done_callback(lambda _: self._remaking.discard(key))
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._poll())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _poll(self) -> None:
+        while True:
+            reached, self.board_position = await asyncio.to_thread(
+                lambda: (self.models.position(), self.models.board_position()))
+            if reached != self.position:
+                self.position = reached
+                async with self.changed:
+                    self.changed.notify_all()
+            await asyncio.sleep(self.every)
+
+    async def stream(self, request: Request) -> AsyncIterator[bytes]:
+        self.start()
+        seen = await asyncio.to_thread(self.models.position)
+        yield f"retry: 1000\nevent: position\ndata: {seen}\n\n".encode()
+        while not await request.is_disconnected():
+            async with self.changed:
+                try:
+                    await asyncio.wait_for(self.changed.wait(), timeout=15.0)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+            if self.position != seen:
+                seen = self.position
+                yield f"event: position\ndata: {seen}\n\n".encode()
+
+
+def _day(text: str, field: str, plus: int = 0) -> str:
+    """A date from a form's date field ('' when left empty), as the board compares it."""
+    if not text:
+        return ""
+    try:
+        return (date.fromisoformat(text) + timedelta(days=plus)).isoformat()
+    except ValueError:
+        raise ValueError(f"{field}: {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _problem(answer: dict[str, Any]) -> str:
+    detail = answer.get("detail", answer)
+    if isinstance(detail, list):
+        return "; ".join(f"{d.get('field', '')}: {d.get('reason', '')}" for d in detail)
+    return str(detail)
+
+
+def _quote(text: str) -> str:
+    from urllib.parse import quote
+
+    return quote(text[:300])
+
+
+def _range(start: date | None, end: date | None) -> tuple[date, date]:
+    finish = end or date.today() + timedelta(days=1)
+    return start or finish - timedelta(days=31), finish
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return out.getvalue()
+
+
+def app_from_environment() -> FastAPI:
+    """For `uvicorn --factory` (several workers): settings from the environment."""
+    import os
+
+    return create_app(Settings(
+        read_model_url=os.environ["READ_MODEL_URL"],
+        command_api_url=os.environ.get("COMMAND_API_URL", "http://127.0.0.1:8000"),
+        timezone=os.environ.get("JOBSTREAM_TIMEZONE", "UTC"),
+        stream_env={key: os.environ.get(key, "") for key in ("NATS_URL", "NATS_STREAM", "NATS_SUBJECT_PREFIX")},
+    ))

@@ -1,0 +1,70 @@
+"""`jobstream up --demo` as a user starts it, on free ports, for the end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.natsd import free_port
+
+JOBSTREAM = [sys.executable, "-m", "services.cli"]
+
+
+class Running:
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put("<exit>")
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        while True:
+            line = self.lines.get(timeout=timeout)
+            self.seen.append(line)
+            if line == "<exit>":
+                raise AssertionError("jobstream exited; it said:\n" + "\n".join(self.seen))
+            found = re.search(pattern, line)
+            if found:
+                return found
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
+    env["JOBSTREAM_DATA"] = str(tmp_path / "data")
+    return env
+
+
+@pytest.fixture
+def jobstream_up(clean_env: dict[str, str]) -> Iterator[tuple[Running, int]]:
+    port = free_port()
+    process = subprocess.Popen([*JOBSTREAM, "up", "--demo", "--port", str(port),
+                                "--read-port", str(free_port())], env=clean_env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    running = Running(process)
+    yield running, port
+    if process.poll() is None:  # stop it as Ctrl-C would, then make sure nothing is left
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+

@@ -1,0 +1,142 @@
+"""The office dashboard in real headless Chromium (Debian's /usr/bin/chromium via Playwright).
+
+A day at the office: sign in, filter the board, take a request and schedule it through the
+page's own forms, and watch a technician's change arrive on the open board without a reload.
+Screenshots of the main pages are kept in test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.e2e.conftest import Running
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does: apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def sign_in(page: Page, dashboard: str, token: str) -> None:
+    page.goto(f"{dashboard}/login")
+    page.fill("input[name=token]", token)
+    page.click("form[action='/login'] button")
+    expect(page.locator("table.board")).to_be_visible()
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_an_office_day_in_the_browser(jobstream_up: tuple[Running, int], browser: Browser) -> None:
+    running, _port = jobstream_up
+    office = running.wait_for(r"office \(Olga\)\s+(js_\S+)").group(1)
+    jana = running.wait_for(r"technician \(jana, id (\S+)\)\s+(js_\S+)")
+    jana_id, jana_token = jana.group(1), jana.group(2)
+    dashboard = running.wait_for(r"dashboard\s+(http://\S+)").group(1)
+    command_api = running.wait_for(r"command API\s+(http://\S+)").group(1)
+    running.wait_for("Press Ctrl-C to stop")
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(dashboard)
+    expect(page).to_have_url(f"{dashboard}/login?next=/")  # nothing without signing in
+    page.fill("input[name=token]", "js_wrong")
+    page.click("form[action='/login'] button")
+    expect(page.locator(".error")).to_contain_text("unknown or revoked")
+    sign_in(page, dashboard, office)
+    expect(page.locator("#rows tr")).to_have_count(9)  # the demo's jobs
+    shot(page, "board")
+
+    # filter the board
+    page.select_option("select[name=status]", "completed")
+    page.click("#filters button")
+    rows = page.locator("#rows tr")
+    expect(rows.first).to_have_attribute("data-status", "completed")
+    assert set(rows.evaluate_all("rows => rows.map(r => r.dataset.status)")) == {"completed"}
+    page.fill("input[name=q]", "Kraków")
+    page.select_option("select[name=status]", "")
+    page.click("#filters button")
+    assert all("Kraków" in text for text in page.locator("#rows tr").all_inner_texts())
+
+    # take a request and schedule it through the page's own forms
+    page.click("text=New request")
+    page.select_option("select[name=customer_id]", label="Harbour Café")
+    page.fill("input[name=job_type]", "espresso-repair")
+    page.fill("textarea[name=description]", "Espresso machine leaks under the group head")
+    page.fill("input[name=street]", "1 Quay Street")
+    page.fill("input[name=city]", "Dublin")
+    page.fill("input[name=postal_code]", "D02 X285")
+    page.fill("input[name=country]", "IE")
+    page.select_option("select[name=priority]", "urgent")
+    page.click("#new-job button")
+    expect(page.locator("#job-status")).to_have_text("new")
+    job_id = page.url.split("/jobs/")[1].split("?")[0]
+    page.select_option("#schedule-form select[name=technician_id]", jana_id)
+    page.fill("#schedule-form input[name=start]", "2026-11-24T09:00")
+    page.click("#schedule-form button")
+    expect(page.locator("#job-status")).to_have_text("scheduled")
+    expect(page.locator("#timeline li")).to_have_count(2)
+    expect(page.locator("#timeline")).to_contain_text("JobScheduled")
+    shot(page, "job")
+
+    # a refusal is shown plainly, naming the reason
+    page.fill("#cancel-form input[name=reason]", " ")
+    page.click("#cancel-form button")
+    expect(page.locator(".error")).to_be_visible()
+    expect(page.locator("#job-status")).to_have_text("scheduled")
+
+    # another client's change arrives on the open board, live, without a reload
+    page.goto(dashboard)
+    expect(page.locator(f"tr[data-job='{job_id}']")).to_have_attribute("data-status", "scheduled")
+    expect(page.locator("#live")).to_have_attribute("data-state", "connected")
+    page.evaluate("window.notReloaded = true")
+    with httpx.Client(base_url=command_api, headers={"Authorization": f"Bearer {jana_token}"}) as as_jana:
+        started = time.monotonic()
+        assert as_jana.post(f"/jobs/{job_id}/start", json={}).status_code == 200
+    expect(page.locator(f"tr[data-job='{job_id}']")).to_have_attribute("data-status", "in_progress", timeout=5000)
+    seen_after = time.monotonic() - started
+    assert page.evaluate("window.notReloaded") is True
+    assert seen_after < 2.0, f"the change took {seen_after:.2f} s to reach the board"
+
+    for name, path in [("schedule", "/schedule?days=5"), ("reports", "/reports"), ("timesheets", "/timesheets")]:
+        page.goto(dashboard + path)
+        expect(page.locator("main h1")).to_be_visible()
+        shot(page, name)
+    page.close()
+
+
+def test_the_board_works_on_a_phone(jobstream_up: tuple[Running, int], browser: Browser) -> None:
+    running, _port = jobstream_up
+    office = running.wait_for(r"office \(Olga\)\s+(js_\S+)").group(1)
+    dashboard = running.wait_for(r"dashboard\s+(http://\S+)").group(1)
+    running.wait_for("Press Ctrl-C to stop")
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    sign_in(page, dashboard, office)
+    expect(page.locator("#rows tr")).to_have_count(9)
+    wide = page.evaluate("document.documentElement.scrollWidth")
+    assert wide <= PHONE["width"], f"the board is {wide} px wide on a {PHONE['width']} px phone"
+    shot(page, "board-phone")
+    page.locator("#rows tr a").first.click()
+    expect(page.locator("#timeline li").first).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(page, "job-phone")
+    context.close()

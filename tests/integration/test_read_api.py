@@ -1,0 +1,112 @@
+"""The read API as the office, technicians and accountants use it (real NATS, real databases)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import pytest
+from fastapi.testclient import TestClient
+
+from read_api.app import Settings, create_app
+
+from tests.conftest import Projectors
+from tests.integration.conftest import Api
+from tests.integration.test_projections import work_a_day
+
+
+@pytest.fixture
+def reader(api: Api, projectors: Projectors, read_model_url: str, stream_env: dict[str, str]) -> Iterator[TestClient]:
+    settings = Settings(read_model_url=read_model_url, stream_env=stream_env, wait_seconds=10)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def get(client: TestClient, api: Api, path: str, who: str = "office", **params: Any) -> Any:
+    return client.get(path, params=params, headers=api.headers(who))
+
+
+def test_a_reader_passes_the_position_a_command_returned_and_sees_its_effect(api: Api, reader: TestClient) -> None:
+    positions = work_a_day(api)
+    board = get(reader, api, "/api/board", position=positions[-1])
+    assert board.status_code == 200, board.text
+    [item] = board.json()["items"]
+    assert item["status"] == "completed" and item["position"] == positions[-1]
+    job = get(reader, api, f"/api/jobs/{item['id']}", position=positions[-1]).json()
+    assert [h["event_type"] for h in job["history"]][-1] == "JobCompleted"
+    later = get(reader, api, "/api/board", position=positions[-1] + 1000, wait=0.3)
+    assert later.status_code == 504
+    assert f"position {positions[-1] + 1000} was not reached within 0.3 s" in later.json()["detail"]
+
+
+def test_filters_search_sort_and_paging(api: Api, reader: TestClient) -> None:
+    tom = api.technician("tom")
+    customer = api.customer()
+    ids = [api.ok("/jobs", {"customer_id": customer, "job_type": kind, "description": f"{kind} job {n}"})["id"]
+           for n, kind in enumerate(["repair", "install", "repair", "repair", "service"])]
+    last = api.ok(f"/jobs/{ids[0]}/schedule", {"technician_ids": [str(tom)], "start": "2026-11-24T09:00:00Z"})
+    board = lambda **p: get(reader, api, "/api/board", position=last["position"], **p).json()  # noqa: E731
+    assert board(job_type="repair")["total"] == 3
+    assert [i["id"] for i in board(status="scheduled")["items"]] == [ids[0]]
+    assert [i["id"] for i in board(technician=str(tom))["items"]] == [ids[0]]
+    assert board(q="INSTALL job")["total"] == 1
+    first = board(limit=2, sort="requested", order="asc")
+    assert [i["id"] for i in first["items"]] == ids[:2] and first["total"] == 5
+    second = board(limit=2, sort="requested", order="asc", after=first["next"])
+    third = board(limit=2, sort="requested", order="asc", after=second["next"])
+    assert [i["id"] for i in second["items"] + third["items"]] == ids[2:] and third["next"] is None
+    assert board(requested_from="2000-01-01")["total"] == 5 and board(requested_from="2999-01-01")["total"] == 0
+    # a page kept in memory is never older than the position a reader asks for
+    before = get(reader, api, "/api/board", job_type="install").json()
+    another = api.ok("/jobs", {"customer_id": customer, "job_type": "install", "description": "second install"})
+    after = get(reader, api, "/api/board", job_type="install", position=another["position"]).json()
+    assert (before["total"], after["total"]) == (1, 2)
+
+
+def test_technicians_see_their_own_jobs_and_the_open_pool(api: Api, reader: TestClient) -> None:
+    tom, eva = api.technician("tom"), api.technician("eva")
+    toms = api.scheduled_job(tom)
+    evas = api.scheduled_job(eva)
+    pool = api.ok("/jobs", {"customer_id": api.customer(), "job_type": "repair", "description": "Anyone"})
+    seen = {i["id"] for i in get(reader, api, "/api/board", who="tom", position=pool["position"]).json()["items"]}
+    assert seen == {toms, pool["id"]}
+    refused = get(reader, api, f"/api/jobs/{evas}", who="tom")
+    assert refused.status_code == 403 and "own jobs" in refused.json()["detail"]
+    assert get(reader, api, "/api/reports", who="tom").status_code == 403
+    assert get(reader, api, f"/api/jobs/{evas}", who="accountant").status_code == 200
+
+
+def test_accountants_replay_and_export_but_write_nothing(api: Api, reader: TestClient) -> None:
+    positions = work_a_day(api)
+    replayed = get(reader, api, "/api/audit/replay", who="accountant", after=positions[0] - 1)
+    assert replayed.status_code == 200
+    lines = [msgspec.json.decode(line) for line in replayed.text.splitlines()]
+    assert lines[0]["type"] == "JobRequested" and len(lines) >= 7
+    exported = get(reader, api, "/api/audit/export", who="accountant", format="csv", type="NoteAdded")
+    assert exported.text.splitlines()[0].startswith("position,occurred_at") and "Seal worn out" in exported.text
+    assert get(reader, api, "/api/audit/replay", who="office").status_code == 403
+    write = reader.post("/jobs/new", data={"description": "x"}, headers=api.headers("accountant"))
+    assert write.status_code == 403 and "cannot change anything" in write.text  # a page, for a browser
+
+
+def test_errors_name_the_field_and_never_500(api: Api, reader: TestClient) -> None:
+    assert reader.get("/api/board").status_code == 401
+    assert reader.get("/api/board", headers={"Authorization": "Bearer js_nope"}).status_code == 401
+    bad = get(reader, api, "/api/board", limit=0)
+    assert bad.status_code == 422 and "limit" in bad.text
+    assert get(reader, api, "/api/board", sort="colour").status_code == 422
+    cursor = get(reader, api, "/api/board", after="not-a-cursor")
+    assert cursor.status_code == 422 and "after" in cursor.json()["detail"]
+    assert get(reader, api, "/api/jobs/not-a-uuid").status_code == 422
+    assert get(reader, api, "/api/reports/nothing.csv").status_code == 404
+
+
+def test_reports_and_csv(api: Api, reader: TestClient) -> None:
+    position = work_a_day(api)[-1]
+    reports = get(reader, api, "/api/reports", position=position).json()
+    assert reports["job_types"] == [{"job_type": "repair", "jobs": 1}]
+    assert reports["first_visit"][0]["completed"] == 1
+    assert reports["technicians"][0]["technician"] == "tom" and reports["technicians"][0]["completed_jobs"] == 1
+    csv_text = get(reader, api, "/api/reports/job_types.csv").text
+    assert csv_text.splitlines() == ["job_type,jobs", "repair,1"]
