@@ -742,16 +742,24 @@ class NatsSubscription(Subscription[NatsApplicationRecorder]):
         )
 
     async def _on_message(self, msg: Msg) -> None:
-        if self._has_been_stopped:
-            return
         try:
-            notification = _notification_from_delivery(msg)
+            item: Notification | BaseException = _notification_from_delivery(msg)
         except Exception as error:  # an undecodable message ends the subscription loudly
-            await asyncio.to_thread(self._queue.put, error)
+            item = error
+        if isinstance(item, Notification) and self._wanted and item.topic not in self._wanted:
             return
-        if self._wanted and notification.topic not in self._wanted:
-            return
-        await asyncio.to_thread(self._queue.put, notification)
+        await self._put(item)
+
+    async def _put(self, item: Notification | BaseException) -> None:
+        """Waits on the loop while the reader is behind (the consumer's flow control
+        then holds the server back); gives up once the subscription is stopped.
+        Never parks a thread on the full queue, where it could wait forever."""
+        while not self._has_been_stopped:
+            try:
+                self._queue.put_nowait(item)
+                return
+            except queue.Full:
+                await asyncio.sleep(0.005)
 
     def __next__(self) -> Notification:
         while not self._has_been_stopped:

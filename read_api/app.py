@@ -14,9 +14,11 @@ position, so the office always sees its own change.
 
 
 import asyncio
+import contextlib
 import csv
 import hashlib
 import io
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -41,6 +43,7 @@ from projections.runner import stream_settings
 from read_api.queries import PAGE_TTL, BoardFilter, ReadModels, Unavailable
 
 HERE = Path(__file__).parent
+log = logging.getLogger(__name__)
 COOKIE = "jobstream_token"
 MAX_WAIT = 30.0
 
@@ -79,7 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
         if settings.stream_env.get("NATS_URL"):
             app.state.stream = await NatsConnection.open_on_running_loop(stream_settings(settings.stream_env))
         yield
-        app.state.live.stop()
+        await app.state.live.stop()
         await app.state.commands.aclose()
         await asyncio.to_thread(app.state.models.close)
         if app.state.stream is not None:
@@ -529,34 +532,46 @@ class Live:
         self.board_position = 0
         self.changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
-        self._remaking: set[bytes] = set()
+        self._stopping = asyncio.Event()
+        self._remaking: dict[bytes, asyncio.Task[Any]] = {}
 
     def remake(self, f: BoardFilter) -> None:
         """Make this filter's page again in the background, once at a time."""
         key = msgspec.json.encode(f)
-        if key in self._remaking:
+        if key in self._remaking or self._stopping.is_set():
             return
-        self._remaking.add(key)
         task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.models.board_json, f))
-        task.add_done_callback(lambda _: self._remaking.discard(key))
+        self._remaking[key] = task
+        task.add_done_callback(lambda _: self._remaking.pop(key, None))
 
     def start(self) -> None:
-        if self._task is None:
+        if self._task is None and not self._stopping.is_set():
             self._task = asyncio.get_running_loop().create_task(self._poll())
 
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    async def stop(self) -> None:
+        """Stop polling and wait for every read in flight, so the models can be closed.
+
+        A read is never cancelled half-way: its thread would carry on with a
+        connection that is being closed under it, and could wait forever.
+        """
+        self._stopping.set()
+        waiting = [t for t in (self._task, *self._remaking.values()) if t is not None]
+        await asyncio.gather(*waiting, return_exceptions=True)
 
     async def _poll(self) -> None:
-        while True:
-            reached, self.board_position = await asyncio.to_thread(
-                lambda: (self.models.position(), self.models.board_position()))
+        while not self._stopping.is_set():
+            try:
+                reached, self.board_position = await asyncio.to_thread(
+                    lambda: (self.models.position(), self.models.board_position()))
+            except Exception:  # a database hiccup must not end live updates for good
+                log.exception("could not read the read models' position; trying again")
+                reached = self.position
             if reached != self.position:
                 self.position = reached
                 async with self.changed:
                     self.changed.notify_all()
-            await asyncio.sleep(self.every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.every)
 
     async def stream(self, request: Request) -> AsyncIterator[bytes]:
         self.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import os
 import threading
 import uuid
@@ -13,6 +14,13 @@ from pathlib import Path
 import pytest
 
 from services.natsd import EmbeddedNats
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A thread left blocked by a test would keep this process from exiting, and a CI
+    run would wait for it until its time limit. Give the exit a minute; past that,
+    print every thread's stack and fail."""
+    faulthandler.dump_traceback_later(60, exit=True)
 
 
 @pytest.fixture(scope="session")
