@@ -371,6 +371,113 @@ class JobReopened(JobEvent, frozen=True, kw_only=True, tag=True):
     status: Status
 
 
+class JobInvoiced(JobEvent, frozen=True, kw_only=True, tag=True):
+    """Recorded by the invoicer in the same atomic batch as the invoice."""
+
+    invoice_id: UUID
+    number: str
+
+
+class JobNotBilled(JobEvent, frozen=True, kw_only=True, tag=True):
+    """A completed job that gets no invoice, and why (warranty, internal); its cost is kept."""
+
+    reason: str
+    cost: Decimal = Decimal(0)
+    currency: str = ""
+
+
+class InvoicingHeld(JobEvent, frozen=True, kw_only=True, tag=True):
+    """The invoicer could not price the job (say, an activity missing from the price list)."""
+
+    reason: str
+
+
+# invoices (the id is derived from the job's; the number from its series' next sequence)
+
+
+class Party(Struct, frozen=True, kw_only=True):
+    name: str
+    address: Address | None = None
+    vat_id: str = ""
+    email: str = ""
+    bank_account: str = ""
+
+
+class InvoiceLine(Struct, frozen=True, kw_only=True):
+    """One billed line. Time lines keep the minutes logged; the quantity is derived from them."""
+
+    kind: str  # time, material, fee
+    code: str
+    description: str
+    quantity: Decimal
+    unit: str
+    unit_price: Decimal
+    net: Decimal
+    vat_rate: Decimal
+    vat_category: str = "S"  # EN 16931: S standard, Z zero, AE reverse charge
+    logged_minutes: int = 0
+
+
+class VatSubtotal(Struct, frozen=True, kw_only=True):
+    category: str
+    rate: Decimal
+    taxable: Decimal
+    vat: Decimal
+
+
+class InvoiceEvent(Event, frozen=True, kw_only=True, tag=True):
+    aggregate: ClassVar[str] = "invoice"
+
+
+class InvoiceIssued(InvoiceEvent, frozen=True, kw_only=True, tag=True):
+    """Everything printed on the invoice, so it can be rendered again from the log alone."""
+
+    number: str
+    series: str
+    sequence: int
+    job_id: UUID
+    customer_id: UUID
+    issue_date: str  # ISO dates, in the company's time zone
+    supply_date: str
+    due_date: str
+    currency: str
+    language: str
+    seller: Party
+    buyer: Party
+    lines: list[InvoiceLine]
+    vat: list[VatSubtotal]
+    net_total: Decimal
+    vat_total: Decimal
+    gross_total: Decimal
+    payment_reference: str
+    reverse_charge: bool = False
+    job_type: str = ""
+    job_summary: str = ""
+
+
+class InvoiceDocumentStored(InvoiceEvent, frozen=True, kw_only=True, tag=True):
+    """A rendering of the invoice, put in the documents object store."""
+
+    name: str
+    media_type: str
+    sha256: str
+    size: int
+
+
+class SeriesEvent(Event, frozen=True, kw_only=True, tag=True):
+    aggregate: ClassVar[str] = "series"
+
+
+class InvoiceNumberAllocated(SeriesEvent, frozen=True, kw_only=True, tag=True):
+    """The series' next number; its version is the sequence, so numbers have no gaps."""
+
+    series: str
+    year: int
+    sequence: int
+    number: str
+    invoice_id: UUID
+
+
 # access tokens (the id is derived from the token's hash; the token itself is never stored)
 
 
@@ -399,10 +506,15 @@ JobEvents = (
     JobRequested | JobDetailsChanged | JobQuoted | QuoteAccepted | QuoteRejected | JobScheduled
     | JobRescheduled | JobUnassigned | JobTaken | WorkStarted | WorkStopped | TimeEntryAdded
     | TimeEntryCorrected | NoteAdded | MaterialUsed | JobCompleted | JobSignedOff | JobPutOnHold
-    | JobResumed | JobCancelled | JobReopened
+    | JobResumed | JobCancelled | JobReopened | JobInvoiced | JobNotBilled | InvoicingHeld
 )
+InvoiceEvents = InvoiceIssued | InvoiceDocumentStored
+SeriesEvents = InvoiceNumberAllocated
 TokenEvents = TokenIssued | TokenRevoked
-AnyEvent = CustomerEvents | TechnicianEvents | PriceListEvents | JobEvents | TokenEvents
+AnyEvent = (
+    CustomerEvents | TechnicianEvents | PriceListEvents | JobEvents | InvoiceEvents | SeriesEvents
+    | TokenEvents
+)
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls for cls in AnyEvent.__args__  # type: ignore[attr-defined]

@@ -134,6 +134,10 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
     def aggregate_filter(self, purpose: str, originator_id: UUID | str) -> str:
         return f"{self.prefix}{purpose}.*.{id_token(originator_id)}"
 
+    def kind_filter(self, purpose: str, aggregate: str) -> str:
+        """Every aggregate of one kind (``pricelist``, say)."""
+        return f"{self.prefix}{purpose}.{aggregate}.*"
+
     def tracking_subject(self, application_name: str) -> str:
         return f"{self.prefix}tracking.{id_token(application_name)}"
 
@@ -821,6 +825,10 @@ class NatsTrackingRecorder(NatsRecorder, TrackingRecorder):
     def insert_tracking(self, tracking: Tracking) -> None:
         self._run(self._insert_tracking(tracking))
 
+    async def max_tracking_id_async(self, application_name: str) -> int | None:
+        last = await self._last_tracking(application_name)
+        return last[0] if last is not None else None
+
     async def _insert_tracking(self, tracking: Tracking) -> None:
         await self.connection.publish([await self._tracking_message(tracking)])
 
@@ -834,6 +842,25 @@ class NatsProcessRecorder(NatsTrackingRecorder, NatsApplicationRecorder, Process
 
     def __init__(self, connection: NatsConnection, purpose: str = "events") -> None:
         NatsApplicationRecorder.__init__(self, connection, purpose)
+
+    async def insert_tracked_async(
+        self, stored_events: Sequence[StoredEvent], tracking: Tracking
+    ) -> list[int]:
+        """The events and the tracking record, all or nothing; IntegrityError if any aggregate
+        moved, or the tracking is already at or past this position."""
+        return await self._insert_async(stored_events, tracking)
+
+    async def kind_events_async(self, aggregate: str, after: int = 0) -> list[tuple[int, StoredEvent]]:
+        """Every event of every aggregate of one kind after a position, oldest first."""
+        subject_filter = self.settings.kind_filter(self.purpose, aggregate)
+        found: list[tuple[int, StoredEvent]] = []
+        while True:
+            page = await self.connection.direct_batch(
+                {"seq": after + 1, "next_by_subj": subject_filter, "batch": PAGE})
+            found.extend((int(_header(m, "Nats-Sequence")), _stored_event(m)) for m in page)
+            if len(page) < PAGE:
+                return found
+            after = found[-1][0]
 
 
 class NatsFactory(InfrastructureFactory[NatsTrackingRecorder]):

@@ -19,10 +19,13 @@ from events.contract import (
     CustomerDetailsChanged,
     CustomerRegistered,
     Event,
+    InvoicingHeld,
     JobCancelled,
     JobCompleted,
     JobDetailsChanged,
     JobEvent,
+    JobInvoiced,
+    JobNotBilled,
     JobPutOnHold,
     JobQuoted,
     JobReopened,
@@ -104,6 +107,9 @@ class JobRow(Struct, kw_only=True):
     first_visit: bool | None = None
     signed_by: str = ""
     reason: str = ""
+    invoice_id: UUID | None = None
+    invoice_number: str = ""
+    billing_note: str = ""  # why a completed job has no invoice (warranty, internal, held)
     last_event: str = ""
     last_change_at: datetime | None = None
     version: int = 0
@@ -190,7 +196,15 @@ def _job_changes(row: JobRow, event: JobEvent) -> dict[str, object]:  # noqa: PL
         case JobCancelled():
             return {"status": Status.CANCELLED, "reason": event.reason, "running_since": None}
         case JobReopened():
-            return {"status": event.status, "reason": event.reason, "completed_at": None}
+            return {"status": event.status, "reason": event.reason, "completed_at": None,
+                    "billing_note": ""}
+        case JobInvoiced():
+            return {"status": Status.INVOICED, "invoice_id": event.invoice_id,
+                    "invoice_number": event.number, "billing_note": ""}
+        case JobNotBilled():
+            return {"billing_note": f"not billed: {event.reason}"}
+        case InvoicingHeld():
+            return {"billing_note": f"invoice held: {event.reason}"}
     return {}
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -26,6 +25,7 @@ from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.utils import Environment
 
 from events.contract import decode_event
+from events.follow import follow
 from events.jetstream import PAGE, NatsConnection, StreamSettings
 from projections.models import PROJECTIONS, BatchProjection, Positioned
 from projections.store import open_view
@@ -42,8 +42,6 @@ class Runner:
         self.projection = projection
         self.connection = connection
         self.position = 0
-        self._woken = asyncio.Event()
-        self._stored = 0
 
     async def catch_up(self, until: int | None = None, progress: Progress | None = None) -> int:
         """Project every stored event (up to ``until``); return the position reached.
@@ -88,26 +86,7 @@ class Runner:
 
     async def follow(self, stop: asyncio.Event) -> None:
         """Catch up, then stay caught up until ``stop`` is set."""
-        subscription = await self.connection.watch(self._on_stored)
-        try:
-            while not stop.is_set():
-                await self.catch_up()
-                if self._stored > self.position:
-                    continue  # stored while we were committing
-                self._woken.clear()
-                waiting = asyncio.ensure_future(self._woken.wait())
-                stopping = asyncio.ensure_future(stop.wait())
-                # The wake-up is the fast path; the timeout only guards against a lost one.
-                await asyncio.wait({waiting, stopping}, timeout=5.0, return_when=asyncio.FIRST_COMPLETED)
-                waiting.cancel()
-                stopping.cancel()
-        finally:
-            with contextlib.suppress(Exception):
-                await subscription.unsubscribe()
-
-    def _on_stored(self, position: int) -> None:
-        self._stored = max(self._stored, position)
-        self._woken.set()
+        await follow(self.connection, self.catch_up, stop)
 
     def _committed(self) -> int:
         return self.projection.view.max_tracking_id(self.projection.name) or 0

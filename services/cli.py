@@ -4,6 +4,7 @@
     jobstream run command-api [--port 8000]            one service alone (scale-out)
     jobstream run read-api [--port 8001]               the read API and the dashboard
     jobstream run projector board|timesheets           one projection
+    jobstream run invoicer                              issues invoices for completed jobs
     jobstream audit replay|verify|as-of|rebuild|export the accountants' tools
     jobstream demo                                      load a small realistic business
     jobstream admin create-user NAME --role office      prints the new token once
@@ -36,6 +37,7 @@ SERVICES = {
     "command-api": "the command API (HTTP, OpenAPI at /docs)",
     "read-api": "the read API and the office dashboard (HTTP)",
     "projector": "one projection kept up to date: board or timesheets",
+    "invoicer": "issues the invoice of each completed job (run several for redundancy)",
 }
 PROJECTIONS = ("board", "timesheets")
 DEFAULT_PORTS = {"command-api": 8000, "read-api": 8001}
@@ -154,6 +156,7 @@ def up(args: argparse.Namespace) -> int:
         plan = [
             ("command-api", [*me, "command-api", "--host", args.host, "--port", str(args.port)], args.port),
             *((f"projector {name}", [*me, "projector", name], None) for name in PROJECTIONS),
+            ("invoicer", [*me, "invoicer"], None),
             ("read-api", [*me, "read-api", "--host", args.host, "--port", str(args.read_port)], args.read_port),
         ]
         for name, argv, _port in plan:
@@ -232,14 +235,16 @@ def run(args: argparse.Namespace) -> int:
     gc.set_threshold(100_000, 50, 50)
 
     settings = Settings.from_env(args.data)
-    if args.service in ("projector", "read-api"):
-        # Separate packages (projections, read_api) that the write side does not import:
+    if args.service in ("projector", "read-api", "invoicer"):
+        # Separate packages (projections, read_api, invoicer) that the write side does not import:
         # the process becomes theirs, with the settings in its environment.
         os.environ.update(settings.env())
         if args.service == "projector":
             if args.name not in PROJECTIONS:
                 raise SystemExit(f"jobstream: which projection? one of: {', '.join(PROJECTIONS)}")
             argv = [sys.executable, "-m", "projections.runner", args.name]
+        elif args.service == "invoicer":
+            argv = [sys.executable, "-m", "invoicer"]
         else:
             port = args.port or DEFAULT_PORTS[args.service]
             argv = [sys.executable, "-m", "read_api.serve", "--host", args.host, "--port", str(port),

@@ -47,6 +47,17 @@ def load_demo(app: JobstreamApp, say: Callable[[str], None]) -> dict[str, str]:
         do("pricelist", default, PriceActivity(code=code, name=name, unit=unit, rate=Decimal(rate),
                                                  minimum_charge=Decimal(minimum), vat_rate=Decimal(vat)))
 
+    contract = _id("prices", "novak")  # a customer's own rates, in the customer's currency
+    do("pricelist", contract, CreatePriceList(name="Novák Stavby contract rates", currency="CZK",
+                                              customer_id=_id("customer", "novak")))
+    for code, name, unit, rate, vat in [
+        ("labour", "Práce technika", Unit.STARTED_HOUR, "1550.00", "21"),
+        ("callout", "Výjezd", Unit.FLAT, "900.00", "21"),
+        ("boiler-service", "Roční servis kotle", Unit.FLAT, "3100.00", "21"),
+    ]:
+        do("pricelist", contract, PriceActivity(code=code, name=name, unit=unit, rate=Decimal(rate),
+                                                  vat_rate=Decimal(vat)))
+
     def address(street: str, city: str, postal: str, country: str) -> Address:
         return Address(street=street, city=city, postal_code=postal, country=country)
 
@@ -54,7 +65,7 @@ def load_demo(app: JobstreamApp, say: Callable[[str], None]) -> dict[str, str]:
         "novak": RegisterCustomer(name="Novák Stavby s.r.o.", billing_address=address(
             "Údolní 12", "Brno", "602 00", "CZ"), site_addresses=[address("Křenová 5", "Brno", "602 00", "CZ")],
             email="ucetni@novak-stavby.example", phone="+420 541 000 111", vat_id="CZ12345678",
-            language="cs", currency="CZK", payment_terms_days=14),
+            language="cs", currency="CZK", payment_terms_days=14, price_list_id=contract),
         "kowalski": RegisterCustomer(name="Piekarnia Kowalski", billing_address=address(
             "ul. Długa 3", "Kraków", "31-147", "PL"), email="biuro@kowalski.example",
             phone="+48 12 000 22 33", vat_id="PL5260250995", language="pl", currency="PLN",

@@ -12,7 +12,7 @@ from msgspec.structs import replace
 from events.contract import (
     AcceptQuote, AddNote, AddTimeEntry, Address, BillingKind, CancelJob, ChangeJobDetails,
     CompleteJob, CorrectTimeEntry, JobCancelled, JobCommand, JobCompleted, JobDetailsChanged,
-    JobEvent, JobPutOnHold, JobQuoted, JobReopened, JobRequested, JobRescheduled, JobResumed,
+    JobEvent, JobInvoiced, JobPutOnHold, JobQuoted, JobReopened, JobRequested, JobRescheduled, JobResumed,
     JobScheduled, JobSignedOff, JobTaken, JobUnassigned, MaterialUsed, NoteAdded, Priority,
     PutJobOnHold, QuoteAccepted, QuoteJob, QuoteRejected, RejectQuote, ReopenJob, RequestJob,
     RescheduleJob, ResumeJob, Role, ScheduleJob, SignOffJob, StartWork, Status, StopWork, TakeJob,
@@ -329,5 +329,7 @@ def evolve(job: Job, event: JobEvent) -> Job:
             return replace(job, status=Status.CANCELLED, running={})
         case JobReopened():
             return replace(job, status=event.status, signed_off_by="")
+        case JobInvoiced():
+            return replace(job, status=Status.INVOICED)
         case _:
             return job

@@ -3,14 +3,40 @@ completion over HTTP as office and technician, its events listed with the CLI, C
 
 from __future__ import annotations
 
+import asyncio
+import json
 import signal
 import socket
 import subprocess
+from typing import Any
 
 import httpx
 import pytest
 
+from events.jetstream import TOPIC_HEADER, id_token
 from tests.e2e.conftest import JOBSTREAM, Running
+
+
+async def next_event_of(nats_url: str, job: str, topic: str, timeout: float = 20.0) -> dict[str, Any]:
+    """Wait on the stream itself for the job's event of this type (no polling, no sleeping)."""
+    import nats
+
+    connection = await nats.connect(nats_url)
+    try:
+        found: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+        async def delivered(msg: Any) -> None:
+            if msg.headers and msg.headers.get(TOPIC_HEADER) == topic and not found.done():
+                found.set_result(json.loads(msg.data))
+
+        sub = await connection.jetstream().subscribe(f"events.job.{id_token(job)}", cb=delivered,
+                                                     ordered_consumer=True)
+        try:
+            return await asyncio.wait_for(found, timeout)
+        finally:
+            await sub.unsubscribe()
+    finally:
+        await connection.close()
 
 
 def test_up_demo_walk_a_job_list_its_events_and_stop(
@@ -38,13 +64,18 @@ def test_up_demo_walk_a_job_list_its_events_and_stop(
     done = as_jana.post(f"/jobs/{job}/complete", json={"summary": "Fixed"})
     assert done.status_code == 200 and done.json()["events"] == ["WorkStopped", "JobCompleted"]
 
+    # The invoicer issues the invoice on its own (the demo's default list has a call-out fee).
+    invoiced = asyncio.run(next_event_of(nats_url, job, "JobInvoiced"))
+    assert invoiced["number"].startswith("FV/")
+
     listed = subprocess.run([*JOBSTREAM, "events", "--job", job], env=clean_env,
                             capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0, listed.stderr
     types = [line.split()[4] for line in listed.stdout.splitlines()]
     assert types == ["JobRequested", "JobScheduled", "WorkStarted", "NoteAdded", "WorkStopped",
-                     "JobCompleted"]
+                     "JobCompleted", "JobInvoiced"]
     assert "olga (office)" in listed.stdout and "jana (technician)" in listed.stdout
+    assert "invoicer (system)" in listed.stdout
 
     running.process.send_signal(signal.SIGINT)
     assert running.process.wait(timeout=30) == 0

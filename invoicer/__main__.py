@@ -1,0 +1,5 @@
+import sys
+
+from invoicer.service import main
+
+sys.exit(main())

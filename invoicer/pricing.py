@@ -1,0 +1,355 @@
+"""What a job bills: pure functions from the job's, the customer's and the price lists' events.
+
+The invoicer issues what ``bill`` returns, and the dry run shows the same thing for an open
+job, so the invoice a job would get and the invoice it gets are computed by one piece of code.
+Quantities are derived from the minutes logged; the minutes themselves are never changed.
+
+Rounding follows EN 16931: each line's net amount is rounded to the currency's minor unit,
+the VAT of each (category, rate) is computed once on the sum of its lines' nets and rounded,
+and the totals are sums of rounded amounts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import msgspec
+from msgspec import Struct, structs
+
+from events.contract import (
+    ActivityPriced, ActivityRemoved, Address, BillingKind, CustomerDetailsChanged,
+    CustomerRegistered, Event, InvoiceLine, InvoicingHeld, JobCompleted, JobEvent, JobInvoiced,
+    JobNotBilled, JobReopened, JobRequested, JobSignedOff, Location, MaterialUsed, Party,
+    PriceListCreated, Priority, Status, TimeEntryAdded, TimeEntryCorrected, Unit, VatSubtotal,
+    WorkStarted, WorkStopped,
+)
+
+CENT = Decimal("0.01")
+EU = {
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT",
+    "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+}
+LABOUR = "labour"  # the activity time is billed as when it names none and the job type is not priced
+CALL_OUT = "callout"  # priced on a list: charged once per visit to the site
+URGENT = "urgent"  # priced on a list: a flat surcharge on urgent jobs
+
+
+def money(amount: Decimal) -> Decimal:
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+# --- the facts pricing needs, folded from events ---------------------------------------
+
+
+class Entry(Struct, frozen=True):
+    minutes: int
+    billable: bool
+    activity: str
+
+
+class Work(Struct, frozen=True, kw_only=True):
+    """A job as billing sees it."""
+
+    id: UUID
+    version: int = 0
+    customer_id: UUID | None = None
+    job_type: str = ""
+    priority: Priority = Priority.NORMAL
+    billing_kind: BillingKind = BillingKind.PAID
+    location: Location = Location.ON_SITE
+    status: Status = Status.NEW
+    entries: dict[UUID, Entry] = {}
+    materials: tuple[MaterialUsed, ...] = ()
+    visits: int = 0
+    summary: str = ""
+    completed_at: datetime | None = None
+    signed_off: bool = False
+    settled: str = ""  # the last billing decision since the last completion: invoiced, not billed, held
+
+
+def evolve_work(work: Work, event: JobEvent) -> Work:
+    work = structs.replace(work, version=work.version + 1)
+    match event:
+        case JobRequested():
+            return structs.replace(work, customer_id=event.customer_id, job_type=event.job_type,
+                                   priority=event.priority, billing_kind=event.billing_kind,
+                                   location=event.location)
+        case WorkStarted():
+            visits = work.visits + (0 if work.status is Status.IN_PROGRESS else 1)
+            return structs.replace(work, status=Status.IN_PROGRESS, visits=visits)
+        case WorkStopped() | TimeEntryAdded():
+            entry = Entry(event.minutes, event.billable, event.activity)
+            return structs.replace(work, entries={**work.entries, event.entry_id: entry})
+        case TimeEntryCorrected():
+            old = work.entries[event.entry_id]
+            entry = Entry(event.minutes, event.billable, old.activity)
+            return structs.replace(work, entries={**work.entries, event.entry_id: entry})
+        case MaterialUsed():
+            return structs.replace(work, materials=(*work.materials, event))
+        case JobCompleted():
+            at = event.meta.occurred_at if event.meta else None
+            return structs.replace(work, status=Status.COMPLETED, summary=event.summary,
+                                   completed_at=at, settled="")
+        case JobSignedOff():
+            return structs.replace(work, signed_off=True)
+        case JobReopened():
+            return structs.replace(work, status=event.status, signed_off=False, settled="")
+        case JobInvoiced():
+            return structs.replace(work, status=Status.INVOICED, settled="invoiced")
+        case JobNotBilled():
+            return structs.replace(work, settled="not billed")
+        case InvoicingHeld():
+            return structs.replace(work, settled="held")
+    status = _status_after(event)
+    return structs.replace(work, status=status) if status is not None else work
+
+
+def _status_after(event: Event) -> Status | None:
+    name = type(event).__name__
+    return {"JobScheduled": Status.SCHEDULED, "JobRescheduled": Status.SCHEDULED,
+            "JobTaken": Status.SCHEDULED, "JobUnassigned": Status.NEW,
+            "JobPutOnHold": Status.ON_HOLD, "JobCancelled": Status.CANCELLED}.get(name) or (
+        getattr(event, "status", None) if name == "JobResumed" else None)
+
+
+def work_of(job_id: UUID, events: Iterable[Event]) -> Work:
+    work = Work(id=job_id)
+    for event in events:
+        if isinstance(event, JobEvent):
+            work = evolve_work(work, event)
+    return work
+
+
+class Buyer(Struct, frozen=True, kw_only=True):
+    id: UUID
+    name: str = ""
+    billing_address: Address | None = None
+    email: str = ""
+    vat_id: str = ""
+    language: str = "en"
+    currency: str = "EUR"
+    payment_terms_days: int = 14
+    price_list_id: UUID | None = None
+
+
+def buyer_of(customer_id: UUID, events: Iterable[Event]) -> Buyer:
+    """The customer as of the last of ``events``; a change sets only the fields it names."""
+    buyer = Buyer(id=customer_id)
+    names = set(Buyer.__struct_fields__) - {"id"}
+    for event in events:
+        if isinstance(event, CustomerRegistered | CustomerDetailsChanged):
+            changed = {k: v for k, v in msgspec.structs.asdict(event).items() if k in names and v is not None}
+            buyer = structs.replace(buyer, **changed)
+    return buyer
+
+
+class Activity(Struct, frozen=True, kw_only=True):
+    code: str
+    name: str
+    unit: Unit
+    rate: Decimal
+    minimum_charge: Decimal = Decimal(0)
+    vat_rate: Decimal = Decimal(0)
+
+
+class PriceList(Struct, frozen=True, kw_only=True):
+    id: UUID
+    name: str = ""
+    currency: str = "EUR"
+    is_default: bool = False
+    customer_id: UUID | None = None
+    activities: dict[str, Activity] = {}
+
+
+def price_list_of(list_id: UUID, events: Iterable[Event]) -> PriceList:
+    prices = PriceList(id=list_id)
+    for event in events:
+        match event:
+            case PriceListCreated():
+                prices = structs.replace(prices, name=event.name, currency=event.currency,
+                                         is_default=event.is_default, customer_id=event.customer_id)
+            case ActivityPriced():
+                activity = Activity(code=event.code, name=event.name, unit=event.unit, rate=event.rate,
+                                    minimum_charge=event.minimum_charge, vat_rate=event.vat_rate)
+                prices = structs.replace(prices, activities={**prices.activities, event.code: activity})
+            case ActivityRemoved():
+                prices = structs.replace(
+                    prices, activities={k: v for k, v in prices.activities.items() if k != event.code})
+    return prices
+
+
+def merged(own: PriceList | None, default: PriceList | None) -> dict[str, Activity]:
+    """The customer's list over the default one: an activity the customer's list lacks is
+    priced from the default."""
+    return {**(default.activities if default else {}), **(own.activities if own else {})}
+
+
+# --- pricing -----------------------------------------------------------------------------
+
+
+class Seller(Struct, frozen=True, kw_only=True):
+    """The company issuing invoices (configured, and copied onto every invoice)."""
+
+    name: str = "jobstream demo services"
+    address: Address = Address(street="1 Main Street", city="Springfield", postal_code="00-001",
+                               country="PL")
+    vat_id: str = ""
+    email: str = ""
+    bank_account: str = ""
+    timezone: str = "UTC"
+    material_vat_rate: Decimal = Decimal(23)
+
+    def party(self) -> Party:
+        return Party(name=self.name, address=self.address, vat_id=self.vat_id, email=self.email,
+                     bank_account=self.bank_account)
+
+
+class Bill(Struct, frozen=True, kw_only=True):
+    """An invoice's content before it has a number."""
+
+    lines: list[InvoiceLine]
+    vat: list[VatSubtotal]
+    net_total: Decimal
+    vat_total: Decimal
+    gross_total: Decimal
+    reverse_charge: bool
+    currency: str
+    issue_date: date
+    supply_date: date
+    due_date: date
+
+
+class Unbillable(Struct, frozen=True, kw_only=True):
+    """A completed job that gets no invoice, and what its work cost."""
+
+    reason: str
+    cost: Decimal
+    currency: str
+
+
+class Unpriced(Exception):
+    """The job cannot be priced; the reason names what is missing."""
+
+
+def quantity(unit: Unit, minutes: int, entries: int) -> Decimal:
+    """The billed quantity of time: 2 h 10 min is 2.17 hours, 3 started hours, 9 quarter hours."""
+    match unit:
+        case Unit.HOUR:
+            return money(Decimal(minutes) / 60)
+        case Unit.STARTED_HOUR:
+            return Decimal(math.ceil(minutes / 60))
+        case Unit.QUARTER_HOUR:
+            return Decimal(math.ceil(minutes / 15))
+        case Unit.PIECE:
+            return Decimal(entries)
+        case Unit.FLAT:
+            return Decimal(1)
+
+
+def reverse_charge(seller: Seller, buyer: Buyer) -> bool:
+    """EU business to EU business across a border: the buyer accounts for the VAT."""
+    country = buyer.billing_address.country if buyer.billing_address else ""
+    return bool(buyer.vat_id) and country in EU and seller.address.country in EU \
+        and country != seller.address.country
+
+
+def _line(kind: str, code: str, description: str, qty: Decimal, unit: str, price: Decimal,
+          vat_rate: Decimal, reverse: bool, minutes: int = 0, minimum: Decimal = Decimal(0)) -> InvoiceLine:
+    net = money(qty * price)
+    if minimum and net < minimum:  # the minimum charge replaces the line, as one flat unit
+        description, qty, unit, price, net = f"{description} (minimum charge)", Decimal(1), "flat", \
+            minimum, money(minimum)
+    category = "AE" if reverse else ("Z" if vat_rate == 0 else "S")
+    return InvoiceLine(kind=kind, code=code, description=description, quantity=qty, unit=unit,
+                       unit_price=price, net=net, vat_rate=Decimal(0) if reverse else vat_rate,
+                       vat_category=category, logged_minutes=minutes)
+
+
+def lines_of(work: Work, activities: dict[str, Activity], seller: Seller, reverse: bool) -> list[InvoiceLine]:
+    """The lines of the job's billable work; raises Unpriced naming what has no price."""
+    lines: list[InvoiceLine] = []
+    by_activity: dict[str, list[Entry]] = {}
+    for entry in work.entries.values():
+        if entry.billable and entry.minutes > 0:
+            code = entry.activity or (work.job_type if work.job_type in activities else LABOUR)
+            by_activity.setdefault(code, []).append(entry)
+    for code, entries in sorted(by_activity.items()):
+        activity = activities.get(code)
+        if activity is None:
+            raise Unpriced(f"activity {code!r} is on no price list of this customer")
+        minutes = sum(e.minutes for e in entries)
+        qty = quantity(activity.unit, minutes, len(entries))
+        lines.append(_line("time", code, activity.name, qty, activity.unit.value, activity.rate,
+                           activity.vat_rate, reverse, minutes, activity.minimum_charge))
+    if work.location is Location.ON_SITE and CALL_OUT in activities and work.visits:
+        fee = activities[CALL_OUT]
+        lines.append(_line("fee", CALL_OUT, fee.name, Decimal(work.visits), "visit", fee.rate,
+                           fee.vat_rate, reverse))
+    if work.priority is Priority.URGENT and URGENT in activities:
+        fee = activities[URGENT]
+        lines.append(_line("fee", URGENT, fee.name, Decimal(1), "flat", fee.rate, fee.vat_rate, reverse))
+    for used in work.materials:
+        if not used.billable:
+            continue
+        listed = activities.get(used.code)
+        price = used.unit_price if used.unit_price is not None else (listed.rate if listed else None)
+        if price is None:
+            raise Unpriced(f"material {used.code!r} has no price on the job or on a price list")
+        vat_rate = listed.vat_rate if listed else seller.material_vat_rate
+        lines.append(_line("material", used.code, used.description, used.quantity, used.unit, price,
+                           vat_rate, reverse))
+    return lines
+
+
+def vat_breakdown(lines: Sequence[InvoiceLine]) -> list[VatSubtotal]:
+    taxable: dict[tuple[str, Decimal], Decimal] = {}
+    for line in lines:
+        key = (line.vat_category, line.vat_rate)
+        taxable[key] = taxable.get(key, Decimal(0)) + line.net
+    return [VatSubtotal(category=category, rate=rate, taxable=amount, vat=money(amount * rate / 100))
+            for (category, rate), amount in sorted(taxable.items(), key=lambda kv: (-kv[0][1], kv[0][0]))]
+
+
+def local_day(moment: datetime, zone: str) -> date:
+    return moment.astimezone(ZoneInfo(zone)).date()
+
+
+def bill(work: Work, buyer: Buyer, activities: dict[str, Activity], seller: Seller,
+         now: datetime) -> Bill | Unbillable:
+    """What the job bills if it is invoiced at ``now`` (raises Unpriced)."""
+    reverse = reverse_charge(seller, buyer)
+    lines = lines_of(work, activities, seller, reverse)
+    if work.billing_kind is not BillingKind.PAID:
+        return Unbillable(reason=work.billing_kind.value, cost=sum((l.net for l in lines), Decimal(0)),
+                          currency=buyer.currency)
+    if not lines:
+        return Unbillable(reason="nothing billable was recorded", cost=Decimal(0), currency=buyer.currency)
+    vat = vat_breakdown(lines)
+    net = sum((line.net for line in lines), Decimal(0))
+    tax = sum((v.vat for v in vat), Decimal(0))
+    issued = local_day(now, seller.timezone)
+    supplied = local_day(work.completed_at, seller.timezone) if work.completed_at else issued
+    return Bill(lines=lines, vat=vat, net_total=net, vat_total=tax, gross_total=net + tax,
+                reverse_charge=reverse, currency=buyer.currency, issue_date=issued,
+                supply_date=supplied, due_date=issued + timedelta(days=buyer.payment_terms_days))
+
+
+# --- numbers and references --------------------------------------------------------------
+
+
+def invoice_number(pattern: str, series: str, year: int, sequence: int) -> str:
+    """``{series}/{year}/{sequence:06d}`` gives FV/2026/000123."""
+    return pattern.format(series=series, year=year, sequence=sequence)
+
+
+def creditor_reference(text: str) -> str:
+    """The ISO 11649 (RF) creditor reference for an invoice number: RF, two check digits, the
+    number's letters and digits."""
+    body = "".join(c for c in text.upper() if c.isalnum())[:21]
+    digits = "".join(str(int(c, 36)) for c in body + "RF00")
+    return f"RF{98 - int(digits) % 97:02d}{body}"

@@ -1,0 +1,314 @@
+"""The invoicer: a consumer that issues the invoice as soon as a billable job is completed.
+
+Exactly one invoice per completed job, whatever happens. The invoice's id is derived from
+the job's, and it is saved at version 1; the number is the next version of its series
+(``FV`` in 2026, say); the job records ``JobInvoiced``; and the invoicer's tracking record
+moves to the event that caused it. All four are one atomic batch with optimistic
+concurrency on each subject, so a redelivery, a restart after a crash at any point, or
+another replica that got there first makes the batch fail as a whole: no second invoice,
+and no number used without an invoice (no gap).
+
+Replicas process the stream in order from the shared tracking position. A replica whose
+batch fails re-reads the position: if another replica moved it past this event, the event
+is done; otherwise it decides again on what is stored now.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import logging
+import os
+import signal
+import sys
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from uuid import UUID
+
+import msgspec
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent, Tracking
+from eventsourcing.utils import Environment
+
+from events.contract import (
+    Address, Event, EventMeta, InvoiceIssued, InvoiceNumberAllocated, InvoicingHeld, JobInvoiced,
+    JobNotBilled, Party, Status, decode_event, encode_event, topic_of,
+)
+from events.follow import follow
+from events.jetstream import NatsConnection, NatsProcessRecorder, StreamSettings
+from invoicer.pricing import (
+    Bill, Buyer, PriceList, Seller, Unbillable, Unpriced, Work, bill, buyer_of,
+    creditor_reference, invoice_number, merged, price_list_of, work_of,
+)
+
+log = logging.getLogger("invoicer")
+
+NAME = "invoicer"
+TRIGGERS = frozenset({"JobCompleted", "JobSignedOff"})
+NAMESPACE = UUID("1d7c1b52-8f0e-4d59-b7a3-5f3f0b6a4c21")
+RETRIES = 5
+IDLE_TRACKING = 5000  # events skipped before the position is recorded on its own
+
+
+DEFAULT_SERIES = "FV"
+DEFAULT_PATTERN = "{series}/{year}/{sequence:06d}"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    series: str = DEFAULT_SERIES
+    pattern: str = DEFAULT_PATTERN
+    seller: Seller = Seller()
+    sign_off_job_types: frozenset[str] = frozenset()  # invoiced on sign-off, not on completion
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> Settings:
+        get = env.get
+        address = Address(street=get("JOBSTREAM_COMPANY_STREET") or "1 Main Street",
+                          city=get("JOBSTREAM_COMPANY_CITY") or "Springfield",
+                          postal_code=get("JOBSTREAM_COMPANY_POSTAL_CODE") or "00-001",
+                          country=get("JOBSTREAM_COMPANY_COUNTRY") or "PL")
+        seller = Seller(name=get("JOBSTREAM_COMPANY_NAME") or "jobstream demo services",
+                        address=address, vat_id=get("JOBSTREAM_COMPANY_VAT_ID", ""),
+                        email=get("JOBSTREAM_COMPANY_EMAIL", ""),
+                        bank_account=get("JOBSTREAM_COMPANY_IBAN", ""),
+                        timezone=get("JOBSTREAM_TIMEZONE") or "UTC",
+                        material_vat_rate=Decimal(get("JOBSTREAM_MATERIAL_VAT_RATE") or "23"))
+        sign_off = frozenset(t for t in (get("INVOICE_AFTER_SIGN_OFF") or "").split(",") if t.strip())
+        pattern = get("INVOICE_NUMBER_PATTERN") or DEFAULT_PATTERN
+        try:
+            invoice_number(pattern, DEFAULT_SERIES, 2026, 1)
+        except (KeyError, ValueError, IndexError) as error:  # fails at start-up, not on a job
+            raise SystemExit(f"INVOICE_NUMBER_PATTERN {pattern!r} is not usable ({error}); "
+                             "use {series}, {year} and {sequence}, e.g. " + DEFAULT_PATTERN) from None
+        if "{sequence" not in pattern:
+            raise SystemExit(f"INVOICE_NUMBER_PATTERN {pattern!r} lacks {{sequence}}: numbers would repeat")
+        return cls(series=get("INVOICE_SERIES") or DEFAULT_SERIES, pattern=pattern, seller=seller,
+                   sign_off_job_types=sign_off)
+
+
+def invoice_id_of(job_id: UUID) -> UUID:
+    return uuid.uuid5(NAMESPACE, f"invoice:{job_id}")
+
+
+def series_id_of(series: str, year: int) -> UUID:
+    return uuid.uuid5(NAMESPACE, f"series:{series}:{year}")
+
+
+class Stored(msgspec.Struct, frozen=True):
+    """An aggregate as stored: its events, version and the hash of its last event."""
+
+    events: list[Event]
+    version: int
+    last_hash: str
+
+    @classmethod
+    def of(cls, positioned: Sequence[tuple[int, StoredEvent]]) -> Stored:
+        if not positioned:
+            return cls([], 0, "")
+        last = positioned[-1][1]
+        return cls([decode_event(s.state) for _, s in positioned], last.originator_version,
+                   hashlib.sha256(last.state).hexdigest())
+
+
+class Priced(msgspec.Struct, frozen=True, kw_only=True):
+    job: Stored
+    work: Work
+    buyer: Buyer | None
+    result: Bill | Unbillable | None = None
+    problem: str = ""  # why there is no result
+
+
+class Invoicer:
+    def __init__(self, connection: NatsConnection, settings: Settings) -> None:
+        self.connection = connection
+        self.settings = settings
+        self.recorder = NatsProcessRecorder(connection)
+        self._lists: dict[UUID, list[Event]] = {}
+        self._lists_position = 0
+        self.issued = 0
+
+    async def load(self, id: UUID) -> Stored:
+        return Stored.of(await self.recorder.select_positioned_async(id))
+
+    async def price_lists(self) -> dict[UUID, PriceList]:
+        """Every price list as stored now (read incrementally: lists change rarely)."""
+        for position, stored in await self.recorder.kind_events_async("pricelist", self._lists_position):
+            self._lists.setdefault(stored.originator_id, []).append(decode_event(stored.state))  # type: ignore[arg-type]
+            self._lists_position = position
+        return {id: price_list_of(id, events) for id, events in self._lists.items()}
+
+    async def price(self, job_id: UUID, now: datetime) -> Priced:
+        """The job's bill as of now, or why it cannot be priced, with the facts it came from."""
+        job = await self.load(job_id)
+        work = work_of(job_id, job.events)
+        if work.customer_id is None:
+            return Priced(job=job, work=work, buyer=None, problem=f"no job {job_id}")
+        buyer = buyer_of(work.customer_id, (await self.load(work.customer_id)).events)
+        lists = await self.price_lists()
+        # Only lists in the customer's currency apply: a rate in EUR is no rate in CZK.
+        own = lists.get(buyer.price_list_id) if buyer.price_list_id else None
+        own = own if own is not None and own.currency == buyer.currency else None
+        default = next((p for p in lists.values() if p.is_default and p.currency == buyer.currency), None)
+        if own is None and default is None:
+            return Priced(job=job, work=work, buyer=buyer,
+                          problem=f"no price list in {buyer.currency} for this customer")
+        try:
+            result = bill(work, buyer, merged(own, default), self.settings.seller, now)
+        except Unpriced as reason:
+            return Priced(job=job, work=work, buyer=buyer, problem=str(reason))
+        return Priced(job=job, work=work, buyer=buyer, result=result)
+
+    # --- one event --------------------------------------------------------------------
+
+    async def handle(self, notification: Notification) -> str:
+        """What the invoicer did about one stored event: issued, not billed, held, skipped,
+        or done (by another replica)."""
+        for _ in range(RETRIES):
+            try:
+                return await self._decide_and_save(notification)
+            except IntegrityError:
+                reached = await self.recorder.max_tracking_id_async(NAME) or 0
+                if reached >= notification.id:
+                    return "done"
+        raise RuntimeError(f"gave up on stream position {notification.id} after {RETRIES} conflicts")
+
+    async def _decide_and_save(self, notification: Notification) -> str:
+        job_id = notification.originator_id
+        priced = await self.price(job_id, datetime.now(UTC))
+        job, work, buyer, result = priced.job, priced.work, priced.buyer, priced.result
+        if not self._due(work, notification.topic):
+            return "skipped"
+        if result is None:
+            await self._save(notification, [(job_id, job, [InvoicingHeld(id=job_id, reason=priced.problem)])])
+            log.warning("job %s: invoice held: %s", job_id, priced.problem)
+            return "held"
+        if isinstance(result, Unbillable):
+            not_billed = JobNotBilled(id=job_id, reason=result.reason, cost=result.cost,
+                                      currency=result.currency)
+            await self._save(notification, [(job_id, job, [not_billed])])
+            return "not billed"
+        assert buyer is not None
+        invoice_id = invoice_id_of(job_id)
+        if (await self.load(invoice_id)).version:
+            return "skipped"  # issued already, with the job's JobInvoiced: nothing to repair
+        year = result.issue_date.year
+        series_id = series_id_of(self.settings.series, year)
+        series = await self.load(series_id)
+        sequence = series.version + 1
+        number = invoice_number(self.settings.pattern, self.settings.series, year, sequence)
+        issued = InvoiceIssued(
+            id=invoice_id, number=number, series=self.settings.series, sequence=sequence,
+            job_id=job_id, customer_id=buyer.id, issue_date=result.issue_date.isoformat(),
+            supply_date=result.supply_date.isoformat(), due_date=result.due_date.isoformat(),
+            currency=result.currency, language=buyer.language, seller=self.settings.seller.party(),
+            buyer=Party(name=buyer.name, address=buyer.billing_address, vat_id=buyer.vat_id,
+                        email=buyer.email),
+            lines=result.lines, vat=result.vat, net_total=result.net_total,
+            vat_total=result.vat_total, gross_total=result.gross_total,
+            payment_reference=creditor_reference(number), reverse_charge=result.reverse_charge,
+            job_type=work.job_type, job_summary=work.summary)
+        allocated = InvoiceNumberAllocated(id=series_id, series=self.settings.series, year=year,
+                                           sequence=sequence, number=number, invoice_id=invoice_id)
+        await self._save(notification, [
+            (series_id, series, [allocated]),
+            (invoice_id, Stored([], 0, ""), [issued]),
+            (job_id, job, [JobInvoiced(id=job_id, invoice_id=invoice_id, number=number)]),
+        ])
+        self.issued += 1
+        log.info("job %s: invoice %s issued, %s %s", job_id, number, result.gross_total, result.currency)
+        return "issued"
+
+    def _due(self, work: Work, topic: str) -> bool:
+        """Whether the job waits for a billing decision now."""
+        if work.status is not Status.COMPLETED or work.settled:
+            return False
+        if work.job_type in self.settings.sign_off_job_types:
+            return work.signed_off
+        return topic in TRIGGERS
+
+    async def _save(self, cause: Notification,
+                    touched: Sequence[tuple[UUID, Stored, list[Event]]]) -> list[int]:
+        now = datetime.now(UTC)
+        command_id = f"invoicer:{cause.id}"
+        stored: list[StoredEvent] = []
+        for aggregate_id, before, events in touched:
+            version, previous = before.version, before.last_hash
+            for event in events:
+                version += 1
+                meta = EventMeta(event_id=uuid.uuid4(), occurred_at=now, actor_id=NAME,
+                                 actor_role="system", command_id=command_id,
+                                 correlation_id=command_id, previous_hash=previous)
+                state = encode_event(msgspec.structs.replace(event, meta=meta))
+                stored.append(StoredEvent(aggregate_id, version, topic_of(event), state))
+                previous = hashlib.sha256(state).hexdigest()
+        return await self.recorder.insert_tracked_async(stored, Tracking(NAME, cause.id))
+
+    # --- the stream -------------------------------------------------------------------
+
+    async def catch_up(self) -> int:
+        """Handle every stored event after the shared tracking position; the position reached."""
+        position = await self.recorder.max_tracking_id_async(NAME) or 0
+        skipped = 0
+        while True:
+            page = await self.connection.notifications(position)
+            if not page:
+                break
+            for notification in page:
+                if notification.topic in TRIGGERS:
+                    outcome = await self.handle(notification)
+                    if outcome in ("issued", "not billed", "held"):
+                        skipped = 0
+                    elif outcome == "done":  # another replica is ahead: continue from its position
+                        position = max(notification.id, await self.recorder.max_tracking_id_async(NAME) or 0)
+                        break
+                else:
+                    skipped += 1
+                position = notification.id
+        if skipped >= IDLE_TRACKING:
+            await self._record_position(position)
+        return position
+
+    async def _record_position(self, position: int) -> None:
+        """Move the tracking past events that needed nothing, so a restart need not read them."""
+        try:
+            await self.recorder.insert_tracked_async([], Tracking(NAME, position))
+        except IntegrityError:
+            pass  # another replica recorded as far or further
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await follow(self.connection, self.catch_up, stop)
+
+
+def stream_env(env: dict[str, str]) -> StreamSettings:
+    return StreamSettings.from_env(Environment("", env))
+
+
+async def serve(env: dict[str, str]) -> None:
+    settings = Settings.from_env(env)
+    connection = await NatsConnection.open_on_running_loop(stream_env(env))
+    await connection.ensure_stream_async()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    invoicer = Invoicer(connection, settings)
+    log.info("invoicer starting after position %s",
+             await invoicer.recorder.max_tracking_id_async(NAME) or 0)
+    try:
+        await invoicer.run(stop)
+    finally:
+        await connection.aclose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(prog="jobstream run invoicer",
+                            description="Issue invoices for completed jobs as they happen.").parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(serve(dict(os.environ)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

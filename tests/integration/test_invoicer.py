@@ -1,0 +1,212 @@
+"""The invoicer on a real nats-server: one invoice per completed job, numbers without gaps,
+whatever replicas race and however often the invoicer is killed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from uuid import UUID
+
+from events.contract import (
+    AddTimeEntry, Address, CompleteJob, CreatePriceList, InvoiceIssued, InvoiceNumberAllocated, PriceActivity,
+    RegisterCustomer, RegisterTechnician, RequestJob, Role, ScheduleJob, StartWork, Unit,
+    decode_event,
+)
+from events.jetstream import NatsConnection
+from invoicer.service import Invoicer, Settings, invoice_id_of
+from invoicer.service import stream_env as settings_of
+from services.app import JobstreamApp
+from services.domain.common import Actor
+
+from tests.integration.conftest import ADDRESS, Api
+
+ROOT = Path(__file__).resolve().parents[2]
+OFFICE = Actor(id="olga", role=Role.OFFICE)
+YEAR = datetime.now(UTC).year
+
+
+async def invoice_all(env: dict[str, str], replicas: int = 1, settings: Settings | None = None) -> list[Invoicer]:
+    """Each replica catches up with what is stored now, all at once."""
+    connections = [await NatsConnection.open_on_running_loop(settings_of(env)) for _ in range(replicas)]
+    try:
+        invoicers = [Invoicer(c, settings or Settings()) for c in connections]
+        await asyncio.gather(*(i.catch_up() for i in invoicers))
+        return invoicers
+    finally:
+        for connection in connections:
+            await connection.aclose()
+
+
+def invoices(app: JobstreamApp) -> tuple[list[InvoiceIssued], list[InvoiceNumberAllocated]]:
+    issued, allocated = [], []
+    for notification in app.recorder.select_notifications(1, 1_000_000):
+        event = decode_event(notification.state)
+        if isinstance(event, InvoiceIssued):
+            issued.append(event)
+        elif isinstance(event, InvoiceNumberAllocated):
+            allocated.append(event)
+    return issued, allocated
+
+
+def price_list(app: JobstreamApp, currency: str = "CZK") -> UUID:
+    prices = app.execute("pricelist", app.new_id(OFFICE, None),
+                         CreatePriceList(name="Standard", currency=currency, is_default=True), OFFICE).id
+    app.execute("pricelist", prices, PriceActivity(code="repair", name="Repair work", unit=Unit.STARTED_HOUR,
+                                                   rate=Decimal("50.00"), vat_rate=Decimal(21)), OFFICE)
+    return prices
+
+
+class Office:
+    """Jobs taken from request to completion through the write side, as fast as it goes."""
+
+    def __init__(self, app: JobstreamApp) -> None:
+        self.app = app
+        self.tech = app.execute("technician", app.new_id(OFFICE, None), RegisterTechnician(name="Tom"), OFFICE).id
+        self.customer = app.execute("customer", app.new_id(OFFICE, None), RegisterCustomer(
+            name="Novák Stavby", billing_address=Address(**ADDRESS), currency="CZK"), OFFICE).id
+
+    def completed_job(self, minutes: int = 130) -> UUID:
+        app, job = self.app, self.app.new_id(OFFICE, None)
+        app.execute("job", job, RequestJob(customer_id=self.customer, job_type="repair", description="Leak"), OFFICE)
+        app.execute("job", job, ScheduleJob(technician_ids=[self.tech], start=datetime.now(UTC)), OFFICE)
+        app.execute("job", job, StartWork(), OFFICE)
+        app.execute("job", job, AddTimeEntry(started_at=datetime.now(UTC), minutes=minutes), OFFICE)
+        app.execute("job", job, CompleteJob(summary="Seal replaced"), OFFICE)
+        return job
+
+
+def test_a_job_completed_in_the_api_is_invoiced_once(api: Api, stream_env: dict[str, str]) -> None:
+    prices = api.ok("/price-lists", {"name": "Standard", "currency": "CZK", "is_default": True})["id"]
+    api.ok(f"/price-lists/{prices}/activities", {"code": "repair", "name": "Repair work",
+                                                 "unit": "started_hour", "rate": "50.00", "vat_rate": "21"})
+    tom = api.technician("tom")
+    customer = api.ok("/customers", {"name": "Novák Stavby", "billing_address": ADDRESS, "currency": "CZK",
+                                     "email": "ucetni@novak.example", "language": "cs"})["id"]
+    job = api.scheduled_job(tom, customer)
+    api.ok(f"/jobs/{job}/start", {}, who="tom")
+    api.ok(f"/jobs/{job}/time-entries", {"started_at": "2026-11-23T09:00:00Z", "minutes": 130}, who="tom")
+    api.ok(f"/jobs/{job}/materials", {"code": "seal-22", "description": "Seal 22 mm", "quantity": "2",
+                                      "unit_price": "3.40"}, who="tom")
+    api.ok(f"/jobs/{job}/complete", {"summary": "Seal replaced"}, who="tom")
+
+    asyncio.run(invoice_all(stream_env))
+    asyncio.run(invoice_all(stream_env))  # a second pass, as after a restart: nothing new
+
+    (invoice,), (allocated,) = invoices(api.jobstream)
+    assert invoice.id == invoice_id_of(UUID(job)) and invoice.number == f"FV/{YEAR}/000001"
+    assert allocated.sequence == 1 and allocated.invoice_id == invoice.id
+    assert [(l.code, l.quantity, l.net, l.logged_minutes) for l in invoice.lines] == [
+        ("repair", Decimal(3), Decimal("150.00"), 130), ("seal-22", Decimal(2), Decimal("6.80"), 0)]
+    assert (invoice.net_total, invoice.vat_total, invoice.gross_total) == (
+        Decimal("156.80"), Decimal("33.06"), Decimal("189.86"))  # 31.50 on 150 at 21 %, 1.56 on 6.80 at 23 %
+    assert invoice.currency == "CZK" and invoice.language == "cs" and invoice.buyer.name == "Novák Stavby"
+    state = api.get(f"/jobs/{job}").json()
+    assert state["status"] == "invoiced"
+    refused = api.post(f"/jobs/{job}/reopen", {"reason": "customer called back"})
+    assert refused.status_code == 409 and "invoiced" in refused.json()["detail"]
+
+
+def test_jobs_that_get_no_invoice_say_why(api: Api, stream_env: dict[str, str]) -> None:
+    prices = api.ok("/price-lists", {"name": "Standard", "currency": "EUR", "is_default": True})["id"]
+    api.ok(f"/price-lists/{prices}/activities", {"code": "repair", "name": "Repair work",
+                                                 "unit": "started_hour", "rate": "50.00", "vat_rate": "21"})
+    tom = api.technician("tom")
+    customer = api.customer()  # pays in EUR
+    in_czk = api.ok("/customers", {"name": "Dvořák", "billing_address": ADDRESS, "currency": "CZK"})["id"]
+    jobs = {
+        "warranty": api.ok("/jobs", {"customer_id": customer, "job_type": "repair", "description": "Leak",
+                                     "billing_kind": "warranty"})["id"],
+        "unpriced activity": api.ok("/jobs", {"customer_id": customer, "job_type": "repair",
+                                              "description": "Leak"})["id"],
+        "no list in CZK": api.ok("/jobs", {"customer_id": in_czk, "job_type": "repair",
+                                           "description": "Leak"})["id"],
+    }
+    for case, job in jobs.items():
+        api.ok(f"/jobs/{job}/schedule", {"technician_ids": [str(tom)], "start": "2026-11-23T09:00:00Z"})
+        api.ok(f"/jobs/{job}/start", {}, who="tom")
+        activity = "commissioning" if case == "unpriced activity" else ""
+        api.ok(f"/jobs/{job}/time-entries", {"started_at": "2026-11-23T09:00:00Z", "minutes": 60,
+                                             "activity": activity}, who="tom")
+        api.ok(f"/jobs/{job}/complete", {"summary": "Done"}, who="tom")
+
+    asyncio.run(invoice_all(stream_env))
+
+    assert invoices(api.jobstream) == ([], [])
+    last = {case: api.get(f"/jobs/{job}/events").json()[-1] for case, job in jobs.items()}
+    assert {case: event["type"] for case, event in last.items()} == {
+        "warranty": "JobNotBilled", "unpriced activity": "InvoicingHeld", "no list in CZK": "InvoicingHeld"}
+    assert last["warranty"]["event"]["cost"] == "50.00"  # one started hour, at no charge
+    assert "'commissioning'" in last["unpriced activity"]["event"]["reason"]
+    assert "no price list in CZK" in last["no list in CZK"]["event"]["reason"]
+    assert all(api.get(f"/jobs/{job}").json()["status"] == "completed" for job in jobs.values())
+
+
+def test_three_replicas_racing_issue_one_invoice_per_job_without_gaps(
+        jobstream: JobstreamApp, stream_env: dict[str, str]) -> None:
+    price_list(jobstream)
+    office = Office(jobstream)
+    jobs: list[UUID] = []
+
+    async def race() -> None:
+        connections = [await NatsConnection.open_on_running_loop(settings_of(stream_env)) for _ in range(3)]
+        replicas = [Invoicer(c, Settings()) for c in connections]
+        stop = asyncio.Event()
+        running = [asyncio.ensure_future(r.run(stop)) for r in replicas]
+        await asyncio.to_thread(lambda: jobs.extend(office.completed_job() for _ in range(40)))
+        stop.set()
+        await asyncio.gather(*running)
+        await replicas[0].catch_up()  # whatever was stored after the last wake-up
+        for connection in connections:
+            await connection.aclose()
+
+    asyncio.run(race())
+
+    issued, allocated = invoices(jobstream)
+    assert Counter(i.job_id for i in issued) == Counter(jobs)  # every job exactly once
+    assert sorted(a.sequence for a in allocated) == list(range(1, len(jobs) + 1))  # no gap, no duplicate
+    assert sorted(i.number for i in issued) == [f"FV/{YEAR}/{n:06d}" for n in range(1, len(jobs) + 1)]
+
+
+def test_killing_the_invoicer_at_random_points_loses_and_duplicates_nothing(
+        jobstream: JobstreamApp, stream_env: dict[str, str]) -> None:
+    price_list(jobstream)
+    office = Office(jobstream)
+    jobs = [office.completed_job() for _ in range(40)]  # a backlog, so the first kills land mid-work
+    done = threading.Event()
+
+    def complete_jobs() -> None:
+        for _ in range(60):
+            jobs.append(office.completed_job())
+        done.set()
+
+    writer = threading.Thread(target=complete_jobs)
+    writer.start()
+    env = {**os.environ, **stream_env, "PYTHONPATH": str(ROOT)}
+    rng = random.Random(20261123)
+    kills = 0
+    while not done.is_set() or kills < 6:
+        replicas = [subprocess.Popen([sys.executable, "-m", "invoicer"], cwd=ROOT, env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+        done.wait(rng.uniform(0.4, 1.2))  # let them work a while, at a random point of their work
+        for replica in replicas:
+            os.kill(replica.pid, signal.SIGKILL)
+            replica.wait()
+        kills += 1
+    writer.join()
+    by_killed_replicas = len(invoices(jobstream)[0])
+    asyncio.run(invoice_all(stream_env))  # the next start finishes what the killed ones left
+
+    issued, allocated = invoices(jobstream)
+    assert Counter(i.job_id for i in issued) == Counter(jobs)
+    assert sorted(a.sequence for a in allocated) == list(range(1, len(jobs) + 1))
+    assert {a.invoice_id for a in allocated} == {i.id for i in issued}
+    assert by_killed_replicas > len(jobs) // 2, "the killed replicas should have done most of the work"
