@@ -8,6 +8,7 @@ with `LoopThread.run(coroutine)`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ T = TypeVar("T")
 class LoopThread:
     def __init__(self, name: str = "jobstream-nats") -> None:
         self.loop = asyncio.new_event_loop()
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -26,18 +28,53 @@ class LoopThread:
         self.loop.run_forever()
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run the coroutine on the loop and wait for its result.
+
+        Never waits forever on a loop that has stopped: a call made from another thread while
+        (or after) the connection closes raises ConnectionError instead of parking its
+        thread, which would keep the interpreter from exiting.
+        """
         if threading.current_thread() is self._thread:
             raise RuntimeError("LoopThread.run() called from its own loop: it would deadlock")
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+        if self._stopping.is_set():
+            coroutine.close()
+            raise ConnectionError("the NATS connection is closed")
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        waited = 0.0
+        while True:
+            slice_ = 0.5 if timeout is None else max(0.0, min(0.5, timeout - waited))
+            try:
+                return future.result(slice_)
+            except concurrent.futures.TimeoutError:
+                waited += slice_
+                if not self._thread.is_alive():
+                    future.cancel()
+                    raise ConnectionError("the NATS connection closed while waiting") from None
+                if timeout is not None and waited >= timeout:
+                    future.cancel()
+                    raise
+            except concurrent.futures.CancelledError:
+                raise ConnectionError("the NATS connection closed while waiting") from None
 
     @property
     def owned(self) -> bool:
         return True
 
     def stop(self) -> None:
+        """Cancel what is still running on the loop (its callers get ConnectionError), stop it."""
         if self.loop.is_closed():
             return
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._stopping.set()
+
+        async def cancel_the_rest() -> None:
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+            asyncio.get_running_loop().stop()
+
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(cancel_the_rest(), self.loop)
         self._thread.join(timeout=5)
         if not self._thread.is_alive():
             self.loop.close()

@@ -241,6 +241,7 @@ class NatsConnection:
         self._counter = itertools.count()
         self._stream_checked = False
         self._lock = threading.Lock()
+        self._documents: Any = None
 
     @classmethod
     def open_in_thread(cls, settings: StreamSettings) -> NatsConnection:
@@ -402,6 +403,21 @@ class NatsConnection:
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+    async def documents(self) -> Any:
+        """The object store for rendered documents (invoices' PDFs), created on first use."""
+        if self._documents is None:
+            bucket = f"{self.settings.stream}-documents"
+            try:
+                self._documents = await self.js.object_store(bucket)
+            except NotFoundError:
+                from nats.js.api import ObjectStoreConfig
+
+                self._documents = await self.js.create_object_store(
+                    bucket, config=ObjectStoreConfig(bucket=bucket, storage=StorageType.FILE,
+                                                     replicas=self.settings.replicas,
+                                                     description="jobstream documents"))
+        return self._documents
 
     async def last_position(self) -> int:
         """The stream's last sequence (events, snapshots and tracking alike)."""

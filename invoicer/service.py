@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -33,11 +34,12 @@ from eventsourcing.persistence import IntegrityError, Notification, StoredEvent,
 from eventsourcing.utils import Environment
 
 from events.contract import (
-    Address, Event, EventMeta, InvoiceIssued, InvoiceNumberAllocated, InvoicingHeld, JobInvoiced,
+    Address, Event, EventMeta, InvoiceDocumentStored, InvoiceIssued, InvoiceNumberAllocated, InvoicingHeld, JobInvoiced,
     JobNotBilled, Party, Status, decode_event, encode_event, topic_of,
 )
 from events.follow import follow
 from events.jetstream import NatsConnection, NatsProcessRecorder, StreamSettings
+from invoicer.documents import Branding, invoice_pdf
 from invoicer.pricing import (
     Bill, Buyer, PriceList, Seller, Unbillable, Unpriced, Work, bill, buyer_of,
     creditor_reference, invoice_number, merged, price_list_of, work_of,
@@ -120,17 +122,98 @@ class Priced(msgspec.Struct, frozen=True, kw_only=True):
     problem: str = ""  # why there is no result
 
 
-class Invoicer:
-    def __init__(self, connection: NatsConnection, settings: Settings) -> None:
+class Consumer:
+    """Follows the stream from its shared tracking position and handles the events it
+    triggers on, each handled event saved with the tracking record in one atomic batch."""
+
+    name = ""
+    triggers: frozenset[str] = frozenset()
+
+    def __init__(self, connection: NatsConnection) -> None:
         self.connection = connection
-        self.settings = settings
         self.recorder = NatsProcessRecorder(connection)
-        self._lists: dict[UUID, list[Event]] = {}
-        self._lists_position = 0
-        self.issued = 0
 
     async def load(self, id: UUID) -> Stored:
         return Stored.of(await self.recorder.select_positioned_async(id))
+
+    async def decide_and_save(self, notification: Notification) -> str:
+        raise NotImplementedError
+
+    async def handle(self, notification: Notification) -> str:
+        """What was done about one stored event; "done" when another replica did it first."""
+        for _ in range(RETRIES):
+            try:
+                return await self.decide_and_save(notification)
+            except IntegrityError:
+                reached = await self.recorder.max_tracking_id_async(self.name) or 0
+                if reached >= notification.id:
+                    return "done"
+        raise RuntimeError(f"{self.name}: gave up on stream position {notification.id} "
+                           f"after {RETRIES} conflicts")
+
+    async def save(self, cause: Notification, touched: Sequence[tuple[UUID, Stored, list[Event]]]) -> list[int]:
+        """The events, stamped and hash-chained, with this consumer's tracking record."""
+        now = datetime.now(UTC)
+        command_id = f"{self.name}:{cause.id}"
+        stored: list[StoredEvent] = []
+        for aggregate_id, before, events in touched:
+            version, previous = before.version, before.last_hash
+            for event in events:
+                version += 1
+                meta = EventMeta(event_id=uuid.uuid4(), occurred_at=now, actor_id=self.name,
+                                 actor_role="system", command_id=command_id,
+                                 correlation_id=command_id, previous_hash=previous)
+                state = encode_event(msgspec.structs.replace(event, meta=meta))
+                stored.append(StoredEvent(aggregate_id, version, topic_of(event), state))
+                previous = hashlib.sha256(state).hexdigest()
+        return await self.recorder.insert_tracked_async(stored, Tracking(self.name, cause.id))
+
+    async def catch_up(self) -> int:
+        """Handle every stored event after the shared tracking position; the position reached."""
+        position = await self.recorder.max_tracking_id_async(self.name) or 0
+        skipped = 0
+        while True:
+            page = await self.connection.notifications(position)
+            if not page:
+                break
+            for notification in page:
+                if notification.topic in self.triggers:
+                    outcome = await self.handle(notification)
+                    if outcome == "done":  # another replica is ahead: go on from its position
+                        position = max(notification.id,
+                                       await self.recorder.max_tracking_id_async(self.name) or 0)
+                        break
+                    skipped = 0 if outcome != "skipped" else skipped + 1
+                else:
+                    skipped += 1
+                position = notification.id
+        if skipped >= IDLE_TRACKING:
+            await self._record_position(position)
+        return position
+
+    async def _record_position(self, position: int) -> None:
+        """Move the tracking past events that needed nothing, so a restart need not read them."""
+        try:
+            await self.recorder.insert_tracked_async([], Tracking(self.name, position))
+        except IntegrityError:
+            pass  # another replica recorded as far or further
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await follow(self.connection, self.catch_up, stop)
+
+
+class Invoicer(Consumer):
+    """Issues the invoice of each completed job (see the module's docstring)."""
+
+    name = NAME
+    triggers = TRIGGERS
+
+    def __init__(self, connection: NatsConnection, settings: Settings) -> None:
+        super().__init__(connection)
+        self.settings = settings
+        self._lists: dict[UUID, list[Event]] = {}
+        self._lists_position = 0
+        self.issued = 0
 
     async def price_lists(self) -> dict[UUID, PriceList]:
         """Every price list as stored now (read incrementally: lists change rarely)."""
@@ -160,34 +243,20 @@ class Invoicer:
             return Priced(job=job, work=work, buyer=buyer, problem=str(reason))
         return Priced(job=job, work=work, buyer=buyer, result=result)
 
-    # --- one event --------------------------------------------------------------------
-
-    async def handle(self, notification: Notification) -> str:
-        """What the invoicer did about one stored event: issued, not billed, held, skipped,
-        or done (by another replica)."""
-        for _ in range(RETRIES):
-            try:
-                return await self._decide_and_save(notification)
-            except IntegrityError:
-                reached = await self.recorder.max_tracking_id_async(NAME) or 0
-                if reached >= notification.id:
-                    return "done"
-        raise RuntimeError(f"gave up on stream position {notification.id} after {RETRIES} conflicts")
-
-    async def _decide_and_save(self, notification: Notification) -> str:
+    async def decide_and_save(self, notification: Notification) -> str:
         job_id = notification.originator_id
         priced = await self.price(job_id, datetime.now(UTC))
         job, work, buyer, result = priced.job, priced.work, priced.buyer, priced.result
         if not self._due(work, notification.topic):
             return "skipped"
         if result is None:
-            await self._save(notification, [(job_id, job, [InvoicingHeld(id=job_id, reason=priced.problem)])])
+            await self.save(notification, [(job_id, job, [InvoicingHeld(id=job_id, reason=priced.problem)])])
             log.warning("job %s: invoice held: %s", job_id, priced.problem)
             return "held"
         if isinstance(result, Unbillable):
             not_billed = JobNotBilled(id=job_id, reason=result.reason, cost=result.cost,
                                       currency=result.currency)
-            await self._save(notification, [(job_id, job, [not_billed])])
+            await self.save(notification, [(job_id, job, [not_billed])])
             return "not billed"
         assert buyer is not None
         invoice_id = invoice_id_of(job_id)
@@ -211,7 +280,7 @@ class Invoicer:
             job_type=work.job_type, job_summary=work.summary)
         allocated = InvoiceNumberAllocated(id=series_id, series=self.settings.series, year=year,
                                            sequence=sequence, number=number, invoice_id=invoice_id)
-        await self._save(notification, [
+        await self.save(notification, [
             (series_id, series, [allocated]),
             (invoice_id, Stored([], 0, ""), [issued]),
             (job_id, job, [JobInvoiced(id=job_id, invoice_id=invoice_id, number=number)]),
@@ -228,57 +297,39 @@ class Invoicer:
             return work.signed_off
         return topic in TRIGGERS
 
-    async def _save(self, cause: Notification,
-                    touched: Sequence[tuple[UUID, Stored, list[Event]]]) -> list[int]:
-        now = datetime.now(UTC)
-        command_id = f"invoicer:{cause.id}"
-        stored: list[StoredEvent] = []
-        for aggregate_id, before, events in touched:
-            version, previous = before.version, before.last_hash
-            for event in events:
-                version += 1
-                meta = EventMeta(event_id=uuid.uuid4(), occurred_at=now, actor_id=NAME,
-                                 actor_role="system", command_id=command_id,
-                                 correlation_id=command_id, previous_hash=previous)
-                state = encode_event(msgspec.structs.replace(event, meta=meta))
-                stored.append(StoredEvent(aggregate_id, version, topic_of(event), state))
-                previous = hashlib.sha256(state).hexdigest()
-        return await self.recorder.insert_tracked_async(stored, Tracking(NAME, cause.id))
 
-    # --- the stream -------------------------------------------------------------------
 
-    async def catch_up(self) -> int:
-        """Handle every stored event after the shared tracking position; the position reached."""
-        position = await self.recorder.max_tracking_id_async(NAME) or 0
-        skipped = 0
-        while True:
-            page = await self.connection.notifications(position)
-            if not page:
-                break
-            for notification in page:
-                if notification.topic in TRIGGERS:
-                    outcome = await self.handle(notification)
-                    if outcome in ("issued", "not billed", "held"):
-                        skipped = 0
-                    elif outcome == "done":  # another replica is ahead: continue from its position
-                        position = max(notification.id, await self.recorder.max_tracking_id_async(NAME) or 0)
-                        break
-                else:
-                    skipped += 1
-                position = notification.id
-        if skipped >= IDLE_TRACKING:
-            await self._record_position(position)
-        return position
+class DocumentWriter(Consumer):
+    """Renders each issued invoice to PDF, puts it in the documents object store, and records
+    its hash on the invoice (InvoiceDocumentStored, the invoice's version 2), once."""
 
-    async def _record_position(self, position: int) -> None:
-        """Move the tracking past events that needed nothing, so a restart need not read them."""
-        try:
-            await self.recorder.insert_tracked_async([], Tracking(NAME, position))
-        except IntegrityError:
-            pass  # another replica recorded as far or further
+    name = "invoicer-documents"
+    triggers = frozenset({"InvoiceIssued"})
 
-    async def run(self, stop: asyncio.Event) -> None:
-        await follow(self.connection, self.catch_up, stop)
+    def __init__(self, connection: NatsConnection, branding: Branding | None = None) -> None:
+        super().__init__(connection)
+        self.branding = branding or Branding()
+        self.render_seconds: list[float] = []
+
+    async def decide_and_save(self, notification: Notification) -> str:
+        invoice = await self.load(notification.originator_id)
+        if any(isinstance(e, InvoiceDocumentStored) for e in invoice.events):
+            return "skipped"
+        issued = next(e for e in invoice.events if isinstance(e, InvoiceIssued))
+        started = time.perf_counter()
+        pdf = await asyncio.to_thread(invoice_pdf, issued, self.branding)
+        self.render_seconds.append(time.perf_counter() - started)
+        name = document_name(issued.id)
+        store = await self.connection.documents()
+        await store.put(name, pdf)  # the same name again after a crash: replaced, not duplicated
+        stored = InvoiceDocumentStored(id=issued.id, name=name, media_type="application/pdf",
+                                       sha256=hashlib.sha256(pdf).hexdigest(), size=len(pdf))
+        await self.save(notification, [(issued.id, invoice, [stored])])
+        return "stored"
+
+
+def document_name(invoice_id: UUID, kind: str = "pdf") -> str:
+    return f"invoices/{invoice_id}.{kind}"
 
 
 def stream_env(env: dict[str, str]) -> StreamSettings:
@@ -294,10 +345,12 @@ async def serve(env: dict[str, str]) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     invoicer = Invoicer(connection, settings)
+    writer = DocumentWriter(connection, Branding(logo=env.get("JOBSTREAM_LOGO", ""),
+                                                 colour=env.get("JOBSTREAM_COLOUR") or "#0b6b61"))
     log.info("invoicer starting after position %s",
              await invoicer.recorder.max_tracking_id_async(NAME) or 0)
     try:
-        await invoicer.run(stop)
+        await asyncio.gather(invoicer.run(stop), writer.run(stop))
     finally:
         await connection.aclose()
 

@@ -14,9 +14,10 @@ from typing import Any, ClassVar, NamedTuple
 from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.projection import Projection
 
-from events.contract import CustomerEvent, Event, JobEvent, TechnicianEvent, TokenEvent
+from events.contract import CustomerEvent, Event, InvoiceEvent, JobEvent, TechnicianEvent, TokenEvent
 from projections.rows import (
     evolve_customer,
+    evolve_invoice,
     evolve_job,
     evolve_technician,
     evolve_time,
@@ -61,10 +62,10 @@ class BatchProjection(Projection[Any]):
 
 
 class BoardProjection(BatchProjection):
-    """The job board, each job's timeline, customers, technicians and users."""
+    """The job board, each job's timeline, customers, technicians, users and invoices."""
 
     name = "board"
-    wanted = (JobEvent, CustomerEvent, TechnicianEvent, TokenEvent)
+    wanted = (JobEvent, CustomerEvent, TechnicianEvent, TokenEvent, InvoiceEvent)
     view: BoardTables
 
     def evolve(self, items: Sequence[Positioned]) -> Batch:
@@ -77,6 +78,8 @@ class BoardProjection(BatchProjection):
         known_customers = self.view.customers_by_id(customers)
         known_technicians = self.view.technicians_by_id(technicians)
         known_users = self.view.users_by_id(users)
+        known_invoices = self.view.invoices_by_id(
+            {item.event.id for item in items if isinstance(item.event, InvoiceEvent)})
         for position, version, event in items:
             if isinstance(event, JobEvent):
                 row = evolve_job(known_jobs.get(event.id), event, position)
@@ -95,6 +98,10 @@ class BoardProjection(BatchProjection):
                 user = evolve_user(known_users.get(event.id), event)
                 if user is not None:
                     known_users[event.id] = batch.users[event.id] = user
+            elif isinstance(event, InvoiceEvent):
+                invoice = evolve_invoice(known_invoices.get(event.id), event, position)
+                if invoice is not None:
+                    known_invoices[event.id] = batch.invoices[event.id] = invoice
         return batch
 
 

@@ -19,6 +19,9 @@ from events.contract import (
     CustomerDetailsChanged,
     CustomerRegistered,
     Event,
+    InvoiceDocumentStored,
+    InvoiceEvent,
+    InvoiceIssued,
     InvoicingHeld,
     JobCancelled,
     JobCompleted,
@@ -327,6 +330,42 @@ def _plain(value: object) -> str:
     if isinstance(value, list):
         return "; ".join(_plain(v) for v in value)
     return str(value)
+
+
+# --- invoices -----------------------------------------------------------------------------
+
+
+class InvoiceRow(Struct, kw_only=True):
+    """One invoice as the office and the accountant list it; ``issued`` is the whole event."""
+
+    id: UUID
+    number: str
+    job_id: UUID
+    customer_id: UUID
+    customer: str
+    issue_date: str
+    due_date: str
+    currency: str
+    gross_total: str
+    status: str = "issued"
+    document: str = ""  # the PDF's name in the documents object store, once rendered
+    document_sha256: str = ""
+    position: int = 0
+    issued: InvoiceIssued | None = None
+
+
+def evolve_invoice(row: InvoiceRow | None, event: InvoiceEvent, position: int) -> InvoiceRow | None:
+    match event:
+        case InvoiceIssued():
+            return InvoiceRow(id=event.id, number=event.number, job_id=event.job_id,
+                              customer_id=event.customer_id, customer=event.buyer.name,
+                              issue_date=event.issue_date, due_date=event.due_date,
+                              currency=event.currency, gross_total=str(event.gross_total),
+                              position=position, issued=event)
+        case InvoiceDocumentStored() if row is not None:
+            return structs.replace(row, document=event.name, document_sha256=event.sha256,
+                                   position=position)
+    return row
 
 
 class TimeRow(Struct, kw_only=True):

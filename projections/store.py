@@ -30,6 +30,7 @@ from eventsourcing.sqlite import SQLiteTrackingRecorder
 from projections.rows import (
     CustomerRow,
     HistoryRow,
+    InvoiceRow,
     JobRow,
     TechnicianRow,
     TimeRow,
@@ -41,6 +42,7 @@ _encode = msgspec.json.Encoder(decimal_format="string").encode
 _job_decoder = msgspec.json.Decoder(JobRow)
 _customer_decoder = msgspec.json.Decoder(CustomerRow)
 _technician_decoder = msgspec.json.Decoder(TechnicianRow)
+_invoice_decoder = msgspec.json.Decoder(InvoiceRow)
 
 
 def store_env(url: str) -> dict[str, str]:
@@ -77,6 +79,7 @@ class Batch:
     users: dict[UUID, UserRow] = field(default_factory=dict)
     history: list[HistoryRow] = field(default_factory=list)
     times: dict[UUID, TimeRow] = field(default_factory=dict)
+    invoices: dict[UUID, InvoiceRow] = field(default_factory=dict)
 
 
 class Tables:
@@ -179,6 +182,11 @@ class BoardTables(Tables):
         "version BIGINT NOT NULL, occurred_at TEXT NOT NULL, event_type TEXT NOT NULL, "
         "actor_id TEXT NOT NULL, actor_role TEXT NOT NULL, summary TEXT NOT NULL, "
         "PRIMARY KEY (job_id, position))",
+        "CREATE TABLE IF NOT EXISTS {t}invoices (id TEXT PRIMARY KEY, number TEXT NOT NULL, "
+        "job_id TEXT NOT NULL, customer_id TEXT NOT NULL, issue_date TEXT NOT NULL, "
+        "due_date TEXT NOT NULL, status TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS invoices_issued ON {t}invoices (issue_date, number)",
+        "CREATE INDEX IF NOT EXISTS invoices_job ON {t}invoices (job_id)",
     )
 
     def write(self, cursor: Any, batch: Batch) -> None:
@@ -197,6 +205,9 @@ class BoardTables(Tables):
         self.many(cursor, USER_UPSERT, (
             (str(u.token_id), u.token_hash, u.user_name, u.role, str(u.technician_id) if u.technician_id else None,
              int(u.revoked)) for u in batch.users.values()))
+        self.many(cursor, INVOICE_UPSERT, (
+            (str(i.id), i.number, str(i.job_id), str(i.customer_id), i.issue_date, i.due_date, i.status,
+             i.position, _encode(i).decode()) for i in batch.invoices.values()))
         self.many(cursor, HISTORY_INSERT, (
             (str(h.job_id), h.position, h.version, iso(h.occurred_at), h.event_type, h.actor_id,
              h.actor_role, h.summary) for h in batch.history))
@@ -211,6 +222,18 @@ class BoardTables(Tables):
 
     def technicians_by_id(self, ids: Iterable[UUID]) -> dict[UUID, TechnicianRow]:
         return {row.id: row for row in self._docs("technicians", ids, _technician_decoder)}
+
+    def invoices_by_id(self, ids: Iterable[UUID]) -> dict[UUID, InvoiceRow]:
+        return {row.id: row for row in self._docs("invoices", ids, _invoice_decoder)}
+
+    def invoice_list(self, limit: int = 200, job_id: UUID | None = None) -> list[InvoiceRow]:
+        """The latest invoices first (or one job's)."""
+        if job_id is not None:
+            rows = self.query("SELECT doc FROM {t}invoices WHERE job_id = ? ORDER BY number", (str(job_id),))
+        else:
+            rows = self.query("SELECT doc FROM {t}invoices ORDER BY issue_date DESC, number DESC LIMIT ?",
+                              (limit,))
+        return [_invoice_decoder.decode(r["doc"]) for r in rows]
 
     def users_by_id(self, ids: Iterable[UUID]) -> dict[UUID, UserRow]:
         wanted = [str(i) for i in ids]
@@ -268,6 +291,11 @@ TECHNICIAN_UPSERT = (
 USER_UPSERT = (
     "INSERT INTO {t}users (token_id, token_hash, user_name, role, technician_id, revoked) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (token_id) DO UPDATE SET revoked = excluded.revoked"
+)
+INVOICE_UPSERT = (
+    "INSERT INTO {t}invoices (id, number, job_id, customer_id, issue_date, due_date, status, position, doc) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
+    "position = excluded.position, doc = excluded.doc"
 )
 HISTORY_INSERT = (
     "INSERT INTO {t}job_history (job_id, position, version, occurred_at, event_type, actor_id, "

@@ -38,7 +38,7 @@ from fastapi.templating import Jinja2Templates
 
 from events.jetstream import NatsConnection
 from projections.audit import Criteria, Entry, replay, write_entries
-from projections.rows import JobRow, UserRow
+from projections.rows import InvoiceRow, JobRow, UserRow
 from projections.runner import stream_settings
 from read_api.queries import PAGE_TTL, BoardFilter, ReadModels, Unavailable
 
@@ -218,6 +218,52 @@ def create_app(settings: Settings) -> FastAPI:
         history = await asyncio.to_thread(models(request).history, job_id)
         item = await asyncio.to_thread(models(request).board_item, found)
         return json({"job": found, "board": item, "history": history, "position": reached})
+
+    # --- invoices ------------------------------------------------------------------------
+
+    def billing_readers(who: UserRow) -> None:
+        if who.role not in ("office", "accountant", "admin"):
+            raise Refused(403, "invoices are for the office and the accountants")
+
+    async def invoice_or_404(request: Request, invoice_id: UUID) -> InvoiceRow:
+        found = await asyncio.to_thread(models(request).invoice, invoice_id)
+        if found is None:
+            raise Refused(404, f"invoice {invoice_id} not found")
+        return found
+
+    @app.get("/api/invoices", tags=["billing"], summary="Invoices, the latest first (or one job's)")
+    async def api_invoices(request: Request, who: User, job: UUID | None = None,
+                           limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+                           position: int | None = None, wait: float | None = None) -> Response:
+        billing_readers(who)
+        await fresh(request, position, wait)
+        rows = await asyncio.to_thread(models(request).invoices, limit, job)
+        return json([{k: v for k, v in msgspec.to_builtins(r).items() if k != "issued"} for r in rows])
+
+    @app.get("/api/invoices/{invoice_id}", tags=["billing"],
+             summary="An invoice with every line, exactly as issued")
+    async def api_invoice(request: Request, who: User, invoice_id: UUID) -> Response:
+        billing_readers(who)
+        return json(await invoice_or_404(request, invoice_id))
+
+    @app.get("/invoices/{invoice_id}.pdf", tags=["billing"], summary="The invoice's PDF, as stored",
+             response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
+    async def invoice_pdf(request: Request, who: User, invoice_id: UUID) -> Response:
+        billing_readers(who)
+        found = await invoice_or_404(request, invoice_id)
+        if not found.document:
+            raise Refused(404, f"invoice {found.number} has no PDF yet; it is being rendered")
+        if request.app.state.stream is None:
+            raise Refused(503, "this read API has no NATS connection configured (NATS_URL)")
+        store = await request.app.state.stream.documents()
+        stored = await store.get(found.document)
+        data = stored.data or b""
+        if hashlib.sha256(data).hexdigest() != found.document_sha256:
+            raise Refused(409, f"the stored PDF of {found.number} does not match the hash recorded "
+                               "when it was issued")
+        filename = found.number.replace("/", "-") + ".pdf"
+        return Response(data, media_type="application/pdf",
+                        headers={"Content-Disposition": f'inline; filename="{filename}"'})
 
     @app.get("/api/customers", tags=["read"], summary="Every customer")
     async def customers(request: Request, who: User, position: Position = None, wait: Wait = None) -> Response:
@@ -403,9 +449,10 @@ def create_app(settings: Settings) -> FastAPI:
         reached = await asyncio.to_thread(models(request).position)
         found = await job_or_404(request, who, job_id)
         m = models(request)
-        item, history, techs, customer = await asyncio.to_thread(lambda: (
-            m.board_item(found), m.history(job_id), m.technicians(), m.customers_by_id([found.customer_id])))
-        return page(request, "job.html", who, job=found, item=item, history=history,
+        item, history, techs, customer, invoices = await asyncio.to_thread(lambda: (
+            m.board_item(found), m.history(job_id), m.technicians(), m.customers_by_id([found.customer_id]),
+            m.invoices(job_id=job_id) if who.role != "technician" else []))
+        return page(request, "job.html", who, job=found, item=item, history=history, invoices=invoices,
                     technicians=[t for t in techs if t.active], customer=customer.get(found.customer_id),
                     key=uuid.uuid4().hex, error=request.query_params.get("error", ""), reached=reached)
 
@@ -431,6 +478,11 @@ def create_app(settings: Settings) -> FastAPI:
                                        period if period in ("day", "week", "month") else "week",
                                        begin, finish, technician, "", by)
         return page(request, "timesheets.html", who, rows=rows, period=period, by=by, start=begin, end=finish)
+
+    @app.get("/invoices", response_class=HTMLResponse, include_in_schema=False)
+    async def invoices_page(request: Request, who: User) -> Response:
+        billing_readers(who)
+        return page(request, "invoices.html", who, invoices=await asyncio.to_thread(models(request).invoices))
 
     @app.get("/reports", response_class=HTMLResponse, include_in_schema=False)
     async def reports_page(request: Request, who: User) -> Response:

@@ -273,6 +273,12 @@ class ReadModels:
     def job(self, job_id: UUID) -> JobRow | None:
         return self.board.jobs_by_id([job_id]).get(job_id)
 
+    def invoices(self, limit: int = 200, job_id: UUID | None = None) -> list[InvoiceRow]:
+        return self.board.invoice_list(limit, job_id)
+
+    def invoice(self, invoice_id: UUID) -> InvoiceRow | None:
+        return self.board.invoices_by_id([invoice_id]).get(invoice_id)
+
     def board_item(self, job: JobRow) -> BoardItem:
         return self._items([job], datetime.now(UTC))[0]
 
