@@ -643,7 +643,11 @@ class NatsAggregateRecorder(NatsRecorder, AggregateRecorder):
         """The aggregate's latest message (its latest snapshot, on a snapshot recorder)."""
         last = await self.connection.last_message(
             self.settings.aggregate_filter(self.purpose, originator_id))
-        return _stored_event(last) if last is not None else None
+        if last is None:
+            return None
+        event = _stored_event(last)
+        self._remember(originator_id, event.originator_version, int(_header(last, "Nats-Sequence")))
+        return event
 
     async def insert_events_async(self, stored_events: Sequence[StoredEvent]) -> list[int]:
         """insert_events, for code already on this recorder's event loop: the positions."""

@@ -40,6 +40,7 @@ from events.contract import (
 from events.follow import follow
 from events.jetstream import NatsConnection, NatsProcessRecorder, StreamSettings
 from invoicer.documents import Branding, invoice_pdf
+from invoicer.einvoice import ubl_invoice
 from invoicer.pricing import (
     Bill, Buyer, PriceList, Seller, Unbillable, Unpriced, Work, bill, buyer_of,
     creditor_reference, invoice_number, merged, price_list_of, work_of,
@@ -135,6 +136,13 @@ class Consumer:
 
     async def load(self, id: UUID) -> Stored:
         return Stored.of(await self.recorder.select_positioned_async(id))
+
+    async def head(self, id: UUID) -> Stored:
+        """Only the version and last hash: what appending to a long aggregate (a series) needs."""
+        last = await self.recorder.latest_async(id)
+        if last is None:
+            return Stored([], 0, "")
+        return Stored([], last.originator_version, hashlib.sha256(last.state).hexdigest())
 
     async def decide_and_save(self, notification: Notification) -> str:
         raise NotImplementedError
@@ -264,7 +272,7 @@ class Invoicer(Consumer):
             return "skipped"  # issued already, with the job's JobInvoiced: nothing to repair
         year = result.issue_date.year
         series_id = series_id_of(self.settings.series, year)
-        series = await self.load(series_id)
+        series = await self.head(series_id)  # a year's series holds every number: read its last only
         sequence = series.version + 1
         number = invoice_number(self.settings.pattern, self.settings.series, year, sequence)
         issued = InvoiceIssued(
@@ -300,8 +308,8 @@ class Invoicer(Consumer):
 
 
 class DocumentWriter(Consumer):
-    """Renders each issued invoice to PDF, puts it in the documents object store, and records
-    its hash on the invoice (InvoiceDocumentStored, the invoice's version 2), once."""
+    """Renders each issued invoice to PDF and to EN 16931 UBL XML, puts both in the documents
+    object store, and records their hashes on the invoice (two InvoiceDocumentStored), once."""
 
     name = "invoicer-documents"
     triggers = frozenset({"InvoiceIssued"})
@@ -319,12 +327,15 @@ class DocumentWriter(Consumer):
         started = time.perf_counter()
         pdf = await asyncio.to_thread(invoice_pdf, issued, self.branding)
         self.render_seconds.append(time.perf_counter() - started)
-        name = document_name(issued.id)
+        renderings = [("pdf", "application/pdf", pdf), ("xml", "application/xml", ubl_invoice(issued))]
         store = await self.connection.documents()
-        await store.put(name, pdf)  # the same name again after a crash: replaced, not duplicated
-        stored = InvoiceDocumentStored(id=issued.id, name=name, media_type="application/pdf",
-                                       sha256=hashlib.sha256(pdf).hexdigest(), size=len(pdf))
-        await self.save(notification, [(issued.id, invoice, [stored])])
+        stored: list[Event] = []
+        for kind, media_type, data in renderings:
+            name = document_name(issued.id, kind)
+            await store.put(name, data)  # the same name again after a crash: replaced, not duplicated
+            stored.append(InvoiceDocumentStored(id=issued.id, name=name, media_type=media_type,
+                                                sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
+        await self.save(notification, [(issued.id, invoice, stored)])
         return "stored"
 
 
@@ -336,7 +347,8 @@ def stream_env(env: dict[str, str]) -> StreamSettings:
     return StreamSettings.from_env(Environment("", env))
 
 
-async def serve(env: dict[str, str]) -> None:
+async def serve(env: dict[str, str], part: str = "all") -> None:
+    """Run the invoicer, the document writer, or both, until SIGINT or SIGTERM."""
     settings = Settings.from_env(env)
     connection = await NatsConnection.open_on_running_loop(stream_env(env))
     await connection.ensure_stream_async()
@@ -344,22 +356,32 @@ async def serve(env: dict[str, str]) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    invoicer = Invoicer(connection, settings)
-    writer = DocumentWriter(connection, Branding(logo=env.get("JOBSTREAM_LOGO", ""),
-                                                 colour=env.get("JOBSTREAM_COLOUR") or "#0b6b61"))
-    log.info("invoicer starting after position %s",
-             await invoicer.recorder.max_tracking_id_async(NAME) or 0)
+    consumers: list[Consumer] = []
+    if part in ("all", "issue"):
+        consumers.append(Invoicer(connection, settings))
+    if part in ("all", "documents"):
+        consumers.append(DocumentWriter(connection, Branding(logo=env.get("JOBSTREAM_LOGO", ""),
+                                                             colour=env.get("JOBSTREAM_COLOUR") or "#0b6b61")))
+    for consumer in consumers:
+        log.info("%s starting after position %s", consumer.name,
+                 await consumer.recorder.max_tracking_id_async(consumer.name) or 0)
     try:
-        await asyncio.gather(invoicer.run(stop), writer.run(stop))
+        await asyncio.gather(*(consumer.run(stop) for consumer in consumers))
     finally:
         await connection.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(prog="jobstream run invoicer",
-                            description="Issue invoices for completed jobs as they happen.").parse_args(argv)
+    parser = argparse.ArgumentParser(
+        prog="jobstream run invoicer",
+        description="Issue the invoice of each completed job as it happens, and render its PDF.")
+    parser.add_argument("part", nargs="?", choices=("all", "issue", "documents"), default="all",
+                        help="issue invoices, render their documents, or both (the default); "
+                             "jobstream up runs the two as separate processes, so rendering a PDF "
+                             "never delays issuing the next invoice")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(serve(dict(os.environ)))
+    asyncio.run(serve(dict(os.environ), args.part))
     return 0
 
 

@@ -350,6 +350,8 @@ class InvoiceRow(Struct, kw_only=True):
     status: str = "issued"
     document: str = ""  # the PDF's name in the documents object store, once rendered
     document_sha256: str = ""
+    xml_document: str = ""  # the EN 16931 UBL XML's
+    xml_sha256: str = ""
     position: int = 0
     issued: InvoiceIssued | None = None
 
@@ -362,8 +364,11 @@ def evolve_invoice(row: InvoiceRow | None, event: InvoiceEvent, position: int) -
                               issue_date=event.issue_date, due_date=event.due_date,
                               currency=event.currency, gross_total=str(event.gross_total),
                               position=position, issued=event)
-        case InvoiceDocumentStored() if row is not None:
+        case InvoiceDocumentStored() if row is not None and event.media_type == "application/pdf":
             return structs.replace(row, document=event.name, document_sha256=event.sha256,
+                                   position=position)
+        case InvoiceDocumentStored() if row is not None and event.media_type == "application/xml":
+            return structs.replace(row, xml_document=event.name, xml_sha256=event.sha256,
                                    position=position)
     return row
 

@@ -246,24 +246,35 @@ def create_app(settings: Settings) -> FastAPI:
         billing_readers(who)
         return json(await invoice_or_404(request, invoice_id))
 
-    @app.get("/invoices/{invoice_id}.pdf", tags=["billing"], summary="The invoice's PDF, as stored",
-             response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
-    async def invoice_pdf(request: Request, who: User, invoice_id: UUID) -> Response:
+    async def stored_document(request: Request, who: UserRow, invoice_id: UUID, kind: str) -> Response:
         billing_readers(who)
         found = await invoice_or_404(request, invoice_id)
-        if not found.document:
-            raise Refused(404, f"invoice {found.number} has no PDF yet; it is being rendered")
+        name, digest = (found.document, found.document_sha256) if kind == "pdf" else (
+            found.xml_document, found.xml_sha256)
+        if not name:
+            raise Refused(404, f"invoice {found.number} has no {kind.upper()} yet; it is being rendered")
         if request.app.state.stream is None:
             raise Refused(503, "this read API has no NATS connection configured (NATS_URL)")
         store = await request.app.state.stream.documents()
-        stored = await store.get(found.document)
-        data = stored.data or b""
-        if hashlib.sha256(data).hexdigest() != found.document_sha256:
-            raise Refused(409, f"the stored PDF of {found.number} does not match the hash recorded "
-                               "when it was issued")
-        filename = found.number.replace("/", "-") + ".pdf"
-        return Response(data, media_type="application/pdf",
+        data = (await store.get(name)).data or b""
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise Refused(409, f"the stored {kind.upper()} of {found.number} does not match the hash "
+                               "recorded when it was issued")
+        filename = found.number.replace("/", "-") + "." + kind
+        media_type = "application/pdf" if kind == "pdf" else "application/xml"
+        return Response(data, media_type=media_type,
                         headers={"Content-Disposition": f'inline; filename="{filename}"'})
+
+    @app.get("/invoices/{invoice_id}.pdf", tags=["billing"], summary="The invoice's PDF, as stored",
+             response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
+    async def invoice_pdf(request: Request, who: User, invoice_id: UUID) -> Response:
+        return await stored_document(request, who, invoice_id, "pdf")
+
+    @app.get("/invoices/{invoice_id}.xml", tags=["billing"],
+             summary="The invoice as an EN 16931 e-invoice (UBL 2.1), as stored",
+             response_class=Response, responses={200: {"content": {"application/xml": {}}}})
+    async def invoice_xml(request: Request, who: User, invoice_id: UUID) -> Response:
+        return await stored_document(request, who, invoice_id, "xml")
 
     @app.get("/api/customers", tags=["read"], summary="Every customer")
     async def customers(request: Request, who: User, position: Position = None, wait: Wait = None) -> Response:

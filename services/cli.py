@@ -4,7 +4,7 @@
     jobstream run command-api [--port 8000]            one service alone (scale-out)
     jobstream run read-api [--port 8001]               the read API and the dashboard
     jobstream run projector board|timesheets           one projection
-    jobstream run invoicer                              issues invoices for completed jobs
+    jobstream run invoicer [issue|documents]            issues invoices, renders their PDFs
     jobstream audit replay|verify|as-of|rebuild|export the accountants' tools
     jobstream demo                                      load a small realistic business
     jobstream admin create-user NAME --role office      prints the new token once
@@ -41,6 +41,13 @@ SERVICES = {
 }
 PROJECTIONS = ("board", "timesheets")
 DEFAULT_PORTS = {"command-api": 8000, "read-api": 8001}
+DEMO_SELLER = {
+    "JOBSTREAM_COMPANY_NAME": "Instalacje Demo sp. z o.o.", "JOBSTREAM_COMPANY_STREET": "ul. Długa 1",
+    "JOBSTREAM_COMPANY_CITY": "Kraków", "JOBSTREAM_COMPANY_POSTAL_CODE": "31-147",
+    "JOBSTREAM_COMPANY_COUNTRY": "PL", "JOBSTREAM_COMPANY_VAT_ID": "PL5261040828",
+    "JOBSTREAM_COMPANY_IBAN": "PL61 1090 1014 0000 0712 1981 2874",
+    "JOBSTREAM_COMPANY_EMAIL": "faktury@demo.example",
+}
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -151,12 +158,15 @@ def up(args: argparse.Namespace) -> int:
             app.close()
         base = f"http://{args.host}:{args.port}"
         dashboard = f"http://{args.host}:{args.read_port}"
-        child_env = {**os.environ, **env, "COMMAND_API_URL": base}
+        # The demo's own company on its invoices, unless the environment names the real one.
+        seller = DEMO_SELLER if args.demo else {}
+        child_env = {**seller, **os.environ, **env, "COMMAND_API_URL": base}
         me = [sys.executable, "-m", "services.cli", "run"]
         plan = [
             ("command-api", [*me, "command-api", "--host", args.host, "--port", str(args.port)], args.port),
             *((f"projector {name}", [*me, "projector", name], None) for name in PROJECTIONS),
-            ("invoicer", [*me, "invoicer"], None),
+            ("invoicer", [*me, "invoicer", "issue"], None),
+            ("invoice documents", [*me, "invoicer", "documents"], None),
             ("read-api", [*me, "read-api", "--host", args.host, "--port", str(args.read_port)], args.read_port),
         ]
         for name, argv, _port in plan:
@@ -244,7 +254,10 @@ def run(args: argparse.Namespace) -> int:
                 raise SystemExit(f"jobstream: which projection? one of: {', '.join(PROJECTIONS)}")
             argv = [sys.executable, "-m", "projections.runner", args.name]
         elif args.service == "invoicer":
-            argv = [sys.executable, "-m", "invoicer"]
+            part = args.name or "all"
+            if part not in ("all", "issue", "documents"):
+                raise SystemExit("jobstream: run invoicer [issue|documents] (both when not named)")
+            argv = [sys.executable, "-m", "invoicer", part]
         else:
             port = args.port or DEFAULT_PORTS[args.service]
             argv = [sys.executable, "-m", "read_api.serve", "--host", args.host, "--port", str(port),
@@ -363,7 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = commands.add_parser("run", help="run one service alone")
     p.add_argument("service", choices=sorted(SERVICES))
-    p.add_argument("name", nargs="?", default="", help="the projection, for `run projector`")
+    p.add_argument("name", nargs="?", default="",
+                   help="the projection, for `run projector`; issue or documents for `run invoicer`")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--workers", type=int, default=1, help="worker processes (HTTP services)")

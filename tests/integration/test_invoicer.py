@@ -250,7 +250,7 @@ def test_the_invoice_pdf_is_stored_once_and_served_to_the_office(
     asyncio.run(invoice_and_render())
     (invoice,), _ = invoices(api.jobstream)
     stored = [e for e in api.jobstream.history(invoice.id)]
-    assert [s.topic for s in stored] == ["InvoiceIssued", "InvoiceDocumentStored"]
+    assert [s.topic for s in stored] == ["InvoiceIssued", "InvoiceDocumentStored", "InvoiceDocumentStored"]
 
     projectors = Projectors(stream_env, read_model_url)
     try:
@@ -265,6 +265,8 @@ def test_the_invoice_pdf_is_stored_once_and_served_to_the_office(
             assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
             text = PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
             assert "Faktura" in text and "Piekarnia Kowalski – Łódź" in text and "221,40 zł" in text
+            xml = reader.get(f"/invoices/{invoice.id}.xml")
+            assert xml.status_code == 200 and f"<cbc:ID>{invoice.number}</cbc:ID>".encode() in xml.content
             page = reader.get(f"/jobs/{job}")
             assert invoice.number in page.text and f"/invoices/{invoice.id}.pdf" in page.text
             as_technician = reader.get(f"/invoices/{invoice.id}.pdf",

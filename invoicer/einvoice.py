@@ -1,0 +1,130 @@
+"""The invoice as an EN 16931 e-invoice: UBL 2.1, from the InvoiceIssued event alone.
+
+The same amounts as the PDF, rounded once by the pricing (line nets, VAT per category and
+rate), so BR-CO-10 (sum of lines), BR-S-08/09 (VAT per rate) and BR-CO-15 (total with VAT)
+hold by construction. Reverse-charged lines are category AE with the exemption code
+VATEX-EU-AE (BR-AE-10); zero-rated ones are Z.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from xml.etree import ElementTree as ET
+
+from events.contract import Address, InvoiceIssued, InvoiceLine, Party
+
+NS = {
+    "": "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2",
+    "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
+    "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
+}
+for _prefix, _uri in NS.items():
+    ET.register_namespace(_prefix, _uri)
+
+# UN/ECE Recommendation 20 unit codes (BT-130)
+UNIT_CODES = {"hour": "HUR", "started_hour": "HUR", "quarter_hour": "C62", "piece": "H87", "flat": "LS",
+              "visit": "C62"}
+REVERSE_CHARGE_NOTE = "Reverse charge: VAT to be accounted for by the recipient (Art. 196 Directive 2006/112/EC)"
+
+
+def _q(tag: str) -> str:
+    prefix, _, name = tag.rpartition(":")
+    return f"{{{NS[prefix]}}}{name}"
+
+
+def _add(parent: ET.Element, tag: str, text: object = None, **attributes: str) -> ET.Element:
+    element = ET.SubElement(parent, _q(tag), attributes)
+    if text is not None:
+        element.text = str(text)
+    return element
+
+
+def _amount(parent: ET.Element, tag: str, value: Decimal, currency: str) -> None:
+    _add(parent, tag, f"{value:.2f}", currencyID=currency)
+
+
+def _address(parent: ET.Element, address: Address | None) -> None:
+    postal = _add(parent, "cac:PostalAddress")
+    if address is not None:
+        _add(postal, "cbc:StreetName", address.street)
+        _add(postal, "cbc:CityName", address.city)
+        _add(postal, "cbc:PostalZone", address.postal_code)
+    _add(_add(postal, "cac:Country"), "cbc:IdentificationCode", address.country if address else "")
+
+
+def _party(parent: ET.Element, role: str, party: Party) -> None:
+    element = _add(_add(parent, role), "cac:Party")
+    _address(element, party.address)
+    if party.vat_id:
+        tax = _add(element, "cac:PartyTaxScheme")
+        _add(tax, "cbc:CompanyID", party.vat_id)
+        _add(_add(tax, "cac:TaxScheme"), "cbc:ID", "VAT")
+    _add(_add(element, "cac:PartyLegalEntity"), "cbc:RegistrationName", party.name)
+    if party.email:
+        _add(_add(element, "cac:Contact"), "cbc:ElectronicMail", party.email)
+
+
+def _category(parent: ET.Element, tag: str, category: str, rate: Decimal, with_reason: bool = False) -> None:
+    element = _add(parent, tag)
+    _add(element, "cbc:ID", category)
+    _add(element, "cbc:Percent", _plain(rate))
+    if with_reason and category == "AE":
+        _add(element, "cbc:TaxExemptionReasonCode", "VATEX-EU-AE")
+        _add(element, "cbc:TaxExemptionReason", "Reverse charge")
+    _add(_add(element, "cac:TaxScheme"), "cbc:ID", "VAT")
+
+
+def _plain(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return text if text not in ("-0", "") else "0"
+
+
+def _line(parent: ET.Element, number: int, line: InvoiceLine, currency: str) -> None:
+    element = _add(parent, "cac:InvoiceLine")
+    _add(element, "cbc:ID", number)
+    _add(element, "cbc:InvoicedQuantity", _plain(line.quantity), unitCode=UNIT_CODES.get(line.unit, "C62"))
+    _amount(element, "cbc:LineExtensionAmount", line.net, currency)
+    item = _add(element, "cac:Item")
+    _add(item, "cbc:Name", line.description or line.code)
+    _add(_add(item, "cac:SellersItemIdentification"), "cbc:ID", line.code)
+    _category(item, "cac:ClassifiedTaxCategory", line.vat_category, line.vat_rate)
+    _add(_add(element, "cac:Price"), "cbc:PriceAmount", _plain(line.unit_price), currencyID=currency)
+
+
+def ubl_invoice(invoice: InvoiceIssued) -> bytes:
+    """The invoice as UBL 2.1 XML (EN 16931 core)."""
+    currency = invoice.currency
+    root = ET.Element(_q(":Invoice"))
+    _add(root, "cbc:CustomizationID", "urn:cen.eu:en16931:2017")
+    _add(root, "cbc:ID", invoice.number)
+    _add(root, "cbc:IssueDate", invoice.issue_date)
+    _add(root, "cbc:DueDate", invoice.due_date)
+    _add(root, "cbc:InvoiceTypeCode", "380")
+    if invoice.reverse_charge:
+        _add(root, "cbc:Note", REVERSE_CHARGE_NOTE)
+    _add(root, "cbc:DocumentCurrencyCode", currency)
+    _add(root, "cbc:BuyerReference", str(invoice.job_id))
+    _party(root, "cac:AccountingSupplierParty", invoice.seller)
+    _party(root, "cac:AccountingCustomerParty", invoice.buyer)
+    delivery = _add(root, "cac:Delivery")
+    _add(delivery, "cbc:ActualDeliveryDate", invoice.supply_date)
+    means = _add(root, "cac:PaymentMeans")
+    _add(means, "cbc:PaymentMeansCode", "30")  # credit transfer
+    _add(means, "cbc:PaymentID", invoice.payment_reference)
+    if invoice.seller.bank_account:
+        _add(_add(means, "cac:PayeeFinancialAccount"), "cbc:ID", invoice.seller.bank_account.replace(" ", ""))
+    tax_total = _add(root, "cac:TaxTotal")
+    _amount(tax_total, "cbc:TaxAmount", invoice.vat_total, currency)
+    for subtotal in invoice.vat:
+        element = _add(tax_total, "cac:TaxSubtotal")
+        _amount(element, "cbc:TaxableAmount", subtotal.taxable, currency)
+        _amount(element, "cbc:TaxAmount", subtotal.vat, currency)
+        _category(element, "cac:TaxCategory", subtotal.category, subtotal.rate, with_reason=True)
+    totals = _add(root, "cac:LegalMonetaryTotal")
+    _amount(totals, "cbc:LineExtensionAmount", invoice.net_total, currency)
+    _amount(totals, "cbc:TaxExclusiveAmount", invoice.net_total, currency)
+    _amount(totals, "cbc:TaxInclusiveAmount", invoice.gross_total, currency)
+    _amount(totals, "cbc:PayableAmount", invoice.gross_total, currency)
+    for number, line in enumerate(invoice.lines, start=1):
+        _line(root, number, line, currency)
+    return ET.tostring(root, encoding="UTF-8", xml_declaration=True)
