@@ -97,14 +97,15 @@ def complete(app: JobstreamApp, jobs: list[uuid.UUID], rate: float | None) -> No
 
 
 async def documents_stored(settings: StreamSettings, count: int, timeout: float) -> None:
-    """Wait on the stream itself until ``count`` InvoiceDocumentStored events are in it."""
+    """Wait on the stream itself until ``count`` invoices have their documents stored."""
     connection = await NatsConnection.open_on_running_loop(settings)
     seen = 0
     done = asyncio.Event()
 
     async def delivered(msg) -> None:  # type: ignore[no-untyped-def]
         nonlocal seen
-        if msg.headers and msg.headers.get("Es-Topic") == "InvoiceDocumentStored":
+        # an invoice's PDF and XML are stored together, the XML last: count those
+        if msg.headers and msg.headers.get("Es-Topic") == "InvoiceDocumentStored" and b"application/xml" in msg.data:
             seen += 1
             if seen >= count:
                 done.set()
@@ -150,7 +151,7 @@ def from_the_stream(app: JobstreamApp) -> dict[str, dict[uuid.UUID, object]]:
                 found["completed"][event.id] = event
             elif isinstance(event, InvoiceIssued):
                 found["issued"].setdefault(event.job_id, []).append(event)  # type: ignore[union-attr]
-            elif isinstance(event, InvoiceDocumentStored):
+            elif isinstance(event, InvoiceDocumentStored) and event.media_type == "application/pdf":
                 found["stored"][event.id] = event
             elif isinstance(event, InvoiceNumberAllocated):
                 found["allocated"][event.invoice_id] = event

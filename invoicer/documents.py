@@ -19,6 +19,7 @@ from babel.numbers import format_currency, format_decimal
 from xhtml2pdf import pisa
 
 from events.contract import Address, InvoiceIssued, InvoiceLine, VatSubtotal
+from invoicer.pricing import variable_symbol
 
 HERE = Path(__file__).parent
 LOCALES = {"en": "en_IE", "pl": "pl_PL", "cs": "cs_CZ", "de": "de_DE", "ro": "ro_RO"}
@@ -31,7 +32,7 @@ LABELS: dict[str, dict[str, object]] = {
            "vat_total": "VAT", "total": "Total due", "logged": "time logged:",
            "reverse_charge": "Reverse charge: VAT to be accounted for by the recipient "
                              "(Article 196, Council Directive 2006/112/EC).",
-           "pay_to": "Pay to", "reference": "Payment reference", "generated": "issued by jobstream",
+           "pay_to": "Pay to", "reference": "Payment reference", "variable_symbol": "Variable symbol", "generated": "issued by jobstream",
            "units": {"hour": "h", "started_hour": "started h", "quarter_hour": "¼ h", "piece": "pcs",
                      "flat": "flat", "visit": "visits"}},
     "pl": {"invoice": "Faktura", "job": "Zlecenie", "issue_date": "Data wystawienia",
@@ -42,7 +43,7 @@ LABELS: dict[str, dict[str, object]] = {
            "logged": "czas pracy:",
            "reverse_charge": "Odwrotne obciążenie: podatek rozlicza nabywca "
                              "(art. 196 dyrektywy 2006/112/WE).",
-           "pay_to": "Numer konta", "reference": "Tytuł przelewu", "generated": "wystawiono w jobstream",
+           "pay_to": "Numer konta", "reference": "Tytuł przelewu", "variable_symbol": "Symbol zmienny", "generated": "wystawiono w jobstream",
            "units": {"hour": "godz.", "started_hour": "rozp. godz.", "quarter_hour": "¼ godz.",
                      "piece": "szt.", "flat": "ryczałt", "visit": "dojazd"}},
     "cs": {"invoice": "Faktura", "job": "Zakázka", "issue_date": "Datum vystavení",
@@ -53,7 +54,7 @@ LABELS: dict[str, dict[str, object]] = {
            "vat_total": "DPH", "total": "Celkem k úhradě", "logged": "odpracováno:",
            "reverse_charge": "Daň odvede zákazník (přenesení daňové povinnosti, "
                              "čl. 196 směrnice 2006/112/ES).",
-           "pay_to": "Číslo účtu", "reference": "Variabilní symbol / reference",
+           "pay_to": "Číslo účtu", "reference": "Reference platby", "variable_symbol": "Variabilní symbol",
            "generated": "vystaveno v jobstream",
            "units": {"hour": "hod", "started_hour": "započ. hod", "quarter_hour": "¼ hod", "piece": "ks",
                      "flat": "paušál", "visit": "výjezd"}},
@@ -65,7 +66,7 @@ LABELS: dict[str, dict[str, object]] = {
            "total": "Rechnungsbetrag", "logged": "erfasste Zeit:",
            "reverse_charge": "Steuerschuldnerschaft des Leistungsempfängers "
                              "(Art. 196 MwStSystRL).",
-           "pay_to": "Bankverbindung", "reference": "Verwendungszweck", "generated": "erstellt mit jobstream",
+           "pay_to": "Bankverbindung", "reference": "Verwendungszweck", "variable_symbol": "Variabler Symbol (CZ)", "generated": "erstellt mit jobstream",
            "units": {"hour": "Std.", "started_hour": "angef. Std.", "quarter_hour": "¼ Std.",
                      "piece": "Stk.", "flat": "pauschal", "visit": "Anfahrt"}},
     "ro": {"invoice": "Factură", "job": "Lucrare", "issue_date": "Data emiterii",
@@ -75,7 +76,7 @@ LABELS: dict[str, dict[str, object]] = {
            "taxable": "Bază", "net_total": "Total fără TVA", "vat_total": "TVA", "total": "Total de plată",
            "logged": "timp lucrat:",
            "reverse_charge": "Taxare inversă (art. 196 din Directiva 2006/112/CE).",
-           "pay_to": "Cont bancar", "reference": "Referință plată", "generated": "emisă cu jobstream",
+           "pay_to": "Cont bancar", "reference": "Referință plată", "variable_symbol": "Simbol variabil", "generated": "emisă cu jobstream",
            "units": {"hour": "oră", "started_hour": "oră începută", "quarter_hour": "¼ oră",
                      "piece": "buc.", "flat": "forfetar", "visit": "deplasare"}},
 }
@@ -113,7 +114,7 @@ def invoice_html(invoice: InvoiceIssued, branding: Branding | None = None) -> st
     return _templates.get_template("invoice.html").render(
         i=invoice, t=LABELS[lang], lang=lang, fonts=(HERE / "fonts").as_posix(),
         logo=branding.logo, colour=branding.colour, number=number, rate=rate, category=category,
-        address=address,
+        address=address, variable_symbol=variable_symbol(invoice.number),
         money=lambda value: format_currency(value, invoice.currency, locale=locale),
         date=lambda text: format_date(date.fromisoformat(text), format="medium", locale=locale),
         hours=lambda minutes: f"{minutes // 60}:{minutes % 60:02d} h",

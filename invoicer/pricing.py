@@ -353,3 +353,9 @@ def creditor_reference(text: str) -> str:
     body = "".join(c for c in text.upper() if c.isalnum())[:21]
     digits = "".join(str(int(c, 36)) for c in body + "RF00")
     return f"RF{98 - int(digits) % 97:02d}{body}"
+
+
+def variable_symbol(number: str) -> str:
+    """The Czech variable symbol for an invoice number: its digits, at most the last ten
+    (FV/2026/000123 gives 2026000123), which Czech payers type into the payment."""
+    return "".join(c for c in number if c.isdigit())[-10:]

@@ -133,6 +133,7 @@ class Consumer:
     def __init__(self, connection: NatsConnection) -> None:
         self.connection = connection
         self.recorder = NatsProcessRecorder(connection)
+        self.stopping = asyncio.Event()
 
     async def load(self, id: UUID) -> Stored:
         return Stored.of(await self.recorder.select_positioned_async(id))
@@ -185,6 +186,8 @@ class Consumer:
             if not page:
                 break
             for notification in page:
+                if self.stopping.is_set():  # stop between events; the next start goes on from here
+                    return position
                 if notification.topic in self.triggers:
                     outcome = await self.handle(notification)
                     if outcome == "done":  # another replica is ahead: go on from its position
@@ -207,6 +210,7 @@ class Consumer:
             pass  # another replica recorded as far or further
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.stopping = stop
         await follow(self.connection, self.catch_up, stop)
 
 

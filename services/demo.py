@@ -142,7 +142,7 @@ def load_demo(app: JobstreamApp, say: Callable[[str], None]) -> dict[str, str]:
     for key in technicians:
         tokens[f"technician ({key}, id {tech[key]})"] = app.issue_token(key, Role.TECHNICIAN, tech[key])
     say(f"Loaded {len(customers)} customers, {len(technicians)} technicians, "
-        "a price list and 9 jobs in every status.")
+        "two price lists (the default in EUR, one customer's own in CZK) and 9 jobs in every status.")
     say("Demo users and their tokens (shown only this once):")
     for who, token in tokens.items():
         say(f"  {who:<60} {token}")

@@ -16,7 +16,7 @@ from events.contract import (
 )
 from invoicer.pricing import (
     Activity, Buyer, Seller, Unbillable, Unpriced, bill, creditor_reference, invoice_number, quantity,
-    work_of,
+    variable_symbol, work_of,
 )
 
 JOB = UUID("00000000-0000-0000-0000-0000000000aa")
@@ -128,6 +128,7 @@ def test_an_activity_without_a_price_is_named() -> None:
 
 def test_numbers_and_creditor_references() -> None:
     assert invoice_number("{series}/{year}/{sequence:06d}", "FV", 2026, 123) == "FV/2026/000123"
+    assert variable_symbol("FV/2026/000123") == "2026000123"
     assert creditor_reference("539007547034") == "RF18539007547034"  # ISO 11649's own example
     reference = creditor_reference("FV/2026/000123")
     assert reference.startswith("RF") and reference.endswith("FV2026000123")
