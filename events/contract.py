@@ -464,6 +464,64 @@ class InvoiceDocumentStored(InvoiceEvent, frozen=True, kw_only=True, tag=True):
     size: int
 
 
+class PaymentApplied(InvoiceEvent, frozen=True, kw_only=True, tag=True):
+    """Money received for the invoice, and which rule matched it (or the office by hand)."""
+
+    payment_id: UUID
+    amount: Decimal
+    currency: str
+    received_on: str
+    rule: str  # invoice number, RF reference, variable symbol, amount and payer, office
+    payer: str = ""
+    payer_iban: str = ""
+    statement_id: UUID | None = None
+    line: int = 0
+
+
+# bank statements (the id is derived from the file's SHA-256: a second import is refused)
+
+
+class StatementLine(Struct, frozen=True, kw_only=True):
+    index: int
+    booked_on: str
+    amount: Decimal  # negative for a debit
+    currency: str
+    payer: str = ""
+    payer_iban: str = ""
+    reference: str = ""  # structured (an RF reference, say)
+    text: str = ""  # unstructured remittance information
+    bank_reference: str = ""
+    account: str = ""
+
+
+class StatementEvent(Event, frozen=True, kw_only=True, tag=True):
+    aggregate: ClassVar[str] = "statement"
+
+
+class BankStatementImported(StatementEvent, frozen=True, kw_only=True, tag=True):
+    """One part of a statement's lines (a statement of thousands of lines is several parts,
+    saved together in one atomic batch)."""
+
+    format: str
+    account: str
+    reference: str
+    sha256: str
+    part: int
+    parts: int
+    lines: list[StatementLine]
+
+
+class StatementLineUnmatched(StatementEvent, frozen=True, kw_only=True, tag=True):
+    """A credit no rule matched to an invoice: it waits in the office's review queue."""
+
+    line: int
+    amount: Decimal
+    currency: str
+    payer: str = ""
+    text: str = ""
+    reason: str = ""
+
+
 class SeriesEvent(Event, frozen=True, kw_only=True, tag=True):
     aggregate: ClassVar[str] = "series"
 
@@ -508,12 +566,13 @@ JobEvents = (
     | TimeEntryCorrected | NoteAdded | MaterialUsed | JobCompleted | JobSignedOff | JobPutOnHold
     | JobResumed | JobCancelled | JobReopened | JobInvoiced | JobNotBilled | InvoicingHeld
 )
-InvoiceEvents = InvoiceIssued | InvoiceDocumentStored
+InvoiceEvents = InvoiceIssued | InvoiceDocumentStored | PaymentApplied
+StatementEvents = BankStatementImported | StatementLineUnmatched
 SeriesEvents = InvoiceNumberAllocated
 TokenEvents = TokenIssued | TokenRevoked
 AnyEvent = (
     CustomerEvents | TechnicianEvents | PriceListEvents | JobEvents | InvoiceEvents | SeriesEvents
-    | TokenEvents
+    | StatementEvents | TokenEvents
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -743,6 +802,18 @@ class CancelJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 class ReopenJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
     reason: Reason
+
+
+class RecordPayment(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The office records money received for an invoice (cash, a card, a transfer seen)."""
+
+    amount: Money
+    received_on: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+    payer: OptionalText = ""
+    note: OptionalText = ""
+
+    def __post_init__(self) -> None:
+        check_decimal("amount", self.amount, Decimal(0), Decimal("1e12"), low_inclusive=False)
 
 
 JobCommand = (

@@ -211,7 +211,10 @@ class Consumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         self.stopping = stop
-        await follow(self.connection, self.catch_up, stop)
+        try:
+            await follow(self.connection, self.catch_up, stop)
+        finally:
+            self.stopping = asyncio.Event()  # a catch_up called after run() reads to the end
 
 
 class Invoicer(Consumer):
@@ -362,7 +365,9 @@ async def serve(env: dict[str, str], part: str = "all") -> None:
         loop.add_signal_handler(signum, stop.set)
     consumers: list[Consumer] = []
     if part in ("all", "issue"):
-        consumers.append(Invoicer(connection, settings))
+        from invoicer.payments import PaymentMatcher
+
+        consumers.extend([Invoicer(connection, settings), PaymentMatcher(connection)])
     if part in ("all", "documents"):
         consumers.append(DocumentWriter(connection, Branding(logo=env.get("JOBSTREAM_LOGO", ""),
                                                              colour=env.get("JOBSTREAM_COLOUR") or "#0b6b61")))
@@ -380,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="jobstream run invoicer",
         description="Issue the invoice of each completed job as it happens, and render its PDF.")
     parser.add_argument("part", nargs="?", choices=("all", "issue", "documents"), default="all",
-                        help="issue invoices, render their documents, or both (the default); "
+                        help="issue invoices and match bank payments to them, render their documents, "
+                             "or both (the default); "
                              "jobstream up runs the two as separate processes, so rendering a PDF "
                              "never delays issuing the next invoice")
     args = parser.parse_args(argv)

@@ -14,7 +14,9 @@ from typing import Any, ClassVar, NamedTuple
 from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.projection import Projection
 
-from events.contract import CustomerEvent, Event, InvoiceEvent, JobEvent, TechnicianEvent, TokenEvent
+from events.contract import (
+    CustomerEvent, Event, InvoiceEvent, JobEvent, StatementLineUnmatched, TechnicianEvent, TokenEvent,
+)
 from projections.rows import (
     evolve_customer,
     evolve_invoice,
@@ -24,6 +26,7 @@ from projections.rows import (
     evolve_user,
     history_row,
     time_entry_id,
+    unmatched_row,
 )
 from projections.store import Batch, BoardTables, TimesheetTables
 
@@ -65,7 +68,7 @@ class BoardProjection(BatchProjection):
     """The job board, each job's timeline, customers, technicians, users and invoices."""
 
     name = "board"
-    wanted = (JobEvent, CustomerEvent, TechnicianEvent, TokenEvent, InvoiceEvent)
+    wanted = (JobEvent, CustomerEvent, TechnicianEvent, TokenEvent, InvoiceEvent, StatementLineUnmatched)
     view: BoardTables
 
     def evolve(self, items: Sequence[Positioned]) -> Batch:
@@ -98,6 +101,8 @@ class BoardProjection(BatchProjection):
                 user = evolve_user(known_users.get(event.id), event)
                 if user is not None:
                     known_users[event.id] = batch.users[event.id] = user
+            elif isinstance(event, StatementLineUnmatched):
+                batch.unmatched.append(unmatched_row(event, position))
             elif isinstance(event, InvoiceEvent):
                 invoice = evolve_invoice(known_invoices.get(event.id), event, position)
                 if invoice is not None:

@@ -9,6 +9,7 @@ up to a moment, so the past and the present are computed by one piece of code.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from uuid import UUID
 
 import msgspec
@@ -23,6 +24,8 @@ from events.contract import (
     InvoiceEvent,
     InvoiceIssued,
     InvoicingHeld,
+    PaymentApplied,
+    StatementLineUnmatched,
     JobCancelled,
     JobCompleted,
     JobDetailsChanged,
@@ -347,7 +350,10 @@ class InvoiceRow(Struct, kw_only=True):
     due_date: str
     currency: str
     gross_total: str
-    status: str = "issued"
+    status: str = "issued"  # issued, partially paid, paid (overdue is worked out when read)
+    paid: str = "0.00"
+    payments: int = 0
+    last_paid_on: str = ""
     document: str = ""  # the PDF's name in the documents object store, once rendered
     document_sha256: str = ""
     xml_document: str = ""  # the EN 16931 UBL XML's
@@ -364,6 +370,11 @@ def evolve_invoice(row: InvoiceRow | None, event: InvoiceEvent, position: int) -
                               issue_date=event.issue_date, due_date=event.due_date,
                               currency=event.currency, gross_total=str(event.gross_total),
                               position=position, issued=event)
+        case PaymentApplied() if row is not None:
+            paid = Decimal(row.paid) + event.amount
+            status = "paid" if paid >= Decimal(row.gross_total) else "partially paid"
+            return structs.replace(row, paid=str(paid), status=status, payments=row.payments + 1,
+                                   last_paid_on=max(row.last_paid_on, event.received_on), position=position)
         case InvoiceDocumentStored() if row is not None and event.media_type == "application/pdf":
             return structs.replace(row, document=event.name, document_sha256=event.sha256,
                                    position=position)
@@ -371,6 +382,36 @@ def evolve_invoice(row: InvoiceRow | None, event: InvoiceEvent, position: int) -
             return structs.replace(row, xml_document=event.name, xml_sha256=event.sha256,
                                    position=position)
     return row
+
+
+def invoice_status(row: InvoiceRow, today: str) -> str:
+    """The status as of a day: an unpaid invoice past its due date is overdue."""
+    if row.status != "paid" and row.due_date < today:
+        return "overdue"
+    return row.status
+
+
+def credit(row: InvoiceRow) -> Decimal:
+    """What the customer paid beyond the invoice: their credit."""
+    return max(Decimal(0), Decimal(row.paid) - Decimal(row.gross_total))
+
+
+class UnmatchedRow(Struct, kw_only=True):
+    """A bank credit no rule matched: the office's review queue."""
+
+    statement_id: UUID
+    line: int
+    amount: str
+    currency: str
+    payer: str
+    text: str
+    reason: str
+    position: int
+
+
+def unmatched_row(event: StatementLineUnmatched, position: int) -> UnmatchedRow:
+    return UnmatchedRow(statement_id=event.id, line=event.line, amount=str(event.amount), currency=event.currency,
+                        payer=event.payer, text=event.text, reason=event.reason, position=position)
 
 
 class TimeRow(Struct, kw_only=True):

@@ -32,6 +32,7 @@ from projections.rows import (
     HistoryRow,
     InvoiceRow,
     JobRow,
+    UnmatchedRow,
     TechnicianRow,
     TimeRow,
     UserRow,
@@ -80,6 +81,7 @@ class Batch:
     history: list[HistoryRow] = field(default_factory=list)
     times: dict[UUID, TimeRow] = field(default_factory=dict)
     invoices: dict[UUID, InvoiceRow] = field(default_factory=dict)
+    unmatched: list[UnmatchedRow] = field(default_factory=list)
 
 
 class Tables:
@@ -187,6 +189,9 @@ class BoardTables(Tables):
         "due_date TEXT NOT NULL, status TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS invoices_issued ON {t}invoices (issue_date, number)",
         "CREATE INDEX IF NOT EXISTS invoices_job ON {t}invoices (job_id)",
+        "CREATE TABLE IF NOT EXISTS {t}unmatched_lines (statement_id TEXT NOT NULL, line BIGINT NOT NULL, "
+        "amount TEXT NOT NULL, currency TEXT NOT NULL, payer TEXT NOT NULL, text TEXT NOT NULL, "
+        "reason TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (statement_id, line))",
     )
 
     def write(self, cursor: Any, batch: Batch) -> None:
@@ -208,6 +213,10 @@ class BoardTables(Tables):
         self.many(cursor, INVOICE_UPSERT, (
             (str(i.id), i.number, str(i.job_id), str(i.customer_id), i.issue_date, i.due_date, i.status,
              i.position, _encode(i).decode()) for i in batch.invoices.values()))
+        self.many(cursor, "INSERT INTO {t}unmatched_lines VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                          "ON CONFLICT (statement_id, line) DO NOTHING", (
+            (str(u.statement_id), u.line, u.amount, u.currency, u.payer, u.text, u.reason, u.position)
+            for u in batch.unmatched))
         self.many(cursor, HISTORY_INSERT, (
             (str(h.job_id), h.position, h.version, iso(h.occurred_at), h.event_type, h.actor_id,
              h.actor_role, h.summary) for h in batch.history))
@@ -234,6 +243,12 @@ class BoardTables(Tables):
             rows = self.query("SELECT doc FROM {t}invoices ORDER BY issue_date DESC, number DESC LIMIT ?",
                               (limit,))
         return [_invoice_decoder.decode(r["doc"]) for r in rows]
+
+    def unmatched_list(self, limit: int = 500) -> list[UnmatchedRow]:
+        rows = self.query("SELECT * FROM {t}unmatched_lines ORDER BY position DESC, line LIMIT ?", (limit,))
+        return [UnmatchedRow(statement_id=UUID(r["statement_id"]), line=r["line"], amount=r["amount"],
+                             currency=r["currency"], payer=r["payer"], text=r["text"], reason=r["reason"],
+                             position=r["position"]) for r in rows]
 
     def users_by_id(self, ids: Iterable[UUID]) -> dict[UUID, UserRow]:
         wanted = [str(i) for i in ids]

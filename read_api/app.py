@@ -276,6 +276,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def invoice_xml(request: Request, who: User, invoice_id: UUID) -> Response:
         return await stored_document(request, who, invoice_id, "xml")
 
+    @app.get("/api/bank/unmatched", tags=["billing"],
+             summary="Bank credits no rule matched to an invoice: the office's review queue")
+    async def api_unmatched(request: Request, who: User, position: int | None = None,
+                            wait: float | None = None) -> Response:
+        billing_readers(who)
+        await fresh(request, position, wait)
+        return json(await asyncio.to_thread(models(request).unmatched))
+
     @app.get("/api/customers", tags=["read"], summary="Every customer")
     async def customers(request: Request, who: User, position: Position = None, wait: Wait = None) -> Response:
         office_only(who)
@@ -494,6 +502,30 @@ def create_app(settings: Settings) -> FastAPI:
     async def invoices_page(request: Request, who: User) -> Response:
         billing_readers(who)
         return page(request, "invoices.html", who, invoices=await asyncio.to_thread(models(request).invoices))
+
+    @app.get("/payments", response_class=HTMLResponse, include_in_schema=False)
+    async def payments_page(request: Request, who: User, position: int | None = None) -> Response:
+        billing_readers(who)
+        await fresh(request, position)
+        return page(request, "payments.html", who, unmatched=await asyncio.to_thread(models(request).unmatched),
+                    error=request.query_params.get("error", ""), done=request.query_params.get("done", ""))
+
+    @app.post("/payments/statements", include_in_schema=False)
+    async def upload_statement(request: Request, who: User) -> Response:
+        writers_only(who)
+        form = await request.form()
+        upload = form.get("statement")
+        if upload is None or isinstance(upload, str):
+            return RedirectResponse("/payments?error=" + _quote("statement: choose a file"), status_code=303)
+        data = await upload.read()
+        response = await request.app.state.commands.post(
+            "/bank-statements", content=data,
+            headers={"Authorization": f"Bearer {token_of(request)}", "Content-Type": "application/octet-stream"})
+        answer = response.json()
+        if response.status_code >= 400:
+            return RedirectResponse("/payments?error=" + _quote(_problem(answer)), status_code=303)
+        done = "already imported: nothing added" if answer.get("replayed") else "imported; matching it now"
+        return RedirectResponse(f"/payments?position={answer['position']}&done=" + _quote(done), status_code=303)
 
     @app.get("/reports", response_class=HTMLResponse, include_in_schema=False)
     async def reports_page(request: Request, who: User) -> Response:

@@ -18,8 +18,11 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import msgspec
+from msgspec import structs
 
-from projections.rows import CustomerRow, JobRow, TechnicianRow, UserRow, iso
+from projections.rows import (
+    CustomerRow, InvoiceRow, JobRow, TechnicianRow, UnmatchedRow, UserRow, invoice_status, iso,
+)
 from projections.store import NO_DEADLINE, BoardTables, TimesheetTables, open_view
 
 OPEN = ("new", "scheduled", "in_progress", "on_hold")
@@ -274,7 +277,13 @@ class ReadModels:
         return self.board.jobs_by_id([job_id]).get(job_id)
 
     def invoices(self, limit: int = 200, job_id: UUID | None = None) -> list[InvoiceRow]:
-        return self.board.invoice_list(limit, job_id)
+        """Invoices with their status as of today in the company's time zone (overdue included)."""
+        today = datetime.now(self.zone).date().isoformat()
+        return [structs.replace(row, status=invoice_status(row, today))
+                for row in self.board.invoice_list(limit, job_id)]
+
+    def unmatched(self, limit: int = 500) -> list[UnmatchedRow]:
+        return self.board.unmatched_list(limit)
 
     def invoice(self, invoice_id: UUID) -> InvoiceRow | None:
         return self.board.invoices_by_id([invoice_id]).get(invoice_id)

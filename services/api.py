@@ -20,6 +20,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
 from events.contract import (
+    RecordPayment,
     AcceptQuote, AddNote, AddTimeEntry, CancelJob, ChangeCustomerDetails, ChangeJobDetails,
     ChangeTechnicianDetails, CompleteJob, CorrectTimeEntry, CreatePriceList, DeactivateTechnician,
     PriceActivity, PutJobOnHold, QuoteJob, ReactivateTechnician, RegisterCustomer,
@@ -276,6 +277,31 @@ def create_app(settings: Settings) -> FastAPI:
     read_route("/customers/{id}", "customer", "A customer's current details")
     read_route("/technicians/{id}", "technician", "A technician")
     read_route("/price-lists/{id}", "pricelist", "A price list with its activities")
+    read_route("/invoices/{id}", "invoice", "An invoice: its number, total and what has been paid")
+
+    command_route("/invoices/{id}/payments", "invoice", RecordPayment, tag="billing",
+                  summary="Record money received for an invoice (cash, card, a transfer seen)")
+
+    @app.post("/bank-statements", tags=["billing"], status_code=201,
+              responses={**ERRORS, 201: accepted, 200: accepted},
+              summary="Import a bank statement (camt.053 XML or MT940): its credits are matched to invoices",
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/xml": {"schema": {"type": "string"}},
+                  "text/plain": {"schema": {"type": "string"}}}}})
+    async def import_statement(request: Request, who: Annotated[Actor, Depends(actor)]) -> Response:
+        from services.bank import StatementError
+
+        data = await request.body()
+        if not data.strip():
+            raise Invalid("statement", "the request body is empty: send the statement file")
+        if len(data) > 50_000_000:
+            raise Invalid("statement", "larger than 50 MB: split the statement")
+        app_ = jobstream(request)
+        try:
+            result = await app_.call(app_.import_statement_async(data, who))
+        except StatementError as error:
+            raise Invalid("statement", str(error).removeprefix("statement: ")) from None
+        return json(result, 200 if result.replayed else 201)
 
     @app.get("/jobs/{id}/events", tags=["job"], responses={**ERRORS},
              summary="Every event of a job, in order, straight from the stream")

@@ -28,14 +28,15 @@ from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Sto
 from eventsourcing.utils import Environment
 
 from events.contract import (
-    Event, EventMeta, RequestJob, RescheduleJob, Role, ScheduleJob, StopwatchStarted,
+    BankStatementImported, Event, EventMeta, RequestJob, RescheduleJob, Role, ScheduleJob, StopwatchStarted,
     StopwatchStopped, TakeJob, TokenIssued, TokenRevoked, WorkStarted, WorkStopped, decode_event,
     encode_event, topic_of,
 )
 from events.jetstream import NatsAggregateRecorder, NatsApplicationRecorder, NatsFactory
+from services.domain import billing
 from services.domain import job as jobs
 from services.domain import parties
-from services.domain.common import Actor, Context, DomainError, Invalid, NotFound, derived_id
+from services.domain.common import Actor, Context, DomainError, Forbidden, Invalid, NotFound, derived_id
 
 
 T = TypeVar("T")
@@ -65,7 +66,10 @@ KINDS = {
     "technician": Kind("technician", parties.Technician, parties.evolve_technician),
     "pricelist": Kind("pricelist", parties.PriceList, parties.evolve_price_list),
     "token": Kind("token", parties.Token, parties.evolve_token),
+    "invoice": Kind("invoice", billing.Invoice, billing.evolve_invoice),
+    "statement": Kind("statement", billing.Statement, billing.evolve_statement),
 }
+STATEMENT_PART = 500  # lines per BankStatementImported event (a NATS message stays well under 1 MB)
 SNAPSHOT_EVERY = 100  # events between snapshots of an aggregate
 KEPT_COMMANDS = 256  # keyed commands remembered per aggregate for recognising retries
 
@@ -340,6 +344,8 @@ class JobstreamApp:
                 decided = list(parties.decide_technician(command, loaded.state, ctx))  # type: ignore[arg-type]
             case "pricelist":
                 decided = list(parties.decide_price_list(command, loaded.state, ctx))  # type: ignore[arg-type]
+            case "invoice":
+                decided = list(billing.decide_invoice(command, loaded.state, ctx))  # type: ignore[arg-type]
             case _:
                 raise ValueError(f"no commands for {kind}")
         return {id: (loaded, decided)}
@@ -440,6 +446,37 @@ class JobstreamApp:
         own = touched[id][1]
         return Result(id=id, version=touched[id][0].version + len(own), position=positions[-1],
                       events=[topic_of(e) for e in own])
+
+    # --- bank statements -----------------------------------------------------------------
+
+    async def import_statement_async(self, data: bytes, actor: Actor) -> Result:
+        """Store a statement's lines as events, once: its id is derived from the file's hash,
+        so the same file again appends nothing and answers the first result."""
+        from services.bank import parse_statement
+
+        if actor.role not in (Role.OFFICE, Role.ADMIN):
+            raise Forbidden(f"the {actor.role.value} role may not import statements; the office can")
+        statement = parse_statement(data)
+        statement_id = derived_id("statement", statement.digest)
+        async with self._turn(statement_id):
+            loaded = await self.load_async("statement", statement_id)
+            if loaded.version:
+                return Result(id=statement_id, version=loaded.version, position=loaded.position,
+                              events=["BankStatementImported"] * loaded.version, replayed=True)
+            lines = statement.lines
+            parts = max(1, -(-len(lines) // STATEMENT_PART))
+            events: list[Event] = [
+                BankStatementImported(id=statement_id, format=statement.format, account=statement.account,
+                                      reference=statement.reference, sha256=statement.digest, part=n + 1,
+                                      parts=parts, lines=lines[n * STATEMENT_PART:(n + 1) * STATEMENT_PART])
+                for n in range(parts)]
+            try:
+                return await self._save(statement_id, {statement_id: (loaded, events)}, actor,
+                                        f"statement-{statement.digest}", None)
+            except IntegrityError:  # imported meanwhile, by another request or replica
+                loaded = await self.load_async("statement", statement_id)
+                return Result(id=statement_id, version=loaded.version, position=loaded.position,
+                              events=["BankStatementImported"] * loaded.version, replayed=True)
 
     # --- access tokens -------------------------------------------------------------------
 

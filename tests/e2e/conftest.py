@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import os
 import queue
 import re
@@ -68,3 +70,47 @@ def jobstream_up(clean_env: dict[str, str]) -> Iterator[tuple[Running, int]]:
             process.wait()
 
 
+
+
+async def stream_events_of(nats_url: str, subject: str, topic: str, count: int,
+                           timeout: float = 30.0) -> tuple[int, list[dict[str, Any]]]:
+    """Wait on the stream itself until ``count`` events of this type are stored under ``subject``
+    (a wildcard filter): their last stream position, and the events. No polling, no sleeping."""
+    import asyncio
+    import json
+
+    import nats
+
+    connection = await nats.connect(nats_url)
+    found: list[dict[str, Any]] = []
+    last = 0
+    done = asyncio.Event()
+
+    async def delivered(msg: Any) -> None:
+        nonlocal last
+        if msg.headers and msg.headers.get("Es-Topic") == topic:
+            found.append(json.loads(msg.data))
+            last = msg.metadata.sequence.stream
+            if len(found) >= count:
+                done.set()
+
+    try:
+        sub = await connection.jetstream().subscribe(subject, cb=delivered, ordered_consumer=True)
+        try:
+            await asyncio.wait_for(done.wait(), timeout)
+        finally:
+            await sub.unsubscribe()
+    finally:
+        await connection.close()
+    return last, found
+
+
+def wait_for_events(nats_url: str, subject: str, topic: str, count: int,
+                    timeout: float = 30.0) -> tuple[int, list[dict[str, Any]]]:
+    """stream_events_of, from synchronous code (a thread of its own: Playwright's sync API
+    already runs an event loop on this one)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, stream_events_of(nats_url, subject, topic, count, timeout)).result()

@@ -15,7 +15,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.e2e.conftest import Running
+from tests.e2e.conftest import Running, wait_for_events
+from tests.integration.test_payments import camt
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -139,4 +140,52 @@ def test_the_board_works_on_a_phone(jobstream_up: tuple[Running, int], browser: 
     expect(page.locator("#timeline li").first).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shot(page, "job-phone")
+    context.close()
+
+
+def test_invoices_and_a_bank_statement_in_the_browser(
+        jobstream_up: tuple[Running, int], browser: Browser, tmp_path: Path) -> None:
+    running, _port = jobstream_up
+    nats_url = running.wait_for(r"Started nats-server with JetStream at (nats://\S+)").group(1)
+    office = running.wait_for(r"office \(Olga\)\s+(js_\S+)").group(1)
+    dashboard = running.wait_for(r"dashboard\s+(http://\S+)").group(1)
+    running.wait_for("Press Ctrl-C to stop")
+    # the demo's two completed jobs: invoiced, and their PDF and XML stored (two events each)
+    position, _ = wait_for_events(nats_url, "events.invoice.*", "InvoiceDocumentStored", 4)
+
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    sign_in(page, dashboard, office)
+    listed = page.request.get(f"{dashboard}/api/invoices?position={position}").json()
+    by_customer = {i["customer"]: i for i in listed}
+    novak = by_customer["Novák Stavby s.r.o."]
+    assert (novak["gross_total"], novak["currency"]) == ("5550.00", "CZK")  # reverse-charged: no VAT
+    page.goto(f"{dashboard}/invoices")
+    expect(page.locator("#invoices tbody tr")).to_have_count(2)
+    expect(page.locator(f"tr[data-number='{novak['number']}']")).to_contain_text("issued")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(page, "invoices-phone")
+    pdf = page.request.get(f"{dashboard}/invoices/{novak['id']}.pdf")
+    assert pdf.ok and pdf.headers["content-type"] == "application/pdf" and pdf.body().startswith(b"%PDF")
+
+    statement = tmp_path / "statement.xml"
+    statement.write_bytes(camt([("5550.00", "CZK", "Novák Stavby s.r.o.", "CZ6508000000192000145399",
+                                 f"Faktura {novak['number']}"),
+                                ("99.00", "CZK", "Neznámý plátce", "CZ5855000000001265098001", "záloha")]))
+    page.goto(f"{dashboard}/payments")
+    page.set_input_files("#statement-form input[name=statement]", str(statement))
+    page.click("#statement-form button")
+    expect(page.locator("#done")).to_contain_text("imported")
+    paid_at, (applied,) = wait_for_events(nats_url, "events.invoice.*", "PaymentApplied", 1)
+    assert applied["rule"] == "invoice number"
+    page.goto(f"{dashboard}/payments?position={paid_at}")
+    expect(page.locator("#unmatched tbody tr")).to_have_count(1)
+    expect(page.locator("#unmatched")).to_contain_text("99.00 CZK")
+    shot(page, "payments-phone")
+    page.goto(f"{dashboard}/invoices")
+    expect(page.locator(f"tr[data-number='{novak['number']}']")).to_contain_text("paid")
+    page.goto(f"{dashboard}/payments")
+    page.set_input_files("#statement-form input[name=statement]", str(statement))
+    page.click("#statement-form button")
+    expect(page.locator("#done")).to_contain_text("already imported: nothing added")
     context.close()

@@ -72,3 +72,16 @@ def api(stream_env: dict[str, str], jobstream: JobstreamApp) -> Iterator[Api]:
     }
     with TestClient(create_app(Settings(env=stream_env))) as client:
         yield Api(client, tokens, jobstream)
+
+
+def stored(app: JobstreamApp, *types: type) -> list[list[Any]]:
+    """Every stored event of each of these types, in stream order: one list per type."""
+    from events.contract import decode_event
+
+    found: list[list[Any]] = [[] for _ in types]
+    for notification in app.recorder.select_notifications(1, 1_000_000):
+        event = decode_event(notification.state)
+        for bucket, kind in zip(found, types, strict=True):
+            if isinstance(event, kind):
+                bucket.append(event)
+    return found

@@ -1,0 +1,171 @@
+"""Bank statements in, statement lines out: ISO 20022 camt.053 (any version) and MT940.
+
+Only credits matter to receivables, but every line is kept as the bank sent it. camt.053 is
+read with the standard library's XML parser by local names, so versions 2, 4 and 8 read
+alike; MT940 with the mt-940 package, made lenient where real banks are (a counterparty
+IBAN in the 16-character customer reference of :61:).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from xml.etree import ElementTree as ET
+
+import mt940
+
+from events.contract import StatementLine
+
+
+class StatementError(ValueError):
+    """A file that is not a statement we can read; the message says where and why."""
+
+
+class Statement:
+    def __init__(self, format: str, account: str, reference: str, lines: list[StatementLine],
+                 digest: str) -> None:
+        self.format, self.account, self.reference, self.lines, self.digest = (
+            format, account, reference, lines, digest)
+
+
+def parse_statement(data: bytes) -> Statement:
+    """A camt.053 or MT940 file's lines (raises StatementError naming what is wrong)."""
+    digest = hashlib.sha256(data).hexdigest()
+    head = data.lstrip()[:200]
+    if head.startswith(b"<"):
+        return _camt(data, digest)
+    if b":20:" in data[:2000] or b":61:" in data or head.startswith(b"{1:"):
+        return _mt940(data, digest)
+    raise StatementError("statement: not a camt.053 XML file nor an MT940 file")
+
+
+# --- camt.053 ---------------------------------------------------------------------------
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _find(element: ET.Element | None, *path: str) -> ET.Element | None:
+    """The first descendant along ``path`` (local names, namespaces ignored)."""
+    for name in path:
+        if element is None:
+            return None
+        element = next((child for child in element if _local(child.tag) == name), None)
+    return element
+
+
+def _text(element: ET.Element | None, *path: str) -> str:
+    found = _find(element, *path)
+    return (found.text or "").strip() if found is not None else ""
+
+
+def _all(element: ET.Element, name: str) -> Iterator[ET.Element]:
+    return (child for child in element.iter() if _local(child.tag) == name)
+
+
+def _camt(data: bytes, digest: str) -> Statement:
+    if b"<!DOCTYPE" in data[:1000]:
+        raise StatementError("statement: XML with a DOCTYPE is refused")
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as error:
+        raise StatementError(f"statement: not well-formed XML ({error})") from None
+    if "camt.053" not in root.tag:
+        raise StatementError(f"statement: {_local(root.tag)} from {root.tag.partition('}')[0][1:] or 'no namespace'}"
+                             " is not a camt.053 document")
+    lines: list[StatementLine] = []
+    accounts, references = [], []
+    for statement in _all(root, "Stmt"):
+        account = _text(statement, "Acct", "Id", "IBAN") or _text(statement, "Acct", "Id", "Othr", "Id")
+        accounts.append(account)
+        references.append(_text(statement, "Id"))
+        for number, entry in enumerate((c for c in statement if _local(c.tag) == "Ntry"), start=1):
+            lines.extend(_camt_entry(entry, account, _text(statement, "Id"), number, len(lines)))
+    if not references:
+        raise StatementError("statement: the camt.053 document holds no statement (Stmt)")
+    return Statement("camt.053", ",".join(dict.fromkeys(accounts)), ",".join(references), lines, digest)
+
+
+def _camt_entry(entry: ET.Element, account: str, statement: str, number: int, before: int) -> list[StatementLine]:
+    amount_element = _find(entry, "Amt")
+    entry_amount = _decimal(amount_element.text if amount_element is not None else "", f"entry {number}")
+    currency = amount_element.get("Ccy", "") if amount_element is not None else ""
+    credit = _text(entry, "CdtDbtInd") == "CRDT"
+    booked = _text(entry, "BookgDt", "Dt") or _text(entry, "BookgDt", "DtTm")[:10] or \
+        _text(entry, "ValDt", "Dt")
+    details = [d for d in _all(entry, "TxDtls")] or [entry]
+    lines = []
+    for index, tx in enumerate(details):
+        amount_element = _find(tx, "Amt") if tx is not entry else None
+        # some banks give the amount only at entry level (Ntry/Amt)
+        amount = _decimal(amount_element.text, f"entry {number}") if amount_element is not None and \
+            len(details) > 1 else entry_amount
+        side = "Dbtr" if credit else "Cdtr"
+        payer = _text(tx, "RltdPties", side, "Nm") or _text(tx, "RltdPties", side, "Pty", "Nm")
+        payer_iban = _text(tx, "RltdPties", f"{side}Acct", "Id", "IBAN")
+        structured = _text(tx, "RmtInf", "Strd", "CdtrRefInf", "Ref")
+        unstructured = " ".join(u.text.strip() for u in _all(tx, "Ustrd") if u.text) if tx is not entry else \
+            " ".join(u.text.strip() for u in _all(entry, "Ustrd") if u.text)
+        bank_ref = _text(tx, "Refs", "AcctSvcrRef") or _text(entry, "AcctSvcrRef") or \
+            _text(tx, "Refs", "EndToEndId")
+        lines.append(StatementLine(
+            index=before + len(lines) + 1, booked_on=booked[:10], amount=amount if credit else -amount,
+            currency=currency, payer=payer, payer_iban=payer_iban,
+            reference=structured, text=unstructured, bank_reference=bank_ref, account=account))
+    return lines
+
+
+def _decimal(text: str | None, where: str) -> Decimal:
+    try:
+        value = Decimal((text or "").strip())
+    except InvalidOperation:
+        raise StatementError(f"statement: {where}: amount {text!r} is not a number") from None
+    if not value.is_finite():
+        raise StatementError(f"statement: {where}: amount {text!r} is not a number")
+    return value
+
+
+# --- MT940 ---------------------------------------------------------------------------------
+
+
+class _LenientStatement(mt940.tags.Statement):  # type: ignore[misc]
+    """:61: as banks write it: some put a whole IBAN (18+ characters) in the 16-character
+    customer reference."""
+
+    pattern = mt940.tags.Statement.pattern.replace("{0,16}", "{0,34}")
+
+
+def _mt940(data: bytes, digest: str) -> Statement:
+    text = data.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    transactions = mt940.models.Transactions(tags={_LenientStatement.id: _LenientStatement()})
+    try:
+        transactions.parse(text)
+    except Exception as error:  # the library raises plain exceptions naming the tag
+        raise StatementError(f"statement: MT940 could not be read ({str(error).splitlines()[0][:200]})") from None
+    account = str(transactions.data.get("account_identification", ""))
+    lines = []
+    for index, transaction in enumerate(transactions.transactions, start=1):
+        values = transaction.data
+        amount = values.get("amount")
+        if amount is None:
+            continue
+        details = str(values.get("transaction_details") or "")
+        lines.append(StatementLine(
+            index=index, booked_on=str(values.get("entry_date") or values.get("date") or ""),
+            amount=Decimal(str(amount.amount)), currency=str(amount.currency or ""),
+            payer=str(values.get("applicant_name") or ""), payer_iban=str(values.get("applicant_iban") or ""),
+            reference=str(values.get("end_to_end_reference") or ""),
+            text=re.sub(r"\s+", " ", " ".join(filter(None, [details, str(values.get("purpose") or "")]))).strip(),
+            bank_reference=str(values.get("bank_reference") or values.get("customer_reference") or ""),
+            account=account))
+    if not lines and ":61:" not in text:
+        raise StatementError("statement: the MT940 file holds no transactions (:61:)")
+    return Statement("MT940", account, str(transactions.data.get("transaction_reference", "")), lines, digest)
+
+
+def today() -> date:
+    return date.today()

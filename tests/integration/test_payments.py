@@ -1,0 +1,131 @@
+"""Payments: bank statements imported once, credits matched to invoices by the rule that
+finds them, the rest in the office's review queue; payments the office records by hand."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+from uuid import UUID
+
+from events.contract import BankStatementImported, PaymentApplied, StatementLineUnmatched, decode_event
+from events.jetstream import NatsConnection
+from invoicer.payments import PaymentMatcher
+from invoicer.pricing import creditor_reference, variable_symbol
+from invoicer.service import Settings
+from invoicer.service import stream_env as settings_of
+from services.app import JobstreamApp
+
+from tests.integration.conftest import Api, stored
+from tests.integration.test_invoicer import Office, invoice_all, invoices, price_list
+
+
+def camt(entries: list[tuple[str, str, str, str, str]], statement: str = "STMT-1") -> bytes:
+    """A camt.053.001.02 statement of credits: (amount, currency, payer, payer IBAN, text)."""
+    body = "".join(f"""
+      <Ntry><Amt Ccy="{currency}">{amount}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts>
+        <BookgDt><Dt>2026-11-23</Dt></BookgDt><ValDt><Dt>2026-11-23</Dt></ValDt>
+        <NtryDtls><TxDtls><Refs><AcctSvcrRef>{statement}-{n}</AcctSvcrRef></Refs>
+          <RltdPties><Dbtr><Nm>{payer}</Nm></Dbtr><DbtrAcct><Id><IBAN>{iban}</IBAN></Id></DbtrAcct></RltdPties>
+          <RmtInf><Ustrd>{text}</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>"""
+        for n, (amount, currency, payer, iban, text) in enumerate(entries, start=1))
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><BkToCstmrStmt>
+  <GrpHdr><MsgId>{statement}</MsgId><CreDtTm>2026-11-23T18:00:00+01:00</CreDtTm></GrpHdr>
+  <Stmt><Id>{statement}</Id><CreDtTm>2026-11-23T18:00:00+01:00</CreDtTm>
+    <Acct><Id><IBAN>PL61109010140000071219812874</IBAN></Id><Ccy>CZK</Ccy></Acct>{body}
+  </Stmt></BkToCstmrStmt></Document>""".encode()
+
+
+def match_all(env: dict[str, str]) -> None:
+    async def run() -> None:
+        connection = await NatsConnection.open_on_running_loop(settings_of(env))
+        try:
+            await PaymentMatcher(connection).catch_up()
+        finally:
+            await connection.aclose()
+
+    asyncio.run(run())
+
+
+def payments(app: JobstreamApp) -> tuple[list[PaymentApplied], list[StatementLineUnmatched]]:
+    applied, unmatched = stored(app, PaymentApplied, StatementLineUnmatched)
+    return applied, unmatched
+
+
+def test_a_statement_pays_invoices_by_the_rule_that_finds_them(api: Api, stream_env: dict[str, str]) -> None:
+    price_list(api.jobstream)
+    office = Office(api.jobstream)
+    for _ in range(4):
+        office.completed_job()
+    asyncio.run(invoice_all(stream_env))
+    issued = sorted(invoices(api.jobstream)[0], key=lambda i: i.number)
+    first, second, third, fourth = issued
+    assert first.gross_total == Decimal("181.50")  # 3 started hours at 50.00, plus 21 %
+
+    statement = camt([
+        ("181.50", "CZK", "Novák Stavby", "CZ6508000000192000145399", f"Faktura {first.number} dekujeme"),
+        ("100.00", "CZK", "Novák Stavby", "CZ6508000000192000145399", creditor_reference(second.number)),
+        ("200.00", "CZK", "Jan Dvořák", "CZ2806000000000168540115", f"VS {variable_symbol(third.number)}"),
+        ("181.50", "EUR", "Someone", "DE89370400440532013000", f"{fourth.number}"),
+        ("55.00", "CZK", "Unknown", "CZ5855000000001265098001", "za opravu"),
+    ])
+    imported = api.client.post("/bank-statements", content=statement, headers=api.headers("office"))
+    assert imported.status_code == 201, imported.text
+    match_all(stream_env)
+    match_all(stream_env)  # delivered again: nothing twice
+
+    again = api.client.post("/bank-statements", content=statement, headers=api.headers("office"))
+    assert again.status_code == 200 and again.json()["replayed"] is True
+    assert sum(isinstance(decode_event(n.state), BankStatementImported)
+               for n in api.jobstream.recorder.select_notifications(1, 1_000_000)) == 1
+
+    applied, unmatched = payments(api.jobstream)
+    assert {(p.id, p.amount, p.rule) for p in applied} == {
+        (first.id, Decimal("181.50"), "invoice number"), (second.id, Decimal("100.00"), "RF reference"),
+        (third.id, Decimal("200.00"), "variable symbol")}  # 200 of 181.50: 18.50 is the customer's credit
+    assert sorted((u.amount, u.reason.split(",")[0]) for u in unmatched) == [
+        (Decimal("55.00"), "no invoice number"), (Decimal("181.50"), f"names {fourth.number}")]
+    assert all(p.payer_iban for p in applied) and applied[0].statement_id == UUID(imported.json()["id"])
+
+    # the payer's IBAN is known now: a plain transfer of the amount due matches by amount and payer
+    later = camt([("81.50", "CZK", "Novák Stavby", "CZ6508000000192000145399", "doplatek")], "STMT-2")
+    assert api.client.post("/bank-statements", content=later, headers=api.headers("office")).status_code == 201
+    match_all(stream_env)
+    assert [(p.id, p.rule) for p in payments(api.jobstream)[0]][-1] == (second.id, "amount and payer")
+
+
+def test_the_office_records_a_payment_and_bad_input_is_named(api: Api, stream_env: dict[str, str]) -> None:
+    price_list(api.jobstream)
+    Office(api.jobstream).completed_job()
+    asyncio.run(invoice_all(stream_env))
+    (invoice,), _ = invoices(api.jobstream)
+    body = {"amount": "50.00", "received_on": "2026-11-23", "payer": "cash at the counter"}
+    assert api.post(f"/invoices/{invoice.id}/payments", body, who="accountant").status_code == 403
+    bad = api.post(f"/invoices/{invoice.id}/payments", {**body, "amount": "-5"})
+    assert bad.status_code == 422 and "amount" in bad.text
+    paid = api.post(f"/invoices/{invoice.id}/payments", body, **{"Idempotency-Key": "till-7"})
+    assert paid.status_code == 200, paid.text
+    assert api.post(f"/invoices/{invoice.id}/payments", body, **{"Idempotency-Key": "till-7"}).json()["replayed"]
+    state = api.get(f"/invoices/{invoice.id}").json()
+    assert state["paid"] == "50.00" and state["number"] == invoice.number
+    garbage = api.client.post("/bank-statements", content=b"hello", headers=api.headers("office"))
+    assert garbage.status_code == 422 and "statement" in garbage.text
+
+
+BANK = Path(__file__).resolve().parents[3] / "shared" / "data" / "bank"
+
+
+def test_real_banks_statements_are_read(tmp_path: Path) -> None:
+    import pytest
+
+    from services.bank import parse_statement
+
+    if not BANK.exists():
+        pytest.skip("../shared/data/bank is not here")
+    counts = {path.name: len(parse_statement(path.read_bytes()).lines)
+              for path in sorted(BANK.glob("*/*")) if "LICENSE" not in path.name}
+    assert counts["camt053.v2.multi.statement.xml"] == 2 and counts["camt053.v8.xml"] == 1
+    assert counts["ASNB_0708271685_09022020_164516.940.txt"] == 8  # wraps its :61: lines
+    assert counts["betterplace_sepa_mt9401.sta"] == 97
+    assert all(count > 0 for count in counts.values()), counts
