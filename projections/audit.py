@@ -231,8 +231,10 @@ class Comparison:
 
 
 TABLES = {
-    "board": ["jobs", "job_technicians", "customers", "technicians", "users", "job_history"],
+    "board": ["jobs", "job_technicians", "customers", "technicians", "users", "job_history", "invoices",
+              "unmatched_lines"],
     "timesheets": ["time_entries"],
+    "ledger": ["journal", "ledger_invoices"],
 }
 
 

@@ -15,7 +15,8 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.projection import Projection
 
 from events.contract import (
-    CustomerEvent, Event, InvoiceEvent, JobEvent, StatementLineUnmatched, TechnicianEvent, TokenEvent,
+    CustomerEvent, Event, InvoiceEvent, InvoiceIssued, JobEvent, PaymentApplied, StatementLineUnmatched,
+    TechnicianEvent, TokenEvent,
 )
 from projections.rows import (
     evolve_customer,
@@ -28,7 +29,8 @@ from projections.rows import (
     time_entry_id,
     unmatched_row,
 )
-from projections.store import Batch, BoardTables, TimesheetTables
+from projections.ledger import journal
+from projections.store import Batch, BoardTables, LedgerTables, TimesheetTables
 
 
 class Positioned(NamedTuple):
@@ -131,7 +133,29 @@ class TimesheetProjection(BatchProjection):
         return batch
 
 
+class LedgerProjection(BatchProjection):
+    """Every invoice and payment as balanced journal lines (projections.ledger)."""
+
+    name = "ledger"
+    wanted = (InvoiceIssued, PaymentApplied)
+    view: LedgerTables
+
+    def evolve(self, items: Sequence[Positioned]) -> Batch:
+        batch = Batch()
+        paid_invoices = {item.event.id for item in items if isinstance(item.event, PaymentApplied)}
+        known = self.view.invoices_by_id(paid_invoices)
+        for position, _version, event in items:
+            if isinstance(event, InvoiceIssued):
+                known[event.id] = batch.ledger_invoices[event.id] = (event.number, event.customer_id, event.currency)
+                batch.journal.extend(journal(event, position))
+            elif isinstance(event, PaymentApplied) and event.id in known:
+                number, customer, _currency = known[event.id]
+                batch.journal.extend(journal(event, position, number, customer))
+        return batch
+
+
 PROJECTIONS: dict[str, type[BatchProjection]] = {
     BoardProjection.name: BoardProjection,
     TimesheetProjection.name: TimesheetProjection,
+    LedgerProjection.name: LedgerProjection,
 }

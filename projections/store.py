@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 from uuid import UUID
@@ -27,6 +28,7 @@ import msgspec
 from eventsourcing.persistence import InfrastructureFactory, IntegrityError, OperationalError, Tracking
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 
+from projections.ledger import JournalLine
 from projections.rows import (
     CustomerRow,
     HistoryRow,
@@ -82,6 +84,8 @@ class Batch:
     times: dict[UUID, TimeRow] = field(default_factory=dict)
     invoices: dict[UUID, InvoiceRow] = field(default_factory=dict)
     unmatched: list[UnmatchedRow] = field(default_factory=list)
+    journal: list[JournalLine] = field(default_factory=list)
+    ledger_invoices: dict[UUID, tuple[str, UUID, str]] = field(default_factory=dict)  # number, customer, currency
 
 
 class Tables:
@@ -351,6 +355,42 @@ class TimesheetTables(Tables):
         return {UUID(r["entry_id"]): _time_row(r) for r in rows}
 
 
+class LedgerTables(Tables):
+    TABLES = (
+        "CREATE TABLE IF NOT EXISTS {t}journal (entry TEXT NOT NULL, line BIGINT NOT NULL, day TEXT NOT NULL, "
+        "account TEXT NOT NULL, debit TEXT NOT NULL, credit TEXT NOT NULL, currency TEXT NOT NULL, "
+        "document TEXT NOT NULL, customer_id TEXT NOT NULL, source TEXT NOT NULL, position BIGINT NOT NULL, "
+        "PRIMARY KEY (entry, line))",
+        "CREATE INDEX IF NOT EXISTS journal_day ON {t}journal (day, position)",
+        "CREATE TABLE IF NOT EXISTS {t}ledger_invoices (id TEXT PRIMARY KEY, number TEXT NOT NULL, "
+        "customer_id TEXT NOT NULL, currency TEXT NOT NULL)",
+    )
+
+    def write(self, cursor: Any, batch: Batch) -> None:
+        self.many(cursor, "INSERT INTO {t}ledger_invoices VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING", (
+            (str(id), number, str(customer), currency)
+            for id, (number, customer, currency) in batch.ledger_invoices.items()))
+        self.many(cursor, "INSERT INTO {t}journal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                          "ON CONFLICT (entry, line) DO NOTHING", (
+            (j.entry, j.line, j.day, j.account, str(j.debit), str(j.credit), j.currency, j.document,
+             str(j.customer_id), j.source, j.position) for j in batch.journal))
+
+    def invoices_by_id(self, ids: Iterable[UUID]) -> dict[UUID, tuple[str, UUID, str]]:
+        wanted = [str(i) for i in ids]
+        if not wanted:
+            return {}
+        rows = self.query(f"SELECT * FROM {{t}}ledger_invoices WHERE id IN ({_marks(wanted)})", wanted)
+        return {UUID(r["id"]): (r["number"], UUID(r["customer_id"]), r["currency"]) for r in rows}
+
+    def journal_lines(self, since: str = "", until: str = "9999") -> list[JournalLine]:
+        rows = self.query("SELECT * FROM {t}journal WHERE day >= ? AND day < ? ORDER BY position, entry, line",
+                          (since, until))
+        return [JournalLine(entry=r["entry"], line=r["line"], day=r["day"], account=r["account"],
+                            debit=Decimal(r["debit"]), credit=Decimal(r["credit"]), currency=r["currency"],
+                            document=r["document"], customer_id=UUID(r["customer_id"]), source=r["source"],
+                            position=r["position"]) for r in rows]
+
+
 def _time_row(r: Any) -> TimeRow:
     return TimeRow(entry_id=UUID(r["entry_id"]), job_id=UUID(r["job_id"]),
                    technician_id=UUID(r["technician_id"]),
@@ -400,8 +440,13 @@ class SQLiteTimesheets(TimesheetTables, SQLiteView):
     writing = SQLiteView.writing
 
 
+class SQLiteLedger(LedgerTables, SQLiteView):
+    ddl = SQLiteView.ddl
+    writing = SQLiteView.writing
+
+
 @functools.cache
-def _postgres_classes() -> tuple[type, type]:
+def _postgres_classes() -> tuple[type, type, type]:
     """Defined on first use, so SQLite users need no PostgreSQL driver installed."""
     from eventsourcing.postgres import PostgresTrackingRecorder
     from psycopg.sql import SQL
@@ -422,10 +467,13 @@ def _postgres_classes() -> tuple[type, type]:
     class PostgresTimesheets(TimesheetTables, PostgresView):
         sql = PostgresView.sql
 
-    return PostgresBoard, PostgresTimesheets
+    class PostgresLedger(LedgerTables, PostgresView):
+        sql = PostgresView.sql
+
+    return PostgresBoard, PostgresTimesheets, PostgresLedger
 
 
-VIEWS = {"board": (SQLiteBoard, 0), "timesheets": (SQLiteTimesheets, 1)}
+VIEWS = {"board": (SQLiteBoard, 0), "timesheets": (SQLiteTimesheets, 1), "ledger": (SQLiteLedger, 2)}
 
 
 def open_view(name: str, url: str) -> Any:

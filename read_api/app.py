@@ -284,6 +284,42 @@ def create_app(settings: Settings) -> FastAPI:
         await fresh(request, position, wait)
         return json(await asyncio.to_thread(models(request).unmatched))
 
+    @app.get("/api/ledger/trial-balance", tags=["ledger"],
+             summary="Debits and credits per account and currency; 'unbalanced' is empty when the books balance")
+    async def api_trial_balance(request: Request, who: User, until: date | None = None,
+                                position: int | None = None, wait: float | None = None) -> Response:
+        billing_readers(who)
+        await fresh(request, position, wait)
+        limit = (until + timedelta(days=1)).isoformat() if until else "9999"
+        result = await asyncio.to_thread(models(request).trial_balance, limit)
+        return json({"balances": [{**msgspec.to_builtins(b), "balance": str(b.balance)} for b in result["balances"]],
+                     "unbalanced": result["unbalanced"]})
+
+    @app.get("/api/ledger/journal.csv", tags=["ledger"], summary="Journal lines of a period, for accountants (CSV)",
+             response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+    async def api_journal_csv(request: Request, who: User, since: Annotated[date | None, Query(alias="from")] = None,
+                              until: Annotated[date | None, Query(alias="to")] = None) -> Response:
+        billing_readers(who)
+        lines = await asyncio.to_thread(models(request).journal, since.isoformat() if since else "",
+                                        until.isoformat() if until else "9999")
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["date", "entry", "line", "account", "debit", "credit", "currency", "document",
+                         "customer_id", "source", "position"])
+        for j in lines:
+            writer.writerow([j.day, j.entry, j.line, j.account, j.debit, j.credit, j.currency, j.document,
+                             j.customer_id, j.source, j.position])
+        return Response(out.getvalue(), media_type="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="journal.csv"'})
+
+    @app.get("/api/receivables/aging", tags=["ledger"],
+             summary="What each customer owes, by days past due: current, 1-30, 31-60, 61-90, 90+")
+    async def api_aging(request: Request, who: User, position: int | None = None,
+                        wait: float | None = None) -> Response:
+        billing_readers(who)
+        await fresh(request, position, wait)
+        return json(await asyncio.to_thread(models(request).aging))
+
     @app.get("/api/customers", tags=["read"], summary="Every customer")
     async def customers(request: Request, who: User, position: Position = None, wait: Wait = None) -> Response:
         office_only(who)
@@ -526,6 +562,13 @@ def create_app(settings: Settings) -> FastAPI:
             return RedirectResponse("/payments?error=" + _quote(_problem(answer)), status_code=303)
         done = "already imported: nothing added" if answer.get("replayed") else "imported; matching it now"
         return RedirectResponse(f"/payments?position={answer['position']}&done=" + _quote(done), status_code=303)
+
+    @app.get("/ledger", response_class=HTMLResponse, include_in_schema=False)
+    async def ledger_page(request: Request, who: User) -> Response:
+        billing_readers(who)
+        m = models(request)
+        trial, aging = await asyncio.to_thread(lambda: (m.trial_balance(), m.aging()))
+        return page(request, "ledger.html", who, trial=trial, aging=aging)
 
     @app.get("/reports", response_class=HTMLResponse, include_in_schema=False)
     async def reports_page(request: Request, who: User) -> Response:

@@ -13,6 +13,7 @@ import time
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, NamedTuple
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -23,7 +24,8 @@ from msgspec import structs
 from projections.rows import (
     CustomerRow, InvoiceRow, JobRow, TechnicianRow, UnmatchedRow, UserRow, invoice_status, iso,
 )
-from projections.store import NO_DEADLINE, BoardTables, TimesheetTables, open_view
+from projections.ledger import Balance, JournalLine, trial_balance, unbalanced
+from projections.store import NO_DEADLINE, BoardTables, LedgerTables, TimesheetTables, open_view
 
 OPEN = ("new", "scheduled", "in_progress", "on_hold")
 AT_RISK_WITHIN = timedelta(hours=2)
@@ -111,6 +113,7 @@ class ReadModels:
     def __init__(self, url: str, timezone: str = "UTC") -> None:
         self.board: BoardTables = open_view("board", url)
         self.times: TimesheetTables = open_view("timesheets", url)
+        self.ledger: LedgerTables = open_view("ledger", url)
         self.zone = ZoneInfo(timezone)
         self._users: dict[str, tuple[float, UserRow | None]] = {}
         self._pages: OrderedDict[bytes, Page] = OrderedDict()
@@ -120,6 +123,7 @@ class ReadModels:
     def close(self) -> None:
         self.board.datastore.close()
         self.times.datastore.close()
+        self.ledger.datastore.close()
 
     def __enter__(self) -> ReadModels:
         return self
@@ -130,10 +134,11 @@ class ReadModels:
     # --- freshness -----------------------------------------------------------------------
 
     def position(self) -> int:
-        """The position both projections have reached (the older of the two)."""
+        """The position every projection has reached (the oldest of them)."""
         board = self.board.max_tracking_id("board") or 0
         times = self.times.max_tracking_id("timesheets") or 0
-        return min(board, times)
+        ledger = self.ledger.max_tracking_id("ledger") or 0
+        return min(board, times, ledger)
 
     def wait_for(self, position: int | None, timeout: float) -> int:
         """Block until the read models have reached ``position``; Unavailable after ``timeout``."""
@@ -284,6 +289,34 @@ class ReadModels:
 
     def unmatched(self, limit: int = 500) -> list[UnmatchedRow]:
         return self.board.unmatched_list(limit)
+
+    # --- the ledger ------------------------------------------------------------------------
+
+    def journal(self, since: str = "", until: str = "9999") -> list[JournalLine]:
+        return self.ledger.journal_lines(since, until)
+
+    def trial_balance(self, until: str = "9999") -> dict[str, Any]:
+        balances = trial_balance(self.ledger.journal_lines("", until))
+        return {"balances": balances, "unbalanced": unbalanced(balances)}
+
+    def aging(self) -> list[dict[str, Any]]:
+        """What each customer owes, by days past due: current, 1-30, 31-60, 61-90, 90+."""
+        today = datetime.now(self.zone).date()
+        buckets = ("current", "1-30", "31-60", "61-90", "90+")
+        owed: dict[tuple[str, str], dict[str, Decimal]] = {}
+        names: dict[str, str] = {}
+        for row in self.board.invoice_list(1_000_000):
+            outstanding = Decimal(row.gross_total) - Decimal(row.paid)
+            if outstanding <= 0:
+                continue
+            late = (today - date.fromisoformat(row.due_date)).days
+            bucket = buckets[0 if late <= 0 else 1 if late <= 30 else 2 if late <= 60 else 3 if late <= 90 else 4]
+            key = (str(row.customer_id), row.currency)
+            names[key[0]] = row.customer
+            owed.setdefault(key, {b: Decimal(0) for b in buckets})[bucket] += outstanding
+        return [{"customer_id": customer, "customer": names[customer], "currency": currency,
+                 **{b: str(v) for b, v in amounts.items()}, "total": str(sum(amounts.values()))}
+                for (customer, currency), amounts in sorted(owed.items(), key=lambda kv: names[kv[0][0]])]
 
     def invoice(self, invoice_id: UUID) -> InvoiceRow | None:
         return self.board.invoices_by_id([invoice_id]).get(invoice_id)

@@ -3,7 +3,7 @@
     jobstream up [--demo] [--data DIR] [--port 8000]   everything, supervised, Ctrl-C stops
     jobstream run command-api [--port 8000]            one service alone (scale-out)
     jobstream run read-api [--port 8001]               the read API and the dashboard
-    jobstream run projector board|timesheets           one projection
+    jobstream run projector board|timesheets|ledger    one projection
     jobstream run invoicer [issue|documents]            issues invoices, renders their PDFs
     jobstream audit replay|verify|as-of|rebuild|export the accountants' tools
     jobstream demo                                      load a small realistic business
@@ -36,10 +36,10 @@ from services.domain.common import DomainError
 SERVICES = {
     "command-api": "the command API (HTTP, OpenAPI at /docs)",
     "read-api": "the read API and the office dashboard (HTTP)",
-    "projector": "one projection kept up to date: board or timesheets",
+    "projector": "one projection kept up to date: board, timesheets or ledger",
     "invoicer": "issues the invoice of each completed job (run several for redundancy)",
 }
-PROJECTIONS = ("board", "timesheets")
+PROJECTIONS = ("board", "timesheets", "ledger")
 DEFAULT_PORTS = {"command-api": 8000, "read-api": 8001}
 DEMO_SELLER = {
     "JOBSTREAM_COMPANY_NAME": "Instalacje Demo sp. z o.o.", "JOBSTREAM_COMPANY_STREET": "ul. Długa 1",

@@ -73,12 +73,13 @@ POSTGRES = os.environ.get("JOBSTREAM_TEST_POSTGRES", "postgresql://postgres@127.
 
 
 class Projectors:
-    """Both projections following the stream live, on a loop thread of their own."""
+    """Every projection following the stream live, on a loop thread of their own."""
 
     def __init__(self, env: dict[str, str], url: str) -> None:
+        from projections.models import PROJECTIONS
         from projections.runner import Runner, build, stream_settings
 
-        self.views = {name: build(name, url) for name in ("board", "timesheets")}
+        self.views = {name: build(name, url) for name in PROJECTIONS}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()

@@ -129,3 +129,44 @@ def test_real_banks_statements_are_read(tmp_path: Path) -> None:
     assert counts["ASNB_0708271685_09022020_164516.940.txt"] == 8  # wraps its :61: lines
     assert counts["betterplace_sepa_mt9401.sta"] == 97
     assert all(count > 0 for count in counts.values()), counts
+
+
+def test_the_ledger_balances_and_shows_what_is_owed(api: Api, stream_env: dict[str, str],
+                                                    read_model_url: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from read_api.app import Settings as ReadSettings
+    from read_api.app import create_app as create_read_app
+    from tests.conftest import Projectors
+
+    price_list(api.jobstream)
+    office = Office(api.jobstream)
+    office.completed_job()
+    office.completed_job(minutes=30)
+    asyncio.run(invoice_all(stream_env))
+    big, small = sorted(invoices(api.jobstream)[0], key=lambda i: -i.gross_total)
+    assert (big.gross_total, small.gross_total) == (Decimal("181.50"), Decimal("60.50"))
+    api.ok(f"/invoices/{small.id}/payments", {"amount": "60.50", "received_on": "2026-11-23"})
+    api.ok(f"/invoices/{big.id}/payments", {"amount": "100.00", "received_on": "2026-11-23"})
+
+    projectors = Projectors(stream_env, read_model_url)
+    try:
+        projectors.wait(api.jobstream.recorder.max_notification_id() or 0)
+        settings = ReadSettings(read_model_url=read_model_url, stream_env=stream_env, wait_seconds=10)
+        headers = {"Authorization": f"Bearer {api.tokens['accountant']}"}
+        with TestClient(create_read_app(settings), headers=headers) as reader:
+            trial = reader.get("/api/ledger/trial-balance").json()
+            assert trial["unbalanced"] == {}
+            balance = {b["account"]: b["balance"] for b in trial["balances"]}
+            assert balance == {"bank": "160.50", "receivables": "81.50", "revenue:repair": "-200.00",
+                               "vat payable:21%": "-42.00"}
+            (owed,) = reader.get("/api/receivables/aging").json()
+            assert (owed["customer"], owed["currency"], owed["current"], owed["total"]) == (
+                "Novák Stavby", "CZK", "81.50", "81.50")
+            statuses = {i["number"]: i["status"] for i in reader.get("/api/invoices").json()}
+            assert statuses == {big.number: "partially paid", small.number: "paid"}
+            journal = reader.get("/api/ledger/journal.csv").text.splitlines()
+            assert journal[0].startswith("date,entry,line,account") and len(journal) == 1 + 2 * 3 + 2 * 2
+            assert reader.get("/ledger").status_code == 200
+    finally:
+        projectors.stop()

@@ -34,8 +34,10 @@ def models(read_model_url: str) -> Iterator[ReadModels]:
 
 
 TABLES = {
-    "board": ["jobs", "job_technicians", "customers", "technicians", "users", "job_history"],
+    "board": ["jobs", "job_technicians", "customers", "technicians", "users", "job_history", "invoices",
+              "unmatched_lines"],
     "timesheets": ["time_entries"],
+    "ledger": ["journal", "ledger_invoices"],
 }
 
 
