@@ -478,6 +478,19 @@ class PaymentApplied(InvoiceEvent, frozen=True, kw_only=True, tag=True):
     line: int = 0
 
 
+class PaymentReminderDue(InvoiceEvent, frozen=True, kw_only=True, tag=True):
+    """A step of the dunning schedule reached for an unpaid invoice, for the notifier to
+    deliver (a reminder to the customer, or an escalation to a named office user)."""
+
+    step: int
+    level: str  # friendly, firm, escalation
+    days_overdue: int
+    outstanding: Decimal
+    currency: str
+    due_date: str
+    escalate_to: str = ""
+
+
 # bank statements (the id is derived from the file's SHA-256: a second import is refused)
 
 
@@ -566,7 +579,7 @@ JobEvents = (
     | TimeEntryCorrected | NoteAdded | MaterialUsed | JobCompleted | JobSignedOff | JobPutOnHold
     | JobResumed | JobCancelled | JobReopened | JobInvoiced | JobNotBilled | InvoicingHeld
 )
-InvoiceEvents = InvoiceIssued | InvoiceDocumentStored | PaymentApplied
+InvoiceEvents = InvoiceIssued | InvoiceDocumentStored | PaymentApplied | PaymentReminderDue
 StatementEvents = BankStatementImported | StatementLineUnmatched
 SeriesEvents = InvoiceNumberAllocated
 TokenEvents = TokenIssued | TokenRevoked

@@ -31,8 +31,8 @@ import msgspec
 from eventsourcing.persistence import Notification
 
 from events.contract import (
-    BankStatementImported, Event, InvoiceIssued, PaymentApplied, StatementLine, StatementLineUnmatched,
-    decode_event,
+    BankStatementImported, Event, InvoiceIssued, PaymentApplied, PaymentReminderDue, StatementLine,
+    StatementLineUnmatched, decode_event,
 )
 from events.jetstream import NatsConnection
 from invoicer.pricing import creditor_reference, variable_symbol
@@ -56,6 +56,8 @@ class Open(msgspec.Struct, frozen=True, kw_only=True):
     paid: Decimal = Decimal(0)
     version: int = 0
     last_hash: str = ""
+    due_date: str = ""
+    reminded: int = 0  # the last dunning step recorded
 
     @property
     def due(self) -> Decimal:
@@ -78,7 +80,7 @@ class Ledger:
             case InvoiceIssued():
                 self.invoices[originator] = Open(id=originator, number=event.number, currency=event.currency,
                                                  customer_id=event.customer_id, gross_total=event.gross_total,
-                                                 version=version, last_hash=digest)
+                                                 version=version, last_hash=digest, due_date=event.due_date)
                 self.keys[_normal(event.number)] = ("invoice number", originator)
                 self.keys[_normal(creditor_reference(event.number))] = ("RF reference", originator)
                 self.keys.setdefault(variable_symbol(event.number), ("variable symbol", originator))
@@ -88,6 +90,10 @@ class Ledger:
                 self.invoices[originator] = msgspec.structs.replace(invoice, paid=invoice.paid + event.amount)
                 if event.payer_iban:
                     self.payers.setdefault(_normal(event.payer_iban), set()).add(invoice.customer_id)
+            case PaymentReminderDue() if originator in self.invoices:
+                invoice = self.invoices[originator]
+                self.invoices[originator] = msgspec.structs.replace(invoice, reminded=max(invoice.reminded,
+                                                                                          event.step))
         if originator in self.invoices:
             self.invoices[originator] = msgspec.structs.replace(self.invoices[originator], version=version,
                                                                last_hash=digest)
@@ -119,6 +125,14 @@ class Ledger:
         return "", None, "no invoice number, reference or variable symbol found, and the payer is not known"
 
 
+async def refreshed(consumer: Consumer, ledger: Ledger) -> Ledger:
+    """The ledger with every invoice event stored since it was last read."""
+    for position, stored in await consumer.recorder.kind_events_async("invoice", ledger.position):
+        event = decode_event(stored.state)
+        ledger.add(position, stored.originator_id, stored.originator_version, stored.state, event)  # type: ignore[arg-type]
+    return ledger
+
+
 class PaymentMatcher(Consumer):
     name = "payments"
     triggers = frozenset({"BankStatementImported"})
@@ -128,10 +142,7 @@ class PaymentMatcher(Consumer):
         self.ledger = Ledger()
 
     async def refresh(self) -> Ledger:
-        for position, stored in await self.recorder.kind_events_async("invoice", self.ledger.position):
-            event = decode_event(stored.state)
-            self.ledger.add(position, stored.originator_id, stored.originator_version, stored.state, event)  # type: ignore[arg-type]
-        return self.ledger
+        return await refreshed(self, self.ledger)
 
     async def decide_and_save(self, notification: Notification) -> str:
         ledger = await self.refresh()

@@ -160,10 +160,12 @@ class Consumer:
         raise RuntimeError(f"{self.name}: gave up on stream position {notification.id} "
                            f"after {RETRIES} conflicts")
 
-    async def save(self, cause: Notification, touched: Sequence[tuple[UUID, Stored, list[Event]]]) -> list[int]:
-        """The events, stamped and hash-chained, with this consumer's tracking record."""
+    async def save(self, cause: Notification | None, touched: Sequence[tuple[UUID, Stored, list[Event]]],
+                   command_id: str = "") -> list[int]:
+        """The events, stamped and hash-chained, with this consumer's tracking record of
+        ``cause`` in the same atomic batch (without one when there is no cause)."""
         now = datetime.now(UTC)
-        command_id = f"{self.name}:{cause.id}"
+        command_id = command_id or f"{self.name}:{cause.id if cause else uuid.uuid4()}"
         stored: list[StoredEvent] = []
         for aggregate_id, before, events in touched:
             version, previous = before.version, before.last_hash
@@ -175,6 +177,8 @@ class Consumer:
                 state = encode_event(msgspec.structs.replace(event, meta=meta))
                 stored.append(StoredEvent(aggregate_id, version, topic_of(event), state))
                 previous = hashlib.sha256(state).hexdigest()
+        if cause is None:
+            return await self.recorder.insert_events_async(stored)
         return await self.recorder.insert_tracked_async(stored, Tracking(self.name, cause.id))
 
     async def catch_up(self) -> int:
@@ -374,8 +378,18 @@ async def serve(env: dict[str, str], part: str = "all") -> None:
     for consumer in consumers:
         log.info("%s starting after position %s", consumer.name,
                  await consumer.recorder.max_tracking_id_async(consumer.name) or 0)
+    runs = [consumer.run(stop) for consumer in consumers]
+    if part in ("all", "issue"):
+        from invoicer.dunning import DEFAULT_SCHEDULE, Dunning, schedule_of
+
+        try:
+            schedule = schedule_of(env.get("DUNNING_SCHEDULE") or DEFAULT_SCHEDULE)
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
+        dunning = Dunning(connection, schedule, env.get("JOBSTREAM_TIMEZONE") or "UTC")
+        runs.append(dunning.run_every(float(env.get("DUNNING_EVERY_SECONDS") or 3600), stop))
     try:
-        await asyncio.gather(*(consumer.run(stop) for consumer in consumers))
+        await asyncio.gather(*runs)
     finally:
         await connection.aclose()
 

@@ -30,7 +30,10 @@ from uuid import UUID
 import msgspec
 from eventsourcing.persistence import Notification
 
-from events.contract import Event, JobEvent, JobRequested, decode_event
+from events.contract import (
+    Event, InvoiceIssued, InvoiceNumberAllocated, InvoicingHeld, JobCompleted, JobEvent, JobInvoiced, JobNotBilled,
+    JobReopened, JobRequested, decode_event,
+)
 from events.jetstream import PAGE, NatsConnection, notification_of
 from projections.rows import JobRow, evolve_job, iso, summary
 from projections.runner import Runner, build, stream_settings
@@ -271,6 +274,67 @@ COLUMNS = ["position", "occurred_at", "aggregate", "aggregate_id", "version", "t
            "actor_role", "command_id", "correlation_id", "summary", "event"]
 
 
+class Reconciliation(msgspec.Struct, kw_only=True):
+    """Every completed job against its billing: what the accountant signs off."""
+
+    completed: int = 0
+    invoiced: int = 0
+    not_billed: dict[str, int] = {}  # reason -> jobs
+    held: list[str] = []  # job: reason, waiting for the office
+    problems: list[str] = []
+
+    @property
+    def whole(self) -> bool:
+        return not self.problems
+
+
+async def reconcile(connection: NatsConnection, progress: Callable[[int], None] | None = None) -> Reconciliation:
+    """From the stream alone: each completed job has exactly one invoice or an explicit reason
+    it is not billed; no job has two invoices; each series' numbers run 1, 2, 3 ... without a gap."""
+    settled: dict[UUID, str] = {}  # job -> the billing decision since its last completion ("" = none)
+    reasons: dict[UUID, str] = {}
+    invoices_per_job: dict[UUID, list[str]] = {}
+    sequences: dict[tuple[str, int], list[int]] = {}
+    async for _notification, event in events(connection, progress=progress):
+        match event:
+            case JobCompleted():
+                settled[event.id] = ""  # waits for a billing decision
+            case JobReopened():
+                settled.pop(event.id, None)
+            case JobInvoiced():
+                settled[event.id] = "invoiced"
+            case JobNotBilled():
+                settled[event.id], reasons[event.id] = "not billed", event.reason
+            case InvoicingHeld():
+                settled[event.id], reasons[event.id] = "held", event.reason
+            case InvoiceIssued():
+                invoices_per_job.setdefault(event.job_id, []).append(event.number)
+            case InvoiceNumberAllocated():
+                sequences.setdefault((event.series, event.year), []).append(event.sequence)
+    result = Reconciliation(completed=len(settled))
+    not_billed: dict[str, int] = {}
+    for job, decision in settled.items():
+        if decision == "invoiced":
+            result.invoiced += 1
+        elif decision == "not billed":
+            not_billed[reasons[job]] = not_billed.get(reasons[job], 0) + 1
+        elif decision == "held":
+            result.held.append(f"{job}: {reasons[job]}")
+        else:
+            result.problems.append(f"job {job} is completed but has no invoice and no reason it is not billed")
+    result.not_billed = not_billed
+    for job, numbers in invoices_per_job.items():
+        if len(numbers) > 1:
+            result.problems.append(f"job {job} has {len(numbers)} invoices: {', '.join(numbers)}")
+    for (series, year), numbers in sorted(sequences.items()):
+        expected = list(range(1, len(numbers) + 1))
+        if sorted(numbers) != expected:
+            missing = sorted(set(expected) - set(numbers))
+            twice = sorted(n for n in set(numbers) if numbers.count(n) > 1)
+            result.problems.append(f"series {series} {year}: numbers missing {missing[:10]}, used twice {twice[:10]}")
+    return result
+
+
 def write_entries(entries: Iterable[Entry], out: TextIO, fmt: str) -> int:
     count = 0
     if fmt == "csv":
@@ -385,6 +449,23 @@ async def _command(args: argparse.Namespace, connection: NatsConnection, read_mo
         for problem in verdict.problems:
             print(f"  - {problem}")
         return 1
+    if args.audit_command == "reconcile":
+        bar = Bar(await connection.last_position(), "reconciling")
+        found = await reconcile(connection, bar)
+        bar.close()
+        reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(found.not_billed.items())) or "none"
+        print(f"{found.completed} completed jobs: {found.invoiced} invoiced, not billed: {reasons}, "
+              f"held for the office: {len(found.held)}.")
+        for held in found.held:
+            print(f"  held  {held}")
+        if found.whole:
+            print("Every completed job has exactly one invoice or a reason it is not billed; "
+                  "every series' numbers run without a gap.")
+            return 0
+        print(f"{len(found.problems)} problem(s):")
+        for problem in found.problems:
+            print(f"  - {problem}")
+        return 1
     if args.audit_command == "as-of":
         moment = _moment(args.at)
         row, entries = await job_as_of(connection, _id(args.job, "--job"), moment)
@@ -450,6 +531,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     sub.add_argument("--out", help="file to write (default: standard output)")
     commands.add_parser("verify", help="prove the log whole and untampered")
+    commands.add_parser("reconcile", help="every completed job has one invoice or a reason; numbers have no gaps")
     sub = commands.add_parser("as-of", help="a job as it stood at a moment")
     sub.add_argument("--job", required=True)
     sub.add_argument("--at", required=True, help="e.g. 2026-11-23T10:00:00Z")

@@ -25,6 +25,7 @@ from events.contract import (
     InvoiceIssued,
     InvoicingHeld,
     PaymentApplied,
+    PaymentReminderDue,
     StatementLineUnmatched,
     JobCancelled,
     JobCompleted,
@@ -354,6 +355,7 @@ class InvoiceRow(Struct, kw_only=True):
     paid: str = "0.00"
     payments: int = 0
     last_paid_on: str = ""
+    reminder: str = ""  # the last dunning step recorded: friendly, firm, escalation
     document: str = ""  # the PDF's name in the documents object store, once rendered
     document_sha256: str = ""
     xml_document: str = ""  # the EN 16931 UBL XML's
@@ -375,6 +377,9 @@ def evolve_invoice(row: InvoiceRow | None, event: InvoiceEvent, position: int) -
             status = "paid" if paid >= Decimal(row.gross_total) else "partially paid"
             return structs.replace(row, paid=str(paid), status=status, payments=row.payments + 1,
                                    last_paid_on=max(row.last_paid_on, event.received_on), position=position)
+        case PaymentReminderDue() if row is not None:
+            return structs.replace(row, reminder=f"{event.level} ({event.days_overdue} days overdue)",
+                                   position=position)
         case InvoiceDocumentStored() if row is not None and event.media_type == "application/pdf":
             return structs.replace(row, document=event.name, document_sha256=event.sha256,
                                    position=position)

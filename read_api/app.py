@@ -312,6 +312,14 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(out.getvalue(), media_type="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="journal.csv"'})
 
+    @app.get("/api/billing/reconciliation", tags=["billing"],
+             summary="Completed jobs against billing: invoiced, not billed (why), held (why), still waiting")
+    async def api_reconciliation(request: Request, who: User, position: int | None = None,
+                                 wait: float | None = None) -> Response:
+        billing_readers(who)
+        await fresh(request, position, wait)
+        return json(await asyncio.to_thread(models(request).reconciliation))
+
     @app.get("/api/receivables/aging", tags=["ledger"],
              summary="What each customer owes, by days past due: current, 1-30, 31-60, 61-90, 90+")
     async def api_aging(request: Request, who: User, position: int | None = None,

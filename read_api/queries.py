@@ -290,6 +290,19 @@ class ReadModels:
     def unmatched(self, limit: int = 500) -> list[UnmatchedRow]:
         return self.board.unmatched_list(limit)
 
+    def reconciliation(self) -> dict[str, Any]:
+        """Completed jobs against billing, from the board: invoiced, not billed (why), held
+        (why: the office must act), and still waiting for the invoicer."""
+        invoiced = self.board.query("SELECT COUNT(*) AS n FROM {t}jobs WHERE status = 'invoiced'")[0]["n"]
+        found: dict[str, list[dict[str, str]]] = {"not billed": [], "held": [], "waiting": []}
+        for row in self.board.query("SELECT doc FROM {t}jobs WHERE status = 'completed'"):
+            job = msgspec.json.decode(row["doc"], type=JobRow)
+            note = job.billing_note
+            kind = "not billed" if note.startswith("not billed") else "held" if note.startswith("invoice held") \
+                else "waiting"
+            found[kind].append({"job_id": str(job.id), "job_type": job.job_type, "reason": note})
+        return {"invoiced": invoiced, **{k.replace(" ", "_"): v for k, v in found.items()}}
+
     # --- the ledger ------------------------------------------------------------------------
 
     def journal(self, since: str = "", until: str = "9999") -> list[JournalLine]:

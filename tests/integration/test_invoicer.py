@@ -270,3 +270,27 @@ def test_the_invoice_pdf_is_stored_once_and_served_to_the_office(
             assert as_technician.status_code == 403
     finally:
         projectors.stop()
+
+
+def test_reconciliation_names_a_completed_job_without_an_invoice(
+        jobstream: JobstreamApp, stream_env: dict[str, str]) -> None:
+    from projections.audit import reconcile
+
+    price_list(jobstream)
+    office = Office(jobstream)
+    office.completed_job()
+    office.completed_job()
+    asyncio.run(invoice_all(stream_env))
+
+    async def check() -> object:
+        connection = await NatsConnection.open_on_running_loop(settings_of(stream_env))
+        try:
+            return await reconcile(connection)
+        finally:
+            await connection.aclose()
+
+    found = asyncio.run(check())
+    assert (found.completed, found.invoiced, found.problems) == (2, 2, [])  # type: ignore[attr-defined]
+    late = office.completed_job()  # completed while no invoicer runs
+    found = asyncio.run(check())
+    assert found.problems == [f"job {late} is completed but has no invoice and no reason it is not billed"]  # type: ignore[attr-defined]

@@ -168,5 +168,48 @@ def test_the_ledger_balances_and_shows_what_is_owed(api: Api, stream_env: dict[s
             journal = reader.get("/api/ledger/journal.csv").text.splitlines()
             assert journal[0].startswith("date,entry,line,account") and len(journal) == 1 + 2 * 3 + 2 * 2
             assert reader.get("/ledger").status_code == 200
+            reconciled = reader.get("/api/billing/reconciliation").json()
+            assert (reconciled["invoiced"], reconciled["waiting"], reconciled["held"]) == (2, [], [])
     finally:
         projectors.stop()
+
+
+def test_dunning_reminds_on_schedule_and_never_reminds_a_paid_invoice(api: Api, stream_env: dict[str, str]) -> None:
+    from datetime import date, timedelta
+
+    from events.contract import PaymentReminderDue
+    from invoicer.dunning import Dunning, Open, schedule_of
+
+    price_list(api.jobstream)
+    office = Office(api.jobstream)
+    for _ in range(3):
+        office.completed_job()
+    asyncio.run(invoice_all(stream_env))
+    paid_early, paid_on_the_day, unpaid = sorted(invoices(api.jobstream)[0], key=lambda i: i.number)
+    due = date.fromisoformat(unpaid.due_date)
+    api.ok(f"/invoices/{paid_early.id}/payments", {"amount": str(paid_early.gross_total), "received_on": str(due)})
+
+    class PaymentArrivesMidRun(Dunning):
+        """The payment of one invoice is recorded after the policy read it, before it reminds."""
+
+        def due_step(self, invoice: Open, today: date):  # type: ignore[no-untyped-def]
+            found = super().due_step(invoice, today)
+            if found and invoice.id == paid_on_the_day.id and not getattr(self, "paid", False):
+                self.paid = True
+                api.ok(f"/invoices/{invoice.id}/payments",
+                       {"amount": str(paid_on_the_day.gross_total), "received_on": str(today)})
+            return found
+
+    async def run(days_late: list[int]) -> list[int]:
+        connection = await NatsConnection.open_on_running_loop(settings_of(stream_env))
+        try:
+            dunning = PaymentArrivesMidRun(connection, schedule_of("3:friendly,14:firm,30:escalation:olga"))
+            return [await dunning.run_once(due + timedelta(days=late)) for late in days_late]
+        finally:
+            await connection.aclose()
+
+    assert asyncio.run(run([1, 3, 3, 20, 45])) == [0, 1, 0, 1, 1]
+    (reminders,) = stored(api.jobstream, PaymentReminderDue)
+    assert [(r.id, r.step, r.level, r.days_overdue, r.escalate_to) for r in reminders] == [
+        (unpaid.id, 1, "friendly", 3, ""), (unpaid.id, 2, "firm", 20, ""), (unpaid.id, 3, "escalation", 45, "olga")]
+    assert all(r.outstanding == unpaid.gross_total for r in reminders)
