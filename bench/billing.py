@@ -13,6 +13,8 @@ to "in progress" with 2 h 10 min logged, starts the invoicer as its own process
   burst to the last invoice;
 - counts invoices per job and checks the numbers run 1..n (duplicates, gaps);
 - renders a one-page invoice in-process: ms per PDF, p50/p99;
+- imports a camt.053 of ``--lines`` credits, each naming one of the invoices: parsed, stored,
+  and every line matched (a PaymentApplied) or queued (StatementLineUnmatched);
 - the raw limit: sequential atomic batches of the invoicer's shape (three events with
   expected-last-subject-sequence headers and a tracking message), per second.
 
@@ -44,6 +46,8 @@ from events.contract import (  # noqa: E402
     InvoiceNumberAllocated, JobCompleted, PriceActivity, RegisterCustomer, RegisterTechnician,
     RequestJob, Role, ScheduleJob, StartWork, Unit, decode_event,
 )
+from nats.js.api import ConsumerConfig, DeliverPolicy  # noqa: E402
+
 from events.jetstream import NatsConnection, StreamSettings  # noqa: E402
 from invoicer.documents import invoice_pdf  # noqa: E402
 from services.app import JobstreamApp  # noqa: E402
@@ -119,6 +123,61 @@ async def documents_stored(settings: StreamSettings, count: int, timeout: float)
         await connection.aclose()
 
 
+def statement_of(invoices: list[InvoiceIssued], lines: int) -> bytes:
+    """A camt.053 statement of ``lines`` credits, each paying a part of one of the invoices."""
+    entries = []
+    for n in range(lines):
+        invoice = invoices[n % len(invoices)]
+        entries.append(
+            f'<Ntry><Amt Ccy="{invoice.currency}">1.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts>'
+            f"<BookgDt><Dt>2026-11-23</Dt></BookgDt><NtryDtls><TxDtls><Refs><AcctSvcrRef>B{n}</AcctSvcrRef></Refs>"
+            f"<RltdPties><Dbtr><Nm>Payer {n}</Nm></Dbtr><DbtrAcct><Id><IBAN>IE29AIBK93115212345678</IBAN></Id>"
+            f"</DbtrAcct></RltdPties><RmtInf><Ustrd>Invoice {invoice.number}</Ustrd></RmtInf></TxDtls></NtryDtls>"
+            f"</Ntry>")
+    return ('<?xml version="1.0" encoding="UTF-8"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">'
+            "<BkToCstmrStmt><GrpHdr><MsgId>BENCH</MsgId><CreDtTm>2026-11-23T18:00:00Z</CreDtTm></GrpHdr>"
+            f"<Stmt><Id>BENCH-{uuid.uuid4().hex[:8]}</Id><Acct><Id><IBAN>IE29AIBK93115212345678</IBAN></Id></Acct>"
+            + "".join(entries) + "</Stmt></BkToCstmrStmt></Document>").encode()
+
+
+async def lines_settled(settings: StreamSettings, count: int, timeout: float, ready: threading.Event) -> None:
+    """Wait on the stream until ``count`` statement lines are matched or queued for review."""
+    connection = await NatsConnection.open_on_running_loop(settings)
+    seen = 0
+    done = asyncio.Event()
+
+    async def delivered(msg) -> None:  # type: ignore[no-untyped-def]
+        nonlocal seen
+        if msg.headers and msg.headers.get("Es-Topic") in ("PaymentApplied", "StatementLineUnmatched"):
+            seen += 1
+            if seen >= count:
+                done.set()
+
+    sub = await connection.js.subscribe(f"{settings.prefix}events.>", cb=delivered, ordered_consumer=True,
+                                        stream=settings.stream,
+                                        config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW, headers_only=True))
+    ready.set()
+    try:
+        await asyncio.wait_for(done.wait(), timeout)
+    finally:
+        await sub.unsubscribe()
+        await connection.aclose()
+
+
+async def raw_big_batches(settings: StreamSettings, batches: int, size: int) -> float:
+    """Atomic batches of ``size`` messages like the matcher's, one after another: seconds."""
+    connection = await NatsConnection.open_on_running_loop(settings)
+    payload = b'{"type":"PaymentApplied","amount":"1.00","currency":"EUR","rule":"invoice number"}' * 4
+    started = time.perf_counter()
+    for _ in range(batches):
+        messages = [(f"{settings.prefix}tracking.raw-pay-{uuid.uuid4().hex}", payload,
+                     {"Nats-Expected-Last-Subject-Sequence": "0"}) for _ in range(size)]
+        await connection.publish(messages)
+    elapsed = time.perf_counter() - started
+    await connection.aclose()
+    return elapsed
+
+
 async def raw_batches(settings: StreamSettings, seconds: float) -> float:
     """Atomic batches of the invoicer's shape, one after another: the write limit it works under."""
     connection = await NatsConnection.open_on_running_loop(settings)
@@ -165,6 +224,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1001, help="the first one warms the invoicer up")
     parser.add_argument("--paced", type=int, default=300, help="jobs completed at --rate; the rest as a burst")
     parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--lines", type=int, default=10_000, help="credits in the imported camt.053 statement")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -193,6 +253,25 @@ def main() -> None:
             complete(app, burst, None)
             asyncio.run(documents_stored(settings, len(jobs), 600))
             found = from_the_stream(app)
+            issued_invoices = [v[0] for v in found["issued"].values()]  # type: ignore[index]
+            statement = statement_of(issued_invoices, args.lines)
+            print(f"importing a camt.053 of {args.lines} lines ({len(statement) / 1e6:.1f} MB) ...",
+                  file=sys.stderr, flush=True)
+            from services.bank import parse_statement
+
+            started = time.perf_counter()
+            parse_statement(statement)
+            parse_seconds = time.perf_counter() - started
+            subscribed = threading.Event()  # the waiting consumer counts only what is new: start it first
+            settled = threading.Thread(target=lambda: asyncio.run(lines_settled(settings, args.lines, 600, subscribed)))
+            settled.start()
+            subscribed.wait(30)
+            started = time.perf_counter()
+            app.run(app.import_statement_async(statement, OFFICE))
+            stored_seconds = time.perf_counter() - started
+            settled.join()
+            matched_seconds = time.perf_counter() - started
+            raw_import = asyncio.run(raw_big_batches(settings, -(-args.lines // 500), 500))
         finally:
             for process in invoicer or []:
                 process.terminate()
@@ -238,6 +317,10 @@ def main() -> None:
           f"{per_minute / (raw * 60):.2f} |")
     print(f"| one-page PDF render | p50 {ms(renders, 50)}, p99 {ms(renders, 99)} | | |")
     print(f"| duplicates / missing / number gaps | {duplicates} / {missing} / {gaps} | | |")
+    print(f"| camt.053 of {args.lines:,} lines: parsed | {parse_seconds:.2f} s | | |")
+    print(f"| camt.053 of {args.lines:,} lines: parsed and stored (the HTTP answer) | {stored_seconds:.2f} s | | |")
+    print(f"| camt.053 of {args.lines:,} lines: every line matched or queued | {matched_seconds:.2f} s | "
+          f"the same messages as raw 500-message batches: {raw_import:.2f} s | {matched_seconds / raw_import:.1f}× |")
 
 
 if __name__ == "__main__":

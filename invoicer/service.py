@@ -134,6 +134,8 @@ class Consumer:
         self.connection = connection
         self.recorder = NatsProcessRecorder(connection)
         self.stopping = asyncio.Event()
+        self._scanned = 0  # the position read past (tracking records only what was done)
+        self._skipped = 0  # events read past since the tracking record last moved
 
     async def load(self, id: UUID) -> Stored:
         return Stored.of(await self.recorder.select_positioned_async(id))
@@ -182,15 +184,20 @@ class Consumer:
         return await self.recorder.insert_tracked_async(stored, Tracking(self.name, cause.id))
 
     async def catch_up(self) -> int:
-        """Handle every stored event after the shared tracking position; the position reached."""
-        position = await self.recorder.max_tracking_id_async(self.name) or 0
-        skipped = 0
+        """Handle every stored event after the shared tracking position; the position reached.
+
+        The position this consumer has read past is kept in memory too: a consumer whose
+        triggers are rare (a statement a day) must not read the whole stream again on every
+        wake-up. Its tracking record moves on its own every IDLE_TRACKING skipped events.
+        """
+        position = max(self._scanned, await self.recorder.max_tracking_id_async(self.name) or 0)
         while True:
             page = await self.connection.notifications(position)
             if not page:
                 break
             for notification in page:
                 if self.stopping.is_set():  # stop between events; the next start goes on from here
+                    self._scanned = position
                     return position
                 if notification.topic in self.triggers:
                     outcome = await self.handle(notification)
@@ -198,12 +205,14 @@ class Consumer:
                         position = max(notification.id,
                                        await self.recorder.max_tracking_id_async(self.name) or 0)
                         break
-                    skipped = 0 if outcome != "skipped" else skipped + 1
+                    self._skipped = 0 if outcome != "skipped" else self._skipped + 1
                 else:
-                    skipped += 1
+                    self._skipped += 1
                 position = notification.id
-        if skipped >= IDLE_TRACKING:
+        self._scanned = position
+        if self._skipped >= IDLE_TRACKING:
             await self._record_position(position)
+            self._skipped = 0
         return position
 
     async def _record_position(self, position: int) -> None:
