@@ -141,6 +141,10 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
     def tracking_subject(self, application_name: str) -> str:
         return f"{self.prefix}tracking.{id_token(application_name)}"
 
+    def rpc_subject(self, name: str) -> str:
+        """A request-reply subject between services (outside the stream: nothing is stored)."""
+        return f"{self.prefix}rpc.{name}"
+
     @property
     def events_filter(self) -> str:
         return f"{self.prefix}events.>"

@@ -317,6 +317,32 @@ class Invoicer(Consumer):
         log.info("job %s: invoice %s issued, %s %s", job_id, number, result.gross_total, result.currency)
         return "issued"
 
+    async def preview(self, job_id: UUID) -> dict[str, object]:
+        """The dry run: the invoice the job would get if it were completed now, by the same
+        code that issues the real one (nothing is stored)."""
+        priced = await self.price(job_id, datetime.now(UTC))
+        result = priced.result
+        if result is None:
+            return {"job_id": str(job_id), "billable": False, "reason": priced.problem}
+        if isinstance(result, Unbillable):
+            return {"job_id": str(job_id), "billable": False, "reason": f"not billed: {result.reason}",
+                    "cost": str(result.cost), "currency": result.currency}
+        return {"job_id": str(job_id), "billable": True, "status": priced.work.status.value,
+                **msgspec.to_builtins(result, enc_hook=str)}
+
+    async def answer_previews(self) -> object:
+        """Answer dry-run requests (``rpc.invoice-preview``, a job id) until the connection closes."""
+
+        async def answer(msg: object) -> None:
+            try:
+                reply = await self.preview(UUID(msg.data.decode()))  # type: ignore[attr-defined]
+            except (ValueError, UnicodeDecodeError):
+                reply = {"billable": False, "reason": "not a job id"}
+            await msg.respond(msgspec.json.encode(reply))  # type: ignore[attr-defined]
+
+        return await self.connection.nc.subscribe(self.connection.settings.rpc_subject("invoice-preview"),
+                                                  queue="invoicer", cb=answer)
+
     def _due(self, work: Work, topic: str) -> bool:
         """Whether the job waits for a billing decision now."""
         if work.status is not Status.COMPLETED or work.settled:
@@ -380,7 +406,9 @@ async def serve(env: dict[str, str], part: str = "all") -> None:
     if part in ("all", "issue"):
         from invoicer.payments import PaymentMatcher
 
-        consumers.extend([Invoicer(connection, settings), PaymentMatcher(connection)])
+        invoicer = Invoicer(connection, settings)
+        await invoicer.answer_previews()
+        consumers.extend([invoicer, PaymentMatcher(connection)])
     if part in ("all", "documents"):
         consumers.append(DocumentWriter(connection, Branding(logo=env.get("JOBSTREAM_LOGO", ""),
                                                              colour=env.get("JOBSTREAM_COLOUR") or "#0b6b61")))

@@ -276,6 +276,25 @@ def create_app(settings: Settings) -> FastAPI:
     async def invoice_xml(request: Request, who: User, invoice_id: UUID) -> Response:
         return await stored_document(request, who, invoice_id, "xml")
 
+    async def invoice_preview(request: Request, job_id: UUID) -> dict[str, Any]:
+        """The invoicer's dry run for a job, asked over NATS (request-reply)."""
+        stream = request.app.state.stream
+        if stream is None:
+            raise Refused(503, "this read API has no NATS connection configured (NATS_URL)")
+        try:
+            reply = await stream.nc.request(stream.settings.rpc_subject("invoice-preview"), str(job_id).encode(),
+                                            timeout=3.0)
+        except Exception:  # no responders, or a timeout: the invoicer is not running
+            raise Refused(503, "the invoicer is not answering: is 'jobstream run invoicer' running?") from None
+        return msgspec.json.decode(reply.data)  # type: ignore[no-any-return]
+
+    @app.get("/api/jobs/{job_id}/invoice-preview", tags=["billing"],
+             summary="The invoice the job would get if it were completed now (a dry run by the invoicer)")
+    async def api_invoice_preview(request: Request, who: User, job_id: UUID) -> Response:
+        billing_readers(who)
+        await job_or_404(request, who, job_id)
+        return json(await invoice_preview(request, job_id))
+
     @app.get("/api/bank/unmatched", tags=["billing"],
              summary="Bank credits no rule matched to an invoice: the office's review queue")
     async def api_unmatched(request: Request, who: User, position: int | None = None,
@@ -515,7 +534,15 @@ def create_app(settings: Settings) -> FastAPI:
         item, history, techs, customer, invoices = await asyncio.to_thread(lambda: (
             m.board_item(found), m.history(job_id), m.technicians(), m.customers_by_id([found.customer_id]),
             m.invoices(job_id=job_id) if who.role != "technician" else []))
+        preview: dict[str, Any] | None = None
+        if who.role != "technician" and found.status.value in ("new", "scheduled", "in_progress", "on_hold",
+                                                                 "completed") and not invoices:
+            try:
+                preview = await invoice_preview(request, job_id)
+            except Refused as refused:
+                preview = {"billable": False, "reason": refused.detail}
         return page(request, "job.html", who, job=found, item=item, history=history, invoices=invoices,
+                    preview=preview,
                     technicians=[t for t in techs if t.active], customer=customer.get(found.customer_id),
                     key=uuid.uuid4().hex, error=request.query_params.get("error", ""), reached=reached)
 

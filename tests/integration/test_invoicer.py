@@ -294,3 +294,42 @@ def test_reconciliation_names_a_completed_job_without_an_invoice(
     late = office.completed_job()  # completed while no invoicer runs
     found = asyncio.run(check())
     assert found.problems == [f"job {late} is completed but has no invoice and no reason it is not billed"]  # type: ignore[attr-defined]
+
+
+def test_the_dry_run_shows_what_completing_the_job_would_invoice(
+        api: Api, stream_env: dict[str, str], read_model_url: str) -> None:
+    from events.bridge import LoopThread
+    from read_api.app import Settings as ReadSettings
+    from read_api.app import create_app as create_read_app
+    from tests.conftest import Projectors
+
+    price_list(api.jobstream)
+    tom = api.technician("tom")
+    customer = api.ok("/customers", {"name": "Dvořák", "billing_address": ADDRESS, "currency": "CZK"})["id"]
+    job = api.scheduled_job(tom, customer)
+    api.ok(f"/jobs/{job}/start", {}, who="tom")
+    api.ok(f"/jobs/{job}/time-entries", {"started_at": "2026-11-23T09:00:00Z", "minutes": 95}, who="tom")
+
+    loop = LoopThread("test-invoicer")
+    connection = loop.run(NatsConnection.open_on_running_loop(settings_of(stream_env)))
+    invoicer = Invoicer(connection, Settings())
+    loop.run(invoicer.answer_previews())
+    projectors = Projectors(stream_env, read_model_url)
+    try:
+        projectors.wait(api.jobstream.recorder.max_notification_id() or 0)
+        settings = ReadSettings(read_model_url=read_model_url, stream_env=stream_env, wait_seconds=10)
+        headers = {"Authorization": f"Bearer {api.tokens['office']}"}
+        with TestClient(create_read_app(settings), headers=headers) as reader:
+            preview = reader.get(f"/api/jobs/{job}/invoice-preview").json()
+            assert preview["billable"] and preview["status"] == "in_progress"
+            assert [(l["code"], l["quantity"], l["logged_minutes"]) for l in preview["lines"]] == [("repair", "2", 95)]
+            assert "Invoice if completed now" in reader.get(f"/jobs/{job}").text
+            assert invoices(api.jobstream) == ([], [])  # a dry run stores nothing
+            api.ok(f"/jobs/{job}/complete", {"summary": "Done"}, who="tom")
+            loop.run(invoicer.catch_up())
+            (issued,), _ = invoices(api.jobstream)
+            assert (str(issued.net_total), str(issued.gross_total)) == (preview["net_total"], preview["gross_total"])
+    finally:
+        projectors.stop()
+        loop.run(connection.aclose())
+        loop.stop()
