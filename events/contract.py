@@ -455,6 +455,23 @@ class InvoiceIssued(InvoiceEvent, frozen=True, kw_only=True, tag=True):
     job_summary: str = ""
 
 
+class CreditNoteRequested(InvoiceEvent, frozen=True, kw_only=True, tag=True):
+    """The office asks for the invoice to be corrected: the invoicer issues the credit note."""
+
+    request_id: UUID
+    reason: str
+    amount: Decimal  # gross, in the invoice's currency
+    whole: bool  # the whole invoice, line by line
+
+
+class InvoiceCredited(InvoiceEvent, frozen=True, kw_only=True, tag=True):
+    """A credit note issued against the invoice (in the same batch as the credit note)."""
+
+    credit_note_id: UUID
+    number: str
+    amount: Decimal  # gross
+
+
 class InvoiceDocumentStored(InvoiceEvent, frozen=True, kw_only=True, tag=True):
     """A rendering of the invoice, put in the documents object store."""
 
@@ -535,6 +552,45 @@ class StatementLineUnmatched(StatementEvent, frozen=True, kw_only=True, tag=True
     reason: str = ""
 
 
+class CreditNoteEvent(Event, frozen=True, kw_only=True, tag=True):
+    aggregate: ClassVar[str] = "creditnote"
+
+
+class CreditNoteIssued(CreditNoteEvent, frozen=True, kw_only=True, tag=True):
+    """A correction of an issued invoice, by reference; amounts are positive and credited.
+    Everything printed on it is here, as on an invoice."""
+
+    number: str
+    series: str
+    sequence: int
+    invoice_id: UUID
+    invoice_number: str
+    invoice_issue_date: str
+    customer_id: UUID
+    issue_date: str
+    currency: str
+    language: str
+    reason: str
+    seller: Party
+    buyer: Party
+    lines: list[InvoiceLine]
+    vat: list[VatSubtotal]
+    net_total: Decimal
+    vat_total: Decimal
+    gross_total: Decimal
+    reverse_charge: bool = False
+    job_type: str = ""
+
+
+class CreditNoteDocumentStored(CreditNoteEvent, frozen=True, kw_only=True, tag=True):
+    """A rendering of the credit note, put in the documents object store."""
+
+    name: str
+    media_type: str
+    sha256: str
+    size: int
+
+
 class SeriesEvent(Event, frozen=True, kw_only=True, tag=True):
     aggregate: ClassVar[str] = "series"
 
@@ -546,7 +602,7 @@ class InvoiceNumberAllocated(SeriesEvent, frozen=True, kw_only=True, tag=True):
     year: int
     sequence: int
     number: str
-    invoice_id: UUID
+    invoice_id: UUID  # or the credit note's, in a credit note series
 
 
 # access tokens (the id is derived from the token's hash; the token itself is never stored)
@@ -579,13 +635,17 @@ JobEvents = (
     | TimeEntryCorrected | NoteAdded | MaterialUsed | JobCompleted | JobSignedOff | JobPutOnHold
     | JobResumed | JobCancelled | JobReopened | JobInvoiced | JobNotBilled | InvoicingHeld
 )
-InvoiceEvents = InvoiceIssued | InvoiceDocumentStored | PaymentApplied | PaymentReminderDue
+InvoiceEvents = (
+    InvoiceIssued | InvoiceDocumentStored | PaymentApplied | PaymentReminderDue | CreditNoteRequested
+    | InvoiceCredited
+)
+CreditNoteEvents = CreditNoteIssued | CreditNoteDocumentStored
 StatementEvents = BankStatementImported | StatementLineUnmatched
 SeriesEvents = InvoiceNumberAllocated
 TokenEvents = TokenIssued | TokenRevoked
 AnyEvent = (
     CustomerEvents | TechnicianEvents | PriceListEvents | JobEvents | InvoiceEvents | SeriesEvents
-    | StatementEvents | TokenEvents
+    | StatementEvents | CreditNoteEvents | TokenEvents
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -815,6 +875,16 @@ class CancelJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 class ReopenJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
     reason: Reason
+
+
+class IssueCreditNote(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Correct an issued invoice: credit all of it (no amount), or part of a single-rate one."""
+
+    reason: Reason
+    amount: Money | None = None  # gross; none: the whole invoice
+
+    def __post_init__(self) -> None:
+        check_decimal("amount", self.amount, Decimal(0), Decimal("1e12"), low_inclusive=False)
 
 
 class RecordPayment(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -18,7 +18,7 @@ from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 from xhtml2pdf import pisa
 
-from events.contract import Address, InvoiceIssued, InvoiceLine, VatSubtotal
+from events.contract import Address, CreditNoteIssued, InvoiceIssued, InvoiceLine, VatSubtotal
 from invoicer.pricing import variable_symbol
 
 HERE = Path(__file__).parent
@@ -32,6 +32,7 @@ LABELS: dict[str, dict[str, object]] = {
            "vat_total": "VAT", "total": "Total due", "logged": "time logged:",
            "reverse_charge": "Reverse charge: VAT to be accounted for by the recipient "
                              "(Article 196, Council Directive 2006/112/EC).",
+           "credit_note": "Credit note", "refers_to": "Corrects invoice",
            "pay_to": "Pay to", "reference": "Payment reference", "variable_symbol": "Variable symbol", "generated": "issued by jobstream",
            "units": {"hour": "h", "started_hour": "started h", "quarter_hour": "¼ h", "piece": "pcs",
                      "flat": "flat", "visit": "visits"}},
@@ -43,6 +44,7 @@ LABELS: dict[str, dict[str, object]] = {
            "logged": "czas pracy:",
            "reverse_charge": "Odwrotne obciążenie: podatek rozlicza nabywca "
                              "(art. 196 dyrektywy 2006/112/WE).",
+           "credit_note": "Faktura korygująca", "refers_to": "Koryguje fakturę",
            "pay_to": "Numer konta", "reference": "Tytuł przelewu", "variable_symbol": "Symbol zmienny", "generated": "wystawiono w jobstream",
            "units": {"hour": "godz.", "started_hour": "rozp. godz.", "quarter_hour": "¼ godz.",
                      "piece": "szt.", "flat": "ryczałt", "visit": "dojazd"}},
@@ -54,6 +56,7 @@ LABELS: dict[str, dict[str, object]] = {
            "vat_total": "DPH", "total": "Celkem k úhradě", "logged": "odpracováno:",
            "reverse_charge": "Daň odvede zákazník (přenesení daňové povinnosti, "
                              "čl. 196 směrnice 2006/112/ES).",
+           "credit_note": "Opravný daňový doklad", "refers_to": "Opravuje fakturu",
            "pay_to": "Číslo účtu", "reference": "Reference platby", "variable_symbol": "Variabilní symbol",
            "generated": "vystaveno v jobstream",
            "units": {"hour": "hod", "started_hour": "započ. hod", "quarter_hour": "¼ hod", "piece": "ks",
@@ -66,6 +69,7 @@ LABELS: dict[str, dict[str, object]] = {
            "total": "Rechnungsbetrag", "logged": "erfasste Zeit:",
            "reverse_charge": "Steuerschuldnerschaft des Leistungsempfängers "
                              "(Art. 196 MwStSystRL).",
+           "credit_note": "Gutschrift (Rechnungskorrektur)", "refers_to": "Korrigiert Rechnung",
            "pay_to": "Bankverbindung", "reference": "Verwendungszweck", "variable_symbol": "Variabler Symbol (CZ)", "generated": "erstellt mit jobstream",
            "units": {"hour": "Std.", "started_hour": "angef. Std.", "quarter_hour": "¼ Std.",
                      "piece": "Stk.", "flat": "pauschal", "visit": "Anfahrt"}},
@@ -76,6 +80,7 @@ LABELS: dict[str, dict[str, object]] = {
            "taxable": "Bază", "net_total": "Total fără TVA", "vat_total": "TVA", "total": "Total de plată",
            "logged": "timp lucrat:",
            "reverse_charge": "Taxare inversă (art. 196 din Directiva 2006/112/CE).",
+           "credit_note": "Factură de stornare", "refers_to": "Corectează factura",
            "pay_to": "Cont bancar", "reference": "Referință plată", "variable_symbol": "Simbol variabil", "generated": "emisă cu jobstream",
            "units": {"hour": "oră", "started_hour": "oră începută", "quarter_hour": "¼ oră",
                      "piece": "buc.", "flat": "forfetar", "visit": "deplasare"}},
@@ -93,7 +98,18 @@ class Branding:
         self.colour = colour
 
 
-def invoice_html(invoice: InvoiceIssued, branding: Branding | None = None) -> str:
+class _CreditNoteView:
+    """A credit note with the fields the invoice template prints."""
+
+    def __init__(self, note: CreditNoteIssued, t: dict[str, object]) -> None:
+        self.__dict__.update({f: getattr(note, f) for f in note.__struct_fields__})
+        self.supply_date = note.invoice_issue_date
+        self.due_date = note.issue_date
+        self.payment_reference = ""
+        self.job_summary = f"{t['refers_to']} {note.invoice_number}: {note.reason}"
+
+
+def invoice_html(invoice: InvoiceIssued | CreditNoteIssued, branding: Branding | None = None) -> str:
     branding = branding or Branding()
     lang = invoice.language if invoice.language in LABELS else "en"
     locale = LOCALES[lang]
@@ -111,8 +127,10 @@ def invoice_html(invoice: InvoiceIssued, branding: Branding | None = None) -> st
     def address(a: Address | None) -> str:
         return "" if a is None else f"{a.street}, {a.postal_code} {a.city}, {a.country}"
 
+    credit = isinstance(invoice, CreditNoteIssued)
+    shown = _CreditNoteView(invoice, LABELS[lang]) if credit else invoice  # type: ignore[arg-type]
     return _templates.get_template("invoice.html").render(
-        i=invoice, t=LABELS[lang], lang=lang, fonts=(HERE / "fonts").as_posix(),
+        i=shown, t=LABELS[lang], title=LABELS[lang]["credit_note" if credit else "invoice"], lang=lang, fonts=(HERE / "fonts").as_posix(),
         logo=branding.logo, colour=branding.colour, number=number, rate=rate, category=category,
         address=address, variable_symbol=variable_symbol(invoice.number),
         money=lambda value: format_currency(value, invoice.currency, locale=locale),
@@ -125,7 +143,7 @@ class RenderError(Exception):
     pass
 
 
-def invoice_pdf(invoice: InvoiceIssued, branding: Branding | None = None) -> bytes:
+def invoice_pdf(invoice: InvoiceIssued | CreditNoteIssued, branding: Branding | None = None) -> bytes:
     """The invoice as PDF bytes."""
     out = io.BytesIO()
     status = pisa.CreatePDF(invoice_html(invoice, branding), dest=out, encoding="utf-8")

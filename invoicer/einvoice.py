@@ -11,8 +11,9 @@ from __future__ import annotations
 from decimal import Decimal
 from xml.etree import ElementTree as ET
 
-from events.contract import Address, InvoiceIssued, InvoiceLine, Party
+from events.contract import Address, CreditNoteIssued, InvoiceIssued, InvoiceLine, Party
 
+CREDIT_NOTE_NS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
 NS = {
     "": "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2",
     "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
@@ -20,6 +21,7 @@ NS = {
 }
 for _prefix, _uri in NS.items():
     ET.register_namespace(_prefix, _uri)
+ET.register_namespace("cn", CREDIT_NOTE_NS)
 
 # UN/ECE Recommendation 20 unit codes (BT-130)
 UNIT_CODES = {"hour": "HUR", "started_hour": "HUR", "quarter_hour": "C62", "piece": "H87", "flat": "LS",
@@ -79,10 +81,11 @@ def _plain(value: Decimal) -> str:
     return text if text not in ("-0", "") else "0"
 
 
-def _line(parent: ET.Element, number: int, line: InvoiceLine, currency: str) -> None:
-    element = _add(parent, "cac:InvoiceLine")
+def _line(parent: ET.Element, number: int, line: InvoiceLine, currency: str, credit: bool = False) -> None:
+    element = _add(parent, "cac:CreditNoteLine" if credit else "cac:InvoiceLine")
     _add(element, "cbc:ID", number)
-    _add(element, "cbc:InvoicedQuantity", _plain(line.quantity), unitCode=UNIT_CODES.get(line.unit, "C62"))
+    _add(element, "cbc:CreditedQuantity" if credit else "cbc:InvoicedQuantity", _plain(line.quantity),
+         unitCode=UNIT_CODES.get(line.unit, "C62"))
     _amount(element, "cbc:LineExtensionAmount", line.net, currency)
     item = _add(element, "cac:Item")
     _add(item, "cbc:Name", line.description or line.code)
@@ -91,28 +94,37 @@ def _line(parent: ET.Element, number: int, line: InvoiceLine, currency: str) -> 
     _add(_add(element, "cac:Price"), "cbc:PriceAmount", _plain(line.unit_price), currencyID=currency)
 
 
-def ubl_invoice(invoice: InvoiceIssued) -> bytes:
-    """The invoice as UBL 2.1 XML (EN 16931 core)."""
+def ubl_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
+    """The invoice, or the credit note, as UBL 2.1 XML (EN 16931 core)."""
+    credit = isinstance(invoice, CreditNoteIssued)
     currency = invoice.currency
-    root = ET.Element(_q(":Invoice"))
+    root = ET.Element(f"{{{CREDIT_NOTE_NS}}}CreditNote" if credit else _q(":Invoice"))
     _add(root, "cbc:CustomizationID", "urn:cen.eu:en16931:2017")
     _add(root, "cbc:ID", invoice.number)
     _add(root, "cbc:IssueDate", invoice.issue_date)
-    _add(root, "cbc:DueDate", invoice.due_date)
-    _add(root, "cbc:InvoiceTypeCode", "380")
+    if not credit:
+        _add(root, "cbc:DueDate", invoice.due_date)  # type: ignore[union-attr]
+    _add(root, "cbc:CreditNoteTypeCode" if credit else "cbc:InvoiceTypeCode", "381" if credit else "380")
+    if credit:
+        _add(root, "cbc:Note", f"Credit note for {invoice.invoice_number}: {invoice.reason}")  # type: ignore[union-attr]
     if invoice.reverse_charge:
         _add(root, "cbc:Note", REVERSE_CHARGE_NOTE)
     _add(root, "cbc:DocumentCurrencyCode", currency)
-    _add(root, "cbc:BuyerReference", str(invoice.job_id))
+    _add(root, "cbc:BuyerReference", str(invoice.invoice_id if credit else invoice.job_id))  # type: ignore[union-attr]
+    if credit:
+        reference = _add(_add(root, "cac:BillingReference"), "cac:InvoiceDocumentReference")
+        _add(reference, "cbc:ID", invoice.invoice_number)  # type: ignore[union-attr]
+        _add(reference, "cbc:IssueDate", invoice.invoice_issue_date)  # type: ignore[union-attr]
     _party(root, "cac:AccountingSupplierParty", invoice.seller)
     _party(root, "cac:AccountingCustomerParty", invoice.buyer)
-    delivery = _add(root, "cac:Delivery")
-    _add(delivery, "cbc:ActualDeliveryDate", invoice.supply_date)
-    means = _add(root, "cac:PaymentMeans")
-    _add(means, "cbc:PaymentMeansCode", "30")  # credit transfer
-    _add(means, "cbc:PaymentID", invoice.payment_reference)
-    if invoice.seller.bank_account:
-        _add(_add(means, "cac:PayeeFinancialAccount"), "cbc:ID", invoice.seller.bank_account.replace(" ", ""))
+    if not credit:
+        delivery = _add(root, "cac:Delivery")
+        _add(delivery, "cbc:ActualDeliveryDate", invoice.supply_date)  # type: ignore[union-attr]
+        means = _add(root, "cac:PaymentMeans")
+        _add(means, "cbc:PaymentMeansCode", "30")  # credit transfer
+        _add(means, "cbc:PaymentID", invoice.payment_reference)  # type: ignore[union-attr]
+        if invoice.seller.bank_account:
+            _add(_add(means, "cac:PayeeFinancialAccount"), "cbc:ID", invoice.seller.bank_account.replace(" ", ""))
     tax_total = _add(root, "cac:TaxTotal")
     _amount(tax_total, "cbc:TaxAmount", invoice.vat_total, currency)
     for subtotal in invoice.vat:
@@ -126,5 +138,5 @@ def ubl_invoice(invoice: InvoiceIssued) -> bytes:
     _amount(totals, "cbc:TaxInclusiveAmount", invoice.gross_total, currency)
     _amount(totals, "cbc:PayableAmount", invoice.gross_total, currency)
     for number, line in enumerate(invoice.lines, start=1):
-        _line(root, number, line, currency)
+        _line(root, number, line, currency, credit)
     return ET.tostring(root, encoding="UTF-8", xml_declaration=True)

@@ -31,7 +31,7 @@ import msgspec
 from eventsourcing.persistence import Notification
 
 from events.contract import (
-    BankStatementImported, Event, InvoiceIssued, PaymentApplied, PaymentReminderDue, StatementLine,
+    BankStatementImported, Event, InvoiceCredited, InvoiceIssued, PaymentApplied, PaymentReminderDue, StatementLine,
     StatementLineUnmatched, decode_event,
 )
 from events.jetstream import NatsConnection
@@ -58,10 +58,11 @@ class Open(msgspec.Struct, frozen=True, kw_only=True):
     last_hash: str = ""
     due_date: str = ""
     reminded: int = 0  # the last dunning step recorded
+    credited: Decimal = Decimal(0)
 
     @property
     def due(self) -> Decimal:
-        return self.gross_total - self.paid
+        return self.gross_total - self.paid - self.credited
 
 
 class Ledger:
@@ -90,6 +91,9 @@ class Ledger:
                 self.invoices[originator] = msgspec.structs.replace(invoice, paid=invoice.paid + event.amount)
                 if event.payer_iban:
                     self.payers.setdefault(_normal(event.payer_iban), set()).add(invoice.customer_id)
+            case InvoiceCredited() if originator in self.invoices:
+                invoice = self.invoices[originator]
+                self.invoices[originator] = msgspec.structs.replace(invoice, credited=invoice.credited + event.amount)
             case PaymentReminderDue() if originator in self.invoices:
                 invoice = self.invoices[originator]
                 self.invoices[originator] = msgspec.structs.replace(invoice, reminded=max(invoice.reminded,

@@ -34,7 +34,8 @@ from eventsourcing.persistence import IntegrityError, Notification, StoredEvent,
 from eventsourcing.utils import Environment
 
 from events.contract import (
-    Address, Event, EventMeta, InvoiceDocumentStored, InvoiceIssued, InvoiceNumberAllocated, InvoicingHeld, JobInvoiced,
+    Address, CreditNoteDocumentStored, CreditNoteIssued, CreditNoteRequested, Event, EventMeta, InvoiceCredited, InvoiceDocumentStored,
+    InvoiceIssued, InvoiceLine, InvoiceNumberAllocated, InvoicingHeld, JobInvoiced,
     JobNotBilled, Party, Status, decode_event, encode_event, topic_of,
 )
 from events.follow import follow
@@ -43,13 +44,13 @@ from invoicer.documents import Branding, invoice_pdf
 from invoicer.einvoice import ubl_invoice
 from invoicer.pricing import (
     Bill, Buyer, PriceList, Seller, Unbillable, Unpriced, Work, bill, buyer_of,
-    creditor_reference, invoice_number, merged, price_list_of, work_of,
+    creditor_reference, invoice_number, local_day, merged, money, price_list_of, vat_breakdown, work_of,
 )
 
 log = logging.getLogger("invoicer")
 
 NAME = "invoicer"
-TRIGGERS = frozenset({"JobCompleted", "JobSignedOff"})
+TRIGGERS = frozenset({"JobCompleted", "JobSignedOff", "CreditNoteRequested"})
 NAMESPACE = UUID("1d7c1b52-8f0e-4d59-b7a3-5f3f0b6a4c21")
 RETRIES = 5
 IDLE_TRACKING = 5000  # events skipped before the position is recorded on its own
@@ -61,6 +62,7 @@ DEFAULT_PATTERN = "{series}/{year}/{sequence:06d}"
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     series: str = DEFAULT_SERIES
+    credit_series: str = "KOR"
     pattern: str = DEFAULT_PATTERN
     seller: Seller = Seller()
     sign_off_job_types: frozenset[str] = frozenset()  # invoiced on sign-off, not on completion
@@ -87,7 +89,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                              "use {series}, {year} and {sequence}, e.g. " + DEFAULT_PATTERN) from None
         if "{sequence" not in pattern:
             raise SystemExit(f"INVOICE_NUMBER_PATTERN {pattern!r} lacks {{sequence}}: numbers would repeat")
-        return cls(series=get("INVOICE_SERIES") or DEFAULT_SERIES, pattern=pattern, seller=seller,
+        return cls(series=get("INVOICE_SERIES") or DEFAULT_SERIES,
+                   credit_series=get("CREDIT_NOTE_SERIES") or "KOR", pattern=pattern, seller=seller,
                    sign_off_job_types=sign_off)
 
 
@@ -272,6 +275,8 @@ class Invoicer(Consumer):
         return Priced(job=job, work=work, buyer=buyer, result=result)
 
     async def decide_and_save(self, notification: Notification) -> str:
+        if notification.topic == "CreditNoteRequested":
+            return await self.credit(notification)
         job_id = notification.originator_id
         priced = await self.price(job_id, datetime.now(UTC))
         job, work, buyer, result = priced.job, priced.work, priced.buyer, priced.result
@@ -317,6 +322,50 @@ class Invoicer(Consumer):
         log.info("job %s: invoice %s issued, %s %s", job_id, number, result.gross_total, result.currency)
         return "issued"
 
+    async def credit(self, notification: Notification) -> str:
+        """Issue the credit note the office requested: numbered in its own series, gapless,
+        with the invoice's InvoiceCredited in the same atomic batch."""
+        request = decode_event(notification.state)
+        assert isinstance(request, CreditNoteRequested)
+        invoice = await self.load(request.id)
+        credit_id = uuid.uuid5(NAMESPACE, f"creditnote:{request.request_id}")
+        if any(isinstance(e, InvoiceCredited) and e.credit_note_id == credit_id for e in invoice.events):
+            return "skipped"
+        issued = next(e for e in invoice.events if isinstance(e, InvoiceIssued))
+        if request.whole:
+            lines, vat = issued.lines, issued.vat
+        else:
+            (rate,) = issued.vat
+            net = money(request.amount / (1 + rate.rate / 100))
+            line = InvoiceLine(kind="correction", code="correction",
+                               description=f"Correction of {issued.number}: {request.reason}", quantity=Decimal(1),
+                               unit="flat", unit_price=net, net=net, vat_rate=rate.rate, vat_category=rate.category)
+            lines, vat = [line], vat_breakdown([line])
+        net_total = sum((line.net for line in lines), Decimal(0))
+        vat_total = sum((v.vat for v in vat), Decimal(0))
+        today = local_day(datetime.now(UTC), self.settings.seller.timezone)
+        series_id = series_id_of(self.settings.credit_series, today.year)
+        series = await self.head(series_id)
+        sequence = series.version + 1
+        number = invoice_number(self.settings.pattern, self.settings.credit_series, today.year, sequence)
+        note = CreditNoteIssued(
+            id=credit_id, number=number, series=self.settings.credit_series, sequence=sequence,
+            invoice_id=issued.id, invoice_number=issued.number, invoice_issue_date=issued.issue_date,
+            customer_id=issued.customer_id, issue_date=today.isoformat(), currency=issued.currency,
+            language=issued.language, reason=request.reason, seller=issued.seller, buyer=issued.buyer,
+            lines=lines, vat=vat, net_total=net_total, vat_total=vat_total, gross_total=net_total + vat_total,
+            reverse_charge=issued.reverse_charge, job_type=issued.job_type)
+        await self.save(notification, [
+            (series_id, series, [InvoiceNumberAllocated(id=series_id, series=self.settings.credit_series,
+                                                        year=today.year, sequence=sequence, number=number,
+                                                        invoice_id=credit_id)]),
+            (credit_id, Stored([], 0, ""), [note]),
+            (issued.id, invoice, [InvoiceCredited(id=issued.id, credit_note_id=credit_id, number=number,
+                                                  amount=note.gross_total)]),
+        ])
+        log.info("invoice %s: credit note %s issued, %s %s", issued.number, number, note.gross_total, note.currency)
+        return "credited"
+
     async def preview(self, job_id: UUID) -> dict[str, object]:
         """The dry run: the invoice the job would get if it were completed now, by the same
         code that issues the real one (nothing is stored)."""
@@ -358,7 +407,7 @@ class DocumentWriter(Consumer):
     object store, and records their hashes on the invoice (two InvoiceDocumentStored), once."""
 
     name = "invoicer-documents"
-    triggers = frozenset({"InvoiceIssued"})
+    triggers = frozenset({"InvoiceIssued", "CreditNoteIssued"})
 
     def __init__(self, connection: NatsConnection, branding: Branding | None = None) -> None:
         super().__init__(connection)
@@ -366,27 +415,29 @@ class DocumentWriter(Consumer):
         self.render_seconds: list[float] = []
 
     async def decide_and_save(self, notification: Notification) -> str:
-        invoice = await self.load(notification.originator_id)
-        if any(isinstance(e, InvoiceDocumentStored) for e in invoice.events):
+        document = await self.load(notification.originator_id)
+        stored_type = CreditNoteDocumentStored if notification.topic == "CreditNoteIssued" else InvoiceDocumentStored
+        if any(isinstance(e, stored_type) for e in document.events):
             return "skipped"
-        issued = next(e for e in invoice.events if isinstance(e, InvoiceIssued))
+        issued = next(e for e in document.events if isinstance(e, InvoiceIssued | CreditNoteIssued))
         started = time.perf_counter()
         pdf = await asyncio.to_thread(invoice_pdf, issued, self.branding)
         self.render_seconds.append(time.perf_counter() - started)
         renderings = [("pdf", "application/pdf", pdf), ("xml", "application/xml", ubl_invoice(issued))]
+        folder = "credit-notes" if stored_type is CreditNoteDocumentStored else "invoices"
         store = await self.connection.documents()
         stored: list[Event] = []
         for kind, media_type, data in renderings:
-            name = document_name(issued.id, kind)
+            name = document_name(issued.id, kind, folder)
             await store.put(name, data)  # the same name again after a crash: replaced, not duplicated
-            stored.append(InvoiceDocumentStored(id=issued.id, name=name, media_type=media_type,
-                                                sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
-        await self.save(notification, [(issued.id, invoice, stored)])
+            stored.append(stored_type(id=issued.id, name=name, media_type=media_type,
+                                      sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
+        await self.save(notification, [(issued.id, document, stored)])
         return "stored"
 
 
-def document_name(invoice_id: UUID, kind: str = "pdf") -> str:
-    return f"invoices/{invoice_id}.{kind}"
+def document_name(document_id: UUID, kind: str = "pdf", folder: str = "invoices") -> str:
+    return f"{folder}/{document_id}.{kind}"
 
 
 def stream_env(env: dict[str, str]) -> StreamSettings:
@@ -396,6 +447,9 @@ def stream_env(env: dict[str, str]) -> StreamSettings:
 async def serve(env: dict[str, str], part: str = "all") -> None:
     """Run the invoicer, the document writer, or both, until SIGINT or SIGTERM."""
     settings = Settings.from_env(env)
+    if not settings.seller.vat_id:
+        log.warning("JOBSTREAM_COMPANY_VAT_ID is not set: invoices will lack the seller's VAT id, "
+                    "and their e-invoices will not pass EN 16931 (BR-S-02, BR-CO-26)")
     connection = await NatsConnection.open_on_running_loop(stream_env(env))
     await connection.ensure_stream_async()
     stop = asyncio.Event()

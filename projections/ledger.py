@@ -8,7 +8,8 @@ by the pricing). Accounts, per currency:
   is the customer's credit);
 - ``revenue:<job type>`` credited by each invoice's net, per job type;
 - ``vat payable:<rate>`` credited by the VAT of each rate (reverse charge posts none);
-- ``bank`` debited by each payment.
+- ``bank`` debited by each payment;
+- a credit note reverses its invoice's posting for what it credits.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from uuid import UUID
 
 from msgspec import Struct
 
-from events.contract import Event, InvoiceIssued, PaymentApplied
+from events.contract import CreditNoteIssued, Event, InvoiceIssued, PaymentApplied
 
 
 class JournalLine(Struct, frozen=True, kw_only=True):
@@ -49,6 +50,14 @@ def journal(event: Event, position: int, number: str = "", customer_id: UUID | N
             return [JournalLine(entry=str(event.id), line=n, day=event.issue_date, account=account, debit=debit,
                                 credit=credit, currency=event.currency, document=event.number,
                                 customer_id=event.customer_id, source="InvoiceIssued", position=position)
+                    for n, (account, debit, credit) in enumerate(lines, start=1)]
+        case CreditNoteIssued():  # the invoice's posting reversed, for what is credited
+            lines = [("receivables", zero, event.gross_total),
+                     (f"revenue:{event.job_type or 'other'}", event.net_total, zero)]
+            lines.extend((f"vat payable:{v.rate.normalize():f}%", v.vat, zero) for v in event.vat if v.vat)
+            return [JournalLine(entry=str(event.id), line=n, day=event.issue_date, account=account, debit=debit,
+                                credit=credit, currency=event.currency, document=event.number,
+                                customer_id=event.customer_id, source="CreditNoteIssued", position=position)
                     for n, (account, debit, credit) in enumerate(lines, start=1)]
         case PaymentApplied() if customer_id is not None:
             lines = [("bank", event.amount, zero), ("receivables", zero, event.amount)]

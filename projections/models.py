@@ -15,7 +15,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.projection import Projection
 
 from events.contract import (
-    CustomerEvent, Event, InvoiceEvent, InvoiceIssued, JobEvent, PaymentApplied, StatementLineUnmatched,
+    CreditNoteIssued, CustomerEvent, Event, InvoiceEvent, InvoiceIssued, JobEvent, PaymentApplied, StatementLineUnmatched,
     TechnicianEvent, TokenEvent,
 )
 from projections.rows import (
@@ -137,7 +137,7 @@ class LedgerProjection(BatchProjection):
     """Every invoice and payment as balanced journal lines (projections.ledger)."""
 
     name = "ledger"
-    wanted = (InvoiceIssued, PaymentApplied)
+    wanted = (InvoiceIssued, PaymentApplied, CreditNoteIssued)
     view: LedgerTables
 
     def evolve(self, items: Sequence[Positioned]) -> Batch:
@@ -147,6 +147,8 @@ class LedgerProjection(BatchProjection):
         for position, _version, event in items:
             if isinstance(event, InvoiceIssued):
                 known[event.id] = batch.ledger_invoices[event.id] = (event.number, event.customer_id, event.currency)
+                batch.journal.extend(journal(event, position))
+            elif isinstance(event, CreditNoteIssued):
                 batch.journal.extend(journal(event, position))
             elif isinstance(event, PaymentApplied) and event.id in known:
                 number, customer, _currency = known[event.id]

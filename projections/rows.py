@@ -20,6 +20,7 @@ from events.contract import (
     CustomerDetailsChanged,
     CustomerRegistered,
     Event,
+    InvoiceCredited,
     InvoiceDocumentStored,
     InvoiceEvent,
     InvoiceIssued,
@@ -356,6 +357,9 @@ class InvoiceRow(Struct, kw_only=True):
     payments: int = 0
     last_paid_on: str = ""
     reminder: str = ""  # the last dunning step recorded: friendly, firm, escalation
+    credited: str = "0.00"
+    credit_notes: list[str] = []
+    credit_note_ids: list[UUID] = []
     document: str = ""  # the PDF's name in the documents object store, once rendered
     document_sha256: str = ""
     xml_document: str = ""  # the EN 16931 UBL XML's
@@ -374,9 +378,14 @@ def evolve_invoice(row: InvoiceRow | None, event: InvoiceEvent, position: int) -
                               position=position, issued=event)
         case PaymentApplied() if row is not None:
             paid = Decimal(row.paid) + event.amount
-            status = "paid" if paid >= Decimal(row.gross_total) else "partially paid"
-            return structs.replace(row, paid=str(paid), status=status, payments=row.payments + 1,
-                                   last_paid_on=max(row.last_paid_on, event.received_on), position=position)
+            row = structs.replace(row, paid=str(paid), payments=row.payments + 1,
+                                  last_paid_on=max(row.last_paid_on, event.received_on), position=position)
+            return structs.replace(row, status=_settlement(row))
+        case InvoiceCredited() if row is not None:
+            row = structs.replace(row, credited=str(Decimal(row.credited) + event.amount),
+                                  credit_notes=[*row.credit_notes, event.number],
+                                  credit_note_ids=[*row.credit_note_ids, event.credit_note_id], position=position)
+            return structs.replace(row, status=_settlement(row))
         case PaymentReminderDue() if row is not None:
             return structs.replace(row, reminder=f"{event.level} ({event.days_overdue} days overdue)",
                                    position=position)
@@ -389,9 +398,23 @@ def evolve_invoice(row: InvoiceRow | None, event: InvoiceEvent, position: int) -
     return row
 
 
+def _settlement(row: InvoiceRow) -> str:
+    gross, paid, credited = Decimal(row.gross_total), Decimal(row.paid), Decimal(row.credited)
+    if credited >= gross:
+        return "credited"
+    if paid + credited >= gross:
+        return "paid"
+    return "partially paid" if paid else "issued"
+
+
+def outstanding(row: InvoiceRow) -> Decimal:
+    """What is still owed on the invoice (negative: the customer's credit)."""
+    return Decimal(row.gross_total) - Decimal(row.paid) - Decimal(row.credited)
+
+
 def invoice_status(row: InvoiceRow, today: str) -> str:
     """The status as of a day: an unpaid invoice past its due date is overdue."""
-    if row.status != "paid" and row.due_date < today:
+    if row.status not in ("paid", "credited") and row.due_date < today:
         return "overdue"
     return row.status
 

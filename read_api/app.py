@@ -36,6 +36,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from events.contract import CreditNoteDocumentStored, decode_event
 from events.jetstream import NatsConnection
 from projections.audit import Criteria, Entry, replay, write_entries
 from projections.rows import InvoiceRow, JobRow, UserRow
@@ -264,6 +265,34 @@ def create_app(settings: Settings) -> FastAPI:
         media_type = "application/pdf" if kind == "pdf" else "application/xml"
         return Response(data, media_type=media_type,
                         headers={"Content-Disposition": f'inline; filename="{filename}"'})
+
+    async def credit_note_document(request: Request, who: UserRow, note_id: UUID, kind: str) -> Response:
+        """A credit note's stored document, found by its CreditNoteDocumentStored event in the stream."""
+        billing_readers(who)
+        stream = request.app.state.stream
+        if stream is None:
+            raise Refused(503, "this read API has no NATS connection configured (NATS_URL)")
+        messages = await stream.direct_batch({"seq": 1, "next_by_subj": stream.settings.aggregate_filter(
+            "events", note_id), "batch": 50})
+        found = [e for e in (decode_event(m.data) for m in messages) if isinstance(e, CreditNoteDocumentStored)
+                 and e.media_type == ("application/pdf" if kind == "pdf" else "application/xml")]
+        if not found:
+            raise Refused(404, f"credit note {note_id} has no {kind.upper()} (yet)")
+        data = (await (await stream.documents()).get(found[-1].name)).data or b""
+        if hashlib.sha256(data).hexdigest() != found[-1].sha256:
+            raise Refused(409, "the stored document does not match the hash recorded when it was issued")
+        return Response(data, media_type=found[-1].media_type,
+                        headers={"Content-Disposition": f'inline; filename="credit-note-{note_id}.{kind}"'})
+
+    @app.get("/credit-notes/{note_id}.pdf", tags=["billing"], summary="A credit note's PDF, as stored",
+             response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
+    async def credit_note_pdf(request: Request, who: User, note_id: UUID) -> Response:
+        return await credit_note_document(request, who, note_id, "pdf")
+
+    @app.get("/credit-notes/{note_id}.xml", tags=["billing"], summary="A credit note as UBL 2.1 CreditNote XML",
+             response_class=Response, responses={200: {"content": {"application/xml": {}}}})
+    async def credit_note_xml(request: Request, who: User, note_id: UUID) -> Response:
+        return await credit_note_document(request, who, note_id, "xml")
 
     @app.get("/invoices/{invoice_id}.pdf", tags=["billing"], summary="The invoice's PDF, as stored",
              response_class=Response, responses={200: {"content": {"application/pdf": {}}}})

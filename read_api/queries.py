@@ -22,7 +22,7 @@ import msgspec
 from msgspec import structs
 
 from projections.rows import (
-    CustomerRow, InvoiceRow, JobRow, TechnicianRow, UnmatchedRow, UserRow, invoice_status, iso,
+    CustomerRow, InvoiceRow, JobRow, TechnicianRow, UnmatchedRow, UserRow, invoice_status, iso, outstanding,
 )
 from projections.ledger import Balance, JournalLine, trial_balance, unbalanced
 from projections.store import NO_DEADLINE, BoardTables, LedgerTables, TimesheetTables, open_view
@@ -319,14 +319,14 @@ class ReadModels:
         owed: dict[tuple[str, str], dict[str, Decimal]] = {}
         names: dict[str, str] = {}
         for row in self.board.invoice_list(1_000_000):
-            outstanding = Decimal(row.gross_total) - Decimal(row.paid)
-            if outstanding <= 0:
+            left = outstanding(row)
+            if left <= 0:
                 continue
             late = (today - date.fromisoformat(row.due_date)).days
             bucket = buckets[0 if late <= 0 else 1 if late <= 30 else 2 if late <= 60 else 3 if late <= 90 else 4]
             key = (str(row.customer_id), row.currency)
             names[key[0]] = row.customer
-            owed.setdefault(key, {b: Decimal(0) for b in buckets})[bucket] += outstanding
+            owed.setdefault(key, {b: Decimal(0) for b in buckets})[bucket] += left
         return [{"customer_id": customer, "customer": names[customer], "currency": currency,
                  **{b: str(v) for b, v in amounts.items()}, "total": str(sum(amounts.values()))}
                 for (customer, currency), amounts in sorted(owed.items(), key=lambda kv: names[kv[0][0]])]

@@ -20,7 +20,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
 from events.contract import (
-    RecordPayment,
+    IssueCreditNote, RecordPayment,
     AcceptQuote, AddNote, AddTimeEntry, CancelJob, ChangeCustomerDetails, ChangeJobDetails,
     ChangeTechnicianDetails, CompleteJob, CorrectTimeEntry, CreatePriceList, DeactivateTechnician,
     PriceActivity, PutJobOnHold, QuoteJob, ReactivateTechnician, RegisterCustomer,
@@ -279,6 +279,8 @@ def create_app(settings: Settings) -> FastAPI:
     read_route("/price-lists/{id}", "pricelist", "A price list with its activities")
     read_route("/invoices/{id}", "invoice", "An invoice: its number, total and what has been paid")
 
+    command_route("/invoices/{id}/credit-notes", "invoice", IssueCreditNote, tag="billing",
+                  summary="Correct an issued invoice with a credit note (the invoicer issues it, numbered)")
     command_route("/invoices/{id}/payments", "invoice", RecordPayment, tag="billing",
                   summary="Record money received for an invoice (cash, card, a transfer seen)")
 

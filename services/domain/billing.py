@@ -13,7 +13,8 @@ import msgspec
 from msgspec.structs import replace
 
 from events.contract import (
-    BankStatementImported, InvoiceIssued, PaymentApplied, RecordPayment, Role, StatementEvent,
+    BankStatementImported, CreditNoteRequested, InvoiceIssued, IssueCreditNote, PaymentApplied, RecordPayment,
+    Role, StatementEvent,
 )
 from services.domain.common import Context, Forbidden, Invalid, InvalidTransition, derived_id
 
@@ -25,6 +26,8 @@ class Invoice(msgspec.Struct, frozen=True, kw_only=True):
     currency: str = ""
     gross_total: Decimal = Decimal(0)
     paid: Decimal = Decimal(0)
+    credited: Decimal = Decimal(0)  # credit notes issued or requested
+    vat_rates: int = 0
     customer_id: UUID | None = None
 
 
@@ -33,17 +36,23 @@ def evolve_invoice(invoice: Invoice, event: object) -> Invoice:
     match event:
         case InvoiceIssued():
             return replace(invoice, number=event.number, currency=event.currency,
-                           gross_total=event.gross_total, customer_id=event.customer_id)
+                           gross_total=event.gross_total, customer_id=event.customer_id,
+                           vat_rates=len(event.vat))
         case PaymentApplied():
             return replace(invoice, paid=invoice.paid + event.amount)
+        case CreditNoteRequested():
+            return replace(invoice, credited=invoice.credited + event.amount)
     return invoice
 
 
-def decide_invoice(command: RecordPayment, invoice: Invoice, ctx: Context) -> list[PaymentApplied]:
+def decide_invoice(command: RecordPayment | IssueCreditNote, invoice: Invoice,
+                   ctx: Context) -> list[PaymentApplied | CreditNoteRequested]:
     if ctx.actor.role not in (Role.OFFICE, Role.ADMIN):
-        raise Forbidden(f"the {ctx.actor.role.value} role may not record payments; the office can")
+        raise Forbidden(f"the {ctx.actor.role.value} role may not change invoices; the office can")
     if not invoice.version:
-        raise InvalidTransition("invoice", "not issued", "record a payment")
+        raise InvalidTransition("invoice", "not issued", "record a payment or a credit note")
+    if isinstance(command, IssueCreditNote):
+        return [_credit_note(command, invoice)]
     if command.amount.as_tuple().exponent < -2:  # type: ignore[operator]
         raise Invalid("amount", f"{invoice.currency} has cents: at most 2 decimal places")
     return [PaymentApplied(id=invoice.id, payment_id=derived_id(invoice.id, invoice.version, "payment"),
@@ -62,3 +71,26 @@ def evolve_statement(statement: Statement, event: StatementEvent) -> Statement:
     if isinstance(event, BankStatementImported):
         return replace(statement, lines=statement.lines + len(event.lines))
     return statement
+
+
+def _credit_note(command: IssueCreditNote, invoice: Invoice) -> CreditNoteRequested:
+    """An issued invoice is never edited: it is corrected by a credit note that refers to it."""
+    left = invoice.gross_total - invoice.credited
+    if left <= 0:
+        raise InvalidTransition("invoice", "credited in full", "credit it again")
+    if command.amount is None:
+        if invoice.credited:
+            raise Invalid("amount", f"part of {invoice.number} is credited already: name the amount "
+                                    f"to credit (at most {left} {invoice.currency})")
+        amount, whole = invoice.gross_total, True
+    else:
+        if command.amount > left:
+            raise Invalid("amount", f"at most {left} {invoice.currency} of {invoice.number} is left to credit")
+        if command.amount.as_tuple().exponent < -2:  # type: ignore[operator]
+            raise Invalid("amount", f"{invoice.currency} has cents: at most 2 decimal places")
+        if invoice.vat_rates > 1:
+            raise Invalid("amount", f"{invoice.number} has several VAT rates: credit it whole (no amount) "
+                                    "and issue what is right again")
+        amount, whole = command.amount, command.amount == invoice.gross_total and not invoice.credited
+    return CreditNoteRequested(id=invoice.id, request_id=derived_id(invoice.id, invoice.version, "credit"),
+                               reason=command.reason, amount=amount, whole=whole)

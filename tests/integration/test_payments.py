@@ -17,7 +17,7 @@ from invoicer.service import stream_env as settings_of
 from services.app import JobstreamApp
 
 from tests.integration.conftest import Api, stored
-from tests.integration.test_invoicer import Office, invoice_all, invoices, price_list
+from tests.integration.test_invoicer import YEAR, Office, invoice_all, invoices, price_list
 
 
 def camt(entries: list[tuple[str, str, str, str, str]], statement: str = "STMT-1") -> bytes:
@@ -213,3 +213,96 @@ def test_dunning_reminds_on_schedule_and_never_reminds_a_paid_invoice(api: Api, 
     assert [(r.id, r.step, r.level, r.days_overdue, r.escalate_to) for r in reminders] == [
         (unpaid.id, 1, "friendly", 3, ""), (unpaid.id, 2, "firm", 20, ""), (unpaid.id, 3, "escalation", 45, "olga")]
     assert all(r.outstanding == unpaid.gross_total for r in reminders)
+
+
+def render_documents(env: dict[str, str]) -> None:
+    from invoicer.service import DocumentWriter
+
+    async def run() -> None:
+        connection = await NatsConnection.open_on_running_loop(settings_of(env))
+        try:
+            await DocumentWriter(connection).catch_up()
+        finally:
+            await connection.aclose()
+
+    asyncio.run(run())
+
+
+def test_credit_notes_correct_an_invoice_by_reference(api: Api, stream_env: dict[str, str],
+                                                      read_model_url: str, tmp_path: Path) -> None:
+    import io
+    import subprocess
+    import sys
+
+    from pypdf import PdfReader
+
+    from tests.integration.test_einvoice import VALIDATOR
+
+    from fastapi.testclient import TestClient
+
+    from events.contract import CreditNoteIssued, InvoiceCredited
+    from read_api.app import Settings as ReadSettings
+    from read_api.app import create_app as create_read_app
+    from tests.conftest import Projectors
+
+    from invoicer.pricing import Seller
+
+    seller = Settings(seller=Seller(vat_id="PL5261040828"))  # an e-invoice names the seller's VAT id
+    price_list(api.jobstream)
+    office = Office(api.jobstream)
+    office.completed_job()
+    office.completed_job(minutes=30)
+    asyncio.run(invoice_all(stream_env, settings=seller))
+    wrong, partly = sorted(invoices(api.jobstream)[0], key=lambda i: -i.gross_total)  # 181.50 and 60.50
+
+    assert api.post(f"/invoices/{wrong.id}/credit-notes", {"reason": "x"}, who="accountant").status_code == 403
+    assert api.post(f"/invoices/{wrong.id}/credit-notes", {"reason": "  "}).status_code == 422
+    too_much = api.post(f"/invoices/{partly.id}/credit-notes", {"reason": "discount", "amount": "70.00"})
+    assert too_much.status_code == 422 and "at most 60.50 CZK" in too_much.text
+    api.ok(f"/invoices/{wrong.id}/credit-notes", {"reason": "invoiced to the wrong customer"})
+    api.ok(f"/invoices/{partly.id}/credit-notes", {"reason": "goodwill discount", "amount": "12.10"})
+    again = api.post(f"/invoices/{wrong.id}/credit-notes", {"reason": "again"})
+    assert again.status_code == 409 and "credited in full" in again.text
+    asyncio.run(invoice_all(stream_env, settings=seller))
+    asyncio.run(invoice_all(stream_env, settings=seller))  # redelivered: no second credit note
+    render_documents(stream_env)
+
+    notes, credited = stored(api.jobstream, CreditNoteIssued, InvoiceCredited)
+    assert [(n.number, n.invoice_number, n.gross_total) for n in notes] == [
+        (f"KOR/{YEAR}/000001", wrong.number, Decimal("181.50")), (f"KOR/{YEAR}/000002", partly.number,
+                                                                   Decimal("12.10"))]
+    assert notes[0].lines == wrong.lines and notes[0].vat == wrong.vat  # the whole invoice, line by line
+    (line,) = notes[1].lines
+    assert (line.net, notes[1].vat_total) == (Decimal("10.00"), Decimal("2.10"))  # 12.10 gross at 21 %
+    assert [c.amount for c in credited] == [Decimal("181.50"), Decimal("12.10")]
+
+    projectors = Projectors(stream_env, read_model_url)
+    try:
+        projectors.wait(api.jobstream.recorder.max_notification_id() or 0)
+        settings = ReadSettings(read_model_url=read_model_url, stream_env=stream_env, wait_seconds=10)
+        headers = {"Authorization": f"Bearer {api.tokens['accountant']}"}
+        with TestClient(create_read_app(settings), headers=headers) as reader:
+            rows = {i["number"]: i for i in reader.get("/api/invoices").json()}
+            assert (rows[wrong.number]["status"], rows[wrong.number]["credit_notes"]) == (
+                "credited", [f"KOR/{YEAR}/000001"])
+            assert (rows[partly.number]["status"], rows[partly.number]["credited"]) == ("issued", "12.10")
+            trial = reader.get("/api/ledger/trial-balance").json()
+            assert trial["unbalanced"] == {}
+            balance = {b["account"]: b["balance"] for b in trial["balances"]}
+            assert balance["receivables"] == "48.40"  # 60.50 - 12.10; the wrong invoice nets to nothing
+            (owed,) = reader.get("/api/receivables/aging").json()
+            assert owed["total"] == "48.40"
+            pdf = reader.get(f"/credit-notes/{notes[0].id}.pdf")
+            assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+            text = PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+            assert "Credit note" in text and f"KOR/{YEAR}/000001" in text
+            assert f"Corrects invoice {wrong.number}" in text
+            xml = reader.get(f"/credit-notes/{notes[1].id}.xml")
+            assert xml.status_code == 200 and b"<cbc:CreditNoteTypeCode>381</cbc:CreditNoteTypeCode>" in xml.content
+            if VALIDATOR.exists():
+                (tmp_path / "note.xml").write_bytes(xml.content)
+                checked = subprocess.run([sys.executable, str(VALIDATOR), str(tmp_path / "note.xml")],
+                                         capture_output=True, text=True, timeout=120)
+                assert checked.returncode == 0, checked.stdout
+    finally:
+        projectors.stop()
