@@ -4,8 +4,10 @@ finds them, the rest in the office's review queue; payments the office records b
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from events.contract import BankStatementImported, PaymentApplied, StatementLineUnmatched, decode_event
@@ -37,15 +39,20 @@ def camt(entries: list[tuple[str, str, str, str, str]], statement: str = "STMT-1
   </Stmt></BkToCstmrStmt></Document>""".encode()
 
 
-def match_all(env: dict[str, str]) -> None:
+def catch_up(env: dict[str, str], consumer: Callable[[NatsConnection], Any]) -> None:
+    """One consumer of the invoicer's, on its own connection, through what is stored now."""
     async def run() -> None:
         connection = await NatsConnection.open_on_running_loop(settings_of(env))
         try:
-            await PaymentMatcher(connection).catch_up()
+            await consumer(connection).catch_up()
         finally:
             await connection.aclose()
 
     asyncio.run(run())
+
+
+def match_all(env: dict[str, str]) -> None:
+    catch_up(env, PaymentMatcher)
 
 
 def payments(app: JobstreamApp) -> tuple[list[PaymentApplied], list[StatementLineUnmatched]]:
@@ -218,14 +225,7 @@ def test_dunning_reminds_on_schedule_and_never_reminds_a_paid_invoice(api: Api, 
 def render_documents(env: dict[str, str]) -> None:
     from invoicer.service import DocumentWriter
 
-    async def run() -> None:
-        connection = await NatsConnection.open_on_running_loop(settings_of(env))
-        try:
-            await DocumentWriter(connection).catch_up()
-        finally:
-            await connection.aclose()
-
-    asyncio.run(run())
+    catch_up(env, DocumentWriter)
 
 
 def test_credit_notes_correct_an_invoice_by_reference(api: Api, stream_env: dict[str, str],
