@@ -41,6 +41,7 @@ from events.jetstream import NatsConnection
 from projections.audit import Criteria, Entry, replay, write_entries
 from projections.rows import InvoiceRow, JobRow, UserRow
 from projections.runner import stream_settings
+from read_api import links
 from read_api.queries import PAGE_TTL, BoardFilter, ReadModels, Unavailable
 
 HERE = Path(__file__).parent
@@ -55,6 +56,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     command_api_url: str = "http://127.0.0.1:8000"
     timezone: str = "UTC"
     wait_seconds: float = 5.0
+    link_secret: str = ""  # signs the links customers open their invoices with (none: no links)
+    public_url: str = ""  # where customers reach this read API, for those links
 
 
 class Refused(Exception):
@@ -247,8 +250,8 @@ def create_app(settings: Settings) -> FastAPI:
         billing_readers(who)
         return json(await invoice_or_404(request, invoice_id))
 
-    async def stored_document(request: Request, who: UserRow, invoice_id: UUID, kind: str) -> Response:
-        billing_readers(who)
+    async def stored_document(request: Request, invoice_id: UUID, kind: str) -> Response:
+        """The invoice's stored PDF or XML, checked against the hash recorded when it was stored."""
         found = await invoice_or_404(request, invoice_id)
         name, digest = (found.document, found.document_sha256) if kind == "pdf" else (
             found.xml_document, found.xml_sha256)
@@ -294,16 +297,42 @@ def create_app(settings: Settings) -> FastAPI:
     async def credit_note_xml(request: Request, who: User, note_id: UUID) -> Response:
         return await credit_note_document(request, who, note_id, "xml")
 
+    @app.get("/api/invoices/{invoice_id}/link", tags=["billing"],
+             summary="A signed link the customer opens the invoice's PDF with, without an account")
+    async def api_invoice_link(request: Request, who: User, invoice_id: UUID,
+                               days: Annotated[int, Query(ge=1, le=365)] = links.DEFAULT_DAYS) -> Response:
+        billing_readers(who)
+        found = await invoice_or_404(request, invoice_id)
+        if not settings.link_secret:
+            raise Refused(503, "customer links are off: set JOBSTREAM_LINK_SECRET")
+        token, expires = links.sign(found.id, settings.link_secret, days)
+        base = settings.public_url or str(request.base_url).rstrip("/")
+        return json({"invoice": found.number, "url": f"{base}/d/{token}",
+                     "expires": datetime.fromtimestamp(expires, UTC).isoformat()})
+
+    @app.get("/d/{token}", tags=["billing"], response_class=Response, openapi_extra={"security": []},
+             summary="The invoice's PDF through a signed link (for the customer; no sign-in)",
+             responses={200: {"content": {"application/pdf": {}}}, 403: {"description": "altered or expired"}})
+    async def customer_document(request: Request, token: str) -> Response:
+        try:
+            invoice_id = links.verify(token, settings.link_secret)
+        except links.BadLink as bad:
+            return templates.TemplateResponse(request, "message.html", {
+                "title": "Link not valid", "message": str(bad), "user": None}, status_code=403)
+        return await stored_document(request, invoice_id, "pdf")
+
     @app.get("/invoices/{invoice_id}.pdf", tags=["billing"], summary="The invoice's PDF, as stored",
              response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
     async def invoice_pdf(request: Request, who: User, invoice_id: UUID) -> Response:
-        return await stored_document(request, who, invoice_id, "pdf")
+        billing_readers(who)
+        return await stored_document(request, invoice_id, "pdf")
 
     @app.get("/invoices/{invoice_id}.xml", tags=["billing"],
              summary="The invoice as an EN 16931 e-invoice (UBL 2.1), as stored",
              response_class=Response, responses={200: {"content": {"application/xml": {}}}})
     async def invoice_xml(request: Request, who: User, invoice_id: UUID) -> Response:
-        return await stored_document(request, who, invoice_id, "xml")
+        billing_readers(who)
+        return await stored_document(request, invoice_id, "xml")
 
     async def invoice_preview(request: Request, job_id: UUID) -> dict[str, Any]:
         """The invoicer's dry run for a job, asked over NATS (request-reply)."""
@@ -828,13 +857,19 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def app_from_environment() -> FastAPI:
-    """For `uvicorn --factory` (several workers): settings from the environment."""
+def settings_from_environment() -> Settings:
     import os
 
-    return create_app(Settings(
+    return Settings(
         read_model_url=os.environ["READ_MODEL_URL"],
         command_api_url=os.environ.get("COMMAND_API_URL", "http://127.0.0.1:8000"),
         timezone=os.environ.get("JOBSTREAM_TIMEZONE", "UTC"),
         stream_env={key: os.environ.get(key, "") for key in ("NATS_URL", "NATS_STREAM", "NATS_SUBJECT_PREFIX")},
-    ))
+        link_secret=os.environ.get("JOBSTREAM_LINK_SECRET", ""),
+        public_url=os.environ.get("JOBSTREAM_PUBLIC_URL", ""),
+    )
+
+
+def app_from_environment() -> FastAPI:
+    """For `uvicorn --factory` (several workers): settings from the environment."""
+    return create_app(settings_from_environment())

@@ -13,7 +13,7 @@ import sys
 
 import uvicorn
 
-from read_api.app import Settings, create_app
+from read_api.app import create_app, settings_from_environment
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,12 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         uvicorn.run("read_api.app:app_from_environment", factory=True, workers=args.workers,
                     host=args.host, port=args.port, log_level="warning", access_log=False)
         return 0
-    settings = Settings(
-        read_model_url=os.environ["READ_MODEL_URL"],
-        command_api_url=os.environ.get("COMMAND_API_URL", "http://127.0.0.1:8000"),
-        timezone=os.environ.get("JOBSTREAM_TIMEZONE", "UTC"),
-        stream_env={key: os.environ.get(key, "") for key in ("NATS_URL", "NATS_STREAM", "NATS_SUBJECT_PREFIX")},
-    )
+    settings = settings_from_environment()
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning",
                 access_log=False)
     return 0

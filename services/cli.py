@@ -82,8 +82,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             f"(data in {self.data_dir}) or set NATS_URL."
         )
 
+    def link_secret(self) -> str:
+        """The secret customers' invoice links are signed with: JOBSTREAM_LINK_SECRET, else one
+        made once and kept in the data directory (readable by its owner only)."""
+        given = os.environ.get("JOBSTREAM_LINK_SECRET")
+        if given:
+            return given
+        path = self.data_dir / "link.secret"
+        if not path.exists():
+            import secrets
+
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(32))
+        return path.read_text().strip()
+
     def env(self, url: str | None = None) -> dict[str, str]:
         return {
+            "JOBSTREAM_LINK_SECRET": self.link_secret(),
             "PERSISTENCE_MODULE": "events.jetstream",
             "NATS_URL": url or self.resolved_url(),
             "NATS_STREAM": self.stream,

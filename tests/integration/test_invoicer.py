@@ -252,8 +252,18 @@ def test_the_invoice_pdf_is_stored_once_and_served_to_the_office(
     try:
         projectors.wait(api.jobstream.recorder.max_notification_id() or 0)
         office = api.tokens["office"]
-        settings = ReadSettings(read_model_url=read_model_url, stream_env=stream_env, wait_seconds=10)
+        settings = ReadSettings(read_model_url=read_model_url, stream_env=stream_env, wait_seconds=10,
+                                link_secret="test-secret", public_url="https://billing.example")
         with TestClient(create_read_app(settings), headers={"Authorization": f"Bearer {office}"}) as reader:
+            link = reader.get(f"/api/invoices/{invoice.id}/link").json()
+            assert link["url"].startswith("https://billing.example/d/")
+            path = link["url"].removeprefix("https://billing.example")
+            with TestClient(create_read_app(settings)) as customer:  # no token, no cookie
+                opened = customer.get(path)
+                assert opened.status_code == 200 and opened.content.startswith(b"%PDF")
+                assert customer.get(path[:-3] + "abc").status_code == 403
+                signed_out = customer.get(f"/invoices/{invoice.id}.pdf", follow_redirects=False)
+                assert signed_out.status_code == 303 and signed_out.headers["location"].startswith("/login")
             listed = reader.get("/api/invoices").json()
             assert [(i["number"], i["gross_total"], i["currency"]) for i in listed] == [
                 (invoice.number, "221.40", "PLN")]  # 1.5 h at 120.00 plus 23 %
@@ -333,3 +343,27 @@ def test_the_dry_run_shows_what_completing_the_job_would_invoice(
         projectors.stop()
         loop.run(connection.aclose())
         loop.stop()
+
+
+def test_a_signed_link_opens_the_pdf_for_the_customer_and_nothing_else() -> None:
+    import time as clock
+    import uuid as uuids
+
+    import pytest
+
+    from read_api import links
+
+    invoice = uuids.uuid4()
+    token, expires = links.sign(invoice, "s3cret", days=30)
+    assert links.verify(token, "s3cret") == invoice
+    assert expires > clock.time() + 29 * 86400
+    body, _, mac = token.partition(".")
+    other = links.sign(uuids.uuid4(), "s3cret")[0].partition(".")[0]
+    for altered, why in [(f"{other}.{mac}", "not valid"), (token, "not valid"), (token, "expired")]:
+        with pytest.raises(links.BadLink, match=why):
+            if why == "expired":
+                links.verify(altered, "s3cret", now=expires + 1)
+            elif altered == token:
+                links.verify(altered, "another secret")
+            else:
+                links.verify(altered, "s3cret")
