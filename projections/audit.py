@@ -31,11 +31,11 @@ import msgspec
 from eventsourcing.persistence import Notification
 
 from events.contract import (
-    Event, InvoiceIssued, InvoiceNumberAllocated, InvoicingHeld, JobCompleted, JobEvent, JobInvoiced, JobNotBilled,
+    Event, InvoiceEvent, InvoiceIssued, InvoiceNumberAllocated, InvoicingHeld, JobCompleted, JobEvent, JobInvoiced, JobNotBilled,
     JobReopened, JobRequested, decode_event,
 )
 from events.jetstream import PAGE, NatsConnection, notification_of
-from projections.rows import JobRow, evolve_job, iso, summary
+from projections.rows import InvoiceRow, JobRow, evolve_invoice, evolve_job, invoice_status, iso, summary
 from projections.runner import Runner, build, stream_settings
 
 # --- reading the log --------------------------------------------------------------------
@@ -202,19 +202,40 @@ def _check_event(verdict: Verdict, chains: dict[str, tuple[int, str, int]], sequ
 # --- as-of ------------------------------------------------------------------------------
 
 
-async def job_as_of(connection: NatsConnection, job_id: UUID, moment: datetime) -> tuple[JobRow | None, list[Entry]]:
-    """The job as it stood at ``moment``, folded from its own events by the board's code."""
+async def _events_until(connection: NatsConnection, aggregate_id: UUID,
+                        moment: datetime) -> list[tuple[Notification, Event]]:
+    """An aggregate's events up to ``moment``, from the stream."""
     stored = await connection.direct_batch(
-        {"seq": 1, "next_by_subj": connection.settings.aggregate_filter("events", job_id), "batch": PAGE})
-    row: JobRow | None = None
-    entries = []
+        {"seq": 1, "next_by_subj": connection.settings.aggregate_filter("events", aggregate_id), "batch": PAGE})
+    found = []
     for msg in stored:
         notification = notification_of(msg)
         event = decode_event(notification.state)
         if event.meta is not None and event.meta.occurred_at > moment:
             break
+        found.append((notification, event))
+    return found
+
+
+async def job_as_of(connection: NatsConnection, job_id: UUID, moment: datetime) -> tuple[JobRow | None, list[Entry]]:
+    """The job as it stood at ``moment``, folded from its own events by the board's code."""
+    row: JobRow | None = None
+    entries = []
+    for notification, event in await _events_until(connection, job_id, moment):
         assert isinstance(event, JobEvent)
         row = evolve_job(row, event, notification.id)
+        entries.append(entry_of(notification, event))
+    return row, entries
+
+
+async def invoice_as_of(connection: NatsConnection, invoice_id: UUID,
+                        moment: datetime) -> tuple[InvoiceRow | None, list[Entry]]:
+    """The invoice as it stood at ``moment`` (issued, paid, credited, reminded), by the board's code."""
+    row: InvoiceRow | None = None
+    entries = []
+    for notification, event in await _events_until(connection, invoice_id, moment):
+        if isinstance(event, InvoiceEvent):
+            row = evolve_invoice(row, event, notification.id)
         entries.append(entry_of(notification, event))
     return row, entries
 
@@ -466,7 +487,34 @@ async def _command(args: argparse.Namespace, connection: NatsConnection, read_mo
         for problem in found.problems:
             print(f"  - {problem}")
         return 1
+    if args.audit_command == "as-of" and args.invoice:
+        moment = _moment(args.at)
+        invoice, entries = await invoice_as_of(connection, _id(args.invoice, "--invoice"), moment)
+        if invoice is None:
+            print(f"Invoice {args.invoice} was not issued yet at {moment.isoformat()}.")
+            return 1
+        if args.json:
+            out.write(msgspec.json.encode({"as_of": moment, "invoice": invoice, "events": entries}).decode() + "\n")
+            return 0
+        print(f"Invoice {invoice.number} as it stood at {moment.isoformat()}:")
+        status = invoice_status(invoice, moment.date().isoformat())
+        for key, value in [("customer", invoice.customer), ("issued", invoice.issue_date), ("due", invoice.due_date),
+                           ("total", f"{invoice.gross_total} {invoice.currency}"), ("status", status),
+                           ("paid", invoice.paid), ("credited", invoice.credited),
+                           ("credit notes", ", ".join(invoice.credit_notes)), ("reminded", invoice.reminder)]:
+            if value not in ("", "0.00"):
+                print(f"  {key:<14} {value}")
+        if invoice.issued is not None:
+            for line in invoice.issued.lines:
+                print(f"  line           {line.description}: {line.quantity} {line.unit} × {line.unit_price}"
+                      f" = {line.net} (VAT {line.vat_rate} %)")
+        print(f"Its {len(entries)} event(s) up to then:")
+        for entry in entries:
+            print("  " + table_line(entry))
+        return 0
     if args.audit_command == "as-of":
+        if not args.job:
+            raise SystemExit("jobstream audit as-of: name --job ID or --invoice ID")
         moment = _moment(args.at)
         row, entries = await job_as_of(connection, _id(args.job, "--job"), moment)
         if row is None:
@@ -532,8 +580,9 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--out", help="file to write (default: standard output)")
     commands.add_parser("verify", help="prove the log whole and untampered")
     commands.add_parser("reconcile", help="every completed job has one invoice or a reason; numbers have no gaps")
-    sub = commands.add_parser("as-of", help="a job as it stood at a moment")
-    sub.add_argument("--job", required=True)
+    sub = commands.add_parser("as-of", help="a job or an invoice as it stood at a moment")
+    sub.add_argument("--job", default="")
+    sub.add_argument("--invoice", default="", help="an invoice's id (as /api/invoices lists them)")
     sub.add_argument("--at", required=True, help="e.g. 2026-11-23T10:00:00Z")
     sub.add_argument("--json", action="store_true")
     sub = commands.add_parser("rebuild", help="rebuild every projection afresh and compare with the live one")

@@ -124,3 +124,33 @@ def test_verify_catches_a_tampered_copy_of_the_data_and_names_the_event(tmp_path
     assert any(f"v{version + 1} of events.job.{note['aggregate_id']})" in line
                and f"versions {version}..{version} of this aggregate are missing" in line
                for line in lines), found.stdout
+
+
+def test_as_of_shows_an_invoice_as_it_stood_and_reconcile_checks_billing(
+        api: Api, stream_env: dict[str, str]) -> None:
+    import asyncio
+    from datetime import timedelta
+
+    from events.contract import InvoiceIssued, PaymentApplied
+    from tests.integration.conftest import stored
+    from tests.integration.test_invoicer import Office, invoice_all, price_list
+
+    price_list(api.jobstream)
+    Office(api.jobstream).completed_job()
+    asyncio.run(invoice_all(stream_env))
+    (invoice,) = stored(api.jobstream, InvoiceIssued)[0]
+    api.ok(f"/invoices/{invoice.id}/payments", {"amount": "100.00", "received_on": "2026-11-24"})
+    (payment,) = stored(api.jobstream, PaymentApplied)[0]
+    between = invoice.meta.occurred_at + (payment.meta.occurred_at - invoice.meta.occurred_at) / 2  # type: ignore[union-attr]
+
+    before = audit(stream_env, "as-of", "--invoice", str(invoice.id), "--at", between.isoformat())
+    assert before.returncode == 0, before.stderr
+    assert "status         issued" in before.stdout and "\n  paid " not in before.stdout
+    after = audit(stream_env, "as-of", "--invoice", str(invoice.id),
+                  "--at", (payment.meta.occurred_at + timedelta(seconds=1)).isoformat())  # type: ignore[union-attr]
+    assert "status         partially paid" in after.stdout and "paid           100.00" in after.stdout
+    assert "Repair work: 3 started_hour × 50.00 = 150.00 (VAT 21 %)" in after.stdout
+
+    reconciled = audit(stream_env, "reconcile")
+    assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
+    assert "1 completed jobs: 1 invoiced" in reconciled.stdout
