@@ -403,8 +403,9 @@ class Invoicer(Consumer):
 
 
 class DocumentWriter(Consumer):
-    """Renders each issued invoice to PDF and to EN 16931 UBL XML, puts both in the documents
-    object store, and records their hashes on the invoice (two InvoiceDocumentStored), once."""
+    """Renders each issued invoice to a Factur-X PDF (PDF/A-3 with its CII XML) and to EN 16931
+    UBL XML, and each credit note to PDF and UBL; puts them in the documents object store and
+    records their hashes (two ...DocumentStored events), once."""
 
     name = "invoicer-documents"
     triggers = frozenset({"InvoiceIssued", "CreditNoteIssued"})
@@ -421,7 +422,7 @@ class DocumentWriter(Consumer):
             return "skipped"
         issued = next(e for e in document.events if isinstance(e, InvoiceIssued | CreditNoteIssued))
         started = time.perf_counter()
-        pdf = await asyncio.to_thread(invoice_pdf, issued, self.branding)
+        pdf = await asyncio.to_thread(render_pdf, issued, self.branding)
         self.render_seconds.append(time.perf_counter() - started)
         renderings = [("pdf", "application/pdf", pdf), ("xml", "application/xml", ubl_invoice(issued))]
         folder = "credit-notes" if stored_type is CreditNoteDocumentStored else "invoices"
@@ -434,6 +435,16 @@ class DocumentWriter(Consumer):
                                       sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
         await self.save(notification, [(issued.id, document, stored)])
         return "stored"
+
+
+def render_pdf(document: InvoiceIssued | CreditNoteIssued, branding: Branding) -> bytes:
+    """An invoice's PDF is a Factur-X (PDF/A-3 with its CII XML inside); a credit note's is plain."""
+    pdf = invoice_pdf(document, branding)
+    if isinstance(document, InvoiceIssued):
+        from invoicer.facturx import facturx_pdf
+
+        return facturx_pdf(pdf, document)
+    return pdf
 
 
 def document_name(document_id: UUID, kind: str = "pdf", folder: str = "invoices") -> str:

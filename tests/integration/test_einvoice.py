@@ -100,6 +100,31 @@ def test_invoices_pass_the_official_en16931_rules(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not VALIDATOR.exists(), reason="the EN 16931 validator (../shared/tools/einvoice) is not here")
+def test_the_stored_pdf_is_a_valid_factur_x(tmp_path: Path) -> None:
+    from invoicer.documents import Branding
+    from invoicer.service import render_pdf
+
+    abroad = Address(street="Lindenstraße 40", city="Leipzig", postal_code="04109", country="DE")
+    documents = {
+        "reverse-charge-de": issued(Buyer(id=uuid.uuid4(), name="Weber Hausverwaltung GmbH", billing_address=abroad,
+                                          vat_id="DE811569869", currency="EUR", language="de"),
+                                    time_entry(130), material("filter", "2")),
+        "several-rates-pl": issued(Buyer(id=uuid.uuid4(), name="Piekarnia Kowalski", currency="PLN", language="pl",
+                                         billing_address=Address(street="ul. Mariacka 7", city="Kraków",
+                                                                 postal_code="31-042", country="PL")),
+                                   time_entry(45), material("filter", "1")),
+    }
+    files = []
+    for name, invoice in documents.items():
+        path = tmp_path / f"{name}.pdf"
+        path.write_bytes(render_pdf(invoice, Branding()))
+        files.append(str(path))
+    result = subprocess.run([sys.executable, str(VALIDATOR), *files], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("VALID") == 2 and '"pdfa": "3B"' in result.stdout
+
+
+@pytest.mark.skipif(not VALIDATOR.exists(), reason="the EN 16931 validator (../shared/tools/einvoice) is not here")
 def test_the_validator_would_catch_a_wrong_total(tmp_path: Path) -> None:
     home = Address(street="ul. Mariacka 7", city="Kraków", postal_code="31-042", country="PL")
     invoice = issued(Buyer(id=uuid.uuid4(), name="Piekarnia Kowalski", billing_address=home, currency="PLN"),

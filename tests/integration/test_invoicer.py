@@ -271,6 +271,10 @@ def test_the_invoice_pdf_is_stored_once_and_served_to_the_office(
             assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
             text = PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
             assert "Faktura" in text and "Piekarnia Kowalski – Łódź" in text and "221,40 zł" in text
+            from facturx import get_xml_from_pdf
+
+            name, embedded = get_xml_from_pdf(pdf.content, check_xsd=False)
+            assert name == "factur-x.xml" and f"<ram:ID>{invoice.number}</ram:ID>".encode() in embedded
             xml = reader.get(f"/invoices/{invoice.id}.xml")
             assert xml.status_code == 200 and f"<cbc:ID>{invoice.number}</cbc:ID>".encode() in xml.content
             page = reader.get(f"/jobs/{job}")

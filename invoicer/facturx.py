@@ -1,0 +1,179 @@
+"""Factur-X (EN 16931 profile): the invoice PDF as PDF/A-3 with its CII XML inside.
+
+The CII XML (UN/CEFACT Cross Industry Invoice D16B) carries the same amounts as the UBL and
+the PDF, from the InvoiceIssued event alone. The PDF from xhtml2pdf (fonts embedded, DejaVu
+only) gets an sRGB output intent with pikepdf; the factur-x package then writes the XMP
+(PDF/A-3 identification and the Factur-X extension schema) and attaches the XML as
+``factur-x.xml`` with the Data relationship. A valid German B2B e-invoice, and a PDF any
+person can read.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+from decimal import Decimal
+from xml.etree import ElementTree as ET
+
+from events.contract import Address, InvoiceIssued, InvoiceLine, Party
+from invoicer.einvoice import UNIT_CODES
+
+NS = {
+    "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
+    "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100",
+    "udt": "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100",
+    "qdt": "urn:un:unece:uncefact:data:standard:QualifiedDataType:100",
+}
+for _prefix, _uri in NS.items():
+    ET.register_namespace(_prefix, _uri)
+
+
+def _add(parent: ET.Element, tag: str, text: object = None, **attributes: str) -> ET.Element:
+    prefix, _, name = tag.partition(":")
+    element = ET.SubElement(parent, f"{{{NS[prefix]}}}{name}", attributes)
+    if text is not None:
+        element.text = str(text)
+    return element
+
+
+def _day(parent: ET.Element, tag: str, iso_day: str) -> None:
+    _add(_add(parent, tag), "udt:DateTimeString", date.fromisoformat(iso_day).strftime("%Y%m%d"), format="102")
+
+
+def _plain(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return text if text not in ("-0", "") else "0"
+
+
+def _money(value: Decimal) -> str:
+    return f"{value:.2f}"
+
+
+def _address(parent: ET.Element, address: Address | None) -> None:
+    element = _add(parent, "ram:PostalTradeAddress")
+    if address is not None:
+        _add(element, "ram:PostcodeCode", address.postal_code)
+        _add(element, "ram:LineOne", address.street)
+        _add(element, "ram:CityName", address.city)
+    _add(element, "ram:CountryID", address.country if address else "")
+
+
+def _party(parent: ET.Element, tag: str, party: Party) -> None:
+    element = _add(parent, tag)
+    _add(element, "ram:Name", party.name)
+    _address(element, party.address)
+    if party.email:
+        _add(_add(element, "ram:URIUniversalCommunication"), "ram:URIID", party.email, schemeID="EM")
+    if party.vat_id:
+        _add(_add(element, "ram:SpecifiedTaxRegistration"), "ram:ID", party.vat_id, schemeID="VA")
+
+
+def _line(parent: ET.Element, number: int, line: InvoiceLine) -> None:
+    item = _add(parent, "ram:IncludedSupplyChainTradeLineItem")
+    _add(_add(item, "ram:AssociatedDocumentLineDocument"), "ram:LineID", number)
+    product = _add(item, "ram:SpecifiedTradeProduct")
+    _add(product, "ram:SellerAssignedID", line.code)
+    _add(product, "ram:Name", line.description or line.code)
+    price = _add(_add(item, "ram:SpecifiedLineTradeAgreement"), "ram:NetPriceProductTradePrice")
+    _add(price, "ram:ChargeAmount", _plain(line.unit_price))
+    _add(_add(item, "ram:SpecifiedLineTradeDelivery"), "ram:BilledQuantity", _plain(line.quantity),
+         unitCode=UNIT_CODES.get(line.unit, "C62"))
+    settlement = _add(item, "ram:SpecifiedLineTradeSettlement")
+    tax = _add(settlement, "ram:ApplicableTradeTax")
+    _add(tax, "ram:TypeCode", "VAT")
+    _add(tax, "ram:CategoryCode", line.vat_category)
+    _add(tax, "ram:RateApplicablePercent", _plain(line.vat_rate))
+    _add(_add(settlement, "ram:SpecifiedTradeSettlementLineMonetarySummation"), "ram:LineTotalAmount",
+         _money(line.net))
+
+
+def cii_invoice(invoice: InvoiceIssued) -> bytes:
+    """The invoice as CII XML, EN 16931 profile (the XML of a Factur-X)."""
+    root = ET.Element(f"{{{NS['rsm']}}}CrossIndustryInvoice")
+    context = _add(root, "rsm:ExchangedDocumentContext")
+    _add(_add(context, "ram:GuidelineSpecifiedDocumentContextParameter"), "ram:ID", "urn:cen.eu:en16931:2017")
+    document = _add(root, "rsm:ExchangedDocument")
+    _add(document, "ram:ID", invoice.number)
+    _add(document, "ram:TypeCode", "380")
+    _day(document, "ram:IssueDateTime", invoice.issue_date)
+    if invoice.reverse_charge:
+        _add(_add(document, "ram:IncludedNote"), "ram:Content", "Reverse charge (Art. 196 Directive 2006/112/EC)")
+    transaction = _add(root, "rsm:SupplyChainTradeTransaction")
+    for number, line in enumerate(invoice.lines, start=1):
+        _line(transaction, number, line)
+    agreement = _add(transaction, "ram:ApplicableHeaderTradeAgreement")
+    _add(agreement, "ram:BuyerReference", str(invoice.job_id))
+    _party(agreement, "ram:SellerTradeParty", invoice.seller)
+    _party(agreement, "ram:BuyerTradeParty", invoice.buyer)
+    delivery = _add(transaction, "ram:ApplicableHeaderTradeDelivery")
+    _day(_add(delivery, "ram:ActualDeliverySupplyChainEvent"), "ram:OccurrenceDateTime", invoice.supply_date)
+    settlement = _add(transaction, "ram:ApplicableHeaderTradeSettlement")
+    _add(settlement, "ram:PaymentReference", invoice.payment_reference)
+    _add(settlement, "ram:InvoiceCurrencyCode", invoice.currency)
+    means = _add(settlement, "ram:SpecifiedTradeSettlementPaymentMeans")
+    _add(means, "ram:TypeCode", "30")
+    if invoice.seller.bank_account:
+        _add(_add(means, "ram:PayeePartyCreditorFinancialAccount"), "ram:IBANID",
+             invoice.seller.bank_account.replace(" ", ""))
+    for subtotal in invoice.vat:
+        tax = _add(settlement, "ram:ApplicableTradeTax")
+        _add(tax, "ram:CalculatedAmount", _money(subtotal.vat))
+        _add(tax, "ram:TypeCode", "VAT")
+        if subtotal.category == "AE":
+            _add(tax, "ram:ExemptionReason", "Reverse charge")
+        _add(tax, "ram:BasisAmount", _money(subtotal.taxable))
+        _add(tax, "ram:CategoryCode", subtotal.category)
+        if subtotal.category == "AE":
+            _add(tax, "ram:ExemptionReasonCode", "VATEX-EU-AE")
+        _add(tax, "ram:RateApplicablePercent", _plain(subtotal.rate))
+    _day(_add(settlement, "ram:SpecifiedTradePaymentTerms"), "ram:DueDateDateTime", invoice.due_date)
+    totals = _add(settlement, "ram:SpecifiedTradeSettlementHeaderMonetarySummation")
+    _add(totals, "ram:LineTotalAmount", _money(invoice.net_total))
+    _add(totals, "ram:TaxBasisTotalAmount", _money(invoice.net_total))
+    _add(totals, "ram:TaxTotalAmount", _money(invoice.vat_total), currencyID=invoice.currency)
+    _add(totals, "ram:GrandTotalAmount", _money(invoice.gross_total))
+    _add(totals, "ram:DuePayableAmount", _money(invoice.gross_total))
+    return ET.tostring(root, encoding="UTF-8", xml_declaration=True)
+
+
+def _srgb_profile() -> bytes:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()  # type: ignore[no-any-return]
+
+
+def _only_embedded_fonts(document: object) -> None:
+    """reportlab opens every page with its base font, Helvetica, which is never embedded (PDF/A
+    forbids that) though the invoice draws no glyph in it: point that resource at the page's
+    embedded DejaVu instead."""
+    for page in document.pages:  # type: ignore[attr-defined]
+        fonts = page.obj.get("/Resources", {}).get("/Font")
+        if fonts is None:
+            continue
+        embedded = [f for f in fonts.values() if "/FontDescriptor" in f or "/DescendantFonts" in f]
+        for name, font in list(fonts.items()):
+            if "/FontDescriptor" not in font and "/DescendantFonts" not in font and embedded:
+                fonts[name] = embedded[0]
+
+
+def facturx_pdf(pdf: bytes, invoice: InvoiceIssued) -> bytes:
+    """The PDF as a Factur-X: PDF/A-3 with an sRGB output intent and the CII XML attached."""
+    import facturx
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        _only_embedded_fonts(document)
+        icc = document.make_stream(_srgb_profile())
+        icc["/N"] = 3
+        document.Root.OutputIntents = pikepdf.Array([pikepdf.Dictionary(
+            Type=pikepdf.Name.OutputIntent, S=pikepdf.Name.GTS_PDFA1,
+            OutputConditionIdentifier=pikepdf.String("sRGB IEC61966-2.1"), DestOutputProfile=icc)])
+        prepared = io.BytesIO()
+        document.save(prepared)
+    metadata = {"author": invoice.seller.name, "keywords": "Factur-X, invoice",
+                "title": f"{invoice.seller.name}: invoice {invoice.number}",
+                "subject": f"Invoice {invoice.number} dated {invoice.issue_date} issued by {invoice.seller.name}"}
+    made = facturx.generate_from_binary(prepared.getvalue(), cii_invoice(invoice), flavor="factur-x",
+                                        level="en16931", check_xsd=True, pdf_metadata=metadata,
+                                        lang=invoice.language)
+    return made  # type: ignore[no-any-return]
