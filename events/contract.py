@@ -156,6 +156,31 @@ class CustomerDetailsChanged(CustomerEvent, frozen=True, kw_only=True, tag=True)
     price_list_id: UUID | None = None
 
 
+class HoursPackageSold(CustomerEvent, frozen=True, kw_only=True, tag=True):
+    """Prepaid hours: the customer's time is billed from these first."""
+
+    package_id: UUID
+    hours: Decimal
+    warn_below_hours: Decimal = Decimal(2)
+    note: str = ""
+
+
+class PrepaidHoursConsumed(CustomerEvent, frozen=True, kw_only=True, tag=True):
+    """Recorded by the invoicer with the invoice that used the hours."""
+
+    minutes: int
+    job_id: UUID
+    invoice_id: UUID
+    balance_minutes: int  # left after this
+
+
+class PrepaidBalanceLow(CustomerEvent, frozen=True, kw_only=True, tag=True):
+    """The prepaid balance fell below the package's warning level: time to offer another."""
+
+    balance_minutes: int
+    warn_below_minutes: int
+
+
 # technicians
 
 
@@ -623,7 +648,9 @@ class TokenRevoked(TokenEvent, frozen=True, kw_only=True, tag=True):
     reason: str = ""
 
 
-CustomerEvents = CustomerRegistered | CustomerDetailsChanged
+CustomerEvents = (
+    CustomerRegistered | CustomerDetailsChanged | HoursPackageSold | PrepaidHoursConsumed | PrepaidBalanceLow
+)
 TechnicianEvents = (
     TechnicianRegistered | TechnicianDetailsChanged | TechnicianDeactivated
     | TechnicianReactivated | StopwatchStarted | StopwatchStopped
@@ -700,6 +727,18 @@ class ChangeCustomerDetails(Command, frozen=True, kw_only=True, forbid_unknown_f
     currency: Currency | None = None
     payment_terms_days: Annotated[int, Meta(ge=0, le=365)] | None = None
     price_list_id: UUID | None = None
+
+
+class SellHoursPackage(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Prepaid hours for a customer: their time is billed from these first."""
+
+    hours: Quantity
+    warn_below_hours: Quantity = Decimal(2)
+    note: OptionalText = ""
+
+    def __post_init__(self) -> None:
+        check_decimal("hours", self.hours, Decimal(0), Decimal(100_000), low_inclusive=False)
+        check_decimal("warn_below_hours", self.warn_below_hours, Decimal(0), Decimal(100_000))
 
 
 class RegisterTechnician(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):

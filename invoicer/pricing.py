@@ -23,9 +23,9 @@ from msgspec import Struct, structs
 
 from events.contract import (
     ActivityPriced, ActivityRemoved, Address, BillingKind, CustomerDetailsChanged,
-    CustomerRegistered, Event, InvoiceLine, InvoicingHeld, JobCompleted, JobEvent, JobInvoiced,
+    CustomerRegistered, Event, HoursPackageSold, InvoiceLine, InvoicingHeld, JobCompleted, JobEvent, JobInvoiced,
     JobNotBilled, JobReopened, JobRequested, JobSignedOff, Location, MaterialUsed, Party,
-    PriceListCreated, Priority, Status, TimeEntryAdded, TimeEntryCorrected, Unit, VatSubtotal,
+    PrepaidHoursConsumed, PriceListCreated, Priority, Status, TimeEntryAdded, TimeEntryCorrected, Unit, VatSubtotal,
     WorkStarted, WorkStopped,
 )
 
@@ -34,6 +34,7 @@ EU = {
     "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT",
     "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
 }
+TIMED = {Unit.HOUR, Unit.STARTED_HOUR, Unit.QUARTER_HOUR}  # units prepaid hours cover
 LABOUR = "labour"  # the activity time is billed as when it names none and the job type is not priced
 CALL_OUT = "callout"  # priced on a list: charged once per visit to the site
 URGENT = "urgent"  # priced on a list: a flat surcharge on urgent jobs
@@ -127,6 +128,9 @@ def work_of(job_id: UUID, events: Iterable[Event]) -> Work:
 
 class Buyer(Struct, frozen=True, kw_only=True):
     id: UUID
+    version: int = 0
+    prepaid_minutes: int = 0  # left of the prepaid hours packages
+    warn_below_minutes: int = 0
     name: str = ""
     billing_address: Address | None = None
     email: str = ""
@@ -140,11 +144,17 @@ class Buyer(Struct, frozen=True, kw_only=True):
 def buyer_of(customer_id: UUID, events: Iterable[Event]) -> Buyer:
     """The customer as of the last of ``events``; a change sets only the fields it names."""
     buyer = Buyer(id=customer_id)
-    names = set(Buyer.__struct_fields__) - {"id"}
+    names = set(Buyer.__struct_fields__) - {"id", "version", "prepaid_minutes", "warn_below_minutes"}
     for event in events:
+        buyer = structs.replace(buyer, version=buyer.version + 1)
         if isinstance(event, CustomerRegistered | CustomerDetailsChanged):
             changed = {k: v for k, v in msgspec.structs.asdict(event).items() if k in names and v is not None}
             buyer = structs.replace(buyer, **changed)
+        elif isinstance(event, HoursPackageSold):
+            buyer = structs.replace(buyer, prepaid_minutes=buyer.prepaid_minutes + int(event.hours * 60),
+                                    warn_below_minutes=int(event.warn_below_hours * 60))
+        elif isinstance(event, PrepaidHoursConsumed):
+            buyer = structs.replace(buyer, prepaid_minutes=event.balance_minutes)
     return buyer
 
 
@@ -214,6 +224,7 @@ class Bill(Struct, frozen=True, kw_only=True):
 
     lines: list[InvoiceLine]
     vat: list[VatSubtotal]
+    prepaid_minutes_used: int = 0
     net_total: Decimal
     vat_total: Decimal
     gross_total: Decimal
@@ -270,8 +281,12 @@ def _line(kind: str, code: str, description: str, qty: Decimal, unit: str, price
                        vat_category=category, logged_minutes=minutes)
 
 
-def lines_of(work: Work, activities: dict[str, Activity], seller: Seller, reverse: bool) -> list[InvoiceLine]:
-    """The lines of the job's billable work; raises Unpriced naming what has no price."""
+def lines_of(work: Work, activities: dict[str, Activity], seller: Seller, reverse: bool,
+             prepaid_minutes: int = 0) -> list[InvoiceLine]:
+    """The lines of the job's billable work; raises Unpriced naming what has no price.
+
+    Prepaid minutes are used first, activity by activity: each use is a line at no charge
+    showing the time it covered, and only the rest is priced."""
     lines: list[InvoiceLine] = []
     by_activity: dict[str, list[Entry]] = {}
     for entry in work.entries.values():
@@ -283,9 +298,15 @@ def lines_of(work: Work, activities: dict[str, Activity], seller: Seller, revers
         if activity is None:
             raise Unpriced(f"activity {code!r} is on no price list of this customer")
         minutes = sum(e.minutes for e in entries)
-        qty = quantity(activity.unit, minutes, len(entries))
-        lines.append(_line("time", code, activity.name, qty, activity.unit.value, activity.rate,
-                           activity.vat_rate, reverse, minutes, activity.minimum_charge))
+        covered = min(prepaid_minutes, minutes) if activity.unit in TIMED else 0
+        prepaid_minutes -= covered
+        if covered:
+            lines.append(_line("prepaid", code, f"{activity.name} (prepaid hours)", money(Decimal(covered) / 60),
+                               "hour", Decimal(0), activity.vat_rate, reverse, covered))
+        if minutes - covered > 0:
+            qty = quantity(activity.unit, minutes - covered, len(entries))
+            lines.append(_line("time", code, activity.name, qty, activity.unit.value, activity.rate,
+                               activity.vat_rate, reverse, minutes - covered, activity.minimum_charge))
     if work.location is Location.ON_SITE and CALL_OUT in activities and work.visits:
         fee = activities[CALL_OUT]
         lines.append(_line("fee", CALL_OUT, fee.name, Decimal(work.visits), "visit", fee.rate,
@@ -323,7 +344,8 @@ def bill(work: Work, buyer: Buyer, activities: dict[str, Activity], seller: Sell
          now: datetime) -> Bill | Unbillable:
     """What the job bills if it is invoiced at ``now`` (raises Unpriced)."""
     reverse = reverse_charge(seller, buyer)
-    lines = lines_of(work, activities, seller, reverse)
+    prepaid = buyer.prepaid_minutes if work.billing_kind is BillingKind.PAID else 0  # warranty uses none
+    lines = lines_of(work, activities, seller, reverse, prepaid)
     if work.billing_kind is not BillingKind.PAID:
         return Unbillable(reason=work.billing_kind.value, cost=sum((l.net for l in lines), Decimal(0)),
                           currency=buyer.currency)
@@ -334,7 +356,8 @@ def bill(work: Work, buyer: Buyer, activities: dict[str, Activity], seller: Sell
     tax = sum((v.vat for v in vat), Decimal(0))
     issued = local_day(now, seller.timezone)
     supplied = local_day(work.completed_at, seller.timezone) if work.completed_at else issued
-    return Bill(lines=lines, vat=vat, net_total=net, vat_total=tax, gross_total=net + tax,
+    used = sum(line.logged_minutes for line in lines if line.kind == "prepaid")
+    return Bill(lines=lines, vat=vat, prepaid_minutes_used=used, net_total=net, vat_total=tax, gross_total=net + tax,
                 reverse_charge=reverse, currency=buyer.currency, issue_date=issued,
                 supply_date=supplied, due_date=issued + timedelta(days=buyer.payment_terms_days))
 

@@ -34,8 +34,10 @@ from eventsourcing.persistence import IntegrityError, Notification, StoredEvent,
 from eventsourcing.utils import Environment
 
 from events.contract import (
-    Address, CreditNoteDocumentStored, CreditNoteIssued, CreditNoteRequested, Event, EventMeta, InvoiceCredited, InvoiceDocumentStored,
-    InvoiceIssued, InvoiceLine, InvoiceNumberAllocated, InvoicingHeld, JobInvoiced,
+    Address, CreditNoteDocumentStored, CreditNoteIssued, CreditNoteRequested, Event, EventMeta, InvoiceCredited,
+    InvoiceDocumentStored,
+    InvoiceIssued, InvoiceLine, InvoiceNumberAllocated, InvoicingHeld, JobInvoiced, PrepaidBalanceLow,
+    PrepaidHoursConsumed,
     JobNotBilled, Party, Status, decode_event, encode_event, topic_of,
 )
 from events.follow import follow
@@ -122,6 +124,7 @@ class Priced(msgspec.Struct, frozen=True, kw_only=True):
     job: Stored
     work: Work
     buyer: Buyer | None
+    customer: Stored | None = None
     result: Bill | Unbillable | None = None
     problem: str = ""  # why there is no result
 
@@ -259,7 +262,8 @@ class Invoicer(Consumer):
         work = work_of(job_id, job.events)
         if work.customer_id is None:
             return Priced(job=job, work=work, buyer=None, problem=f"no job {job_id}")
-        buyer = buyer_of(work.customer_id, (await self.load(work.customer_id)).events)
+        customer = await self.load(work.customer_id)
+        buyer = buyer_of(work.customer_id, customer.events)
         lists = await self.price_lists()
         # Only lists in the customer's currency apply: a rate in EUR is no rate in CZK.
         own = lists.get(buyer.price_list_id) if buyer.price_list_id else None
@@ -271,8 +275,8 @@ class Invoicer(Consumer):
         try:
             result = bill(work, buyer, merged(own, default), self.settings.seller, now)
         except Unpriced as reason:
-            return Priced(job=job, work=work, buyer=buyer, problem=str(reason))
-        return Priced(job=job, work=work, buyer=buyer, result=result)
+            return Priced(job=job, work=work, buyer=buyer, customer=customer, problem=str(reason))
+        return Priced(job=job, work=work, buyer=buyer, customer=customer, result=result)
 
     async def decide_and_save(self, notification: Notification) -> str:
         if notification.topic == "CreditNoteRequested":
@@ -313,11 +317,21 @@ class Invoicer(Consumer):
             job_type=work.job_type, job_summary=work.summary)
         allocated = InvoiceNumberAllocated(id=series_id, series=self.settings.series, year=year,
                                            sequence=sequence, number=number, invoice_id=invoice_id)
-        await self.save(notification, [
+        touched = [
             (series_id, series, [allocated]),
             (invoice_id, Stored([], 0, ""), [issued]),
             (job_id, job, [JobInvoiced(id=job_id, invoice_id=invoice_id, number=number)]),
-        ])
+        ]
+        if result.prepaid_minutes_used and priced.customer is not None:
+            # in the same batch, at the customer's version as read: two invoices never spend the same hours
+            left = buyer.prepaid_minutes - result.prepaid_minutes_used
+            prepaid: list[Event] = [PrepaidHoursConsumed(id=buyer.id, minutes=result.prepaid_minutes_used,
+                                                         job_id=job_id, invoice_id=invoice_id, balance_minutes=left)]
+            if left < buyer.warn_below_minutes <= buyer.prepaid_minutes:
+                prepaid.append(PrepaidBalanceLow(id=buyer.id, balance_minutes=left,
+                                                 warn_below_minutes=buyer.warn_below_minutes))
+            touched.append((buyer.id, priced.customer, prepaid))
+        await self.save(notification, touched)
         self.issued += 1
         log.info("job %s: invoice %s issued, %s %s", job_id, number, result.gross_total, result.currency)
         return "issued"

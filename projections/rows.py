@@ -20,6 +20,7 @@ from events.contract import (
     CustomerDetailsChanged,
     CustomerRegistered,
     Event,
+    HoursPackageSold,
     InvoiceCredited,
     InvoiceDocumentStored,
     InvoiceEvent,
@@ -27,6 +28,8 @@ from events.contract import (
     InvoicingHeld,
     PaymentApplied,
     PaymentReminderDue,
+    PrepaidBalanceLow,
+    PrepaidHoursConsumed,
     StatementLineUnmatched,
     JobCancelled,
     JobCompleted,
@@ -236,13 +239,25 @@ class CustomerRow(Struct, kw_only=True):
     payment_terms_days: int
     price_list_id: UUID | None
     position: int
+    prepaid_minutes: int = 0  # left of the prepaid hours packages
+    prepaid_low: bool = False
 
 
 def evolve_customer(row: CustomerRow | None, event: Event, position: int) -> CustomerRow | None:
     if isinstance(event, CustomerRegistered):
-        fields = {f: getattr(event, f) for f in CustomerRow.__struct_fields__ if f != "position"}
+        fields = {f: getattr(event, f) for f in CustomerRow.__struct_fields__
+                  if f not in ("position", "prepaid_minutes", "prepaid_low")}
         return CustomerRow(**fields, position=position)
-    if row is None or not isinstance(event, CustomerDetailsChanged):
+    if row is None:
+        return row
+    if isinstance(event, HoursPackageSold):
+        return structs.replace(row, prepaid_minutes=row.prepaid_minutes + int(event.hours * 60), prepaid_low=False,
+                               position=position)
+    if isinstance(event, PrepaidHoursConsumed):
+        return structs.replace(row, prepaid_minutes=event.balance_minutes, position=position)
+    if isinstance(event, PrepaidBalanceLow):
+        return structs.replace(row, prepaid_low=True, position=position)
+    if not isinstance(event, CustomerDetailsChanged):
         return row
     changed = {f: getattr(event, f) for f in event.__struct_fields__
                if f in CustomerRow.__struct_fields__ and f != "id" and getattr(event, f) is not None}

@@ -11,13 +11,13 @@ from msgspec.structs import replace
 
 from events.contract import (
     ActivityPriced, ActivityRemoved, Address, ChangeCustomerDetails, ChangeTechnicianDetails,
-    CreatePriceList, CustomerDetailsChanged, CustomerEvent, CustomerRegistered,
+    CreatePriceList, CustomerDetailsChanged, CustomerEvent, CustomerRegistered, HoursPackageSold, SellHoursPackage,
     DeactivateTechnician, PriceActivity, PriceListCreated, PriceListEvent, ReactivateTechnician,
     RegisterCustomer, RegisterTechnician, RemoveActivity, StopwatchStarted, StopwatchStopped,
     TechnicianDeactivated, TechnicianDetailsChanged, TechnicianEvent, TechnicianReactivated,
     TechnicianRegistered, TokenEvent, TokenIssued, TokenRevoked, Role, Unit,
 )
-from services.domain.common import Context, Forbidden, Invalid, InvalidTransition
+from services.domain.common import Context, Forbidden, Invalid, InvalidTransition, derived_id
 
 OfficeRoles = (Role.OFFICE, Role.ADMIN)
 
@@ -45,7 +45,7 @@ class Customer(msgspec.Struct, frozen=True, kw_only=True):
     price_list_id: UUID | None = None
 
 
-CustomerCommand = RegisterCustomer | ChangeCustomerDetails
+CustomerCommand = RegisterCustomer | ChangeCustomerDetails | SellHoursPackage
 
 
 def decide_customer(command: CustomerCommand, customer: Customer, ctx: Context) -> list[CustomerEvent]:
@@ -62,6 +62,12 @@ def decide_customer(command: CustomerCommand, customer: Customer, ctx: Context) 
             if not changes:
                 raise Invalid("body", "name at least one detail to change")
             return [CustomerDetailsChanged(id=customer.id, **changes)]
+        case SellHoursPackage():
+            if not customer.version:
+                raise InvalidTransition("customer", "not registered", "sell a package")
+            return [HoursPackageSold(id=customer.id, package_id=derived_id(customer.id, customer.version, "hours"),
+                                     hours=command.hours, warn_below_hours=command.warn_below_hours,
+                                     note=command.note)]
         case _:
             assert_never(command)
 

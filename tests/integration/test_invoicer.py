@@ -371,3 +371,25 @@ def test_a_signed_link_opens_the_pdf_for_the_customer_and_nothing_else() -> None
                 links.verify(altered, "another secret")
             else:
                 links.verify(altered, "s3cret")
+
+
+def test_prepaid_hours_are_spent_once_and_a_low_balance_is_flagged(
+        api: Api, stream_env: dict[str, str]) -> None:
+    from events.contract import PrepaidBalanceLow, PrepaidHoursConsumed
+
+    price_list(api.jobstream)
+    office = Office(api.jobstream)
+    package = api.post(f"/customers/{office.customer}/hours-packages", {"hours": "4", "warn_below_hours": "1.5"})
+    assert package.status_code == 200, package.text
+    assert api.post(f"/customers/{office.customer}/hours-packages", {"hours": "0"}).status_code == 422
+    jobs = [office.completed_job(minutes=130), office.completed_job(minutes=130)]
+    asyncio.run(invoice_all(stream_env, replicas=3))  # racing replicas: the same hours are never spent twice
+
+    consumed, low = stored(api.jobstream, PrepaidHoursConsumed, PrepaidBalanceLow)
+    assert [(c.job_id, c.minutes, c.balance_minutes) for c in consumed] == [
+        (jobs[0], 130, 110), (jobs[1], 110, 0)]
+    assert [(l.balance_minutes, l.warn_below_minutes) for l in low] == [(0, 90)]
+    issued = {i.job_id: i for i in invoices(api.jobstream)[0]}
+    assert issued[jobs[0]].gross_total == Decimal("0.00")
+    assert [(l.kind, l.logged_minutes) for l in issued[jobs[1]].lines] == [("prepaid", 110), ("time", 20)]
+    assert issued[jobs[1]].gross_total == Decimal("60.50")  # one started hour at 50.00, plus 21 %

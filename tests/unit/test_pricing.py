@@ -148,3 +148,19 @@ def test_totals_are_the_sums_of_rounded_amounts(items: list[tuple[int, str, int]
     assert result.net_total == sum(l.net for l in result.lines) == sum(v.taxable for v in result.vat)
     assert result.gross_total == result.net_total + sum(v.vat for v in result.vat)
     assert all(l.net == l.net.quantize(Decimal("0.01")) for l in result.lines)
+
+
+def test_prepaid_hours_are_used_first_and_only_the_rest_is_billed() -> None:
+    with_package = Buyer(id=BUYER.id, name="Novák Stavby", billing_address=SITE, currency="CZK", prepaid_minutes=180)
+    first = bill(completed_job(worked(130)), with_package, PRICES, SELLER, NOW)
+    assert not isinstance(first, Unbillable)
+    assert [(l.kind, l.quantity, l.net, l.logged_minutes) for l in first.lines] == [
+        ("prepaid", Decimal("2.17"), Decimal("0.00"), 130)]
+    assert (first.prepaid_minutes_used, first.gross_total) == (130, Decimal("0.00"))
+    rest = Buyer(id=BUYER.id, name="Novák Stavby", billing_address=SITE, currency="CZK", prepaid_minutes=50)
+    second = bill(completed_job(worked(130)), rest, PRICES, SELLER, NOW)
+    assert not isinstance(second, Unbillable)
+    assert [(l.kind, l.quantity, l.logged_minutes) for l in second.lines] == [
+        ("prepaid", Decimal("0.83"), 50), ("time", Decimal(2), 80)]  # 80 minutes bill 2 started hours
+    warranty = bill(completed_job(worked(130), billing_kind=BillingKind.WARRANTY), with_package, PRICES, SELLER, NOW)
+    assert isinstance(warranty, Unbillable) and warranty.cost == Decimal("150.00")  # no prepaid hours spent
