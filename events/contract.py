@@ -174,6 +174,21 @@ class PrepaidHoursConsumed(CustomerEvent, frozen=True, kw_only=True, tag=True):
     balance_minutes: int  # left after this
 
 
+class RetainerAgreed(CustomerEvent, frozen=True, kw_only=True, tag=True):
+    """A monthly flat fee, invoiced on the first of each month from ``first_month`` on."""
+
+    retainer_id: UUID
+    description: str
+    amount: Decimal  # net, in the customer's currency
+    vat_rate: Decimal
+    first_month: str  # YYYY-MM
+
+
+class RetainerEnded(CustomerEvent, frozen=True, kw_only=True, tag=True):
+    retainer_id: UUID
+    last_month: str  # YYYY-MM, the last month invoiced
+
+
 class PrepaidBalanceLow(CustomerEvent, frozen=True, kw_only=True, tag=True):
     """The prepaid balance fell below the package's warning level: time to offer another."""
 
@@ -478,6 +493,8 @@ class InvoiceIssued(InvoiceEvent, frozen=True, kw_only=True, tag=True):
     reverse_charge: bool = False
     job_type: str = ""
     job_summary: str = ""
+    retainer_id: UUID | None = None  # a retainer's monthly invoice: job_id is the retainer's id
+    period: str = ""  # the month a retainer's invoice is for, YYYY-MM
 
 
 class CreditNoteRequested(InvoiceEvent, frozen=True, kw_only=True, tag=True):
@@ -650,6 +667,7 @@ class TokenRevoked(TokenEvent, frozen=True, kw_only=True, tag=True):
 
 CustomerEvents = (
     CustomerRegistered | CustomerDetailsChanged | HoursPackageSold | PrepaidHoursConsumed | PrepaidBalanceLow
+    | RetainerAgreed | RetainerEnded
 )
 TechnicianEvents = (
     TechnicianRegistered | TechnicianDetailsChanged | TechnicianDeactivated
@@ -739,6 +757,27 @@ class SellHoursPackage(Command, frozen=True, kw_only=True, forbid_unknown_fields
     def __post_init__(self) -> None:
         check_decimal("hours", self.hours, Decimal(0), Decimal(100_000), low_inclusive=False)
         check_decimal("warn_below_hours", self.warn_below_hours, Decimal(0), Decimal(100_000))
+
+
+Month = Annotated[str, Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+
+
+class AgreeRetainer(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A monthly flat-rate service agreement, invoiced on schedule."""
+
+    description: Text
+    amount: Money
+    vat_rate: VatRate
+    first_month: Month
+
+    def __post_init__(self) -> None:
+        check_decimal("amount", self.amount, Decimal(0), Decimal("1e9"), low_inclusive=False)
+        check_decimal("vat_rate", self.vat_rate, Decimal(0), Decimal(100))
+
+
+class EndRetainer(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    retainer_id: UUID
+    last_month: Month
 
 
 class RegisterTechnician(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):

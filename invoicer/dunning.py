@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -101,13 +102,16 @@ class Dunning(Consumer):
                 break
         return recorded
 
-    async def run_every(self, seconds: float, stop: asyncio.Event) -> None:
-        while not stop.is_set():
+
+async def every(seconds: float, stop: asyncio.Event, *runs: Callable[[], Awaitable[int]]) -> None:
+    """Run the calendar's jobs (retainers, then dunning) now and every ``seconds`` until stopped."""
+    while not stop.is_set():
+        for run in runs:
             try:
-                await self.run_once()
-            except Exception:  # noqa: BLE001 - a bad run must not end the policy; the next one retries
-                log.exception("dunning run failed; trying again in %s s", seconds)
-            try:
-                await asyncio.wait_for(stop.wait(), seconds)
-            except TimeoutError:
-                pass
+                await run()
+            except Exception:  # noqa: BLE001 - a bad run must not end the schedule; the next one retries
+                log.exception("a scheduled run failed; trying again in %s s", seconds)
+        try:
+            await asyncio.wait_for(stop.wait(), seconds)
+        except TimeoutError:
+            pass

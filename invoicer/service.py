@@ -496,14 +496,16 @@ async def serve(env: dict[str, str], part: str = "all") -> None:
                  await consumer.recorder.max_tracking_id_async(consumer.name) or 0)
     runs = [consumer.run(stop) for consumer in consumers]
     if part in ("all", "issue"):
-        from invoicer.dunning import DEFAULT_SCHEDULE, Dunning, schedule_of
+        from invoicer.dunning import DEFAULT_SCHEDULE, Dunning, every, schedule_of
+        from invoicer.retainers import RetainerBilling
 
         try:
             schedule = schedule_of(env.get("DUNNING_SCHEDULE") or DEFAULT_SCHEDULE)
         except ValueError as error:
             raise SystemExit(str(error)) from None
         dunning = Dunning(connection, schedule, env.get("JOBSTREAM_TIMEZONE") or "UTC")
-        runs.append(dunning.run_every(float(env.get("DUNNING_EVERY_SECONDS") or 3600), stop))
+        retainers = RetainerBilling(connection, settings)
+        runs.append(every(float(env.get("DUNNING_EVERY_SECONDS") or 3600), stop, retainers.run_once, dunning.run_once))
     try:
         await asyncio.gather(*runs)
     finally:

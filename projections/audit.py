@@ -20,6 +20,7 @@ import hashlib
 import os
 import sys
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -328,8 +329,10 @@ async def reconcile(connection: NatsConnection, progress: Callable[[int], None] 
                 settled[event.id], reasons[event.id] = "not billed", event.reason
             case InvoicingHeld():
                 settled[event.id], reasons[event.id] = "held", event.reason
-            case InvoiceIssued():
+            case InvoiceIssued() if event.retainer_id is None:
                 invoices_per_job.setdefault(event.job_id, []).append(event.number)
+            case InvoiceIssued():  # a retainer's month: once per month
+                invoices_per_job.setdefault(uuid.uuid5(event.job_id, event.period), []).append(event.number)
             case InvoiceNumberAllocated():
                 sequences.setdefault((event.series, event.year), []).append(event.sequence)
     result = Reconciliation(completed=len(settled))

@@ -20,7 +20,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
 from events.contract import (
-    IssueCreditNote, RecordPayment, SellHoursPackage,
+    AgreeRetainer, EndRetainer, IssueCreditNote, RecordPayment, SellHoursPackage,
     AcceptQuote, AddNote, AddTimeEntry, CancelJob, ChangeCustomerDetails, ChangeJobDetails,
     ChangeTechnicianDetails, CompleteJob, CorrectTimeEntry, CreatePriceList, DeactivateTechnician,
     PriceActivity, PutJobOnHold, QuoteJob, ReactivateTechnician, RegisterCustomer,
@@ -245,6 +245,10 @@ def create_app(settings: Settings) -> FastAPI:
                   summary="Register a customer")
     command_route("/customers/{id}/details", "customer", ChangeCustomerDetails,
                   summary="Change a customer's details (history is kept)")
+    command_route("/customers/{id}/retainers", "customer", AgreeRetainer,
+                  summary="Agree a monthly flat-rate retainer: invoiced on the first of each month")
+    command_route("/customers/{id}/retainers/end", "customer", EndRetainer,
+                  summary="End a retainer after a given month")
     command_route("/customers/{id}/hours-packages", "customer", SellHoursPackage,
                   summary="Sell prepaid hours: the customer's time is billed from them first")
     command_route("/technicians", "technician", RegisterTechnician, creates=True,

@@ -11,7 +11,8 @@ from msgspec.structs import replace
 
 from events.contract import (
     ActivityPriced, ActivityRemoved, Address, ChangeCustomerDetails, ChangeTechnicianDetails,
-    CreatePriceList, CustomerDetailsChanged, CustomerEvent, CustomerRegistered, HoursPackageSold, SellHoursPackage,
+    AgreeRetainer, CreatePriceList, CustomerDetailsChanged, CustomerEvent, CustomerRegistered, EndRetainer,
+    HoursPackageSold, RetainerAgreed, RetainerEnded, SellHoursPackage,
     DeactivateTechnician, PriceActivity, PriceListCreated, PriceListEvent, ReactivateTechnician,
     RegisterCustomer, RegisterTechnician, RemoveActivity, StopwatchStarted, StopwatchStopped,
     TechnicianDeactivated, TechnicianDetailsChanged, TechnicianEvent, TechnicianReactivated,
@@ -30,6 +31,11 @@ def _office_only(ctx: Context, action: str) -> None:
 # --- customers ---------------------------------------------------------------------------
 
 
+class Retainer(msgspec.Struct, frozen=True, kw_only=True):
+    first_month: str
+    ended: bool = False
+
+
 class Customer(msgspec.Struct, frozen=True, kw_only=True):
     id: UUID
     version: int = 0
@@ -43,9 +49,10 @@ class Customer(msgspec.Struct, frozen=True, kw_only=True):
     currency: str = "EUR"
     payment_terms_days: int = 14
     price_list_id: UUID | None = None
+    retainers: dict[UUID, Retainer] = {}
 
 
-CustomerCommand = RegisterCustomer | ChangeCustomerDetails | SellHoursPackage
+CustomerCommand = RegisterCustomer | ChangeCustomerDetails | SellHoursPackage | AgreeRetainer | EndRetainer
 
 
 def decide_customer(command: CustomerCommand, customer: Customer, ctx: Context) -> list[CustomerEvent]:
@@ -62,6 +69,21 @@ def decide_customer(command: CustomerCommand, customer: Customer, ctx: Context) 
             if not changes:
                 raise Invalid("body", "name at least one detail to change")
             return [CustomerDetailsChanged(id=customer.id, **changes)]
+        case AgreeRetainer():
+            if not customer.version:
+                raise InvalidTransition("customer", "not registered", "agree a retainer")
+            return [RetainerAgreed(id=customer.id, retainer_id=derived_id(customer.id, customer.version, "retainer"),
+                                   description=command.description, amount=command.amount,
+                                   vat_rate=command.vat_rate, first_month=command.first_month)]
+        case EndRetainer():
+            retainer = customer.retainers.get(command.retainer_id)
+            if retainer is None:
+                raise Invalid("retainer_id", f"no retainer {command.retainer_id} for this customer")
+            if retainer.ended:
+                raise InvalidTransition("retainer", "ended", "end it again")
+            if command.last_month < retainer.first_month:
+                raise Invalid("last_month", f"the retainer starts in {retainer.first_month}")
+            return [RetainerEnded(id=customer.id, retainer_id=command.retainer_id, last_month=command.last_month)]
         case SellHoursPackage():
             if not customer.version:
                 raise InvalidTransition("customer", "not registered", "sell a package")
@@ -75,6 +97,12 @@ def decide_customer(command: CustomerCommand, customer: Customer, ctx: Context) 
 def evolve_customer(customer: Customer, event: CustomerEvent) -> Customer:
     customer = replace(customer, version=customer.version + 1)
     match event:
+        case RetainerAgreed():
+            retainer = Retainer(first_month=event.first_month)
+            return replace(customer, retainers={**customer.retainers, event.retainer_id: retainer})
+        case RetainerEnded():
+            ended = replace(customer.retainers[event.retainer_id], ended=True)
+            return replace(customer, retainers={**customer.retainers, event.retainer_id: ended})
         case CustomerRegistered() | CustomerDetailsChanged():
             fields = {k: v for k, v in msgspec.structs.asdict(event).items()
                       if k not in ("id", "meta") and v is not None}

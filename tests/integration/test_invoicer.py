@@ -393,3 +393,44 @@ def test_prepaid_hours_are_spent_once_and_a_low_balance_is_flagged(
     assert issued[jobs[0]].gross_total == Decimal("0.00")
     assert [(l.kind, l.logged_minutes) for l in issued[jobs[1]].lines] == [("prepaid", 110), ("time", 20)]
     assert issued[jobs[1]].gross_total == Decimal("60.50")  # one started hour at 50.00, plus 21 %
+
+
+def test_a_retainer_is_invoiced_once_a_month_from_its_first_month_until_it_ends(
+        api: Api, stream_env: dict[str, str]) -> None:
+    from datetime import date
+
+    from invoicer.retainers import RetainerBilling
+
+    office = Office(api.jobstream)
+    agreed = api.post(f"/customers/{office.customer}/retainers", {
+        "description": "Monthly HVAC care", "amount": "200.00", "vat_rate": "21", "first_month": "2026-09"})
+    assert agreed.status_code == 200, agreed.text
+    bad = api.post(f"/customers/{office.customer}/retainers", {
+        "description": "x", "amount": "10", "vat_rate": "21", "first_month": "2026-13"})
+    assert bad.status_code == 422 and "first_month" in bad.text
+
+    async def run(*days: date) -> list[int]:
+        connections = [await NatsConnection.open_on_running_loop(settings_of(stream_env)) for _ in range(2)]
+        try:
+            done = []
+            for day in days:  # two replicas at once, each day
+                counts = await asyncio.gather(*(RetainerBilling(c, Settings()).run_once(day) for c in connections))
+                done.append(sum(counts))
+            return done
+        finally:
+            for connection in connections:
+                await connection.aclose()
+
+    assert asyncio.run(run(date(2026, 11, 23), date(2026, 11, 24))) == [3, 0]  # Sept, Oct, Nov; then nothing
+    issued, allocated = invoices(api.jobstream)
+    assert sorted(i.period for i in issued) == ["2026-09", "2026-10", "2026-11"]
+    assert sorted(a.sequence for a in allocated) == [1, 2, 3]
+    assert all(i.gross_total == Decimal("242.00") and i.lines[0].description.startswith("Monthly HVAC care")
+               for i in issued)
+
+    retainer_id = str(issued[0].retainer_id)
+    ended = api.post(f"/customers/{office.customer}/retainers/end", {"retainer_id": retainer_id,
+                                                                      "last_month": "2026-12"})
+    assert ended.status_code == 200, ended.text
+    assert asyncio.run(run(date(2026, 12, 1), date(2027, 1, 1), date(2027, 2, 1))) == [1, 0, 0]
+    assert len(invoices(api.jobstream)[0]) == 4
