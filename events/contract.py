@@ -138,6 +138,7 @@ class CustomerRegistered(CustomerEvent, frozen=True, kw_only=True, tag=True):
     language: str = "en"
     currency: str = "EUR"
     payment_terms_days: int = 14
+    wants_proforma: bool = False  # a proforma invoice when a quote is accepted
     price_list_id: UUID | None = None
 
 
@@ -153,6 +154,7 @@ class CustomerDetailsChanged(CustomerEvent, frozen=True, kw_only=True, tag=True)
     language: str | None = None
     currency: str | None = None
     payment_terms_days: int | None = None
+    wants_proforma: bool | None = None
     price_list_id: UUID | None = None
 
 
@@ -594,6 +596,41 @@ class StatementLineUnmatched(StatementEvent, frozen=True, kw_only=True, tag=True
     reason: str = ""
 
 
+class ProformaEvent(Event, frozen=True, kw_only=True, tag=True):
+    aggregate: ClassVar[str] = "proforma"
+
+
+class ProformaIssued(ProformaEvent, frozen=True, kw_only=True, tag=True):
+    """A proforma invoice for an accepted quote (not a tax document: it asks for payment in
+    advance, and is not posted to the ledger)."""
+
+    number: str
+    job_id: UUID
+    quote_id: UUID
+    customer_id: UUID
+    issue_date: str
+    due_date: str
+    currency: str
+    language: str
+    seller: Party
+    buyer: Party
+    lines: list[InvoiceLine]
+    vat: list[VatSubtotal]
+    net_total: Decimal
+    vat_total: Decimal
+    gross_total: Decimal
+    payment_reference: str
+    reverse_charge: bool = False
+    job_type: str = ""
+
+
+class ProformaDocumentStored(ProformaEvent, frozen=True, kw_only=True, tag=True):
+    name: str
+    media_type: str
+    sha256: str
+    size: int
+
+
 class CreditNoteEvent(Event, frozen=True, kw_only=True, tag=True):
     aggregate: ClassVar[str] = "creditnote"
 
@@ -685,12 +722,13 @@ InvoiceEvents = (
     | InvoiceCredited
 )
 CreditNoteEvents = CreditNoteIssued | CreditNoteDocumentStored
+ProformaEvents = ProformaIssued | ProformaDocumentStored
 StatementEvents = BankStatementImported | StatementLineUnmatched
 SeriesEvents = InvoiceNumberAllocated
 TokenEvents = TokenIssued | TokenRevoked
 AnyEvent = (
     CustomerEvents | TechnicianEvents | PriceListEvents | JobEvents | InvoiceEvents | SeriesEvents
-    | StatementEvents | CreditNoteEvents | TokenEvents
+    | StatementEvents | CreditNoteEvents | ProformaEvents | TokenEvents
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -731,6 +769,7 @@ class RegisterCustomer(Command, frozen=True, kw_only=True, forbid_unknown_fields
     language: Language = "en"
     currency: Currency = "EUR"
     payment_terms_days: Annotated[int, Meta(ge=0, le=365)] = 14
+    wants_proforma: bool = False
     price_list_id: UUID | None = None
 
 
@@ -744,6 +783,7 @@ class ChangeCustomerDetails(Command, frozen=True, kw_only=True, forbid_unknown_f
     language: Language | None = None
     currency: Currency | None = None
     payment_terms_days: Annotated[int, Meta(ge=0, le=365)] | None = None
+    wants_proforma: bool | None = None
     price_list_id: UUID | None = None
 
 

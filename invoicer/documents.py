@@ -18,7 +18,7 @@ from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 from xhtml2pdf import pisa
 
-from events.contract import Address, CreditNoteIssued, InvoiceIssued, InvoiceLine, VatSubtotal
+from events.contract import Address, CreditNoteIssued, InvoiceIssued, InvoiceLine, ProformaIssued, VatSubtotal
 from invoicer.pricing import variable_symbol
 
 HERE = Path(__file__).parent
@@ -32,7 +32,7 @@ LABELS: dict[str, dict[str, object]] = {
            "vat_total": "VAT", "total": "Total due", "logged": "time logged:",
            "reverse_charge": "Reverse charge: VAT to be accounted for by the recipient "
                              "(Article 196, Council Directive 2006/112/EC).",
-           "credit_note": "Credit note", "refers_to": "Corrects invoice",
+           "credit_note": "Credit note", "proforma": "Proforma invoice", "proforma_note": "Not a tax document: please pay in advance of the work.", "refers_to": "Corrects invoice",
            "pay_to": "Pay to", "reference": "Payment reference", "variable_symbol": "Variable symbol", "generated": "issued by jobstream",
            "units": {"hour": "h", "started_hour": "started h", "quarter_hour": "¼ h", "piece": "pcs",
                      "flat": "flat", "visit": "visits"}},
@@ -44,7 +44,7 @@ LABELS: dict[str, dict[str, object]] = {
            "logged": "czas pracy:",
            "reverse_charge": "Odwrotne obciążenie: podatek rozlicza nabywca "
                              "(art. 196 dyrektywy 2006/112/WE).",
-           "credit_note": "Faktura korygująca", "refers_to": "Koryguje fakturę",
+           "credit_note": "Faktura korygująca", "proforma": "Faktura proforma", "proforma_note": "Nie jest dokumentem księgowym: prosimy o przedpłatę.", "refers_to": "Koryguje fakturę",
            "pay_to": "Numer konta", "reference": "Tytuł przelewu", "variable_symbol": "Symbol zmienny", "generated": "wystawiono w jobstream",
            "units": {"hour": "godz.", "started_hour": "rozp. godz.", "quarter_hour": "¼ godz.",
                      "piece": "szt.", "flat": "ryczałt", "visit": "dojazd"}},
@@ -56,7 +56,7 @@ LABELS: dict[str, dict[str, object]] = {
            "vat_total": "DPH", "total": "Celkem k úhradě", "logged": "odpracováno:",
            "reverse_charge": "Daň odvede zákazník (přenesení daňové povinnosti, "
                              "čl. 196 směrnice 2006/112/ES).",
-           "credit_note": "Opravný daňový doklad", "refers_to": "Opravuje fakturu",
+           "credit_note": "Opravný daňový doklad", "proforma": "Zálohová faktura (proforma)", "proforma_note": "Není daňový doklad: prosíme o úhradu předem.", "refers_to": "Opravuje fakturu",
            "pay_to": "Číslo účtu", "reference": "Reference platby", "variable_symbol": "Variabilní symbol",
            "generated": "vystaveno v jobstream",
            "units": {"hour": "hod", "started_hour": "započ. hod", "quarter_hour": "¼ hod", "piece": "ks",
@@ -69,7 +69,7 @@ LABELS: dict[str, dict[str, object]] = {
            "total": "Rechnungsbetrag", "logged": "erfasste Zeit:",
            "reverse_charge": "Steuerschuldnerschaft des Leistungsempfängers "
                              "(Art. 196 MwStSystRL).",
-           "credit_note": "Gutschrift (Rechnungskorrektur)", "refers_to": "Korrigiert Rechnung",
+           "credit_note": "Gutschrift (Rechnungskorrektur)", "proforma": "Proformarechnung", "proforma_note": "Keine Rechnung im Sinne des UStG: bitte im Voraus zahlen.", "refers_to": "Korrigiert Rechnung",
            "pay_to": "Bankverbindung", "reference": "Verwendungszweck", "variable_symbol": "Variabler Symbol (CZ)", "generated": "erstellt mit jobstream",
            "units": {"hour": "Std.", "started_hour": "angef. Std.", "quarter_hour": "¼ Std.",
                      "piece": "Stk.", "flat": "pauschal", "visit": "Anfahrt"}},
@@ -80,7 +80,7 @@ LABELS: dict[str, dict[str, object]] = {
            "taxable": "Bază", "net_total": "Total fără TVA", "vat_total": "TVA", "total": "Total de plată",
            "logged": "timp lucrat:",
            "reverse_charge": "Taxare inversă (art. 196 din Directiva 2006/112/CE).",
-           "credit_note": "Factură de stornare", "refers_to": "Corectează factura",
+           "credit_note": "Factură de stornare", "proforma": "Factură proformă", "proforma_note": "Nu este document fiscal: vă rugăm să plătiți în avans.", "refers_to": "Corectează factura",
            "pay_to": "Cont bancar", "reference": "Referință plată", "variable_symbol": "Simbol variabil", "generated": "emisă cu jobstream",
            "units": {"hour": "oră", "started_hour": "oră începută", "quarter_hour": "¼ oră",
                      "piece": "buc.", "flat": "forfetar", "visit": "deplasare"}},
@@ -98,6 +98,15 @@ class Branding:
         self.colour = colour
 
 
+class _ProformaView:
+    """A proforma invoice with the fields the invoice template prints."""
+
+    def __init__(self, proforma: ProformaIssued, t: dict[str, object]) -> None:
+        self.__dict__.update({f: getattr(proforma, f) for f in proforma.__struct_fields__})
+        self.supply_date = proforma.issue_date
+        self.job_summary = str(t["proforma_note"])
+
+
 class _CreditNoteView:
     """A credit note with the fields the invoice template prints."""
 
@@ -109,7 +118,7 @@ class _CreditNoteView:
         self.job_summary = f"{t['refers_to']} {note.invoice_number}: {note.reason}"
 
 
-def invoice_html(invoice: InvoiceIssued | CreditNoteIssued, branding: Branding | None = None) -> str:
+def invoice_html(invoice: InvoiceIssued | CreditNoteIssued | ProformaIssued, branding: Branding | None = None) -> str:
     branding = branding or Branding()
     lang = invoice.language if invoice.language in LABELS else "en"
     locale = LOCALES[lang]
@@ -127,10 +136,12 @@ def invoice_html(invoice: InvoiceIssued | CreditNoteIssued, branding: Branding |
     def address(a: Address | None) -> str:
         return "" if a is None else f"{a.street}, {a.postal_code} {a.city}, {a.country}"
 
-    credit = isinstance(invoice, CreditNoteIssued)
-    shown = _CreditNoteView(invoice, LABELS[lang]) if credit else invoice  # type: ignore[arg-type]
+    kind = "credit_note" if isinstance(invoice, CreditNoteIssued) else \
+        "proforma" if isinstance(invoice, ProformaIssued) else "invoice"
+    shown = _CreditNoteView(invoice, LABELS[lang]) if kind == "credit_note" else \
+        _ProformaView(invoice, LABELS[lang]) if kind == "proforma" else invoice  # type: ignore[arg-type]
     return _templates.get_template("invoice.html").render(
-        i=shown, t=LABELS[lang], title=LABELS[lang]["credit_note" if credit else "invoice"], lang=lang, fonts=(HERE / "fonts").as_posix(),
+        i=shown, t=LABELS[lang], title=LABELS[lang][kind], lang=lang, fonts=(HERE / "fonts").as_posix(),
         logo=branding.logo, colour=branding.colour, number=number, rate=rate, category=category,
         address=address, variable_symbol=variable_symbol(invoice.number),
         money=lambda value: format_currency(value, invoice.currency, locale=locale),
@@ -143,7 +154,7 @@ class RenderError(Exception):
     pass
 
 
-def invoice_pdf(invoice: InvoiceIssued | CreditNoteIssued, branding: Branding | None = None) -> bytes:
+def invoice_pdf(invoice: InvoiceIssued | CreditNoteIssued | ProformaIssued, branding: Branding | None = None) -> bytes:
     """The invoice as PDF bytes."""
     out = io.BytesIO()
     status = pisa.CreatePDF(invoice_html(invoice, branding), dest=out, encoding="utf-8")

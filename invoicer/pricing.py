@@ -139,6 +139,7 @@ class Buyer(Struct, frozen=True, kw_only=True):
     currency: str = "EUR"
     payment_terms_days: int = 14
     price_list_id: UUID | None = None
+    wants_proforma: bool = False
 
 
 def buyer_of(customer_id: UUID, events: Iterable[Event]) -> Buyer:

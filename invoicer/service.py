@@ -25,7 +25,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
@@ -38,7 +38,8 @@ from events.contract import (
     InvoiceDocumentStored,
     InvoiceIssued, InvoiceLine, InvoiceNumberAllocated, InvoicingHeld, JobInvoiced, PrepaidBalanceLow,
     PrepaidHoursConsumed,
-    JobNotBilled, Party, Status, decode_event, encode_event, topic_of,
+    JobNotBilled, JobQuoted, Party, ProformaDocumentStored, ProformaIssued, QuoteAccepted, Status, decode_event,
+    encode_event, topic_of,
 )
 from events.follow import follow
 from events.jetstream import NatsConnection, NatsProcessRecorder, StreamSettings
@@ -46,13 +47,14 @@ from invoicer.documents import Branding, invoice_pdf
 from invoicer.einvoice import ubl_invoice
 from invoicer.pricing import (
     Bill, Buyer, PriceList, Seller, Unbillable, Unpriced, Work, bill, buyer_of,
-    creditor_reference, invoice_number, local_day, merged, money, price_list_of, vat_breakdown, work_of,
+    creditor_reference, invoice_number, local_day, merged, money, price_list_of, reverse_charge, vat_breakdown,
+    work_of,
 )
 
 log = logging.getLogger("invoicer")
 
 NAME = "invoicer"
-TRIGGERS = frozenset({"JobCompleted", "JobSignedOff", "CreditNoteRequested"})
+TRIGGERS = frozenset({"JobCompleted", "JobSignedOff", "CreditNoteRequested", "QuoteAccepted"})
 NAMESPACE = UUID("1d7c1b52-8f0e-4d59-b7a3-5f3f0b6a4c21")
 RETRIES = 5
 IDLE_TRACKING = 5000  # events skipped before the position is recorded on its own
@@ -281,6 +283,8 @@ class Invoicer(Consumer):
     async def decide_and_save(self, notification: Notification) -> str:
         if notification.topic == "CreditNoteRequested":
             return await self.credit(notification)
+        if notification.topic == "QuoteAccepted":
+            return await self.proforma(notification)
         job_id = notification.originator_id
         priced = await self.price(job_id, datetime.now(UTC))
         job, work, buyer, result = priced.job, priced.work, priced.buyer, priced.result
@@ -380,6 +384,52 @@ class Invoicer(Consumer):
         log.info("invoice %s: credit note %s issued, %s %s", issued.number, number, note.gross_total, note.currency)
         return "credited"
 
+    async def proforma(self, notification: Notification) -> str:
+        """A proforma invoice for an accepted quote, when the customer wants one."""
+        accepted = decode_event(notification.state)
+        assert isinstance(accepted, QuoteAccepted)
+        proforma_id = uuid.uuid5(NAMESPACE, f"proforma:{accepted.quote_id}")
+        if (await self.load(proforma_id)).version:
+            return "skipped"
+        job = await self.load(accepted.id)
+        quote = next((e for e in job.events if isinstance(e, JobQuoted) and e.quote_id == accepted.quote_id), None)
+        work = work_of(accepted.id, job.events)
+        if quote is None or work.customer_id is None:
+            return "skipped"
+        buyer = buyer_of(work.customer_id, (await self.load(work.customer_id)).events)
+        if not buyer.wants_proforma:
+            return "skipped"
+        lists = await self.price_lists()
+        activities = {k: v for p in lists.values() if p.currency == buyer.currency and (
+            p.is_default or p.id == buyer.price_list_id) for k, v in p.activities.items()}
+        listed = activities.get(work.job_type) or activities.get("labour")
+        rate = listed.vat_rate if listed else self.settings.seller.material_vat_rate
+        reverse = reverse_charge(self.settings.seller, buyer)
+        line = InvoiceLine(kind="quote", code=work.job_type or "quote", description=f"Quoted work: {work.job_type}",
+                           quantity=Decimal(1), unit="flat", unit_price=money(quote.amount), net=money(quote.amount),
+                           vat_rate=Decimal(0) if reverse else rate,
+                           vat_category="AE" if reverse else ("Z" if rate == 0 else "S"))
+        vat = vat_breakdown([line])
+        tax = sum((v.vat for v in vat), Decimal(0))
+        today = local_day(datetime.now(UTC), self.settings.seller.timezone)
+        series_id = series_id_of("PRO", today.year)
+        series = await self.head(series_id)
+        number = invoice_number(self.settings.pattern, "PRO", today.year, series.version + 1)
+        issued = ProformaIssued(
+            id=proforma_id, number=number, job_id=accepted.id, quote_id=accepted.quote_id, customer_id=buyer.id,
+            issue_date=today.isoformat(), due_date=(today + timedelta(days=buyer.payment_terms_days)).isoformat(),
+            currency=buyer.currency, language=buyer.language, seller=self.settings.seller.party(),
+            buyer=Party(name=buyer.name, address=buyer.billing_address, vat_id=buyer.vat_id, email=buyer.email),
+            lines=[line], vat=vat, net_total=line.net, vat_total=tax, gross_total=line.net + tax,
+            payment_reference=creditor_reference(number), reverse_charge=reverse, job_type=work.job_type)
+        await self.save(notification, [
+            (series_id, series, [InvoiceNumberAllocated(id=series_id, series="PRO", year=today.year,
+                                                        sequence=series.version + 1, number=number,
+                                                        invoice_id=proforma_id)]),
+            (proforma_id, Stored([], 0, ""), [issued]),
+        ])
+        return "proforma"
+
     async def preview(self, job_id: UUID) -> dict[str, object]:
         """The dry run: the invoice the job would get if it were completed now, by the same
         code that issues the real one (nothing is stored)."""
@@ -422,7 +472,7 @@ class DocumentWriter(Consumer):
     records their hashes (two ...DocumentStored events), once."""
 
     name = "invoicer-documents"
-    triggers = frozenset({"InvoiceIssued", "CreditNoteIssued"})
+    triggers = frozenset({"InvoiceIssued", "CreditNoteIssued", "ProformaIssued"})
 
     def __init__(self, connection: NatsConnection, branding: Branding | None = None) -> None:
         super().__init__(connection)
@@ -431,15 +481,19 @@ class DocumentWriter(Consumer):
 
     async def decide_and_save(self, notification: Notification) -> str:
         document = await self.load(notification.originator_id)
-        stored_type = CreditNoteDocumentStored if notification.topic == "CreditNoteIssued" else InvoiceDocumentStored
+        stored_type = {"CreditNoteIssued": CreditNoteDocumentStored, "ProformaIssued": ProformaDocumentStored}.get(
+            notification.topic, InvoiceDocumentStored)
         if any(isinstance(e, stored_type) for e in document.events):
             return "skipped"
-        issued = next(e for e in document.events if isinstance(e, InvoiceIssued | CreditNoteIssued))
+        issued = next(e for e in document.events if isinstance(e, InvoiceIssued | CreditNoteIssued | ProformaIssued))
         started = time.perf_counter()
         pdf = await asyncio.to_thread(render_pdf, issued, self.branding)
         self.render_seconds.append(time.perf_counter() - started)
-        renderings = [("pdf", "application/pdf", pdf), ("xml", "application/xml", ubl_invoice(issued))]
-        folder = "credit-notes" if stored_type is CreditNoteDocumentStored else "invoices"
+        renderings = [("pdf", "application/pdf", pdf)]
+        if not isinstance(issued, ProformaIssued):  # a proforma is no tax document: no e-invoice
+            renderings.append(("xml", "application/xml", ubl_invoice(issued)))
+        folder = {CreditNoteDocumentStored: "credit-notes", ProformaDocumentStored: "proformas"}.get(
+            stored_type, "invoices")
         store = await self.connection.documents()
         stored: list[Event] = []
         for kind, media_type, data in renderings:
@@ -451,7 +505,7 @@ class DocumentWriter(Consumer):
         return "stored"
 
 
-def render_pdf(document: InvoiceIssued | CreditNoteIssued, branding: Branding) -> bytes:
+def render_pdf(document: InvoiceIssued | CreditNoteIssued | ProformaIssued, branding: Branding) -> bytes:
     """An invoice's PDF is a Factur-X (PDF/A-3 with its CII XML inside); a credit note's is plain."""
     pdf = invoice_pdf(document, branding)
     if isinstance(document, InvoiceIssued):

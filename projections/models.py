@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple
 
 from eventsourcing.persistence import IntegrityError, Tracking
+from msgspec import structs
 from eventsourcing.projection import Projection
 
 from events.contract import (
-    CreditNoteIssued, CustomerEvent, Event, InvoiceEvent, InvoiceIssued, JobEvent, PaymentApplied, StatementLineUnmatched,
+    CreditNoteIssued, CustomerEvent, Event, InvoiceEvent, InvoiceIssued, JobEvent, PaymentApplied, ProformaIssued,
+    StatementLineUnmatched,
     TechnicianEvent, TokenEvent,
 )
 from projections.rows import (
@@ -70,12 +72,14 @@ class BoardProjection(BatchProjection):
     """The job board, each job's timeline, customers, technicians, users and invoices."""
 
     name = "board"
-    wanted = (JobEvent, CustomerEvent, TechnicianEvent, TokenEvent, InvoiceEvent, StatementLineUnmatched)
+    wanted = (JobEvent, CustomerEvent, TechnicianEvent, TokenEvent, InvoiceEvent, StatementLineUnmatched,
+              ProformaIssued)
     view: BoardTables
 
     def evolve(self, items: Sequence[Positioned]) -> Batch:
         batch = Batch()
-        jobs = {item.event.id for item in items if isinstance(item.event, JobEvent)}
+        jobs = {item.event.id for item in items if isinstance(item.event, JobEvent)} | {
+            item.event.job_id for item in items if isinstance(item.event, ProformaIssued)}
         customers = {item.event.id for item in items if isinstance(item.event, CustomerEvent)}
         technicians = {item.event.id for item in items if isinstance(item.event, TechnicianEvent)}
         users = {item.event.id for item in items if isinstance(item.event, TokenEvent)}
@@ -103,6 +107,9 @@ class BoardProjection(BatchProjection):
                 user = evolve_user(known_users.get(event.id), event)
                 if user is not None:
                     known_users[event.id] = batch.users[event.id] = user
+            elif isinstance(event, ProformaIssued) and event.job_id in known_jobs:
+                job = structs.replace(known_jobs[event.job_id], proforma_id=event.id, proforma_number=event.number)
+                known_jobs[event.job_id] = batch.jobs[event.job_id] = job
             elif isinstance(event, StatementLineUnmatched):
                 batch.unmatched.append(unmatched_row(event, position))
             elif isinstance(event, InvoiceEvent):

@@ -36,7 +36,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from events.contract import CreditNoteDocumentStored, decode_event
+from events.contract import CreditNoteDocumentStored, ProformaDocumentStored, decode_event
 from events.jetstream import NatsConnection
 from projections.audit import Criteria, Entry, replay, write_entries
 from projections.rows import InvoiceRow, JobRow, UserRow
@@ -270,14 +270,15 @@ def create_app(settings: Settings) -> FastAPI:
                         headers={"Content-Disposition": f'inline; filename="{filename}"'})
 
     async def credit_note_document(request: Request, who: UserRow, note_id: UUID, kind: str) -> Response:
-        """A credit note's stored document, found by its CreditNoteDocumentStored event in the stream."""
+        """A credit note's (or a proforma's) stored document, found by its event in the stream."""
         billing_readers(who)
         stream = request.app.state.stream
         if stream is None:
             raise Refused(503, "this read API has no NATS connection configured (NATS_URL)")
         messages = await stream.direct_batch({"seq": 1, "next_by_subj": stream.settings.aggregate_filter(
             "events", note_id), "batch": 50})
-        found = [e for e in (decode_event(m.data) for m in messages) if isinstance(e, CreditNoteDocumentStored)
+        found = [e for e in (decode_event(m.data) for m in messages)
+                 if isinstance(e, CreditNoteDocumentStored | ProformaDocumentStored)
                  and e.media_type == ("application/pdf" if kind == "pdf" else "application/xml")]
         if not found:
             raise Refused(404, f"credit note {note_id} has no {kind.upper()} (yet)")
@@ -285,7 +286,12 @@ def create_app(settings: Settings) -> FastAPI:
         if hashlib.sha256(data).hexdigest() != found[-1].sha256:
             raise Refused(409, "the stored document does not match the hash recorded when it was issued")
         return Response(data, media_type=found[-1].media_type,
-                        headers={"Content-Disposition": f'inline; filename="credit-note-{note_id}.{kind}"'})
+                        headers={"Content-Disposition": f'inline; filename="document-{note_id}.{kind}"'})
+
+    @app.get("/proformas/{proforma_id}.pdf", tags=["billing"], summary="A proforma invoice's PDF, as stored",
+             response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
+    async def proforma_pdf(request: Request, who: User, proforma_id: UUID) -> Response:
+        return await credit_note_document(request, who, proforma_id, "pdf")
 
     @app.get("/credit-notes/{note_id}.pdf", tags=["billing"], summary="A credit note's PDF, as stored",
              response_class=Response, responses={200: {"content": {"application/pdf": {}}}})

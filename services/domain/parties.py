@@ -49,6 +49,7 @@ class Customer(msgspec.Struct, frozen=True, kw_only=True):
     currency: str = "EUR"
     payment_terms_days: int = 14
     price_list_id: UUID | None = None
+    wants_proforma: bool = False
     retainers: dict[UUID, Retainer] = {}
 
 

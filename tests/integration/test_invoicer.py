@@ -434,3 +434,42 @@ def test_a_retainer_is_invoiced_once_a_month_from_its_first_month_until_it_ends(
     assert ended.status_code == 200, ended.text
     assert asyncio.run(run(date(2026, 12, 1), date(2027, 1, 1), date(2027, 2, 1))) == [1, 0, 0]
     assert len(invoices(api.jobstream)[0]) == 4
+
+
+def test_an_accepted_quote_gets_a_proforma_when_the_customer_wants_one(
+        api: Api, stream_env: dict[str, str], read_model_url: str) -> None:
+    from events.contract import ProformaDocumentStored, ProformaIssued
+    from read_api.app import Settings as ReadSettings
+    from read_api.app import create_app as create_read_app
+    from tests.conftest import Projectors
+    from tests.integration.test_payments import render_documents
+
+    price_list(api.jobstream)
+    wants = api.ok("/customers", {"name": "Dvořák", "billing_address": ADDRESS, "currency": "CZK",
+                                  "wants_proforma": True})["id"]
+    does_not = api.ok("/customers", {"name": "Horák", "billing_address": ADDRESS, "currency": "CZK"})["id"]
+    jobs = {}
+    for customer in (wants, does_not):
+        job = api.ok("/jobs", {"customer_id": customer, "job_type": "repair", "description": "New boiler"})["id"]
+        api.ok(f"/jobs/{job}/quote", {"amount": "500.00"})
+        api.ok(f"/jobs/{job}/quote/accept", {})
+        jobs[customer] = job
+    asyncio.run(invoice_all(stream_env))
+    asyncio.run(invoice_all(stream_env))
+    render_documents(stream_env)
+
+    (proforma,), (document,) = stored(api.jobstream, ProformaIssued, ProformaDocumentStored)
+    assert (proforma.job_id, proforma.number, proforma.gross_total) == (
+        UUID(jobs[wants]), f"PRO/{YEAR}/000001", Decimal("605.00"))  # 500 plus 21 %, the job type's rate
+    assert document.media_type == "application/pdf" and invoices(api.jobstream)[0] == []  # no tax invoice
+
+    projectors = Projectors(stream_env, read_model_url)
+    try:
+        projectors.wait(api.jobstream.recorder.max_notification_id() or 0)
+        settings = ReadSettings(read_model_url=read_model_url, stream_env=stream_env, wait_seconds=10)
+        with TestClient(create_read_app(settings), headers={"Authorization": f"Bearer {api.tokens['office']}"}) as r:
+            assert f"PRO/{YEAR}/000001" in r.get(f"/jobs/{jobs[wants]}").text
+            pdf = r.get(f"/proformas/{proforma.id}.pdf")
+            assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    finally:
+        projectors.stop()
