@@ -383,6 +383,7 @@ class MaterialUsed(JobEvent, frozen=True, kw_only=True, tag=True):
     unit: str = "piece"
     unit_price: Decimal | None = None
     billable: bool = True
+    discount_percent: Decimal = Decimal(0)
 
 
 class JobCompleted(JobEvent, frozen=True, kw_only=True, tag=True):
@@ -963,10 +964,12 @@ class UseMaterial(Command, frozen=True, kw_only=True, forbid_unknown_fields=True
     unit: Annotated[str, Meta(min_length=1, max_length=20)] = "piece"
     unit_price: Money | None = None
     billable: bool = True
+    discount_percent: Decimal = Decimal(0)
 
     def __post_init__(self) -> None:
         check_decimal("quantity", self.quantity, Decimal(0), Decimal("1e9"), low_inclusive=False)
         check_decimal("unit_price", self.unit_price, Decimal(0), Decimal("1e9"))
+        check_decimal("discount_percent", self.discount_percent, Decimal(0), Decimal(100))
 
 
 class CompleteJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -323,7 +323,11 @@ def lines_of(work: Work, activities: dict[str, Activity], seller: Seller, revers
         if price is None:
             raise Unpriced(f"material {used.code!r} has no price on the job or on a price list")
         vat_rate = listed.vat_rate if listed else seller.material_vat_rate
-        lines.append(_line("material", used.code, used.description, used.quantity, used.unit, price,
+        description = used.description
+        if used.discount_percent:  # the net price after the discount: quantity × price is the line
+            price = price * (1 - used.discount_percent / 100)
+            description = f"{used.description} (−{used.discount_percent.normalize():f} %)"
+        lines.append(_line("material", used.code, description, used.quantity, used.unit, price,
                            vat_rate, reverse))
     return lines
 

@@ -224,7 +224,8 @@ def decide(command: JobCommand, job: Job, ctx: Context) -> list[JobEvent]:
             _require(job, WORKABLE | {Status.COMPLETED}, "record material")
             return [MaterialUsed(id=job.id, code=command.code, description=command.description,
                                  quantity=command.quantity, unit=command.unit,
-                                 unit_price=command.unit_price, billable=command.billable)]
+                                 unit_price=command.unit_price, billable=command.billable,
+                                 discount_percent=command.discount_percent)]
         case CompleteJob():
             _require(job, {Status.IN_PROGRESS}, "complete",
                      "start work first" if job.status is Status.SCHEDULED else "")

@@ -164,3 +164,12 @@ def test_prepaid_hours_are_used_first_and_only_the_rest_is_billed() -> None:
         ("prepaid", Decimal("0.83"), 50), ("time", Decimal(2), 80)]  # 80 minutes bill 2 started hours
     warranty = bill(completed_job(worked(130), billing_kind=BillingKind.WARRANTY), with_package, PRICES, SELLER, NOW)
     assert isinstance(warranty, Unbillable) and warranty.cost == Decimal("150.00")  # no prepaid hours spent
+
+
+def test_a_material_discount_lowers_the_net_price_and_says_so() -> None:
+    discounted = MaterialUsed(id=JOB, code="seal-22", description="Seal 22 mm", quantity=Decimal(3),
+                              discount_percent=Decimal("12.5"))
+    result = bill(completed_job(discounted), BUYER, PRICES, SELLER, NOW)
+    assert not isinstance(result, Unbillable)
+    (line,) = result.lines
+    assert (line.unit_price, line.net, line.description) == (Decimal("2.975"), Decimal("8.93"), "Seal 22 mm (−12.5 %)")
