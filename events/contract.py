@@ -414,6 +414,23 @@ class JobReopened(JobEvent, frozen=True, kw_only=True, tag=True):
     status: Status
 
 
+class InterimInvoiceRequested(JobEvent, frozen=True, kw_only=True, tag=True):
+    """The office asks for the work to date on a long job to be invoiced now."""
+
+    request_id: UUID
+
+
+class InterimInvoiced(JobEvent, frozen=True, kw_only=True, tag=True):
+    """Work billed ahead of completion (with the interim invoice, in one batch): the final
+    invoice bills only what came after."""
+
+    invoice_id: UUID
+    number: str
+    entries: list[UUID]  # time entries billed
+    materials: int  # materials billed so far (the first n recorded)
+    visits: int  # visits whose call-out fee is billed
+
+
 class JobInvoiced(JobEvent, frozen=True, kw_only=True, tag=True):
     """Recorded by the invoicer in the same atomic batch as the invoice."""
 
@@ -496,6 +513,7 @@ class InvoiceIssued(InvoiceEvent, frozen=True, kw_only=True, tag=True):
     reverse_charge: bool = False
     job_type: str = ""
     job_summary: str = ""
+    interim: bool = False  # the work to date on a job still open; the final invoice follows
     retainer_id: UUID | None = None  # a retainer's monthly invoice: job_id is the retainer's id
     period: str = ""  # the month a retainer's invoice is for, YYYY-MM
 
@@ -717,6 +735,7 @@ JobEvents = (
     | JobRescheduled | JobUnassigned | JobTaken | WorkStarted | WorkStopped | TimeEntryAdded
     | TimeEntryCorrected | NoteAdded | MaterialUsed | JobCompleted | JobSignedOff | JobPutOnHold
     | JobResumed | JobCancelled | JobReopened | JobInvoiced | JobNotBilled | InvoicingHeld
+    | InterimInvoiceRequested | InterimInvoiced
 )
 InvoiceEvents = (
     InvoiceIssued | InvoiceDocumentStored | PaymentApplied | PaymentReminderDue | CreditNoteRequested
@@ -972,6 +991,10 @@ class UseMaterial(Command, frozen=True, kw_only=True, forbid_unknown_fields=True
         check_decimal("discount_percent", self.discount_percent, Decimal(0), Decimal(100))
 
 
+class RequestInterimInvoice(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Invoice the work to date on a long job (the office); the invoicer issues it."""
+
+
 class CompleteJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
     summary: Annotated[str, Meta(min_length=1, max_length=10_000)]
     first_visit: bool = True
@@ -1024,7 +1047,7 @@ JobCommand = (
     RequestJob | ChangeJobDetails | QuoteJob | AcceptQuote | RejectQuote | ScheduleJob
     | RescheduleJob | UnassignJob | TakeJob | StartWork | StopWork | AddTimeEntry
     | CorrectTimeEntry | AddNote | UseMaterial | CompleteJob | SignOffJob | PutJobOnHold
-    | ResumeJob | CancelJob | ReopenJob
+    | ResumeJob | CancelJob | ReopenJob | RequestInterimInvoice
 )
 
 

@@ -23,7 +23,8 @@ from msgspec import Struct, structs
 
 from events.contract import (
     ActivityPriced, ActivityRemoved, Address, BillingKind, CustomerDetailsChanged,
-    CustomerRegistered, Event, HoursPackageSold, InvoiceLine, InvoicingHeld, JobCompleted, JobEvent, JobInvoiced,
+    CustomerRegistered, Event, HoursPackageSold, InterimInvoiced, InvoiceLine, InvoicingHeld, JobCompleted,
+    JobEvent, JobInvoiced,
     JobNotBilled, JobReopened, JobRequested, JobSignedOff, Location, MaterialUsed, Party,
     PrepaidHoursConsumed, PriceListCreated, Priority, Status, TimeEntryAdded, TimeEntryCorrected, Unit, VatSubtotal,
     WorkStarted, WorkStopped,
@@ -71,6 +72,9 @@ class Work(Struct, frozen=True, kw_only=True):
     completed_at: datetime | None = None
     signed_off: bool = False
     settled: str = ""  # the last billing decision since the last completion: invoiced, not billed, held
+    billed_entries: frozenset[UUID] = frozenset()  # on interim invoices
+    billed_materials: int = 0
+    billed_visits: int = 0
 
 
 def evolve_work(work: Work, event: JobEvent) -> Work:
@@ -106,6 +110,9 @@ def evolve_work(work: Work, event: JobEvent) -> Work:
             return structs.replace(work, settled="not billed")
         case InvoicingHeld():
             return structs.replace(work, settled="held")
+        case InterimInvoiced():
+            return structs.replace(work, billed_entries=work.billed_entries | set(event.entries),
+                                   billed_materials=event.materials, billed_visits=event.visits)
     status = _status_after(event)
     return structs.replace(work, status=status) if status is not None else work
 
@@ -283,15 +290,15 @@ def _line(kind: str, code: str, description: str, qty: Decimal, unit: str, price
 
 
 def lines_of(work: Work, activities: dict[str, Activity], seller: Seller, reverse: bool,
-             prepaid_minutes: int = 0) -> list[InvoiceLine]:
+             prepaid_minutes: int = 0, interim: bool = False) -> list[InvoiceLine]:
     """The lines of the job's billable work; raises Unpriced naming what has no price.
 
     Prepaid minutes are used first, activity by activity: each use is a line at no charge
     showing the time it covered, and only the rest is priced."""
     lines: list[InvoiceLine] = []
     by_activity: dict[str, list[Entry]] = {}
-    for entry in work.entries.values():
-        if entry.billable and entry.minutes > 0:
+    for entry_id, entry in work.entries.items():
+        if entry.billable and entry.minutes > 0 and entry_id not in work.billed_entries:
             code = entry.activity or (work.job_type if work.job_type in activities else LABOUR)
             by_activity.setdefault(code, []).append(entry)
     for code, entries in sorted(by_activity.items()):
@@ -308,14 +315,15 @@ def lines_of(work: Work, activities: dict[str, Activity], seller: Seller, revers
             qty = quantity(activity.unit, minutes - covered, len(entries))
             lines.append(_line("time", code, activity.name, qty, activity.unit.value, activity.rate,
                                activity.vat_rate, reverse, minutes - covered, activity.minimum_charge))
-    if work.location is Location.ON_SITE and CALL_OUT in activities and work.visits:
+    visits = work.visits - work.billed_visits
+    if work.location is Location.ON_SITE and CALL_OUT in activities and visits > 0:
         fee = activities[CALL_OUT]
-        lines.append(_line("fee", CALL_OUT, fee.name, Decimal(work.visits), "visit", fee.rate,
+        lines.append(_line("fee", CALL_OUT, fee.name, Decimal(visits), "visit", fee.rate,
                            fee.vat_rate, reverse))
-    if work.priority is Priority.URGENT and URGENT in activities:
+    if work.priority is Priority.URGENT and URGENT in activities and not interim:
         fee = activities[URGENT]
         lines.append(_line("fee", URGENT, fee.name, Decimal(1), "flat", fee.rate, fee.vat_rate, reverse))
-    for used in work.materials:
+    for used in work.materials[work.billed_materials:]:
         if not used.billable:
             continue
         listed = activities.get(used.code)
@@ -346,16 +354,19 @@ def local_day(moment: datetime, zone: str) -> date:
 
 
 def bill(work: Work, buyer: Buyer, activities: dict[str, Activity], seller: Seller,
-         now: datetime) -> Bill | Unbillable:
-    """What the job bills if it is invoiced at ``now`` (raises Unpriced)."""
+         now: datetime, interim: bool = False) -> Bill | Unbillable:
+    """What the job bills if it is invoiced at ``now`` (raises Unpriced): its work not billed
+    on an interim invoice yet; an interim bill leaves the once-per-job fees for the final one."""
     reverse = reverse_charge(seller, buyer)
     prepaid = buyer.prepaid_minutes if work.billing_kind is BillingKind.PAID else 0  # warranty uses none
-    lines = lines_of(work, activities, seller, reverse, prepaid)
+    lines = lines_of(work, activities, seller, reverse, prepaid, interim)
     if work.billing_kind is not BillingKind.PAID:
         return Unbillable(reason=work.billing_kind.value, cost=sum((l.net for l in lines), Decimal(0)),
                           currency=buyer.currency)
     if not lines:
-        return Unbillable(reason="nothing billable was recorded", cost=Decimal(0), currency=buyer.currency)
+        reason = "nothing billable since the last invoice" if work.billed_entries or work.billed_materials \
+            else "nothing billable was recorded"
+        return Unbillable(reason=reason, cost=Decimal(0), currency=buyer.currency)
     vat = vat_breakdown(lines)
     net = sum((line.net for line in lines), Decimal(0))
     tax = sum((v.vat for v in vat), Decimal(0))

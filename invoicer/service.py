@@ -38,7 +38,7 @@ from events.contract import (
     InvoiceDocumentStored,
     InvoiceIssued, InvoiceLine, InvoiceNumberAllocated, InvoicingHeld, JobInvoiced, PrepaidBalanceLow,
     PrepaidHoursConsumed,
-    JobNotBilled, JobQuoted, Party, ProformaDocumentStored, ProformaIssued, QuoteAccepted, Status, decode_event,
+    InterimInvoiceRequested, InterimInvoiced, JobNotBilled, JobQuoted, Party, ProformaDocumentStored, ProformaIssued, QuoteAccepted, Status, decode_event,
     encode_event, topic_of,
 )
 from events.follow import follow
@@ -54,7 +54,8 @@ from invoicer.pricing import (
 log = logging.getLogger("invoicer")
 
 NAME = "invoicer"
-TRIGGERS = frozenset({"JobCompleted", "JobSignedOff", "CreditNoteRequested", "QuoteAccepted"})
+TRIGGERS = frozenset({"JobCompleted", "JobSignedOff", "CreditNoteRequested", "QuoteAccepted",
+                      "InterimInvoiceRequested"})
 NAMESPACE = UUID("1d7c1b52-8f0e-4d59-b7a3-5f3f0b6a4c21")
 RETRIES = 5
 IDLE_TRACKING = 5000  # events skipped before the position is recorded on its own
@@ -258,7 +259,7 @@ class Invoicer(Consumer):
             self._lists_position = position
         return {id: price_list_of(id, events) for id, events in self._lists.items()}
 
-    async def price(self, job_id: UUID, now: datetime) -> Priced:
+    async def price(self, job_id: UUID, now: datetime, interim: bool = False) -> Priced:
         """The job's bill as of now, or why it cannot be priced, with the facts it came from."""
         job = await self.load(job_id)
         work = work_of(job_id, job.events)
@@ -275,7 +276,7 @@ class Invoicer(Consumer):
             return Priced(job=job, work=work, buyer=buyer,
                           problem=f"no price list in {buyer.currency} for this customer")
         try:
-            result = bill(work, buyer, merged(own, default), self.settings.seller, now)
+            result = bill(work, buyer, merged(own, default), self.settings.seller, now, interim)
         except Unpriced as reason:
             return Priced(job=job, work=work, buyer=buyer, customer=customer, problem=str(reason))
         return Priced(job=job, work=work, buyer=buyer, customer=customer, result=result)
@@ -285,9 +286,18 @@ class Invoicer(Consumer):
             return await self.credit(notification)
         if notification.topic == "QuoteAccepted":
             return await self.proforma(notification)
+        interim = notification.topic == "InterimInvoiceRequested"
         job_id = notification.originator_id
-        priced = await self.price(job_id, datetime.now(UTC))
+        priced = await self.price(job_id, datetime.now(UTC), interim)
         job, work, buyer, result = priced.job, priced.work, priced.buyer, priced.result
+        if interim:
+            request = decode_event(notification.state)
+            assert isinstance(request, InterimInvoiceRequested)
+            invoice_id = uuid.uuid5(NAMESPACE, f"interim:{request.request_id}")
+            if work.status not in (Status.SCHEDULED, Status.IN_PROGRESS, Status.ON_HOLD) or \
+                    not isinstance(result, Bill) or (await self.load(invoice_id)).version:
+                return "skipped"  # closed meanwhile, nothing new to bill, or issued already
+            return await self._issue(notification, priced, result, invoice_id, interim=True)
         if not self._due(work, notification.topic):
             return "skipped"
         if result is None:
@@ -303,6 +313,15 @@ class Invoicer(Consumer):
         invoice_id = invoice_id_of(job_id)
         if (await self.load(invoice_id)).version:
             return "skipped"  # issued already, with the job's JobInvoiced: nothing to repair
+        return await self._issue(notification, priced, result, invoice_id)
+
+    async def _issue(self, notification: Notification, priced: Priced, result: Bill, invoice_id: UUID,
+                     interim: bool = False) -> str:
+        """The invoice, its number, the job's record of it (and the prepaid hours it used), with
+        the tracking record: one atomic batch."""
+        job, work, buyer = priced.job, priced.work, priced.buyer
+        job_id = work.id
+        assert buyer is not None
         year = result.issue_date.year
         series_id = series_id_of(self.settings.series, year)
         series = await self.head(series_id)  # a year's series holds every number: read its last only
@@ -318,13 +337,20 @@ class Invoicer(Consumer):
             lines=result.lines, vat=result.vat, net_total=result.net_total,
             vat_total=result.vat_total, gross_total=result.gross_total,
             payment_reference=creditor_reference(number), reverse_charge=result.reverse_charge,
-            job_type=work.job_type, job_summary=work.summary)
+            job_type=work.job_type, job_summary=work.summary, interim=interim)
         allocated = InvoiceNumberAllocated(id=series_id, series=self.settings.series, year=year,
                                            sequence=sequence, number=number, invoice_id=invoice_id)
+        on_job: Event = JobInvoiced(id=job_id, invoice_id=invoice_id, number=number)
+        if interim:
+            billed = [k for k, e in work.entries.items()
+                      if e.billable and e.minutes > 0 and k not in work.billed_entries]
+            on_job = InterimInvoiced(id=job_id, invoice_id=invoice_id, number=number,
+                                     entries=[*work.billed_entries, *billed], materials=len(work.materials),
+                                     visits=work.visits)
         touched = [
             (series_id, series, [allocated]),
             (invoice_id, Stored([], 0, ""), [issued]),
-            (job_id, job, [JobInvoiced(id=job_id, invoice_id=invoice_id, number=number)]),
+            (job_id, job, [on_job]),
         ]
         if result.prepaid_minutes_used and priced.customer is not None:
             # in the same batch, at the customer's version as read: two invoices never spend the same hours

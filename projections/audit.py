@@ -329,8 +329,10 @@ async def reconcile(connection: NatsConnection, progress: Callable[[int], None] 
                 settled[event.id], reasons[event.id] = "not billed", event.reason
             case InvoicingHeld():
                 settled[event.id], reasons[event.id] = "held", event.reason
-            case InvoiceIssued() if event.retainer_id is None:
+            case InvoiceIssued() if event.retainer_id is None and not event.interim:
                 invoices_per_job.setdefault(event.job_id, []).append(event.number)
+            case InvoiceIssued() if event.interim:  # the work to date; the final invoice is counted
+                pass
             case InvoiceIssued():  # a retainer's month: once per month
                 invoices_per_job.setdefault(uuid.uuid5(event.job_id, event.period), []).append(event.number)
             case InvoiceNumberAllocated():

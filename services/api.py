@@ -20,7 +20,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
 from events.contract import (
-    AgreeRetainer, EndRetainer, IssueCreditNote, RecordPayment, SellHoursPackage,
+    AgreeRetainer, EndRetainer, IssueCreditNote, RecordPayment, RequestInterimInvoice, SellHoursPackage,
     AcceptQuote, AddNote, AddTimeEntry, CancelJob, ChangeCustomerDetails, ChangeJobDetails,
     ChangeTechnicianDetails, CompleteJob, CorrectTimeEntry, CreatePriceList, DeactivateTechnician,
     PriceActivity, PutJobOnHold, QuoteJob, ReactivateTechnician, RegisterCustomer,
@@ -52,6 +52,7 @@ JOB_ACTIONS: dict[str, type[msgspec.Struct]] = {
     "resume": ResumeJob,
     "cancel": CancelJob,
     "reopen": ReopenJob,
+    "interim-invoice": RequestInterimInvoice,
 }
 
 TECHNICIAN_ACTIONS: dict[str, type[msgspec.Struct]] = {

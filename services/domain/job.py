@@ -10,7 +10,7 @@ import msgspec
 from msgspec.structs import replace
 
 from events.contract import (
-    AcceptQuote, AddNote, AddTimeEntry, Address, BillingKind, CancelJob, ChangeJobDetails,
+    AcceptQuote, AddNote, InterimInvoiceRequested, RequestInterimInvoice, AddTimeEntry, Address, BillingKind, CancelJob, ChangeJobDetails,
     CompleteJob, CorrectTimeEntry, JobCancelled, JobCommand, JobCompleted, JobDetailsChanged,
     JobEvent, JobInvoiced, JobPutOnHold, JobQuoted, JobReopened, JobRequested, JobRescheduled, JobResumed,
     JobScheduled, JobSignedOff, JobTaken, JobUnassigned, MaterialUsed, NoteAdded, Priority,
@@ -226,6 +226,12 @@ def decide(command: JobCommand, job: Job, ctx: Context) -> list[JobEvent]:
                                  quantity=command.quantity, unit=command.unit,
                                  unit_price=command.unit_price, billable=command.billable,
                                  discount_percent=command.discount_percent)]
+        case RequestInterimInvoice():
+            if ctx.actor.role not in (Role.OFFICE, Role.ADMIN):
+                raise Forbidden("only the office asks for an interim invoice")
+            _require(job, WORKABLE | {Status.ON_HOLD}, "invoice the work to date",
+                     "a completed job gets its final invoice" if job.status is Status.COMPLETED else "")
+            return [InterimInvoiceRequested(id=job.id, request_id=derived_id(job.id, job.version, "interim"))]
         case CompleteJob():
             _require(job, {Status.IN_PROGRESS}, "complete",
                      "start work first" if job.status is Status.SCHEDULED else "")

@@ -473,3 +473,27 @@ def test_an_accepted_quote_gets_a_proforma_when_the_customer_wants_one(
             assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     finally:
         projectors.stop()
+
+
+def test_an_interim_invoice_bills_the_work_to_date_and_the_final_one_only_the_rest(
+        api: Api, stream_env: dict[str, str]) -> None:
+    price_list(api.jobstream)
+    tom = api.technician("tom")
+    customer = api.ok("/customers", {"name": "Dvořák", "billing_address": ADDRESS, "currency": "CZK"})["id"]
+    job = api.scheduled_job(tom, customer)
+    api.ok(f"/jobs/{job}/start", {}, who="tom")
+    api.ok(f"/jobs/{job}/time-entries", {"started_at": "2026-11-23T09:00:00Z", "minutes": 240}, who="tom")
+    assert api.post(f"/jobs/{job}/interim-invoice", {}, who="tom").status_code == 403
+    api.ok(f"/jobs/{job}/interim-invoice", {})
+    asyncio.run(invoice_all(stream_env))
+    api.ok(f"/jobs/{job}/time-entries", {"started_at": "2026-11-24T09:00:00Z", "minutes": 70}, who="tom")
+    api.ok(f"/jobs/{job}/complete", {"summary": "Done"}, who="tom")
+    asyncio.run(invoice_all(stream_env))
+    asyncio.run(invoice_all(stream_env))
+
+    first, final = sorted(invoices(api.jobstream)[0], key=lambda i: i.sequence)
+    assert (first.interim, [(l.quantity, l.logged_minutes) for l in first.lines]) == (True, [(Decimal(4), 240)])
+    assert (final.interim, [(l.quantity, l.logged_minutes) for l in final.lines]) == (False, [(Decimal(2), 70)])
+    assert api.get(f"/jobs/{job}").json()["status"] == "invoiced"
+    done = api.post(f"/jobs/{job}/interim-invoice", {})
+    assert done.status_code == 409 and "invoiced" in done.json()["detail"]
