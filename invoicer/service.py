@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import multiprocessing
 import hashlib
 import logging
 import os
@@ -25,6 +27,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
@@ -159,6 +162,9 @@ class Consumer:
     async def decide_and_save(self, notification: Notification) -> str:
         raise NotImplementedError
 
+    def prepare(self, page: Sequence[Notification]) -> None:
+        """Start work ahead on a page's triggers (a consumer whose work is pure may)."""
+
     async def handle(self, notification: Notification) -> str:
         """What was done about one stored event; "done" when another replica did it first."""
         for _ in range(RETRIES):
@@ -204,6 +210,7 @@ class Consumer:
             page = await self.connection.notifications(position)
             if not page:
                 break
+            self.prepare(page)
             for notification in page:
                 if self.stopping.is_set():  # stop between events; the next start goes on from here
                     self._scanned = position
@@ -500,20 +507,60 @@ class DocumentWriter(Consumer):
     name = "invoicer-documents"
     triggers = frozenset({"InvoiceIssued", "CreditNoteIssued", "ProformaIssued"})
 
-    def __init__(self, connection: NatsConnection, branding: Branding | None = None) -> None:
+    AHEAD = 16  # documents rendered ahead of the one being stored
+
+    def __init__(self, connection: NatsConnection, branding: Branding | None = None, workers: int = 0) -> None:
         super().__init__(connection)
         self.branding = branding or Branding()
         self.render_seconds: list[float] = []
+        self.workers = workers  # render processes; 0: in a thread of this process
+        self._pool: ProcessPoolExecutor | None = None
+        self._ahead: dict[UUID, asyncio.Future[bytes]] = {}
+        self._waiting: collections.deque[tuple[UUID, object]] = collections.deque()
+
+    def prepare(self, page: Sequence[Notification]) -> None:
+        """Rendering is pure and the slowest step: with worker processes, the page's documents
+        are rendered ahead, in parallel, while the ones before them are stored in order."""
+        if not self.workers:
+            return
+        wanted = [n for n in page if n.topic in self.triggers]
+        ids = {n.originator_id for n in wanted}
+        for stale in [k for k in self._ahead if k not in ids]:  # work of a page left behind
+            self._ahead.pop(stale).cancel()
+        self._waiting.clear()
+        self._waiting.extend((n.originator_id, decode_event(n.state)) for n in wanted if n.originator_id not in self._ahead)
+        self._fill()
+
+    def _fill(self) -> None:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        loop = asyncio.get_running_loop()
+        while self._waiting and len(self._ahead) < self.AHEAD:
+            document_id, event = self._waiting.popleft()
+            if document_id not in self._ahead:
+                self._ahead[document_id] = loop.run_in_executor(self._pool, render_pdf, event, self.branding)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    async def _render(self, issued: InvoiceIssued | CreditNoteIssued | ProformaIssued) -> bytes:
+        ahead = self._ahead.pop(issued.id, None)
+        if ahead is not None:
+            self._fill()
+            return await ahead
+        return await asyncio.to_thread(render_pdf, issued, self.branding)
 
     async def decide_and_save(self, notification: Notification) -> str:
         document = await self.load(notification.originator_id)
         stored_type = {"CreditNoteIssued": CreditNoteDocumentStored, "ProformaIssued": ProformaDocumentStored}.get(
             notification.topic, InvoiceDocumentStored)
         if any(isinstance(e, stored_type) for e in document.events):
+            self._ahead.pop(notification.originator_id, None)
             return "skipped"
         issued = next(e for e in document.events if isinstance(e, InvoiceIssued | CreditNoteIssued | ProformaIssued))
         started = time.perf_counter()
-        pdf = await asyncio.to_thread(render_pdf, issued, self.branding)
+        pdf = await self._render(issued)
         self.render_seconds.append(time.perf_counter() - started)
         renderings = [("pdf", "application/pdf", pdf)]
         if not isinstance(issued, ProformaIssued):  # a proforma is no tax document: no e-invoice
@@ -570,7 +617,8 @@ async def serve(env: dict[str, str], part: str = "all") -> None:
         consumers.extend([invoicer, PaymentMatcher(connection)])
     if part in ("all", "documents"):
         consumers.append(DocumentWriter(connection, Branding(logo=env.get("JOBSTREAM_LOGO", ""),
-                                                             colour=env.get("JOBSTREAM_COLOUR") or "#0b6b61")))
+                                                             colour=env.get("JOBSTREAM_COLOUR") or "#0b6b61"),
+                                        workers=int(env.get("DOCUMENT_WORKERS") or max(1, (os.cpu_count() or 2) - 1))))
     for consumer in consumers:
         log.info("%s starting after position %s", consumer.name,
                  await consumer.recorder.max_tracking_id_async(consumer.name) or 0)
@@ -589,6 +637,9 @@ async def serve(env: dict[str, str], part: str = "all") -> None:
     try:
         await asyncio.gather(*runs)
     finally:
+        for consumer in consumers:
+            if isinstance(consumer, DocumentWriter):
+                consumer.close()
         await connection.aclose()
 
 

@@ -497,3 +497,30 @@ def test_an_interim_invoice_bills_the_work_to_date_and_the_final_one_only_the_re
     assert api.get(f"/jobs/{job}").json()["status"] == "invoiced"
     done = api.post(f"/jobs/{job}/interim-invoice", {})
     assert done.status_code == 409 and "invoiced" in done.json()["detail"]
+
+
+def test_documents_rendered_ahead_by_worker_processes_are_stored_once_each(
+        jobstream: JobstreamApp, stream_env: dict[str, str]) -> None:
+    from events.contract import InvoiceDocumentStored
+    from invoicer.service import DocumentWriter
+
+    price_list(jobstream)
+    office = Office(jobstream)
+    jobs = [office.completed_job() for _ in range(6)]
+    asyncio.run(invoice_all(stream_env))
+
+    async def render() -> list[float]:
+        connection = await NatsConnection.open_on_running_loop(settings_of(stream_env))
+        writer = DocumentWriter(connection, workers=2)
+        try:
+            await writer.catch_up()
+            await writer.catch_up()
+            return writer.render_seconds
+        finally:
+            writer.close()
+            await connection.aclose()
+
+    assert len(asyncio.run(render())) == len(jobs)
+    (stored_documents,) = stored(jobstream, InvoiceDocumentStored)
+    assert Counter((d.id, d.media_type) for d in stored_documents) == Counter(
+        {(invoice_id_of(job), kind): 1 for job in jobs for kind in ("application/pdf", "application/xml")})
