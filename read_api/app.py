@@ -634,9 +634,12 @@ def create_app(settings: Settings) -> FastAPI:
         return page(request, "timesheets.html", who, rows=rows, period=period, by=by, start=begin, end=finish)
 
     @app.get("/invoices", response_class=HTMLResponse, include_in_schema=False)
-    async def invoices_page(request: Request, who: User) -> Response:
+    async def invoices_page(request: Request, who: User, position: int | None = None) -> Response:
         billing_readers(who)
-        return page(request, "invoices.html", who, invoices=await asyncio.to_thread(models(request).invoices))
+        await fresh(request, position)
+        return page(request, "invoices.html", who, invoices=await asyncio.to_thread(models(request).invoices),
+                    error=request.query_params.get("error", ""), key=uuid.uuid4().hex,
+                    today=datetime.now(zone).date().isoformat())
 
     @app.get("/payments", response_class=HTMLResponse, include_in_schema=False)
     async def payments_page(request: Request, who: User, position: int | None = None) -> Response:
@@ -755,6 +758,26 @@ def create_app(settings: Settings) -> FastAPI:
         if status >= 400:
             return RedirectResponse(f"/jobs/{job_id}?error={_quote(_problem(answer))}", status_code=303)
         return RedirectResponse(f"/jobs/{job_id}?position={answer['position']}", status_code=303)
+
+    @app.post("/invoices/{invoice_id}/{action}", include_in_schema=False)
+    async def invoice_command(request: Request, who: User, invoice_id: UUID, action: str) -> Response:
+        """The Invoices page's forms: record a payment, issue a credit note."""
+        writers_only(who)
+        form = dict(await request.form())
+        if action == "payments":
+            body: dict[str, Any] = {"amount": str(form.get("amount", "")).strip().replace(",", "."),
+                                    "received_on": str(form.get("received_on", "")), "payer": form.get("payer", "")}
+        elif action == "credit-notes":
+            body = {"reason": form.get("reason", "")}
+            if str(form.get("amount", "")).strip():
+                body["amount"] = str(form["amount"]).strip().replace(",", ".")
+        else:
+            raise Refused(404, f"the dashboard has no {action!r} form")
+        status, answer = await forward(request, f"/invoices/{invoice_id}/{action}", body,
+                                       str(form.get("key") or uuid.uuid4().hex))
+        if status >= 400:
+            return RedirectResponse(f"/invoices?error={_quote(_problem(answer))}", status_code=303)
+        return RedirectResponse(f"/invoices?position={answer['position']}", status_code=303)
 
     return app
 

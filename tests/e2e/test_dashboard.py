@@ -184,6 +184,20 @@ def test_invoices_and_a_bank_statement_in_the_browser(
     shot(page, "payments-phone")
     page.goto(f"{dashboard}/invoices")
     expect(page.locator(f"tr[data-number='{novak['number']}']")).to_contain_text("paid")
+
+    # the office records a card payment for the other invoice on the page itself
+    harbour = by_customer["Harbour Café"]
+    row = page.locator(f"tr[data-number='{harbour['number']}']")
+    row.locator("summary").click()
+    row.locator(".payment-form input[name=amount]").fill("0")
+    row.locator(".payment-form button").click()
+    expect(page.locator(".error")).to_contain_text("amount")  # refused, and the reason is named
+    row = page.locator(f"tr[data-number='{harbour['number']}']")
+    row.locator("summary").click()
+    row.locator(".payment-form input[name=amount]").fill(harbour["gross_total"])
+    row.locator(".payment-form input[name=payer]").fill("card at the counter")
+    row.locator(".payment-form button").click()
+    expect(page.locator(f"tr[data-number='{harbour['number']}']")).to_contain_text("paid")
     page.goto(f"{dashboard}/payments")
     page.set_input_files("#statement-form input[name=statement]", str(statement))
     page.click("#statement-form button")
