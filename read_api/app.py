@@ -753,11 +753,16 @@ def create_app(settings: Settings) -> FastAPI:
             body = {"text": form.get("text", "")}
         else:
             raise Refused(404, f"the dashboard has no {action!r} form")
-        status, answer = await forward(request, f"/jobs/{job_id}/{action}", body,
-                                       str(form.get("key") or uuid.uuid4().hex))
+        return await submitted(request, f"/jobs/{job_id}/{action}", body, form, f"/jobs/{job_id}")
+
+    async def submitted(request: Request, path: str, body: dict[str, Any], form: dict[str, Any],
+                        back: str) -> Response:
+        """A form's command, forwarded; back to the page, which waits until it shows the
+        command's effect, or shows why it was refused."""
+        status, answer = await forward(request, path, body, str(form.get("key") or uuid.uuid4().hex))
         if status >= 400:
-            return RedirectResponse(f"/jobs/{job_id}?error={_quote(_problem(answer))}", status_code=303)
-        return RedirectResponse(f"/jobs/{job_id}?position={answer['position']}", status_code=303)
+            return RedirectResponse(f"{back}?error={_quote(_problem(answer))}", status_code=303)
+        return RedirectResponse(f"{back}?position={answer['position']}", status_code=303)
 
     @app.post("/invoices/{invoice_id}/{action}", include_in_schema=False)
     async def invoice_command(request: Request, who: User, invoice_id: UUID, action: str) -> Response:
@@ -773,11 +778,7 @@ def create_app(settings: Settings) -> FastAPI:
                 body["amount"] = str(form["amount"]).strip().replace(",", ".")
         else:
             raise Refused(404, f"the dashboard has no {action!r} form")
-        status, answer = await forward(request, f"/invoices/{invoice_id}/{action}", body,
-                                       str(form.get("key") or uuid.uuid4().hex))
-        if status >= 400:
-            return RedirectResponse(f"/invoices?error={_quote(_problem(answer))}", status_code=303)
-        return RedirectResponse(f"/invoices?position={answer['position']}", status_code=303)
+        return await submitted(request, f"/invoices/{invoice_id}/{action}", body, form, "/invoices")
 
     return app
 
