@@ -120,10 +120,10 @@ def ubl_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
     if not credit:
         delivery = _add(root, "cac:Delivery")
         _add(delivery, "cbc:ActualDeliveryDate", invoice.supply_date)  # type: ignore[union-attr]
-        means = _add(root, "cac:PaymentMeans")
-        _add(means, "cbc:PaymentMeansCode", "30")  # credit transfer
-        _add(means, "cbc:PaymentID", invoice.payment_reference)  # type: ignore[union-attr]
-        if invoice.seller.bank_account:
+        if invoice.seller.bank_account:  # a credit transfer needs the account it goes to (BR-61)
+            means = _add(root, "cac:PaymentMeans")
+            _add(means, "cbc:PaymentMeansCode", "30")
+            _add(means, "cbc:PaymentID", invoice.payment_reference)  # type: ignore[union-attr]
             _add(_add(means, "cac:PayeeFinancialAccount"), "cbc:ID", invoice.seller.bank_account.replace(" ", ""))
     tax_total = _add(root, "cac:TaxTotal")
     _amount(tax_total, "cbc:TaxAmount", invoice.vat_total, currency)

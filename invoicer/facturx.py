@@ -15,7 +15,7 @@ from datetime import date
 from decimal import Decimal
 from xml.etree import ElementTree as ET
 
-from events.contract import Address, InvoiceIssued, InvoiceLine, Party
+from events.contract import Address, CreditNoteIssued, InvoiceIssued, InvoiceLine, Party
 from invoicer.einvoice import UNIT_CODES
 
 NS = {
@@ -87,32 +87,38 @@ def _line(parent: ET.Element, number: int, line: InvoiceLine) -> None:
          _money(line.net))
 
 
-def cii_invoice(invoice: InvoiceIssued) -> bytes:
-    """The invoice as CII XML, EN 16931 profile (the XML of a Factur-X)."""
+def cii_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
+    """The invoice (or credit note) as CII XML, EN 16931 profile (the XML of a Factur-X)."""
+    credit = isinstance(invoice, CreditNoteIssued)
     root = ET.Element(f"{{{NS['rsm']}}}CrossIndustryInvoice")
     context = _add(root, "rsm:ExchangedDocumentContext")
     _add(_add(context, "ram:GuidelineSpecifiedDocumentContextParameter"), "ram:ID", "urn:cen.eu:en16931:2017")
     document = _add(root, "rsm:ExchangedDocument")
     _add(document, "ram:ID", invoice.number)
-    _add(document, "ram:TypeCode", "380")
+    _add(document, "ram:TypeCode", "381" if credit else "380")
     _day(document, "ram:IssueDateTime", invoice.issue_date)
+    if credit:
+        _add(_add(document, "ram:IncludedNote"), "ram:Content",
+             f"Credit note for {invoice.invoice_number}: {invoice.reason}")  # type: ignore[union-attr]
     if invoice.reverse_charge:
         _add(_add(document, "ram:IncludedNote"), "ram:Content", "Reverse charge (Art. 196 Directive 2006/112/EC)")
     transaction = _add(root, "rsm:SupplyChainTradeTransaction")
     for number, line in enumerate(invoice.lines, start=1):
         _line(transaction, number, line)
     agreement = _add(transaction, "ram:ApplicableHeaderTradeAgreement")
-    _add(agreement, "ram:BuyerReference", str(invoice.job_id))
+    _add(agreement, "ram:BuyerReference", str(invoice.invoice_id if credit else invoice.job_id))  # type: ignore[union-attr]
     _party(agreement, "ram:SellerTradeParty", invoice.seller)
     _party(agreement, "ram:BuyerTradeParty", invoice.buyer)
     delivery = _add(transaction, "ram:ApplicableHeaderTradeDelivery")
-    _day(_add(delivery, "ram:ActualDeliverySupplyChainEvent"), "ram:OccurrenceDateTime", invoice.supply_date)
+    _day(_add(delivery, "ram:ActualDeliverySupplyChainEvent"), "ram:OccurrenceDateTime",
+         invoice.invoice_issue_date if credit else invoice.supply_date)  # type: ignore[union-attr]
     settlement = _add(transaction, "ram:ApplicableHeaderTradeSettlement")
-    _add(settlement, "ram:PaymentReference", invoice.payment_reference)
+    if not credit:
+        _add(settlement, "ram:PaymentReference", invoice.payment_reference)  # type: ignore[union-attr]
     _add(settlement, "ram:InvoiceCurrencyCode", invoice.currency)
-    means = _add(settlement, "ram:SpecifiedTradeSettlementPaymentMeans")
-    _add(means, "ram:TypeCode", "30")
-    if invoice.seller.bank_account:
+    if invoice.seller.bank_account:  # a credit transfer needs the account it goes to (BR-61, CII-SR-470)
+        means = _add(settlement, "ram:SpecifiedTradeSettlementPaymentMeans")
+        _add(means, "ram:TypeCode", "30")
         _add(_add(means, "ram:PayeePartyCreditorFinancialAccount"), "ram:IBANID",
              invoice.seller.bank_account.replace(" ", ""))
     for subtotal in invoice.vat:
@@ -126,13 +132,22 @@ def cii_invoice(invoice: InvoiceIssued) -> bytes:
         if subtotal.category == "AE":
             _add(tax, "ram:ExemptionReasonCode", "VATEX-EU-AE")
         _add(tax, "ram:RateApplicablePercent", _plain(subtotal.rate))
-    _day(_add(settlement, "ram:SpecifiedTradePaymentTerms"), "ram:DueDateDateTime", invoice.due_date)
+    terms = _add(settlement, "ram:SpecifiedTradePaymentTerms")
+    if credit:
+        _add(terms, "ram:Description", f"Credited against invoice {invoice.invoice_number}")  # type: ignore[union-attr]
+    else:
+        _day(terms, "ram:DueDateDateTime", invoice.due_date)  # type: ignore[union-attr]
     totals = _add(settlement, "ram:SpecifiedTradeSettlementHeaderMonetarySummation")
     _add(totals, "ram:LineTotalAmount", _money(invoice.net_total))
     _add(totals, "ram:TaxBasisTotalAmount", _money(invoice.net_total))
     _add(totals, "ram:TaxTotalAmount", _money(invoice.vat_total), currencyID=invoice.currency)
     _add(totals, "ram:GrandTotalAmount", _money(invoice.gross_total))
     _add(totals, "ram:DuePayableAmount", _money(invoice.gross_total))
+    if credit:
+        reference = _add(settlement, "ram:InvoiceReferencedDocument")
+        _add(reference, "ram:IssuerAssignedID", invoice.invoice_number)  # type: ignore[union-attr]
+        _add(_add(reference, "ram:FormattedIssueDateTime"), "qdt:DateTimeString",
+             date.fromisoformat(invoice.invoice_issue_date).strftime("%Y%m%d"), format="102")  # type: ignore[union-attr]
     return ET.tostring(root, encoding="UTF-8", xml_declaration=True)
 
 
@@ -156,7 +171,7 @@ def _only_embedded_fonts(document: object) -> None:
                 fonts[name] = embedded[0]
 
 
-def facturx_pdf(pdf: bytes, invoice: InvoiceIssued) -> bytes:
+def facturx_pdf(pdf: bytes, invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
     """The PDF as a Factur-X: PDF/A-3 with an sRGB output intent and the CII XML attached."""
     import facturx
     import pikepdf
@@ -170,9 +185,11 @@ def facturx_pdf(pdf: bytes, invoice: InvoiceIssued) -> bytes:
             OutputConditionIdentifier=pikepdf.String("sRGB IEC61966-2.1"), DestOutputProfile=icc)])
         prepared = io.BytesIO()
         document.save(prepared)
-    metadata = {"author": invoice.seller.name, "keywords": "Factur-X, invoice",
-                "title": f"{invoice.seller.name}: invoice {invoice.number}",
-                "subject": f"Invoice {invoice.number} dated {invoice.issue_date} issued by {invoice.seller.name}"}
+    what = "credit note" if isinstance(invoice, CreditNoteIssued) else "invoice"
+    metadata = {"author": invoice.seller.name, "keywords": f"Factur-X, {what}",
+                "title": f"{invoice.seller.name}: {what} {invoice.number}",
+                "subject": f"{what.capitalize()} {invoice.number} dated {invoice.issue_date} issued by "
+                           f"{invoice.seller.name}"}
     made = facturx.generate_from_binary(prepared.getvalue(), cii_invoice(invoice), flavor="factur-x",
                                         level="en16931", check_xsd=True, pdf_metadata=metadata,
                                         lang=invoice.language)

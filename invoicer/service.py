@@ -579,9 +579,10 @@ class DocumentWriter(Consumer):
 
 
 def render_pdf(document: InvoiceIssued | CreditNoteIssued | ProformaIssued, branding: Branding) -> bytes:
-    """An invoice's PDF is a Factur-X (PDF/A-3 with its CII XML inside); a credit note's is plain."""
+    """An invoice's or a credit note's PDF is a Factur-X (PDF/A-3 with its CII XML inside); a
+    proforma's, no tax document, is a plain PDF."""
     pdf = invoice_pdf(document, branding)
-    if isinstance(document, InvoiceIssued):
+    if isinstance(document, InvoiceIssued | CreditNoteIssued):
         from invoicer.facturx import facturx_pdf
 
         return facturx_pdf(pdf, document)

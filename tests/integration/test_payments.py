@@ -299,10 +299,11 @@ def test_credit_notes_correct_an_invoice_by_reference(api: Api, stream_env: dict
             assert f"Corrects invoice {wrong.number}" in text
             xml = reader.get(f"/credit-notes/{notes[1].id}.xml")
             assert xml.status_code == 200 and b"<cbc:CreditNoteTypeCode>381</cbc:CreditNoteTypeCode>" in xml.content
-            if VALIDATOR.exists():
+            if VALIDATOR.exists():  # the UBL CreditNote, and the PDF as a Factur-X credit note
                 (tmp_path / "note.xml").write_bytes(xml.content)
-                checked = subprocess.run([sys.executable, str(VALIDATOR), str(tmp_path / "note.xml")],
-                                         capture_output=True, text=True, timeout=120)
+                (tmp_path / "note.pdf").write_bytes(pdf.content)
+                checked = subprocess.run([sys.executable, str(VALIDATOR), str(tmp_path / "note.xml"),
+                                          str(tmp_path / "note.pdf")], capture_output=True, text=True, timeout=120)
                 assert checked.returncode == 0, checked.stdout
     finally:
         projectors.stop()
