@@ -158,6 +158,16 @@ end
 """
 
 
+def wait_healthy(base: str) -> None:
+    """Until the service started at ``base`` answers /health (at most 30 s)."""
+    for _ in range(300):
+        try:
+            httpx.get(f"{base}/health", timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+
+
 def _wrk_ms(text: str) -> float:
     match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
     if match is None:
@@ -270,12 +280,7 @@ def main() -> None:
             cwd=Path(__file__).resolve().parent.parent)
         try:
             base = f"http://127.0.0.1:{port}"
-            for _ in range(300):
-                try:
-                    httpx.get(f"{base}/health", timeout=1)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+            wait_healthy(base)
             os.environ["JOBSTREAM_BENCH_JOBS"] = str(Path(data) / "jobs.json")
             http_commands(base, script, 32, 5)  # warm up: every job loaded once
             for clients in (1, 32):

@@ -34,23 +34,21 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
-import msgspec
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from events.contract import (  # noqa: E402
-    AddNote, Address, CustomerRegistered, EventMeta, JobCompleted, JobRequested, JobScheduled,
+    AddNote, Address, CustomerRegistered, JobCompleted, JobRequested, JobScheduled,
     JobSignedOff, NoteAdded, Priority, Role, TechnicianRegistered, TokenIssued, WorkStarted,
-    WorkStopped, encode_event, topic_of,
+    WorkStopped, event_hash, seal,
 )
 from events.jetstream import NatsConnection, StreamSettings, connect  # noqa: E402
-from services.app import JobstreamApp, event_hash  # noqa: E402
+from services.app import JobstreamApp  # noqa: E402
 from services.domain.common import Actor  # noqa: E402
 from services.natsd import EmbeddedNats, free_port  # noqa: E402
 
-from bench.backbone import _wrk_ms, percentile  # noqa: E402
+from bench.backbone import _wrk_ms, percentile, wait_healthy  # noqa: E402
 
 TOKEN = "js_bench_reader"
 CITIES = ["Brno", "Praha", "Kraków", "Leipzig", "Cluj-Napoca", "Dublin", "Ostrava", "Wrocław"]
@@ -72,13 +70,12 @@ class Writer:
     async def add(self, event: object, when: datetime, actor: str, role: str) -> None:
         aggregate_id = event.id  # type: ignore[attr-defined]
         version, previous = self.versions.get(aggregate_id, (0, ""))
-        meta = EventMeta(event_id=uuid.uuid4(), occurred_at=when, actor_id=actor, actor_role=role,
-                         command_id=f"bench-{uuid.uuid4().hex}", correlation_id="bench", previous_hash=previous)
-        state = encode_event(msgspec.structs.replace(event, meta=meta))  # type: ignore[type-var]
-        topic = topic_of(event)  # type: ignore[arg-type]
-        self.versions[aggregate_id] = (version + 1, event_hash(state))
-        subject = self.connection.settings.subject("events", topic, aggregate_id)
-        self.pending.append((subject, state, {"Es-Topic": topic, "Es-Version": str(version + 1)}))
+        (stored,) = seal(aggregate_id, version, previous, [event], now=when, actor_id=actor,  # type: ignore[list-item]
+                         actor_role=role, command_id=f"bench-{uuid.uuid4().hex}", correlation_id="bench")
+        self.versions[aggregate_id] = (stored.originator_version, event_hash(stored.state))
+        subject = self.connection.settings.subject("events", stored.topic, aggregate_id)
+        self.pending.append((subject, stored.state, {"Es-Topic": stored.topic,
+                                                     "Es-Version": str(stored.originator_version)}))
         if len(self.pending) == 1000:
             await self.flush()
 
@@ -268,12 +265,7 @@ def main() -> None:
         api = subprocess.Popen([sys.executable, "-m", "read_api.serve", "--port", str(port)], env=env, cwd=ROOT)
         try:
             base = f"http://127.0.0.1:{port}"
-            for _ in range(300):
-                try:
-                    httpx.get(f"{base}/health", timeout=1)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+            wait_healthy(base)
             wrk(f"{base}/api/board?limit=50", 100, 3)  # warm up
             board = wrk(f"{base}/api/board?limit=50", 100, args.seconds)
             filtered = wrk(f"{base}/api/board?limit=50&status=in_progress&priority=urgent&sort=sla&order=asc",

@@ -10,12 +10,16 @@ Money is Decimal, times are aware UTC datetimes.
 from __future__ import annotations
 
 import enum
+import hashlib
+import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, ClassVar
 from uuid import UUID
 
 import msgspec
+from eventsourcing.persistence import StoredEvent
 from msgspec import Meta, Struct
 
 from events import jetstream
@@ -1068,3 +1072,24 @@ def decode_event(data: bytes) -> Event:
 
 def topic_of(event: Event) -> str:
     return type(event).__name__
+
+
+def event_hash(state: bytes) -> str:
+    """The SHA-256 of a stored event's bytes: the next event of its aggregate carries it as
+    ``previous_hash``, so ``jobstream audit verify`` can prove the chain unbroken."""
+    return hashlib.sha256(state).hexdigest()
+
+
+def seal(aggregate_id: UUID, version: int, previous_hash: str, events: Sequence[Event], *, now: datetime,
+         actor_id: str, actor_role: str, command_id: str, correlation_id: str) -> list[StoredEvent]:
+    """Events of one aggregate, as stored: stamped with their metadata, numbered from the
+    aggregate's ``version`` and chained to its last event's hash."""
+    stored = []
+    for event in events:
+        version += 1
+        meta = EventMeta(event_id=uuid.uuid4(), occurred_at=now, actor_id=actor_id, actor_role=actor_role,
+                         command_id=command_id, correlation_id=correlation_id, previous_hash=previous_hash)
+        state = encode_event(msgspec.structs.replace(event, meta=meta))
+        stored.append(StoredEvent(aggregate_id, version, topic_of(event), state))
+        previous_hash = event_hash(state)
+    return stored

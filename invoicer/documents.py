@@ -8,7 +8,6 @@ invoice's language; the embedded DejaVu Sans has the letters Helvetica lacks (ł
 from __future__ import annotations
 
 import io
-import time
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -98,24 +97,22 @@ class Branding:
         self.colour = colour
 
 
-class _ProformaView:
-    """A proforma invoice with the fields the invoice template prints."""
+class _Printed:
+    """A proforma or a credit note with the fields the invoice template prints."""
 
-    def __init__(self, proforma: ProformaIssued, t: dict[str, object]) -> None:
-        self.__dict__.update({f: getattr(proforma, f) for f in proforma.__struct_fields__})
-        self.supply_date = proforma.issue_date
-        self.job_summary = str(t["proforma_note"])
+    def __init__(self, document: CreditNoteIssued | ProformaIssued, **printed: object) -> None:
+        self.__dict__.update({f: getattr(document, f) for f in document.__struct_fields__}, **printed)
 
 
-class _CreditNoteView:
-    """A credit note with the fields the invoice template prints."""
-
-    def __init__(self, note: CreditNoteIssued, t: dict[str, object]) -> None:
-        self.__dict__.update({f: getattr(note, f) for f in note.__struct_fields__})
-        self.supply_date = note.invoice_issue_date
-        self.due_date = note.issue_date
-        self.payment_reference = ""
-        self.job_summary = f"{t['refers_to']} {note.invoice_number}: {note.reason}"
+def _printed(document: InvoiceIssued | CreditNoteIssued | ProformaIssued, t: dict[str, object]) -> object:
+    match document:
+        case CreditNoteIssued():
+            return _Printed(document, supply_date=document.invoice_issue_date, due_date=document.issue_date,
+                            payment_reference="",
+                            job_summary=f"{t['refers_to']} {document.invoice_number}: {document.reason}")
+        case ProformaIssued():
+            return _Printed(document, supply_date=document.issue_date, job_summary=str(t["proforma_note"]))
+    return document
 
 
 def invoice_html(invoice: InvoiceIssued | CreditNoteIssued | ProformaIssued, branding: Branding | None = None) -> str:
@@ -138,10 +135,8 @@ def invoice_html(invoice: InvoiceIssued | CreditNoteIssued | ProformaIssued, bra
 
     kind = "credit_note" if isinstance(invoice, CreditNoteIssued) else \
         "proforma" if isinstance(invoice, ProformaIssued) else "invoice"
-    shown = _CreditNoteView(invoice, LABELS[lang]) if kind == "credit_note" else \
-        _ProformaView(invoice, LABELS[lang]) if kind == "proforma" else invoice  # type: ignore[arg-type]
     return _templates.get_template("invoice.html").render(
-        i=shown, t=LABELS[lang], title=LABELS[lang][kind], lang=lang, fonts=(HERE / "fonts").as_posix(),
+        i=_printed(invoice, LABELS[lang]), t=LABELS[lang], title=LABELS[lang][kind], lang=lang, fonts=(HERE / "fonts").as_posix(),
         logo=branding.logo, colour=branding.colour, number=number, rate=rate, category=category,
         address=address, variable_symbol=variable_symbol(invoice.number),
         money=lambda value: format_currency(value, invoice.currency, locale=locale),
@@ -161,9 +156,3 @@ def invoice_pdf(invoice: InvoiceIssued | CreditNoteIssued | ProformaIssued, bran
     if status.err:
         raise RenderError(f"invoice {invoice.number}: the PDF could not be rendered ({status.err} errors)")
     return out.getvalue()
-
-
-def timed_pdf(invoice: InvoiceIssued) -> tuple[bytes, float]:
-    started = time.perf_counter()
-    pdf = invoice_pdf(invoice)
-    return pdf, time.perf_counter() - started

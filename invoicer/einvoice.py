@@ -69,14 +69,15 @@ def _party(parent: ET.Element, role: str, party: Party) -> None:
 def _category(parent: ET.Element, tag: str, category: str, rate: Decimal, with_reason: bool = False) -> None:
     element = _add(parent, tag)
     _add(element, "cbc:ID", category)
-    _add(element, "cbc:Percent", _plain(rate))
+    _add(element, "cbc:Percent", plain_number(rate))
     if with_reason and category == "AE":
         _add(element, "cbc:TaxExemptionReasonCode", "VATEX-EU-AE")
         _add(element, "cbc:TaxExemptionReason", "Reverse charge")
     _add(_add(element, "cac:TaxScheme"), "cbc:ID", "VAT")
 
 
-def _plain(value: Decimal) -> str:
+def plain_number(value: Decimal) -> str:
+    """A quantity, rate or price as XML wants it: no exponent, no trailing zeros."""
     text = format(value.normalize(), "f")
     return text if text not in ("-0", "") else "0"
 
@@ -84,14 +85,14 @@ def _plain(value: Decimal) -> str:
 def _line(parent: ET.Element, number: int, line: InvoiceLine, currency: str, credit: bool = False) -> None:
     element = _add(parent, "cac:CreditNoteLine" if credit else "cac:InvoiceLine")
     _add(element, "cbc:ID", number)
-    _add(element, "cbc:CreditedQuantity" if credit else "cbc:InvoicedQuantity", _plain(line.quantity),
+    _add(element, "cbc:CreditedQuantity" if credit else "cbc:InvoicedQuantity", plain_number(line.quantity),
          unitCode=UNIT_CODES.get(line.unit, "C62"))
     _amount(element, "cbc:LineExtensionAmount", line.net, currency)
     item = _add(element, "cac:Item")
     _add(item, "cbc:Name", line.description or line.code)
     _add(_add(item, "cac:SellersItemIdentification"), "cbc:ID", line.code)
     _category(item, "cac:ClassifiedTaxCategory", line.vat_category, line.vat_rate)
-    _add(_add(element, "cac:Price"), "cbc:PriceAmount", _plain(line.unit_price), currencyID=currency)
+    _add(_add(element, "cac:Price"), "cbc:PriceAmount", plain_number(line.unit_price), currencyID=currency)
 
 
 def ubl_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:

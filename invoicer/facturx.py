@@ -16,7 +16,7 @@ from decimal import Decimal
 from xml.etree import ElementTree as ET
 
 from events.contract import Address, CreditNoteIssued, InvoiceIssued, InvoiceLine, Party
-from invoicer.einvoice import UNIT_CODES
+from invoicer.einvoice import UNIT_CODES, plain_number
 
 NS = {
     "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
@@ -38,11 +38,6 @@ def _add(parent: ET.Element, tag: str, text: object = None, **attributes: str) -
 
 def _day(parent: ET.Element, tag: str, iso_day: str) -> None:
     _add(_add(parent, tag), "udt:DateTimeString", date.fromisoformat(iso_day).strftime("%Y%m%d"), format="102")
-
-
-def _plain(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
-    return text if text not in ("-0", "") else "0"
 
 
 def _money(value: Decimal) -> str:
@@ -75,14 +70,14 @@ def _line(parent: ET.Element, number: int, line: InvoiceLine) -> None:
     _add(product, "ram:SellerAssignedID", line.code)
     _add(product, "ram:Name", line.description or line.code)
     price = _add(_add(item, "ram:SpecifiedLineTradeAgreement"), "ram:NetPriceProductTradePrice")
-    _add(price, "ram:ChargeAmount", _plain(line.unit_price))
-    _add(_add(item, "ram:SpecifiedLineTradeDelivery"), "ram:BilledQuantity", _plain(line.quantity),
+    _add(price, "ram:ChargeAmount", plain_number(line.unit_price))
+    _add(_add(item, "ram:SpecifiedLineTradeDelivery"), "ram:BilledQuantity", plain_number(line.quantity),
          unitCode=UNIT_CODES.get(line.unit, "C62"))
     settlement = _add(item, "ram:SpecifiedLineTradeSettlement")
     tax = _add(settlement, "ram:ApplicableTradeTax")
     _add(tax, "ram:TypeCode", "VAT")
     _add(tax, "ram:CategoryCode", line.vat_category)
-    _add(tax, "ram:RateApplicablePercent", _plain(line.vat_rate))
+    _add(tax, "ram:RateApplicablePercent", plain_number(line.vat_rate))
     _add(_add(settlement, "ram:SpecifiedTradeSettlementLineMonetarySummation"), "ram:LineTotalAmount",
          _money(line.net))
 
@@ -131,7 +126,7 @@ def cii_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
         _add(tax, "ram:CategoryCode", subtotal.category)
         if subtotal.category == "AE":
             _add(tax, "ram:ExemptionReasonCode", "VATEX-EU-AE")
-        _add(tax, "ram:RateApplicablePercent", _plain(subtotal.rate))
+        _add(tax, "ram:RateApplicablePercent", plain_number(subtotal.rate))
     terms = _add(settlement, "ram:SpecifiedTradePaymentTerms")
     if credit:
         _add(terms, "ram:Description", f"Credited against invoice {invoice.invoice_number}")  # type: ignore[union-attr]

@@ -20,7 +20,6 @@ statement is matched once, however often it is delivered.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from collections.abc import Iterable
@@ -32,7 +31,7 @@ from eventsourcing.persistence import Notification
 
 from events.contract import (
     BankStatementImported, Event, InvoiceCredited, InvoiceIssued, PaymentApplied, PaymentReminderDue, StatementLine,
-    StatementLineUnmatched, decode_event,
+    StatementLineUnmatched, decode_event, event_hash,
 )
 from events.jetstream import NatsConnection
 from invoicer.pricing import creditor_reference, variable_symbol
@@ -76,7 +75,7 @@ class Ledger:
 
     def add(self, position: int, originator: UUID, version: int, state: bytes, event: Event) -> None:
         self.position = max(self.position, position)
-        digest = hashlib.sha256(state).hexdigest()
+        digest = event_hash(state)
         match event:
             case InvoiceIssued():
                 self.invoices[originator] = Open(id=originator, number=event.number, currency=event.currency,

@@ -148,6 +148,10 @@ class Buyer(Struct, frozen=True, kw_only=True):
     price_list_id: UUID | None = None
     wants_proforma: bool = False
 
+    def party(self) -> Party:
+        """The buyer as printed on a document."""
+        return Party(name=self.name, address=self.billing_address, vat_id=self.vat_id, email=self.email)
+
 
 def buyer_of(customer_id: UUID, events: Iterable[Event]) -> Buyer:
     """The customer as of the last of ``events``; a change sets only the fields it names."""
@@ -277,7 +281,7 @@ def reverse_charge(seller: Seller, buyer: Buyer) -> bool:
         and country != seller.address.country
 
 
-def _line(kind: str, code: str, description: str, qty: Decimal, unit: str, price: Decimal,
+def line_of(kind: str, code: str, description: str, qty: Decimal, unit: str, price: Decimal,
           vat_rate: Decimal, reverse: bool, minutes: int = 0, minimum: Decimal = Decimal(0)) -> InvoiceLine:
     net = money(qty * price)
     if minimum and net < minimum:  # the minimum charge replaces the line, as one flat unit
@@ -309,20 +313,20 @@ def lines_of(work: Work, activities: dict[str, Activity], seller: Seller, revers
         covered = min(prepaid_minutes, minutes) if activity.unit in TIMED else 0
         prepaid_minutes -= covered
         if covered:
-            lines.append(_line("prepaid", code, f"{activity.name} (prepaid hours)", money(Decimal(covered) / 60),
+            lines.append(line_of("prepaid", code, f"{activity.name} (prepaid hours)", money(Decimal(covered) / 60),
                                "hour", Decimal(0), activity.vat_rate, reverse, covered))
         if minutes - covered > 0:
             qty = quantity(activity.unit, minutes - covered, len(entries))
-            lines.append(_line("time", code, activity.name, qty, activity.unit.value, activity.rate,
+            lines.append(line_of("time", code, activity.name, qty, activity.unit.value, activity.rate,
                                activity.vat_rate, reverse, minutes - covered, activity.minimum_charge))
     visits = work.visits - work.billed_visits
     if work.location is Location.ON_SITE and CALL_OUT in activities and visits > 0:
         fee = activities[CALL_OUT]
-        lines.append(_line("fee", CALL_OUT, fee.name, Decimal(visits), "visit", fee.rate,
+        lines.append(line_of("fee", CALL_OUT, fee.name, Decimal(visits), "visit", fee.rate,
                            fee.vat_rate, reverse))
     if work.priority is Priority.URGENT and URGENT in activities and not interim:
         fee = activities[URGENT]
-        lines.append(_line("fee", URGENT, fee.name, Decimal(1), "flat", fee.rate, fee.vat_rate, reverse))
+        lines.append(line_of("fee", URGENT, fee.name, Decimal(1), "flat", fee.rate, fee.vat_rate, reverse))
     for used in work.materials[work.billed_materials:]:
         if not used.billable:
             continue
@@ -335,7 +339,7 @@ def lines_of(work: Work, activities: dict[str, Activity], seller: Seller, revers
         if used.discount_percent:  # the net price after the discount: quantity × price is the line
             price = price * (1 - used.discount_percent / 100)
             description = f"{used.description} (−{used.discount_percent.normalize():f} %)"
-        lines.append(_line("material", used.code, description, used.quantity, used.unit, price,
+        lines.append(line_of("material", used.code, description, used.quantity, used.unit, price,
                            vat_rate, reverse))
     return lines
 

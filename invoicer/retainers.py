@@ -19,11 +19,9 @@ from uuid import UUID
 import msgspec
 from eventsourcing.persistence import IntegrityError
 
-from events.contract import (
-    InvoiceIssued, InvoiceLine, InvoiceNumberAllocated, Party, RetainerAgreed, RetainerEnded, decode_event,
-)
-from invoicer.pricing import buyer_of, creditor_reference, invoice_number, local_day, money, reverse_charge, vat_breakdown
-from invoicer.service import NAMESPACE, Consumer, Settings, Stored, series_id_of
+from events.contract import InvoiceIssued, RetainerAgreed, RetainerEnded, decode_event
+from invoicer.pricing import buyer_of, creditor_reference, line_of, local_day, money, reverse_charge, vat_breakdown
+from invoicer.service import NAMESPACE, Consumer, Settings, Stored
 
 log = logging.getLogger("invoicer.retainers")
 
@@ -56,6 +54,7 @@ class RetainerBilling(Consumer):
         self.settings = settings
         self.retainers: dict[UUID, Agreed] = {}
         self._position = 0
+        self._invoiced: set[UUID] = set()  # months known invoiced: not looked up again every run
 
     async def refresh(self) -> dict[UUID, Agreed]:
         for position, stored in await self.recorder.kind_events_async("customer", self._position):
@@ -79,10 +78,12 @@ class RetainerBilling(Consumer):
             for month in months(retainer.first_month, last):
                 invoice_id = uuid.uuid5(NAMESPACE, f"retainer:{retainer.retainer_id}:{month}")
                 for _attempt in range(5):
-                    if (await self.load(invoice_id)).version:
+                    if invoice_id in self._invoiced or (await self.load(invoice_id)).version:
+                        self._invoiced.add(invoice_id)
                         break  # invoiced already
                     try:
                         await self._issue(retainer, month, invoice_id, today)
+                        self._invoiced.add(invoice_id)
                         issued += 1
                         break
                     except IntegrityError:  # another run took the number (or the month): look again
@@ -93,29 +94,19 @@ class RetainerBilling(Consumer):
         seller = self.settings.seller
         buyer = buyer_of(retainer.customer_id, (await self.load(retainer.customer_id)).events)
         reverse = reverse_charge(seller, buyer)
-        net = money(retainer.amount)
-        line = InvoiceLine(kind="retainer", code="retainer", description=f"{retainer.description} ({month})",
-                           quantity=Decimal(1), unit="flat", unit_price=net, net=net,
-                           vat_rate=Decimal(0) if reverse else retainer.vat_rate,
-                           vat_category="AE" if reverse else ("Z" if retainer.vat_rate == 0 else "S"))
+        line = line_of("retainer", "retainer", f"{retainer.description} ({month})", Decimal(1), "flat",
+                       money(retainer.amount), retainer.vat_rate, reverse)
         vat = vat_breakdown([line])
         tax = sum((v.vat for v in vat), Decimal(0))
-        series_id = series_id_of(self.settings.series, today.year)
-        series = await self.head(series_id)
-        sequence = series.version + 1
-        number = invoice_number(self.settings.pattern, self.settings.series, today.year, sequence)
+        numbered = await self.next_number(self.settings.pattern, self.settings.series, today.year)
         issued = InvoiceIssued(
-            id=invoice_id, number=number, series=self.settings.series, sequence=sequence,
+            id=invoice_id, number=numbered.number, series=numbered.series, sequence=numbered.sequence,
             job_id=retainer.retainer_id, customer_id=buyer.id, issue_date=today.isoformat(),
             supply_date=f"{month}-01", due_date=(today + timedelta(days=buyer.payment_terms_days)).isoformat(),
-            currency=buyer.currency, language=buyer.language, seller=seller.party(),
-            buyer=Party(name=buyer.name, address=buyer.billing_address, vat_id=buyer.vat_id, email=buyer.email),
-            lines=[line], vat=vat, net_total=net, vat_total=tax, gross_total=net + tax,
-            payment_reference=creditor_reference(number), reverse_charge=reverse, job_type="retainer",
+            currency=buyer.currency, language=buyer.language, seller=seller.party(), buyer=buyer.party(),
+            lines=[line], vat=vat, net_total=line.net, vat_total=tax, gross_total=line.net + tax,
+            payment_reference=creditor_reference(numbered.number), reverse_charge=reverse, job_type="retainer",
             job_summary=retainer.description, retainer_id=retainer.retainer_id, period=month)
-        await self.save(None, [
-            (series_id, series, [InvoiceNumberAllocated(id=series_id, series=self.settings.series, year=today.year,
-                                                        sequence=sequence, number=number, invoice_id=invoice_id)]),
-            (invoice_id, Stored([], 0, ""), [issued]),
-        ], command_id=f"retainer:{retainer.retainer_id}:{month}")
-        log.info("retainer %s: invoice %s for %s issued", retainer.retainer_id, number, month)
+        await self.save(None, [numbered.allocation(invoice_id), (invoice_id, Stored([], 0, ""), [issued])],
+                        command_id=f"retainer:{retainer.retainer_id}:{month}")
+        log.info("retainer %s: invoice %s for %s issued", retainer.retainer_id, numbered.number, month)

@@ -37,12 +37,11 @@ from eventsourcing.persistence import IntegrityError, Notification, StoredEvent,
 from eventsourcing.utils import Environment
 
 from events.contract import (
-    Address, CreditNoteDocumentStored, CreditNoteIssued, CreditNoteRequested, Event, EventMeta, InvoiceCredited,
-    InvoiceDocumentStored,
-    InvoiceIssued, InvoiceLine, InvoiceNumberAllocated, InvoicingHeld, JobInvoiced, PrepaidBalanceLow,
-    PrepaidHoursConsumed,
-    InterimInvoiceRequested, InterimInvoiced, JobNotBilled, JobQuoted, Party, ProformaDocumentStored, ProformaIssued, QuoteAccepted, Status, decode_event,
-    encode_event, topic_of,
+    Address, CreditNoteDocumentStored, CreditNoteIssued, CreditNoteRequested, Event, InterimInvoiced,
+    InterimInvoiceRequested, InvoiceCredited, InvoiceDocumentStored, InvoiceIssued,
+    InvoiceNumberAllocated, InvoicingHeld, JobInvoiced, JobNotBilled, JobQuoted, PrepaidBalanceLow,
+    PrepaidHoursConsumed, ProformaDocumentStored, ProformaIssued, QuoteAccepted, Status, decode_event,
+    event_hash, seal,
 )
 from events.follow import follow
 from events.jetstream import NatsConnection, NatsProcessRecorder, StreamSettings
@@ -50,8 +49,8 @@ from invoicer.documents import Branding, invoice_pdf
 from invoicer.einvoice import ubl_invoice
 from invoicer.pricing import (
     Bill, Buyer, PriceList, Seller, Unbillable, Unpriced, Work, bill, buyer_of,
-    creditor_reference, invoice_number, local_day, merged, money, price_list_of, reverse_charge, vat_breakdown,
-    work_of,
+    creditor_reference, invoice_number, line_of, local_day, merged, money, price_list_of, reverse_charge,
+    vat_breakdown, work_of,
 )
 
 log = logging.getLogger("invoicer")
@@ -122,8 +121,23 @@ class Stored(msgspec.Struct, frozen=True):
         if not positioned:
             return cls([], 0, "")
         last = positioned[-1][1]
-        return cls([decode_event(s.state) for _, s in positioned], last.originator_version,
-                   hashlib.sha256(last.state).hexdigest())
+        return cls([decode_event(s.state) for _, s in positioned], last.originator_version, event_hash(last.state))
+
+
+class Numbered(msgspec.Struct, frozen=True, kw_only=True):
+    """A number of a series, to be allocated with the document it numbers."""
+
+    series: str
+    year: int
+    sequence: int
+    number: str
+    series_id: UUID
+    head: Stored
+
+    def allocation(self, document_id: UUID) -> tuple[UUID, Stored, list[Event]]:
+        return (self.series_id, self.head, [InvoiceNumberAllocated(
+            id=self.series_id, series=self.series, year=self.year, sequence=self.sequence, number=self.number,
+            invoice_id=document_id)])
 
 
 class Priced(msgspec.Struct, frozen=True, kw_only=True):
@@ -152,12 +166,21 @@ class Consumer:
     async def load(self, id: UUID) -> Stored:
         return Stored.of(await self.recorder.select_positioned_async(id))
 
+    async def next_number(self, pattern: str, series: str, year: int) -> Numbered:
+        """The series' next number, read from its last allocation only (a year's series holds
+        every number). Saved in the document's batch, so no number is used twice or skipped."""
+        series_id = series_id_of(series, year)
+        head = await self.head(series_id)
+        sequence = head.version + 1
+        return Numbered(series=series, year=year, sequence=sequence, series_id=series_id, head=head,
+                        number=invoice_number(pattern, series, year, sequence))
+
     async def head(self, id: UUID) -> Stored:
         """Only the version and last hash: what appending to a long aggregate (a series) needs."""
         last = await self.recorder.latest_async(id)
         if last is None:
             return Stored([], 0, "")
-        return Stored([], last.originator_version, hashlib.sha256(last.state).hexdigest())
+        return Stored([], last.originator_version, event_hash(last.state))
 
     async def decide_and_save(self, notification: Notification) -> str:
         raise NotImplementedError
@@ -183,17 +206,9 @@ class Consumer:
         ``cause`` in the same atomic batch (without one when there is no cause)."""
         now = datetime.now(UTC)
         command_id = command_id or f"{self.name}:{cause.id if cause else uuid.uuid4()}"
-        stored: list[StoredEvent] = []
-        for aggregate_id, before, events in touched:
-            version, previous = before.version, before.last_hash
-            for event in events:
-                version += 1
-                meta = EventMeta(event_id=uuid.uuid4(), occurred_at=now, actor_id=self.name,
-                                 actor_role="system", command_id=command_id,
-                                 correlation_id=command_id, previous_hash=previous)
-                state = encode_event(msgspec.structs.replace(event, meta=meta))
-                stored.append(StoredEvent(aggregate_id, version, topic_of(event), state))
-                previous = hashlib.sha256(state).hexdigest()
+        stored = [s for aggregate_id, before, events in touched
+                  for s in seal(aggregate_id, before.version, before.last_hash, events, now=now, actor_id=self.name,
+                                actor_role="system", command_id=command_id, correlation_id=command_id)]
         if cause is None:
             return await self.recorder.insert_events_async(stored)
         return await self.recorder.insert_tracked_async(stored, Tracking(self.name, cause.id))
@@ -329,24 +344,17 @@ class Invoicer(Consumer):
         job, work, buyer = priced.job, priced.work, priced.buyer
         job_id = work.id
         assert buyer is not None
-        year = result.issue_date.year
-        series_id = series_id_of(self.settings.series, year)
-        series = await self.head(series_id)  # a year's series holds every number: read its last only
-        sequence = series.version + 1
-        number = invoice_number(self.settings.pattern, self.settings.series, year, sequence)
+        numbered = await self.next_number(self.settings.pattern, self.settings.series, result.issue_date.year)
+        number = numbered.number
         issued = InvoiceIssued(
-            id=invoice_id, number=number, series=self.settings.series, sequence=sequence,
+            id=invoice_id, number=number, series=numbered.series, sequence=numbered.sequence,
             job_id=job_id, customer_id=buyer.id, issue_date=result.issue_date.isoformat(),
             supply_date=result.supply_date.isoformat(), due_date=result.due_date.isoformat(),
             currency=result.currency, language=buyer.language, seller=self.settings.seller.party(),
-            buyer=Party(name=buyer.name, address=buyer.billing_address, vat_id=buyer.vat_id,
-                        email=buyer.email),
-            lines=result.lines, vat=result.vat, net_total=result.net_total,
+            buyer=buyer.party(), lines=result.lines, vat=result.vat, net_total=result.net_total,
             vat_total=result.vat_total, gross_total=result.gross_total,
             payment_reference=creditor_reference(number), reverse_charge=result.reverse_charge,
             job_type=work.job_type, job_summary=work.summary, interim=interim)
-        allocated = InvoiceNumberAllocated(id=series_id, series=self.settings.series, year=year,
-                                           sequence=sequence, number=number, invoice_id=invoice_id)
         on_job: Event = JobInvoiced(id=job_id, invoice_id=invoice_id, number=number)
         if interim:
             billed = [k for k, e in work.entries.items()
@@ -355,7 +363,7 @@ class Invoicer(Consumer):
                                      entries=[*work.billed_entries, *billed], materials=len(work.materials),
                                      visits=work.visits)
         touched = [
-            (series_id, series, [allocated]),
+            numbered.allocation(invoice_id),
             (invoice_id, Stored([], 0, ""), [issued]),
             (job_id, job, [on_job]),
         ]
@@ -388,28 +396,23 @@ class Invoicer(Consumer):
         else:
             (rate,) = issued.vat
             net = money(request.amount / (1 + rate.rate / 100))
-            line = InvoiceLine(kind="correction", code="correction",
-                               description=f"Correction of {issued.number}: {request.reason}", quantity=Decimal(1),
-                               unit="flat", unit_price=net, net=net, vat_rate=rate.rate, vat_category=rate.category)
+            line = line_of("correction", "correction", f"Correction of {issued.number}: {request.reason}",
+                           Decimal(1), "flat", net, rate.rate, reverse=rate.category == "AE")
             lines, vat = [line], vat_breakdown([line])
         net_total = sum((line.net for line in lines), Decimal(0))
         vat_total = sum((v.vat for v in vat), Decimal(0))
         today = local_day(datetime.now(UTC), self.settings.seller.timezone)
-        series_id = series_id_of(self.settings.credit_series, today.year)
-        series = await self.head(series_id)
-        sequence = series.version + 1
-        number = invoice_number(self.settings.pattern, self.settings.credit_series, today.year, sequence)
+        numbered = await self.next_number(self.settings.pattern, self.settings.credit_series, today.year)
+        number = numbered.number
         note = CreditNoteIssued(
-            id=credit_id, number=number, series=self.settings.credit_series, sequence=sequence,
+            id=credit_id, number=number, series=numbered.series, sequence=numbered.sequence,
             invoice_id=issued.id, invoice_number=issued.number, invoice_issue_date=issued.issue_date,
             customer_id=issued.customer_id, issue_date=today.isoformat(), currency=issued.currency,
             language=issued.language, reason=request.reason, seller=issued.seller, buyer=issued.buyer,
             lines=lines, vat=vat, net_total=net_total, vat_total=vat_total, gross_total=net_total + vat_total,
             reverse_charge=issued.reverse_charge, job_type=issued.job_type)
         await self.save(notification, [
-            (series_id, series, [InvoiceNumberAllocated(id=series_id, series=self.settings.credit_series,
-                                                        year=today.year, sequence=sequence, number=number,
-                                                        invoice_id=credit_id)]),
+            numbered.allocation(credit_id),
             (credit_id, Stored([], 0, ""), [note]),
             (issued.id, invoice, [InvoiceCredited(id=issued.id, credit_note_id=credit_id, number=number,
                                                   amount=note.gross_total)]),
@@ -438,27 +441,22 @@ class Invoicer(Consumer):
         listed = activities.get(work.job_type) or activities.get("labour")
         rate = listed.vat_rate if listed else self.settings.seller.material_vat_rate
         reverse = reverse_charge(self.settings.seller, buyer)
-        line = InvoiceLine(kind="quote", code=work.job_type or "quote", description=f"Quoted work: {work.job_type}",
-                           quantity=Decimal(1), unit="flat", unit_price=money(quote.amount), net=money(quote.amount),
-                           vat_rate=Decimal(0) if reverse else rate,
-                           vat_category="AE" if reverse else ("Z" if rate == 0 else "S"))
+        line = line_of("quote", work.job_type or "quote", f"Quoted work: {work.job_type}", Decimal(1), "flat",
+                       money(quote.amount), rate, reverse)
         vat = vat_breakdown([line])
         tax = sum((v.vat for v in vat), Decimal(0))
         today = local_day(datetime.now(UTC), self.settings.seller.timezone)
-        series_id = series_id_of("PRO", today.year)
-        series = await self.head(series_id)
-        number = invoice_number(self.settings.pattern, "PRO", today.year, series.version + 1)
+        numbered = await self.next_number(self.settings.pattern, "PRO", today.year)
+        number = numbered.number
         issued = ProformaIssued(
             id=proforma_id, number=number, job_id=accepted.id, quote_id=accepted.quote_id, customer_id=buyer.id,
             issue_date=today.isoformat(), due_date=(today + timedelta(days=buyer.payment_terms_days)).isoformat(),
             currency=buyer.currency, language=buyer.language, seller=self.settings.seller.party(),
-            buyer=Party(name=buyer.name, address=buyer.billing_address, vat_id=buyer.vat_id, email=buyer.email),
-            lines=[line], vat=vat, net_total=line.net, vat_total=tax, gross_total=line.net + tax,
+            buyer=buyer.party(), lines=[line], vat=vat, net_total=line.net, vat_total=tax,
+            gross_total=line.net + tax,
             payment_reference=creditor_reference(number), reverse_charge=reverse, job_type=work.job_type)
         await self.save(notification, [
-            (series_id, series, [InvoiceNumberAllocated(id=series_id, series="PRO", year=today.year,
-                                                        sequence=series.version + 1, number=number,
-                                                        invoice_id=proforma_id)]),
+            numbered.allocation(proforma_id),
             (proforma_id, Stored([], 0, ""), [issued]),
         ])
         return "proforma"

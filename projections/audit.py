@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import hashlib
 import os
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from eventsourcing.persistence import Notification
 
 from events.contract import (
     Event, InvoiceEvent, InvoiceIssued, InvoiceNumberAllocated, InvoicingHeld, JobCompleted, JobEvent, JobInvoiced, JobNotBilled,
-    JobReopened, JobRequested, decode_event,
+    JobReopened, JobRequested, decode_event, event_hash,
 )
 from events.jetstream import PAGE, NatsConnection, notification_of
 from projections.rows import InvoiceRow, JobRow, evolve_invoice, evolve_job, invoice_status, iso, summary
@@ -183,7 +182,7 @@ def _check_event(verdict: Verdict, chains: dict[str, tuple[int, str, int]], sequ
         event = decode_event(msg.data)
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
         verdict.problems.append(f"{name} cannot be read: {error}")
-        chains[subject] = (notification.originator_version, hashlib.sha256(msg.data).hexdigest(), sequence)
+        chains[subject] = (notification.originator_version, event_hash(msg.data), sequence)
         return
     version, previous_hash, previous_position = chains.get(subject, (0, "", 0))
     after = f" (the last one seen is event #{previous_position})" if previous_position else ""
@@ -197,7 +196,7 @@ def _check_event(verdict: Verdict, chains: dict[str, tuple[int, str, int]], sequ
         culprit = f"event #{previous_position}" if previous_position else "the event before it"
         verdict.problems.append(f"{name}: the hash chain is broken: {culprit} is not the event this one "
                                 f"followed (it was altered, or this one was forged)")
-    chains[subject] = (notification.originator_version, hashlib.sha256(msg.data).hexdigest(), sequence)
+    chains[subject] = (notification.originator_version, event_hash(msg.data), sequence)
 
 
 # --- as-of ------------------------------------------------------------------------------
@@ -329,12 +328,10 @@ async def reconcile(connection: NatsConnection, progress: Callable[[int], None] 
                 settled[event.id], reasons[event.id] = "not billed", event.reason
             case InvoicingHeld():
                 settled[event.id], reasons[event.id] = "held", event.reason
-            case InvoiceIssued() if event.retainer_id is None and not event.interim:
-                invoices_per_job.setdefault(event.job_id, []).append(event.number)
-            case InvoiceIssued() if event.interim:  # the work to date; the final invoice is counted
-                pass
-            case InvoiceIssued():  # a retainer's month: once per month
-                invoices_per_job.setdefault(uuid.uuid5(event.job_id, event.period), []).append(event.number)
+            case InvoiceIssued() if not event.interim:  # an interim one: the work to date, not counted
+                # once per job, or per month of a retainer
+                billed = uuid.uuid5(event.job_id, event.period) if event.retainer_id else event.job_id
+                invoices_per_job.setdefault(billed, []).append(event.number)
             case InvoiceNumberAllocated():
                 sequences.setdefault((event.series, event.year), []).append(event.sequence)
     result = Reconciliation(completed=len(settled))

@@ -269,39 +269,39 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(data, media_type=media_type,
                         headers={"Content-Disposition": f'inline; filename="{filename}"'})
 
-    async def credit_note_document(request: Request, who: UserRow, note_id: UUID, kind: str) -> Response:
+    async def issued_document(request: Request, who: UserRow, document_id: UUID, kind: str) -> Response:
         """A credit note's (or a proforma's) stored document, found by its event in the stream."""
         billing_readers(who)
         stream = request.app.state.stream
         if stream is None:
             raise Refused(503, "this read API has no NATS connection configured (NATS_URL)")
         messages = await stream.direct_batch({"seq": 1, "next_by_subj": stream.settings.aggregate_filter(
-            "events", note_id), "batch": 50})
+            "events", document_id), "batch": 50})
         found = [e for e in (decode_event(m.data) for m in messages)
                  if isinstance(e, CreditNoteDocumentStored | ProformaDocumentStored)
                  and e.media_type == ("application/pdf" if kind == "pdf" else "application/xml")]
         if not found:
-            raise Refused(404, f"credit note {note_id} has no {kind.upper()} (yet)")
+            raise Refused(404, f"credit note {document_id} has no {kind.upper()} (yet)")
         data = (await (await stream.documents()).get(found[-1].name)).data or b""
         if hashlib.sha256(data).hexdigest() != found[-1].sha256:
             raise Refused(409, "the stored document does not match the hash recorded when it was issued")
         return Response(data, media_type=found[-1].media_type,
-                        headers={"Content-Disposition": f'inline; filename="document-{note_id}.{kind}"'})
+                        headers={"Content-Disposition": f'inline; filename="document-{document_id}.{kind}"'})
 
     @app.get("/proformas/{proforma_id}.pdf", tags=["billing"], summary="A proforma invoice's PDF, as stored",
              response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
     async def proforma_pdf(request: Request, who: User, proforma_id: UUID) -> Response:
-        return await credit_note_document(request, who, proforma_id, "pdf")
+        return await issued_document(request, who, proforma_id, "pdf")
 
     @app.get("/credit-notes/{note_id}.pdf", tags=["billing"], summary="A credit note's PDF, as stored",
              response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
     async def credit_note_pdf(request: Request, who: User, note_id: UUID) -> Response:
-        return await credit_note_document(request, who, note_id, "pdf")
+        return await issued_document(request, who, note_id, "pdf")
 
     @app.get("/credit-notes/{note_id}.xml", tags=["billing"], summary="A credit note as UBL 2.1 CreditNote XML",
              response_class=Response, responses={200: {"content": {"application/xml": {}}}})
     async def credit_note_xml(request: Request, who: User, note_id: UUID) -> Response:
-        return await credit_note_document(request, who, note_id, "xml")
+        return await issued_document(request, who, note_id, "xml")
 
     @app.get("/api/invoices/{invoice_id}/link", tags=["billing"],
              summary="A signed link the customer opens the invoice's PDF with, without an account")

@@ -24,7 +24,7 @@ from msgspec import structs
 from projections.rows import (
     CustomerRow, InvoiceRow, JobRow, TechnicianRow, UnmatchedRow, UserRow, invoice_status, iso, outstanding,
 )
-from projections.ledger import Balance, JournalLine, trial_balance, unbalanced
+from projections.ledger import JournalLine, trial_balance, unbalanced
 from projections.store import NO_DEADLINE, BoardTables, LedgerTables, TimesheetTables, open_view
 
 OPEN = ("new", "scheduled", "in_progress", "on_hold")

@@ -28,9 +28,9 @@ from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Sto
 from eventsourcing.utils import Environment
 
 from events.contract import (
-    BankStatementImported, Event, EventMeta, RequestJob, RescheduleJob, Role, ScheduleJob, StopwatchStarted,
+    BankStatementImported, Event, RequestJob, RescheduleJob, Role, ScheduleJob, StopwatchStarted,
     StopwatchStopped, TakeJob, TokenIssued, TokenRevoked, WorkStarted, WorkStopped, decode_event,
-    encode_event, topic_of,
+    event_hash, seal, topic_of,
 )
 from events.jetstream import NatsAggregateRecorder, NatsApplicationRecorder, NatsFactory
 from services.domain import billing
@@ -128,10 +128,6 @@ class Result(msgspec.Struct, frozen=True, kw_only=True):
     position: int
     events: list[str]
     replayed: bool = False
-
-
-def event_hash(state: bytes) -> str:
-    return hashlib.sha256(state).hexdigest()
 
 
 def token_hash(token: str) -> str:
@@ -419,17 +415,9 @@ class JobstreamApp:
         stored: list[StoredEvent] = []
         for aggregate_id in order:
             loaded, events = touched[aggregate_id]
-            version, previous = loaded.version, loaded.last_hash
-            for event in events:
-                version += 1
-                meta = EventMeta(
-                    event_id=uuid.uuid4(), occurred_at=now, actor_id=actor.id,
-                    actor_role=actor.role.value, command_id=command_id,
-                    correlation_id=correlation_id or command_id, previous_hash=previous,
-                )
-                state = encode_event(msgspec.structs.replace(event, meta=meta))
-                stored.append(StoredEvent(aggregate_id, version, topic_of(event), state))
-                previous = event_hash(state)
+            stored.extend(seal(aggregate_id, loaded.version, loaded.last_hash, events, now=now, actor_id=actor.id,
+                               actor_role=actor.role.value, command_id=command_id,
+                               correlation_id=correlation_id or command_id))
         positions = await self.recorder.insert_events_async(stored)
         offset = 0
         for aggregate_id in order:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
-from datetime import date
 from decimal import Decimal, InvalidOperation
 from xml.etree import ElementTree as ET
 
@@ -165,7 +164,3 @@ def _mt940(data: bytes, digest: str) -> Statement:
     if not lines and ":61:" not in text:
         raise StatementError("statement: the MT940 file holds no transactions (:61:)")
     return Statement("MT940", account, str(transactions.data.get("transaction_reference", "")), lines, digest)
-
-
-def today() -> date:
-    return date.today()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -85,3 +86,26 @@ def stored(app: JobstreamApp, *types: type) -> list[list[Any]]:
             if isinstance(event, kind):
                 bucket.append(event)
     return found
+
+
+def read_settings(stream_env: dict[str, str], read_model_url: str, **extra: Any) -> Any:
+    from read_api.app import Settings as ReadSettings
+
+    return ReadSettings(read_model_url=read_model_url, stream_env=stream_env, wait_seconds=10, **extra)
+
+
+@contextlib.contextmanager
+def read_side(api: Api, stream_env: dict[str, str], read_model_url: str, who: str = "office",
+              **extra: Any) -> Iterator[TestClient]:
+    """Every projection caught up with what the test stored, and the read API over them, as ``who``."""
+    from read_api.app import create_app as create_read_app
+    from tests.conftest import Projectors
+
+    projectors = Projectors(stream_env, read_model_url)
+    try:
+        projectors.wait(api.jobstream.recorder.max_notification_id() or 0)
+        settings = read_settings(stream_env, read_model_url, **extra)
+        with TestClient(create_read_app(settings), headers=api.headers(who)) as reader:
+            yield reader
+    finally:
+        projectors.stop()

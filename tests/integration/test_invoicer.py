@@ -23,7 +23,6 @@ from fastapi.testclient import TestClient
 from events.contract import (
     AddTimeEntry, Address, CompleteJob, CreatePriceList, InvoiceIssued, InvoiceNumberAllocated, PriceActivity,
     RegisterCustomer, RegisterTechnician, RequestJob, Role, ScheduleJob, StartWork, Unit,
-    decode_event,
 )
 from events.jetstream import NatsConnection
 from invoicer.service import Invoicer, Settings, invoice_id_of
@@ -31,7 +30,7 @@ from invoicer.service import stream_env as settings_of
 from services.app import JobstreamApp
 from services.domain.common import Actor
 
-from tests.integration.conftest import ADDRESS, Api, stored
+from tests.integration.conftest import ADDRESS, Api, read_settings, read_side, stored
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFICE = Actor(id="olga", role=Role.OFFICE)
@@ -216,9 +215,7 @@ def test_the_invoice_pdf_is_stored_once_and_served_to_the_office(
     from pypdf import PdfReader
 
     from invoicer.service import DocumentWriter
-    from read_api.app import Settings as ReadSettings
     from read_api.app import create_app as create_read_app
-    from tests.conftest import Projectors
 
     prices = api.ok("/price-lists", {"name": "Cennik", "currency": "PLN", "is_default": True})["id"]
     api.ok(f"/price-lists/{prices}/activities", {"code": "repair", "name": "Naprawa pieca", "unit": "hour",
@@ -248,42 +245,36 @@ def test_the_invoice_pdf_is_stored_once_and_served_to_the_office(
     stored = [e for e in api.jobstream.history(invoice.id)]
     assert [s.topic for s in stored] == ["InvoiceIssued", "InvoiceDocumentStored", "InvoiceDocumentStored"]
 
-    projectors = Projectors(stream_env, read_model_url)
-    try:
-        projectors.wait(api.jobstream.recorder.max_notification_id() or 0)
-        office = api.tokens["office"]
-        settings = ReadSettings(read_model_url=read_model_url, stream_env=stream_env, wait_seconds=10,
-                                link_secret="test-secret", public_url="https://billing.example")
-        with TestClient(create_read_app(settings), headers={"Authorization": f"Bearer {office}"}) as reader:
-            link = reader.get(f"/api/invoices/{invoice.id}/link").json()
-            assert link["url"].startswith("https://billing.example/d/")
-            path = link["url"].removeprefix("https://billing.example")
-            with TestClient(create_read_app(settings)) as customer:  # no token, no cookie
-                opened = customer.get(path)
-                assert opened.status_code == 200 and opened.content.startswith(b"%PDF")
-                assert customer.get(path[:-3] + "abc").status_code == 403
-                signed_out = customer.get(f"/invoices/{invoice.id}.pdf", follow_redirects=False)
-                assert signed_out.status_code == 303 and signed_out.headers["location"].startswith("/login")
-            listed = reader.get("/api/invoices").json()
-            assert [(i["number"], i["gross_total"], i["currency"]) for i in listed] == [
-                (invoice.number, "221.40", "PLN")]  # 1.5 h at 120.00 plus 23 %
-            pdf = reader.get(f"/invoices/{invoice.id}.pdf")
-            assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
-            text = PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
-            assert "Faktura" in text and "Piekarnia Kowalski – Łódź" in text and "221,40 zł" in text
-            from facturx import get_xml_from_pdf
+    links = {"link_secret": "test-secret", "public_url": "https://billing.example"}
+    with read_side(api, stream_env, read_model_url, **links) as reader:
+        link = reader.get(f"/api/invoices/{invoice.id}/link").json()
+        assert link["url"].startswith("https://billing.example/d/")
+        path = link["url"].removeprefix("https://billing.example")
+        customer_app = create_read_app(read_settings(stream_env, read_model_url, **links))
+        with TestClient(customer_app) as customer:  # no token, no cookie
+            opened = customer.get(path)
+            assert opened.status_code == 200 and opened.content.startswith(b"%PDF")
+            assert customer.get(path[:-3] + "abc").status_code == 403
+            signed_out = customer.get(f"/invoices/{invoice.id}.pdf", follow_redirects=False)
+            assert signed_out.status_code == 303 and signed_out.headers["location"].startswith("/login")
+        listed = reader.get("/api/invoices").json()
+        assert [(i["number"], i["gross_total"], i["currency"]) for i in listed] == [
+            (invoice.number, "221.40", "PLN")]  # 1.5 h at 120.00 plus 23 %
+        pdf = reader.get(f"/invoices/{invoice.id}.pdf")
+        assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+        text = PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+        assert "Faktura" in text and "Piekarnia Kowalski – Łódź" in text and "221,40 zł" in text
+        from facturx import get_xml_from_pdf
 
-            name, embedded = get_xml_from_pdf(pdf.content, check_xsd=False)
-            assert name == "factur-x.xml" and f"<ram:ID>{invoice.number}</ram:ID>".encode() in embedded
-            xml = reader.get(f"/invoices/{invoice.id}.xml")
-            assert xml.status_code == 200 and f"<cbc:ID>{invoice.number}</cbc:ID>".encode() in xml.content
-            page = reader.get(f"/jobs/{job}")
-            assert invoice.number in page.text and f"/invoices/{invoice.id}.pdf" in page.text
-            as_technician = reader.get(f"/invoices/{invoice.id}.pdf",
-                                       headers={"Authorization": f"Bearer {api.tokens['tom']}"})
-            assert as_technician.status_code == 403
-    finally:
-        projectors.stop()
+        name, embedded = get_xml_from_pdf(pdf.content, check_xsd=False)
+        assert name == "factur-x.xml" and f"<ram:ID>{invoice.number}</ram:ID>".encode() in embedded
+        xml = reader.get(f"/invoices/{invoice.id}.xml")
+        assert xml.status_code == 200 and f"<cbc:ID>{invoice.number}</cbc:ID>".encode() in xml.content
+        page = reader.get(f"/jobs/{job}")
+        assert invoice.number in page.text and f"/invoices/{invoice.id}.pdf" in page.text
+        as_technician = reader.get(f"/invoices/{invoice.id}.pdf",
+                                   headers={"Authorization": f"Bearer {api.tokens['tom']}"})
+        assert as_technician.status_code == 403
 
 
 def test_reconciliation_names_a_completed_job_without_an_invoice(
@@ -313,9 +304,6 @@ def test_reconciliation_names_a_completed_job_without_an_invoice(
 def test_the_dry_run_shows_what_completing_the_job_would_invoice(
         api: Api, stream_env: dict[str, str], read_model_url: str) -> None:
     from events.bridge import LoopThread
-    from read_api.app import Settings as ReadSettings
-    from read_api.app import create_app as create_read_app
-    from tests.conftest import Projectors
 
     price_list(api.jobstream)
     tom = api.technician("tom")
@@ -328,15 +316,12 @@ def test_the_dry_run_shows_what_completing_the_job_would_invoice(
     connection = loop.run(NatsConnection.open_on_running_loop(settings_of(stream_env)))
     invoicer = Invoicer(connection, Settings())
     loop.run(invoicer.answer_previews())
-    projectors = Projectors(stream_env, read_model_url)
     try:
-        projectors.wait(api.jobstream.recorder.max_notification_id() or 0)
-        settings = ReadSettings(read_model_url=read_model_url, stream_env=stream_env, wait_seconds=10)
-        headers = {"Authorization": f"Bearer {api.tokens['office']}"}
-        with TestClient(create_read_app(settings), headers=headers) as reader:
+        with read_side(api, stream_env, read_model_url) as reader:
             preview = reader.get(f"/api/jobs/{job}/invoice-preview").json()
             assert preview["billable"] and preview["status"] == "in_progress"
-            assert [(l["code"], l["quantity"], l["logged_minutes"]) for l in preview["lines"]] == [("repair", "2", 95)]
+            assert [(l["code"], l["quantity"], l["logged_minutes"]) for l in preview["lines"]] == [
+                ("repair", "2", 95)]
             assert "Invoice if completed now" in reader.get(f"/jobs/{job}").text
             assert invoices(api.jobstream) == ([], [])  # a dry run stores nothing
             api.ok(f"/jobs/{job}/complete", {"summary": "Done"}, who="tom")
@@ -344,7 +329,6 @@ def test_the_dry_run_shows_what_completing_the_job_would_invoice(
             (issued,), _ = invoices(api.jobstream)
             assert (str(issued.net_total), str(issued.gross_total)) == (preview["net_total"], preview["gross_total"])
     finally:
-        projectors.stop()
         loop.run(connection.aclose())
         loop.stop()
 
@@ -439,9 +423,6 @@ def test_a_retainer_is_invoiced_once_a_month_from_its_first_month_until_it_ends(
 def test_an_accepted_quote_gets_a_proforma_when_the_customer_wants_one(
         api: Api, stream_env: dict[str, str], read_model_url: str) -> None:
     from events.contract import ProformaDocumentStored, ProformaIssued
-    from read_api.app import Settings as ReadSettings
-    from read_api.app import create_app as create_read_app
-    from tests.conftest import Projectors
     from tests.integration.test_payments import render_documents
 
     price_list(api.jobstream)
@@ -463,16 +444,10 @@ def test_an_accepted_quote_gets_a_proforma_when_the_customer_wants_one(
         UUID(jobs[wants]), f"PRO/{YEAR}/000001", Decimal("605.00"))  # 500 plus 21 %, the job type's rate
     assert document.media_type == "application/pdf" and invoices(api.jobstream)[0] == []  # no tax invoice
 
-    projectors = Projectors(stream_env, read_model_url)
-    try:
-        projectors.wait(api.jobstream.recorder.max_notification_id() or 0)
-        settings = ReadSettings(read_model_url=read_model_url, stream_env=stream_env, wait_seconds=10)
-        with TestClient(create_read_app(settings), headers={"Authorization": f"Bearer {api.tokens['office']}"}) as r:
-            assert f"PRO/{YEAR}/000001" in r.get(f"/jobs/{jobs[wants]}").text
-            pdf = r.get(f"/proformas/{proforma.id}.pdf")
-            assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
-    finally:
-        projectors.stop()
+    with read_side(api, stream_env, read_model_url) as r:
+        assert f"PRO/{YEAR}/000001" in r.get(f"/jobs/{jobs[wants]}").text
+        pdf = r.get(f"/proformas/{proforma.id}.pdf")
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
 
 
 def test_an_interim_invoice_bills_the_work_to_date_and_the_final_one_only_the_rest(

@@ -18,7 +18,7 @@ from invoicer.service import Settings
 from invoicer.service import stream_env as settings_of
 from services.app import JobstreamApp
 
-from tests.integration.conftest import Api, stored
+from tests.integration.conftest import Api, read_side, stored
 from tests.integration.test_invoicer import YEAR, Office, invoice_all, invoices, price_list
 
 
@@ -140,11 +140,6 @@ def test_real_banks_statements_are_read(tmp_path: Path) -> None:
 
 def test_the_ledger_balances_and_shows_what_is_owed(api: Api, stream_env: dict[str, str],
                                                     read_model_url: str) -> None:
-    from fastapi.testclient import TestClient
-
-    from read_api.app import Settings as ReadSettings
-    from read_api.app import create_app as create_read_app
-    from tests.conftest import Projectors
 
     price_list(api.jobstream)
     office = Office(api.jobstream)
@@ -156,29 +151,22 @@ def test_the_ledger_balances_and_shows_what_is_owed(api: Api, stream_env: dict[s
     api.ok(f"/invoices/{small.id}/payments", {"amount": "60.50", "received_on": "2026-11-23"})
     api.ok(f"/invoices/{big.id}/payments", {"amount": "100.00", "received_on": "2026-11-23"})
 
-    projectors = Projectors(stream_env, read_model_url)
-    try:
-        projectors.wait(api.jobstream.recorder.max_notification_id() or 0)
-        settings = ReadSettings(read_model_url=read_model_url, stream_env=stream_env, wait_seconds=10)
-        headers = {"Authorization": f"Bearer {api.tokens['accountant']}"}
-        with TestClient(create_read_app(settings), headers=headers) as reader:
-            trial = reader.get("/api/ledger/trial-balance").json()
-            assert trial["unbalanced"] == {}
-            balance = {b["account"]: b["balance"] for b in trial["balances"]}
-            assert balance == {"bank": "160.50", "receivables": "81.50", "revenue:repair": "-200.00",
-                               "vat payable:21%": "-42.00"}
-            (owed,) = reader.get("/api/receivables/aging").json()
-            assert (owed["customer"], owed["currency"], owed["current"], owed["total"]) == (
-                "Novák Stavby", "CZK", "81.50", "81.50")
-            statuses = {i["number"]: i["status"] for i in reader.get("/api/invoices").json()}
-            assert statuses == {big.number: "partially paid", small.number: "paid"}
-            journal = reader.get("/api/ledger/journal.csv").text.splitlines()
-            assert journal[0].startswith("date,entry,line,account") and len(journal) == 1 + 2 * 3 + 2 * 2
-            assert reader.get("/ledger").status_code == 200
-            reconciled = reader.get("/api/billing/reconciliation").json()
-            assert (reconciled["invoiced"], reconciled["waiting"], reconciled["held"]) == (2, [], [])
-    finally:
-        projectors.stop()
+    with read_side(api, stream_env, read_model_url, who="accountant") as reader:
+        trial = reader.get("/api/ledger/trial-balance").json()
+        assert trial["unbalanced"] == {}
+        balance = {b["account"]: b["balance"] for b in trial["balances"]}
+        assert balance == {"bank": "160.50", "receivables": "81.50", "revenue:repair": "-200.00",
+                           "vat payable:21%": "-42.00"}
+        (owed,) = reader.get("/api/receivables/aging").json()
+        assert (owed["customer"], owed["currency"], owed["current"], owed["total"]) == (
+            "Novák Stavby", "CZK", "81.50", "81.50")
+        statuses = {i["number"]: i["status"] for i in reader.get("/api/invoices").json()}
+        assert statuses == {big.number: "partially paid", small.number: "paid"}
+        journal = reader.get("/api/ledger/journal.csv").text.splitlines()
+        assert journal[0].startswith("date,entry,line,account") and len(journal) == 1 + 2 * 3 + 2 * 2
+        assert reader.get("/ledger").status_code == 200
+        reconciled = reader.get("/api/billing/reconciliation").json()
+        assert (reconciled["invoiced"], reconciled["waiting"], reconciled["held"]) == (2, [], [])
 
 
 def test_dunning_reminds_on_schedule_and_never_reminds_a_paid_invoice(api: Api, stream_env: dict[str, str]) -> None:
@@ -238,12 +226,7 @@ def test_credit_notes_correct_an_invoice_by_reference(api: Api, stream_env: dict
 
     from tests.integration.test_einvoice import VALIDATOR
 
-    from fastapi.testclient import TestClient
-
     from events.contract import CreditNoteIssued, InvoiceCredited
-    from read_api.app import Settings as ReadSettings
-    from read_api.app import create_app as create_read_app
-    from tests.conftest import Projectors
 
     from invoicer.pricing import Seller
 
@@ -276,34 +259,27 @@ def test_credit_notes_correct_an_invoice_by_reference(api: Api, stream_env: dict
     assert (line.net, notes[1].vat_total) == (Decimal("10.00"), Decimal("2.10"))  # 12.10 gross at 21 %
     assert [c.amount for c in credited] == [Decimal("181.50"), Decimal("12.10")]
 
-    projectors = Projectors(stream_env, read_model_url)
-    try:
-        projectors.wait(api.jobstream.recorder.max_notification_id() or 0)
-        settings = ReadSettings(read_model_url=read_model_url, stream_env=stream_env, wait_seconds=10)
-        headers = {"Authorization": f"Bearer {api.tokens['accountant']}"}
-        with TestClient(create_read_app(settings), headers=headers) as reader:
-            rows = {i["number"]: i for i in reader.get("/api/invoices").json()}
-            assert (rows[wrong.number]["status"], rows[wrong.number]["credit_notes"]) == (
-                "credited", [f"KOR/{YEAR}/000001"])
-            assert (rows[partly.number]["status"], rows[partly.number]["credited"]) == ("issued", "12.10")
-            trial = reader.get("/api/ledger/trial-balance").json()
-            assert trial["unbalanced"] == {}
-            balance = {b["account"]: b["balance"] for b in trial["balances"]}
-            assert balance["receivables"] == "48.40"  # 60.50 - 12.10; the wrong invoice nets to nothing
-            (owed,) = reader.get("/api/receivables/aging").json()
-            assert owed["total"] == "48.40"
-            pdf = reader.get(f"/credit-notes/{notes[0].id}.pdf")
-            assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
-            text = PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
-            assert "Credit note" in text and f"KOR/{YEAR}/000001" in text
-            assert f"Corrects invoice {wrong.number}" in text
-            xml = reader.get(f"/credit-notes/{notes[1].id}.xml")
-            assert xml.status_code == 200 and b"<cbc:CreditNoteTypeCode>381</cbc:CreditNoteTypeCode>" in xml.content
-            if VALIDATOR.exists():  # the UBL CreditNote, and the PDF as a Factur-X credit note
-                (tmp_path / "note.xml").write_bytes(xml.content)
-                (tmp_path / "note.pdf").write_bytes(pdf.content)
-                checked = subprocess.run([sys.executable, str(VALIDATOR), str(tmp_path / "note.xml"),
-                                          str(tmp_path / "note.pdf")], capture_output=True, text=True, timeout=120)
-                assert checked.returncode == 0, checked.stdout
-    finally:
-        projectors.stop()
+    with read_side(api, stream_env, read_model_url, who="accountant") as reader:
+        rows = {i["number"]: i for i in reader.get("/api/invoices").json()}
+        assert (rows[wrong.number]["status"], rows[wrong.number]["credit_notes"]) == (
+            "credited", [f"KOR/{YEAR}/000001"])
+        assert (rows[partly.number]["status"], rows[partly.number]["credited"]) == ("issued", "12.10")
+        trial = reader.get("/api/ledger/trial-balance").json()
+        assert trial["unbalanced"] == {}
+        balance = {b["account"]: b["balance"] for b in trial["balances"]}
+        assert balance["receivables"] == "48.40"  # 60.50 - 12.10; the wrong invoice nets to nothing
+        (owed,) = reader.get("/api/receivables/aging").json()
+        assert owed["total"] == "48.40"
+        pdf = reader.get(f"/credit-notes/{notes[0].id}.pdf")
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+        text = PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+        assert "Credit note" in text and f"KOR/{YEAR}/000001" in text
+        assert f"Corrects invoice {wrong.number}" in text
+        xml = reader.get(f"/credit-notes/{notes[1].id}.xml")
+        assert xml.status_code == 200 and b"<cbc:CreditNoteTypeCode>381</cbc:CreditNoteTypeCode>" in xml.content
+        if VALIDATOR.exists():  # the UBL CreditNote, and the PDF as a Factur-X credit note
+            (tmp_path / "note.xml").write_bytes(xml.content)
+            (tmp_path / "note.pdf").write_bytes(pdf.content)
+            checked = subprocess.run([sys.executable, str(VALIDATOR), str(tmp_path / "note.xml"),
+                                      str(tmp_path / "note.pdf")], capture_output=True, text=True, timeout=120)
+            assert checked.returncode == 0, checked.stdout
