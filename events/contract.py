@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 from uuid import UUID
 
 import msgspec
@@ -390,6 +390,17 @@ class MaterialUsed(JobEvent, frozen=True, kw_only=True, tag=True):
     discount_percent: Decimal = Decimal(0)
 
 
+class PhotoAttached(JobEvent, frozen=True, kw_only=True, tag=True):
+    """A photo taken on the job, kept in the documents object store under ``name``."""
+
+    photo_id: UUID
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+    caption: str = ""
+
+
 class JobCompleted(JobEvent, frozen=True, kw_only=True, tag=True):
     summary: str
     first_visit: bool = True
@@ -725,6 +736,100 @@ class TokenRevoked(TokenEvent, frozen=True, kw_only=True, tag=True):
     reason: str = ""
 
 
+
+# notifications: one aggregate per message, its id derived from what caused it and who gets it
+
+
+class MessageEvent(Event, frozen=True, kw_only=True, tag=True):
+    aggregate: ClassVar[str] = "message"
+
+
+class MessageQueued(MessageEvent, frozen=True, kw_only=True, tag=True):
+    """A message the notifier will deliver: an email to a customer or the office, or a push
+    alert to a user's devices (and open clients)."""
+
+    channel: str  # email, push
+    purpose: str  # invoice, credit_note, reminder, escalation, job_assigned, ...
+    recipient: str  # an email address; for push, a user name
+    subject: str
+    body: str
+    language: str = "en"
+    url: str = ""  # where the message leads
+    about_kind: str = ""  # invoice, credit_note, job
+    about_id: UUID | None = None
+    attachments: list[str] = []  # names in the documents object store
+    not_before: datetime | None = None  # held over the recipient's quiet hours
+    cause_position: int = 0  # the stream position of the event it tells of: read models at it show it
+
+
+class DeliveryAttempted(MessageEvent, frozen=True, kw_only=True, tag=True):
+    """A sender has taken the message: no other sends it while the lease runs."""
+
+    attempt: int
+    lease_until: datetime
+
+
+class MessageDelivered(MessageEvent, frozen=True, kw_only=True, tag=True):
+    attempt: int
+    detail: str = ""  # the SMTP server's reply; the push services' statuses
+
+
+class DeliveryFailed(MessageEvent, frozen=True, kw_only=True, tag=True):
+    """An attempt failed; tried again at ``retry_at``, or, without one, given up: the office sees it."""
+
+    attempt: int
+    error: str
+    retry_at: datetime | None = None
+
+
+class DeliveryUncertain(MessageEvent, frozen=True, kw_only=True, tag=True):
+    """The sender stopped during an attempt, so whether it went out is unknown. Not sent
+    again on its own (a customer must not get an invoice twice): the office decides."""
+
+    attempt: int
+
+
+class RedeliveryRequested(MessageEvent, frozen=True, kw_only=True, tag=True):
+    """The office asks for a failed or uncertain message to be sent again."""
+
+    reason: str = ""
+
+
+# recipients: a user's alert preferences and push subscriptions (id derived from the user name)
+
+
+RECIPIENTS = UUID("3f3a9a0e-6a43-4f0e-8f57-0b8c4f3f2d11")
+
+
+def recipient_id(user_name: str) -> UUID:
+    """A user's notification settings live in an aggregate whose id derives from their name."""
+    return uuid.uuid5(RECIPIENTS, user_name)
+
+
+class RecipientEvent(Event, frozen=True, kw_only=True, tag=True):
+    aggregate: ClassVar[str] = "recipient"
+
+
+class NotificationPreferencesChanged(RecipientEvent, frozen=True, kw_only=True, tag=True):
+    user_name: str
+    alerts: list[str]
+    quiet_from: str = ""  # HH:MM local time; push alerts wait until quiet_until
+    quiet_until: str = ""
+    timezone: str = "UTC"
+
+
+class PushSubscriptionRegistered(RecipientEvent, frozen=True, kw_only=True, tag=True):
+    user_name: str
+    endpoint: str
+    p256dh: str
+    auth: str
+
+
+class PushSubscriptionRemoved(RecipientEvent, frozen=True, kw_only=True, tag=True):
+    endpoint: str
+    reason: str = ""
+
+
 CustomerEvents = (
     CustomerRegistered | CustomerDetailsChanged | HoursPackageSold | PrepaidHoursConsumed | PrepaidBalanceLow
     | RetainerAgreed | RetainerEnded
@@ -739,7 +844,7 @@ JobEvents = (
     | JobRescheduled | JobUnassigned | JobTaken | WorkStarted | WorkStopped | TimeEntryAdded
     | TimeEntryCorrected | NoteAdded | MaterialUsed | JobCompleted | JobSignedOff | JobPutOnHold
     | JobResumed | JobCancelled | JobReopened | JobInvoiced | JobNotBilled | InvoicingHeld
-    | InterimInvoiceRequested | InterimInvoiced
+    | InterimInvoiceRequested | InterimInvoiced | PhotoAttached
 )
 InvoiceEvents = (
     InvoiceIssued | InvoiceDocumentStored | PaymentApplied | PaymentReminderDue | CreditNoteRequested
@@ -750,9 +855,14 @@ ProformaEvents = ProformaIssued | ProformaDocumentStored
 StatementEvents = BankStatementImported | StatementLineUnmatched
 SeriesEvents = InvoiceNumberAllocated
 TokenEvents = TokenIssued | TokenRevoked
+MessageEvents = (
+    MessageQueued | DeliveryAttempted | MessageDelivered | DeliveryFailed | DeliveryUncertain
+    | RedeliveryRequested
+)
+RecipientEvents = NotificationPreferencesChanged | PushSubscriptionRegistered | PushSubscriptionRemoved
 AnyEvent = (
     CustomerEvents | TechnicianEvents | PriceListEvents | JobEvents | InvoiceEvents | SeriesEvents
-    | StatementEvents | CreditNoteEvents | ProformaEvents | TokenEvents
+    | StatementEvents | CreditNoteEvents | ProformaEvents | TokenEvents | MessageEvents | RecipientEvents
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -952,10 +1062,12 @@ class TakeJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 class StartWork(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
     technician_id: UUID | None = None  # a technician starts their own; the office names one
+    at: UtcTime | None = None  # when, if not now: a phone that was offline sends it later
 
 
 class StopWork(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
     technician_id: UUID | None = None
+    at: UtcTime | None = None
     billable: bool = True
     activity: Annotated[str, Meta(max_length=40)] = ""
 
@@ -997,6 +1109,17 @@ class UseMaterial(Command, frozen=True, kw_only=True, forbid_unknown_fields=True
 
 class RequestInterimInvoice(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Invoice the work to date on a long job (the office); the invoicer issues it."""
+
+
+class AttachPhoto(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Made by the photo upload route (the photo itself is the request body), not posted as JSON."""
+
+    photo_id: UUID
+    name: str
+    media_type: Annotated[str, Meta(pattern=r"^image/(jpeg|png|webp)$")]
+    size: int
+    sha256: str
+    caption: Annotated[str, Meta(max_length=200)] = ""
 
 
 class CompleteJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -1051,11 +1174,53 @@ JobCommand = (
     RequestJob | ChangeJobDetails | QuoteJob | AcceptQuote | RejectQuote | ScheduleJob
     | RescheduleJob | UnassignJob | TakeJob | StartWork | StopWork | AddTimeEntry
     | CorrectTimeEntry | AddNote | UseMaterial | CompleteJob | SignOffJob | PutJobOnHold
-    | ResumeJob | CancelJob | ReopenJob | RequestInterimInvoice
+    | ResumeJob | CancelJob | ReopenJob | RequestInterimInvoice | AttachPhoto
 )
 
 
 # --- the codec -------------------------------------------------------------------------
+
+
+class Alert(enum.StrEnum):
+    """The push alerts a user can have. By default a technician gets the first three, the
+    office the last."""
+
+    JOB_ASSIGNED = "job_assigned"
+    JOB_RESCHEDULED = "job_rescheduled"
+    JOB_CANCELLED = "job_cancelled"
+    JOB_COMPLETED = "job_completed"
+
+
+ClockTime = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+class ChangeNotificationPreferences(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    alerts: list[Alert]
+    quiet_from: ClockTime | Literal[""] = ""
+    quiet_until: ClockTime | Literal[""] = ""
+    timezone: Annotated[str, Meta(pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$", max_length=60)] = "UTC"
+
+    def __post_init__(self) -> None:
+        if bool(self.quiet_from) != bool(self.quiet_until):
+            raise ValueError("quiet hours need both `quiet_from` and `quiet_until`")
+
+
+class PushKeys(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    p256dh: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{80,100}={0,2}$")]
+    auth: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{16,24}={0,2}$")]
+
+
+class RegisterPushSubscription(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What the browser's ``PushSubscription.toJSON()`` gives."""
+
+    endpoint: Annotated[str, Meta(max_length=1000, pattern=r"^(https://[^\s]+|http://(127\.0\.0\.1|localhost)(:[0-9]+)?/[^\s]*)$")]
+    keys: PushKeys
+    expirationTime: int | None = None  # noqa: N815 - the browser's own name
+
+
+class RequestRedelivery(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    reason: Annotated[str, Meta(max_length=500)] = ""
+
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
 _decoder = msgspec.json.Decoder(AnyEvent)

@@ -34,7 +34,6 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
@@ -746,6 +745,18 @@ class NatsApplicationRecorder(NatsAggregateRecorder, ApplicationRecorder):
     ) -> Subscription[ApplicationRecorder]:
         return NatsSubscription(self, gt=gt, topics=topics)
 
+    async def kind_events_async(self, aggregate: str, after: int = 0) -> list[tuple[int, StoredEvent]]:
+        """Every event of every aggregate of one kind after a position, oldest first."""
+        subject_filter = self.settings.kind_filter(self.purpose, aggregate)
+        found: list[tuple[int, StoredEvent]] = []
+        while True:
+            page = await self.connection.direct_batch(
+                {"seq": after + 1, "next_by_subj": subject_filter, "batch": PAGE})
+            found.extend((int(_header(m, "Nats-Sequence")), _stored_event(m)) for m in page)
+            if len(page) < PAGE:
+                return found
+            after = found[-1][0]
+
 
 class NatsSubscription(Subscription[NatsApplicationRecorder]):
     """Follows the application sequence with an ordered consumer."""
@@ -874,17 +885,6 @@ class NatsProcessRecorder(NatsTrackingRecorder, NatsApplicationRecorder, Process
         moved, or the tracking is already at or past this position."""
         return await self._insert_async(stored_events, tracking)
 
-    async def kind_events_async(self, aggregate: str, after: int = 0) -> list[tuple[int, StoredEvent]]:
-        """Every event of every aggregate of one kind after a position, oldest first."""
-        subject_filter = self.settings.kind_filter(self.purpose, aggregate)
-        found: list[tuple[int, StoredEvent]] = []
-        while True:
-            page = await self.connection.direct_batch(
-                {"seq": after + 1, "next_by_subj": subject_filter, "batch": PAGE})
-            found.extend((int(_header(m, "Nats-Sequence")), _stored_event(m)) for m in page)
-            if len(page) < PAGE:
-                return found
-            after = found[-1][0]
 
 
 class NatsFactory(InfrastructureFactory[NatsTrackingRecorder]):

@@ -22,7 +22,7 @@ from eventsourcing.persistence import IntegrityError
 
 from events.contract import PaymentReminderDue
 from invoicer.payments import Ledger, Open, refreshed
-from invoicer.service import Consumer, Stored
+from events.consumer import Consumer, Stored
 
 log = logging.getLogger("invoicer.dunning")
 

@@ -35,7 +35,8 @@ from events.contract import (
 )
 from events.jetstream import NatsConnection
 from invoicer.pricing import creditor_reference, variable_symbol
-from invoicer.service import NAMESPACE, Consumer, Stored
+from events.consumer import Consumer, Stored
+from invoicer.service import NAMESPACE
 
 TOKEN = re.compile(r"[A-Z0-9]+(?:[/\-.][A-Z0-9]+)*")
 

@@ -21,7 +21,8 @@ from eventsourcing.persistence import IntegrityError
 
 from events.contract import InvoiceIssued, RetainerAgreed, RetainerEnded, decode_event
 from invoicer.pricing import buyer_of, creditor_reference, line_of, local_day, money, reverse_charge, vat_breakdown
-from invoicer.service import NAMESPACE, Consumer, Settings, Stored
+from events.consumer import Consumer, Stored
+from invoicer.service import NAMESPACE, Settings, next_number
 
 log = logging.getLogger("invoicer.retainers")
 
@@ -98,7 +99,7 @@ class RetainerBilling(Consumer):
                        money(retainer.amount), retainer.vat_rate, reverse)
         vat = vat_breakdown([line])
         tax = sum((v.vat for v in vat), Decimal(0))
-        numbered = await self.next_number(self.settings.pattern, self.settings.series, today.year)
+        numbered = await next_number(self, self.settings.pattern, self.settings.series, today.year)
         issued = InvoiceIssued(
             id=invoice_id, number=numbered.number, series=numbered.series, sequence=numbered.sequence,
             job_id=retainer.retainer_id, customer_id=buyer.id, issue_date=today.isoformat(),

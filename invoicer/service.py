@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import multiprocessing
 import hashlib
 import logging
+import multiprocessing
 import os
 import signal
 import sys
@@ -33,24 +33,59 @@ from decimal import Decimal
 from uuid import UUID
 
 import msgspec
-from eventsourcing.persistence import IntegrityError, Notification, StoredEvent, Tracking
+from eventsourcing.persistence import (
+    Notification,
+)
 from eventsourcing.utils import Environment
 
+from events.consumer import Consumer, Stored
 from events.contract import (
-    Address, CreditNoteDocumentStored, CreditNoteIssued, CreditNoteRequested, Event, InterimInvoiced,
-    InterimInvoiceRequested, InvoiceCredited, InvoiceDocumentStored, InvoiceIssued,
-    InvoiceNumberAllocated, InvoicingHeld, JobInvoiced, JobNotBilled, JobQuoted, PrepaidBalanceLow,
-    PrepaidHoursConsumed, ProformaDocumentStored, ProformaIssued, QuoteAccepted, Status, decode_event,
-    event_hash, seal,
+    Address,
+    CreditNoteDocumentStored,
+    CreditNoteIssued,
+    CreditNoteRequested,
+    Event,
+    InterimInvoiced,
+    InterimInvoiceRequested,
+    InvoiceCredited,
+    InvoiceDocumentStored,
+    InvoiceIssued,
+    InvoiceNumberAllocated,
+    InvoicingHeld,
+    JobInvoiced,
+    JobNotBilled,
+    JobQuoted,
+    PrepaidBalanceLow,
+    PrepaidHoursConsumed,
+    ProformaDocumentStored,
+    ProformaIssued,
+    QuoteAccepted,
+    Status,
+    decode_event,
 )
-from events.follow import follow
-from events.jetstream import NatsConnection, NatsProcessRecorder, StreamSettings
+from events.jetstream import NatsConnection, StreamSettings
 from invoicer.documents import Branding, invoice_pdf
 from invoicer.einvoice import ubl_invoice
 from invoicer.pricing import (
-    Bill, Buyer, PriceList, Seller, Unbillable, Unpriced, Work, bill, buyer_of,
-    creditor_reference, invoice_number, line_of, local_day, merged, money, price_list_of, reverse_charge,
-    vat_breakdown, work_of,
+    Bill,
+    Buyer,
+    PriceList,
+    Seller,
+    Unbillable,
+    Unpriced,
+    Work,
+    bill,
+    buyer_of,
+    creditor_reference,
+    invoice_number,
+    line_of,
+    local_day,
+    merged,
+    money,
+    price_list_of,
+    reverse_charge,
+    vat_breakdown,
+    work_of,
 )
 
 log = logging.getLogger("invoicer")
@@ -59,8 +94,6 @@ NAME = "invoicer"
 TRIGGERS = frozenset({"JobCompleted", "JobSignedOff", "CreditNoteRequested", "QuoteAccepted",
                       "InterimInvoiceRequested"})
 NAMESPACE = UUID("1d7c1b52-8f0e-4d59-b7a3-5f3f0b6a4c21")
-RETRIES = 5
-IDLE_TRACKING = 5000  # events skipped before the position is recorded on its own
 
 
 DEFAULT_SERIES = "FV"
@@ -109,21 +142,6 @@ def series_id_of(series: str, year: int) -> UUID:
     return uuid.uuid5(NAMESPACE, f"series:{series}:{year}")
 
 
-class Stored(msgspec.Struct, frozen=True):
-    """An aggregate as stored: its events, version and the hash of its last event."""
-
-    events: list[Event]
-    version: int
-    last_hash: str
-
-    @classmethod
-    def of(cls, positioned: Sequence[tuple[int, StoredEvent]]) -> Stored:
-        if not positioned:
-            return cls([], 0, "")
-        last = positioned[-1][1]
-        return cls([decode_event(s.state) for _, s in positioned], last.originator_version, event_hash(last.state))
-
-
 class Numbered(msgspec.Struct, frozen=True, kw_only=True):
     """A number of a series, to be allocated with the document it numbers."""
 
@@ -140,6 +158,16 @@ class Numbered(msgspec.Struct, frozen=True, kw_only=True):
             invoice_id=document_id)])
 
 
+async def next_number(consumer: Consumer, pattern: str, series: str, year: int) -> Numbered:
+    """The series' next number, read from its last allocation only (a year's series holds
+    every number). Saved in the document's batch, so no number is used twice or skipped."""
+    series_id = series_id_of(series, year)
+    head = await consumer.head(series_id)
+    sequence = head.version + 1
+    return Numbered(series=series, year=year, sequence=sequence, series_id=series_id, head=head,
+                    number=invoice_number(pattern, series, year, sequence))
+
+
 class Priced(msgspec.Struct, frozen=True, kw_only=True):
     job: Stored
     work: Work
@@ -147,118 +175,6 @@ class Priced(msgspec.Struct, frozen=True, kw_only=True):
     customer: Stored | None = None
     result: Bill | Unbillable | None = None
     problem: str = ""  # why there is no result
-
-
-class Consumer:
-    """Follows the stream from its shared tracking position and handles the events it
-    triggers on, each handled event saved with the tracking record in one atomic batch."""
-
-    name = ""
-    triggers: frozenset[str] = frozenset()
-
-    def __init__(self, connection: NatsConnection) -> None:
-        self.connection = connection
-        self.recorder = NatsProcessRecorder(connection)
-        self.stopping = asyncio.Event()
-        self._scanned = 0  # the position read past (tracking records only what was done)
-        self._skipped = 0  # events read past since the tracking record last moved
-
-    async def load(self, id: UUID) -> Stored:
-        return Stored.of(await self.recorder.select_positioned_async(id))
-
-    async def next_number(self, pattern: str, series: str, year: int) -> Numbered:
-        """The series' next number, read from its last allocation only (a year's series holds
-        every number). Saved in the document's batch, so no number is used twice or skipped."""
-        series_id = series_id_of(series, year)
-        head = await self.head(series_id)
-        sequence = head.version + 1
-        return Numbered(series=series, year=year, sequence=sequence, series_id=series_id, head=head,
-                        number=invoice_number(pattern, series, year, sequence))
-
-    async def head(self, id: UUID) -> Stored:
-        """Only the version and last hash: what appending to a long aggregate (a series) needs."""
-        last = await self.recorder.latest_async(id)
-        if last is None:
-            return Stored([], 0, "")
-        return Stored([], last.originator_version, event_hash(last.state))
-
-    async def decide_and_save(self, notification: Notification) -> str:
-        raise NotImplementedError
-
-    def prepare(self, page: Sequence[Notification]) -> None:
-        """Start work ahead on a page's triggers (a consumer whose work is pure may)."""
-
-    async def handle(self, notification: Notification) -> str:
-        """What was done about one stored event; "done" when another replica did it first."""
-        for _ in range(RETRIES):
-            try:
-                return await self.decide_and_save(notification)
-            except IntegrityError:
-                reached = await self.recorder.max_tracking_id_async(self.name) or 0
-                if reached >= notification.id:
-                    return "done"
-        raise RuntimeError(f"{self.name}: gave up on stream position {notification.id} "
-                           f"after {RETRIES} conflicts")
-
-    async def save(self, cause: Notification | None, touched: Sequence[tuple[UUID, Stored, list[Event]]],
-                   command_id: str = "") -> list[int]:
-        """The events, stamped and hash-chained, with this consumer's tracking record of
-        ``cause`` in the same atomic batch (without one when there is no cause)."""
-        now = datetime.now(UTC)
-        command_id = command_id or f"{self.name}:{cause.id if cause else uuid.uuid4()}"
-        stored = [s for aggregate_id, before, events in touched
-                  for s in seal(aggregate_id, before.version, before.last_hash, events, now=now, actor_id=self.name,
-                                actor_role="system", command_id=command_id, correlation_id=command_id)]
-        if cause is None:
-            return await self.recorder.insert_events_async(stored)
-        return await self.recorder.insert_tracked_async(stored, Tracking(self.name, cause.id))
-
-    async def catch_up(self) -> int:
-        """Handle every stored event after the shared tracking position; the position reached.
-
-        The position this consumer has read past is kept in memory too: a consumer whose
-        triggers are rare (a statement a day) must not read the whole stream again on every
-        wake-up. Its tracking record moves on its own every IDLE_TRACKING skipped events.
-        """
-        position = max(self._scanned, await self.recorder.max_tracking_id_async(self.name) or 0)
-        while True:
-            page = await self.connection.notifications(position)
-            if not page:
-                break
-            self.prepare(page)
-            for notification in page:
-                if self.stopping.is_set():  # stop between events; the next start goes on from here
-                    self._scanned = position
-                    return position
-                if notification.topic in self.triggers:
-                    outcome = await self.handle(notification)
-                    if outcome == "done":  # another replica is ahead: go on from its position
-                        position = max(notification.id,
-                                       await self.recorder.max_tracking_id_async(self.name) or 0)
-                        break
-                    self._skipped = 0 if outcome != "skipped" else self._skipped + 1
-                else:
-                    self._skipped += 1
-                position = notification.id
-        self._scanned = position
-        if self._skipped >= IDLE_TRACKING:
-            await self._record_position(position)
-            self._skipped = 0
-        return position
-
-    async def _record_position(self, position: int) -> None:
-        """Move the tracking past events that needed nothing, so a restart need not read them."""
-        try:
-            await self.recorder.insert_tracked_async([], Tracking(self.name, position))
-        except IntegrityError:
-            pass  # another replica recorded as far or further
-
-    async def run(self, stop: asyncio.Event) -> None:
-        self.stopping = stop
-        try:
-            await follow(self.connection, self.catch_up, stop)
-        finally:
-            self.stopping = asyncio.Event()  # a catch_up called after run() reads to the end
 
 
 class Invoicer(Consumer):
@@ -344,7 +260,7 @@ class Invoicer(Consumer):
         job, work, buyer = priced.job, priced.work, priced.buyer
         job_id = work.id
         assert buyer is not None
-        numbered = await self.next_number(self.settings.pattern, self.settings.series, result.issue_date.year)
+        numbered = await next_number(self, self.settings.pattern, self.settings.series, result.issue_date.year)
         number = numbered.number
         issued = InvoiceIssued(
             id=invoice_id, number=number, series=numbered.series, sequence=numbered.sequence,
@@ -402,7 +318,7 @@ class Invoicer(Consumer):
         net_total = sum((line.net for line in lines), Decimal(0))
         vat_total = sum((v.vat for v in vat), Decimal(0))
         today = local_day(datetime.now(UTC), self.settings.seller.timezone)
-        numbered = await self.next_number(self.settings.pattern, self.settings.credit_series, today.year)
+        numbered = await next_number(self, self.settings.pattern, self.settings.credit_series, today.year)
         number = numbered.number
         note = CreditNoteIssued(
             id=credit_id, number=number, series=numbered.series, sequence=numbered.sequence,
@@ -446,7 +362,7 @@ class Invoicer(Consumer):
         vat = vat_breakdown([line])
         tax = sum((v.vat for v in vat), Decimal(0))
         today = local_day(datetime.now(UTC), self.settings.seller.timezone)
-        numbered = await self.next_number(self.settings.pattern, "PRO", today.year)
+        numbered = await next_number(self, self.settings.pattern, "PRO", today.year)
         number = numbered.number
         issued = ProformaIssued(
             id=proforma_id, number=number, job_id=accepted.id, quote_id=accepted.quote_id, customer_id=buyer.id,

@@ -49,6 +49,7 @@ from events.contract import (
     JobUnassigned,
     MaterialUsed,
     NoteAdded,
+    PhotoAttached,
     QuoteAccepted,
     QuoteRejected,
     Status,
@@ -86,6 +87,13 @@ class Entry(Struct, array_like=True):
     billable: bool
 
 
+class Photo(Struct, kw_only=True):
+    id: UUID
+    name: str  # in the documents object store
+    caption: str = ""
+    media_type: str = "image/jpeg"
+
+
 class JobRow(Struct, kw_only=True):
     """One job on the board, as it stands after the event at ``position``."""
 
@@ -117,6 +125,8 @@ class JobRow(Struct, kw_only=True):
     completed_at: datetime | None = None
     first_visit: bool | None = None
     signed_by: str = ""
+    signature: str = ""  # the drawn signature, a data: URL
+    photos: list[Photo] = []
     reason: str = ""
     invoice_id: UUID | None = None
     invoice_number: str = ""
@@ -201,7 +211,10 @@ def _job_changes(row: JobRow, event: JobEvent) -> dict[str, object]:  # noqa: PL
             return {"status": Status.COMPLETED, "completed_at": _when(event),
                     "first_visit": event.first_visit and row.visits <= 1, "running_since": None}
         case JobSignedOff():
-            return {"signed_by": event.signed_by}
+            return {"signed_by": event.signed_by, "signature": event.signature}
+        case PhotoAttached():
+            photos = [p for p in row.photos if p.id != event.photo_id]
+            return {"photos": [*photos, Photo(id=event.photo_id, name=event.name, caption=event.caption, media_type=event.media_type)]}
         case JobPutOnHold():
             return {"status": Status.ON_HOLD, "reason": event.reason}
         case JobResumed():

@@ -139,6 +139,11 @@ def create_app(settings: Settings) -> FastAPI:
         known, found = models(request).cached_user(digest)
         if not known:
             found = await asyncio.to_thread(models(request).user, digest)
+        waiting_for = request.query_params.get("position", "")
+        if found is None and waiting_for.isdigit():
+            # a token issued just before the position the reader asks for: wait for it, look again
+            await asyncio.to_thread(models(request).wait_for, int(waiting_for), 2.0)
+            found = await asyncio.to_thread(models(request).user, digest)
         if found is None or found.revoked:
             raise Refused(401, "this token is unknown or revoked")
         return found
@@ -287,6 +292,19 @@ def create_app(settings: Settings) -> FastAPI:
             raise Refused(409, "the stored document does not match the hash recorded when it was issued")
         return Response(data, media_type=found[-1].media_type,
                         headers={"Content-Disposition": f'inline; filename="document-{document_id}.{kind}"'})
+
+    @app.get("/jobs/{job_id}/photos/{photo_id}", tags=["read"], summary="A photo a technician took on the job",
+             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+    async def job_photo(request: Request, who: User, job_id: UUID, photo_id: UUID) -> Response:
+        job = await job_or_404(request, who, job_id)
+        photo = next((p for p in job.photos if p.id == photo_id), None)
+        if photo is None:
+            raise Refused(404, f"no photo {photo_id} on this job")
+        if request.app.state.stream is None:
+            raise Refused(503, "this read API has no NATS connection configured (NATS_URL)")
+        store = await request.app.state.stream.documents()
+        data = (await store.get(photo.name)).data or b""
+        return Response(data, media_type=photo.media_type, headers={"Cache-Control": "private, max-age=86400"})
 
     @app.get("/proformas/{proforma_id}.pdf", tags=["billing"], summary="A proforma invoice's PDF, as stored",
              response_class=Response, responses={200: {"content": {"application/pdf": {}}}})

@@ -166,11 +166,14 @@ class ReadModels:
         return False, None
 
     def user(self, token_hash: str) -> UserRow | None:
+        """The token's user; only known users are remembered, so a token issued a moment ago
+        works as soon as the board has read it."""
         known, cached = self.cached_user(token_hash)
         if known:
             return cached
         user = self.board.user_by_hash(token_hash)
-        self._users[token_hash] = (time.monotonic(), user)
+        if user is not None:
+            self._users[token_hash] = (time.monotonic(), user)
         return user
 
     # --- the board -----------------------------------------------------------------------

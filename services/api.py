@@ -20,16 +20,57 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 
 from events.contract import (
-    AgreeRetainer, EndRetainer, IssueCreditNote, RecordPayment, RequestInterimInvoice, SellHoursPackage,
-    AcceptQuote, AddNote, AddTimeEntry, CancelJob, ChangeCustomerDetails, ChangeJobDetails,
-    ChangeTechnicianDetails, CompleteJob, CorrectTimeEntry, CreatePriceList, DeactivateTechnician,
-    PriceActivity, PutJobOnHold, QuoteJob, ReactivateTechnician, RegisterCustomer,
-    RegisterTechnician, RejectQuote, RemoveActivity, ReopenJob, RequestJob, RescheduleJob,
-    ResumeJob, Role, ScheduleJob, SignOffJob, StartWork, StopWork, TakeJob, UnassignJob,
-    UseMaterial, decode_event,
+    AcceptQuote,
+    AddNote,
+    AddTimeEntry,
+    AgreeRetainer,
+    CancelJob,
+    ChangeCustomerDetails,
+    ChangeJobDetails,
+    ChangeNotificationPreferences,
+    ChangeTechnicianDetails,
+    CompleteJob,
+    CorrectTimeEntry,
+    CreatePriceList,
+    DeactivateTechnician,
+    EndRetainer,
+    IssueCreditNote,
+    PriceActivity,
+    PutJobOnHold,
+    QuoteJob,
+    ReactivateTechnician,
+    RecordPayment,
+    RegisterCustomer,
+    RegisterPushSubscription,
+    RegisterTechnician,
+    RejectQuote,
+    RemoveActivity,
+    ReopenJob,
+    RequestInterimInvoice,
+    RequestJob,
+    RequestRedelivery,
+    RescheduleJob,
+    ResumeJob,
+    Role,
+    ScheduleJob,
+    SellHoursPackage,
+    SignOffJob,
+    StartWork,
+    StopWork,
+    TakeJob,
+    UnassignJob,
+    UseMaterial,
+    decode_event,
+    recipient_id,
 )
 from services.app import JobstreamApp, Result, VersionConflict
-from services.domain.common import Actor, Forbidden, Invalid, InvalidTransition, NotFound
+from services.domain.common import (
+    Actor,
+    Forbidden,
+    Invalid,
+    InvalidTransition,
+    NotFound,
+)
 
 JOB_ACTIONS: dict[str, type[msgspec.Struct]] = {
     "details": ChangeJobDetails,
@@ -117,6 +158,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     env: dict[str, str]
     title: str = "jobstream command API"
 
+    @property
+    def vapid_public_key(self) -> str:
+        return self.env.get("VAPID_PUBLIC_KEY", "")
+
 
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
@@ -197,21 +242,24 @@ def create_app(settings: Settings) -> FastAPI:
     CorrelationId = Annotated[str | None, Header(alias="X-Correlation-Id", max_length=200)]
 
     def command_route(path: str, kind: str, command_type: type[msgspec.Struct], *,
-                      creates: bool = False, summary: str = "", tag: str = "") -> None:
+                      creates: bool = False, summary: str = "", tag: str = "",
+                      own: Callable[[Actor], UUID] | None = None) -> None:
+        """A POST route for a command. The aggregate is the path's ``{id}``, a new one
+        (``creates``), or the caller's ``own`` (their notification settings, say)."""
         decode = body_of(command_type)
         responses = {**ERRORS, (201 if creates else 200): accepted}
 
         async def run(request: Request, who: Actor, command: msgspec.Struct, key: str | None,
                       if_match: str | None, correlation_id: str | None, id: UUID | None) -> Response:
             app = jobstream(request)
-            target = id if id is not None else app.new_id(who, key)
+            target = id if id is not None else own(who) if own is not None else app.new_id(who, key)
             result = await app.call(app.execute_async(
                 kind, target, command, who, command_id=key, correlation_id=correlation_id,
                 expected_version=int(if_match) if if_match else None,
             ))
             return json(result, 201 if creates else 200)
 
-        if not creates:
+        if "{id}" in path:
             async def handle_existing(
                 request: Request,
                 id: UUID,
@@ -285,6 +333,26 @@ def create_app(settings: Settings) -> FastAPI:
     read_route("/technicians/{id}", "technician", "A technician")
     read_route("/price-lists/{id}", "pricelist", "A price list with its activities")
     read_route("/invoices/{id}", "invoice", "An invoice: its number, total and what has been paid")
+
+    command_route("/me/notifications", "recipient", ChangeNotificationPreferences, tag="notifications",
+                  own=lambda who: recipient_id(who.id),
+                  summary="Choose which alerts you get, and your quiet hours (push alerts wait them out)")
+    command_route("/me/push-subscriptions", "recipient", RegisterPushSubscription, tag="notifications",
+                  own=lambda who: recipient_id(who.id),
+                  summary="Register this device for Web Push: the body is the browser's PushSubscription")
+    command_route("/messages/{id}/redeliver", "message", RequestRedelivery, tag="notifications",
+                  summary="Send a failed or uncertain message again (the office decides)")
+
+    from services import field
+
+    field.install(app, jobstream, actor, settings.env.get("READ_API_URL", ""), ERRORS)
+
+    @app.get("/push/public-key", tags=["notifications"], openapi_extra={"security": []}, responses={**ERRORS},
+             summary="The VAPID public key a browser subscribes with (applicationServerKey)")
+    def push_public_key() -> dict[str, str]:
+        if not settings.vapid_public_key:
+            raise NotFound("push key", "configured (set VAPID_PRIVATE_KEY)")
+        return {"public_key": settings.vapid_public_key}
 
     command_route("/invoices/{id}/credit-notes", "invoice", IssueCreditNote, tag="billing",
                   summary="Correct an issued invoice with a credit note (the invoicer issues it, numbered)")

@@ -33,7 +33,7 @@ from events.contract import (
     event_hash, seal, topic_of,
 )
 from events.jetstream import NatsAggregateRecorder, NatsApplicationRecorder, NatsFactory
-from services.domain import billing
+from services.domain import billing, notices
 from services.domain import job as jobs
 from services.domain import parties
 from services.domain.common import Actor, Context, DomainError, Forbidden, Invalid, NotFound, derived_id
@@ -68,6 +68,8 @@ KINDS = {
     "token": Kind("token", parties.Token, parties.evolve_token),
     "invoice": Kind("invoice", billing.Invoice, billing.evolve_invoice),
     "statement": Kind("statement", billing.Statement, billing.evolve_statement),
+    "recipient": Kind("recipient", notices.Recipient, notices.evolve_recipient),
+    "message": Kind("message", notices.Message, notices.evolve_message),
 }
 STATEMENT_PART = 500  # lines per BankStatementImported event (a NATS message stays well under 1 MB)
 SNAPSHOT_EVERY = 100  # events between snapshots of an aggregate
@@ -233,6 +235,17 @@ class JobstreamApp:
             if len(self._cache) > self.CACHE_SIZE:
                 self._cache.popitem(last=False)
 
+    async def catalogue_async(self) -> list[dict[str, Any]]:
+        """What the default price lists offer, for a technician recording what was used."""
+        lists: dict[UUID, parties.PriceList] = {}
+        for _, stored in await self.recorder.kind_events_async("pricelist"):
+            id = stored.originator_id
+            lists[id] = parties.evolve_price_list(lists.get(id) or parties.PriceList(id=id),  # type: ignore[index, arg-type]
+                                                  decode_event(stored.state))
+        return [{"code": a.code, "name": a.name, "unit": a.unit.value, "rate": str(a.rate), "currency": p.currency,
+                 "price_list": p.name}
+                for p in lists.values() if p.is_default for a in sorted(p.activities.values(), key=lambda a: a.code)]
+
     async def get_async(self, kind: str, id: UUID) -> Any:
         loaded = await self.load_async(kind, id)
         if loaded.version == 0:
@@ -342,6 +355,10 @@ class JobstreamApp:
                 decided = list(parties.decide_price_list(command, loaded.state, ctx))  # type: ignore[arg-type]
             case "invoice":
                 decided = list(billing.decide_invoice(command, loaded.state, ctx))  # type: ignore[arg-type]
+            case "recipient":
+                decided = list(notices.decide_recipient(command, loaded.state, ctx))  # type: ignore[arg-type]
+            case "message":
+                decided = list(notices.decide_message(command, loaded.state, ctx))  # type: ignore[arg-type]
             case _:
                 raise ValueError(f"no commands for {kind}")
         return {id: (loaded, decided)}
@@ -388,16 +405,16 @@ class JobstreamApp:
                 running = tech.running_job_id
                 if running is not None and running != job_id:
                     other = await self.load_async("job", running)
-                    stopped = jobs.stop_running(other.state, event.technician_id, ctx)
+                    stopped = jobs.stop_running(other.state, event.technician_id, ctx, at=event.started_at)
                     if stopped:
                         touched[running] = (other, list(stopped))
                     (await technician_events(event.technician_id)).append(
-                        StopwatchStopped(id=event.technician_id, job_id=running, at=ctx.now))
+                        StopwatchStopped(id=event.technician_id, job_id=running, at=event.started_at))
                 (await technician_events(event.technician_id)).append(
-                    StopwatchStarted(id=event.technician_id, job_id=job_id, at=ctx.now))
+                    StopwatchStarted(id=event.technician_id, job_id=job_id, at=event.started_at))
             elif isinstance(event, WorkStopped):
                 (await technician_events(event.technician_id)).append(
-                    StopwatchStopped(id=event.technician_id, job_id=job_id, at=ctx.now))
+                    StopwatchStopped(id=event.technician_id, job_id=job_id, at=event.stopped_at))
         return touched
 
     async def _save(

@@ -5,6 +5,7 @@
     jobstream run read-api [--port 8001]               the read API and the dashboard
     jobstream run projector board|timesheets|ledger    one projection
     jobstream run invoicer [issue|documents]            issues invoices, renders their PDFs
+    jobstream run notifier                              emails and push alerts
     jobstream audit replay|verify|as-of|rebuild|export the accountants' tools
     jobstream demo                                      load a small realistic business
     jobstream admin create-user NAME --role office      prints the new token once
@@ -22,8 +23,9 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from uuid import UUID
 
@@ -38,6 +40,7 @@ SERVICES = {
     "read-api": "the read API and the office dashboard (HTTP)",
     "projector": "one projection kept up to date: board, timesheets or ledger",
     "invoicer": "issues the invoice of each completed job (run several for redundancy)",
+    "notifier": "sends invoices and reminders by email, and push alerts to the team",
 }
 PROJECTIONS = ("board", "timesheets", "ledger")
 DEFAULT_PORTS = {"command-api": 8000, "read-api": 8001}
@@ -97,8 +100,36 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             path.write_text(secrets.token_urlsafe(32))
         return path.read_text().strip()
 
+    def vapid_keys(self) -> tuple[str, str]:
+        """The Web Push (VAPID) key pair: VAPID_PRIVATE_KEY and VAPID_PUBLIC_KEY, else a pair
+        made once and kept in the data directory. The private key as PEM, the public one as
+        the browser wants it (base64url of the uncompressed point)."""
+        given = os.environ.get("VAPID_PRIVATE_KEY")
+        if given:
+            return given, os.environ.get("VAPID_PUBLIC_KEY", "")
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        path = self.data_dir / "vapid.pem"
+        if not path.exists():
+            key = ec.generate_private_key(ec.SECP256R1())
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        pem = path.read_bytes()
+        loaded = serialization.load_pem_private_key(pem, password=None)
+        raw = loaded.public_key().public_bytes(serialization.Encoding.X962,  # type: ignore[union-attr]
+                                               serialization.PublicFormat.UncompressedPoint)
+        import base64
+
+        return pem.decode(), base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
     def env(self, url: str | None = None) -> dict[str, str]:
+        private, public = self.vapid_keys()
         return {
+            "VAPID_PRIVATE_KEY": private,
+            "VAPID_PUBLIC_KEY": public,
             "JOBSTREAM_LINK_SECRET": self.link_secret(),
             "PERSISTENCE_MODULE": "events.jetstream",
             "NATS_URL": url or self.resolved_url(),
@@ -106,6 +137,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "NATS_SUBJECT_PREFIX": os.environ.get("NATS_SUBJECT_PREFIX", ""),
             "READ_MODEL_URL": self.read_model_url,
             "JOBSTREAM_TIMEZONE": self.timezone,
+            # the technicians' app, served by the command API, reads through it
+            "READ_API_URL": os.environ.get("READ_API_URL", ""),
         }
 
 
@@ -176,13 +209,19 @@ def up(args: argparse.Namespace) -> int:
         dashboard = f"http://{args.host}:{args.read_port}"
         # The demo's own company on its invoices, unless the environment names the real one.
         seller = DEMO_SELLER if args.demo else {}
-        child_env = {**seller, **os.environ, **env, "COMMAND_API_URL": base}
+        mail = {}
+        if not os.environ.get("SMTP_HOST"):  # no mail server named: keep what is sent, to read
+            outbox = _local_mail(settings.data_dir / "outbox")
+            mail = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(outbox.port)}
+        child_env = {**seller, **os.environ, **env, **mail, "COMMAND_API_URL": base, "READ_API_URL": dashboard,
+                     "JOBSTREAM_APP_URL": base, "JOBSTREAM_DASHBOARD_URL": dashboard}
         me = [sys.executable, "-m", "services.cli", "run"]
         plan = [
             ("command-api", [*me, "command-api", "--host", args.host, "--port", str(args.port)], args.port),
             *((f"projector {name}", [*me, "projector", name], None) for name in PROJECTIONS),
             ("invoicer", [*me, "invoicer", "issue"], None),
             ("invoice documents", [*me, "invoicer", "documents"], None),
+            ("notifier", [*me, "notifier"], None),
             ("read-api", [*me, "read-api", "--host", args.host, "--port", str(args.read_port)], args.read_port),
         ]
         for name, argv, _port in plan:
@@ -195,10 +234,16 @@ def up(args: argparse.Namespace) -> int:
         say("")
         say("jobstream is running:")
         say(f"  dashboard     {dashboard}   (sign in with an office token)")
+        say(f"  technicians   {base}/tech   (the phone app: sign in with a technician token)")
         say(f"  command API   {base}   (API docs: {base}/docs)")
         say(f"  read API      {dashboard}/api   (API docs: {dashboard}/docs)")
         say(f"  NATS          {url}   stream {settings.stream}")
         say(f"  read models   {settings.read_model_url}")
+        if mail:
+            say(f"  mail          kept in {settings.data_dir / 'outbox'} (no SMTP_HOST set; "
+                f"a local SMTP server on port {mail['SMTP_PORT']} takes it)")
+        else:
+            say(f"  mail          sent through {os.environ['SMTP_HOST']}")
         say("Press Ctrl-C to stop.")
         while not stopping:
             time.sleep(0.2)
@@ -227,6 +272,20 @@ def up(args: argparse.Namespace) -> int:
             settings.url_file.unlink(missing_ok=True)
         say("Stopped.")
     return 0
+
+
+def _local_mail(directory: Path) -> Any:
+    """An SMTP server on localhost that keeps every message in a Maildir (read it with any
+    mail client, or ``ls``): where `jobstream up` sends email when no SMTP_HOST is set."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Mailbox
+
+    from services.natsd import free_port
+
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    controller = Controller(Mailbox(directory), hostname="127.0.0.1", port=free_port())
+    controller.start()  # a daemon thread: it ends with `up`
+    return controller
 
 
 def _wait_until_listening(child: Child, host: str, port: int, timeout: float = 60.0) -> None:
@@ -261,7 +320,7 @@ def run(args: argparse.Namespace) -> int:
     gc.set_threshold(100_000, 50, 50)
 
     settings = Settings.from_env(args.data)
-    if args.service in ("projector", "read-api", "invoicer"):
+    if args.service in ("projector", "read-api", "invoicer", "notifier"):
         # Separate packages (projections, read_api, invoicer) that the write side does not import:
         # the process becomes theirs, with the settings in its environment.
         os.environ.update(settings.env())
@@ -274,6 +333,8 @@ def run(args: argparse.Namespace) -> int:
             if part not in ("all", "issue", "documents"):
                 raise SystemExit("jobstream: run invoicer [issue|documents] (both when not named)")
             argv = [sys.executable, "-m", "invoicer", part]
+        elif args.service == "notifier":
+            argv = [sys.executable, "-m", "notifier"]
         else:
             port = args.port or DEFAULT_PORTS[args.service]
             argv = [sys.executable, "-m", "read_api.serve", "--host", args.host, "--port", str(port),

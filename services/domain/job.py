@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import assert_never
 from uuid import UUID
 
@@ -10,6 +10,7 @@ import msgspec
 from msgspec.structs import replace
 
 from events.contract import (
+    AttachPhoto, PhotoAttached,
     AcceptQuote, AddNote, InterimInvoiceRequested, RequestInterimInvoice, AddTimeEntry, Address, BillingKind, CancelJob, ChangeJobDetails,
     CompleteJob, CorrectTimeEntry, JobCancelled, JobCommand, JobCompleted, JobDetailsChanged,
     JobEvent, JobInvoiced, JobPutOnHold, JobQuoted, JobReopened, JobRequested, JobRescheduled, JobResumed,
@@ -98,7 +99,7 @@ def authorize(job: Job, command: JobCommand, ctx: Context) -> None:
     if isinstance(command, TakeJob):
         return
     allowed_for_technicians = (
-        StartWork, StopWork, AddTimeEntry, CorrectTimeEntry, AddNote, UseMaterial, CompleteJob,
+        StartWork, StopWork, AddTimeEntry, CorrectTimeEntry, AddNote, AttachPhoto, UseMaterial, CompleteJob,
         SignOffJob, PutJobOnHold,
     )
     if not isinstance(command, allowed_for_technicians):
@@ -114,16 +115,32 @@ def _action(command: JobCommand) -> str:
 
 
 def stop_running(job: Job, technician: UUID, ctx: Context, billable: bool = True,
-                 activity: str = "") -> list[JobEvent]:
+                 activity: str = "", at: datetime | None = None) -> list[JobEvent]:
     """WorkStopped for the technician's running stopwatch on this job, if any."""
     running = job.running.get(technician)
     if running is None:
         return []
     entry_id, started_at = running
-    minutes = max(0, round((ctx.now - started_at).total_seconds() / 60))
+    stopped_at = max(at or ctx.now, started_at)
+    minutes = max(0, round((stopped_at - started_at).total_seconds() / 60))
     return [WorkStopped(id=job.id, technician_id=technician, entry_id=entry_id,
-                        started_at=started_at, stopped_at=ctx.now, minutes=minutes,
+                        started_at=started_at, stopped_at=stopped_at, minutes=minutes,
                         billable=billable, activity=activity)]
+
+
+CLOCK_SKEW = timedelta(minutes=5)  # a phone's clock may run this far ahead
+OFFLINE_FOR = timedelta(days=7)  # a stopwatch tap older than this is no longer taken as given
+
+
+def _when(at: datetime | None, ctx: Context) -> datetime:
+    """When a stopwatch was tapped: now, or earlier on a phone that was offline."""
+    if at is None:
+        return ctx.now
+    if at > ctx.now + CLOCK_SKEW:
+        raise Invalid("at", "is in the future (check the phone's clock)")
+    if at < ctx.now - OFFLINE_FOR:
+        raise Invalid("at", "is more than 7 days ago: add the time by hand instead")
+    return min(at, ctx.now)
 
 
 def stop_all_running(job: Job, ctx: Context) -> list[JobEvent]:
@@ -194,12 +211,15 @@ def decide(command: JobCommand, job: Job, ctx: Context) -> list[JobEvent]:
                                         "the stopwatch is already running")
             return [WorkStarted(id=job.id, technician_id=technician,
                                 entry_id=derived_id(job.id, job.version, technician),
-                                started_at=ctx.now)]
+                                started_at=_when(command.at, ctx))]
         case StopWork():
             technician = _acting_technician(job, command.technician_id, ctx, "stop work")
             if technician not in job.running:
                 raise InvalidTransition("job", job.status, "stop work", "no stopwatch is running")
-            return stop_running(job, technician, ctx, command.billable, command.activity)
+            stopped_at = _when(command.at, ctx)
+            if stopped_at < job.running[technician][1]:
+                raise Invalid("at", "is before the stopwatch was started")
+            return stop_running(job, technician, ctx, command.billable, command.activity, stopped_at)
         case AddTimeEntry():
             _require(job, WORKABLE | {Status.COMPLETED, Status.ON_HOLD}, "add time")
             technician = _acting_technician(job, command.technician_id, ctx, "add time")
@@ -220,6 +240,11 @@ def decide(command: JobCommand, job: Job, ctx: Context) -> list[JobEvent]:
                                        reason=command.reason)]
         case AddNote():
             return [NoteAdded(id=job.id, text=command.text)]
+        case AttachPhoto():
+            _require(job, WORKABLE | {Status.COMPLETED, Status.ON_HOLD}, "attach a photo")
+            return [PhotoAttached(id=job.id, photo_id=command.photo_id, name=command.name,
+                                  media_type=command.media_type, size=command.size, sha256=command.sha256,
+                                  caption=command.caption)]
         case UseMaterial():
             _require(job, WORKABLE | {Status.COMPLETED}, "record material")
             return [MaterialUsed(id=job.id, code=command.code, description=command.description,
@@ -239,7 +264,8 @@ def decide(command: JobCommand, job: Job, ctx: Context) -> list[JobEvent]:
                     JobCompleted(id=job.id, summary=command.summary,
                                  first_visit=command.first_visit and job.visits <= 1)]
         case SignOffJob():
-            _require(job, {Status.COMPLETED}, "sign off")
+            # the invoice may already be out (issued on completion): the signature still counts
+            _require(job, {Status.COMPLETED, Status.INVOICED}, "sign off")
             if job.signed_off_by:
                 raise InvalidTransition("job", job.status, "sign off",
                                         f"already signed off by {job.signed_off_by}")

@@ -73,9 +73,10 @@ def jobstream_up(clean_env: dict[str, str]) -> Iterator[tuple[Running, int]]:
 
 
 async def stream_events_of(nats_url: str, subject: str, topic: str, count: int,
-                           timeout: float = 30.0) -> tuple[int, list[dict[str, Any]]]:
-    """Wait on the stream itself until ``count`` events of this type are stored under ``subject``
-    (a wildcard filter): their last stream position, and the events. No polling, no sleeping."""
+                           timeout: float = 30.0, where: Any = None) -> tuple[int, list[dict[str, Any]]]:
+    """Wait on the stream itself until ``count`` events of this type (that ``where`` accepts)
+    are stored under ``subject`` (a wildcard filter): their last stream position, and the
+    events. No polling, no sleeping."""
     import asyncio
     import json
 
@@ -89,7 +90,10 @@ async def stream_events_of(nats_url: str, subject: str, topic: str, count: int,
     async def delivered(msg: Any) -> None:
         nonlocal last
         if msg.headers and msg.headers.get("Es-Topic") == topic:
-            found.append(json.loads(msg.data))
+            event = json.loads(msg.data)
+            if where is not None and not where(event):
+                return
+            found.append(event)
             last = msg.metadata.sequence.stream
             if len(found) >= count:
                 done.set()
@@ -106,11 +110,11 @@ async def stream_events_of(nats_url: str, subject: str, topic: str, count: int,
 
 
 def wait_for_events(nats_url: str, subject: str, topic: str, count: int,
-                    timeout: float = 30.0) -> tuple[int, list[dict[str, Any]]]:
+                    timeout: float = 30.0, where: Any = None) -> tuple[int, list[dict[str, Any]]]:
     """stream_events_of, from synchronous code (a thread of its own: Playwright's sync API
     already runs an event loop on this one)."""
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, stream_events_of(nats_url, subject, topic, count, timeout)).result()
+        return pool.submit(asyncio.run, stream_events_of(nats_url, subject, topic, count, timeout, where)).result()

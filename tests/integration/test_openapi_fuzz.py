@@ -22,7 +22,8 @@ from services.natsd import EmbeddedNats
 # NATS); the fixture fills in where NATS is before the app's lifespan connects.
 ENV: dict[str, str] = {}
 APP = create_app(Settings(env=ENV))
-schema = schemathesis.openapi.from_dict(APP.openapi())
+# The alert stream has no end (server-sent events): the technicians' day in Chromium covers it.
+schema = schemathesis.openapi.from_dict(APP.openapi()).exclude(path="/me/alerts")
 schema.app = APP  # calls go to the app in-process, as from_asgi would send them
 
 

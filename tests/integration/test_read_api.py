@@ -9,6 +9,7 @@ import msgspec
 import pytest
 from fastapi.testclient import TestClient
 
+from events.contract import Role
 from read_api.app import Settings, create_app
 
 from tests.conftest import Projectors
@@ -19,6 +20,7 @@ from tests.integration.test_projections import work_a_day
 @pytest.fixture
 def reader(api: Api, projectors: Projectors, read_model_url: str, stream_env: dict[str, str]) -> Iterator[TestClient]:
     settings = Settings(read_model_url=read_model_url, stream_env=stream_env, wait_seconds=10)
+    projectors.wait(api.jobstream.recorder.max_notification_id() or 0)  # the users' tokens are read
     with TestClient(create_app(settings)) as client:
         yield client
 
@@ -88,6 +90,13 @@ def test_accountants_replay_and_export_but_write_nothing(api: Api, reader: TestC
     assert get(reader, api, "/api/audit/replay", who="office").status_code == 403
     write = reader.post("/jobs/new", data={"description": "x"}, headers=api.headers("accountant"))
     assert write.status_code == 403 and "cannot change anything" in write.text  # a page, for a browser
+
+
+def test_a_token_issued_a_moment_ago_works_at_the_position_given(api: Api, reader: TestClient) -> None:
+    early = api.jobstream.issue_token("early", Role.OFFICE)
+    position = api.jobstream.recorder.max_notification_id()
+    answer = reader.get("/api/board", params={"position": position}, headers={"Authorization": f"Bearer {early}"})
+    assert answer.status_code == 200, answer.text
 
 
 def test_errors_name_the_field_and_never_500(api: Api, reader: TestClient) -> None:
