@@ -67,6 +67,7 @@ class Source(enum.StrEnum):
     EMAIL = "email"
     WEB = "web"
     IMPORT = "import"
+    RECURRING = "recurring"  # generated from a recurring service
 
 
 class Priority(enum.StrEnum):
@@ -388,6 +389,14 @@ class MaterialUsed(JobEvent, frozen=True, kw_only=True, tag=True):
     unit_price: Decimal | None = None
     billable: bool = True
     discount_percent: Decimal = Decimal(0)
+
+
+class SlaAtRisk(JobEvent, frozen=True, kw_only=True, tag=True):
+    """An urgent job still open close to (or past) its SLA deadline: the office is alerted once
+    per deadline."""
+
+    deadline: datetime
+    minutes_left: int  # negative once the deadline has passed
 
 
 class PhotoAttached(JobEvent, frozen=True, kw_only=True, tag=True):
@@ -830,6 +839,63 @@ class PushSubscriptionRemoved(RecipientEvent, frozen=True, kw_only=True, tag=Tru
     reason: str = ""
 
 
+# --- recurring services ---------------------------------------------------------------
+
+
+class RecurrenceEvent(Event, frozen=True, kw_only=True, tag=True):
+    aggregate: ClassVar[str] = "recurrence"
+
+
+class RecurringPlan(Struct, frozen=True, kw_only=True):
+    """What each occurrence of a recurring service becomes: a job scheduled at the rule's times.
+
+    ``rule`` is an RFC 5545 RRULE (``FREQ=MONTHLY;BYDAY=1MO``), read from ``start`` in the local
+    ``timezone``: a visit at 09:00 stays at 09:00 across daylight-saving changes."""
+
+    customer_id: UUID
+    site_address: Address | None
+    job_type: str
+    description: str
+    scope: str = ""
+    technician_ids: list[UUID]
+    rule: str
+    start: datetime  # local wall-clock time, no offset
+    timezone: str
+    duration_minutes: int
+    horizon_days: int
+    billing_kind: BillingKind = BillingKind.PAID
+
+
+class RecurringServiceDefined(RecurrenceEvent, frozen=True, kw_only=True, tag=True):
+    plan: RecurringPlan
+
+
+class RecurringServiceChanged(RecurrenceEvent, frozen=True, kw_only=True, tag=True):
+    """The plan from now on: future occurrences are moved, added or withdrawn to match it."""
+
+    plan: RecurringPlan
+    reason: str = ""
+
+
+class RecurringServiceEnded(RecurrenceEvent, frozen=True, kw_only=True, tag=True):
+    """No occurrences after ``after`` (UTC); the future ones already generated are cancelled."""
+
+    after: datetime
+    reason: str = ""
+
+
+class OccurrenceGenerated(RecurrenceEvent, frozen=True, kw_only=True, tag=True):
+    at: datetime  # UTC
+    job_id: UUID
+    plan_version: int  # the plan it was made (or last moved) to
+
+
+class OccurrenceWithdrawn(RecurrenceEvent, frozen=True, kw_only=True, tag=True):
+    at: datetime
+    job_id: UUID
+    reason: str = ""
+
+
 CustomerEvents = (
     CustomerRegistered | CustomerDetailsChanged | HoursPackageSold | PrepaidHoursConsumed | PrepaidBalanceLow
     | RetainerAgreed | RetainerEnded
@@ -844,7 +910,7 @@ JobEvents = (
     | JobRescheduled | JobUnassigned | JobTaken | WorkStarted | WorkStopped | TimeEntryAdded
     | TimeEntryCorrected | NoteAdded | MaterialUsed | JobCompleted | JobSignedOff | JobPutOnHold
     | JobResumed | JobCancelled | JobReopened | JobInvoiced | JobNotBilled | InvoicingHeld
-    | InterimInvoiceRequested | InterimInvoiced | PhotoAttached
+    | InterimInvoiceRequested | InterimInvoiced | PhotoAttached | SlaAtRisk
 )
 InvoiceEvents = (
     InvoiceIssued | InvoiceDocumentStored | PaymentApplied | PaymentReminderDue | CreditNoteRequested
@@ -860,9 +926,14 @@ MessageEvents = (
     | RedeliveryRequested
 )
 RecipientEvents = NotificationPreferencesChanged | PushSubscriptionRegistered | PushSubscriptionRemoved
+RecurrenceEvents = (
+    RecurringServiceDefined | RecurringServiceChanged | RecurringServiceEnded | OccurrenceGenerated
+    | OccurrenceWithdrawn
+)
 AnyEvent = (
     CustomerEvents | TechnicianEvents | PriceListEvents | JobEvents | InvoiceEvents | SeriesEvents
     | StatementEvents | CreditNoteEvents | ProformaEvents | TokenEvents | MessageEvents | RecipientEvents
+    | RecurrenceEvents
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -1170,11 +1241,79 @@ class RecordPayment(Command, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         check_decimal("amount", self.amount, Decimal(0), Decimal("1e12"), low_inclusive=False)
 
 
+class WarnSlaAtRisk(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The scheduler's: flag an open urgent job whose SLA deadline is within ``within_minutes``."""
+
+    within_minutes: Annotated[int, Meta(ge=0, le=60 * 24 * 7)] = 60
+
+
+# --- recurring services ----------------------------------------------------------------
+
+LocalTime = Annotated[datetime, Meta(tz=False)]
+TimeZone = Annotated[str, Meta(pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$", max_length=60)]
+Rule = Annotated[str, Meta(min_length=6, max_length=300, pattern=r"^[A-Z0-9=;,+-]+$")]
+
+
+class DefineRecurringService(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A visit that repeats: ``rule`` is an RFC 5545 RRULE without DTSTART (``FREQ=WEEKLY;BYDAY=MO``,
+    ``FREQ=MONTHLY;BYMONTHDAY=1;COUNT=12``), ``start`` the first visit's local time in ``timezone``.
+    The jobs are generated and scheduled ``horizon_days`` ahead."""
+
+    customer_id: UUID
+    job_type: Code
+    description: LongText
+    technician_ids: Annotated[list[UUID], Meta(min_length=1, max_length=10)]
+    rule: Rule
+    start: LocalTime
+    timezone: TimeZone = "UTC"
+    duration_minutes: PositiveMinutes = 60
+    horizon_days: Annotated[int, Meta(ge=1, le=366)] = 60
+    site_address: Address | None = None
+    scope: LongText = ""
+    billing_kind: BillingKind = BillingKind.PAID
+
+
+class ChangeRecurringService(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Change what is given; the future occurrences follow (moved, added or withdrawn)."""
+
+    job_type: Code | None = None
+    description: LongText | None = None
+    technician_ids: Annotated[list[UUID], Meta(min_length=1, max_length=10)] | None = None
+    rule: Rule | None = None
+    start: LocalTime | None = None
+    timezone: TimeZone | None = None
+    duration_minutes: PositiveMinutes | None = None
+    horizon_days: Annotated[int, Meta(ge=1, le=366)] | None = None
+    site_address: Address | None = None
+    scope: LongText | None = None
+    reason: LongText = ""
+
+
+class EndRecurringService(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """No visits after ``after`` (default: now); future jobs already generated are cancelled."""
+
+    after: UtcTime | None = None
+    reason: Reason
+
+
+class RecordOccurrence(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The generator's: an occurrence's job was created and scheduled (or moved) to the plan."""
+
+    at: UtcTime
+    job_id: UUID
+
+
+class WithdrawOccurrence(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    at: UtcTime
+    job_id: UUID
+    reason: LongText = ""
+
+
 JobCommand = (
     RequestJob | ChangeJobDetails | QuoteJob | AcceptQuote | RejectQuote | ScheduleJob
     | RescheduleJob | UnassignJob | TakeJob | StartWork | StopWork | AddTimeEntry
     | CorrectTimeEntry | AddNote | UseMaterial | CompleteJob | SignOffJob | PutJobOnHold
-    | ResumeJob | CancelJob | ReopenJob | RequestInterimInvoice | AttachPhoto
+    | ResumeJob | CancelJob | ReopenJob | RequestInterimInvoice | AttachPhoto | WarnSlaAtRisk
 )
 
 
@@ -1183,12 +1322,13 @@ JobCommand = (
 
 class Alert(enum.StrEnum):
     """The push alerts a user can have. By default a technician gets the first three, the
-    office the last."""
+    office the last two."""
 
     JOB_ASSIGNED = "job_assigned"
     JOB_RESCHEDULED = "job_rescheduled"
     JOB_CANCELLED = "job_cancelled"
     JOB_COMPLETED = "job_completed"
+    SLA_AT_RISK = "sla_at_risk"
 
 
 ClockTime = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]

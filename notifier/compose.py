@@ -24,6 +24,7 @@ from events.contract import (
     InvoiceIssued,
     JobCancelled,
     JobCompleted,
+    SlaAtRisk,
     JobRequested,
     JobRescheduled,
     JobScheduled,
@@ -43,7 +44,7 @@ LANGUAGES = ("en", "pl", "cs", "de", "ro")
 LOCALES = {"en": "en_IE", "pl": "pl_PL", "cs": "cs_CZ", "de": "de_DE", "ro": "ro_RO"}
 DEFAULT_ALERTS = {
     Role.TECHNICIAN: frozenset({"job_assigned", "job_rescheduled", "job_cancelled"}),
-    Role.OFFICE: frozenset({"job_completed"}),
+    Role.OFFICE: frozenset({"job_completed", "sla_at_risk"}),
 }
 _templates = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
                                 undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
@@ -163,7 +164,7 @@ def _where_when(job: JobFacts, timezone: str) -> str:
 
 
 def job_alerts(event: Event, job: JobFacts, before: list[UUID], directory: Directory, now: datetime,
-               app_url: str) -> list[MessageQueued]:
+               app_url: str, dashboard_url: str = "") -> list[MessageQueued]:
     """Push alerts for a job event. ``before`` is who the job was assigned to before it.
     An alert without a body of its own says when and where, in the recipient's time zone."""
     title = job.description[:80] or job.job_type or "a job"
@@ -187,12 +188,18 @@ def job_alerts(event: Event, job: JobFacts, before: list[UUID], directory: Direc
             plan.append(("job_cancelled", technicians(before), f"Job back in the pool: {title}", event.reason))
         case JobCompleted():
             plan.append(("job_completed", directory.office(), f"Job completed: {title}", event.summary[:200]))
+        case SlaAtRisk():
+            due = (f"{event.minutes_left} min left" if event.minutes_left >= 0
+                   else f"{-event.minutes_left} min past the deadline")
+            plan.append(("sla_at_risk", directory.office(), f"SLA at risk: {title}", f"Urgent, {due}."))
     alerts = []
     for alert, targets, subject, body in plan:
-        path = f"/jobs/{job.id}" if alert == "job_completed" else f"/tech/#/jobs/{job.id}"  # the office's page
+        for_office = alert in ("job_completed", "sla_at_risk")  # the dashboard's job page, else the phone app's
+        url = (f"{(dashboard_url or app_url).rstrip('/')}/jobs/{job.id}" if for_office
+               else f"{app_url.rstrip('/')}/tech/#/jobs/{job.id}")
         alerts += [MessageQueued(id=PENDING, channel="push", purpose=alert, recipient=user.name, subject=subject,
                                  body=body or _where_when(job, directory.timezone(user.name)),
-                                 url=app_url.rstrip("/") + path, about_kind="job", about_id=job.id,
+                                 url=url, about_kind="job", about_id=job.id,
                                  not_before=directory.quiet_until(user.name, now))
                    for user in targets if directory.wants(user, alert)]
     return alerts

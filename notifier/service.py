@@ -63,7 +63,8 @@ log = logging.getLogger("notifier")
 
 NAME = "notifier"
 NAMESPACE = UUID("0c5e7a2e-93f4-4b8e-a1f6-2d1b9f3c6e07")
-JOB_TRIGGERS = frozenset({"JobScheduled", "JobRescheduled", "JobCancelled", "JobUnassigned", "JobCompleted"})
+JOB_TRIGGERS = frozenset({"JobScheduled", "JobRescheduled", "JobCancelled", "JobUnassigned", "JobCompleted",
+                          "SlaAtRisk"})
 TRIGGERS = JOB_TRIGGERS | {"InvoiceDocumentStored", "CreditNoteDocumentStored", "PaymentReminderDue"}
 DEFAULT_RETRIES = "5,30,120,600,1800"  # seconds before each further attempt
 LEASE = timedelta(seconds=60)  # an attempt longer than this is taken as abandoned
@@ -161,7 +162,7 @@ class Notifier(Consumer):
                        for e in [decode_event(s.state)]]
             before = job_facts(event.id, history[:-1]).technician_ids
             return job_alerts(event, job_facts(event.id, history), before, self.directory, now,
-                              self.settings.app_url)
+                              self.settings.app_url, self.settings.dashboard_url)
         if isinstance(event, InvoiceDocumentStored | CreditNoteDocumentStored):
             if event.media_type != "application/pdf":
                 return []  # one email per document, sent when its PDF is stored (the XML is in the same batch)

@@ -8,7 +8,7 @@ naming the field, 403 refused with the reason, 401 no valid token.
 
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 from uuid import UUID
@@ -28,11 +28,14 @@ from events.contract import (
     ChangeCustomerDetails,
     ChangeJobDetails,
     ChangeNotificationPreferences,
+    ChangeRecurringService,
     ChangeTechnicianDetails,
     CompleteJob,
     CorrectTimeEntry,
     CreatePriceList,
     DeactivateTechnician,
+    DefineRecurringService,
+    EndRecurringService,
     EndRetainer,
     IssueCreditNote,
     PriceActivity,
@@ -63,6 +66,7 @@ from events.contract import (
     decode_event,
     recipient_id,
 )
+from services import recurring
 from services.app import JobstreamApp, Result, VersionConflict
 from services.domain.common import (
     Actor,
@@ -243,9 +247,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     def command_route(path: str, kind: str, command_type: type[msgspec.Struct], *,
                       creates: bool = False, summary: str = "", tag: str = "",
-                      own: Callable[[Actor], UUID] | None = None) -> None:
+                      own: Callable[[Actor], UUID] | None = None,
+                      then: Callable[[JobstreamApp, UUID], Awaitable[msgspec.Struct]] | None = None) -> None:
         """A POST route for a command. The aggregate is the path's ``{id}``, a new one
-        (``creates``), or the caller's ``own`` (their notification settings, say)."""
+        (``creates``), or the caller's ``own`` (their notification settings, say); ``then``
+        is what follows in the same request (a recurring service's jobs), added to the answer."""
         decode = body_of(command_type)
         responses = {**ERRORS, (201 if creates else 200): accepted}
 
@@ -257,7 +263,12 @@ def create_app(settings: Settings) -> FastAPI:
                 kind, target, command, who, command_id=key, correlation_id=correlation_id,
                 expected_version=int(if_match) if if_match else None,
             ))
-            return json(result, 201 if creates else 200)
+            if then is None:
+                return json(result, 201 if creates else 200)
+            followed = await app.call(then(app, target))
+            answer = {**msgspec.structs.asdict(result), type(followed).__name__.lower(): followed}
+            answer["position"] = max(result.position, getattr(followed, "position", 0))
+            return json(answer, 201 if creates else 200)
 
         if "{id}" in path:
             async def handle_existing(
@@ -333,6 +344,20 @@ def create_app(settings: Settings) -> FastAPI:
     read_route("/technicians/{id}", "technician", "A technician")
     read_route("/price-lists/{id}", "pricelist", "A price list with its activities")
     read_route("/invoices/{id}", "invoice", "An invoice: its number, total and what has been paid")
+
+    async def generated(app: JobstreamApp, recurrence_id: UUID) -> msgspec.Struct:
+        return await recurring.generate(app, recurrence_id)
+
+    command_route("/recurring-services", "recurrence", DefineRecurringService, creates=True, then=generated,
+                  tag="recurring services",
+                  summary="Plan a visit that repeats (RFC 5545 rule): its jobs are scheduled ahead at once")
+    command_route("/recurring-services/{id}/change", "recurrence", ChangeRecurringService, then=generated,
+                  tag="recurring services",
+                  summary="Change a recurring service: its future jobs are moved, added or cancelled to match")
+    command_route("/recurring-services/{id}/end", "recurrence", EndRecurringService, then=generated,
+                  tag="recurring services",
+                  summary="End a recurring service: its jobs after the end are cancelled")
+    read_route("/recurring-services/{id}", "recurrence", "A recurring service: its plan and occurrences")
 
     command_route("/me/notifications", "recipient", ChangeNotificationPreferences, tag="notifications",
                   own=lambda who: recipient_id(who.id),

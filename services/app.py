@@ -28,12 +28,12 @@ from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Sto
 from eventsourcing.utils import Environment
 
 from events.contract import (
-    BankStatementImported, Event, RequestJob, RescheduleJob, Role, ScheduleJob, StopwatchStarted,
+    BankStatementImported, ChangeRecurringService, DefineRecurringService, Event, RequestJob, RescheduleJob, Role, ScheduleJob, StopwatchStarted,
     StopwatchStopped, TakeJob, TokenIssued, TokenRevoked, WorkStarted, WorkStopped, decode_event,
     event_hash, seal, topic_of,
 )
 from events.jetstream import NatsAggregateRecorder, NatsApplicationRecorder, NatsFactory
-from services.domain import billing, notices
+from services.domain import billing, notices, recurring
 from services.domain import job as jobs
 from services.domain import parties
 from services.domain.common import Actor, Context, DomainError, Forbidden, Invalid, NotFound, derived_id
@@ -70,6 +70,7 @@ KINDS = {
     "statement": Kind("statement", billing.Statement, billing.evolve_statement),
     "recipient": Kind("recipient", notices.Recipient, notices.evolve_recipient),
     "message": Kind("message", notices.Message, notices.evolve_message),
+    "recurrence": Kind("recurrence", recurring.Recurrence, recurring.evolve_recurrence),
 }
 STATEMENT_PART = 500  # lines per BankStatementImported event (a NATS message stays well under 1 MB)
 SNAPSHOT_EVERY = 100  # events between snapshots of an aggregate
@@ -359,6 +360,9 @@ class JobstreamApp:
                 decided = list(notices.decide_recipient(command, loaded.state, ctx))  # type: ignore[arg-type]
             case "message":
                 decided = list(notices.decide_message(command, loaded.state, ctx))  # type: ignore[arg-type]
+            case "recurrence":
+                await self._check_plan(command)
+                decided = list(recurring.decide_recurrence(command, loaded.state, ctx))  # type: ignore[arg-type]
             case _:
                 raise ValueError(f"no commands for {kind}")
         return {id: (loaded, decided)}
@@ -380,6 +384,15 @@ class JobstreamApp:
             case TakeJob() if ctx.actor.technician_id is not None:
                 await self._active_technician(ctx.actor.technician_id, "technician")
         return command
+
+    async def _check_plan(self, command: msgspec.Struct) -> None:
+        """A recurring service's customer must exist, and its technicians be active."""
+        if isinstance(command, DefineRecurringService):
+            if (await self.load_async("customer", command.customer_id)).version == 0:
+                raise Invalid("customer_id", f"no customer {command.customer_id}")
+        if isinstance(command, DefineRecurringService | ChangeRecurringService):
+            for technician_id in command.technician_ids or []:
+                await self._active_technician(technician_id, "technician_ids")
 
     async def _active_technician(self, technician_id: UUID, field: str) -> None:
         tech = await self.load_async("technician", technician_id)

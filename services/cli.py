@@ -41,6 +41,7 @@ SERVICES = {
     "projector": "one projection kept up to date: board, timesheets or ledger",
     "invoicer": "issues the invoice of each completed job (run several for redundancy)",
     "notifier": "sends invoices and reminders by email, and push alerts to the team",
+    "scheduler": "schedules recurring services' jobs ahead and alerts the office to SLAs at risk",
 }
 PROJECTIONS = ("board", "timesheets", "ledger")
 DEFAULT_PORTS = {"command-api": 8000, "read-api": 8001}
@@ -222,6 +223,7 @@ def up(args: argparse.Namespace) -> int:
             ("invoicer", [*me, "invoicer", "issue"], None),
             ("invoice documents", [*me, "invoicer", "documents"], None),
             ("notifier", [*me, "notifier"], None),
+            ("scheduler", [*me, "scheduler"], None),
             ("read-api", [*me, "read-api", "--host", args.host, "--port", str(args.read_port)], args.read_port),
         ]
         for name, argv, _port in plan:
@@ -340,6 +342,11 @@ def run(args: argparse.Namespace) -> int:
             argv = [sys.executable, "-m", "read_api.serve", "--host", args.host, "--port", str(port),
                     "--workers", str(args.workers)]
         os.execv(sys.executable, argv)
+    if args.service == "scheduler":
+        from services.recurring import serve
+
+        return serve(settings.env(), every_seconds=float(os.environ.get("JOBSTREAM_SCHEDULER_SECONDS", "60")),
+                     sla_warn_minutes=int(os.environ.get("JOBSTREAM_SLA_WARN_MINUTES", "60")))
     if args.service == "command-api":
         from services.api import Settings as ApiSettings
         from services.api import create_app

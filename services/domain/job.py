@@ -10,7 +10,7 @@ import msgspec
 from msgspec.structs import replace
 
 from events.contract import (
-    AttachPhoto, PhotoAttached,
+    AttachPhoto, PhotoAttached, SlaAtRisk, WarnSlaAtRisk,
     AcceptQuote, AddNote, InterimInvoiceRequested, RequestInterimInvoice, AddTimeEntry, Address, BillingKind, CancelJob, ChangeJobDetails,
     CompleteJob, CorrectTimeEntry, JobCancelled, JobCommand, JobCompleted, JobDetailsChanged,
     JobEvent, JobInvoiced, JobPutOnHold, JobQuoted, JobReopened, JobRequested, JobRescheduled, JobResumed,
@@ -54,6 +54,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     signed_off_by: str = ""
     status_before_hold: Status | None = None
     visits: int = 0
+    sla_warned_for: datetime | None = None  # the deadline the office was alerted about
 
     @property
     def exists(self) -> bool:
@@ -251,6 +252,16 @@ def decide(command: JobCommand, job: Job, ctx: Context) -> list[JobEvent]:
                                  quantity=command.quantity, unit=command.unit,
                                  unit_price=command.unit_price, billable=command.billable,
                                  discount_percent=command.discount_percent)]
+        case WarnSlaAtRisk():
+            if ctx.actor.role is not Role.ADMIN:
+                raise Forbidden("the scheduler flags SLAs at risk")
+            deadline = job.sla_deadline
+            if (job.status not in OPEN | {Status.ON_HOLD} or job.priority is not Priority.URGENT
+                    or deadline is None or job.sla_warned_for == deadline
+                    or deadline - ctx.now > timedelta(minutes=command.within_minutes)):
+                return []  # not at risk, or the office knows
+            left = (deadline - ctx.now) // timedelta(minutes=1)
+            return [SlaAtRisk(id=job.id, deadline=deadline, minutes_left=left)]
         case RequestInterimInvoice():
             if ctx.actor.role not in (Role.OFFICE, Role.ADMIN):
                 raise Forbidden("only the office asks for an interim invoice")
@@ -306,6 +317,8 @@ def evolve(job: Job, event: JobEvent) -> Job:
                            site_address=event.site_address, description=event.description,
                            job_type=event.job_type, priority=event.priority,
                            sla_deadline=event.sla_deadline, billing_kind=event.billing_kind)
+        case SlaAtRisk():
+            return replace(job, sla_warned_for=event.deadline)
         case JobDetailsChanged():
             return replace(job, site_address=event.site_address or job.site_address,
                            description=event.description if event.description is not None

@@ -266,3 +266,20 @@ def test_push_subscriptions_are_validated(api: Api) -> None:
                          "p256dh")]:
         response = api.post("/me/push-subscriptions", body, who="tom")
         assert response.status_code == 422 and field in response.text, response.text
+
+
+def test_the_office_is_alerted_once_when_an_urgent_jobs_sla_is_at_risk(
+        api: Api, stream_env: dict[str, str], push_receiver: PushReceiver) -> None:
+    from services.recurring import Scheduler
+
+    api.ok("/me/push-subscriptions", push_receiver.subscription("/push/olga"), who="office")
+    deadline = datetime.now(UTC) + timedelta(minutes=20)
+    job = api.ok("/jobs", {"customer_id": api.customer(), "job_type": "repair", "description": "Server room too hot",
+                           "priority": "urgent", "sla_deadline": deadline.isoformat()})["id"]
+    config = Settings(push=PushSettings(private_key=vapid_key()), dashboard_url="http://127.0.0.1:8001")
+    for _ in range(2):  # the scheduler and the notifier each run twice (restarted): one alert
+        api.jobstream.run(Scheduler(api.jobstream, sla_warn_minutes=60).run_once())
+        asyncio.run(notify(stream_env, config))
+    (alert,) = push_receiver.received
+    assert alert["title"] == "SLA at risk: Server room too hot" and alert["path"] == "/push/olga"
+    assert "min left" in alert["body"] and alert["url"] == f"http://127.0.0.1:8001/jobs/{job}"

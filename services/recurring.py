@@ -1,0 +1,204 @@
+"""The generator of recurring services' jobs, and the scheduler that runs it (and the SLA watch)
+on the calendar.
+
+Generation is idempotent: every command it runs carries an id derived from the recurring
+service, the occurrence and the plan's version, so a retry (after a crash, on another
+replica, or the command API's own run racing the scheduler's) finds the first result
+instead of doing it again. A job is created and scheduled first and the occurrence recorded
+after; a crash in between is mended by the next run, which finds the job by its command id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from uuid import UUID
+
+import msgspec
+
+from events.contract import (
+    CancelJob,
+    JobCancelled,
+    JobCompleted,
+    JobInvoiced,
+    JobReopened,
+    JobRequested,
+    RecordOccurrence,
+    RequestJob,
+    RescheduleJob,
+    Role,
+    ScheduleJob,
+    Source,
+    WarnSlaAtRisk,
+    WithdrawOccurrence,
+    decode_event,
+)
+from services.app import JobstreamApp
+from services.domain.common import Actor, DomainError, InvalidTransition
+from services.domain.recurring import to_generate
+
+log = logging.getLogger("services.recurring")
+SCHEDULER = Actor(id="scheduler", role=Role.ADMIN)
+
+
+class Generated(msgspec.Struct, kw_only=True):
+    created: int = 0
+    moved: int = 0
+    withdrawn: int = 0
+    position: int = 0  # the stream position after the last change (0: nothing changed)
+
+    def __iadd__(self, other: Generated) -> Generated:
+        self.created += other.created
+        self.moved += other.moved
+        self.withdrawn += other.withdrawn
+        self.position = max(self.position, other.position)
+        return self
+
+
+async def generate(app: JobstreamApp, recurrence_id: UUID, now: datetime | None = None) -> Generated:
+    """Make the recurring service's future jobs match its plan (see ``to_generate``)."""
+    now = now or datetime.now(UTC)
+    loaded = await app.load_async("recurrence", recurrence_id)
+    state = loaded.state
+    todo = to_generate(state, now)
+    done = Generated()
+    if state.plan is None:
+        return done
+    plan = state.plan
+    key = f"recurrence:{recurrence_id}:v{state.plan_version}"
+
+    async def run(kind: str, id: UUID, command: msgspec.Struct, command_id: str) -> int:
+        result = await app.execute_async(kind, id, command, SCHEDULER, command_id=command_id)
+        done.position = max(done.position, result.position)
+        return result.position
+
+    for at in todo.create:
+        occurrence = f"{key}:{at.isoformat()}"
+        job_id = app.new_id(SCHEDULER, f"{occurrence}:request")
+        await run("job", job_id, RequestJob(
+            customer_id=plan.customer_id, job_type=plan.job_type, description=plan.description,
+            source=Source.RECURRING, site_address=plan.site_address, scope=plan.scope,
+            billing_kind=plan.billing_kind, estimate_minutes=plan.duration_minutes), f"{occurrence}:request")
+        try:
+            await run("job", job_id, ScheduleJob(technician_ids=plan.technician_ids, start=at,
+                                                 duration_minutes=plan.duration_minutes), f"{occurrence}:schedule")
+        except DomainError as refused:  # a technician left since: the job waits in the open pool
+            log.warning("recurring service %s: the job of %s is left unscheduled: %s", recurrence_id, at, refused)
+        await run("recurrence", recurrence_id, RecordOccurrence(at=at, job_id=job_id), f"{occurrence}:record")
+        done.created += 1
+    for at, job_id in todo.move:
+        occurrence = f"{key}:{at.isoformat()}"
+        try:
+            await run("job", job_id, RescheduleJob(technician_ids=plan.technician_ids, start=at,
+                                                   duration_minutes=plan.duration_minutes,
+                                                   reason="the recurring service changed"), f"{occurrence}:move")
+        except InvalidTransition:  # started, on hold or taken by hand: the office decides
+            pass
+        await run("recurrence", recurrence_id, RecordOccurrence(at=at, job_id=job_id), f"{occurrence}:record")
+        done.moved += 1
+    for at, job_id in todo.withdraw:
+        occurrence = f"{key}:{at.isoformat()}"
+        try:
+            await run("job", job_id, CancelJob(reason="no longer in the recurring service's plan"),
+                      f"{occurrence}:cancel")
+        except InvalidTransition:  # already worked on, done or cancelled: it stays as it is
+            pass
+        await run("recurrence", recurrence_id, WithdrawOccurrence(at=at, job_id=job_id,
+                                                                  reason="no longer in the plan"),
+                  f"{occurrence}:withdraw")
+        done.withdrawn += 1
+    return done
+
+
+class Watch:
+    """Every recurring service, and the open urgent jobs with an SLA deadline, read from the
+    stream incrementally (only the job events that matter are decoded)."""
+
+    JOB_TYPES = frozenset({"JobRequested", "JobCompleted", "JobCancelled", "JobInvoiced", "JobReopened"})
+
+    def __init__(self) -> None:
+        self.recurrences: set[UUID] = set()
+        self.deadlines: dict[UUID, datetime] = {}  # open urgent job -> its SLA deadline
+        self._known: dict[UUID, datetime] = {}  # every urgent job's deadline, for a reopened one
+        self.recurrence_position = 0
+        self.job_position = 0
+
+    async def refresh(self, app: JobstreamApp) -> None:
+        recorder = app.recorder
+        for position, stored in await recorder.kind_events_async("recurrence", self.recurrence_position):
+            self.recurrence_position = position
+            self.recurrences.add(stored.originator_id)
+        for position, stored in await recorder.kind_events_async("job", self.job_position):
+            self.job_position = position
+            if stored.topic not in self.JOB_TYPES:
+                continue
+            event = decode_event(stored.state)
+            match event:
+                case JobRequested() if event.sla_deadline is not None and event.priority == "urgent":
+                    self._known[event.id] = self.deadlines[event.id] = event.sla_deadline
+                case JobCompleted() | JobCancelled() | JobInvoiced():
+                    self.deadlines.pop(event.id, None)
+                case JobReopened() if event.id in self._known:
+                    self.deadlines[event.id] = self._known[event.id]
+
+
+class Scheduler:
+    """The calendar's work in the command service's domain: recurring services' jobs generated
+    ahead as the horizon moves, and the office alerted to urgent jobs close to their SLA."""
+
+    def __init__(self, app: JobstreamApp, sla_warn_minutes: int = 60,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.app = app
+        self.sla_warn_minutes = sla_warn_minutes
+        self.clock = clock
+        self.watch = Watch()
+
+    async def run_once(self) -> Generated:
+        now = self.clock()
+        await self.watch.refresh(self.app)
+        total = Generated()
+        for recurrence_id in sorted(self.watch.recurrences):
+            try:
+                total += await generate(self.app, recurrence_id, now)
+            except DomainError as refused:
+                log.warning("recurring service %s: %s", recurrence_id, refused)
+        warned = 0
+        for job_id, deadline in sorted(self.watch.deadlines.items(), key=lambda item: item[1]):
+            if (deadline - now).total_seconds() > self.sla_warn_minutes * 60:
+                break
+            result = await self.app.execute_async(
+                "job", job_id, WarnSlaAtRisk(within_minutes=self.sla_warn_minutes), SCHEDULER,
+                command_id=f"sla:{job_id}:{deadline.isoformat()}")
+            warned += bool(result.events)
+            total.position = max(total.position, result.position)
+            self.watch.deadlines.pop(job_id, None)  # warned once per deadline
+        if total.created or total.moved or total.withdrawn or warned:
+            log.info("recurring services: %s created, %s moved, %s withdrawn; %s SLA alerts",
+                     total.created, total.moved, total.withdrawn, warned)
+        return total
+
+
+def serve(env: dict[str, str], every_seconds: float, sla_warn_minutes: int) -> int:
+    """`jobstream run scheduler`: the scheduler's runs until SIGTERM or Ctrl-C."""
+    import signal
+    import threading
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(message)s")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    app = JobstreamApp(env)
+    scheduler = Scheduler(app, sla_warn_minutes=sla_warn_minutes)
+    log.info("scheduling recurring services' jobs and watching SLAs (within %s min) every %s s",
+             sla_warn_minutes, every_seconds)
+    try:
+        while not stop.is_set():
+            try:
+                app.run(scheduler.run_once())
+            except Exception:  # noqa: BLE001 - a bad run must not end the schedule; the next one retries
+                log.exception("a scheduler run failed; trying again in %s s", every_seconds)
+            stop.wait(every_seconds)
+    finally:
+        app.close()
+    return 0
