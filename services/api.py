@@ -368,9 +368,10 @@ def create_app(settings: Settings) -> FastAPI:
     command_route("/messages/{id}/redeliver", "message", RequestRedelivery, tag="notifications",
                   summary="Send a failed or uncertain message again (the office decides)")
 
-    from services import field
+    from services import booking, field
 
     field.install(app, jobstream, actor, settings.env.get("READ_API_URL", ""), ERRORS)
+    booking.install(app, jobstream, settings.env)
 
     @app.get("/push/public-key", tags=["notifications"], openapi_extra={"security": []}, responses={**ERRORS},
              summary="The VAPID public key a browser subscribes with (applicationServerKey)")

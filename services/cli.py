@@ -52,6 +52,8 @@ DEMO_SELLER = {
     "JOBSTREAM_COMPANY_IBAN": "PL61 1090 1014 0000 0712 1981 2874",
     "JOBSTREAM_COMPANY_EMAIL": "faktury@demo.example",
 }
+DEMO_BOOKING = ("boiler-service:boilers:90:Annual boiler service;deep-clean:cleaning:180:Kitchen deep clean;"
+                "it-support:it:60:IT support visit")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -140,6 +142,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "JOBSTREAM_TIMEZONE": self.timezone,
             # the technicians' app, served by the command API, reads through it
             "READ_API_URL": os.environ.get("READ_API_URL", ""),
+            # the public booking page: what can be booked, and when (services/booking.py)
+            **{name: os.environ[name] for name in ("JOBSTREAM_BOOKING_SERVICES", "JOBSTREAM_BOOKING_HOURS")
+               if os.environ.get(name)},
         }
 
 
@@ -209,7 +214,7 @@ def up(args: argparse.Namespace) -> int:
         base = f"http://{args.host}:{args.port}"
         dashboard = f"http://{args.host}:{args.read_port}"
         # The demo's own company on its invoices, unless the environment names the real one.
-        seller = DEMO_SELLER if args.demo else {}
+        seller = {**DEMO_SELLER, "JOBSTREAM_BOOKING_SERVICES": DEMO_BOOKING} if args.demo else {}
         mail = {}
         if not os.environ.get("SMTP_HOST"):  # no mail server named: keep what is sent, to read
             outbox = _local_mail(settings.data_dir / "outbox")
@@ -237,6 +242,8 @@ def up(args: argparse.Namespace) -> int:
         say("jobstream is running:")
         say(f"  dashboard     {dashboard}   (sign in with an office token)")
         say(f"  technicians   {base}/tech   (the phone app: sign in with a technician token)")
+        if child_env.get("JOBSTREAM_BOOKING_SERVICES"):
+            say(f"  booking       {base}/book   (the public booking page for customers)")
         say(f"  command API   {base}   (API docs: {base}/docs)")
         say(f"  read API      {dashboard}/api   (API docs: {dashboard}/docs)")
         say(f"  NATS          {url}   stream {settings.stream}")

@@ -192,8 +192,10 @@ def decide(command: JobCommand, job: Job, ctx: Context) -> list[JobEvent]:
             return [JobRescheduled(id=job.id, technician_ids=list(command.technician_ids),
                                    start=command.start, duration_minutes=command.duration_minutes,
                                    reason=command.reason)]
-        case UnassignJob():
-            _require(job, {Status.SCHEDULED}, "return it to the open pool")
+        case UnassignJob():  # a scheduled job back to the pool, or a new one put there
+            _require(job, {Status.SCHEDULED, Status.NEW}, "put it in the open pool")
+            if job.in_pool:
+                raise InvalidTransition("job", job.status, "put it in the open pool", "it is there already")
             return [JobUnassigned(id=job.id, reason=command.reason)]
         case TakeJob():
             if ctx.actor.role is not Role.TECHNICIAN or ctx.actor.technician_id is None:

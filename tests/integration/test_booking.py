@@ -1,0 +1,139 @@
+"""The public booking page on the command service, against a real nats-server."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from events.contract import (
+    CustomerRegistered,
+    JobRequested,
+    JobScheduled,
+    JobUnassigned,
+    Source,
+)
+from services.api import Settings, create_app
+from tests.integration.conftest import Api, stored
+
+SERVICES = "boiler-service:boilers:90:Annual boiler service;deep-clean:cleaning:180:Kitchen deep clean"
+
+
+@pytest.fixture
+def public(stream_env: dict[str, str]) -> Iterator[TestClient]:
+    env = {**stream_env, "JOBSTREAM_BOOKING_SERVICES": SERVICES, "JOBSTREAM_BOOKING_HOURS": "Mon-Sun 08:00-17:00",
+           "JOBSTREAM_TIMEZONE": "Europe/Prague"}
+    with TestClient(create_app(Settings(env=env)), follow_redirects=False) as client:
+        yield client
+
+
+def offered(client: TestClient, service: str = "boiler-service") -> list[str]:
+    page = client.get("/book", params={"service": service})
+    assert page.status_code == 200, page.text
+    return re.findall(r'name="slot" value="([^"]+)"', page.text)
+
+
+def form(at: str, **change: str) -> dict[str, str]:
+    return {"service": "boiler-service", "key": str(uuid.uuid4()), "slot": at, "name": "Petra Svobodová",
+            "email": "petra@example.cz", "phone": "+420 602 123 456", "street": "Lidická 5", "city": "Brno",
+            "postal_code": "602 00", "country": "CZ", "details": "The boiler clicks but does not light.", **change}
+
+
+def boiler_technicians(api: Api) -> tuple[str, str]:
+    jana = api.ok("/technicians", {"name": "Jana", "skills": ["boilers"]})["id"]
+    lukas = api.ok("/technicians", {"name": "Lukas", "skills": ["boilers", "plumbing"]})["id"]
+    api.ok("/technicians", {"name": "Aoife", "skills": ["cleaning"]})
+    return jana, lukas
+
+
+def test_a_customer_books_a_free_slot_and_a_technician_with_the_skill_gets_it(api: Api, public: TestClient) -> None:
+    jana, lukas = boiler_technicians(api)
+    slots = offered(public)
+    assert slots[-1] == "call" and len(slots) > 10
+    first = slots[0]
+    booked = public.post("/book", data=form(first))
+    assert booked.status_code == 303, booked.text
+    thanks = public.get(booked.headers["location"])
+    assert "Your visit is booked for" in thanks.text
+    requested, scheduled, customer = stored(api.jobstream, JobRequested, JobScheduled, CustomerRegistered)
+    assert requested[0].source is Source.WEB and requested[0].job_type == "boiler-service"
+    assert "does not light" in requested[0].scope and requested[0].site_address.city == "Brno"
+    assert customer[0].email == "petra@example.cz"
+    assert scheduled[0].start == datetime.fromisoformat(first) and scheduled[0].duration_minutes == 90
+    # the same hour again: the other boiler technician; a third time, it is no longer offered
+    public.post("/book", data=form(first, email="karel@example.cz", name="Karel Novák"))
+    (scheduled,) = stored(api.jobstream, JobScheduled)
+    assert {str(s.technician_ids[0]) for s in scheduled} == {jana, lukas}
+    assert first not in offered(public)
+    late = public.post("/book", data=form(first, email="eva@example.cz", name="Eva Malá"))
+    assert late.status_code == 422 and "no longer free" in late.text
+    # "please call": the job waits in the open pool for any technician
+    called = public.post("/book", data=form("call", email="eva@example.cz", name="Eva Malá"))
+    assert "will call you" in public.get(called.headers["location"]).text
+    (pooled,) = stored(api.jobstream, JobUnassigned)
+    assert len(pooled) == 1 and api.get(f"/jobs/{pooled[0].id}").json()["in_pool"] is True
+    # a returning customer (same email) is not registered twice
+    (customers,) = stored(api.jobstream, CustomerRegistered)
+    assert len(customers) == 3
+
+
+def test_a_double_submit_books_once(api: Api, public: TestClient) -> None:
+    boiler_technicians(api)
+    filled = form(offered(public)[0])
+    first = public.post("/book", data=filled)
+    again = public.post("/book", data=filled)
+    assert first.status_code == again.status_code == 303 and first.headers["location"] == again.headers["location"]
+    requested, scheduled = stored(api.jobstream, JobRequested, JobScheduled)
+    assert len(requested) == len(scheduled) == 1
+
+
+def test_bad_input_is_named_by_field_and_nothing_is_stored(api: Api, public: TestClient) -> None:
+    boiler_technicians(api)
+    slot = offered(public)[0]
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        ({"email": "not an address"}, "email", "email address"),
+        ({"phone": "call me maybe"}, "phone", "phone number"),
+        ({"country": "XX"}, "country", "country"),
+        ({"name": ""}, "name", "name is needed"),
+        ({"street": "x" * 500}, "street", "too long"),
+        ({"slot": "tomorrow-ish"}, "slot", "choose a time"),
+        ({"slot": "2020-01-01T09:00:00+00:00"}, "slot", "no longer free"),
+        ({"service": "teleportation"}, "service", "services offered"),
+        ({"details": "x" * 5000}, "details", "2000"),
+        ({"key": "<script>"}, "key", "reload"),
+        ({"name": "Robert'); DROP TABLE jobs;--\x00"}, "name", "cannot be read"),
+    ]
+    for change, field, reason in cases:
+        answer = public.post("/book", data=form(slot, **change))
+        assert answer.status_code == 422, (change, answer.status_code)
+        assert f'data-field="{field}"' in answer.text and reason in answer.text, (change, answer.text[-800:])
+        assert "<script>" not in answer.text  # what was typed comes back escaped
+    junk = public.post("/book", content=b"\xff\xfe\x00garbage" * 100,
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert junk.status_code in (400, 422)
+    huge = public.post("/book", content=b"a=" + b"x" * 50_000, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert huge.status_code == 413
+    honeypot = public.post("/book", data=form(slot, website="http://spam.example"))
+    assert honeypot.status_code == 200 and "Thank you" in honeypot.text
+    requested, customers = stored(api.jobstream, JobRequested, CustomerRegistered)
+    assert requested == [] and customers == []
+
+
+def test_bookings_are_rate_limited_per_client(api: Api, public: TestClient) -> None:
+    boiler_technicians(api)
+    mistakes = [public.post("/book", data=form("call", email="oops")).status_code for _ in range(3)]
+    assert mistakes == [422] * 3  # mistakes do not use up the bookings
+    answers = [public.post("/book", data=form("call", email=f"p{n}@example.cz")).status_code for n in range(7)]
+    assert answers[:5] == [303] * 5 and answers[5:] == [429, 429]
+    limited = public.post("/book", data=form("call"))
+    assert int(limited.headers["Retry-After"]) > 0 and "try again" in limited.text
+
+
+def test_without_bookable_services_the_page_says_so(api: Api) -> None:
+    assert api.client.get("/book").status_code == 404
+    assert "not offered" in api.client.get("/book").text
