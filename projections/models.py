@@ -16,7 +16,7 @@ from msgspec import structs
 from eventsourcing.projection import Projection
 
 from events.contract import (
-    CreditNoteIssued, CustomerEvent, Event, InvoiceEvent, InvoiceIssued, JobEvent, PaymentApplied, ProformaIssued,
+    CreditNoteIssued, CustomerEvent, Event, InvoiceEvent, MessageEvent, InvoiceIssued, JobEvent, PaymentApplied, ProformaIssued,
     StatementLineUnmatched,
     TechnicianEvent, TokenEvent,
 )
@@ -24,6 +24,7 @@ from projections.rows import (
     evolve_customer,
     evolve_invoice,
     evolve_job,
+    evolve_message,
     evolve_technician,
     evolve_time,
     evolve_user,
@@ -69,11 +70,12 @@ class BatchProjection(Projection[Any]):
 
 
 class BoardProjection(BatchProjection):
-    """The job board, each job's timeline, customers, technicians, users and invoices."""
+    """The job board, each job's timeline, customers, technicians, users, invoices and the
+    notifier's messages."""
 
     name = "board"
     wanted = (JobEvent, CustomerEvent, TechnicianEvent, TokenEvent, InvoiceEvent, StatementLineUnmatched,
-              ProformaIssued)
+              ProformaIssued, MessageEvent)
     view: BoardTables
 
     def evolve(self, items: Sequence[Positioned]) -> Batch:
@@ -89,6 +91,8 @@ class BoardProjection(BatchProjection):
         known_users = self.view.users_by_id(users)
         known_invoices = self.view.invoices_by_id(
             {item.event.id for item in items if isinstance(item.event, InvoiceEvent)})
+        known_messages = self.view.messages_by_id(
+            {item.event.id for item in items if isinstance(item.event, MessageEvent)})
         for position, version, event in items:
             if isinstance(event, JobEvent):
                 row = evolve_job(known_jobs.get(event.id), event, position)
@@ -112,6 +116,10 @@ class BoardProjection(BatchProjection):
                 known_jobs[event.job_id] = batch.jobs[event.job_id] = job
             elif isinstance(event, StatementLineUnmatched):
                 batch.unmatched.append(unmatched_row(event, position))
+            elif isinstance(event, MessageEvent):
+                message = evolve_message(known_messages.get(event.id), event, position)
+                if message is not None:
+                    known_messages[event.id] = batch.messages[event.id] = message
             elif isinstance(event, InvoiceEvent):
                 invoice = evolve_invoice(known_invoices.get(event.id), event, position)
                 if invoice is not None:

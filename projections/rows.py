@@ -17,6 +17,12 @@ from msgspec import Struct, structs
 
 from events.contract import (
     Address,
+    DeliveryAttempted,
+    DeliveryFailed,
+    DeliveryUncertain,
+    MessageDelivered,
+    MessageQueued,
+    RedeliveryRequested,
     CustomerDetailsChanged,
     CustomerRegistered,
     Event,
@@ -507,3 +513,45 @@ def time_entry_id(event: JobEvent) -> UUID | None:
     if isinstance(event, WorkStopped | TimeEntryAdded | TimeEntryCorrected):
         return event.entry_id
     return None
+
+
+class MessageRow(Struct, kw_only=True):
+    """A message the notifier delivers, as the office follows it: queued, sending, delivered,
+    retrying, failed (given up) or uncertain (the sender stopped mid-attempt)."""
+
+    id: UUID
+    channel: str
+    purpose: str
+    recipient: str
+    subject: str
+    about_kind: str
+    about_id: UUID | None
+    state: str = "queued"
+    attempts: int = 0
+    detail: str = ""
+    updated_at: str = ""
+    position: int = 0
+
+
+def evolve_message(row: MessageRow | None, event: Event, position: int) -> MessageRow | None:
+    when = iso(event.meta.occurred_at) if event.meta else ""
+    match event:
+        case MessageQueued():
+            return MessageRow(id=event.id, channel=event.channel, purpose=event.purpose, recipient=event.recipient,
+                              subject=event.subject, about_kind=event.about_kind, about_id=event.about_id,
+                              updated_at=when, position=position)
+    if row is None:
+        return None
+    row = structs.replace(row, updated_at=when, position=position)
+    match event:
+        case DeliveryAttempted():
+            return structs.replace(row, state="sending", attempts=event.attempt)
+        case MessageDelivered():
+            return structs.replace(row, state="delivered", detail=event.detail)
+        case DeliveryFailed():
+            return structs.replace(row, state="retrying" if event.retry_at else "failed", detail=event.error)
+        case DeliveryUncertain():
+            return structs.replace(row, state="uncertain", detail="the sender stopped during the attempt")
+        case RedeliveryRequested():
+            return structs.replace(row, state="queued", detail=f"sent again at the office's request {event.reason}".strip())
+    return row

@@ -34,6 +34,7 @@ from projections.rows import (
     HistoryRow,
     InvoiceRow,
     JobRow,
+    MessageRow,
     UnmatchedRow,
     TechnicianRow,
     TimeRow,
@@ -84,6 +85,7 @@ class Batch:
     times: dict[UUID, TimeRow] = field(default_factory=dict)
     invoices: dict[UUID, InvoiceRow] = field(default_factory=dict)
     unmatched: list[UnmatchedRow] = field(default_factory=list)
+    messages: dict[UUID, MessageRow] = field(default_factory=dict)
     journal: list[JournalLine] = field(default_factory=list)
     ledger_invoices: dict[UUID, tuple[str, UUID, str]] = field(default_factory=dict)  # number, customer, currency
 
@@ -193,6 +195,12 @@ class BoardTables(Tables):
         "due_date TEXT NOT NULL, status TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS invoices_issued ON {t}invoices (issue_date, number)",
         "CREATE INDEX IF NOT EXISTS invoices_job ON {t}invoices (job_id)",
+        "CREATE TABLE IF NOT EXISTS {t}messages (id TEXT PRIMARY KEY, channel TEXT NOT NULL, purpose TEXT NOT NULL, "
+        "recipient TEXT NOT NULL, subject TEXT NOT NULL, about_kind TEXT NOT NULL, about_id TEXT NOT NULL, "
+        "state TEXT NOT NULL, attempts BIGINT NOT NULL, detail TEXT NOT NULL, updated_at TEXT NOT NULL, "
+        "position BIGINT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS messages_state ON {t}messages (state, updated_at)",
+        "CREATE INDEX IF NOT EXISTS messages_about ON {t}messages (about_id, position)",
         "CREATE TABLE IF NOT EXISTS {t}unmatched_lines (statement_id TEXT NOT NULL, line BIGINT NOT NULL, "
         "amount TEXT NOT NULL, currency TEXT NOT NULL, payer TEXT NOT NULL, text TEXT NOT NULL, "
         "reason TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (statement_id, line))",
@@ -217,6 +225,9 @@ class BoardTables(Tables):
         self.many(cursor, INVOICE_UPSERT, (
             (str(i.id), i.number, str(i.job_id), str(i.customer_id), i.issue_date, i.due_date, i.status,
              i.position, _encode(i).decode()) for i in batch.invoices.values()))
+        self.many(cursor, MESSAGE_UPSERT, (
+            (str(m.id), m.channel, m.purpose, m.recipient, m.subject, m.about_kind, str(m.about_id or ""), m.state,
+             m.attempts, m.detail, m.updated_at, m.position) for m in batch.messages.values()))
         self.many(cursor, "INSERT INTO {t}unmatched_lines VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                           "ON CONFLICT (statement_id, line) DO NOTHING", (
             (str(u.statement_id), u.line, u.amount, u.currency, u.payer, u.text, u.reason, u.position)
@@ -238,6 +249,27 @@ class BoardTables(Tables):
 
     def invoices_by_id(self, ids: Iterable[UUID]) -> dict[UUID, InvoiceRow]:
         return {row.id: row for row in self._docs("invoices", ids, _invoice_decoder)}
+
+    def messages_by_id(self, ids: Iterable[UUID]) -> dict[UUID, MessageRow]:
+        wanted = [str(i) for i in ids]
+        if not wanted:
+            return {}
+        rows = self.query(f"SELECT * FROM {{t}}messages WHERE id IN ({_marks(wanted)})", wanted)
+        return {UUID(r["id"]): message_row(r) for r in rows}
+
+    def messages(self, states: Sequence[str] = (), about: Iterable[UUID] = (), limit: int = 200) -> list[MessageRow]:
+        """Messages in these states (all when none), or about these documents; the latest first."""
+        where, params = [], []
+        if states:
+            where.append(f"state IN ({_marks(states)})")
+            params.extend(states)
+        ids = [str(i) for i in about]
+        if ids:
+            where.append(f"about_id IN ({_marks(ids)})")
+            params.extend(ids)
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        rows = self.query(f"SELECT * FROM {{t}}messages {clause}ORDER BY position DESC LIMIT ?", [*params, limit])
+        return [message_row(r) for r in rows]
 
     def invoice_list(self, limit: int = 200, job_id: UUID | None = None) -> list[InvoiceRow]:
         """The latest invoices first (or one job's)."""
@@ -281,6 +313,14 @@ def user_row(r: Any) -> UserRow:
                    technician_id=UUID(r["technician_id"]) if r["technician_id"] else None)
 
 
+def message_row(r: dict[str, Any]) -> MessageRow:
+    return MessageRow(id=UUID(r["id"]), channel=r["channel"], purpose=r["purpose"], recipient=r["recipient"],
+                      subject=r["subject"], about_kind=r["about_kind"],
+                      about_id=UUID(r["about_id"]) if r["about_id"] else None, state=r["state"],
+                      attempts=int(r["attempts"]), detail=r["detail"], updated_at=r["updated_at"],
+                      position=int(r["position"]))
+
+
 def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" for _ in values)
 
@@ -310,6 +350,11 @@ TECHNICIAN_UPSERT = (
 USER_UPSERT = (
     "INSERT INTO {t}users (token_id, token_hash, user_name, role, technician_id, revoked) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (token_id) DO UPDATE SET revoked = excluded.revoked"
+)
+MESSAGE_UPSERT = (
+    "INSERT INTO {t}messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+    "state = excluded.state, attempts = excluded.attempts, detail = excluded.detail, "
+    "updated_at = excluded.updated_at, position = excluded.position"
 )
 INVOICE_UPSERT = (
     "INSERT INTO {t}invoices (id, number, job_id, customer_id, issue_date, due_date, status, position, doc) "

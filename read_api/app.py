@@ -47,6 +47,7 @@ from read_api.queries import PAGE_TTL, BoardFilter, ReadModels, Unavailable
 HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
 COOKIE = "jobstream_token"
+MESSAGE_STATES = frozenset({"queued", "sending", "delivered", "retrying", "failed", "uncertain"})
 MAX_WAIT = 30.0
 
 
@@ -655,9 +656,40 @@ def create_app(settings: Settings) -> FastAPI:
     async def invoices_page(request: Request, who: User, position: int | None = None) -> Response:
         billing_readers(who)
         await fresh(request, position)
-        return page(request, "invoices.html", who, invoices=await asyncio.to_thread(models(request).invoices),
+        invoices = await asyncio.to_thread(models(request).invoices)
+        emails = await asyncio.to_thread(models(request).invoice_emails, invoices)
+        return page(request, "invoices.html", who, invoices=invoices, emails=emails,
                     error=request.query_params.get("error", ""), key=uuid.uuid4().hex,
                     today=datetime.now(zone).date().isoformat())
+
+    @app.get("/api/messages", tags=["billing"], summary="What the notifier sent or tries to send",
+             description="Emails and push alerts with their delivery state (queued, sending, delivered, "
+             "retrying, failed, uncertain), the latest first. `state` filters; repeat it for several.")
+    async def api_messages(request: Request, who: User, state: Annotated[list[str], Query()] = [],  # noqa: B006
+                           position: Position = None, wait: Wait = None,
+                           limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> Response:
+        office_only(who)
+        unknown = sorted(set(state) - MESSAGE_STATES)
+        if unknown:
+            raise ValueError(f"state: {unknown[0]!r} is not one of {', '.join(sorted(MESSAGE_STATES))}")
+        await fresh(request, position, wait)
+        return json(await asyncio.to_thread(models(request).messages, state, (), limit))
+
+    @app.get("/messages", response_class=HTMLResponse, include_in_schema=False)
+    async def messages_page(request: Request, who: User, position: int | None = None) -> Response:
+        office_only(who)
+        await fresh(request, position)
+        m = models(request)
+        stuck, recent = await asyncio.to_thread(lambda: (m.messages(["failed", "uncertain"]), m.messages((), (), 50)))
+        return page(request, "messages.html", who, stuck=stuck, recent=recent, key=uuid.uuid4().hex,
+                    error=request.query_params.get("error", ""))
+
+    @app.post("/messages/{message_id}/redeliver", include_in_schema=False)
+    async def redeliver(request: Request, who: User, message_id: UUID) -> Response:
+        writers_only(who)
+        form = dict(await request.form())
+        return await submitted(request, f"/messages/{message_id}/redeliver", {"reason": form.get("reason", "")},
+                               form, "/messages")
 
     @app.get("/payments", response_class=HTMLResponse, include_in_schema=False)
     async def payments_page(request: Request, who: User, position: int | None = None) -> Response:

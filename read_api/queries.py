@@ -11,7 +11,7 @@ import statistics
 import threading
 import time
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -22,7 +22,7 @@ import msgspec
 from msgspec import structs
 
 from projections.rows import (
-    CustomerRow, InvoiceRow, JobRow, TechnicianRow, UnmatchedRow, UserRow, invoice_status, iso, outstanding,
+    CustomerRow, InvoiceRow, JobRow, MessageRow, TechnicianRow, UnmatchedRow, UserRow, invoice_status, iso, outstanding,
 )
 from projections.ledger import JournalLine, trial_balance, unbalanced
 from projections.store import NO_DEADLINE, BoardTables, LedgerTables, TimesheetTables, open_view
@@ -289,6 +289,17 @@ class ReadModels:
         today = datetime.now(self.zone).date().isoformat()
         return [structs.replace(row, status=invoice_status(row, today))
                 for row in self.board.invoice_list(limit, job_id)]
+
+    def messages(self, states: Sequence[str] = (), about: Iterable[UUID] = (), limit: int = 200) -> list[MessageRow]:
+        return self.board.messages(states, about, limit)
+
+    def invoice_emails(self, invoices: Iterable[InvoiceRow]) -> dict[UUID, MessageRow]:
+        """Each invoice's latest email (its delivery state), by invoice id."""
+        latest: dict[UUID, MessageRow] = {}
+        for message in self.board.messages((), [i.id for i in invoices], limit=10_000):
+            if message.channel == "email" and message.about_id is not None and message.about_id not in latest:
+                latest[message.about_id] = message
+        return latest
 
     def unmatched(self, limit: int = 500) -> list[UnmatchedRow]:
         return self.board.unmatched_list(limit)

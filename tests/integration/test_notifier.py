@@ -28,6 +28,7 @@ from invoicer.service import stream_env as settings_of
 from notifier.delivery import PushSettings, SmtpSettings
 from notifier.service import Notifier, Settings
 from tests.integration.conftest import Api, stored
+from tests.integration.test_read_api import reader  # noqa: F401 - the read API fixture
 from tests.receivers import Mailbox, PushReceiver, free_port
 
 
@@ -283,3 +284,31 @@ def test_the_office_is_alerted_once_when_an_urgent_jobs_sla_is_at_risk(
     (alert,) = push_receiver.received
     assert alert["title"] == "SLA at risk: Server room too hot" and alert["path"] == "/push/olga"
     assert "min left" in alert["body"] and alert["url"] == f"http://127.0.0.1:8001/jobs/{job}"
+
+
+def test_the_dashboard_shows_each_invoices_email_and_what_needs_sending_again(
+        api: Api, stream_env: dict[str, str], smtp: tuple[Mailbox, int], projectors: Any, reader: Any) -> None:
+    mailbox, port = smtp
+    invoiced_job(api, stream_env)
+    asyncio.run(notify(stream_env, settings(free_port(), retries=(0.0,)), rounds=3))  # nothing listens: given up
+    (queued,) = [q for q in stored(api.jobstream, MessageQueued)[0] if q.channel == "email"]
+    office = api.headers("office")
+    position = api.jobstream.recorder.max_notification_id()
+
+    failed = reader.get("/api/messages", params={"state": "failed", "position": position}, headers=office).json()
+    assert [(m["id"], m["state"], m["attempts"]) for m in failed] == [(str(queued.id), "failed", 2)]
+    assert "unreachable" in failed[0]["detail"]
+    page = reader.get("/messages", headers=office).text
+    assert f'data-message="{queued.id}"' in page and "Send again" in page
+    invoices = reader.get("/invoices", headers=office).text
+    assert 'class="status failed"' in invoices and "ucetni@novak.example" in invoices
+    assert reader.get("/api/messages", params={"state": "lost"}, headers=office).status_code == 422
+    assert reader.get("/messages", headers=api.headers("tom")).status_code == 403
+
+    # sent again (as the page's button asks the command API), and delivered: the invoice says so
+    api.ok(f"/messages/{queued.id}/redeliver", {"reason": "mail server fixed"})
+    asyncio.run(notify(stream_env, settings(port)))
+    assert len(mailbox.messages) == 1
+    position = api.jobstream.recorder.max_notification_id()
+    assert reader.get("/api/messages", params={"state": "failed", "position": position}, headers=office).json() == []
+    assert 'class="status delivered"' in reader.get("/invoices", headers=office).text
