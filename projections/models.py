@@ -16,7 +16,7 @@ from msgspec import structs
 from eventsourcing.projection import Projection
 
 from events.contract import (
-    CreditNoteIssued, CustomerEvent, Event, InvoiceEvent, MessageEvent, InvoiceIssued, JobEvent, PaymentApplied, ProformaIssued,
+    CreditNoteIssued, CustomerEvent, Event, InvoiceEvent, MessageEvent, RecurrenceEvent, InvoiceIssued, JobEvent, PaymentApplied, ProformaIssued,
     StatementLineUnmatched,
     TechnicianEvent, TokenEvent,
 )
@@ -25,6 +25,7 @@ from projections.rows import (
     evolve_invoice,
     evolve_job,
     evolve_message,
+    evolve_recurrence_row,
     evolve_technician,
     evolve_time,
     evolve_user,
@@ -75,7 +76,7 @@ class BoardProjection(BatchProjection):
 
     name = "board"
     wanted = (JobEvent, CustomerEvent, TechnicianEvent, TokenEvent, InvoiceEvent, StatementLineUnmatched,
-              ProformaIssued, MessageEvent)
+              ProformaIssued, MessageEvent, RecurrenceEvent)
     view: BoardTables
 
     def evolve(self, items: Sequence[Positioned]) -> Batch:
@@ -91,6 +92,8 @@ class BoardProjection(BatchProjection):
         known_users = self.view.users_by_id(users)
         known_invoices = self.view.invoices_by_id(
             {item.event.id for item in items if isinstance(item.event, InvoiceEvent)})
+        known_recurrences = self.view.recurrences_by_id(
+            {item.event.id for item in items if isinstance(item.event, RecurrenceEvent)})
         known_messages = self.view.messages_by_id(
             {item.event.id for item in items if isinstance(item.event, MessageEvent)})
         for position, version, event in items:
@@ -116,6 +119,10 @@ class BoardProjection(BatchProjection):
                 known_jobs[event.job_id] = batch.jobs[event.job_id] = job
             elif isinstance(event, StatementLineUnmatched):
                 batch.unmatched.append(unmatched_row(event, position))
+            elif isinstance(event, RecurrenceEvent):
+                recurrence = evolve_recurrence_row(known_recurrences.get(event.id), event, position)
+                if recurrence is not None:
+                    known_recurrences[event.id] = batch.recurrences[event.id] = recurrence
             elif isinstance(event, MessageEvent):
                 message = evolve_message(known_messages.get(event.id), event, position)
                 if message is not None:

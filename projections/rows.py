@@ -22,6 +22,12 @@ from events.contract import (
     DeliveryUncertain,
     MessageDelivered,
     MessageQueued,
+    OccurrenceGenerated,
+    OccurrenceWithdrawn,
+    RecurringPlan,
+    RecurringServiceChanged,
+    RecurringServiceDefined,
+    RecurringServiceEnded,
     RedeliveryRequested,
     CustomerDetailsChanged,
     CustomerRegistered,
@@ -554,4 +560,33 @@ def evolve_message(row: MessageRow | None, event: Event, position: int) -> Messa
             return structs.replace(row, state="uncertain", detail="the sender stopped during the attempt")
         case RedeliveryRequested():
             return structs.replace(row, state="queued", detail=f"sent again at the office's request {event.reason}".strip())
+    return row
+
+
+class RecurrenceRow(Struct, kw_only=True):
+    """A recurring service as the office lists it: its plan and its jobs still to come."""
+
+    id: UUID
+    plan: RecurringPlan
+    ended_after: str = ""
+    jobs: dict[str, UUID] = {}  # occurrence (UTC ISO) -> job, withdrawn ones left out
+    position: int = 0
+
+
+def evolve_recurrence_row(row: RecurrenceRow | None, event: Event, position: int) -> RecurrenceRow | None:
+    match event:
+        case RecurringServiceDefined():
+            return RecurrenceRow(id=event.id, plan=event.plan, position=position)
+    if row is None:
+        return None
+    row = structs.replace(row, position=position)
+    match event:
+        case RecurringServiceChanged():
+            return structs.replace(row, plan=event.plan)
+        case RecurringServiceEnded():
+            return structs.replace(row, ended_after=iso(event.after))
+        case OccurrenceGenerated():
+            return structs.replace(row, jobs={**row.jobs, iso(event.at): event.job_id})
+        case OccurrenceWithdrawn():
+            return structs.replace(row, jobs={k: v for k, v in row.jobs.items() if k != iso(event.at)})
     return row

@@ -35,6 +35,7 @@ from projections.rows import (
     InvoiceRow,
     JobRow,
     MessageRow,
+    RecurrenceRow,
     UnmatchedRow,
     TechnicianRow,
     TimeRow,
@@ -46,6 +47,7 @@ _encode = msgspec.json.Encoder(decimal_format="string").encode
 _job_decoder = msgspec.json.Decoder(JobRow)
 _customer_decoder = msgspec.json.Decoder(CustomerRow)
 _technician_decoder = msgspec.json.Decoder(TechnicianRow)
+_recurrence_decoder = msgspec.json.Decoder(RecurrenceRow)
 _invoice_decoder = msgspec.json.Decoder(InvoiceRow)
 
 
@@ -86,6 +88,7 @@ class Batch:
     invoices: dict[UUID, InvoiceRow] = field(default_factory=dict)
     unmatched: list[UnmatchedRow] = field(default_factory=list)
     messages: dict[UUID, MessageRow] = field(default_factory=dict)
+    recurrences: dict[UUID, RecurrenceRow] = field(default_factory=dict)
     journal: list[JournalLine] = field(default_factory=list)
     ledger_invoices: dict[UUID, tuple[str, UUID, str]] = field(default_factory=dict)  # number, customer, currency
 
@@ -201,6 +204,8 @@ class BoardTables(Tables):
         "position BIGINT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS messages_state ON {t}messages (state, updated_at)",
         "CREATE INDEX IF NOT EXISTS messages_about ON {t}messages (about_id, position)",
+        "CREATE TABLE IF NOT EXISTS {t}recurrences (id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, "
+        "position BIGINT NOT NULL, doc TEXT NOT NULL)",
         "CREATE TABLE IF NOT EXISTS {t}unmatched_lines (statement_id TEXT NOT NULL, line BIGINT NOT NULL, "
         "amount TEXT NOT NULL, currency TEXT NOT NULL, payer TEXT NOT NULL, text TEXT NOT NULL, "
         "reason TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (statement_id, line))",
@@ -225,6 +230,9 @@ class BoardTables(Tables):
         self.many(cursor, INVOICE_UPSERT, (
             (str(i.id), i.number, str(i.job_id), str(i.customer_id), i.issue_date, i.due_date, i.status,
              i.position, _encode(i).decode()) for i in batch.invoices.values()))
+        self.many(cursor, "INSERT INTO {t}recurrences VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                          "customer_id = excluded.customer_id, position = excluded.position, doc = excluded.doc", (
+            (str(r.id), str(r.plan.customer_id), r.position, _encode(r).decode()) for r in batch.recurrences.values()))
         self.many(cursor, MESSAGE_UPSERT, (
             (str(m.id), m.channel, m.purpose, m.recipient, m.subject, m.about_kind, str(m.about_id or ""), m.state,
              m.attempts, m.detail, m.updated_at, m.position) for m in batch.messages.values()))
@@ -249,6 +257,13 @@ class BoardTables(Tables):
 
     def invoices_by_id(self, ids: Iterable[UUID]) -> dict[UUID, InvoiceRow]:
         return {row.id: row for row in self._docs("invoices", ids, _invoice_decoder)}
+
+    def recurrences_by_id(self, ids: Iterable[UUID]) -> dict[UUID, RecurrenceRow]:
+        return {row.id: row for row in self._docs("recurrences", ids, _recurrence_decoder)}
+
+    def recurrence_list(self, limit: int = 500) -> list[RecurrenceRow]:
+        rows = self.query("SELECT doc FROM {t}recurrences ORDER BY position DESC LIMIT ?", (limit,))
+        return [_recurrence_decoder.decode(r["doc"]) for r in rows]
 
     def messages_by_id(self, ids: Iterable[UUID]) -> dict[UUID, MessageRow]:
         wanted = [str(i) for i in ids]

@@ -39,7 +39,7 @@ from fastapi.templating import Jinja2Templates
 from events.contract import CreditNoteDocumentStored, ProformaDocumentStored, decode_event
 from events.jetstream import NatsConnection
 from projections.audit import Criteria, Entry, replay, write_entries
-from projections.rows import InvoiceRow, JobRow, UserRow
+from projections.rows import InvoiceRow, JobRow, UserRow, iso
 from projections.runner import stream_settings
 from read_api import links
 from read_api.queries import PAGE_TTL, BoardFilter, ReadModels, Unavailable
@@ -674,6 +674,45 @@ def create_app(settings: Settings) -> FastAPI:
             raise ValueError(f"state: {unknown[0]!r} is not one of {', '.join(sorted(MESSAGE_STATES))}")
         await fresh(request, position, wait)
         return json(await asyncio.to_thread(models(request).messages, state, (), limit))
+
+    RULES = {"weekly": "FREQ=WEEKLY", "fortnightly": "FREQ=WEEKLY;INTERVAL=2", "monthly": "FREQ=MONTHLY",
+             "quarterly": "FREQ=MONTHLY;INTERVAL=3", "yearly": "FREQ=YEARLY"}
+
+    @app.get("/recurring", response_class=HTMLResponse, include_in_schema=False)
+    async def recurring_page(request: Request, who: User, position: int | None = None) -> Response:
+        office_only(who)
+        await fresh(request, position)
+        m = models(request)
+        services, customers, technicians = await asyncio.to_thread(
+            lambda: (m.recurrences(), m.customers(), m.technicians()))
+        now = iso(datetime.now(UTC))  # as the occurrences are kept: sorts as text
+        return page(request, "recurring.html", who, services=services, customers={c.id: c for c in customers},
+                    technicians={t.id: t for t in technicians}, now=now, zone_name=settings.timezone,
+                    rules=RULES, key=uuid.uuid4().hex, error=request.query_params.get("error", ""), form={})
+
+    @app.post("/recurring/new", include_in_schema=False)
+    async def new_recurring(request: Request, who: User) -> Response:
+        writers_only(who)
+        form = dict(await request.form())
+        rule = str(form.get("rule") or "").strip().upper() or RULES.get(str(form.get("every", "")), "")
+        body: dict[str, Any] = {
+            "customer_id": form.get("customer_id", ""), "job_type": form.get("job_type", ""),
+            "description": form.get("description", ""), "technician_ids": [form.get("technician_id", "")],
+            "rule": rule, "start": str(form.get("start", "")), "timezone": settings.timezone,
+        }
+        for field, default in (("duration_minutes", "60"), ("horizon_days", "60")):
+            given = str(form.get(field) or default).strip()
+            body[field] = int(given) if given.isdigit() else given  # else the command API names it
+        if len(body["start"]) == 16:  # a datetime-local without seconds
+            body["start"] += ":00"
+        return await submitted(request, "/recurring-services", body, form, "/recurring")
+
+    @app.post("/recurring/{recurrence_id}/end", include_in_schema=False)
+    async def end_recurring(request: Request, who: User, recurrence_id: UUID) -> Response:
+        writers_only(who)
+        form = dict(await request.form())
+        return await submitted(request, f"/recurring-services/{recurrence_id}/end",
+                               {"reason": form.get("reason", "")}, form, "/recurring")
 
     @app.get("/messages", response_class=HTMLResponse, include_in_schema=False)
     async def messages_page(request: Request, who: User, position: int | None = None) -> Response:

@@ -22,7 +22,7 @@ import msgspec
 from msgspec import structs
 
 from projections.rows import (
-    CustomerRow, InvoiceRow, JobRow, MessageRow, TechnicianRow, UnmatchedRow, UserRow, invoice_status, iso, outstanding,
+    CustomerRow, InvoiceRow, JobRow, MessageRow, RecurrenceRow, TechnicianRow, UnmatchedRow, UserRow, invoice_status, iso, outstanding,
 )
 from projections.ledger import JournalLine, trial_balance, unbalanced
 from projections.store import NO_DEADLINE, BoardTables, LedgerTables, TimesheetTables, open_view
@@ -292,6 +292,9 @@ class ReadModels:
 
     def messages(self, states: Sequence[str] = (), about: Iterable[UUID] = (), limit: int = 200) -> list[MessageRow]:
         return self.board.messages(states, about, limit)
+
+    def recurrences(self) -> list[RecurrenceRow]:
+        return self.board.recurrence_list()
 
     def invoice_emails(self, invoices: Iterable[InvoiceRow]) -> dict[UUID, MessageRow]:
         """Each invoice's latest email (its delivery state), by invoice id."""

@@ -1,5 +1,6 @@
 """A customer books a visit on a phone, in real headless Chromium against `jobstream up --demo`;
-the office sees the job on the board, scheduled for a technician with the skill."""
+the office sees the job on the board, scheduled for a technician with the skill, and then
+plans a recurring service on the dashboard and sees its visits scheduled."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from tests.e2e.test_dashboard import PHONE, browser, shot, sign_in  # noqa: F401
 __all__ = ["browser"]
 
 
-def test_a_customer_books_a_visit_on_a_phone_and_the_office_sees_it(
+def test_a_customer_books_a_visit_on_a_phone_and_the_office_plans_a_recurring_service(
         jobstream_up: tuple[Running, int], browser: Browser) -> None:  # noqa: F811
     expect.set_options(timeout=20_000)
     running, _port = jobstream_up
@@ -60,3 +61,26 @@ def test_a_customer_books_a_visit_on_a_phone_and_the_office_sees_it(
     desk.goto(f"{dashboard}/jobs/{item['id']}")
     expect(desk.locator("main")).to_contain_text("source web")
     expect(desk.locator("main")).to_contain_text("Boiler clicks but does not light")
+
+    # the office plans a monthly inspection for the same customer: its visits are scheduled
+    desk.goto(f"{dashboard}/recurring")
+    form = desk.locator("#new-recurring")
+    form.locator("select[name=customer_id]").select_option(label="Petra Svobodová")
+    form.locator("input[name=job_type]").fill("inspection")
+    form.locator("input[name=description]").fill("Monthly boiler inspection")
+    form.locator("select[name=technician_id]").select_option(label="Jana Dvořák")
+    form.locator("input[name=start]").fill("2027-01-04T09:00")
+    form.locator("select[name=every]").select_option("monthly")
+    form.locator("input[name=horizon_days]").fill("120")
+    form.locator("button").click()
+    row = desk.locator("#recurring tr", has_text="Monthly boiler inspection")
+    expect(row).to_contain_text("Jana Dvořák")
+    expect(row.locator(".next a").first).to_contain_text("04 Jan 09:00")
+    shot(desk, "recurring")
+    # a rule the generator cannot read is refused, named, and the page stays usable
+    form.locator("input[name=job_type]").fill("inspection")
+    form.locator("input[name=description]").fill("Broken rule")
+    form.locator("input[name=start]").fill("2027-01-04T09:00")
+    form.locator("input[name=rule]").fill("FREQ=SOMETIMES")
+    form.locator("button").click()
+    expect(desk.locator(".error")).to_contain_text("rule")

@@ -177,3 +177,27 @@ def test_bad_plans_are_refused_naming_the_field(api: Api) -> None:
         assert refused.status_code == 422 and named in refused.text, (change, refused.text)
     assert api.post("/recurring-services", body, who="tom").status_code == 403
     assert api.get(f"/recurring-services/{UUID(int=9)}").status_code == 404
+
+
+def test_the_dashboard_lists_recurring_services_with_their_next_visits(
+        api: Api, projectors: Any, read_model_url: str, stream_env: dict[str, str]) -> None:
+    from fastapi.testclient import TestClient
+
+    from read_api.app import Settings, create_app
+
+    tom = api.technician("tom")
+    answer = define(api, tom, api.customer())
+    visits_before = sorted(live_jobs(api, answer["id"]))
+    ended = api.ok(f"/recurring-services/{answer['id']}/end", {"after": visits_before[1].isoformat(),
+                                                                "reason": "contract ends"})
+    settings = Settings(read_model_url=read_model_url, stream_env=stream_env, wait_seconds=10,
+                        timezone="Europe/Prague")
+    with TestClient(create_app(settings)) as reader:
+        page = reader.get("/recurring", params={"position": ended["position"]}, headers=api.headers("office"))
+        assert page.status_code == 200, page.text
+        assert f'data-recurrence="{answer["id"]}"' in page.text and "Weekly office cleaning" in page.text
+        shown = [at.astimezone(PRAGUE).strftime("%a %d %b 09:00") for at in visits_before[:2]]
+        assert all(s in page.text for s in shown) and "FREQ=WEEKLY;BYDAY=MO" in page.text
+        third = visits_before[2].astimezone(PRAGUE).strftime("%a %d %b 09:00")
+        assert third not in page.text  # cancelled with the end
+        assert reader.get("/recurring", headers=api.headers("tom")).status_code == 403
