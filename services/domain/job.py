@@ -200,7 +200,8 @@ def decide(command: JobCommand, job: Job, ctx: Context) -> list[JobEvent]:
         case TakeJob():
             if ctx.actor.role is not Role.TECHNICIAN or ctx.actor.technician_id is None:
                 raise Forbidden("only a technician takes a job from the open pool")
-            if job.status is not Status.NEW or not job.in_pool:
+            # the open pool, as the read side shows it: every new job no technician has yet
+            if job.status is not Status.NEW or job.technician_ids:
                 raise InvalidTransition("job", job.status, "take it", "it is not in the open pool")
             _schedulable(job)
             return [JobTaken(id=job.id, technician_id=ctx.actor.technician_id,

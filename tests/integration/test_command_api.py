@@ -151,6 +151,9 @@ def test_the_open_pool(api: Api) -> None:
     assert api.get(f"/jobs/{job}").json()["technician_ids"] == [str(eve)]
     too_late = api.post(f"/jobs/{job}/take", {}, who="tom")
     assert too_late.status_code == 409 and "not in the open pool" in too_late.json()["detail"]
+    # a new request nobody has yet is in the pool as the technicians' app shows it
+    fresh = api.ok("/jobs", {"customer_id": api.customer(), "job_type": "repair", "description": "Tap drips"})["id"]
+    assert api.ok(f"/jobs/{fresh}/take", {}, who="tom")["events"] == ["JobTaken"]
 
 
 def test_a_deactivated_technician_cannot_be_scheduled(api: Api) -> None:

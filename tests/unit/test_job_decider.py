@@ -123,8 +123,11 @@ def test_a_job_in_the_open_pool_can_be_taken_by_any_technician() -> None:
     assert pooled.status is Status.NEW and pooled.in_pool
     assert decide(TakeJob(), pooled, STRANGER) == [
         JobTaken(id=JOB, technician_id=OTHER_TECH, start=NOW, duration_minutes=60)]
+    # a new request nobody has yet is in the pool too (the technicians' app lists it there)
+    assert decide(TakeJob(), given(requested()), STRANGER) == [
+        JobTaken(id=JOB, technician_id=OTHER_TECH, start=NOW, duration_minutes=60)]
     with pytest.raises(InvalidTransition, match="not in the open pool"):
-        decide(TakeJob(), given(requested()), STRANGER)
+        decide(TakeJob(), given(requested(), SCHEDULED), STRANGER)
 
 
 def test_hold_and_resume_return_to_where_the_job_was() -> None:
