@@ -70,6 +70,14 @@ class BatchProjection(Projection[Any]):
         self.view.datastore.close()
 
 
+def _kept(known: dict[Any, Any], written: dict[Any, Any], id: Any, row: Any) -> Any:
+    """A row an event evolved (None: the event changed nothing), kept for the batch's next
+    events and written with the batch."""
+    if row is not None:
+        known[id] = written[id] = row
+    return row
+
+
 class BoardProjection(BatchProjection):
     """The job board, each job's timeline, customers, technicians, users, invoices and the
     notifier's messages."""
@@ -98,39 +106,30 @@ class BoardProjection(BatchProjection):
             {item.event.id for item in items if isinstance(item.event, MessageEvent)})
         for position, version, event in items:
             if isinstance(event, JobEvent):
-                row = evolve_job(known_jobs.get(event.id), event, position)
-                if row is not None:
-                    known_jobs[event.id] = batch.jobs[event.id] = row
+                row = _kept(known_jobs, batch.jobs, event.id, evolve_job(known_jobs.get(event.id), event, position))
                 batch.history.append(history_row(event, position, version or (row.version if row else 0)))
             elif isinstance(event, CustomerEvent):
-                customer = evolve_customer(known_customers.get(event.id), event, position)
-                if customer is not None:
-                    known_customers[event.id] = batch.customers[event.id] = customer
+                _kept(known_customers, batch.customers, event.id,
+                      evolve_customer(known_customers.get(event.id), event, position))
             elif isinstance(event, TechnicianEvent):
-                technician = evolve_technician(known_technicians.get(event.id), event, position)
-                if technician is not None:
-                    known_technicians[event.id] = batch.technicians[event.id] = technician
+                _kept(known_technicians, batch.technicians, event.id,
+                      evolve_technician(known_technicians.get(event.id), event, position))
             elif isinstance(event, TokenEvent):
-                user = evolve_user(known_users.get(event.id), event)
-                if user is not None:
-                    known_users[event.id] = batch.users[event.id] = user
+                _kept(known_users, batch.users, event.id, evolve_user(known_users.get(event.id), event))
             elif isinstance(event, ProformaIssued) and event.job_id in known_jobs:
                 job = structs.replace(known_jobs[event.job_id], proforma_id=event.id, proforma_number=event.number)
                 known_jobs[event.job_id] = batch.jobs[event.job_id] = job
             elif isinstance(event, StatementLineUnmatched):
                 batch.unmatched.append(unmatched_row(event, position))
             elif isinstance(event, RecurrenceEvent):
-                recurrence = evolve_recurrence_row(known_recurrences.get(event.id), event, position)
-                if recurrence is not None:
-                    known_recurrences[event.id] = batch.recurrences[event.id] = recurrence
+                _kept(known_recurrences, batch.recurrences, event.id,
+                      evolve_recurrence_row(known_recurrences.get(event.id), event, position))
             elif isinstance(event, MessageEvent):
-                message = evolve_message(known_messages.get(event.id), event, position)
-                if message is not None:
-                    known_messages[event.id] = batch.messages[event.id] = message
+                _kept(known_messages, batch.messages, event.id,
+                      evolve_message(known_messages.get(event.id), event, position))
             elif isinstance(event, InvoiceEvent):
-                invoice = evolve_invoice(known_invoices.get(event.id), event, position)
-                if invoice is not None:
-                    known_invoices[event.id] = batch.invoices[event.id] = invoice
+                _kept(known_invoices, batch.invoices, event.id,
+                      evolve_invoice(known_invoices.get(event.id), event, position))
         return batch
 
 

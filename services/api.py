@@ -248,7 +248,7 @@ def create_app(settings: Settings) -> FastAPI:
     def command_route(path: str, kind: str, command_type: type[msgspec.Struct], *,
                       creates: bool = False, summary: str = "", tag: str = "",
                       own: Callable[[Actor], UUID] | None = None,
-                      then: Callable[[JobstreamApp, UUID], Awaitable[msgspec.Struct]] | None = None) -> None:
+                      then: Callable[[JobstreamApp, UUID], Awaitable[dict[str, Any]]] | None = None) -> None:
         """A POST route for a command. The aggregate is the path's ``{id}``, a new one
         (``creates``), or the caller's ``own`` (their notification settings, say); ``then``
         is what follows in the same request (a recurring service's jobs), added to the answer."""
@@ -265,9 +265,9 @@ def create_app(settings: Settings) -> FastAPI:
             ))
             if then is None:
                 return json(result, 201 if creates else 200)
-            followed = await app.call(then(app, target))
-            answer = {**msgspec.structs.asdict(result), type(followed).__name__.lower(): followed}
-            answer["position"] = max(result.position, getattr(followed, "position", 0))
+            added = await app.call(then(app, target))
+            answer = {**msgspec.structs.asdict(result), **added}
+            answer["position"] = max(result.position, added.get("position", 0))  # the later of the two
             return json(answer, 201 if creates else 200)
 
         if "{id}" in path:
@@ -345,8 +345,9 @@ def create_app(settings: Settings) -> FastAPI:
     read_route("/price-lists/{id}", "pricelist", "A price list with its activities")
     read_route("/invoices/{id}", "invoice", "An invoice: its number, total and what has been paid")
 
-    async def generated(app: JobstreamApp, recurrence_id: UUID) -> msgspec.Struct:
-        return await recurring.generate(app, recurrence_id)
+    async def generated(app: JobstreamApp, recurrence_id: UUID) -> dict[str, Any]:
+        done = await recurring.generate(app, recurrence_id)
+        return {"generated": done, "position": done.position}
 
     command_route("/recurring-services", "recurrence", DefineRecurringService, creates=True, then=generated,
                   tag="recurring services",

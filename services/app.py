@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence, Set
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -246,6 +246,14 @@ class JobstreamApp:
         return [{"code": a.code, "name": a.name, "unit": a.unit.value, "rate": str(a.rate), "currency": p.currency,
                  "price_list": p.name}
                 for p in lists.values() if p.is_default for a in sorted(p.activities.values(), key=lambda a: a.code)]
+
+    async def events_since(self, kind: str, after: int, topics: Set[str]) -> tuple[int, list[Event]]:
+        """Every event of one kind stored after a position, decoding only the wanted types;
+        and the position read to (``after`` when there is nothing new): an incremental reader's
+        next step."""
+        stored = await self.recorder.kind_events_async(kind, after)
+        wanted = [decode_event(s.state) for _, s in stored if s.topic in topics]
+        return (stored[-1][0] if stored else after), wanted
 
     async def get_async(self, kind: str, id: UUID) -> Any:
         loaded = await self.load_async(kind, id)

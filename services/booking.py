@@ -20,7 +20,7 @@ import re
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
@@ -52,7 +52,6 @@ from events.contract import (
     TechnicianReactivated,
     TechnicianRegistered,
     UnassignJob,
-    decode_event,
 )
 from services.domain.common import Actor, DomainError, derived_id
 
@@ -137,12 +136,11 @@ class Calendar:
         self.busy: dict[UUID, tuple[tuple[UUID, ...], datetime, datetime]] = {}  # job -> (who, from, to)
         self.positions = {"technician": 0, "job": 0}
 
-    async def refresh(self, recorder: Any) -> None:
+    async def refresh(self, app: Any) -> None:
         for kind, wanted in (("technician", self.TECHNICIAN_TYPES), ("job", self.JOB_TYPES)):
-            for position, stored in await recorder.kind_events_async(kind, self.positions[kind]):
-                self.positions[kind] = position
-                if stored.topic in wanted:
-                    self.add(decode_event(stored.state))
+            self.positions[kind], events = await app.events_since(kind, self.positions[kind], wanted)
+            for event in events:
+                self.add(event)
 
     def add(self, event: Any) -> None:
         match event:
@@ -163,12 +161,14 @@ class Calendar:
             case JobUnassigned() | JobCancelled() | JobCompleted():
                 self.busy.pop(event.id, None)
 
-    def free(self, skill: str, start: datetime, minutes: int) -> list[UUID]:
-        """Active technicians with the skill and nothing else on, least busy that day first."""
+    def free(self, skill: str, start: datetime, minutes: int,
+             busy: Iterable[tuple[tuple[UUID, ...], datetime, datetime]] | None = None) -> list[UUID]:
+        """Active technicians with the skill and nothing else on, least busy that day first;
+        ``busy`` narrows what is looked at (a day's visits, for the many slots of that day)."""
         end = start + timedelta(minutes=minutes)
         taken: set[UUID] = set()
         load: dict[UUID, float] = defaultdict(float)
-        for who, begins, ends in self.busy.values():
+        for who, begins, ends in self.busy.values() if busy is None else busy:
             if begins < end and start < ends:
                 taken.update(who)
             if begins.date() == start.date():
@@ -191,9 +191,11 @@ def slots(calendar: Calendar, settings: BookingSettings, service: Service, now: 
             continue
         local = datetime.combine(day, settings.opening)
         closing = datetime.combine(day, settings.closing)
+        opens, closes = (moment.replace(tzinfo=zone).astimezone(UTC) for moment in (local, closing))
+        that_day = [visit for visit in calendar.busy.values() if visit[1] < closes and opens < visit[2]]
         while local + timedelta(minutes=service.minutes) <= closing:
             at = local.replace(tzinfo=zone).astimezone(UTC)
-            if at >= earliest and calendar.free(service.skill, at, service.minutes):
+            if at >= earliest and calendar.free(service.skill, at, service.minutes, that_day):
                 found.setdefault(day, []).append(at)
             local += timedelta(minutes=settings.step_minutes)
     return found
@@ -235,8 +237,9 @@ class Booking(msgspec.Struct, frozen=True, kw_only=True):
     details: str
 
 
-def check(form: dict[str, str], settings: BookingSettings, offered: Callable[[Service], dict[date, list[datetime]]]
+def check(form: dict[str, str], settings: BookingSettings, offered: dict[date, list[datetime]]
           ) -> tuple[Booking | None, dict[str, str]]:
+    """The booking, or what is wrong with each field; ``offered`` is the chosen service's free slots."""
     errors: dict[str, str] = {}
 
     def text(field: str, label: str, low: int, high: int) -> str:
@@ -281,7 +284,7 @@ def check(form: dict[str, str], settings: BookingSettings, offered: Callable[[Se
         except ValueError:
             errors["slot"] = "choose a time, or ask us to call you"
         else:
-            if slot.tzinfo is None or slot not in {s for day in offered(service).values() for s in day}:
+            if slot.tzinfo is None or slot not in {s for day in offered.values() for s in day}:
                 errors["slot"] = "that time is no longer free: please choose another"
     if errors or service is None:
         return None, errors
@@ -304,6 +307,10 @@ def install(app: FastAPI, jobstream: Callable[[Request], Any], env: dict[str, st
                                                zone=ZoneInfo(settings.timezone if settings else "UTC"), **values)
         return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
+    def not_offered() -> HTMLResponse:
+        return page("book_done.html", 404, title="Online booking is not offered",
+                    message="Please call or email us to book a visit.")
+
     def client(request: Request) -> str:
         return request.client.host if request.client else "unknown"
 
@@ -315,7 +322,7 @@ def install(app: FastAPI, jobstream: Callable[[Request], Any], env: dict[str, st
 
     async def refreshed(request: Request) -> Calendar:
         app_ = jobstream(request)
-        await app_.call(calendar.refresh(app_.recorder))
+        await app_.call(calendar.refresh(app_))
         return calendar
 
     def form_page(form: dict[str, str], errors: dict[str, str], free: dict[date, list[datetime]],
@@ -325,8 +332,7 @@ def install(app: FastAPI, jobstream: Callable[[Request], Any], env: dict[str, st
     @app.get("/book", include_in_schema=False)
     async def book_page(request: Request, service: str = "") -> Response:
         if settings is None:
-            return page("book_done.html", 404, title="Online booking is not offered",
-                        message="Please call or email us to book a visit.")
+            return not_offered()
         if wait := views.retry_after(client(request)):
             return too_many(wait)
         chosen = settings.service(service)
@@ -336,8 +342,7 @@ def install(app: FastAPI, jobstream: Callable[[Request], Any], env: dict[str, st
     @app.post("/book", include_in_schema=False)
     async def book(request: Request) -> Response:
         if settings is None:
-            return page("book_done.html", 404, title="Online booking is not offered",
-                        message="Please call or email us to book a visit.")
+            return not_offered()
         body = await request.body()
         if len(body) > 20_000:
             return page("book_done.html", 413, title="Too much", message="The form is too large.")
@@ -354,18 +359,20 @@ def install(app: FastAPI, jobstream: Callable[[Request], Any], env: dict[str, st
         now = datetime.now(UTC)
         async with lock:  # one booking decided at a time, on a calendar read just now
             current = await refreshed(request)
-            booking, errors = check(form, settings, lambda s: slots(current, settings, s, now))
+            chosen = settings.service(form.get("service", ""))
+            free = slots(current, settings, chosen, now) if chosen else {}
+            booking, errors = check(form, settings, free)
             if booking is not None and per_email.get((booking.email, now.date()), 0) >= settings.open_per_email:
                 errors["email"] = "you have booked several visits today already; please call us for more"
-            chosen = settings.service(form.get("service", ""))
             if booking is None or errors:
-                free = slots(current, settings, chosen, now) if chosen else {}
                 return form_page(form, errors, free, 422)
             app_ = jobstream(request)
             job_id, technician = await app_.call(_book(app_, booking, current))
             if technician is not None and booking.slot is not None:
                 end = booking.slot + timedelta(minutes=booking.service.minutes)
                 current.busy[job_id] = ((technician,), booking.slot, end)  # before the stream says so
+            for old in [k for k in per_email if k[1] < now.date()]:  # yesterday's counts are done with
+                del per_email[old]
             per_email[(booking.email, now.date())] = per_email.get((booking.email, now.date()), 0) + 1
             bookings.retry_after(client(request))  # counted
         return _thanks(job_id, booking.slot, technician is not None)
@@ -428,9 +435,6 @@ async def _book(app: Any, booking: Booking, calendar: Calendar) -> tuple[UUID, U
                 return job_id, technician
             except DomainError:  # deactivated a moment ago: the next one
                 continue
-    try:
-        await app.execute_async("job", job_id, UnassignJob(reason="booked online: any technician may take it"),
-                                BOOKER, command_id=f"{key}:pool")
-    except DomainError:
-        pass  # in the pool already (a double submit)
+    await app.execute_async("job", job_id, UnassignJob(reason="booked online: any technician may take it"),
+                            BOOKER, command_id=f"{key}:pool")
     return job_id, None

@@ -213,13 +213,13 @@ def up(args: argparse.Namespace) -> int:
             app.close()
         base = f"http://{args.host}:{args.port}"
         dashboard = f"http://{args.host}:{args.read_port}"
-        # The demo's own company on its invoices, unless the environment names the real one.
-        seller = {**DEMO_SELLER, "JOBSTREAM_BOOKING_SERVICES": DEMO_BOOKING} if args.demo else {}
+        # The demo's own company on its invoices and its bookable services, unless the environment names its own.
+        demo = {**DEMO_SELLER, "JOBSTREAM_BOOKING_SERVICES": DEMO_BOOKING} if args.demo else {}
         mail = {}
         if not os.environ.get("SMTP_HOST"):  # no mail server named: keep what is sent, to read
             outbox = _local_mail(settings.data_dir / "outbox")
             mail = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(outbox.port)}
-        child_env = {**seller, **os.environ, **env, **mail, "COMMAND_API_URL": base, "READ_API_URL": dashboard,
+        child_env = {**demo, **os.environ, **env, **mail, "COMMAND_API_URL": base, "READ_API_URL": dashboard,
                      "JOBSTREAM_APP_URL": base, "JOBSTREAM_DASHBOARD_URL": dashboard}
         me = [sys.executable, "-m", "services.cli", "run"]
         plan = [

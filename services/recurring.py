@@ -32,7 +32,7 @@ from events.contract import (
     Source,
     WarnSlaAtRisk,
     WithdrawOccurrence,
-    decode_event,
+
 )
 from services.app import JobstreamApp
 from services.domain.common import Actor, DomainError, InvalidTransition
@@ -125,15 +125,11 @@ class Watch:
         self.job_position = 0
 
     async def refresh(self, app: JobstreamApp) -> None:
-        recorder = app.recorder
-        for position, stored in await recorder.kind_events_async("recurrence", self.recurrence_position):
-            self.recurrence_position = position
-            self.recurrences.add(stored.originator_id)
-        for position, stored in await recorder.kind_events_async("job", self.job_position):
-            self.job_position = position
-            if stored.topic not in self.JOB_TYPES:
-                continue
-            event = decode_event(stored.state)
+        self.recurrence_position, defined = await app.events_since(
+            "recurrence", self.recurrence_position, {"RecurringServiceDefined"})
+        self.recurrences.update(event.id for event in defined)
+        self.job_position, events = await app.events_since("job", self.job_position, self.JOB_TYPES)
+        for event in events:
             match event:
                 case JobRequested() if event.sla_deadline is not None and event.priority == "urgent":
                     self._known[event.id] = self.deadlines[event.id] = event.sla_deadline

@@ -180,12 +180,14 @@ def to_generate(state: Recurrence, now: datetime) -> Plan:
     until = now + timedelta(days=state.plan.horizon_days)
     if state.ended_after is not None:
         until = min(until, state.ended_after)
-    wanted = set(occurrences(state.plan, now, until)) if until > now else set()
     live = {at: o for at, o in state.occurrences.items() if not o.withdrawn and at > now}
+    # the plan's visits to the horizon, and on to the last one generated (a shortened horizon
+    # keeps those beyond it that the plan still has)
+    last = max([until, *live])
+    planned = set(occurrences(state.plan, now, last)) if last > now else set()
+    wanted = {at for at in planned if at <= until}
     create = sorted(at for at in wanted if at not in live)
     move = sorted((at, o.job_id) for at, o in live.items() if at in wanted and o.plan_version < state.plan_version)
-    # a live occurrence beyond a shortened horizon stays, if the plan still has it
-    planned = set(occurrences(state.plan, now, max(live))) if live else set()
     withdraw = sorted((at, o.job_id) for at, o in live.items()
                       if at not in planned or (state.ended_after is not None and at > state.ended_after))
     return Plan(create, move, withdraw)
