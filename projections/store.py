@@ -312,6 +312,14 @@ class BoardTables(Tables):
         rows = self.query("SELECT * FROM {t}users WHERE token_hash = ?", (token_hash,))
         return user_row(rows[0]) if rows else None
 
+    def users_by_hash(self, token_hashes: Sequence[str]) -> dict[str, UserRow]:
+        found = {}
+        for start in range(0, len(token_hashes), 500):
+            chunk = token_hashes[start:start + 500]
+            for r in self.query(f"SELECT * FROM {{t}}users WHERE token_hash IN ({_marks(chunk)})", chunk):
+                found[r["token_hash"]] = user_row(r)
+        return found
+
     def _docs(self, table: str, ids: Iterable[UUID], decoder: msgspec.json.Decoder[Any]) -> list[Any]:
         wanted = [str(i) for i in ids]
         found: list[Any] = []

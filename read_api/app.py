@@ -42,11 +42,12 @@ from projections.audit import Criteria, Entry, replay, write_entries
 from projections.rows import InvoiceRow, JobRow, UserRow, iso
 from projections.runner import stream_settings
 from read_api import links
-from read_api.queries import PAGE_TTL, BoardFilter, ReadModels, Unavailable
+from read_api.fastboard import COOKIE, BoardFromMemory, Filters
+from read_api.fastboard import token_of as token_in
+from read_api.queries import PAGE_TTL, BoardFilter, Page, ReadModels, Unavailable
 
 HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
-COOKIE = "jobstream_token"
 MESSAGE_STATES = frozenset({"queued", "sending", "delivered", "retrying", "failed", "uncertain"})
 MAX_WAIT = 30.0
 
@@ -96,6 +97,8 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="jobstream read API", version="0.1.0", lifespan=lifespan,
                   description=__doc__.split("\n\n")[0] if __doc__ else "")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.state.board_filters = Filters()
+    app.add_middleware(BoardFromMemory)
     templates = Jinja2Templates(directory=HERE / "templates")
     zone = ZoneInfo(settings.timezone)
     templates.env.filters["local"] = lambda moment, fmt="%d %b %H:%M": (
@@ -127,35 +130,38 @@ def create_app(settings: Settings) -> FastAPI:
         return request.app.state.models  # type: ignore[no-any-return]
 
     def token_of(request: Request) -> str:
-        header = request.headers.get("authorization", "")
-        if header.lower().startswith("bearer "):
-            return header[7:].strip()
-        return request.cookies.get(COOKIE, "")
+        return token_in(dict(request.scope["headers"]))
 
     async def user(request: Request) -> UserRow:
         token = token_of(request)
         if not token:
             raise Refused(401, "sign in: send 'Authorization: Bearer <token>'")
         digest = hashlib.sha256(token.encode()).hexdigest()
-        known, found = models(request).cached_user(digest)
-        if not known:
-            found = await asyncio.to_thread(models(request).user, digest)
-        waiting_for = request.query_params.get("position", "")
-        if found is None and waiting_for.isdigit():
-            # a token issued just before the position the reader asks for: wait for it, look again
-            await asyncio.to_thread(models(request).wait_for, int(waiting_for), 2.0)
-            found = await asyncio.to_thread(models(request).user, digest)
+        m, waiting_for = models(request), request.query_params.get("position", "")
+        if waiting_for.isdigit() and int(waiting_for) > request.app.state.live.users_position:
+            # a position the remembered users may not have seen (a token issued or revoked
+            # just before it): wait for it, and read the token's user afresh
+            await asyncio.to_thread(m.wait_for, int(waiting_for), waiting_time(request))
+            found = await asyncio.to_thread(m.user, digest)
+        else:
+            found = m.cached_user(digest) or await asyncio.to_thread(m.user, digest)
         if found is None or found.revoked:
             raise Refused(401, "this token is unknown or revoked")
         return found
 
     User = Annotated[UserRow, Depends(user)]
 
+    def waiting_time(request: Request, wait: float | None = None) -> float:
+        """How long a read may wait for a position: ``wait`` (seconds) if given, at most MAX_WAIT."""
+        if wait is None:
+            with contextlib.suppress(ValueError):
+                wait = float(request.query_params.get("wait", ""))
+        return min(wait if wait is not None and wait >= 0 else settings.wait_seconds, MAX_WAIT)
+
     async def fresh(request: Request, position: int | None, wait: float | None = None) -> int:
         if position is None:
             return -1  # nothing to wait for
-        timeout = min(wait if wait is not None else settings.wait_seconds, MAX_WAIT)
-        return await asyncio.to_thread(models(request).wait_for, position, timeout)
+        return await asyncio.to_thread(models(request).wait_for, position, waiting_time(request, wait))
 
     def board_filter(who: UserRow, status: list[str], job_type: str, technician: str, customer: str,
                      priority: str, sla: str, requested_from: str, requested_to: str, q: str,
@@ -209,14 +215,17 @@ def create_app(settings: Settings) -> FastAPI:
         f = board_filter(who, status, job_type, technician, customer, priority, sla, requested_from,
                          requested_to, q, sort, order, after, limit)
         m, live = models(request), request.app.state.live
+        request.app.state.board_filters.remember(request.scope["query_string"], who, f)  # see fastboard
         page = m.latest_board(f)
         if page is not None and (position is None or page.position >= position):
-            # the common case, from memory; remade in the background once it is out of date
+            # from memory; remade in the background once it is out of date
             if page.position < live.board_position or time.monotonic() - page.made_at > PAGE_TTL:
                 live.remake(f)
             return Response(page.data, media_type="application/json")
         await fresh(request, position, wait)
-        made = await asyncio.to_thread(m.board_json, f)
+        made = await asyncio.shield(live.making(f))
+        if position is not None and made.position < position:  # begun before the position was reached
+            made = await asyncio.to_thread(m.board_json, f)
         return Response(made.data, media_type="application/json")
 
     @app.get("/api/jobs/{job_id}", tags=["read"], summary="A job as the board has it, with its timeline")
@@ -880,19 +889,28 @@ class Live:
         self.every = every
         self.position = 0
         self.board_position = 0
+        self.users_position = 0  # the board position the remembered users were last read at
         self.changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._remaking: dict[bytes, asyncio.Task[Any]] = {}
 
+    def making(self, f: BoardFilter) -> asyncio.Task[Page]:
+        """This filter's page, being made: one make at a time per filter, shared by every
+        reader who asks meanwhile (a hundred dashboards opening the same new filter wait
+        for one query, not a hundred in a row)."""
+        key = msgspec.json.encode(f)
+        task = self._remaking.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.models.board_json, f))
+            self._remaking[key] = task
+            task.add_done_callback(lambda _: self._remaking.pop(key, None))
+        return task
+
     def remake(self, f: BoardFilter) -> None:
         """Make this filter's page again in the background, once at a time."""
-        key = msgspec.json.encode(f)
-        if key in self._remaking or self._stopping.is_set():
-            return
-        task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.models.board_json, f))
-        self._remaking[key] = task
-        task.add_done_callback(lambda _: self._remaking.pop(key, None))
+        if not self._stopping.is_set():
+            self.making(f)
 
     def start(self) -> None:
         if self._task is None and not self._stopping.is_set():
@@ -913,6 +931,9 @@ class Live:
             try:
                 reached, self.board_position = await asyncio.to_thread(
                     lambda: (self.models.position(), self.models.board_position()))
+                if self.board_position != self.users_position:
+                    await asyncio.to_thread(self.models.refresh_users)
+                    self.users_position = self.board_position
             except Exception:  # a database hiccup must not end live updates for good
                 log.exception("could not read the read models' position; trying again")
                 reached = self.position

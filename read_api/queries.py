@@ -115,7 +115,7 @@ class ReadModels:
         self.times: TimesheetTables = open_view("timesheets", url)
         self.ledger: LedgerTables = open_view("ledger", url)
         self.zone = ZoneInfo(timezone)
-        self._users: dict[str, tuple[float, UserRow | None]] = {}
+        self._users: dict[str, UserRow] = {}
         self._pages: OrderedDict[bytes, Page] = OrderedDict()
         self._pages_lock = threading.Lock()
         self._making = threading.Lock()
@@ -158,23 +158,25 @@ class ReadModels:
 
     # --- who is asking -------------------------------------------------------------------
 
-    def cached_user(self, token_hash: str) -> tuple[bool, UserRow | None]:
-        """(known, user) from the last five seconds' lookups, without touching the database."""
-        cached = self._users.get(token_hash)
-        if cached is not None and time.monotonic() - cached[0] < 5.0:
-            return True, cached[1]
-        return False, None
+    def cached_user(self, token_hash: str) -> UserRow | None:
+        """The token's user as last read, without touching the database (None: not read yet)."""
+        return self._users.get(token_hash)
 
     def user(self, token_hash: str) -> UserRow | None:
-        """The token's user; only known users are remembered, so a token issued a moment ago
-        works as soon as the board has read it."""
-        known, cached = self.cached_user(token_hash)
-        if known:
-            return cached
+        """The token's user, read now. Only known users are remembered, so a token issued a
+        moment ago works as soon as the board has read it; ``refresh_users`` reads the
+        remembered ones again whenever the board moves, so a revocation shows at once."""
         user = self.board.user_by_hash(token_hash)
         if user is not None:
-            self._users[token_hash] = (time.monotonic(), user)
+            self._users[token_hash] = user
         return user
+
+    def refresh_users(self) -> None:
+        """Read every remembered token's user again, in one query."""
+        remembered = list(self._users)
+        if remembered:
+            found = self.board.users_by_hash(remembered)
+            self._users = {digest: found[digest] for digest in remembered if digest in found}
 
     # --- the board -----------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
@@ -97,6 +98,41 @@ def test_a_token_issued_a_moment_ago_works_at_the_position_given(api: Api, reade
     position = api.jobstream.recorder.max_notification_id()
     answer = reader.get("/api/board", params={"position": position}, headers={"Authorization": f"Bearer {early}"})
     assert answer.status_code == 200, answer.text
+
+
+def test_a_revoked_token_is_refused_from_the_position_of_its_revocation(api: Api, reader: TestClient) -> None:
+    token = api.jobstream.issue_token("leaving", Role.OFFICE)
+    headers = {"Authorization": f"Bearer {token}"}
+    issued = api.jobstream.recorder.max_notification_id()
+    for _ in range(2):  # the route, then the page kept in memory
+        assert reader.get("/api/board", params={"position": issued}, headers=headers).status_code == 200
+    api.jobstream.revoke_token(token)
+    revoked = api.jobstream.recorder.max_notification_id()
+    assert reader.get("/api/board", params={"position": revoked}, headers=headers).status_code == 401
+    assert reader.get("/api/board", headers=headers).status_code == 401
+
+
+def test_a_page_kept_in_memory_is_only_for_the_same_reader(api: Api, reader: TestClient) -> None:
+    tom, eva = api.technician("tom"), api.technician("eva")
+    toms, evas = api.scheduled_job(tom), api.scheduled_job(eva)
+    position = api.jobstream.recorder.max_notification_id()
+    office = [get(reader, api, "/api/board", position=position) for _ in range(2)]
+    assert office[0].content == office[1].content
+    assert {i["id"] for i in office[1].json()["items"]} == {toms, evas}
+    # the same query string from a technician: their own page, never the office's
+    tech = get(reader, api, "/api/board", who="tom", position=position)
+    assert {i["id"] for i in tech.json()["items"]} == {toms}
+
+
+def test_readers_opening_a_new_filter_together_wait_for_one_query(api: Api, reader: TestClient) -> None:
+    api.scheduled_job(api.technician("tom"))
+    models = reader.app.state.models  # type: ignore[attr-defined]
+    made, make = [], models.board_json
+    models.board_json = lambda f: made.append(f) or make(f)
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: get(reader, api, "/api/board", job_type="repair"), range(32)))
+    assert {a.status_code for a in answers} == {200} and len({a.content for a in answers}) == 1
+    assert len(made) == 1
 
 
 def test_errors_name_the_field_and_never_500(api: Api, reader: TestClient) -> None:
