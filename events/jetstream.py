@@ -345,7 +345,7 @@ class NatsConnection:
         return [notification_of(msg) for msg in page]
 
     async def stream_events(
-        self, after: int, until: int | None = None, chunk: int = 20 * PAGE
+        self, after: int, until: int | None = None, chunk: int = 20 * PAGE, page: int = PAGE
     ) -> AsyncIterator[list[Notification]]:
         """The events after ``after``, as stored now (up to ``until``), in pages as they arrive.
 
@@ -353,7 +353,7 @@ class NatsConnection:
         this process works; it reads ``chunk`` stream positions at a time and then starts a
         new consumer where it stopped, so at most one chunk waits in memory however slowly
         the pages are used (a consumer's flow control alone let nats-py's buffer overflow).
-        Pages hold what has arrived, at most 1,000 events.
+        Pages hold what has arrived, at most ``page`` events.
         """
         last = await self.last_message(self.settings.events_filter)
         end = int(_header(last, "Nats-Sequence")) if last is not None else 0
@@ -362,11 +362,11 @@ class NatsConnection:
         position = after
         while position < end:
             stop_at = min(end, position + chunk)
-            async for page in self._read_chunk(position, stop_at):
-                yield page
+            async for arrived in self._read_chunk(position, stop_at, page):
+                yield arrived
             position = stop_at
 
-    async def _read_chunk(self, after: int, stop_at: int) -> AsyncIterator[list[Notification]]:
+    async def _read_chunk(self, after: int, stop_at: int, size: int) -> AsyncIterator[list[Notification]]:
         arrived: list[Notification] = []
         more = asyncio.Event()
         complete = False
@@ -395,7 +395,7 @@ class NatsConnection:
             taken = 0
             while True:
                 if taken < len(arrived):
-                    page = arrived[taken:taken + PAGE]
+                    page = arrived[taken:taken + size]
                     taken += len(page)
                     yield page
                     continue
@@ -822,10 +822,21 @@ class NatsSubscription(Subscription[NatsApplicationRecorder]):
                 self._connection.loop.run(self._sub.unsubscribe(), timeout=5)
 
 
+def stream_sequence(reply: str) -> int:
+    """The stream sequence of a consumer delivery, from its reply subject:
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>...`` (9 tokens), or with the
+    domain and account hash after ``$JS.ACK`` (12). nats-py's ``msg.metadata`` reads the
+    same, with every other field and a datetime too: a tenth of a rebuild's reading time."""
+    tokens = reply.split(".")
+    if tokens[0] != "$JS" or tokens[1] != "ACK" or len(tokens) < 9:
+        raise ValueError(f"not a JetStream delivery: {reply!r}")
+    return int(tokens[5] if len(tokens) == 9 else tokens[7])
+
+
 def _notification_from_delivery(msg: Msg) -> Notification:
-    """A notification from a consumer delivery (its stream sequence is in the metadata)."""
+    """A notification from a consumer delivery (its stream sequence is in the reply subject)."""
     return Notification(
-        id=msg.metadata.sequence.stream,
+        id=stream_sequence(msg.reply),
         originator_id=id_from_token(msg.subject.rpartition(".")[2]),
         originator_version=int(_header(msg, VERSION_HEADER)),
         topic=_header(msg, TOPIC_HEADER),

@@ -82,7 +82,9 @@ def iso(moment: datetime | None) -> str:
     """A UTC timestamp that sorts as text the same way it sorts in time (SQLite and PostgreSQL)."""
     if moment is None:
         return ""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"  # strftime's 3x cost
 
 
 def one_line(address: Address | None) -> str:
@@ -361,13 +363,24 @@ def history_row(event: JobEvent, position: int, version: int) -> HistoryRow:
                       summary=summary(event))
 
 
+_NOT_SUMMED_UP = frozenset({"id", "meta", "signature"})
+_AS_THEY_ARE = (str, int)  # what msgspec.to_builtins leaves unchanged (StrEnums, bools too)
+
+
 def summary(event: Event) -> str:
-    """The event's own fields in a line a person reads (ids and metadata left out)."""
-    fields = msgspec.to_builtins(event)
-    for key in ("type", "id", "meta", "signature"):
-        fields.pop(key, None)
-    shown = ", ".join(f"{key.replace('_', ' ')}: {_plain(value)}" for key, value in fields.items()
-                      if value not in (None, "", [], {}))
+    """The event's own fields in a line a person reads (ids and metadata left out): each as
+    ``msgspec.to_builtins`` gives it, converting only what it would change (a rebuild runs
+    this for every job event, and converting whole events was a fifth of its time)."""
+    parts = []
+    for key in event.__struct_fields__:
+        if key in _NOT_SUMMED_UP:
+            continue
+        value = getattr(event, key)
+        if not isinstance(value, _AS_THEY_ARE):
+            value = msgspec.to_builtins(value)
+        if value not in (None, "", [], {}):
+            parts.append(f"{key.replace('_', ' ')}: {_plain(value)}")
+    shown = ", ".join(parts)
     return shown if len(shown) <= 300 else shown[:297] + "..."
 
 

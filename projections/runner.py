@@ -33,6 +33,9 @@ from projections.store import open_view
 log = logging.getLogger("jobstream.projector")
 
 Progress = Callable[[int], None]
+# Events per transaction when far behind (a rebuild): a commit rewrites every index page it
+# touched, and a page of 5,000 events touches few more of them than a page of 1,000
+COMMIT = 5 * PAGE
 
 
 class Runner:
@@ -64,7 +67,7 @@ class Runner:
                 return self.position
             if len(page) < PAGE:
                 continue  # a short page: read again, it is probably the end
-            pages = self.connection.stream_events(self.position, until)
+            pages = self.connection.stream_events(self.position, until, page=COMMIT)
             try:
                 async for page in pages:
                     if not await self._commit(page, progress):
@@ -74,7 +77,8 @@ class Runner:
 
     async def _commit(self, page: list[Notification], progress: Progress | None) -> bool:
         """Evolve and commit one page; False (and the position re-read) if another runner got there first."""
-        items = [Positioned(n.id, n.originator_version, decode_event(n.state)) for n in page]
+        topics = self.projection.topics  # the rest need not even be decoded
+        items = [Positioned(n.id, n.originator_version, decode_event(n.state)) for n in page if n.topic in topics]
         tracking = Tracking(self.projection.name, page[-1].id)
         if not await asyncio.to_thread(self.projection.process_batch, items, tracking, self.position):
             self.position = await asyncio.to_thread(self._committed)
