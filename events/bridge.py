@@ -46,6 +46,8 @@ class LoopThread:
             try:
                 return future.result(slice_)
             except concurrent.futures.TimeoutError:
+                if future.done():  # the coroutine's own TimeoutError (one class since Python 3.11)
+                    raise
                 waited += slice_
                 if not self._thread.is_alive():
                     future.cancel()

@@ -22,6 +22,7 @@ How events sit in the stream (see docs/architecture.md):
 from __future__ import annotations
 
 import asyncio
+import logging
 import contextlib
 import itertools
 import queue
@@ -37,7 +38,8 @@ import msgspec
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.errors import NoRespondersError
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from eventsourcing.persistence import (
     AggregateRecorder,
@@ -65,7 +67,9 @@ EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
 WRONG_LAST_SEQUENCE_CODES = {10071, 10164}  # single publish, and inside an atomic batch
 MAX_BATCH = 1000  # the server's limit on the messages of one atomic batch
 PAGE = 1000  # messages asked for per batch direct get
+STARTUP_WAIT = 30.0  # seconds a new connection waits for JetStream to answer (a cluster electing its leader)
 
+log = logging.getLogger("jobstream.events")
 _SAFE_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 
 # Topics of jobstream's own events -> the aggregate token in their subject. Filled by
@@ -298,10 +302,8 @@ class NatsConnection:
 
     async def _ensure_stream(self) -> None:
         wanted = self.settings.stream_config()
-        try:
-            info = await self.js.stream_info(wanted.name)
-        except NotFoundError:
-            await self.js.add_stream(wanted)
+        info = await self._stream_info_once_ready(wanted)
+        if info is None:
             return
         differences = stream_differences(wanted, info.config)
         if differences:
@@ -310,6 +312,26 @@ class NatsConnection:
                 + ". jobstream does not change an existing stream; fix it by hand or use "
                 "another NATS_STREAM."
             )
+
+    async def _stream_info_once_ready(self, wanted: StreamConfig) -> Any:
+        """The stream's info, or None once this call has created it. A cluster's JetStream
+        answers only once its nodes have elected a leader (a few seconds after they start
+        together, as compose starts them): until then, and for STARTUP_WAIT at most, ask again."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STARTUP_WAIT
+        while True:
+            try:
+                try:
+                    return await self.js.stream_info(wanted.name)
+                except NotFoundError:
+                    await self.js.add_stream(wanted)  # timing out here, it may still be made: asked again
+                    return None
+            except (TimeoutError, ServiceUnavailableError, NoRespondersError) as error:
+                if loop.time() >= deadline:
+                    raise ConnectionError(f"JetStream at {self.settings.url} did not answer within "
+                                          f"{STARTUP_WAIT:g} s ({error or type(error).__name__})") from error
+                log.info("JetStream is not answering yet (%s); asking again", error or type(error).__name__)
+                await asyncio.sleep(0.5)
 
     # --- reading -----------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 PROJECT_CONF = Path(__file__).resolve().parent.parent / "nats.conf"
@@ -33,10 +34,12 @@ def free_port() -> int:
 class EmbeddedNats:
     """A nats-server child process on 127.0.0.1, stopped by its own PID."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, conf: Path = PROJECT_CONF) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, conf: Path = PROJECT_CONF,
+                 extra: Sequence[str] = ()) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.conf = conf
+        self.extra = list(extra)  # more command-line options: a cluster node's name and routes
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -48,7 +51,7 @@ class EmbeddedNats:
         log = open(self.data_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
             [nats_server_binary(), "-c", str(self.conf), "-a", "127.0.0.1",
-             "-p", str(self.port), "-sd", str(self.data_dir)],
+             "-p", str(self.port), "-sd", str(self.data_dir), *self.extra],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
