@@ -470,9 +470,24 @@ class NatsConnection:
     # --- writing -----------------------------------------------------------------------
 
     async def publish(self, messages: Sequence[tuple[str, bytes, dict[str, str]]]) -> tuple[int, int]:
-        """Store the messages all or none; return (last stream sequence, count)."""
+        """Store the messages all or none; return (last stream sequence, count).
+
+        "No responders" means no stream leader took the messages (a cluster electing a new
+        one while a node is down): nothing was stored, so they are sent again, for as long
+        as one request may take."""
         if len(messages) > MAX_BATCH:
             raise ProgrammingError(f"a save may hold at most {MAX_BATCH} messages")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.timeout
+        while True:
+            try:
+                return await self._publish_once(messages)
+            except NoRespondersError:
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+    async def _publish_once(self, messages: Sequence[tuple[str, bytes, dict[str, str]]]) -> tuple[int, int]:
         if len(messages) == 1:
             subject, payload, headers = messages[0]
             reply = await self.nc.request(subject, payload, self.settings.timeout, headers=headers)
