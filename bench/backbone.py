@@ -217,18 +217,24 @@ def load_500(env: dict[str, str]) -> tuple[float, float]:
 
 
 def tree_rss_mb(pid: int) -> float:
-    total, pending = 0, [pid]
+    return sum(mb for _, _, mb in tree_processes(pid))
+
+
+def tree_processes(pid: int) -> list[tuple[int, str, float]]:
+    """Each process of the tree: pid, command line (shortened), RSS in MB."""
+    found, pending = [], [pid]
     while pending:
         current = pending.pop()
         try:
             status = Path(f"/proc/{current}/status").read_text()
-            total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+            rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+            argv = Path(f"/proc/{current}/cmdline").read_bytes().split(b"\0")
+            found.append((current, " ".join(a.decode() for a in argv[1:6]), rss))
             for task in Path(f"/proc/{current}/task").iterdir():
-                children = (task / "children").read_text().split()
-                pending.extend(int(c) for c in children)
+                pending.extend(int(c) for c in (task / "children").read_text().split())
         except (FileNotFoundError, ProcessLookupError, AttributeError):
             continue
-    return total / 1024
+    return found
 
 
 def idle_rss(seconds: float) -> float:
@@ -246,6 +252,8 @@ def idle_rss(seconds: float) -> float:
                 break
         time.sleep(seconds)  # idle: nothing to wait for but the passing of time
         rss = tree_rss_mb(process.pid)
+        for pid, name, mb in tree_processes(process.pid):
+            print(f"  idle RSS {mb:6.1f} MB  {pid}  {name}", file=sys.stderr)
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
         return rss
@@ -289,7 +297,7 @@ def main() -> None:
             api.terminate()
             api.wait()
         cold, warm = load_500(env)
-    rss = idle_rss(5.0)
+    rss = idle_rss(30.0)  # past the document writer's idle time, when it lets its renderer go
 
     raw = {1: figures[0].rate, 32: figures[1].rate}
     print("| measurement | per second | ratio to raw at same concurrency | p50 ms | p99 ms |")

@@ -422,6 +422,7 @@ class DocumentWriter(Consumer):
     triggers = frozenset({"InvoiceIssued", "CreditNoteIssued", "ProformaIssued"})
 
     AHEAD = 16  # documents rendered ahead of the one being stored
+    IDLE = 20.0  # seconds with nothing to render before the render processes are let go (~110 MB each)
 
     def __init__(self, connection: NatsConnection, branding: Branding | None = None, workers: int = 0) -> None:
         super().__init__(connection)
@@ -429,6 +430,7 @@ class DocumentWriter(Consumer):
         self.render_seconds: list[float] = []
         self.workers = workers  # render processes; 0: in a thread of this process
         self._pool: ProcessPoolExecutor | None = None
+        self._retiring: asyncio.TimerHandle | None = None
         self._ahead: dict[UUID, asyncio.Future[bytes]] = {}
         self._waiting: collections.deque[tuple[UUID, object]] = collections.deque()
 
@@ -453,8 +455,25 @@ class DocumentWriter(Consumer):
             document_id, event = self._waiting.popleft()
             if document_id not in self._ahead:
                 self._ahead[document_id] = loop.run_in_executor(self._pool, render_pdf, event, self.branding)
+        if self._retiring is not None:
+            self._retiring.cancel()
+        self._retiring = loop.call_later(self.IDLE, self._retire)
+
+    def _retire(self) -> None:
+        """Let the render processes go while there is nothing to render: an idle product
+        keeps no 110 MB renderer; the next document starts one again (about a second)."""
+        self._retiring = None
+        if self._pool is None:
+            return
+        if self._ahead or self._waiting:
+            self._retiring = asyncio.get_running_loop().call_later(self.IDLE, self._retire)
+            return
+        self._pool.shutdown(wait=False)
+        self._pool = None
 
     def close(self) -> None:
+        if self._retiring is not None:
+            self._retiring.cancel()
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
 

@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.utils import Environment
@@ -106,31 +106,34 @@ def build(name: str, read_model_url: str) -> BatchProjection:
     return PROJECTIONS[name](view=open_view(name, read_model_url))
 
 
-async def serve(name: str, env: dict[str, str], read_model_url: str, once: bool = False) -> None:
-    projection = build(name, read_model_url)
+async def serve(names: Sequence[str], env: dict[str, str], read_model_url: str, once: bool = False) -> None:
+    """Keep the named projections up to date (on one connection, in this one process), or
+    with ``once`` catch each up with what is stored now and stop."""
+    projections = [build(name, read_model_url) for name in names]
     connection = await NatsConnection.open_on_running_loop(stream_settings(env))
-    await connection.ensure_stream_async()
-    if once:  # catch up with what is stored now, say how far and how fast, and stop
-        runner = Runner(projection, connection)
-        started, before = time.perf_counter(), runner._committed()
-        reached = await runner.catch_up(until=await connection.last_position())
-        elapsed = time.perf_counter() - started
-        print(f"projector {name}: caught up from position {before} to {reached} in {elapsed:.2f} s",
-              flush=True)
-        await connection.aclose()
-        projection.close()
-        return
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    runner = Runner(projection, connection)
-    log.info("projector %s starting after position %s", name, runner._committed())
     try:
-        await runner.follow(stop)
+        await connection.ensure_stream_async()
+        if once:  # catch up with what is stored now, say how far and how fast, and stop
+            for projection in projections:
+                runner = Runner(projection, connection)
+                started, before = time.perf_counter(), runner._committed()
+                reached = await runner.catch_up(until=await connection.last_position())
+                elapsed = time.perf_counter() - started
+                print(f"projector {projection.name}: caught up from position {before} to {reached} "
+                      f"in {elapsed:.2f} s", flush=True)
+            return
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        runners = [Runner(projection, connection) for projection in projections]
+        for runner in runners:
+            log.info("projector %s starting after position %s", runner.projection.name, runner._committed())
+        await asyncio.gather(*(runner.follow(stop) for runner in runners))
     finally:
         await connection.aclose()
-        projection.close()
+        for projection in projections:
+            projection.close()
 
 
 def environment() -> tuple[dict[str, str], str]:
@@ -143,12 +146,14 @@ def environment() -> tuple[dict[str, str], str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jobstream run projector")
-    parser.add_argument("projection", choices=sorted(PROJECTIONS))
+    parser.add_argument("projection", choices=[*sorted(PROJECTIONS), "all"],
+                        help="one projection, or all of them in this one process")
     parser.add_argument("--once", action="store_true", help="catch up with the stream as it is now, then stop")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     env, url = environment()
-    asyncio.run(serve(args.projection, env, url, once=args.once))
+    names = list(PROJECTIONS) if args.projection == "all" else [args.projection]
+    asyncio.run(serve(names, env, url, once=args.once))
     return 0
 
 

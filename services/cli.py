@@ -3,7 +3,7 @@
     jobstream up [--demo] [--data DIR] [--port 8000]   everything, supervised, Ctrl-C stops
     jobstream run command-api [--port 8000]            one service alone (scale-out)
     jobstream run read-api [--port 8001]               the read API and the dashboard
-    jobstream run projector board|timesheets|ledger    one projection
+    jobstream run projector board|timesheets|ledger|all    one projection (or all in one process)
     jobstream run invoicer [issue|documents]            issues invoices, renders their PDFs
     jobstream run notifier                              emails and push alerts
     jobstream audit replay|verify|as-of|rebuild|export the accountants' tools
@@ -38,7 +38,7 @@ from services.domain.common import DomainError
 SERVICES = {
     "command-api": "the command API (HTTP, OpenAPI at /docs)",
     "read-api": "the read API and the office dashboard (HTTP)",
-    "projector": "one projection kept up to date: board, timesheets or ledger",
+    "projector": "one projection kept up to date: board, timesheets or ledger (all: every one, in one process)",
     "invoicer": "issues the invoice of each completed job (run several for redundancy)",
     "notifier": "sends invoices and reminders by email, and push alerts to the team",
     "scheduler": "schedules recurring services' jobs ahead and alerts the office to SLAs at risk",
@@ -224,7 +224,8 @@ def up(args: argparse.Namespace) -> int:
         me = [sys.executable, "-m", "services.cli", "run"]
         plan = [
             ("command-api", [*me, "command-api", "--host", args.host, "--port", str(args.port)], args.port),
-            *((f"projector {name}", [*me, "projector", name], None) for name in PROJECTIONS),
+            # one process for the three projections on one machine (compose runs one each)
+            ("projectors", [*me, "projector", "all"], None),
             ("invoicer", [*me, "invoicer", "issue"], None),
             ("invoice documents", [*me, "invoicer", "documents"], None),
             ("notifier", [*me, "notifier"], None),
@@ -334,8 +335,8 @@ def run(args: argparse.Namespace) -> int:
         # the process becomes theirs, with the settings in its environment.
         os.environ.update(settings.env())
         if args.service == "projector":
-            if args.name not in PROJECTIONS:
-                raise SystemExit(f"jobstream: which projection? one of: {', '.join(PROJECTIONS)}")
+            if args.name not in (*PROJECTIONS, "all"):
+                raise SystemExit(f"jobstream: which projection? one of: {', '.join(PROJECTIONS)}, or all")
             argv = [sys.executable, "-m", "projections.runner", args.name]
         elif args.service == "invoicer":
             part = args.name or "all"

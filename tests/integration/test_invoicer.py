@@ -490,12 +490,19 @@ def test_documents_rendered_ahead_by_worker_processes_are_stored_once_each(
         try:
             await writer.catch_up()
             await writer.catch_up()
+            assert writer._pool is not None and writer._retiring is not None  # its idle timer is set
+            writer._retire()  # what the timer does once nothing was rendered for IDLE seconds
+            assert writer._pool is None
+            jobs.append(await asyncio.to_thread(office.completed_job))  # and the next one starts them again
+            await invoice_all(stream_env)
+            await writer.catch_up()
+            await writer.catch_up()
             return writer.render_seconds
         finally:
             writer.close()
             await connection.aclose()
 
-    assert len(asyncio.run(render())) == len(jobs)
+    assert len(asyncio.run(render())) == len(jobs) == 7
     (stored_documents,) = stored(jobstream, InvoiceDocumentStored)
     assert Counter((d.id, d.media_type) for d in stored_documents) == Counter(
         {(invoice_id_of(job), kind): 1 for job in jobs for kind in ("application/pdf", "application/xml")})
