@@ -310,7 +310,7 @@ def main() -> None:
     print()
     print(f"- loading a job with 500 events: cold {cold:.2f} ms, warm (cached) {warm:.2f} ms (median)")
     print(f"- command API process after the run: {api_rss:.0f} MB RSS")
-    print(f"- whole product idle (`jobstream up --demo`: supervisor, command API, read API, two projectors, nats-server): {rss:.0f} MB RSS")
+    print(f"- whole product idle (`jobstream up --demo`, every process of it, 30 s after start): {rss:.0f} MB RSS")
 
 
 if __name__ == "__main__":
