@@ -19,7 +19,6 @@ import csv
 import hashlib
 import io
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,9 +41,9 @@ from projections.audit import Criteria, Entry, replay, write_entries
 from projections.rows import InvoiceRow, JobRow, UserRow, iso
 from projections.runner import stream_settings
 from read_api import links
-from read_api.fastboard import COOKIE, BoardFromMemory, Filters
+from read_api.fastboard import COOKIE, BoardFromMemory, Filters, from_memory
 from read_api.fastboard import token_of as token_in
-from read_api.queries import PAGE_TTL, BoardFilter, Page, ReadModels, Unavailable
+from read_api.queries import BoardFilter, Page, ReadModels, Unavailable
 
 HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
@@ -216,12 +215,9 @@ def create_app(settings: Settings) -> FastAPI:
                          requested_to, q, sort, order, after, limit)
         m, live = models(request), request.app.state.live
         request.app.state.board_filters.remember(request.scope["query_string"], who, f)  # see fastboard
-        page = m.latest_board(f)
-        if page is not None and (position is None or page.position >= position):
-            # from memory; remade in the background once it is out of date
-            if page.position < live.board_position or time.monotonic() - page.made_at > PAGE_TTL:
-                live.remake(f)
-            return Response(page.data, media_type="application/json")
+        kept = from_memory(m.latest_board(f), position, live, f)
+        if kept is not None:
+            return Response(kept, media_type="application/json")
         await fresh(request, position, wait)
         made = await asyncio.shield(live.making(f))
         if position is not None and made.position < position:  # begun before the position was reached

@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import cookie_parser
 
 from projections.rows import UserRow
-from read_api.queries import PAGE_TTL, BoardFilter
+from read_api.queries import PAGE_TTL, BoardFilter, Page
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -109,9 +109,19 @@ class BoardFromMemory:
         if position is not None and position > live.users_position:
             return None  # the route reads the user afresh at that position
         f = filters.get(key)
-        page = models.latest_board(f) if f is not None else None
-        if page is None or (position is not None and page.position < position):
-            return None
-        if page.position < live.board_position or time.monotonic() - page.made_at > PAGE_TTL:
-            live.remake(f)
-        return page.data  # type: ignore[no-any-return]
+        return from_memory(models.latest_board(f), position, live, f) if f is not None else None
+
+
+def from_memory(page: Page | None, position: int | None, live: Any, f: BoardFilter) -> bytes | None:
+    """The page kept for this filter, if a reader may have it now: at least as new as the
+    position asked for, and either up to date with the board or made less than PAGE_TTL ago
+    (so a page left stale by a quiet hour is never served). A page out of date or past its
+    time is made again in the background, once."""
+    if page is None or (position is not None and page.position < position):
+        return None
+    stale, old = page.position < live.board_position, time.monotonic() - page.made_at > PAGE_TTL
+    if stale and old:
+        return None  # the route waits for the page being made
+    if stale or old:
+        live.remake(f)
+    return page.data

@@ -124,6 +124,22 @@ def test_a_page_kept_in_memory_is_only_for_the_same_reader(api: Api, reader: Tes
     assert {i["id"] for i in tech.json()["items"]} == {toms}
 
 
+def test_a_page_kept_in_memory_is_not_served_once_it_is_both_out_of_date_and_old(
+        api: Api, reader: TestClient) -> None:
+    customer = api.customer()
+    first = api.ok("/jobs", {"customer_id": customer, "job_type": "install", "description": "first"})
+    assert get(reader, api, "/api/board", job_type="install", position=first["position"]).json()["total"] == 1
+    second = api.ok("/jobs", {"customer_id": customer, "job_type": "install", "description": "second"})
+    models, live = reader.app.state.models, reader.app.state.live  # type: ignore[attr-defined]
+    models.wait_for(second["position"], 10)
+    live.board_position = second["position"]  # as the live poller reads it
+    f = next(f for f in reader.app.state.board_filters._known.values() if f.job_type == "install")  # type: ignore[attr-defined]
+    kept = models.latest_board(f)
+    models._pages[next(k for k, v in models._pages.items() if v is kept)] = kept._replace(made_at=kept.made_at - 60)
+    # a reader asking without a position, a minute after the page was made: the new page
+    assert get(reader, api, "/api/board", job_type="install").json()["total"] == 2
+
+
 def test_readers_opening_a_new_filter_together_wait_for_one_query(api: Api, reader: TestClient) -> None:
     api.scheduled_job(api.technician("tom"))
     models = reader.app.state.models  # type: ignore[attr-defined]
