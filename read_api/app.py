@@ -216,9 +216,11 @@ def create_app(settings: Settings) -> FastAPI:
         m, live = models(request), request.app.state.live
         request.app.state.board_filters.remember(request.scope["query_string"], who, f)  # see fastboard
         kept = from_memory(m.latest_board(f), position, live, f)
+        if kept is None:
+            await fresh(request, position, wait)
+            kept = from_memory(m.latest_board(f), position, live, f)  # made while this reader waited?
         if kept is not None:
             return Response(kept, media_type="application/json")
-        await fresh(request, position, wait)
         made = await asyncio.shield(live.making(f))
         if position is not None and made.position < position:  # begun before the position was reached
             made = await asyncio.to_thread(m.board_json, f)
