@@ -22,9 +22,9 @@ How events sit in the stream (see docs/architecture.md):
 from __future__ import annotations
 
 import asyncio
-import logging
 import contextlib
 import itertools
+import logging
 import queue
 import re
 import threading
