@@ -33,6 +33,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -253,6 +254,14 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("bench needs wrk, a C HTTP load generator: apt-get install wrk")
     data = Path(tempfile.mkdtemp(prefix="jobstream-bench-read-"))
+    try:
+        large, runs, board, filtered, search, api_rss, seen = measure_all(args, data)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)  # a million events and their read models: about 1 GB
+    report(runs, large, board, filtered, search, api_rss, seen)
+
+
+def measure_all(args: argparse.Namespace, data: Path) -> tuple[Any, ...]:
     runs = []
     with EmbeddedNats(data / "nats") as server:
         for events, jobs, name in [(args.small, max(1, args.small * args.jobs // args.large), "SMALL"),
@@ -277,7 +286,12 @@ def main() -> None:
             api.wait()
         seen = visibility(runs[0]["env"], Path(runs[0]["env"]["READ_MODEL_URL"].removeprefix("sqlite:///")),  # type: ignore[index]
                           200, 20.0)
+    return large, runs, board, filtered, search, api_rss, seen
 
+
+def report(runs: list[dict[str, Any]], large: dict[str, Any], board: tuple[float, float, float],
+           filtered: tuple[float, float, float], search: tuple[float, float, float], api_rss: float,
+           seen: list[float]) -> None:
     print("| measurement | events | events per second | ratio to raw read | peak RSS MB |")
     print("|---|---:|---:|---:|---:|")
     for run in runs:
