@@ -457,7 +457,7 @@ class NatsConnection:
         """
 
         async def delivered(msg: Msg) -> None:
-            on_stored(msg.metadata.sequence.stream)
+            on_stored(stream_sequence(msg.reply))
 
         return await self.js.subscribe(
             self.settings.events_filter,

@@ -41,7 +41,7 @@ from projections.audit import Criteria, Entry, replay, write_entries
 from projections.rows import InvoiceRow, JobRow, UserRow, iso
 from projections.runner import stream_settings
 from read_api import links
-from read_api.fastboard import COOKIE, BoardFromMemory, Filters, from_memory
+from read_api.fastboard import COOKIE, BoardFromMemory, Filters, digest_of, from_memory
 from read_api.fastboard import token_of as token_in
 from read_api.queries import BoardFilter, Page, ReadModels, Unavailable
 
@@ -135,7 +135,7 @@ def create_app(settings: Settings) -> FastAPI:
         token = token_of(request)
         if not token:
             raise Refused(401, "sign in: send 'Authorization: Bearer <token>'")
-        digest = hashlib.sha256(token.encode()).hexdigest()
+        digest = digest_of(token)
         m, waiting_for = models(request), request.query_params.get("position", "")
         if waiting_for.isdigit() and int(waiting_for) > request.app.state.live.users_position:
             # a position the remembered users may not have seen (a token issued or revoked
@@ -558,7 +558,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request, token: Annotated[str, Form()], next: Annotated[str, Form()] = "/") -> Response:
-        found = await asyncio.to_thread(models(request).user, hashlib.sha256(token.strip().encode()).hexdigest())
+        found = await asyncio.to_thread(models(request).user, digest_of(token.strip()))
         if found is None or found.revoked:
             return templates.TemplateResponse(request, "login.html", {
                 "user": None, "next": next, "error": "That token is unknown or revoked."}, status_code=401)

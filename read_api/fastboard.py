@@ -39,6 +39,11 @@ PATH = "/api/board"
 NOT_PART_OF_THE_FILTER = ("position", "wait")
 
 
+def digest_of(token: str) -> str:
+    """What the board projection keeps of a token: its SHA-256, never the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def token_of(headers: dict[bytes, bytes]) -> str:
     """The bearer token, else the dashboard's cookie (as the routes read it)."""
     header = headers.get(b"authorization", b"").decode("latin-1")
@@ -99,7 +104,7 @@ class BoardFromMemory:
         token = token_of(dict(scope["headers"]))
         if not token:
             return None
-        who = models.cached_user(hashlib.sha256(token.encode()).hexdigest())
+        who = models.cached_user(digest_of(token))
         if who is None or who.revoked:
             return None
         found = Filters.key(scope["query_string"], who)
