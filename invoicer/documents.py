@@ -16,6 +16,7 @@ import jinja2
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 from xhtml2pdf import pisa
+from xhtml2pdf.config.resources import ResourceAccessPolicy
 
 from events.contract import Address, CreditNoteIssued, InvoiceIssued, InvoiceLine, ProformaIssued, VatSubtotal
 from invoicer.pricing import variable_symbol
@@ -149,10 +150,20 @@ class RenderError(Exception):
     pass
 
 
+def _policy(branding: Branding) -> ResourceAccessPolicy:
+    """What a render may read: our fonts and the company's logo file, nothing from the network.
+    (xhtml2pdf's default confines reads to the working directory: run from anywhere but the
+    project, the invoices lost their fonts, and with them the letters Helvetica lacks.)"""
+    logo = Path(branding.logo) if branding.logo and not branding.logo.startswith("data:") else None
+    return ResourceAccessPolicy.server(base_dir=HERE / "fonts", allow_remote=False,
+                                       extra_roots=(logo.parent,) if logo else ())
+
+
 def invoice_pdf(invoice: InvoiceIssued | CreditNoteIssued | ProformaIssued, branding: Branding | None = None) -> bytes:
     """The invoice as PDF bytes."""
     out = io.BytesIO()
-    status = pisa.CreatePDF(invoice_html(invoice, branding), dest=out, encoding="utf-8")
+    status = pisa.CreatePDF(invoice_html(invoice, branding), dest=out, encoding="utf-8",
+                            resource_policy=_policy(branding or Branding()))
     if status.err:
         raise RenderError(f"invoice {invoice.number}: the PDF could not be rendered ({status.err} errors)")
     return out.getvalue()

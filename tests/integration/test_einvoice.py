@@ -132,3 +132,13 @@ def test_the_validator_would_catch_a_wrong_total(tmp_path: Path) -> None:
     wrong = msgspec.structs.replace(invoice, gross_total=invoice.gross_total + Decimal("0.01"))
     result = validate(tmp_path, {"wrong": ubl_invoice(wrong)})
     assert result.returncode == 1 and "BR-CO-15" in result.stdout
+
+
+def test_the_pdf_embeds_its_fonts_wherever_the_invoicer_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from invoicer.documents import invoice_pdf
+
+    monkeypatch.chdir(tmp_path)  # not the project: the fonts lie outside the working directory
+    home = Address(street="ul. Mariacka 7", city="Kraków", postal_code="31-042", country="PL")
+    pdf = invoice_pdf(issued(Buyer(id=uuid.uuid4(), name="Dvořák", billing_address=home, currency="PLN",
+                                   language="pl"), time_entry(90)))
+    assert b"DejaVuSans" in pdf  # embedded, so "ř" and "ł" print as themselves
