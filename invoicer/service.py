@@ -22,7 +22,6 @@ import hashlib
 import logging
 import multiprocessing
 import os
-import signal
 import sys
 import time
 import uuid
@@ -38,6 +37,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment
 
+from events.bridge import stop_on_signals
 from events.consumer import Consumer, Stored
 from events.contract import (
     Address,
@@ -530,18 +530,15 @@ def stream_env(env: dict[str, str]) -> StreamSettings:
     return StreamSettings.from_env(Environment("", env))
 
 
-async def serve(env: dict[str, str], part: str = "all") -> None:
-    """Run the invoicer, the document writer, or both, until SIGINT or SIGTERM."""
+async def serve(env: dict[str, str], part: str = "all", stop: asyncio.Event | None = None) -> None:
+    """Run the invoicer, the document writer, or both, until ``stop`` (else SIGINT or SIGTERM)."""
     settings = Settings.from_env(env)
     if not settings.seller.vat_id:
         log.warning("JOBSTREAM_COMPANY_VAT_ID is not set: invoices will lack the seller's VAT id, "
                     "and their e-invoices will not pass EN 16931 (BR-S-02, BR-CO-26)")
     connection = await NatsConnection.open_on_running_loop(stream_env(env))
     await connection.ensure_stream_async()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop or stop_on_signals()
     consumers: list[Consumer] = []
     if part in ("all", "issue"):
         from invoicer.payments import PaymentMatcher
@@ -575,6 +572,11 @@ async def serve(env: dict[str, str], part: str = "all") -> None:
             if isinstance(consumer, DocumentWriter):
                 consumer.close()
         await connection.aclose()
+
+
+async def run_service(env: dict[str, str], stop: asyncio.Event) -> None:
+    """Issuing and documents until ``stop``, beside the other services (`jobstream run workers`)."""
+    await serve(env, "all", stop)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ import msgspec
 from eventsourcing.persistence import IntegrityError, Notification
 from eventsourcing.utils import Environment
 
+from events.bridge import stop_on_signals
 from events.consumer import Consumer, Stored
 from events.contract import (
     CreditNoteDocumentStored,
@@ -351,15 +351,12 @@ class Notifier(Consumer):
             await self.pusher.aclose()
 
 
-async def serve(env: dict[str, str]) -> None:
-    """Run the notifier until SIGINT or SIGTERM."""
+async def serve(env: dict[str, str], stop: asyncio.Event | None = None) -> None:
+    """Run the notifier until ``stop`` (else SIGINT or SIGTERM)."""
     settings = Settings.from_env(env)
     connection = await NatsConnection.open_on_running_loop(StreamSettings.from_env(Environment("", env)))
     await connection.ensure_stream_async()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop or stop_on_signals()
     notifier = Notifier(connection, settings)
     where = f"SMTP {settings.smtp.host}:{settings.smtp.port}" if settings.smtp.host else "no SMTP server (SMTP_HOST)"
     print(f"notifier: sending email through {where}; push {'on' if settings.push.private_key else 'off (no VAPID key)'}",
@@ -368,6 +365,11 @@ async def serve(env: dict[str, str]) -> None:
         await notifier.run(stop)
     finally:
         await connection.aclose()
+
+
+async def run_service(env: dict[str, str], stop: asyncio.Event) -> None:
+    """The notifier until ``stop``, beside the other services (`jobstream run workers`)."""
+    await serve(env, stop)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from collections.abc import Callable, Sequence
 from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.utils import Environment
 
+from events.bridge import stop_on_signals
 from events.contract import decode_event
 from events.follow import follow
 from events.jetstream import PAGE, NatsConnection, StreamSettings
@@ -106,9 +106,11 @@ def build(name: str, read_model_url: str) -> BatchProjection:
     return PROJECTIONS[name](view=open_view(name, read_model_url))
 
 
-async def serve(names: Sequence[str], env: dict[str, str], read_model_url: str, once: bool = False) -> None:
-    """Keep the named projections up to date (on one connection, in this one process), or
-    with ``once`` catch each up with what is stored now and stop."""
+async def serve(names: Sequence[str], env: dict[str, str], read_model_url: str, once: bool = False,
+                stop: asyncio.Event | None = None) -> None:
+    """Keep the named projections up to date (on one connection, in this one process) until
+    ``stop`` (else SIGINT or SIGTERM), or with ``once`` catch each up with what is stored now
+    and stop."""
     projections = [build(name, read_model_url) for name in names]
     connection = await NatsConnection.open_on_running_loop(stream_settings(env))
     try:
@@ -122,10 +124,7 @@ async def serve(names: Sequence[str], env: dict[str, str], read_model_url: str, 
                 print(f"projector {projection.name}: caught up from position {before} to {reached} "
                       f"in {elapsed:.2f} s", flush=True)
             return
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+        stop = stop or stop_on_signals()
         runners = [Runner(projection, connection) for projection in projections]
         for runner in runners:
             log.info("projector %s starting after position %s", runner.projection.name, runner._committed())
@@ -134,6 +133,13 @@ async def serve(names: Sequence[str], env: dict[str, str], read_model_url: str, 
         await connection.aclose()
         for projection in projections:
             projection.close()
+
+
+async def run_service(env: dict[str, str], stop: asyncio.Event) -> None:
+    """Every projection until ``stop``, beside the other services (`jobstream run workers`)."""
+    if not env.get("READ_MODEL_URL"):
+        raise SystemExit("projector: READ_MODEL_URL is not set (sqlite:///path or postgresql://...)")
+    await serve(list(PROJECTIONS), env, env["READ_MODEL_URL"], stop=stop)
 
 
 def environment() -> tuple[dict[str, str], str]:

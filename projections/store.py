@@ -25,7 +25,13 @@ from urllib.parse import parse_qs, urlparse
 from uuid import UUID
 
 import msgspec
-from eventsourcing.persistence import InfrastructureFactory, IntegrityError, OperationalError, Tracking
+from eventsourcing.persistence import (
+    InfrastructureFactory,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    Tracking,
+)
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 
 from projections.ledger import JournalLine
@@ -559,7 +565,13 @@ def open_view(name: str, url: str) -> Any:
             if attempt == 9:
                 raise
             time.sleep(0.1 * (attempt + 1))
+        except InterfaceError as error:  # no such directory, no permission: say where
+            raise ReadModelsUnavailable(f"the {name} projection cannot open its read models at {url}: {error}") from None
     raise AssertionError("unreachable")
+
+
+class ReadModelsUnavailable(Exception):
+    pass
 
 
 def _environment(name: str, env: dict[str, str]) -> Any:

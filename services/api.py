@@ -458,12 +458,12 @@ def _decimals_as_numbers(node: Any) -> Any:
 
 
 def app_from_environment() -> FastAPI:
-    """The app for `uvicorn --factory` (several worker processes): settings from the env."""
+    """The app for `uvicorn --factory` (several worker processes) and for `jobstream run web`:
+    every setting from the environment, as `jobstream run command-api` gives them (the stream,
+    the read API's URL, the VAPID key, the booking page's services)."""
     import os
 
-    keys = ("PERSISTENCE_MODULE", "NATS_URL", "NATS_STREAM", "NATS_SUBJECT_PREFIX",
-            "NATS_REPLICAS", "NATS_USER", "NATS_PASSWORD")
-    return create_app(Settings(env={k: os.environ[k] for k in keys if k in os.environ}))
+    return create_app(Settings(env=dict(os.environ)))
 
 
 class _Unauthorized(Exception):

@@ -6,8 +6,10 @@
     jobstream run projector board|timesheets|ledger|all    one projection (or all in one process)
     jobstream run invoicer [issue|documents]            issues invoices, renders their PDFs
     jobstream run notifier                              emails and push alerts
+    jobstream run web | workers                         several services in one process (what `up` runs)
     jobstream audit replay|verify|as-of|rebuild|export the accountants' tools
     jobstream demo                                      load a small realistic business
+    jobstream stream                                    create or check the event stream; how far it is
     jobstream admin create-user NAME --role office      prints the new token once
     jobstream events [--job ID] [--json]                events straight from the stream
 
@@ -18,6 +20,9 @@ Settings come from the environment once, here: NATS_URL (else the embedded serve
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -32,8 +37,8 @@ from uuid import UUID
 import msgspec
 import platformdirs
 
-from events.contract import Role, decode_event
-from services.domain.common import DomainError
+# Only what `jobstream up` needs is imported here: the supervisor stays small, and each
+# command imports what it uses.
 
 SERVICES = {
     "command-api": "the command API (HTTP, OpenAPI at /docs)",
@@ -42,8 +47,18 @@ SERVICES = {
     "invoicer": "issues the invoice of each completed job (run several for redundancy)",
     "notifier": "sends invoices and reminders by email, and push alerts to the team",
     "scheduler": "schedules recurring services' jobs ahead and alerts the office to SLAs at risk",
+    "web": "the command API and the read API in one process (what `jobstream up` runs)",
+    "workers": "every projection, the invoicer, the notifier and the scheduler in one process (what `up` runs)",
 }
+# Several services in one process, as `jobstream up` runs them on one machine: each package
+# exposes what it runs (an ASGI app factory, or `run_service(env, stop)`), named here the way
+# the command line names a module to run (`python -m projections.runner`) and loaded by that
+# name, so no package imports another's code.
+WEB = {"command-api": "services.api:app_from_environment", "read-api": "read_api.app:app_from_environment"}
+WORKERS = ("projections.runner:run_service", "invoicer.service:run_service", "notifier.service:run_service",
+           "services.recurring:run_service")
 PROJECTIONS = ("board", "timesheets", "ledger")
+ROLES = ("office", "technician", "accountant", "admin")  # events.contract.Role's values
 DEFAULT_PORTS = {"command-api": 8000, "read-api": 8001}
 DEMO_SELLER = {
     "JOBSTREAM_COMPANY_NAME": "Instalacje Demo sp. z o.o.", "JOBSTREAM_COMPANY_STREET": "ul. Długa 1",
@@ -179,7 +194,6 @@ class Child:
 
 
 def up(args: argparse.Namespace) -> int:
-    from services.app import JobstreamApp
     from services.natsd import EmbeddedNats
 
     settings = Settings.from_env(args.data)
@@ -203,14 +217,13 @@ def up(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    me = [sys.executable, "-m", "services.cli"]
     try:
-        app = JobstreamApp(env)  # creates or verifies the stream before anything runs
-        try:
-            if args.demo:
-                from services.demo import load_demo
-                load_demo(app, say)
-        finally:
-            app.close()
+        # create or verify the stream (and load the demo) before anything runs, in a process
+        # that ends when done: the supervisor itself stays small
+        prepared = subprocess.run([*me, "demo" if args.demo else "stream"], env={**os.environ, **env})
+        if prepared.returncode:
+            raise SystemExit(prepared.returncode)
         base = f"http://{args.host}:{args.port}"
         dashboard = f"http://{args.host}:{args.read_port}"
         # The demo's own company on its invoices and its bookable services, unless the environment names its own.
@@ -221,23 +234,19 @@ def up(args: argparse.Namespace) -> int:
             mail = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(outbox.port)}
         child_env = {**demo, **os.environ, **env, **mail, "COMMAND_API_URL": base, "READ_API_URL": dashboard,
                      "JOBSTREAM_APP_URL": base, "JOBSTREAM_DASHBOARD_URL": dashboard}
-        me = [sys.executable, "-m", "services.cli", "run"]
+        # two processes on one machine (compose runs each service in its own container): the
+        # two HTTP doors, and every service working behind them
         plan = [
-            ("command-api", [*me, "command-api", "--host", args.host, "--port", str(args.port)], args.port),
-            # one process for the three projections on one machine (compose runs one each)
-            ("projectors", [*me, "projector", "all"], None),
-            ("invoicer", [*me, "invoicer", "issue"], None),
-            ("invoice documents", [*me, "invoicer", "documents"], None),
-            ("notifier", [*me, "notifier"], None),
-            ("scheduler", [*me, "scheduler"], None),
-            ("read-api", [*me, "read-api", "--host", args.host, "--port", str(args.read_port)], args.read_port),
+            ("web", [*me, "run", "web", "--host", args.host, "--port", str(args.port),
+                     "--read-port", str(args.read_port)], (args.port, args.read_port)),
+            ("workers", [*me, "run", "workers"], ()),
         ]
-        for name, argv, _port in plan:
+        for name, argv, _ports in plan:
             child = Child(name, argv, child_env)
             child.start()
             children.append(child)
-        for child, (_name, _argv, port) in zip(children, plan, strict=True):
-            if port is not None:
+        for child, (_name, _argv, ports) in zip(children, plan, strict=True):
+            for port in ports:
                 _wait_until_listening(child, args.host, port)
         say("")
         say("jobstream is running:")
@@ -330,6 +339,12 @@ def run(args: argparse.Namespace) -> int:
     gc.set_threshold(100_000, 50, 50)
 
     settings = Settings.from_env(args.data)
+    if args.service in ("web", "workers"):
+        os.environ.update(settings.env())
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request to the read API
+        asyncio.run(_run_together(args.service, args))
+        return 0
     if args.service in ("projector", "read-api", "invoicer", "notifier"):
         # Separate packages (projections, read_api, invoicer) that the write side does not import:
         # the process becomes theirs, with the settings in its environment.
@@ -371,6 +386,59 @@ def run(args: argparse.Namespace) -> int:
     raise SystemExit(f"jobstream: unknown service {args.service!r}; one of: {', '.join(SERVICES)}")
 
 
+async def _run_together(group: str, args: argparse.Namespace) -> None:
+    """Run a group's services on this one loop until SIGINT or SIGTERM. If one of them fails,
+    the others are stopped and the failure ends the process, for `up` to restart it."""
+    from events.bridge import stop_on_signals
+
+    stop = stop_on_signals()
+    if group == "web":
+        ports = {"command-api": args.port or DEFAULT_PORTS["command-api"],
+                 "read-api": args.read_port or DEFAULT_PORTS["read-api"]}
+        runs = {name: _serve_http(_load(target)(), args.host, ports[name], stop) for name, target in WEB.items()}
+    else:
+        env = dict(os.environ)
+        runs = {target.split(":")[0]: _load(target)(env, stop) for target in WORKERS}
+    tasks = {asyncio.create_task(run, name=name): name for name, run in runs.items()}
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    asked = stop.is_set()
+    ended = next(iter(done))
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if not ended.cancelled() and ended.exception() is not None:
+        raise ended.exception()  # type: ignore[misc]
+    if not asked:
+        raise SystemExit(f"jobstream: {tasks[ended]} stopped by itself")
+
+
+def _load(target: str) -> Any:
+    import importlib
+
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+async def _serve_http(app: Any, host: str, port: int, stop: asyncio.Event) -> None:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Any:  # the process's stop ends it, not its own handlers
+            yield
+
+    server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+
+    async def stop_when_asked() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    stopper = asyncio.create_task(stop_when_asked())
+    try:
+        await server.serve()
+    finally:
+        stopper.cancel()
+
+
 # --- demo, admin, events ------------------------------------------------------------------
 
 
@@ -386,7 +454,22 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def stream(args: argparse.Namespace) -> int:
+    from services.app import JobstreamApp
+
+    settings = Settings.from_env(args.data)
+    env = settings.env()
+    app = JobstreamApp(env)  # creates the stream, or verifies the one there matches
+    try:
+        last = app.recorder.max_notification_id() or 0
+        say(f"Stream {settings.stream} at {env['NATS_URL']}: " + (f"up to position {last:,}." if last else "empty."))
+    finally:
+        app.close()
+    return 0
+
+
 def admin(args: argparse.Namespace) -> int:
+    from events.contract import Role
     from services.app import JobstreamApp
 
     app = JobstreamApp(Settings.from_env(args.data).env())
@@ -407,6 +490,7 @@ def admin(args: argparse.Namespace) -> int:
 
 
 def events(args: argparse.Namespace) -> int:
+    from events.contract import decode_event
     from services.app import JobstreamApp
 
     app = JobstreamApp(Settings.from_env(args.data).env())
@@ -473,6 +557,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--workers", type=int, default=1, help="worker processes (HTTP services)")
+    p.add_argument("--read-port", type=int, default=None, help="the read API's port, for `run web`")
     p.add_argument("--data", default=argparse.SUPPRESS, help="data directory")
     p.set_defaults(handler=run)
 
@@ -480,12 +565,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data", default=argparse.SUPPRESS, help="data directory")
     p.set_defaults(handler=demo)
 
+    p = commands.add_parser("stream", help="create the event stream, or check the one there; how far it is")
+    p.add_argument("--data", default=argparse.SUPPRESS, help="data directory")
+    p.set_defaults(handler=stream)
+
     p = commands.add_parser("admin", help="users and their tokens")
     p.add_argument("--data", default=argparse.SUPPRESS, help="data directory")
     admin_commands = p.add_subparsers(dest="admin_command", required=True)
     a = admin_commands.add_parser("create-user", help="create a user; prints the token once")
     a.add_argument("name")
-    a.add_argument("--role", required=True, choices=[r.value for r in Role])
+    a.add_argument("--role", required=True, choices=ROLES)
     a.add_argument("--technician", help="the technician id, for a technician user")
     a = admin_commands.add_parser("revoke", help="revoke a token")
     a.add_argument("token")
@@ -517,8 +606,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except KeyboardInterrupt:
         return 130
-    except (ValueError, DomainError) as error:
-        raise SystemExit(f"jobstream: {error}") from None
+    except Exception as error:
+        from services.domain.common import DomainError
+
+        if isinstance(error, ValueError | DomainError):  # the user's mistake: say it plainly
+            raise SystemExit(f"jobstream: {error}") from None
+        raise
 
 
 if __name__ == "__main__":

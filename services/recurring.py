@@ -10,7 +10,9 @@ after; a crash in between is mended by the next run, which finds the job by its 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import UUID
@@ -178,12 +180,30 @@ class Scheduler:
 def serve(env: dict[str, str], every_seconds: float, sla_warn_minutes: int) -> int:
     """`jobstream run scheduler`: the scheduler's runs until SIGTERM or Ctrl-C."""
     import signal
-    import threading
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(message)s")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    _schedule(env, every_seconds, sla_warn_minutes, stop)
+    return 0
+
+
+async def run_service(env: dict[str, str], stop: asyncio.Event) -> None:
+    """The scheduler until ``stop``, beside the other services (`jobstream run workers`): its
+    runs are synchronous (the application's), so they go on a thread of their own."""
+    stopped = threading.Event()
+    schedule = asyncio.create_task(asyncio.to_thread(
+        _schedule, env, float(env.get("JOBSTREAM_SCHEDULER_SECONDS") or 60),
+        int(env.get("JOBSTREAM_SLA_WARN_MINUTES") or 60), stopped))
+    try:
+        await asyncio.wait([schedule, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.set()
+        await schedule
+
+
+def _schedule(env: dict[str, str], every_seconds: float, sla_warn_minutes: int, stop: threading.Event) -> None:
     app = JobstreamApp(env)
     scheduler = Scheduler(app, sla_warn_minutes=sla_warn_minutes)
     log.info("scheduling recurring services' jobs and watching SLAs (within %s min) every %s s",
@@ -197,4 +217,3 @@ def serve(env: dict[str, str], every_seconds: float, sla_warn_minutes: int) -> i
             stop.wait(every_seconds)
     finally:
         app.close()
-    return 0

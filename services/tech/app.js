@@ -456,7 +456,10 @@ function route(refresh = false) {
   const match = hash.match(/^#\/jobs\/([0-9a-f-]{36})$/);
   if (refresh && typing()) return; // never under the fingers
   renders += 1; // views load asynchronously: only the latest one may draw
-  if (match) jobView(match[1], refresh, renders); else listView(refresh, renders);
+  const turn = renders;
+  $("#view").setAttribute("aria-busy", "true"); // being brought up to date (for screen readers, and tests)
+  (match ? jobView(match[1], refresh, turn) : listView(refresh, turn))
+    .finally(() => { if (turn === renders) $("#view").removeAttribute("aria-busy"); });
 }
 
 window.addEventListener("hashchange", () => route());

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import Running, wait_for_events
 from tests.e2e.test_dashboard import PHONE, browser, shot, sign_in  # noqa: F401 - the browser fixture
@@ -41,6 +41,12 @@ def mails(outbox: Path) -> list[Any]:
         for path in sorted((outbox / folder).glob("*")) if (outbox / folder).exists() else []:
             found.append(email.message_from_bytes(path.read_bytes(), policy=email.policy.default))
     return found
+
+
+def settled(page: Page) -> None:
+    """Wait until the page has drawn its latest read (it marks the view busy until then), as
+    a person waits to see the screen update before typing into it."""
+    expect(page.locator("#view")).not_to_have_attribute("aria-busy", "true")
 
 
 def test_a_technicians_day_on_a_phone(jobstream_up: tuple[Running, int], browser: Browser,  # noqa: F811
@@ -92,6 +98,7 @@ def test_a_technicians_day_on_a_phone(jobstream_up: tuple[Running, int], browser
     page.fill("#material-quantity", "1")
     page.click("#material button")
     expect(page.locator("#status")).to_have_text("All changes sent.")
+    settled(page)  # the page has shown what was sent; what is typed next is typed into what stays
 
     # no signal in the basement: a note, a photo, a pause, all kept on the phone
     phone.set_offline(True)
@@ -124,9 +131,11 @@ def test_a_technicians_day_on_a_phone(jobstream_up: tuple[Running, int], browser
     page.reload()
     page.click("#start")
     expect(page.locator("#status")).to_have_text("All changes sent.")
+    settled(page)
     page.fill("#summary", "Vessel recharged, pressure stable for 30 minutes.")
     page.click("#complete button")
     expect(page.locator("#status")).to_have_text("All changes sent.")
+    settled(page)
     page.fill("#signed-by", "Pavel Novák")
     box = page.locator("#signature").bounding_box()
     assert box is not None

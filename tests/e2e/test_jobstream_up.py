@@ -1,13 +1,16 @@
 """The README's path as a user walks it: `jobstream up --demo`, a job from request to
-completion over HTTP as office and technician, its events listed with the CLI, Ctrl-C."""
+completion over HTTP as office and technician (after its workers died and were restarted),
+its events listed with the CLI, Ctrl-C."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,6 +42,15 @@ async def next_event_of(nats_url: str, job: str, topic: str, timeout: float = 20
         await connection.close()
 
 
+def children_of(pid: int) -> list[int]:
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()]
+
+
+def cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
 def test_up_demo_walk_a_job_list_its_events_and_stop(
         jobstream_up: tuple[Running, int], clean_env: dict[str, str]) -> None:
     running, port = jobstream_up
@@ -49,6 +61,13 @@ def test_up_demo_walk_a_job_list_its_events_and_stop(
     base = running.wait_for(r"command API\s+(http://\S+)").group(1)
     running.wait_for("Press Ctrl-C to stop")
     assert base == f"http://127.0.0.1:{port}"
+
+    # `up` runs two processes: the HTTP doors, and the workers behind them. The workers die;
+    # `up` starts them again, and the invoice below is issued by the new ones.
+    workers = [pid for pid in children_of(running.process.pid) if b"run\0workers" in cmdline(pid)]
+    assert len(workers) == 1, [cmdline(pid) for pid in children_of(running.process.pid)]
+    os.kill(workers[0], signal.SIGKILL)
+    running.wait_for(r"workers exited with -9; restarting it")
 
     as_office = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {office}"}, timeout=10)
     as_jana = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {jana_token}"}, timeout=10)
