@@ -167,10 +167,15 @@ def wait_healthy(base: str) -> None:
             time.sleep(0.1)
 
 
-def _wrk_ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+def wrk_percentile(out: str, percent: int) -> float:
+    """A latency percentile from wrk's "Latency Distribution", in ms. Anchored at the start of
+    a line: the thread statistics above it print percentages too ("+/- Stdev  75.50%")."""
+    found = re.search(rf"^\s+{percent}%\s+(\S+)", out, re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"wrk printed no {percent}th percentile:\n{out}")
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", found.group(1))
     if match is None:
-        raise RuntimeError(f"wrk printed a latency this bench cannot read: {text!r}")
+        raise RuntimeError(f"wrk printed a latency this bench cannot read: {found.group(1)!r}")
     value, unit = match.groups()
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
@@ -184,8 +189,7 @@ def http_commands(base: str, script: Path, clients: int, seconds: float) -> Figu
         raise RuntimeError(f"commands failed under load:\n{out}")
     figure = Figure(f"HTTP commands (AddNote, Idempotency-Key), {clients} client(s)",
                     float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)))  # type: ignore[union-attr]
-    figure.p50 = _wrk_ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    figure.p99 = _wrk_ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    figure.p50, figure.p99 = wrk_percentile(out, 50), wrk_percentile(out, 99)
     return figure
 
 

@@ -49,7 +49,7 @@ from services.app import JobstreamApp  # noqa: E402
 from services.domain.common import Actor  # noqa: E402
 from services.natsd import EmbeddedNats, free_port  # noqa: E402
 
-from bench.backbone import _wrk_ms, percentile, wait_healthy  # noqa: E402
+from bench.backbone import percentile, wait_healthy, wrk_percentile  # noqa: E402
 
 TOKEN = "js_bench_reader"
 CITIES = ["Brno", "Praha", "Kraków", "Leipzig", "Cluj-Napoca", "Dublin", "Ostrava", "Wrocław"]
@@ -187,8 +187,7 @@ def wrk(url: str, clients: int, seconds: int) -> tuple[float, float, float]:
     if "Non-2xx" in out:
         raise RuntimeError(f"reads failed under load:\n{out}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return (rate, _wrk_ms(re.search(r"50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
-            _wrk_ms(re.search(r"99%\s+(\S+)", out).group(1)))  # type: ignore[union-attr]
+    return rate, wrk_percentile(out, 50), wrk_percentile(out, 99)
 
 
 def visibility(env: dict[str, str], db: Path, commands: int, rate: float) -> list[float]:
