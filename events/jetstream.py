@@ -200,16 +200,18 @@ class Client(NATS):
         text = raw.decode("utf-8", "replace")
         return {name: value.strip() for name, value in _HEADER_LINE.findall(text) if name.isascii()}
 
-
     # Deliveries read raw: a subscription registered here gets each message as the parser
     # found it (subject, reply, payload, header block), without nats-py's Msg, header dict,
-    # pending queue and task switch. For reading far (rebuilds, replays): a few microseconds
-    # a message where the rest took about twenty.
-    _raw_handlers: dict[int, Callable[[bytes, bytes, bytes, bytes | None], bytes | None]]
+    # ordered-consumer bookkeeping, pending queue and task switch. For reading far (rebuilds,
+    # replays): about 6 of the 16 microseconds a delivery took.
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._raw_handlers: dict[int, Callable[[bytes, bytes, bytes, bytes | None], bytes | None]] = {}
 
     async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes,
                            headers: bytes | None) -> None:
-        handler = self.__dict__.get("_raw_handlers", {}).get(sid)
+        handler = self._raw_handlers.get(sid)
         if handler is None:
             await super()._process_msg(sid, subject, reply, data, headers)  # type: ignore[arg-type]
             return
@@ -218,10 +220,10 @@ class Client(NATS):
             await self.publish(answer.decode())
 
     def read_raw(self, sid: int, handler: Callable[[bytes, bytes, bytes, bytes | None], bytes | None]) -> None:
-        self.__dict__.setdefault("_raw_handlers", {})[sid] = handler
+        self._raw_handlers[sid] = handler
 
     def stop_reading_raw(self, sid: int) -> None:
-        self.__dict__.get("_raw_handlers", {}).pop(sid, None)
+        self._raw_handlers.pop(sid, None)
 
 
 async def connect(**options: Any) -> NATS:
@@ -568,11 +570,6 @@ class NatsConnection:
         }
         reply = await self.nc.request(subject, payload, self.settings.timeout, headers=commit)
         return _parse_ack(reply.data), len(messages)
-
-
-async def _quietly(coroutine: Any) -> None:
-    with contextlib.suppress(Exception):
-        await coroutine
 
 
 def _parse_ack(data: bytes) -> int:
