@@ -585,9 +585,8 @@ def main(argv: list[str] | None = None) -> int:
         description="Issue the invoice of each completed job as it happens, and render its PDF.")
     parser.add_argument("part", nargs="?", choices=("all", "issue", "documents"), default="all",
                         help="issue invoices and match bank payments to them, render their documents, "
-                             "or both (the default); "
-                             "jobstream up runs the two as separate processes, so rendering a PDF "
-                             "never delays issuing the next invoice")
+                             "or both (the default, and what `jobstream up` runs: the PDFs are "
+                             "rendered in worker processes, so rendering never delays issuing)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     asyncio.run(serve(dict(os.environ), args.part))

@@ -196,9 +196,11 @@ async def run_service(env: dict[str, str], stop: asyncio.Event) -> None:
     schedule = asyncio.create_task(asyncio.to_thread(
         _schedule, env, float(env.get("JOBSTREAM_SCHEDULER_SECONDS") or 60),
         int(env.get("JOBSTREAM_SLA_WARN_MINUTES") or 60), stopped))
+    asked = asyncio.create_task(stop.wait())
     try:
-        await asyncio.wait([schedule, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([schedule, asked], return_when=asyncio.FIRST_COMPLETED)
     finally:
+        asked.cancel()
         stopped.set()
         await schedule
 
