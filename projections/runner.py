@@ -111,7 +111,9 @@ async def serve(names: Sequence[str], env: dict[str, str], read_model_url: str, 
     """Keep the named projections up to date (on one connection, in this one process) until
     ``stop`` (else SIGINT or SIGTERM), or with ``once`` catch each up with what is stored now
     and stop."""
-    projections = [build(name, read_model_url) for name in names]
+    # Opening a view waits for its database (the library retries a PostgreSQL that is not up
+    # yet): on a thread, so the services sharing this loop (`jobstream run workers`) go on.
+    projections = await asyncio.to_thread(lambda: [build(name, read_model_url) for name in names])
     connection = await NatsConnection.open_on_running_loop(stream_settings(env))
     try:
         await connection.ensure_stream_async()
