@@ -430,23 +430,23 @@ class NatsConnection:
         inbox = self.nc.new_inbox()
         sub = await self.nc.subscribe(inbox)
 
+        def read_on() -> None:  # end this chunk; the next reads on after what arrived
+            gap.append(arrived[-1].id if arrived else after)
+            state["complete"] = True
+
         def delivered(subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> bytes | None:
             if state["complete"]:
                 return None
             if headers is not None and headers[8:9] == b" ":  # a status, not an event
                 if headers.startswith(b"NATS/1.0 100"):
                     return reply or None  # flow control wants an answer; a heartbeat does not
-                gap.append(arrived[-1].id if arrived else after)  # the consumer went away: read on
-                state["complete"] = True
+                read_on()  # the consumer went away
                 more.set()
                 return None
             try:
-                tokens = reply.split(b".")
-                delivery, position = (int(tokens[6]), int(tokens[5])) if len(tokens) == 9 else \
-                    (int(tokens[8]), int(tokens[7]))
+                position, delivery = _sequences(reply.split(b"."))
                 if delivery != state["next"]:
-                    gap.append(arrived[-1].id if arrived else after)
-                    state["complete"] = True
+                    read_on()
                 elif position <= stop_at:
                     arrived.append(Notification(
                         id=position,
@@ -937,7 +937,13 @@ def stream_sequence(reply: str) -> int:
     tokens = reply.split(".")
     if tokens[0] != "$JS" or tokens[1] != "ACK" or len(tokens) < 9:
         raise ValueError(f"not a JetStream delivery: {reply!r}")
-    return int(tokens[5] if len(tokens) == 9 else tokens[7])
+    return _sequences(tokens)[0]
+
+
+def _sequences(tokens: Sequence[str] | Sequence[bytes]) -> tuple[int, int]:
+    """(stream sequence, consumer sequence) from a delivery's reply subject split at its dots."""
+    at = 5 if len(tokens) == 9 else 7
+    return int(tokens[at]), int(tokens[at + 1])
 
 
 def _notification_from_delivery(msg: Msg) -> Notification:

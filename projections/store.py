@@ -319,21 +319,20 @@ class BoardTables(Tables):
         return user_row(rows[0]) if rows else None
 
     def users_by_hash(self, token_hashes: Sequence[str]) -> dict[str, UserRow]:
-        found = {}
-        for start in range(0, len(token_hashes), 500):
-            chunk = token_hashes[start:start + 500]
-            for r in self.query(f"SELECT * FROM {{t}}users WHERE token_hash IN ({_marks(chunk)})", chunk):
-                found[r["token_hash"]] = user_row(r)
-        return found
+        return {r["token_hash"]: user_row(r)
+                for r in self.query_in("SELECT * FROM {t}users WHERE token_hash", token_hashes)}
 
     def _docs(self, table: str, ids: Iterable[UUID], decoder: msgspec.json.Decoder[Any]) -> list[Any]:
-        wanted = [str(i) for i in ids]
-        found: list[Any] = []
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
-            rows = self.query(f"SELECT doc FROM {{t}}{table} WHERE id IN ({_marks(chunk)})", chunk)
-            found.extend(decoder.decode(r["doc"]) for r in rows)
-        return found
+        return [decoder.decode(r["doc"])
+                for r in self.query_in(f"SELECT doc FROM {{t}}{table} WHERE id", [str(i) for i in ids])]
+
+    def query_in(self, select: str, values: Sequence[str]) -> list[Any]:
+        """The rows of ``<select> IN (values)``, asked 500 values at a time."""
+        rows: list[Any] = []
+        for start in range(0, len(values), 500):
+            chunk = values[start:start + 500]
+            rows.extend(self.query(f"{select} IN ({_marks(chunk)})", chunk))
+        return rows
 
 
 def user_row(r: Any) -> UserRow:
