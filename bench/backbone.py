@@ -272,10 +272,10 @@ def main() -> None:
     data = tempfile.mkdtemp(prefix="jobstream-bench-")
     figures: list[Figure] = []
     with EmbeddedNats(Path(data) / "nats") as server:
-        env = {"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": server.url}
+        env = {"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": server.admin_url}
         for writers in (1, 32):
             figures.append(asyncio.run(raw_conditional_publish(
-                server.url, f"RAW{writers}", writers, args.seconds)))
+                server.admin_url, f"RAW{writers}", writers, args.seconds)))
         app = JobstreamApp(env)
         for threads in (1, 32):
             figures.append(recorder_inserts(app, threads, args.seconds))
@@ -287,7 +287,9 @@ def main() -> None:
         port = free_port()
         api = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "run", "command-api", "--port", str(port)],
-            env={**os.environ, **env, "JOBSTREAM_BENCH_JOBS": str(Path(data) / "jobs.json")},
+            # signed in as the command API is in production: its own NATS user (nats.conf)
+            env={**os.environ, **env, "NATS_URL": server.url, "NATS_USER": "command",
+                 "NATS_PASSWORD": server.passwords["command"], "JOBSTREAM_BENCH_JOBS": str(Path(data) / "jobs.json")},
             cwd=Path(__file__).resolve().parent.parent)
         try:
             base = f"http://127.0.0.1:{port}"

@@ -135,7 +135,7 @@ def measure(args: argparse.Namespace, mailbox: Mailbox, pushes: PushReceiver, sm
     vapid.generate_keys()
     with tempfile.TemporaryDirectory() as tmp:
         nats_server = EmbeddedNats(Path(tmp) / "nats").start()
-        env = {"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": nats_server.url, "NATS_STREAM": "JOBSTREAM"}
+        env = {"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": nats_server.admin_url, "NATS_STREAM": "JOBSTREAM"}
         app = JobstreamApp(env)
         technicians = []
         for i in range(20):
@@ -227,7 +227,7 @@ def measure(args: argparse.Namespace, mailbox: Mailbox, pushes: PushReceiver, sm
         duplicate_push = sum(c - 1 for c in collections.Counter(m for m, _, _ in push).values())
         duplicate_mail = sum(c - 1 for c in collections.Counter(m for m, _ in mail).values())
         missing = len(queued_by_id) - len({m for m, _, _ in push} | {m for m, _ in mail}) - len(uncertain)
-        raw = asyncio.run_coroutine_threadsafe(raw_round_trips(nats_server.url, args.rate, total), loop).result()
+        raw = asyncio.run_coroutine_threadsafe(raw_round_trips(nats_server.admin_url, args.rate, total), loop).result()
         loop.call_soon_threadsafe(loop.stop)
         app.close()
         nats_server.stop()

@@ -225,13 +225,13 @@ def visibility(env: dict[str, str], db: Path, commands: int, rate: float) -> lis
 
 
 def measure(server: EmbeddedNats, data: Path, events: int, jobs: int, name: str) -> dict[str, float]:
-    settings = StreamSettings(url=server.url, stream=name, prefix=f"{name.lower()}.")
+    settings = StreamSettings(url=server.admin_url, stream=name, prefix=f"{name.lower()}.")
     started = time.perf_counter()
     written = asyncio.run(write_history(settings, events, jobs))
     print(f"  wrote {written:,} events for {jobs:,} jobs in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     figures: dict[str, float] = {"events": written, "jobs": jobs}
     figures["raw"] = asyncio.run(raw_read(settings, written))
-    env = {**os.environ, "NATS_URL": server.url, "NATS_STREAM": name, "NATS_SUBJECT_PREFIX": name.lower(),
+    env = {**os.environ, "NATS_URL": server.admin_url, "NATS_STREAM": name, "NATS_SUBJECT_PREFIX": name.lower(),
            "READ_MODEL_URL": f"sqlite:///{data / f'{name}.sqlite3'}"}
     elapsed, _ = timed([sys.executable, "-m", "projections.audit", "replay", "--json"], env)
     figures["replay"] = written / elapsed

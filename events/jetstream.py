@@ -106,6 +106,10 @@ def aggregate_token(topic: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "_", head.lower()) or "any"
 
 
+# The environment variables StreamSettings reads: what a service hands on to its stream.
+STREAM_VARIABLES = ("NATS_URL", "NATS_STREAM", "NATS_SUBJECT_PREFIX", "NATS_REPLICAS", "NATS_USER", "NATS_PASSWORD")
+
+
 class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Where the recorders keep their messages, read from the environment once."""
 
@@ -125,7 +129,7 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
             url=env.get("NATS_URL", "") or "nats://127.0.0.1:4222",
             stream=env.get("NATS_STREAM", "") or "JOBSTREAM",
             prefix=f"{prefix}." if prefix and not prefix.endswith(".") else prefix,
-            replicas=int(env.get("NATS_REPLICAS", "1")),
+            replicas=int(env.get("NATS_REPLICAS") or "1"),
             create=strtobool(env.get("CREATE_TABLE", "yes")),
             user=env.get("NATS_USER") or None,
             password=env.get("NATS_PASSWORD") or None,
@@ -300,7 +304,17 @@ class NatsConnection:
             password=self.settings.password,
             max_reconnect_attempts=-1,
             name="jobstream-recorder",
+            error_cb=self._on_error,
         )
+
+    async def _on_error(self, error: Exception) -> None:
+        """What the server refused, said plainly: a subject this service's NATS user may not
+        publish to (nats.conf) leaves the request waiting until its timeout."""
+        if "permissions violation" in str(error).lower():
+            log.error("NATS refused user %r: %s (nats.conf lists what each user may publish)",
+                      self.settings.user, error)
+        else:
+            log.warning("NATS: %s", error)
 
     def close(self) -> None:
         if self.loop.owned and not self.loop.loop.is_closed():

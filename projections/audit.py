@@ -34,7 +34,7 @@ from events.contract import (
     Event, InvoiceEvent, InvoiceIssued, InvoiceNumberAllocated, InvoicingHeld, JobCompleted, JobEvent, JobInvoiced, JobNotBilled,
     JobReopened, JobRequested, decode_event, event_hash,
 )
-from events.jetstream import PAGE, NatsConnection, notification_of
+from events.jetstream import PAGE, STREAM_VARIABLES, NatsConnection, notification_of
 from projections.rows import InvoiceRow, JobRow, evolve_invoice, evolve_job, invoice_status, iso, summary
 from projections.runner import Runner, build, stream_settings
 
@@ -594,7 +594,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    env = {key: os.environ.get(key, "") for key in ("NATS_URL", "NATS_STREAM", "NATS_SUBJECT_PREFIX")}
+    env = {key: os.environ.get(key, "") for key in STREAM_VARIABLES}
     if not env["NATS_URL"]:
         raise SystemExit("jobstream audit: NATS_URL is not set; is jobstream running?")
     try:

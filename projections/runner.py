@@ -26,7 +26,7 @@ from eventsourcing.utils import Environment
 from events.bridge import stop_on_signals
 from events.contract import decode_event
 from events.follow import follow
-from events.jetstream import PAGE, NatsConnection, StreamSettings
+from events.jetstream import PAGE, STREAM_VARIABLES, NatsConnection, StreamSettings
 from projections.models import PROJECTIONS, BatchProjection, Positioned
 from projections.store import open_view
 
@@ -145,7 +145,7 @@ async def run_service(env: dict[str, str], stop: asyncio.Event) -> None:
 
 
 def environment() -> tuple[dict[str, str], str]:
-    env = {key: os.environ.get(key, "") for key in ("NATS_URL", "NATS_STREAM", "NATS_SUBJECT_PREFIX")}
+    env = {key: os.environ.get(key, "") for key in STREAM_VARIABLES}
     url = os.environ.get("READ_MODEL_URL") or ""
     if not url:
         raise SystemExit("projector: READ_MODEL_URL is not set (sqlite:///path or postgresql://...)")

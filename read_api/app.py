@@ -20,7 +20,7 @@ import hashlib
 import io
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -36,7 +36,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from events.contract import CreditNoteDocumentStored, ProformaDocumentStored, decode_event
-from events.jetstream import NatsConnection
+from events.jetstream import STREAM_VARIABLES, NatsConnection
 from projections.audit import Criteria, Entry, replay, write_entries
 from projections.rows import InvoiceRow, JobRow, UserRow, iso
 from projections.runner import stream_settings
@@ -995,19 +995,21 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def settings_from_environment() -> Settings:
+def settings_from_environment(env: Mapping[str, str] | None = None) -> Settings:
     import os
 
+    env = os.environ if env is None else env
     return Settings(
-        read_model_url=os.environ["READ_MODEL_URL"],
-        command_api_url=os.environ.get("COMMAND_API_URL", "http://127.0.0.1:8000"),
-        timezone=os.environ.get("JOBSTREAM_TIMEZONE", "UTC"),
-        stream_env={key: os.environ.get(key, "") for key in ("NATS_URL", "NATS_STREAM", "NATS_SUBJECT_PREFIX")},
-        link_secret=os.environ.get("JOBSTREAM_LINK_SECRET", ""),
-        public_url=os.environ.get("JOBSTREAM_PUBLIC_URL", ""),
+        read_model_url=env["READ_MODEL_URL"],
+        command_api_url=env.get("COMMAND_API_URL", "http://127.0.0.1:8000"),
+        timezone=env.get("JOBSTREAM_TIMEZONE", "UTC"),
+        stream_env={key: env.get(key, "") for key in STREAM_VARIABLES},
+        link_secret=env.get("JOBSTREAM_LINK_SECRET", ""),
+        public_url=env.get("JOBSTREAM_PUBLIC_URL", ""),
     )
 
 
-def app_from_environment() -> FastAPI:
-    """For `uvicorn --factory` (several workers): settings from the environment."""
-    return create_app(settings_from_environment())
+def app_from_environment(env: Mapping[str, str] | None = None) -> FastAPI:
+    """For `uvicorn --factory` (several workers) and `jobstream run web`: settings from the
+    environment, or from the one given."""
+    return create_app(settings_from_environment(env))

@@ -8,7 +8,7 @@ naming the field, 403 refused with the reason, 401 no valid token.
 
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 from uuid import UUID
@@ -457,13 +457,13 @@ def _decimals_as_numbers(node: Any) -> Any:
     return node
 
 
-def app_from_environment() -> FastAPI:
+def app_from_environment(env: Mapping[str, str] | None = None) -> FastAPI:
     """The app for `uvicorn --factory` (several worker processes) and for `jobstream run web`:
-    every setting from the environment, as `jobstream run command-api` gives them (the stream,
-    the read API's URL, the VAPID key, the booking page's services)."""
+    every setting from the environment (or the one given), as `jobstream run command-api`
+    gives them (the stream, the read API's URL, the VAPID key, the booking page's services)."""
     import os
 
-    return create_app(Settings(env=dict(os.environ)))
+    return create_app(Settings(env=dict(os.environ if env is None else env)))
 
 
 class _Unauthorized(Exception):

@@ -14,7 +14,8 @@
     jobstream events [--job ID] [--json]                events straight from the stream
 
 Settings come from the environment once, here: NATS_URL (else the embedded server that
-`jobstream up` started for the data directory), NATS_STREAM, JOBSTREAM_DATA.
+`jobstream up` started for the data directory, signed in as its admin user), NATS_USER and
+NATS_PASSWORD, NATS_STREAM, JOBSTREAM_DATA.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import subprocess
 import sys
 import time
 from typing import Any
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC
 from pathlib import Path
 from uuid import UUID
@@ -55,8 +56,11 @@ SERVICES = {
 # the command line names a module to run (`python -m projections.runner`) and loaded by that
 # name, so no package imports another's code.
 WEB = {"command-api": "services.api:app_from_environment", "read-api": "read_api.app:app_from_environment"}
-WORKERS = ("projections.runner:run_service", "invoicer.service:run_service", "notifier.service:run_service",
-           "services.recurring:run_service")
+WORKERS = {"projector": "projections.runner:run_service", "invoicer": "invoicer.service:run_service",
+           "notifier": "notifier.service:run_service", "scheduler": "services.recurring:run_service"}
+# The NATS user each service signs in as (nats.conf: what each may publish)
+NATS_USERS = {"command-api": "command", "read-api": "read", "projector": "projector", "invoicer": "invoicer",
+              "notifier": "notifier", "scheduler": "scheduler"}
 PROJECTIONS = ("board", "timesheets", "ledger")
 ROLES = ("office", "technician", "accountant", "admin")  # events.contract.Role's values
 DEFAULT_PORTS = {"command-api": 8000, "read-api": 8001}
@@ -92,6 +96,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def url_file(self) -> Path:
         return self.data_dir / "nats.url"
+
+    @property
+    def passwords_file(self) -> Path:
+        """The embedded server's users' passwords, made by the first `jobstream up`."""
+        return self.data_dir / "nats.passwords"
+
+    def credentials(self) -> dict[str, str]:
+        """How to sign in to NATS: as NATS_USER when NATS_URL is set; else, on the embedded
+        server, as admin, with every service's password beside it for `run` to pick from."""
+        from services.natsd import USERS, kept_passwords, password_variable
+
+        if self.nats_url:
+            named = ("NATS_USER", "NATS_PASSWORD", *(password_variable(user) for user in USERS))
+            return {key: os.environ[key] for key in named if os.environ.get(key)}
+        if not self.passwords_file.exists():
+            return {}
+
+        passwords = kept_passwords(self.passwords_file)
+        return {"NATS_USER": "admin", "NATS_PASSWORD": passwords["admin"],
+                **{password_variable(user): password for user, password in passwords.items()}}
 
     def resolved_url(self) -> str:
         if self.nats_url:
@@ -151,6 +175,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "JOBSTREAM_LINK_SECRET": self.link_secret(),
             "PERSISTENCE_MODULE": "events.jetstream",
             "NATS_URL": url or self.resolved_url(),
+            **self.credentials(),
             "NATS_STREAM": self.stream,
             "NATS_SUBJECT_PREFIX": os.environ.get("NATS_SUBJECT_PREFIX", ""),
             "READ_MODEL_URL": self.read_model_url,
@@ -194,7 +219,7 @@ class Child:
 
 
 def up(args: argparse.Namespace) -> int:
-    from services.natsd import EmbeddedNats
+    from services.natsd import EmbeddedNats, kept_passwords
 
     settings = Settings.from_env(args.data)
     server = None
@@ -202,7 +227,8 @@ def up(args: argparse.Namespace) -> int:
         url = settings.nats_url
         say(f"Using NATS at {url} (NATS_URL)")
     else:
-        server = EmbeddedNats(settings.data_dir / "nats", port=args.nats_port).start()
+        server = EmbeddedNats(settings.data_dir / "nats", port=args.nats_port,
+                              passwords=kept_passwords(settings.passwords_file)).start()
         url = server.url
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         settings.url_file.write_text(url)
@@ -242,7 +268,8 @@ def up(args: argparse.Namespace) -> int:
             ("workers", [*me, "run", "workers"], ()),
         ]
         for name, argv, _ports in plan:
-            child = Child(name, argv, child_env)
+            group = WEB if name == "web" else WORKERS
+            child = Child(name, argv, _passwords_of(child_env, group) if server else child_env)
             child.start()
             children.append(child)
         for child, (_name, _argv, ports) in zip(children, plan, strict=True):
@@ -256,7 +283,8 @@ def up(args: argparse.Namespace) -> int:
             say(f"  booking       {base}/book   (the public booking page for customers)")
         say(f"  command API   {base}   (API docs: {base}/docs)")
         say(f"  read API      {dashboard}/api   (API docs: {dashboard}/docs)")
-        say(f"  NATS          {url}   stream {settings.stream}")
+        say(f"  NATS          {url}   stream {settings.stream}"
+            + (f"   (each service its own user; passwords in {settings.passwords_file})" if server else ""))
         say(f"  read models   {settings.read_model_url}")
         if mail:
             say(f"  mail          kept in {settings.data_dir / 'outbox'} (no SMTP_HOST set; "
@@ -291,6 +319,17 @@ def up(args: argparse.Namespace) -> int:
             settings.url_file.unlink(missing_ok=True)
         say("Stopped.")
     return 0
+
+
+def _passwords_of(env: dict[str, str], services: Iterable[str]) -> dict[str, str]:
+    """A process's environment on the embedded server: the NATS passwords of its own services
+    only, for each to sign in as itself; not admin's, nor any other service's."""
+    from services.natsd import USERS, password_variable
+
+    own = {password_variable(NATS_USERS[service]) for service in services}
+    kept = {key: value for key, value in env.items() if key not in ("NATS_USER", "NATS_PASSWORD")}
+    return {key: value for key, value in kept.items()
+            if key in own or key not in {password_variable(user) for user in USERS}}
 
 
 def _local_mail(directory: Path) -> Any:
@@ -338,6 +377,8 @@ def run(args: argparse.Namespace) -> int:
     # (docs/benchmarks.md). Cycles are still collected, just less often.
     gc.set_threshold(100_000, 50, 50)
 
+    from services.natsd import service_env
+
     settings = Settings.from_env(args.data)
     if args.service in ("web", "workers"):
         os.environ.update(settings.env())
@@ -345,10 +386,11 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request to the read API
         asyncio.run(_run_together(args.service, args))
         return 0
+    # one service, signed in to NATS as its own user
+    env = service_env({**os.environ, **settings.env()}, NATS_USERS.get(args.service, ""))
     if args.service in ("projector", "read-api", "invoicer", "notifier"):
         # Separate packages (projections, read_api, invoicer) that the write side does not import:
         # the process becomes theirs, with the settings in its environment.
-        os.environ.update(settings.env())
         if args.service == "projector":
             if args.name not in (*PROJECTIONS, "all"):
                 raise SystemExit(f"jobstream: which projection? one of: {', '.join(PROJECTIONS)}, or all")
@@ -364,23 +406,24 @@ def run(args: argparse.Namespace) -> int:
             port = args.port or DEFAULT_PORTS[args.service]
             argv = [sys.executable, "-m", "read_api.serve", "--host", args.host, "--port", str(port),
                     "--workers", str(args.workers)]
-        os.execv(sys.executable, argv)
+        os.execve(sys.executable, argv, env)
     if args.service == "scheduler":
         from services.recurring import serve
 
-        return serve(settings.env(), every_seconds=float(os.environ.get("JOBSTREAM_SCHEDULER_SECONDS", "60")),
-                     sla_warn_minutes=int(os.environ.get("JOBSTREAM_SLA_WARN_MINUTES", "60")))
+        return serve(env, every_seconds=float(env.get("JOBSTREAM_SCHEDULER_SECONDS", "60")),
+                     sla_warn_minutes=int(env.get("JOBSTREAM_SLA_WARN_MINUTES", "60")))
     if args.service == "command-api":
         from services.api import Settings as ApiSettings
         from services.api import create_app
 
         port = args.port or DEFAULT_PORTS[args.service]
         if args.workers > 1:  # separate processes: they read their settings from the env
-            os.environ.update(settings.env())
+            os.environ.clear()
+            os.environ.update(env)
             uvicorn.run("services.api:app_from_environment", factory=True, workers=args.workers,
                         host=args.host, port=port, log_level="warning", access_log=False)
             return 0
-        app = create_app(ApiSettings(env=settings.env()))
+        app = create_app(ApiSettings(env=env))
         uvicorn.run(app, host=args.host, port=port, log_level="warning", access_log=False)
         return 0
     raise SystemExit(f"jobstream: unknown service {args.service!r}; one of: {', '.join(SERVICES)}")
@@ -390,15 +433,17 @@ async def _run_together(group: str, args: argparse.Namespace) -> None:
     """Run a group's services on this one loop until SIGINT or SIGTERM. If one of them fails,
     the others are stopped and the failure ends the process, for `up` to restart it."""
     from events.bridge import stop_on_signals
+    from services.natsd import service_env
 
     stop = stop_on_signals()
+    env = dict(os.environ)  # each service signs in to NATS as its own user
     if group == "web":
         ports = {"command-api": args.port or DEFAULT_PORTS["command-api"],
                  "read-api": args.read_port or DEFAULT_PORTS["read-api"]}
-        runs = {name: _serve_http(_load(target)(), args.host, ports[name], stop) for name, target in WEB.items()}
+        runs = {name: _serve_http(_load(target)(service_env(env, NATS_USERS[name])), args.host, ports[name], stop)
+                for name, target in WEB.items()}
     else:
-        env = dict(os.environ)
-        runs = {target.split(":")[0]: _load(target)(env, stop) for target in WORKERS}
+        runs = {name: _load(target)(service_env(env, NATS_USERS[name]), stop) for name, target in WORKERS.items()}
     tasks = {asyncio.create_task(run, name=name): name for name, run in runs.items()}
     done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     asked = stop.is_set()
@@ -448,6 +493,7 @@ def demo(args: argparse.Namespace) -> int:
 
     app = JobstreamApp(Settings.from_env(args.data).env())
     try:
+        _documents_bucket(app)
         load_demo(app, say)
     finally:
         app.close()
@@ -461,11 +507,18 @@ def stream(args: argparse.Namespace) -> int:
     env = settings.env()
     app = JobstreamApp(env)  # creates the stream, or verifies the one there matches
     try:
+        _documents_bucket(app)
         last = app.recorder.max_notification_id() or 0
         say(f"Stream {settings.stream} at {env['NATS_URL']}: " + (f"up to position {last:,}." if last else "empty."))
     finally:
         app.close()
     return 0
+
+
+def _documents_bucket(app: Any) -> None:
+    """Create the object store for documents beside the stream, as admin: the services'
+    NATS users may write to it but not create it (nats.conf)."""
+    app.run(app.recorder.connection.documents())
 
 
 def admin(args: argparse.Namespace) -> int:

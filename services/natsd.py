@@ -2,16 +2,47 @@
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 PROJECT_CONF = Path(__file__).resolve().parent.parent / "nats.conf"
+# The NATS users nats.conf defines: admin (the CLI and the tests) may do anything; each service
+# may publish only the subjects it owns.
+USERS = ("admin", "command", "read", "projector", "invoicer", "notifier", "scheduler")
+
+
+def password_variable(user: str) -> str:
+    """The environment variable nats.conf reads the user's password from."""
+    return f"JOBSTREAM_NATS_{user.upper()}_PASSWORD"
+
+
+def new_passwords() -> dict[str, str]:
+    # nats-server reads a variable's value as configuration: a password that began with a
+    # digit would be taken for a number. Letters first, then hex digits, is always a string.
+    return {user: f"js{secrets.token_hex(24)}" for user in USERS}
+
+
+def kept_passwords(path: Path) -> dict[str, str]:
+    """Every user's password, made once and kept in ``path`` (readable by its owner only)."""
+    if path.exists():
+        kept = json.loads(path.read_text())
+        if set(kept) >= set(USERS):
+            return {user: kept[user] for user in USERS}
+        passwords = {**new_passwords(), **kept}  # a user added since: a password for it too
+    else:
+        passwords = new_passwords()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(passwords, indent=2))
+    return passwords
 
 
 def nats_server_binary() -> str:
@@ -25,6 +56,17 @@ def nats_server_binary() -> str:
     return found
 
 
+def service_env(env: Mapping[str, str], user: str) -> dict[str, str]:
+    """The environment one service runs with: signed in to NATS as its own user when that
+    user's password is given (JOBSTREAM_NATS_<USER>_PASSWORD), and holding no other's."""
+    own = env.get(password_variable(user))
+    passwords = {password_variable(other) for other in USERS}
+    narrowed = {key: value for key, value in env.items() if key not in passwords}
+    if own:
+        narrowed.update(NATS_USER=user, NATS_PASSWORD=own)
+    return narrowed
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -32,19 +74,27 @@ def free_port() -> int:
 
 
 class EmbeddedNats:
-    """A nats-server child process on 127.0.0.1, stopped by its own PID."""
+    """A nats-server child process on 127.0.0.1, stopped by its own PID. Its users' passwords
+    are given (all nodes of a cluster share them) or made for this server alone."""
 
     def __init__(self, data_dir: Path, port: int | None = None, conf: Path = PROJECT_CONF,
-                 extra: Sequence[str] = ()) -> None:
+                 extra: Sequence[str] = (), passwords: Mapping[str, str] | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.conf = conf
         self.extra = list(extra)  # more command-line options: a cluster node's name and routes
+        self.passwords = dict(passwords or new_passwords())
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
+        """The server's address, without credentials: what is shown to people."""
         return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        """The address with the admin user's credentials, for tools and tests."""
+        return f"nats://admin:{self.passwords['admin']}@127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> EmbeddedNats:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -53,6 +103,7 @@ class EmbeddedNats:
             [nats_server_binary(), "-c", str(self.conf), "-a", "127.0.0.1",
              "-p", str(self.port), "-sd", str(self.data_dir), *self.extra],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=self._environment(),
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -70,6 +121,12 @@ class EmbeddedNats:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"nats-server did not listen on port {self.port} within {timeout} s")
+
+    def _environment(self) -> dict[str, str]:
+        """The server's environment: its users' passwords, and no others that happen to be set."""
+        passwords = {password_variable(user) for user in USERS}
+        return {**{key: value for key, value in os.environ.items() if key not in passwords},
+                **{password_variable(user): password for user, password in self.passwords.items()}}
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -27,7 +27,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
     """One nats-server with JetStream on a free port for the whole test run."""
     server = EmbeddedNats(tmp_path_factory.mktemp("nats")).start()
-    os.environ["JOBSTREAM_TEST_NATS_URL"] = server.url
     yield server
     server.stop()
 
@@ -38,7 +37,7 @@ def stream_env(nats_server: EmbeddedNats) -> dict[str, str]:
     token = uuid.uuid4().hex[:12]
     return {
         "PERSISTENCE_MODULE": "events.jetstream",
-        "NATS_URL": nats_server.url,
+        "NATS_URL": nats_server.admin_url,
         "NATS_STREAM": f"T{token}",
         "NATS_SUBJECT_PREFIX": f"t{token}",
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import json
 import os
 import queue
 import re
@@ -22,8 +23,9 @@ JOBSTREAM = [sys.executable, "-m", "services.cli"]
 
 
 class Running:
-    def __init__(self, process: subprocess.Popen[str]) -> None:
+    def __init__(self, process: subprocess.Popen[str], data: Path) -> None:
         self.process = process
+        self.data = data
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._pump, daemon=True).start()
@@ -33,6 +35,12 @@ class Running:
         for line in self.process.stdout:
             self.lines.put(line.rstrip("\n"))
         self.lines.put("<exit>")
+
+    def as_admin(self, nats_url: str) -> str:
+        """The NATS URL `up` printed, signed in as its admin user (the password `up` keeps in
+        its data directory), as the CLI signs in."""
+        password = json.loads((self.data / "nats.passwords").read_text())["admin"]
+        return nats_url.replace("nats://", f"nats://admin:{password}@", 1)
 
     def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
         while True:
@@ -59,7 +67,7 @@ def jobstream_up(clean_env: dict[str, str]) -> Iterator[tuple[Running, int]]:
                                 "--read-port", str(free_port())], env=clean_env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
-    running = Running(process)
+    running = Running(process, Path(clean_env["JOBSTREAM_DATA"]))
     yield running, port
     if process.poll() is None:  # stop it as Ctrl-C would, then make sure nothing is left
         os.killpg(process.pid, signal.SIGINT)
@@ -68,6 +76,9 @@ def jobstream_up(clean_env: dict[str, str]) -> Iterator[tuple[Running, int]]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+    # every service signed in as its own NATS user and was refused nothing it needed
+    log = (running.data / "nats" / "nats-server.log").read_text()
+    assert "Violation" not in log, [line for line in log.splitlines() if "Violation" in line]
 
 
 

@@ -146,7 +146,7 @@ def test_the_board_works_on_a_phone(jobstream_up: tuple[Running, int], browser: 
 def test_invoices_and_a_bank_statement_in_the_browser(
         jobstream_up: tuple[Running, int], browser: Browser, tmp_path: Path) -> None:
     running, _port = jobstream_up
-    nats_url = running.wait_for(r"Started nats-server with JetStream at (nats://\S+)").group(1)
+    nats_url = running.as_admin(running.wait_for(r"Started nats-server with JetStream at (nats://\S+)").group(1))
     office = running.wait_for(r"office \(Olga\)\s+(js_\S+)").group(1)
     dashboard = running.wait_for(r"dashboard\s+(http://\S+)").group(1)
     running.wait_for("Press Ctrl-C to stop")

@@ -59,7 +59,7 @@ def test_a_technicians_day_on_a_phone(jobstream_up: tuple[Running, int], browser
     jana_id, jana_token = jana.group(1), jana.group(2)
     dashboard = running.wait_for(r"dashboard\s+(http://\S+)").group(1)
     app_url = running.wait_for(r"technicians\s+(http://\S+)/tech").group(1)
-    nats_url = running.wait_for(r"NATS\s+(nats://\S+)").group(1)
+    nats_url = running.as_admin(running.wait_for(r"NATS\s+(nats://\S+)").group(1))
     running.wait_for("Press Ctrl-C to stop")
     office = httpx.Client(base_url=app_url, headers={"Authorization": f"Bearer {office_token}"}, timeout=30)
     # the read models have read the demo (waited on the stream position, as the API offers)

@@ -54,7 +54,8 @@ def cmdline(pid: int) -> bytes:
 def test_up_demo_walk_a_job_list_its_events_and_stop(
         jobstream_up: tuple[Running, int], clean_env: dict[str, str]) -> None:
     running, port = jobstream_up
-    nats_url = running.wait_for(r"Started nats-server with JetStream at (nats://\S+)").group(1)
+    printed = running.wait_for(r"Started nats-server with JetStream at (nats://\S+)").group(1)
+    nats_url = running.as_admin(printed)
     office = running.wait_for(r"office \(Olga\)\s+(js_\S+)").group(1)
     tech_line = running.wait_for(r"technician \(jana, id (\S+)\)\s+(js_\S+)")
     jana, jana_token = tech_line.group(1), tech_line.group(2)
@@ -99,7 +100,7 @@ def test_up_demo_walk_a_job_list_its_events_and_stop(
     running.process.send_signal(signal.SIGINT)
     assert running.process.wait(timeout=30) == 0
     running.wait_for("Stopped.")
-    host, nats_port = nats_url.removeprefix("nats://").split(":")
+    host, nats_port = printed.removeprefix("nats://").split(":")
     with pytest.raises(OSError):
         socket.create_connection((host, int(nats_port)), timeout=1).close()
     with pytest.raises(httpx.ConnectError):

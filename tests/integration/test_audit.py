@@ -89,7 +89,7 @@ def test_rebuild_compares_with_the_live_read_model(api: Api, stream_env: dict[st
 def test_verify_catches_a_tampered_copy_of_the_data_and_names_the_event(tmp_path: Path) -> None:
     original = tmp_path / "nats"
     server = EmbeddedNats(original).start()
-    env = {"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": server.url, "NATS_STREAM": "AUDITED"}
+    env = {"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": server.admin_url, "NATS_STREAM": "AUDITED"}
     app = JobstreamApp(env)
     try:
         load_demo(app, lambda line: None)
@@ -111,7 +111,7 @@ def test_verify_catches_a_tampered_copy_of_the_data_and_names_the_event(tmp_path
     assert altered == 1
     tampered = EmbeddedNats(copy).start()
     try:
-        found = audit({**env, "NATS_URL": tampered.url}, "verify")
+        found = audit({**env, "NATS_URL": tampered.admin_url}, "verify")
     finally:
         tampered.stop()
     assert found.returncode == 1, found.stdout

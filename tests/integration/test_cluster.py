@@ -17,7 +17,7 @@ import yaml
 from events.contract import AddNote, Address, RegisterCustomer, RequestJob, Role
 from services.app import JobstreamApp
 from services.domain.common import Actor
-from services.natsd import EmbeddedNats, free_port
+from services.natsd import EmbeddedNats, free_port, new_passwords
 
 COMPOSE = Path(__file__).resolve().parents[2] / "compose.yaml"
 OFFICE = Actor(id="olga", role=Role.OFFICE)
@@ -36,12 +36,13 @@ def cluster(tmp_path: Path) -> Iterator[list[EmbeddedNats]]:
     assert (compose["--server_name"], compose["--cluster_name"]) == ("nats-1", "jobstream")
     assert compose["-c"] == "/etc/nats/nats.conf" and compose["--routes"].count("nats://") == 2
     routes = [free_port() for _ in range(3)]
+    passwords = new_passwords()  # every node of the cluster knows the same users
     nodes = []
     for n in range(3):
         others = ",".join(f"nats://127.0.0.1:{routes[m]}" for m in range(3) if m != n)
         nodes.append(EmbeddedNats(tmp_path / f"nats-{n + 1}", extra=[
             "--server_name", f"nats-{n + 1}", "--cluster_name", "jobstream",
-            "--cluster", f"nats://127.0.0.1:{routes[n]}", "--routes", others]))
+            "--cluster", f"nats://127.0.0.1:{routes[n]}", "--routes", others], passwords=passwords))
     try:
         for node in nodes:
             node.start()
@@ -64,7 +65,7 @@ async def _stream_replicas(url: str, stream: str) -> tuple[int, int]:
 
 
 def test_the_compose_cluster_keeps_a_job_going_with_a_node_down(cluster: list[EmbeddedNats]) -> None:
-    urls = ",".join(node.url for node in cluster)
+    urls = ",".join(node.admin_url for node in cluster)
     stream = f"C{uuid.uuid4().hex[:8]}"
     env = {"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": urls, "NATS_STREAM": stream,
            "NATS_REPLICAS": "3"}
@@ -75,7 +76,7 @@ def test_the_compose_cluster_keeps_a_job_going_with_a_node_down(cluster: list[Em
         app.execute("customer", customer, RegisterCustomer(name="Harbour Café", billing_address=address), OFFICE)
         app.execute("job", job, RequestJob(customer_id=customer, job_type="repair", description="Leak",
                                            site_address=address), OFFICE)
-        assert asyncio.run(_stream_replicas(cluster[0].url, stream)) == (3, 3)
+        assert asyncio.run(_stream_replicas(cluster[0].admin_url, stream)) == (3, 3)
 
         cluster[2].stop()  # one node of three gone: the other two still make a quorum
         for n in range(5):
@@ -84,7 +85,7 @@ def test_the_compose_cluster_keeps_a_job_going_with_a_node_down(cluster: list[Em
     finally:
         app.close()
 
-    again = JobstreamApp({**env, "NATS_URL": cluster[2].url})  # read back through the node that was down
+    again = JobstreamApp({**env, "NATS_URL": cluster[2].admin_url})  # read back through the node that was down
     try:
         assert again.load("job", job).version == 6
     finally:

@@ -18,7 +18,7 @@ from events.jetstream import NatsFactory
 def _on_jetstream(nats_server, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     token = uuid.uuid4().hex[:12]
     monkeypatch.setenv("PERSISTENCE_MODULE", "events.jetstream")
-    monkeypatch.setenv("NATS_URL", nats_server.url)
+    monkeypatch.setenv("NATS_URL", nats_server.admin_url)
     monkeypatch.setenv("NATS_STREAM", f"A{token}")
     monkeypatch.setenv("NATS_SUBJECT_PREFIX", f"a{token}")
 

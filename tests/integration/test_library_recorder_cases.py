@@ -31,7 +31,7 @@ from events.jetstream import (
 
 @pytest.fixture(autouse=True)
 def _nats(request: pytest.FixtureRequest, nats_server) -> None:  # type: ignore[no-untyped-def]
-    request.instance.nats_url = nats_server.url
+    request.instance.nats_url = nats_server.admin_url
 
 
 class OnOwnStream:

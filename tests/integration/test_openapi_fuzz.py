@@ -30,7 +30,7 @@ schema.app = APP  # calls go to the app in-process, as from_asgi would send them
 @pytest.fixture(scope="module")
 def office_token(nats_server: EmbeddedNats) -> Iterator[str]:
     token = uuid.uuid4().hex[:12]
-    ENV.update({"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": nats_server.url,
+    ENV.update({"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": nats_server.admin_url,
                 "NATS_STREAM": f"T{token}", "NATS_SUBJECT_PREFIX": f"t{token}"})
     issuer = JobstreamApp(ENV)
     office = issuer.issue_token("fuzz", Role.OFFICE)

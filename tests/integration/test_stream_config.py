@@ -31,10 +31,10 @@ async def _add_stream(url: str, config: StreamConfig) -> None:
 
 def test_the_stream_is_created_with_what_jobstream_needs(nats_server: EmbeddedNats) -> None:
     name = f"S{uuid.uuid4().hex[:10]}"
-    factory = NatsFactory({"NATS_URL": nats_server.url, "NATS_STREAM": name, "NATS_SUBJECT_PREFIX": name})
+    factory = NatsFactory({"NATS_URL": nats_server.admin_url, "NATS_STREAM": name, "NATS_SUBJECT_PREFIX": name})
     factory.application_recorder()
     factory.close()
-    config = asyncio.run(_stream_config(nats_server.url, name))
+    config = asyncio.run(_stream_config(nats_server.admin_url, name))
     assert config.storage == StorageType.FILE
     assert (config.deny_delete, config.deny_purge, config.allow_direct, config.allow_atomic) == (
         True, True, True, True)
@@ -44,14 +44,14 @@ def test_the_stream_is_created_with_what_jobstream_needs(nats_server: EmbeddedNa
 def test_a_mismatching_stream_is_reported_and_left_alone(nats_server: EmbeddedNats) -> None:
     name = f"S{uuid.uuid4().hex[:10]}"
     subjects = [f"{name}.{kind}.>" for kind in ("events", "snapshots", "tracking")]
-    asyncio.run(_add_stream(nats_server.url, StreamConfig(
+    asyncio.run(_add_stream(nats_server.admin_url, StreamConfig(
         name=name, subjects=subjects, storage=StorageType.MEMORY, allow_direct=True)))
-    factory = NatsFactory({"NATS_URL": nats_server.url, "NATS_STREAM": name, "NATS_SUBJECT_PREFIX": name})
+    factory = NatsFactory({"NATS_URL": nats_server.admin_url, "NATS_STREAM": name, "NATS_SUBJECT_PREFIX": name})
     with pytest.raises(StreamMismatchError) as reported:
         factory.application_recorder()
     factory.close()
     message = str(reported.value)
     assert "storage is memory, expected file" in message
     assert "deny_delete is off" in message and "allow_atomic is off" in message
-    after = asyncio.run(_stream_config(nats_server.url, name))
+    after = asyncio.run(_stream_config(nats_server.admin_url, name))
     assert after.storage == StorageType.MEMORY and not after.allow_atomic  # untouched

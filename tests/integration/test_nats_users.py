@@ -1,0 +1,108 @@
+"""nats.conf's users, on a server of their own with the production stream: each service may
+publish the subjects it owns and is refused the rest (the whole product running under these
+users is tested end to end in tests/e2e, which fails on any refusal in the server's log)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from nats.errors import NoServersError
+
+from services.app import JobstreamApp
+from services.natsd import USERS, EmbeddedNats
+
+# (user, a subject it owns, subjects it must not publish to)
+OWNERSHIP = [
+    ("command", "events.customer.c1", ["tracking.invoicer", "$JS.API.STREAM.DELETE.JOBSTREAM",
+                                       "$JS.API.STREAM.PURGE.JOBSTREAM"]),
+    ("read", None, ["events.job.j1", "events.token.t1", "$JS.API.STREAM.UPDATE.JOBSTREAM"]),
+    ("projector", None, ["events.job.j1", "snapshots.job.j1", "tracking.board", "rpc.invoice-preview"]),
+    ("invoicer", "events.invoice.i1", ["events.customer.c1", "events.token.t1", "events.pricelist.p1"]),
+    ("notifier", "events.message.m1", ["events.job.j1", "events.invoice.i1", "$O.JOBSTREAM-documents.C.x"]),
+    ("scheduler", "events.recurrence.r1", ["events.invoice.i1", "events.customer.c1", "events.token.t1"]),
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
+    with EmbeddedNats(tmp_path_factory.mktemp("users")) as running:
+        app = JobstreamApp({"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": running.admin_url})
+        app.close()  # the stream as `jobstream stream` creates it, as admin
+        yield running
+
+
+def signed_in(server: EmbeddedNats, user: str) -> str:
+    return f"nats://{user}:{server.passwords[user]}@127.0.0.1:{server.port}"
+
+
+async def publishes(url: str, owned: str | None, refused: list[str]) -> list[str]:
+    """Publish to the owned subject through JetStream (stored: acknowledged) and to each
+    refused one; the server's refusals, as the client was told of them."""
+    errors: asyncio.Queue[str] = asyncio.Queue()
+
+    async def told(error: Exception) -> None:
+        await errors.put(str(error))
+
+    connection = await nats.connect(url, error_cb=told, allow_reconnect=False)
+    try:
+        if owned is not None:
+            ack = await connection.jetstream().publish(owned, b"{}")
+            assert ack.stream == "JOBSTREAM"
+        for subject in refused:
+            await connection.publish(subject, b"{}")
+        await connection.flush()
+        return [await asyncio.wait_for(errors.get(), 10) for _ in refused]
+    finally:
+        await connection.close()
+
+
+@pytest.mark.parametrize(("user", "owned", "refused"), OWNERSHIP, ids=[row[0] for row in OWNERSHIP])
+def test_each_service_publishes_only_what_it_owns(server: EmbeddedNats, user: str, owned: str | None,
+                                                  refused: list[str]) -> None:
+    told = asyncio.run(publishes(signed_in(server, user), owned, refused))
+    assert told == [f'nats: permissions violation for publish to "{subject.lower()}"' for subject in refused]
+
+
+def test_every_user_nats_conf_names_is_tested() -> None:
+    assert {user for user, _, _ in OWNERSHIP} == set(USERS) - {"admin"}
+
+
+def test_a_wrong_password_is_turned_away(server: EmbeddedNats) -> None:
+    async def connect() -> None:
+        await nats.connect(f"nats://invoicer:wrong@127.0.0.1:{server.port}", allow_reconnect=False,
+                           max_reconnect_attempts=0, connect_timeout=5)
+
+    with pytest.raises((NoServersError, nats.errors.Error)):
+        asyncio.run(connect())
+
+
+def test_the_server_will_not_start_without_its_passwords(tmp_path: Path) -> None:
+    node = EmbeddedNats(tmp_path / "nats", passwords={"admin": "jsadmin"})  # the services' are missing
+    with pytest.raises(RuntimeError, match="exited"):
+        node.start()
+    assert "JOBSTREAM_NATS_COMMAND_PASSWORD" in (tmp_path / "nats" / "nats-server.log").read_text()
+
+
+def test_compose_signs_each_service_in_as_its_own_user() -> None:
+    """compose.yaml gives each container the NATS user `jobstream up` gives its service."""
+    import yaml
+
+    from services.cli import NATS_USERS
+
+    compose = yaml.safe_load((Path(__file__).resolve().parents[2] / "compose.yaml").read_text())
+    signed = {}
+    for name, service in compose["services"].items():
+        command = service.get("command", [])
+        if command[:2] == ["jobstream", "run"]:
+            env = service["environment"]
+            user = env["NATS_USER"]
+            assert env["NATS_PASSWORD"].startswith(f"${{JOBSTREAM_NATS_{user.upper()}_PASSWORD:?"), name
+            signed[command[2]] = user
+    assert signed == NATS_USERS
+    nats_env = compose["services"]["nats-1"]["environment"]
+    assert set(nats_env) == {f"JOBSTREAM_NATS_{user.upper()}_PASSWORD" for user in USERS}
+    assert compose["services"]["stream"]["environment"]["NATS_USER"] == "admin"
