@@ -115,6 +115,28 @@ def test_errors_name_the_field_and_the_reason(api: Api) -> None:
     assert no_customer.status_code == 422 and no_customer.json()["detail"][0]["field"] == "customer_id"
 
 
+def test_a_commands_headers_path_and_size_are_checked_before_it_runs(api: Api) -> None:
+    """What the command routes check before deciding (CommandDoor serves them ahead of
+    FastAPI's routing): each problem named, nothing appended."""
+    job = api.scheduled_job(api.technician("tom"))
+    before = api.jobstream.recorder.max_notification_id()
+    bad = api.post(f"/jobs/{job}/notes", {"text": "x"}, **{"If-Match": "two", "Idempotency-Key": "k" * 201,
+                                                          "X-Correlation-Id": "c" * 201})
+    assert bad.status_code == 422
+    assert [problem["field"] for problem in bad.json()["detail"]] == [
+        "header.Idempotency-Key", "header.If-Match", "header.X-Correlation-Id"]
+    not_an_id = api.post("/jobs/not-a-uuid/notes", {"text": "x"})
+    assert not_an_id.status_code == 422 and not_an_id.json()["detail"][0]["field"] == "path.id"
+    huge = api.post(f"/jobs/{job}/notes", {"text": "x" * 1_100_000})
+    assert huge.status_code == 422 and huge.json()["detail"] == [
+        {"field": "body", "reason": "larger than 1 MB: a command is a few fields"}]
+    unauthenticated = api.client.post(f"/jobs/{job}/notes", json={"text": "x"})
+    assert unauthenticated.status_code == 401 and unauthenticated.headers["WWW-Authenticate"] == "Bearer"
+    assert api.get(f"/jobs/{job}/notes").status_code == 405  # FastAPI still answers other methods
+    assert api.post(f"/jobs/{job}/no-such-action", {}).status_code == 404
+    assert api.jobstream.recorder.max_notification_id() == before
+
+
 def test_unknown_jobs_are_404_and_illegal_transitions_409(api: Api) -> None:
     tom = api.technician("tom")
     job = api.scheduled_job(tom)
