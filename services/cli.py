@@ -227,6 +227,11 @@ def up(args: argparse.Namespace) -> int:
         url = settings.nats_url
         say(f"Using NATS at {url} (NATS_URL)")
     else:
+        if settings.stream != "JOBSTREAM" or os.environ.get("NATS_SUBJECT_PREFIX"):
+            # nats.conf's users own the subjects and the documents' store of JOBSTREAM
+            raise SystemExit("jobstream: NATS_STREAM and NATS_SUBJECT_PREFIX need a NATS server of your own "
+                             "(NATS_URL): the embedded one's users may publish only to the JOBSTREAM stream's "
+                             "subjects (nats.conf)")
         server = EmbeddedNats(settings.data_dir / "nats", port=args.nats_port,
                               passwords=kept_passwords(settings.passwords_file)).start()
         url = server.url

@@ -33,7 +33,11 @@ def new_passwords() -> dict[str, str]:
 def kept_passwords(path: Path) -> dict[str, str]:
     """Every user's password, made once and kept in ``path`` (readable by its owner only)."""
     if path.exists():
-        kept = json.loads(path.read_text())
+        try:
+            kept = json.loads(path.read_text())
+        except ValueError:
+            raise SystemExit(f"jobstream: {path} is not the JSON `jobstream up` wrote; remove it, and the next "
+                             f"`jobstream up` makes new NATS passwords") from None
         if set(kept) >= set(USERS):
             return {user: kept[user] for user in USERS}
         passwords = {**new_passwords(), **kept}  # a user added since: a password for it too

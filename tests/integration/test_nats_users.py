@@ -5,6 +5,9 @@ users is tested end to end in tests/e2e, which fails on any refusal in the serve
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import pytest
 from nats.errors import NoServersError
 
 from services.app import JobstreamApp
-from services.natsd import USERS, EmbeddedNats
+from services.natsd import USERS, EmbeddedNats, kept_passwords
 
 # (user, a subject it owns, subjects it must not publish to)
 OWNERSHIP = [
@@ -106,3 +109,22 @@ def test_compose_signs_each_service_in_as_its_own_user() -> None:
     nats_env = compose["services"]["nats-1"]["environment"]
     assert set(nats_env) == {f"JOBSTREAM_NATS_{user.upper()}_PASSWORD" for user in USERS}
     assert compose["services"]["stream"]["environment"]["NATS_USER"] == "admin"
+
+
+def test_up_keeps_its_passwords_for_its_owner_and_says_when_it_cannot_read_them(tmp_path: Path) -> None:
+    kept = tmp_path / "nats.passwords"
+    first = kept_passwords(kept)
+    assert set(first) == set(USERS) and kept.stat().st_mode & 0o777 == 0o600
+    assert kept_passwords(kept) == first  # a restart signs in with the same ones
+    kept.write_text("{oops")
+    with pytest.raises(SystemExit, match="remove it, and the next `jobstream up` makes new NATS passwords"):
+        kept_passwords(kept)
+
+
+def test_up_on_the_embedded_server_refuses_another_stream_name(tmp_path: Path) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("NATS_")},
+           "JOBSTREAM_DATA": str(tmp_path), "NATS_STREAM": "OTHER"}
+    refused = subprocess.run([sys.executable, "-m", "services.cli", "up"], env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 1 and "need a NATS server of your own (NATS_URL)" in refused.stderr
+    assert not (tmp_path / "nats").exists()  # nothing was started
