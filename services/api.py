@@ -284,7 +284,9 @@ def create_app(settings: Settings) -> FastAPI:
                 response = error_response(error)
             await response(scope, receive, send)
 
-        commands[tuple(path.split("/")[1:])] = serve
+        segments = tuple(path.split("/")[1:])
+        assert "{id}" not in segments or segments.index("{id}") == 1, f"CommandDoor finds {{id}} second: {path}"
+        commands[segments] = serve
 
         # Declared to FastAPI for the OpenAPI document (the caller, the headers, the body, the
         # answers) and for its 405 on other methods; CommandDoor serves every POST here first.

@@ -24,9 +24,12 @@ OWNERSHIP = [
                                        "$JS.API.STREAM.PURGE.JOBSTREAM"]),
     ("read", None, ["events.job.j1", "events.token.t1", "$JS.API.STREAM.UPDATE.JOBSTREAM"]),
     ("projector", None, ["events.job.j1", "snapshots.job.j1", "tracking.board", "rpc.invoice-preview"]),
-    ("invoicer", "events.invoice.i1", ["events.technician.t1", "events.token.t1", "events.pricelist.p1"]),
-    ("notifier", "events.message.m1", ["events.job.j1", "events.invoice.i1", "$O.JOBSTREAM-documents.C.x"]),
-    ("scheduler", "events.recurrence.r1", ["events.invoice.i1", "events.customer.c1", "events.token.t1"]),
+    ("invoicer", "events.invoice.i1", ["events.technician.t1", "events.token.t1", "events.pricelist.p1",
+                                       "tracking.notifier"]),
+    ("notifier", "events.message.m1", ["events.job.j1", "events.invoice.i1", "$O.JOBSTREAM-documents.C.x",
+                                       "tracking.invoicer"]),
+    ("scheduler", "events.recurrence.r1", ["events.invoice.i1", "events.customer.c1", "events.token.t1",
+                                           "tracking.notifier"]),
 ]
 
 
