@@ -18,18 +18,19 @@ from nats.errors import NoServersError
 from services.app import JobstreamApp
 from services.natsd import USERS, EmbeddedNats, kept_passwords
 
-# (user, a subject it owns, subjects it must not publish to)
+# (user, subjects it owns, subjects it must not publish to)
 OWNERSHIP = [
-    ("command", "events.customer.c1", ["tracking.invoicer", "$JS.API.STREAM.DELETE.JOBSTREAM",
-                                       "$JS.API.STREAM.PURGE.JOBSTREAM"]),
-    ("read", None, ["events.job.j1", "events.token.t1", "$JS.API.STREAM.UPDATE.JOBSTREAM"]),
-    ("projector", None, ["events.job.j1", "snapshots.job.j1", "tracking.board", "rpc.invoice-preview"]),
-    ("invoicer", "events.invoice.i1", ["events.technician.t1", "events.token.t1", "events.pricelist.p1",
-                                       "tracking.notifier"]),
-    ("notifier", "events.message.m1", ["events.job.j1", "events.invoice.i1", "$O.JOBSTREAM-documents.C.x",
-                                       "tracking.invoicer"]),
-    ("scheduler", "events.recurrence.r1", ["events.invoice.i1", "events.customer.c1", "events.token.t1",
-                                           "tracking.notifier"]),
+    ("command", ["events.customer.c1", "events.token.t1", "snapshots.job.j1"],
+     ["tracking.invoicer", "$JS.API.STREAM.DELETE.JOBSTREAM", "$JS.API.STREAM.PURGE.JOBSTREAM"]),
+    ("read", [], ["events.job.j1", "events.token.t1", "$JS.API.STREAM.UPDATE.JOBSTREAM"]),
+    ("projector", [], ["events.job.j1", "snapshots.job.j1", "tracking.board", "rpc.invoice-preview"]),
+    ("invoicer", ["events.invoice.i1", "events.series.s1", "events.job.j1", "events.customer.c1",
+                  "events.statement.s1", "events.message.m1", "tracking.invoicer", "tracking.payments"],
+     ["events.technician.t1", "events.token.t1", "events.pricelist.p1", "tracking.notifier", "snapshots.job.j1"]),
+    ("notifier", ["events.message.m1", "events.recipient.r1", "tracking.notifier"],
+     ["events.job.j1", "events.invoice.i1", "$O.JOBSTREAM-documents.C.x", "tracking.invoicer"]),
+    ("scheduler", ["events.job.j1", "events.recurrence.r1", "snapshots.recurrence.r1"],
+     ["events.invoice.i1", "events.customer.c1", "events.message.m1", "tracking.notifier"]),
 ]
 
 
@@ -45,8 +46,8 @@ def signed_in(server: EmbeddedNats, user: str) -> str:
     return f"nats://{user}:{server.passwords[user]}@127.0.0.1:{server.port}"
 
 
-async def publishes(url: str, owned: str | None, refused: list[str]) -> list[str]:
-    """Publish to the owned subject through JetStream (stored: acknowledged) and to each
+async def publishes(url: str, owned: list[str], refused: list[str]) -> list[str]:
+    """Publish to each owned subject through JetStream (stored: acknowledged) and to each
     refused one; the server's refusals, as the client was told of them."""
     errors: asyncio.Queue[str] = asyncio.Queue()
 
@@ -55,8 +56,8 @@ async def publishes(url: str, owned: str | None, refused: list[str]) -> list[str
 
     connection = await nats.connect(url, error_cb=told, allow_reconnect=False)
     try:
-        if owned is not None:
-            ack = await connection.jetstream().publish(owned, b"{}")
+        for subject in owned:
+            ack = await connection.jetstream().publish(subject, b"{}")
             assert ack.stream == "JOBSTREAM"
         for subject in refused:
             await connection.publish(subject, b"{}")
@@ -67,7 +68,7 @@ async def publishes(url: str, owned: str | None, refused: list[str]) -> list[str
 
 
 @pytest.mark.parametrize(("user", "owned", "refused"), OWNERSHIP, ids=[row[0] for row in OWNERSHIP])
-def test_each_service_publishes_only_what_it_owns(server: EmbeddedNats, user: str, owned: str | None,
+def test_each_service_publishes_only_what_it_owns(server: EmbeddedNats, user: str, owned: list[str],
                                                   refused: list[str]) -> None:
     told = asyncio.run(publishes(signed_in(server, user), owned, refused))
     assert told == [f'nats: permissions violation for publish to "{subject.lower()}"' for subject in refused]
