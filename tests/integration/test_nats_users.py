@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import nats
@@ -132,3 +133,23 @@ def test_up_on_the_embedded_server_refuses_another_stream_name(tmp_path: Path) -
                              text=True, timeout=60)
     assert refused.returncode == 1 and "need a NATS server of your own (NATS_URL)" in refused.stderr
     assert not (tmp_path / "nats").exists()  # nothing was started
+
+
+def test_the_read_api_asks_the_invoicer_for_a_preview_and_gets_its_answer(server: EmbeddedNats) -> None:
+    """Request and reply between two users: the read API may ask; the invoicer, allowed
+    only its own subjects, may still answer the asker's inbox (allow_responses)."""
+    async def ask() -> bytes:
+        invoicer = await nats.connect(signed_in(server, "invoicer"), allow_reconnect=False)
+        read = await nats.connect(signed_in(server, "read"), allow_reconnect=False)
+        try:
+            async def answer(msg: Any) -> None:
+                await msg.respond(b"preview of " + msg.data)
+
+            await invoicer.subscribe("rpc.invoice-preview", cb=answer)
+            await invoicer.flush()
+            return (await read.request("rpc.invoice-preview", b"job-1", timeout=10)).data
+        finally:
+            await read.close()
+            await invoicer.close()
+
+    assert asyncio.run(ask()) == b"preview of job-1"
