@@ -113,6 +113,12 @@ _encoder = msgspec.json.Encoder(decimal_format="string")
 _AT_FIELD = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _BACKTICK_FIELD = re.compile(r"`(?P<field>[a-z_]+)`")
 
+# The command headers, as CommandDoor reads them and FastAPI documents them
+COMMAND_HEADERS = ("idempotency-key", "if-match", "x-correlation-id")
+MAX_HEADER = 200
+VERSION = re.compile(r"^\d{1,10}$")
+MAX_COMMAND_BODY = 1_000_000
+
 PROBLEM = {
     "type": "object",
     "properties": {
@@ -223,16 +229,16 @@ def create_app(settings: Settings) -> FastAPI:
 
     IdempotencyKey = Annotated[
         str | None,
-        Header(alias="Idempotency-Key", max_length=200,
+        Header(alias="Idempotency-Key", max_length=MAX_HEADER,
                description="the command's id: a retry with the same key returns the first "
                "result and appends nothing"),
     ]
     IfMatch = Annotated[
         str | None,
-        Header(alias="If-Match", max_length=20, pattern=r"^\d{1,10}$",
+        Header(alias="If-Match", max_length=20, pattern=VERSION.pattern,
                description="the version the command was decided on; 409 if it moved on"),
     ]
-    CorrelationId = Annotated[str | None, Header(alias="X-Correlation-Id", max_length=200)]
+    CorrelationId = Annotated[str | None, Header(alias="X-Correlation-Id", max_length=MAX_HEADER)]
 
     def command_route(path: str, kind: str, command_type: type[msgspec.Struct], *,
                       creates: bool = False, summary: str = "", tag: str = "",
@@ -487,10 +493,6 @@ class _Unauthorized(Exception):
     pass
 
 
-# The command headers, as CommandDoor reads them (FastAPI documents them as declared above)
-COMMAND_HEADERS = ("idempotency-key", "if-match", "x-correlation-id")
-MAX_COMMAND_BODY = 1_000_000
-_VERSION = re.compile(r"\d{1,10}")
 CommandHandler = Callable[[Scope, Receive, Send, "str | None"], Awaitable[None]]
 
 
@@ -553,12 +555,12 @@ def _decoded(decoder: msgspec.json.Decoder[Any], raw: bytes) -> msgspec.Struct:
 
 def _header_problems(key: str | None, if_match: str | None, correlation_id: str | None) -> list[dict[str, str]]:
     problems = []
-    if key is not None and len(key) > 200:
-        problems.append({"field": "header.Idempotency-Key", "reason": "at most 200 characters"})
-    if if_match is not None and not _VERSION.fullmatch(if_match):
+    if key is not None and len(key) > MAX_HEADER:
+        problems.append({"field": "header.Idempotency-Key", "reason": f"at most {MAX_HEADER} characters"})
+    if if_match is not None and not VERSION.fullmatch(if_match):
         problems.append({"field": "header.If-Match", "reason": "a version: up to 10 digits"})
-    if correlation_id is not None and len(correlation_id) > 200:
-        problems.append({"field": "header.X-Correlation-Id", "reason": "at most 200 characters"})
+    if correlation_id is not None and len(correlation_id) > MAX_HEADER:
+        problems.append({"field": "header.X-Correlation-Id", "reason": f"at most {MAX_HEADER} characters"})
     return problems
 
 

@@ -105,17 +105,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def credentials(self) -> dict[str, str]:
         """How to sign in to NATS: as NATS_USER when NATS_URL is set; else, on the embedded
         server, as admin, with every service's password beside it for `run` to pick from."""
-        from services.natsd import USERS, kept_passwords, password_variable
+        from services.natsd import PASSWORD_VARIABLES, as_variables, kept_passwords
 
         if self.nats_url:
-            named = ("NATS_USER", "NATS_PASSWORD", *(password_variable(user) for user in USERS))
+            named = ("NATS_USER", "NATS_PASSWORD", *PASSWORD_VARIABLES)
             return {key: os.environ[key] for key in named if os.environ.get(key)}
         if not self.passwords_file.exists():
             return {}
-
         passwords = kept_passwords(self.passwords_file)
-        return {"NATS_USER": "admin", "NATS_PASSWORD": passwords["admin"],
-                **{password_variable(user): password for user, password in passwords.items()}}
+        return {"NATS_USER": "admin", "NATS_PASSWORD": passwords["admin"], **as_variables(passwords)}
 
     def resolved_url(self) -> str:
         if self.nats_url:
@@ -329,12 +327,11 @@ def up(args: argparse.Namespace) -> int:
 def _passwords_of(env: dict[str, str], services: Iterable[str]) -> dict[str, str]:
     """A process's environment on the embedded server: the NATS passwords of its own services
     only, for each to sign in as itself; not admin's, nor any other service's."""
-    from services.natsd import USERS, password_variable
+    from services.natsd import password_variable, without_passwords
 
-    own = {password_variable(NATS_USERS[service]) for service in services}
-    kept = {key: value for key, value in env.items() if key not in ("NATS_USER", "NATS_PASSWORD")}
-    return {key: value for key, value in kept.items()
-            if key in own or key not in {password_variable(user) for user in USERS}}
+    own = {name: env[name] for name in (password_variable(NATS_USERS[service]) for service in services)}
+    kept = {key: value for key, value in without_passwords(env).items() if key not in ("NATS_USER", "NATS_PASSWORD")}
+    return {**kept, **own}
 
 
 def _local_mail(directory: Path) -> Any:

@@ -24,6 +24,18 @@ def password_variable(user: str) -> str:
     return f"JOBSTREAM_NATS_{user.upper()}_PASSWORD"
 
 
+PASSWORD_VARIABLES = frozenset(password_variable(user) for user in USERS)
+
+
+def as_variables(passwords: Mapping[str, str]) -> dict[str, str]:
+    """Users' passwords as the environment variables nats.conf reads."""
+    return {password_variable(user): password for user, password in passwords.items()}
+
+
+def without_passwords(env: Mapping[str, str]) -> dict[str, str]:
+    return {key: value for key, value in env.items() if key not in PASSWORD_VARIABLES}
+
+
 def new_passwords() -> dict[str, str]:
     # nats-server reads a variable's value as configuration: a password that began with a
     # digit would be taken for a number. Letters first, then hex digits, is always a string.
@@ -64,8 +76,7 @@ def service_env(env: Mapping[str, str], user: str) -> dict[str, str]:
     """The environment one service runs with: signed in to NATS as its own user when that
     user's password is given (JOBSTREAM_NATS_<USER>_PASSWORD), and holding no other's."""
     own = env.get(password_variable(user))
-    passwords = {password_variable(other) for other in USERS}
-    narrowed = {key: value for key, value in env.items() if key not in passwords}
+    narrowed = without_passwords(env)
     if own:
         narrowed.update(NATS_USER=user, NATS_PASSWORD=own)
     return narrowed
@@ -128,9 +139,7 @@ class EmbeddedNats:
 
     def _environment(self) -> dict[str, str]:
         """The server's environment: its users' passwords, and no others that happen to be set."""
-        passwords = {password_variable(user) for user in USERS}
-        return {**{key: value for key, value in os.environ.items() if key not in passwords},
-                **{password_variable(user): password for user, password in self.passwords.items()}}
+        return {**without_passwords(os.environ), **as_variables(self.passwords)}
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
