@@ -228,6 +228,8 @@ def measure(args: argparse.Namespace, mailbox: Mailbox, pushes: PushReceiver, sm
         duplicate_mail = sum(c - 1 for c in collections.Counter(m for m, _ in mail).values())
         missing = len(queued_by_id) - len({m for m, _, _ in push} | {m for m, _ in mail}) - len(uncertain)
         raw = asyncio.run_coroutine_threadsafe(raw_round_trips(nats_server.admin_url, args.rate, total), loop).result()
+        if "c" in connection_holder:  # the invoices' connection, closed on its own loop before that stops
+            asyncio.run_coroutine_threadsafe(connection_holder["c"].aclose(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
         app.close()
         nats_server.stop()
