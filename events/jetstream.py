@@ -81,6 +81,10 @@ class StreamMismatchError(ProgrammingError):
     """The stream exists with a configuration other than the one jobstream needs."""
 
 
+class TurnedAway(OperationalError):
+    """The NATS server refused the credentials: trying again would not change its mind."""
+
+
 def id_token(originator_id: UUID | str) -> str:
     text = str(originator_id)
     if _SAFE_TOKEN.fullmatch(text):
@@ -282,7 +286,11 @@ class NatsConnection:
     @classmethod
     def open_in_thread(cls, settings: StreamSettings) -> NatsConnection:
         connection = cls(settings, LoopThread())
-        connection.loop.run(connection._open())
+        try:
+            connection.loop.run(connection._open())
+        except BaseException:
+            connection.loop.stop()
+            raise
         return connection
 
     @classmethod
@@ -298,14 +306,40 @@ class NatsConnection:
         await self.nc.subscribe(f"{self._reply_prefix}.*", cb=self._on_reply)
 
     async def _connect(self) -> NATS:
-        return await connect(
+        """Connect, trying again for as long as the server is not there (it may be starting),
+        but not once it turns these credentials away: waiting would not change its mind."""
+        client = Client()
+        turned_away: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
+
+        async def on_error(error: Exception) -> None:
+            if "authorization violation" in str(error).lower() and not connecting.done():
+                if not turned_away.done():  # said once, by the TurnedAway below
+                    turned_away.set_result(error)
+                return
+            await self._on_error(error)
+
+        connecting = asyncio.ensure_future(client.connect(
             servers=[url.strip() for url in self.settings.url.split(",")],
             user=self.settings.user,
             password=self.settings.password,
             max_reconnect_attempts=-1,
             name="jobstream-recorder",
-            error_cb=self._on_error,
-        )
+            error_cb=on_error,
+        ))
+        await asyncio.wait([connecting, turned_away], return_when=asyncio.FIRST_COMPLETED)
+        if connecting.done():
+            connecting.result()
+            return client
+        connecting.cancel()
+        with contextlib.suppress(BaseException):
+            await connecting
+        with contextlib.suppress(Exception):
+            await client.close()
+        who = f"user {self.settings.user!r}" if self.settings.user else "a client without a user (NATS_USER)"
+        where = re.sub(r"//[^@/]*@", "//", self.settings.url)  # not the password
+        raise TurnedAway(f"the NATS server at {where} turned away {who}: "
+                         "check NATS_USER and NATS_PASSWORD (`jobstream up` keeps its users' passwords "
+                         "in its data directory, nats.passwords)")
 
     async def _on_error(self, error: Exception) -> None:
         """What the server refused, said plainly: a subject this service's NATS user may not

@@ -662,9 +662,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as error:
+        from events.jetstream import TurnedAway
         from services.domain.common import DomainError
 
-        if isinstance(error, ValueError | DomainError):  # the user's mistake: say it plainly
+        if isinstance(error, ValueError | DomainError | TurnedAway):  # the user's mistake: say it plainly
             raise SystemExit(f"jobstream: {error}") from None
         raise
 

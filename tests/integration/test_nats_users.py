@@ -153,3 +153,17 @@ def test_the_read_api_asks_the_invoicer_for_a_preview_and_gets_its_answer(server
             await invoicer.close()
 
     assert asyncio.run(ask()) == b"preview of job-1"
+
+
+def test_a_client_the_server_turns_away_is_told_so_at_once(server: EmbeddedNats) -> None:
+    """Wrong or missing credentials end the command with the reason; they are not tried
+    again and again as a server that is not up yet would be."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("NATS_")}, "NATS_URL": server.url}
+    for user in ({}, {"NATS_USER": "invoicer", "NATS_PASSWORD": "wrong"}):
+        listed = subprocess.run([sys.executable, "-m", "services.cli", "events"], env={**env, **user},
+                                capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 1
+        who = "user 'invoicer'" if user else "a client without a user (NATS_USER)"
+        assert listed.stderr.strip().splitlines() == [
+            f"jobstream: the NATS server at {server.url} turned away {who}: check NATS_USER and NATS_PASSWORD "
+            "(`jobstream up` keeps its users' passwords in its data directory, nats.passwords)"]
