@@ -3,10 +3,12 @@
 Request bodies are the command Structs of events.contract, decoded by msgspec (one
 definition serves validation and the OpenAPI document). Domain errors map to HTTP here,
 once: 404 unknown aggregate, 409 illegal transition or version conflict, 422 invalid input
-naming the field, 403 refused with the reason, 401 no valid token.
+naming the field, 403 refused with the reason, 401 no valid token, 503 the event store not
+answering (try again).
 """
 
 
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -18,6 +20,7 @@ from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from nats import errors as nats_errors
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -109,6 +112,7 @@ TECHNICIAN_ACTIONS: dict[str, type[msgspec.Struct]] = {
     "reactivate": ReactivateTechnician,
 }
 
+log = logging.getLogger("jobstream.api")
 _encoder = msgspec.json.Encoder(decimal_format="string")
 _AT_FIELD = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _BACKTICK_FIELD = re.compile(r"`(?P<field>[a-z_]+)`")
@@ -140,8 +144,15 @@ ERRORS = {
         404: "unknown aggregate",
         409: "illegal in the current status, or a version conflict",
         422: "invalid input: the field and the reason",
+        503: "the event store did not answer: try again (a command with the same Idempotency-Key is applied once)",
     }.items()
 }
+# The event store not answering (NATS down, restarting, or slower than the request's
+# timeout): a 503 to try again, never a 500. A command that timed out may have been stored;
+# sent again with the same Idempotency-Key, it is applied once.
+UNAVAILABLE = (TimeoutError, ConnectionError, nats_errors.ConnectionClosedError,
+               nats_errors.ConnectionReconnectingError, nats_errors.ConnectionDrainingError,
+               nats_errors.StaleConnectionError, nats_errors.OutboundBufferLimitError, nats_errors.NoRespondersError)
 
 
 def json(content: Any, status_code: int = 200) -> Response:
@@ -286,7 +297,8 @@ def create_app(settings: Settings) -> FastAPI:
         async def serve(scope: Scope, receive: Receive, send: Send, id_text: str | None) -> None:
             try:
                 response = await answer(scope, receive, id_text)
-            except (_Unauthorized, Forbidden, NotFound, InvalidTransition, VersionConflict, Invalid) as error:
+            except (_Unauthorized, Forbidden, NotFound, InvalidTransition, VersionConflict, Invalid,
+                    *UNAVAILABLE) as error:
                 response = error_response(error)
             await response(scope, receive, send)
 
@@ -580,6 +592,12 @@ def error_response(error: Exception) -> Response:
         return problem(409, str(error), current_version=error.current_version)
     if isinstance(error, Invalid):
         return problem(422, [{"field": error.field, "reason": error.reason}])
+    if isinstance(error, UNAVAILABLE):
+        log.warning("the event store did not answer: %s", error or type(error).__name__)
+        response = problem(503, "the event store did not answer; try again (a command sent again with the "
+                                "same Idempotency-Key is applied once)")
+        response.headers["Retry-After"] = "1"
+        return response
     raise TypeError(f"no HTTP answer for {type(error).__name__}")
 
 
@@ -587,7 +605,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def refused(request: Request, error: Exception) -> Response:
         return error_response(error)
 
-    for kind in (_Unauthorized, Forbidden, NotFound, InvalidTransition, VersionConflict, Invalid):
+    for kind in (_Unauthorized, Forbidden, NotFound, InvalidTransition, VersionConflict, Invalid, *UNAVAILABLE):
         app.add_exception_handler(kind, refused)
 
     @app.exception_handler(RequestValidationError)

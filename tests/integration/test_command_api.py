@@ -137,6 +137,17 @@ def test_a_commands_headers_path_and_size_are_checked_before_it_runs(api: Api) -
     assert api.jobstream.recorder.max_notification_id() == before
 
 
+def test_an_event_store_that_does_not_answer_is_a_503_to_try_again(api: Api) -> None:
+    job = api.scheduled_job(api.technician("tom"))
+    assert api.post(f"/jobs/{job}/notes", {"text": "before"}).status_code == 200
+    served = api.client.app.state.jobstream  # type: ignore[attr-defined]
+    api.client.portal.call(served.recorder.connection.nc.close)  # type: ignore[union-attr]
+    down = api.post(f"/jobs/{job}/notes", {"text": "while NATS is away"}, **{"Idempotency-Key": "n-1"})
+    assert down.status_code == 503 and down.headers["Retry-After"] == "1"
+    assert "same Idempotency-Key is applied once" in down.json()["detail"]
+    assert api.get(f"/jobs/{job}").status_code == 503  # a read checks the stream for newer events
+
+
 def test_unknown_jobs_are_404_and_illegal_transitions_409(api: Api) -> None:
     tom = api.technician("tom")
     job = api.scheduled_job(tom)
