@@ -53,7 +53,7 @@ MAX_WAIT = 30.0
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     read_model_url: str
-    stream_env: dict[str, str] = {}  # NATS_URL, NATS_STREAM, NATS_SUBJECT_PREFIX: the audit reads the stream
+    stream_env: dict[str, str] = {}  # STREAM_VARIABLES (NATS_URL, its user, ...): the audit reads the stream
     command_api_url: str = "http://127.0.0.1:8000"
     timezone: str = "UTC"
     wait_seconds: float = 5.0
