@@ -30,7 +30,7 @@ import re
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -83,6 +83,15 @@ class StreamMismatchError(ProgrammingError):
 
 class TurnedAway(OperationalError):
     """The NATS server refused the credentials: trying again would not change its mind."""
+
+
+def run_plainly(prog: str, main: Coroutine[Any, Any, Any]) -> Any:
+    """``asyncio.run`` for a service's own command: credentials NATS turns away end it with
+    one line that says so, not a traceback."""
+    try:
+        return asyncio.run(main)
+    except TurnedAway as error:
+        raise SystemExit(f"{prog}: {error}") from None
 
 
 def id_token(originator_id: UUID | str) -> str:

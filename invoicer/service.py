@@ -63,7 +63,7 @@ from events.contract import (
     Status,
     decode_event,
 )
-from events.jetstream import NatsConnection, StreamSettings
+from events.jetstream import NatsConnection, StreamSettings, run_plainly
 from invoicer.documents import Branding, invoice_pdf
 from invoicer.einvoice import ubl_invoice
 from invoicer.pricing import (
@@ -589,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
                              "rendered in worker processes, so rendering never delays issuing)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(serve(dict(os.environ), args.part))
+    run_plainly("jobstream run invoicer", serve(dict(os.environ), args.part))
     return 0
 
 

@@ -48,7 +48,7 @@ from events.contract import (
     decode_event,
     recipient_id,
 )
-from events.jetstream import NatsConnection, StreamSettings
+from events.jetstream import NatsConnection, StreamSettings, run_plainly
 from notifier.compose import (
     Directory,
     credit_note_email,
@@ -378,4 +378,4 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m notifier", description="Deliver emails and push alerts.")
     parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    asyncio.run(serve(dict(os.environ)))
+    run_plainly("jobstream run notifier", serve(dict(os.environ)))

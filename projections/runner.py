@@ -26,7 +26,7 @@ from eventsourcing.utils import Environment
 from events.bridge import stop_on_signals
 from events.contract import decode_event
 from events.follow import follow
-from events.jetstream import PAGE, STREAM_VARIABLES, NatsConnection, StreamSettings
+from events.jetstream import PAGE, STREAM_VARIABLES, NatsConnection, StreamSettings, run_plainly
 from projections.models import PROJECTIONS, BatchProjection, Positioned
 from projections.store import open_view
 
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     env, url = environment()
     names = list(PROJECTIONS) if args.projection == "all" else [args.projection]
-    asyncio.run(serve(names, env, url, once=args.once))
+    run_plainly("jobstream run projector", serve(names, env, url, once=args.once))
     return 0
 
 

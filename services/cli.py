@@ -396,7 +396,7 @@ def run(args: argparse.Namespace) -> int:
         if args.service == "projector":
             if args.name not in (*PROJECTIONS, "all"):
                 raise SystemExit(f"jobstream: which projection? one of: {', '.join(PROJECTIONS)}, or all")
-            argv = [sys.executable, "-m", "projections.runner", args.name]
+            argv = [sys.executable, "-m", "projections.runner", args.name, *(["--once"] if args.once else [])]
         elif args.service == "invoicer":
             part = args.name or "all"
             if part not in ("all", "issue", "documents"):
@@ -613,6 +613,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--workers", type=int, default=1, help="worker processes (HTTP services)")
     p.add_argument("--read-port", type=int, default=None, help="the read API's port, for `run web`")
+    p.add_argument("--once", action="store_true",
+                   help="`run projector`: catch up with the stream as it is now, report, and stop")
     p.add_argument("--data", default=argparse.SUPPRESS, help="data directory")
     p.set_defaults(handler=run)
 

@@ -167,3 +167,21 @@ def test_a_client_the_server_turns_away_is_told_so_at_once(server: EmbeddedNats)
         assert listed.stderr.strip().splitlines() == [
             f"jobstream: the NATS server at {server.url} turned away {who}: check NATS_USER and NATS_PASSWORD "
             "(`jobstream up` keeps its users' passwords in its data directory, nats.passwords)"]
+
+
+def test_a_service_run_alone_signs_in_as_its_own_user(tmp_path: Path) -> None:
+    """`jobstream run projector` given only the projector's password (as `up` hands it on)
+    signs in as `projector`; given none, as nobody, it is turned away."""
+    with EmbeddedNats(tmp_path / "nats") as alone:
+        JobstreamApp({"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": alone.admin_url}).close()
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "JOBSTREAM_NATS_"))},
+               "NATS_URL": alone.url, "READ_MODEL_URL": f"sqlite:///{tmp_path / 'board.sqlite3'}"}
+        run = [sys.executable, "-m", "services.cli", "run", "projector", "board", "--once"]
+        caught_up = subprocess.run(run, env={**env, "JOBSTREAM_NATS_PROJECTOR_PASSWORD": alone.passwords["projector"]},
+                                   capture_output=True, text=True, timeout=60)
+        assert caught_up.returncode == 0, caught_up.stderr
+        assert "projector board: caught up from position 0" in caught_up.stdout + caught_up.stderr
+        nobody = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
+        assert nobody.returncode == 1 and "Traceback" not in nobody.stderr
+        assert nobody.stderr.strip().startswith(
+            f"jobstream run projector: the NATS server at {alone.url} turned away a client without a user")
