@@ -577,8 +577,8 @@ def events(args: argparse.Namespace) -> int:
 
 def audit(args: argparse.Namespace) -> int:
     """The accountants' tools live with the read side (projections.audit); hand over to them."""
-    settings = Settings.from_env(args.data)
-    os.environ.update(settings.env())
+    if args.rest and not {"-h", "--help"} & set(args.rest):  # its help needs no server
+        os.environ.update(Settings.from_env(args.data).env())
     os.execv(sys.executable, [sys.executable, "-m", "projections.audit", *args.rest])
     return 0  # not reached
 

@@ -154,3 +154,10 @@ def test_as_of_shows_an_invoice_as_it_stood_and_reconcile_checks_billing(
     reconciled = audit(stream_env, "reconcile")
     assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
     assert "1 completed jobs: 1 invoiced" in reconciled.stdout
+
+
+def test_the_audit_tools_help_needs_no_running_jobstream(tmp_path: Path) -> None:
+    nowhere = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
+    helped = subprocess.run([sys.executable, "-m", "services.cli", "--data", str(tmp_path), "audit", "-h"],
+                            cwd=ROOT, env=nowhere, capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and "{replay,export,verify,reconcile,as-of,rebuild}" in helped.stdout
