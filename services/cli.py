@@ -220,6 +220,7 @@ def up(args: argparse.Namespace) -> int:
     from services.natsd import EmbeddedNats, kept_passwords
 
     settings = Settings.from_env(args.data)
+    held = _hold(settings.data_dir)  # noqa: F841 - held open for as long as `up` runs
     server = None
     if settings.nats_url:
         url = settings.nats_url
@@ -322,6 +323,29 @@ def up(args: argparse.Namespace) -> int:
             settings.url_file.unlink(missing_ok=True)
         say("Stopped.")
     return 0
+
+
+def _hold(data_dir: Path) -> Any:
+    """One `up` per data directory: a second nats-server on the same JetStream store would
+    corrupt it, and the second `up` would take the first one's URL file with it when it
+    stops. The lock is the kernel's, so it goes with the process however that ends."""
+    import fcntl
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / "up.lock", "a+")  # noqa: SIM115 - held open while `up` runs
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        pid = handle.read().strip() or "?"
+        handle.close()
+        raise SystemExit(f"jobstream: already running with the data in {data_dir} (pid {pid}); stop that one "
+                         "first, or give this one its own --data") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 def _passwords_of(env: dict[str, str], services: Iterable[str]) -> dict[str, str]:

@@ -44,3 +44,21 @@ def test_projections_waiting_for_their_database_do_not_hold_the_other_services(
     finally:
         workers.kill()  # a thread still waiting for the database would hold a clean stop
         workers.wait()
+
+
+def test_a_second_up_on_the_same_data_directory_is_refused(tmp_path: Path) -> None:
+    """Two nats-servers on one JetStream store would corrupt it: while one `up` holds the
+    data directory, another is refused before it starts anything."""
+    from services.cli import _hold
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
+    first = _hold(tmp_path)  # as the running `up` holds it
+    try:
+        second = subprocess.run([sys.executable, "-m", "services.cli", "--data", str(tmp_path), "up"], cwd=ROOT,
+                                env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1
+        assert second.stderr.strip() == (f"jobstream: already running with the data in {tmp_path} (pid {os.getpid()}); "
+                                         "stop that one first, or give this one its own --data")
+        assert not (tmp_path / "nats").exists()
+    finally:
+        first.close()
