@@ -220,7 +220,7 @@ def up(args: argparse.Namespace) -> int:
     from services.natsd import EmbeddedNats, kept_passwords
 
     settings = Settings.from_env(args.data)
-    held = _hold(settings.data_dir)  # noqa: F841 - held open for as long as `up` runs
+    held = _hold(settings.data_dir)  # until `up` ends
     server = None
     if settings.nats_url:
         url = settings.nats_url
@@ -234,7 +234,6 @@ def up(args: argparse.Namespace) -> int:
         server = EmbeddedNats(settings.data_dir / "nats", port=args.nats_port,
                               passwords=kept_passwords(settings.passwords_file)).start()
         url = server.url
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
         settings.url_file.write_text(url)
         say(f"Started nats-server with JetStream at {url} (data in {settings.data_dir / 'nats'})")
     env = settings.env(url)
@@ -321,6 +320,7 @@ def up(args: argparse.Namespace) -> int:
         if server is not None:
             server.stop()
             settings.url_file.unlink(missing_ok=True)
+        held.close()
         say("Stopped.")
     return 0
 
