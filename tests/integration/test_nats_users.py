@@ -162,11 +162,12 @@ def test_a_client_the_server_turns_away_is_told_so_at_once(server: EmbeddedNats)
     for user in ({}, {"NATS_USER": "invoicer", "NATS_PASSWORD": "wrong"}):
         listed = subprocess.run([sys.executable, "-m", "services.cli", "events"], env={**env, **user},
                                 capture_output=True, text=True, timeout=60)
-        assert listed.returncode == 1
+        assert listed.returncode == 1 and "Traceback" not in listed.stderr
         who = "user 'invoicer'" if user else "a client without a user (NATS_USER)"
-        assert listed.stderr.strip().splitlines() == [
+        # the last word (before it, a connection the server reset while refusing may be logged)
+        assert listed.stderr.strip().splitlines()[-1] == (
             f"jobstream: the NATS server at {server.url} turned away {who}: check NATS_USER and NATS_PASSWORD "
-            "(`jobstream up` keeps its users' passwords in its data directory, nats.passwords)"]
+            "(`jobstream up` keeps its users' passwords in its data directory, nats.passwords)")
 
 
 def test_a_service_run_alone_signs_in_as_its_own_user(tmp_path: Path) -> None:
@@ -183,5 +184,5 @@ def test_a_service_run_alone_signs_in_as_its_own_user(tmp_path: Path) -> None:
         assert "projector board: caught up from position 0" in caught_up.stdout + caught_up.stderr
         nobody = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
         assert nobody.returncode == 1 and "Traceback" not in nobody.stderr
-        assert nobody.stderr.strip().startswith(
+        assert nobody.stderr.strip().splitlines()[-1].startswith(
             f"jobstream run projector: the NATS server at {alone.url} turned away a client without a user")
