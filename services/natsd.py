@@ -109,7 +109,11 @@ class EmbeddedNats:
     @property
     def admin_url(self) -> str:
         """The address with the admin user's credentials, for tools and tests."""
-        return f"nats://admin:{self.passwords['admin']}@127.0.0.1:{self.port}"
+        return self.url_as("admin")
+
+    def url_as(self, user: str) -> str:
+        """The address with one user's credentials."""
+        return f"nats://{user}:{self.passwords[user]}@127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> EmbeddedNats:
         self.data_dir.mkdir(parents=True, exist_ok=True)

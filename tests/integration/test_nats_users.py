@@ -9,8 +9,8 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
@@ -43,10 +43,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
         yield running
 
 
-def signed_in(server: EmbeddedNats, user: str) -> str:
-    return f"nats://{user}:{server.passwords[user]}@127.0.0.1:{server.port}"
-
-
 async def publishes(url: str, owned: list[str], refused: list[str]) -> list[str]:
     """Publish to each owned subject through JetStream (stored: acknowledged) and to each
     refused one; the server's refusals, as the client was told of them."""
@@ -71,7 +67,7 @@ async def publishes(url: str, owned: list[str], refused: list[str]) -> list[str]
 @pytest.mark.parametrize(("user", "owned", "refused"), OWNERSHIP, ids=[row[0] for row in OWNERSHIP])
 def test_each_service_publishes_only_what_it_owns(server: EmbeddedNats, user: str, owned: list[str],
                                                   refused: list[str]) -> None:
-    told = asyncio.run(publishes(signed_in(server, user), owned, refused))
+    told = asyncio.run(publishes(server.url_as(user), owned, refused))
     assert told == [f'nats: permissions violation for publish to "{subject.lower()}"' for subject in refused]
 
 
@@ -139,8 +135,8 @@ def test_the_read_api_asks_the_invoicer_for_a_preview_and_gets_its_answer(server
     """Request and reply between two users: the read API may ask; the invoicer, allowed
     only its own subjects, may still answer the asker's inbox (allow_responses)."""
     async def ask() -> bytes:
-        invoicer = await nats.connect(signed_in(server, "invoicer"), allow_reconnect=False)
-        read = await nats.connect(signed_in(server, "read"), allow_reconnect=False)
+        invoicer = await nats.connect(server.url_as("invoicer"), allow_reconnect=False)
+        read = await nats.connect(server.url_as("read"), allow_reconnect=False)
         try:
             async def answer(msg: Any) -> None:
                 await msg.respond(b"preview of " + msg.data)
