@@ -295,6 +295,20 @@ async function jobView(id, refresh, turn) {
   const address = job.site_address ? `${job.site_address.street}, ${job.site_address.postal_code} ${job.site_address.city}` : job.site;
   const inPool = !job.technician_ids.length && job.status === "new";
   const ticking = running && running.jobId === id;
+  const status = (state && state.status) || job.status; // the command API's is the newer
+  // Only what the job's status allows (services/domain/job.py). Commands still waiting in the
+  // outbox may move the status on, so a job open when last loaded keeps every form.
+  const open = ["scheduled", "in_progress"].includes(status);
+  const can = {
+    clock: open || ticking,
+    complete: open,
+    material: open || status === "completed",
+    photo: open || ["completed", "on_hold"].includes(status),
+    time: open || ["completed", "on_hold"].includes(status),
+    signoff: (open || ["completed", "invoiced"].includes(status)) && !(state && state.signed_off_by),
+  };
+  const closed = { completed: "Completed", invoiced: "Completed and invoiced", cancelled: "Cancelled",
+                   on_hold: "On hold" }[status];
   const waiting = outbox.filter((c) => c.jobId === id);
   const photos = data.history.filter((h) => h.event_type === "PhotoAttached").length;
   $("#view").innerHTML = `
@@ -310,7 +324,8 @@ async function jobView(id, refresh, turn) {
       ${customer && customer.email ? `<div><a href="mailto:${esc(customer.email)}">${esc(customer.email)}</a></div>` : ""}
       <div class="meta">${job.scheduled_start ? esc(when(job.scheduled_start)) : ""} ${job.scope ? "· " + esc(job.scope) : ""}</div></div>
     ${inPool ? '<p><button id="take">Take this job</button></p>' : `
-    <div class="card">
+    ${closed ? `<p class="muted" id="closed">${closed}${state && state.signed_off_by ? `, signed off by ${esc(state.signed_off_by)}` : ""}: only what may still be added is shown.</p>` : ""}
+    ${can.clock ? `<div class="card">
       <div class="stopwatch" id="clock">${ticking ? elapsed(running.since) : "00:00:00"}</div>
       <div class="row">
         <button id="start" ${ticking ? "disabled" : ""}>${ticking ? "Running" : "Start"}</button>
@@ -318,22 +333,22 @@ async function jobView(id, refresh, turn) {
         <button class="secondary" id="stop" ${ticking ? "" : "disabled"}>Stop</button>
       </div>
       <label><input type="checkbox" id="billable" checked> billable</label>
-    </div>
+    </div>` : ""}
     <form id="note"><label for="note-text">Note</label><textarea id="note-text" rows="3" required></textarea><p><button>Add note</button></p></form>
-    <form id="photo"><label for="photo-file">Photo</label><input id="photo-file" type="file" accept="image/*" capture="environment" required>
-      <label for="photo-caption">Caption</label><input id="photo-caption" maxlength="200"><p><button>Add photo</button></p></form>
-    <form id="material"><label for="material-code">Material used</label>
+    ${can.photo ? `<form id="photo"><label for="photo-file">Photo</label><input id="photo-file" type="file" accept="image/*" capture="environment" required>
+      <label for="photo-caption">Caption</label><input id="photo-caption" maxlength="200"><p><button>Add photo</button></p></form>` : ""}
+    ${can.material ? `<form id="material"><label for="material-code">Material used</label>
       <input id="material-code" list="catalogue" required placeholder="code from the catalogue">
       <datalist id="catalogue"></datalist>
       <label for="material-quantity">Quantity</label><input id="material-quantity" inputmode="decimal" value="1" required>
-      <p><button>Record material</button></p></form>
-    <form id="time"><label for="time-start">Add time by hand: started</label><input id="time-start" type="datetime-local" required>
+      <p><button>Record material</button></p></form>` : ""}
+    ${can.time ? `<form id="time"><label for="time-start">Add time by hand: started</label><input id="time-start" type="datetime-local" required>
       <label for="time-minutes">Minutes</label><input id="time-minutes" type="number" min="1" max="1440" required>
-      <label><input type="checkbox" id="time-billable" checked> billable</label><p><button>Add time</button></p></form>
-    <form id="complete"><label for="summary">Completion summary</label><textarea id="summary" rows="3" required></textarea><p><button>Complete the job</button></p></form>
-    <form id="signoff"><label for="signed-by">Customer's name</label><input id="signed-by" required>
+      <label><input type="checkbox" id="time-billable" checked> billable</label><p><button>Add time</button></p></form>` : ""}
+    ${can.complete ? `<form id="complete"><label for="summary">Completion summary</label><textarea id="summary" rows="3" required></textarea><p><button>Complete the job</button></p></form>` : ""}
+    ${can.signoff ? `<form id="signoff"><label for="signed-by">Customer's name</label><input id="signed-by" required>
       <label>Signature</label><canvas class="signature" id="signature"></canvas>
-      <div class="row"><button type="button" class="secondary" id="clear-signature">Clear</button><button>Sign off</button></div></form>`}
+      <div class="row"><button type="button" class="secondary" id="clear-signature">Clear</button><button>Sign off</button></div></form>` : ""}`}
     ${waiting.length ? `<h2>Waiting to be sent</h2><ul class="queued">${waiting.map((c) => `<li>${esc(c.label)}</li>`).join("")}</ul>` : ""}
     <h2>History</h2><p class="muted">${photos} photo${photos === 1 ? "" : "s"}</p>
     <ul class="history">${data.history.slice().reverse().map((h) => `<li><strong>${esc(h.event_type)}</strong> <span class="muted">${esc(when(h.occurred_at))} · ${esc(h.actor_id)}</span><br>${esc(h.summary)}</li>`).join("")}</ul>`;
@@ -342,27 +357,28 @@ async function jobView(id, refresh, turn) {
     return;
   }
   const now = () => new Date().toISOString();
+  const on = (selector, type, handler) => { const node = $(selector); if (node) node.addEventListener(type, handler); };
   clearInterval(ticker);
   if (ticking) ticker = setInterval(() => { const c = $("#clock"); if (c && running) c.textContent = elapsed(running.since); }, 1000);
-  $("#start").addEventListener("click", () => {
+  on("#start", "click", () => {
     const at = now();
     running = { jobId: id, since: at }; // starting here stops any other job's stopwatch (the server does too)
     queue("Start work", `/jobs/${id}/start`, { at }, id);
   });
   const stop = (label) => () => {
-    const body = { at: now(), billable: $("#billable").checked };
+    const body = { at: now(), billable: $("#billable") ? $("#billable").checked : true };
     running = null;
     queue(label, `/jobs/${id}/stop`, body, id);
   };
-  $("#pause").addEventListener("click", stop("Pause work"));
-  $("#stop").addEventListener("click", stop("Stop work"));
-  $("#note").addEventListener("submit", (event) => {
+  on("#pause", "click", stop("Pause work"));
+  on("#stop", "click", stop("Stop work"));
+  on("#note", "submit", (event) => {
     event.preventDefault();
     const text = $("#note-text", event.target).value;
     done(event.target);
     queue("Note", `/jobs/${id}/notes`, { text }, id);
   });
-  $("#photo").addEventListener("submit", async (event) => {
+  on("#photo", "submit", async (event) => {
     event.preventDefault();
     const form = event.target, file = $("#photo-file", form).files[0], caption = $("#photo-caption", form).value;
     if (!file) return;
@@ -373,10 +389,10 @@ async function jobView(id, refresh, turn) {
   });
   getJSON("/catalogue", "catalogue").then((items) => {
     const list = Array.isArray(items) ? items : [];
-    $("#catalogue").innerHTML = list.map((i) => `<option value="${esc(i.code)}">${esc(i.name)}</option>`).join("");
+    if ($("#catalogue")) $("#catalogue").innerHTML = list.map((i) => `<option value="${esc(i.code)}">${esc(i.name)}</option>`).join("");
     store.set("catalogue", list);
   }).catch(() => {});
-  $("#material").addEventListener("submit", (event) => {
+  on("#material", "submit", (event) => {
     event.preventDefault();
     const code = $("#material-code", event.target).value.trim();
     const item = (store.get("catalogue", []) || []).find((i) => i.code === code);
@@ -384,23 +400,24 @@ async function jobView(id, refresh, turn) {
     done(event.target);
     queue("Material", `/jobs/${id}/materials`, { code, description: item ? item.name : code, quantity }, id);
   });
-  $("#time").addEventListener("submit", (event) => {
+  on("#time", "submit", (event) => {
     event.preventDefault();
     const body = { started_at: new Date($("#time-start", event.target).value).toISOString(),
       minutes: Number($("#time-minutes", event.target).value), billable: $("#time-billable", event.target).checked };
     done(event.target);
     queue("Time added by hand", `/jobs/${id}/time-entries`, body, id);
   });
-  $("#complete").addEventListener("submit", (event) => {
+  on("#complete", "submit", (event) => {
     event.preventDefault();
     const summary = $("#summary", event.target).value;
     done(event.target);
     if (running && running.jobId === id) stop("Stop work")();
     queue("Complete the job", `/jobs/${id}/complete`, { summary }, id);
   });
+  if (!$("#signoff")) return;
   const pad = signaturePad($("#signature"));
-  $("#clear-signature").addEventListener("click", pad.clear);
-  $("#signoff").addEventListener("submit", (event) => {
+  on("#clear-signature", "click", pad.clear);
+  on("#signoff", "submit", (event) => {
     event.preventDefault();
     const body = { signed_by: $("#signed-by", event.target).value, signature: pad.empty() ? "" : pad.dataUrl() };
     done(event.target);

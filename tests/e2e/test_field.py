@@ -149,6 +149,12 @@ def test_a_technicians_day_on_a_phone(jobstream_up: tuple[Running, int], browser
     # the page reads the job again at the position of what it sent (the read models may lag a busy machine)
     expect(page.locator("#job-status")).to_have_text(re.compile("completed|invoiced"), timeout=30_000)
     expect(page.locator(".conflict")).to_have_count(0)
+    # done and signed: the page offers only what may still be added, and fits the phone
+    expect(page.locator("#closed")).to_contain_text("signed off by Pavel Novák")
+    for gone in ("#start", "#complete", "#signoff"):
+        expect(page.locator(gone)).to_have_count(0)
+    expect(page.locator("#note")).to_have_count(1)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     shot(page, "tech-job")
 
     _, (signed,) = wait_for_events(nats_url, f"events.job.{job}", "JobSignedOff", 1)
