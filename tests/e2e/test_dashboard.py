@@ -164,6 +164,13 @@ def test_invoices_and_a_bank_statement_in_the_browser(
     expect(page.locator("#invoices tbody tr")).to_have_count(2)
     expect(page.locator(f"tr[data-number='{novak['number']}']")).to_contain_text("issued")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    # each card's values stand in one column beside their labels, whatever a cell holds
+    row = page.locator(f"tr[data-number='{novak['number']}']")
+    content_left = """td => Math.min(...Array.from(td.childNodes).flatMap(node => {
+        const range = document.createRange(); range.selectNodeContents(node);
+        return Array.from(range.getClientRects()).map(r => r.left); }))"""
+    lefts = [row.locator(f"td[data-label={label}]").evaluate(content_left) for label in ("Customer", "Email", "Documents")]
+    assert max(lefts) - min(lefts) < 2, lefts
     shot(page, "invoices-phone")
     pdf = page.request.get(f"{dashboard}/invoices/{novak['id']}.pdf")
     assert pdf.ok and pdf.headers["content-type"] == "application/pdf" and pdf.body().startswith(b"%PDF")
