@@ -105,6 +105,8 @@ def test_a_technicians_day_on_a_phone(jobstream_up: tuple[Running, int], browser
     expect(page.locator("#status")).to_have_class(re.compile("offline"))  # the phone knows it has no signal
     page.fill("#note-text", "Expansion vessel lost its charge; recharged to 1.2 bar.")
     page.click("#note button")
+    # the page redraws with the note waiting; a file picked into the form it replaces would be lost
+    settled(page)
     page.set_input_files("#photo-file", str(a_photo(tmp_path / "vessel.png")))
     page.fill("#photo-caption", "Expansion vessel, after")
     page.click("#photo button")
