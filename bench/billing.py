@@ -230,7 +230,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = EmbeddedNats(Path(tmp) / "nats").start()
         env = {"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": server.admin_url, "NATS_STREAM": "JOBSTREAM"}
-        settings = StreamSettings.from_env(__import__("eventsourcing.utils").utils.Environment("", env))
+        settings = StreamSettings.from_env(env)
         app = JobstreamApp(env)
         invoicer = None
         try:

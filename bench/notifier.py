@@ -43,7 +43,6 @@ sys.path.insert(0, str(ROOT))
 
 import msgspec  # noqa: E402
 from aiosmtpd.controller import Controller  # noqa: E402
-from eventsourcing.utils import Environment  # noqa: E402
 from py_vapid import Vapid02  # noqa: E402
 
 from bench.backbone import percentile  # noqa: E402
@@ -165,7 +164,7 @@ def measure(args: argparse.Namespace, mailbox: Mailbox, pushes: PushReceiver, sm
             connection = connection_holder.get("c")
             if connection is None:
                 connection = connection_holder["c"] = await NatsConnection.open_on_running_loop(
-                    StreamSettings.from_env(Environment("", env)))
+                    StreamSettings.from_env(env))
             from events.jetstream import NatsApplicationRecorder
 
             recorder = NatsApplicationRecorder(connection)

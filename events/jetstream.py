@@ -30,7 +30,7 @@ import re
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -136,7 +136,8 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
     timeout: float = 10.0
 
     @classmethod
-    def from_env(cls, env: Environment) -> StreamSettings:
+    def from_env(cls, env: Mapping[str, str]) -> StreamSettings:
+        """From the library's Environment or any mapping of the STREAM_VARIABLES."""
         prefix = env.get("NATS_SUBJECT_PREFIX", "")
         return cls(
             url=env.get("NATS_URL", "") or "nats://127.0.0.1:4222",

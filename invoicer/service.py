@@ -35,7 +35,6 @@ import msgspec
 from eventsourcing.persistence import (
     Notification,
 )
-from eventsourcing.utils import Environment
 
 from events.bridge import stop_on_signals
 from events.consumer import Consumer, Stored
@@ -526,17 +525,13 @@ def document_name(document_id: UUID, kind: str = "pdf", folder: str = "invoices"
     return f"{folder}/{document_id}.{kind}"
 
 
-def stream_env(env: dict[str, str]) -> StreamSettings:
-    return StreamSettings.from_env(Environment("", env))
-
-
 async def serve(env: dict[str, str], part: str = "all", stop: asyncio.Event | None = None) -> None:
     """Run the invoicer, the document writer, or both, until ``stop`` (else SIGINT or SIGTERM)."""
     settings = Settings.from_env(env)
     if not settings.seller.vat_id:
         log.warning("JOBSTREAM_COMPANY_VAT_ID is not set: invoices will lack the seller's VAT id, "
                     "and their e-invoices will not pass EN 16931 (BR-S-02, BR-CO-26)")
-    connection = await NatsConnection.open_on_running_loop(stream_env(env))
+    connection = await NatsConnection.open_on_running_loop(StreamSettings.from_env(env))
     await connection.ensure_stream_async()
     stop = stop or stop_on_signals()
     consumers: list[Consumer] = []

@@ -27,7 +27,6 @@ from uuid import UUID
 
 import msgspec
 from eventsourcing.persistence import IntegrityError, Notification
-from eventsourcing.utils import Environment
 
 from events.bridge import stop_on_signals
 from events.consumer import Consumer, Stored
@@ -354,7 +353,7 @@ class Notifier(Consumer):
 async def serve(env: dict[str, str], stop: asyncio.Event | None = None) -> None:
     """Run the notifier until ``stop`` (else SIGINT or SIGTERM)."""
     settings = Settings.from_env(env)
-    connection = await NatsConnection.open_on_running_loop(StreamSettings.from_env(Environment("", env)))
+    connection = await NatsConnection.open_on_running_loop(StreamSettings.from_env(env))
     await connection.ensure_stream_async()
     stop = stop or stop_on_signals()
     notifier = Notifier(connection, settings)

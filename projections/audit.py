@@ -34,9 +34,9 @@ from events.contract import (
     Event, InvoiceEvent, InvoiceIssued, InvoiceNumberAllocated, InvoicingHeld, JobCompleted, JobEvent, JobInvoiced, JobNotBilled,
     JobReopened, JobRequested, decode_event, event_hash,
 )
-from events.jetstream import PAGE, STREAM_VARIABLES, NatsConnection, notification_of
+from events.jetstream import PAGE, STREAM_VARIABLES, NatsConnection, StreamSettings, notification_of
 from projections.rows import InvoiceRow, JobRow, evolve_invoice, evolve_job, invoice_status, iso, summary
-from projections.runner import Runner, build, stream_settings
+from projections.runner import Runner, build
 
 # --- reading the log --------------------------------------------------------------------
 
@@ -430,7 +430,7 @@ class Bar:
 
 
 async def run(args: argparse.Namespace, env: dict[str, str], read_model_url: str) -> int:
-    connection = await NatsConnection.open_on_running_loop(stream_settings(env))
+    connection = await NatsConnection.open_on_running_loop(StreamSettings.from_env(env))
     try:
         return await _command(args, connection, read_model_url)
     finally:

@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Sequence
 
 from eventsourcing.persistence import Notification, Tracking
-from eventsourcing.utils import Environment
 
 from events.bridge import stop_on_signals
 from events.contract import decode_event
@@ -96,10 +95,6 @@ class Runner:
         return self.projection.view.max_tracking_id(self.projection.name) or 0
 
 
-def stream_settings(env: dict[str, str]) -> StreamSettings:
-    return StreamSettings.from_env(Environment("", env))
-
-
 def build(name: str, read_model_url: str) -> BatchProjection:
     if name not in PROJECTIONS:
         raise SystemExit(f"no projection named {name!r}; one of: {', '.join(PROJECTIONS)}")
@@ -114,7 +109,7 @@ async def serve(names: Sequence[str], env: dict[str, str], read_model_url: str, 
     # Opening a view waits for its database (the library retries a PostgreSQL that is not up
     # yet): on a thread, so the services sharing this loop (`jobstream run workers`) go on.
     projections = await asyncio.to_thread(lambda: [build(name, read_model_url) for name in names])
-    connection = await NatsConnection.open_on_running_loop(stream_settings(env))
+    connection = await NatsConnection.open_on_running_loop(StreamSettings.from_env(env))
     try:
         await connection.ensure_stream_async()
         if once:  # catch up with what is stored now, say how far and how fast, and stop

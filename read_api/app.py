@@ -36,10 +36,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from events.contract import CreditNoteDocumentStored, ProformaDocumentStored, decode_event
-from events.jetstream import STREAM_VARIABLES, NatsConnection
+from events.jetstream import STREAM_VARIABLES, NatsConnection, StreamSettings
 from projections.audit import Criteria, Entry, replay, write_entries
 from projections.rows import InvoiceRow, JobRow, UserRow, iso
-from projections.runner import stream_settings
 from read_api import links
 from read_api.fastboard import COOKIE, BoardFromMemory, Filters, digest_of, from_memory
 from read_api.fastboard import token_of as token_in
@@ -85,7 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.live.start()
         app.state.stream = None
         if settings.stream_env.get("NATS_URL"):
-            app.state.stream = await NatsConnection.open_on_running_loop(stream_settings(settings.stream_env))
+            app.state.stream = await NatsConnection.open_on_running_loop(StreamSettings.from_env(settings.stream_env))
         yield
         await app.state.live.stop()
         await app.state.commands.aclose()

@@ -297,8 +297,7 @@ def create_app(settings: Settings) -> FastAPI:
         async def serve(scope: Scope, receive: Receive, send: Send, id_text: str | None) -> None:
             try:
                 response = await answer(scope, receive, id_text)
-            except (_Unauthorized, Forbidden, NotFound, InvalidTransition, VersionConflict, Invalid,
-                    *UNAVAILABLE) as error:
+            except ANSWERED as error:
                 response = error_response(error)
             await response(scope, receive, send)
 
@@ -576,6 +575,10 @@ def _header_problems(key: str | None, if_match: str | None, correlation_id: str 
     return problems
 
 
+# What error_response answers: from CommandDoor and from FastAPI's exception handlers alike
+ANSWERED = (_Unauthorized, Forbidden, NotFound, InvalidTransition, VersionConflict, Invalid, *UNAVAILABLE)
+
+
 def error_response(error: Exception) -> Response:
     """A refused command as HTTP, the same from CommandDoor and from FastAPI's handlers."""
     if isinstance(error, _Unauthorized):
@@ -605,7 +608,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def refused(request: Request, error: Exception) -> Response:
         return error_response(error)
 
-    for kind in (_Unauthorized, Forbidden, NotFound, InvalidTransition, VersionConflict, Invalid, *UNAVAILABLE):
+    for kind in ANSWERED:
         app.add_exception_handler(kind, refused)
 
     @app.exception_handler(RequestValidationError)

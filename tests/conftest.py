@@ -76,7 +76,8 @@ class Projectors:
 
     def __init__(self, env: dict[str, str], url: str) -> None:
         from projections.models import PROJECTIONS
-        from projections.runner import Runner, build, stream_settings
+        from events.jetstream import StreamSettings
+        from projections.runner import Runner, build
 
         self.views = {name: build(name, url) for name in PROJECTIONS}
         self._loop = asyncio.new_event_loop()
@@ -86,7 +87,7 @@ class Projectors:
         async def start() -> tuple[asyncio.Event, list[asyncio.Task[None]]]:
             from events.jetstream import NatsConnection
 
-            connection = await NatsConnection.open_on_running_loop(stream_settings(env))
+            connection = await NatsConnection.open_on_running_loop(StreamSettings.from_env(env))
             stop = asyncio.Event()
             tasks = [asyncio.ensure_future(Runner(projection, connection).follow(stop))
                      for projection in self.views.values()]

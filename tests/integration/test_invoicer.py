@@ -26,11 +26,14 @@ from events.contract import (
 )
 from events.jetstream import NatsConnection
 from invoicer.service import Invoicer, Settings, invoice_id_of
-from invoicer.service import stream_env as settings_of
 from services.app import JobstreamApp
 from services.domain.common import Actor
 
 from tests.integration.conftest import ADDRESS, Api, read_settings, read_side, stored
+
+from events.jetstream import StreamSettings
+
+settings_of = StreamSettings.from_env  # a service's stream settings from its environment
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFICE = Actor(id="olga", role=Role.OFFICE)

@@ -24,12 +24,15 @@ from events.contract import (
 from events.jetstream import NatsConnection
 from invoicer.service import DocumentWriter, Invoicer
 from invoicer.service import Settings as InvoicerSettings
-from invoicer.service import stream_env as settings_of
 from notifier.delivery import PushSettings, SmtpSettings
 from notifier.service import Notifier, Settings
 from tests.integration.conftest import Api, stored
 from tests.integration.test_read_api import reader  # noqa: F401 - the read API fixture
 from tests.receivers import Mailbox, PushReceiver, free_port
+
+from events.jetstream import StreamSettings
+
+settings_of = StreamSettings.from_env  # a service's stream settings from its environment
 
 
 @pytest.fixture

@@ -15,11 +15,14 @@ from events.jetstream import NatsConnection
 from invoicer.payments import PaymentMatcher
 from invoicer.pricing import creditor_reference, variable_symbol
 from invoicer.service import Settings
-from invoicer.service import stream_env as settings_of
 from services.app import JobstreamApp
 
 from tests.integration.conftest import Api, read_side, stored
 from tests.integration.test_invoicer import YEAR, Office, invoice_all, invoices, price_list
+
+from events.jetstream import StreamSettings
+
+settings_of = StreamSettings.from_env  # a service's stream settings from its environment
 
 
 def camt(entries: list[tuple[str, str, str, str, str]], statement: str = "STMT-1") -> bytes:

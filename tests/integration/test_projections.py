@@ -17,9 +17,9 @@ import pytest
 from eventsourcing.persistence import Tracking
 
 from events.contract import decode_event
-from events.jetstream import NatsConnection
+from events.jetstream import NatsConnection, StreamSettings
 from projections.models import Positioned
-from projections.runner import Runner, build, stream_settings
+from projections.runner import Runner, build
 from read_api.queries import BoardFilter, ReadModels
 from services.demo import load_demo
 
@@ -57,7 +57,7 @@ def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
 
 def catch_up(env: dict[str, str], url: str, until: int | None = None) -> int:
     async def run() -> int:
-        connection = await NatsConnection.open_on_running_loop(stream_settings(env))
+        connection = await NatsConnection.open_on_running_loop(StreamSettings.from_env(env))
         projections = [build(name, url) for name in TABLES]
         try:
             return min([await Runner(projection, connection).catch_up(until) for projection in projections])
@@ -73,7 +73,7 @@ def race(env: dict[str, str], url: str, replicas: int) -> None:
     """Several runners of each projection catching up at once on one store."""
 
     async def run() -> None:
-        connection = await NatsConnection.open_on_running_loop(stream_settings(env))
+        connection = await NatsConnection.open_on_running_loop(StreamSettings.from_env(env))
         runners = [Runner(build(name, url), connection) for name in TABLES for _ in range(replicas)]
         try:
             await asyncio.gather(*(runner.catch_up() for runner in runners))

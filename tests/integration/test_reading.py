@@ -26,7 +26,7 @@ def test_stream_events_reads_every_event_once_in_order_across_chunks(stream_env:
     factory.close()
 
     async def read(chunk: int, page: int) -> list[tuple[int, str, int, bytes]]:
-        connection = await NatsConnection.open_on_running_loop(StreamSettings.from_env(Environment("", stream_env)))
+        connection = await NatsConnection.open_on_running_loop(StreamSettings.from_env(stream_env))
         try:
             return [(n.id, n.topic, n.originator_version, n.state)
                     async for p in connection.stream_events(0, chunk=chunk, page=page) for n in p]
