@@ -8,6 +8,7 @@ answering (try again).
 """
 
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -74,6 +75,7 @@ from events.contract import (
 )
 from services import recurring
 from services.app import JobstreamApp, Result, VersionConflict
+from services.domain.job import FOR_TECHNICIANS
 from services.domain.common import (
     Actor,
     Forbidden,
@@ -111,6 +113,13 @@ TECHNICIAN_ACTIONS: dict[str, type[msgspec.Struct]] = {
     "deactivate": DeactivateTechnician,
     "reactivate": ReactivateTechnician,
 }
+
+# Who may send a command or read an aggregate, checked right after the token (before the
+# body is read); the deciders check the rest (a technician's job is theirs). The role matrix
+# in docs/architecture.md lists every route; tests/integration/test_access.py walks it.
+WRITERS = frozenset({Role.OFFICE, Role.ADMIN})
+READERS = frozenset({Role.OFFICE, Role.ACCOUNTANT, Role.ADMIN})
+EVERYONE = frozenset(Role)
 
 log = logging.getLogger("jobstream.api")
 _encoder = msgspec.json.Encoder(decimal_format="string")
@@ -254,6 +263,7 @@ def create_app(settings: Settings) -> FastAPI:
     def command_route(path: str, kind: str, command_type: type[msgspec.Struct], *,
                       creates: bool = False, summary: str = "", tag: str = "",
                       own: Callable[[Actor], UUID] | None = None,
+                      roles: frozenset[Role] = WRITERS,
                       then: Callable[[JobstreamApp, UUID], Awaitable[dict[str, Any]]] | None = None) -> None:
         """A POST route for a command. The aggregate is the path's ``{id}``, a new one
         (``creates``), or the caller's ``own`` (their notification settings, say); ``then``
@@ -281,6 +291,7 @@ def create_app(settings: Settings) -> FastAPI:
             then the headers and the path's id, every problem with them named at once."""
             headers = Headers(scope=scope)
             who = await _authenticated(jobstream_app(), headers.get("authorization"))
+            permitted(who, roles, summary or command_type.__name__)
             command = _decoded(decoder, await _body(receive))
             key, if_match, correlation_id = (headers.get(name) for name in COMMAND_HEADERS)
             problems = _header_problems(key, if_match, correlation_id)
@@ -357,27 +368,44 @@ def create_app(settings: Settings) -> FastAPI:
                   summary="Remove an activity from a price list")
     command_route("/jobs", "job", RequestJob, creates=True, summary="Take a request: a new job")
     for action, command_type in JOB_ACTIONS.items():
-        command_route(f"/jobs/{{id}}/{action}", "job", command_type)
+        command_route(f"/jobs/{{id}}/{action}", "job", command_type,
+                      roles=WRITERS | {Role.TECHNICIAN} if issubclass(command_type, FOR_TECHNICIANS) else WRITERS)
 
-    def read_route(path: str, kind: str, summary: str) -> None:
+    async def visible_job(request: Request, id: UUID, who: Actor) -> Any:
+        """The job, if the caller may see it: technicians their own jobs and the open pool."""
+        app = jobstream(request)
+        state = await app.call(app.get_async("job", id))
+        if who.role is Role.TECHNICIAN and who.technician_id not in state.technician_ids and not state.in_open_pool:
+            raise Forbidden("this job is not assigned to you")
+        return state
+
+    def read_route(path: str, kind: str, summary: str, roles: frozenset[Role] = READERS) -> None:
         async def read(request: Request, id: UUID, who: Annotated[Actor, Depends(actor)]) -> Response:
+            if kind == "job":
+                return json(await visible_job(request, id, who))
+            if not (kind == "technician" and who.technician_id == id):  # a technician reads their own
+                permitted(who, roles, f"read this {kind}")
             app = jobstream(request)
-            state = await app.call(app.get_async(kind, id))
-            if kind == "job" and who.role is Role.TECHNICIAN and (
-                who.technician_id not in state.technician_ids and not state.in_pool
-            ):
-                raise Forbidden("this job is not assigned to you")
-            return json(state)
+            return json(await app.call(app.get_async(kind, id)))
 
         app.add_api_route(path, read, methods=["GET"], summary=summary,
                           responses={**ERRORS, 200: {"description": "the current state"}},
                           tags=[kind], operation_id=f"get_{kind}")
 
-    read_route("/jobs/{id}", "job", "A job's current state, from its events")
+    read_route("/jobs/{id}", "job", "A job's current state, from its events (technicians: their own and the pool)")
     read_route("/customers/{id}", "customer", "A customer's current details")
-    read_route("/technicians/{id}", "technician", "A technician")
+    read_route("/technicians/{id}", "technician", "A technician (a technician reads only their own)")
     read_route("/price-lists/{id}", "pricelist", "A price list with its activities")
     read_route("/invoices/{id}", "invoice", "An invoice: its number, total and what has been paid")
+
+    @app.get("/jobs/{id}/customer", tags=["job"], responses={**ERRORS},
+             summary="How to reach the job's customer: name, phone, email, address (for whoever sees the job)")
+    async def job_customer(request: Request, id: UUID, who: Annotated[Actor, Depends(actor)]) -> Response:
+        job = await visible_job(request, id, who)
+        app_ = jobstream(request)
+        customer = await app_.call(app_.get_async("customer", job.customer_id))
+        return json({"id": customer.id, "name": customer.name, "phone": customer.phone, "email": customer.email,
+                     "language": customer.language, "site_address": job.site_address})
 
     async def generated(app: JobstreamApp, recurrence_id: UUID) -> dict[str, Any]:
         done = await recurring.generate(app, recurrence_id)
@@ -395,10 +423,10 @@ def create_app(settings: Settings) -> FastAPI:
     read_route("/recurring-services/{id}", "recurrence", "A recurring service: its plan and occurrences")
 
     command_route("/me/notifications", "recipient", ChangeNotificationPreferences, tag="notifications",
-                  own=lambda who: recipient_id(who.id),
+                  own=lambda who: recipient_id(who.id), roles=EVERYONE,
                   summary="Choose which alerts you get, and your quiet hours (push alerts wait them out)")
     command_route("/me/push-subscriptions", "recipient", RegisterPushSubscription, tag="notifications",
-                  own=lambda who: recipient_id(who.id),
+                  own=lambda who: recipient_id(who.id), roles=EVERYONE,
                   summary="Register this device for Web Push: the body is the browser's PushSubscription")
     command_route("/messages/{id}/redeliver", "message", RequestRedelivery, tag="notifications",
                   summary="Send a failed or uncertain message again (the office decides)")
@@ -443,11 +471,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/jobs/{id}/events", tags=["job"], responses={**ERRORS},
              summary="Every event of a job, in order, straight from the stream")
-    def job_events(request: Request, id: UUID, who: Annotated[Actor, Depends(actor)]) -> Response:
-        state = jobstream(request).get("job", id)
-        if who.role is Role.TECHNICIAN and who.technician_id not in state.technician_ids:
-            raise Forbidden("this job is not assigned to you")
-        history = jobstream(request).history(id)
+    async def job_events(request: Request, id: UUID, who: Annotated[Actor, Depends(actor)]) -> Response:
+        await visible_job(request, id, who)
+        app_ = jobstream(request)
+        history = await asyncio.to_thread(app_.history, id)
         return json([
             {"version": s.originator_version, "type": s.topic,
              "event": msgspec.to_builtins(decode_event(s.state))}
@@ -528,6 +555,14 @@ class CommandDoor:
                 if handler is not None:
                     return await handler(scope, receive, send, parts[1])
         await self.app(scope, receive, send)
+
+
+def permitted(who: Actor, roles: frozenset[Role], what: str) -> None:
+    """403 unless the caller's role is one of these."""
+    if who.role is Role.ACCOUNTANT and who.role not in roles:
+        raise Forbidden("accountants have read-only access")
+    if who.role not in roles:
+        raise Forbidden(f"the {who.role.value} role may not {what[:1].lower()}{what[1:]}; ask the office")
 
 
 async def _authenticated(app: JobstreamApp, authorization: str | None) -> Actor:

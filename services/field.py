@@ -71,6 +71,8 @@ def install(app: FastAPI, jobstream: Callable[[Request], Any], actor: Callable[.
     async def attach_photo(request: Request, id: UUID, who: Who,
                            idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
                            caption: Annotated[str, Header(alias="X-Caption", max_length=400)] = "") -> Response:
+        if who.role is Role.ACCOUNTANT:  # before the photo is read or stored
+            raise Forbidden("accountants have read-only access")
         data = await request.body()
         if not data:
             raise Invalid("photo", "the request body is empty: send the image")

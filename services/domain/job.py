@@ -60,6 +60,11 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     def exists(self) -> bool:
         return self.version > 0
 
+    @property
+    def in_open_pool(self) -> bool:
+        """The open pool, as the read side shows it: every new job no technician has yet."""
+        return self.status is Status.NEW and not self.technician_ids
+
 
 OPEN = {Status.NEW, Status.SCHEDULED, Status.IN_PROGRESS}
 WORKABLE = {Status.SCHEDULED, Status.IN_PROGRESS}
@@ -90,6 +95,15 @@ def _acting_technician(job: Job, given: UUID | None, ctx: Context, action: str) 
     return technician
 
 
+# What a technician may do: take a job from the open pool, and work the jobs assigned to
+# them. The command API refuses every other job command from a technician before reading
+# its body; ``authorize`` checks the job is theirs.
+FOR_TECHNICIANS = (
+    TakeJob, StartWork, StopWork, AddTimeEntry, CorrectTimeEntry, AddNote, AttachPhoto, UseMaterial, CompleteJob,
+    SignOffJob, PutJobOnHold,
+)
+
+
 def authorize(job: Job, command: JobCommand, ctx: Context) -> None:
     """Technicians act only on jobs assigned to them, or take one from the open pool."""
     actor = ctx.actor
@@ -99,11 +113,7 @@ def authorize(job: Job, command: JobCommand, ctx: Context) -> None:
         raise Forbidden("accountants have read-only access")
     if isinstance(command, TakeJob):
         return
-    allowed_for_technicians = (
-        StartWork, StopWork, AddTimeEntry, CorrectTimeEntry, AddNote, AttachPhoto, UseMaterial, CompleteJob,
-        SignOffJob, PutJobOnHold,
-    )
-    if not isinstance(command, allowed_for_technicians):
+    if not isinstance(command, FOR_TECHNICIANS):
         raise Forbidden(f"technicians may not {_action(command)}; ask the office")
     if actor.technician_id not in job.technician_ids:
         raise Forbidden("this job is not assigned to you")
@@ -200,8 +210,7 @@ def decide(command: JobCommand, job: Job, ctx: Context) -> list[JobEvent]:
         case TakeJob():
             if ctx.actor.role is not Role.TECHNICIAN or ctx.actor.technician_id is None:
                 raise Forbidden("only a technician takes a job from the open pool")
-            # the open pool, as the read side shows it: every new job no technician has yet
-            if job.status is not Status.NEW or job.technician_ids:
+            if not job.in_open_pool:
                 raise InvalidTransition("job", job.status, "take it", "it is not in the open pool")
             _schedulable(job)
             return [JobTaken(id=job.id, technician_id=ctx.actor.technician_id,

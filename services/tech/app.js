@@ -283,7 +283,7 @@ async function jobView(id, refresh, turn) {
   try { data = await getJSON(`/tech/api/jobs/${id}?${fresh().slice(1)}`, `job:${id}`); }
   catch (error) { $("#view").innerHTML = `<p class="conflict">Could not load the job: ${esc(error.message)}</p>`; return; }
   try { state = await getJSON(`/jobs/${id}`, `state:${id}`); } catch { /* offline and never loaded */ }
-  try { customer = await getJSON(`/customers/${data.job.customer_id}`, `customer:${data.job.customer_id}`); } catch { /* shown without */ }
+  try { customer = await getJSON(`/jobs/${id}/customer`, `customer:${id}`); } catch { /* shown without */ }
   if (turn !== renders || (refresh && typing())) return; // a newer render is on its way; or typed meanwhile
   const job = data.job;
   if (state && !outbox.some((c) => c.jobId === id)) { // the server's stopwatch, when nothing of ours is on the way
