@@ -6,6 +6,7 @@ the user's alerts (server-sent events), and the read API's answers forwarded und
 
 import asyncio
 import hashlib
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -28,6 +29,13 @@ PHOTO_TYPES = {b"\xff\xd8\xff": ("image/jpeg", "jpg"), b"\x89PNG\r\n\x1a\n": ("i
                b"RIFF": ("image/webp", "webp")}
 NAMESPACE = UUID("a4a3f0c1-1d0b-4f7e-9a53-3c0d8e2b7f19")
 KEEPALIVE = 15.0  # seconds between comments on an idle alert stream (proxies close silent ones)
+
+
+# What the technicians' app reads through /tech/api: these read-API routes and no other.
+# The path is matched as the server decoded it, so '..%2F', '%2e%2e', '..%5C' and their
+# double encodings (a '%' left after one decoding) match nothing and are answered 404 here.
+FORWARDED = re.compile(r"(board|position|schedule|timesheets|jobs/[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})")
+FORWARDED_NAMES = "board, position, schedule, timesheets and jobs/{id}"
 
 
 def photo_name(job_id: UUID, photo_id: UUID, extension: str) -> str:
@@ -155,6 +163,8 @@ def install(app: FastAPI, jobstream: Callable[[Request], Any], actor: Callable[.
 
     @app.get("/tech/api/{path:path}", include_in_schema=False)
     async def read_side(request: Request, path: str, authorization: Annotated[str | None, Header()] = None) -> Response:
+        if not FORWARDED.fullmatch(path):  # never a path of its own making: '..', encoded or not
+            raise NotFound("read-API route", f"{path[:80]!r} through /tech/api (it forwards {FORWARDED_NAMES})")
         if client is None:
             return Response(b'{"detail": "the read API is not configured (READ_API_URL)"}', 503,
                             media_type="application/json")

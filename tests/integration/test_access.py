@@ -5,14 +5,71 @@ signing in to downloads."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from uuid import UUID
+
+import httpx
+import pytest
 
 from events.contract import decode_event
 from events.jetstream import NatsConnection, StreamSettings
 from invoicer.service import Invoicer, Settings as InvoicerSettings
 
-from tests.integration.conftest import Api
+from services.natsd import free_port
+from tests.conftest import Projectors, new_read_model
+from tests.integration.conftest import Api, read_settings
+
+
+@contextlib.contextmanager
+def serving(app: Any, port: int) -> Iterator[str]:
+    """The ASGI app behind uvicorn on this port, in a thread of its own, with its lifespan."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the server did not start")
+        threading.Event().wait(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+class Servers:
+    """The command API and the read API on real ports, each knowing the other's address, with
+    every projection following the stream: as `jobstream run web` serves them."""
+
+    def __init__(self, api: Api, command: str, read: str, projectors: Projectors) -> None:
+        self.api, self.command, self.read, self.projectors = api, command, read, projectors
+
+    def caught_up(self) -> None:
+        self.projectors.wait(self.api.jobstream.recorder.max_notification_id() or 0)
+
+
+@pytest.fixture
+def servers(api: Api, stream_env: dict[str, str], tmp_path: Path) -> Iterator[Servers]:
+    from read_api.app import create_app as create_read_app
+    from services.api import Settings as CommandSettings, create_app as create_command_app
+
+    read_port, command_port = free_port(), free_port()
+    with new_read_model("sqlite", tmp_path) as url:
+        projectors = Projectors(stream_env, url)
+        try:
+            reader = create_read_app(read_settings(stream_env, url, command_api_url=f"http://127.0.0.1:{command_port}"))
+            commands = create_command_app(CommandSettings(env={**stream_env,
+                                                               "READ_API_URL": f"http://127.0.0.1:{read_port}"}))
+            with serving(reader, read_port) as read, serving(commands, command_port) as command:
+                yield Servers(api, command, read, projectors)
+        finally:
+            projectors.stop()
 
 
 def invoiced_job(api: Api, tech: Any, env: dict[str, str]) -> tuple[str, str]:
@@ -93,3 +150,26 @@ def test_a_role_that_may_not_send_a_command_is_refused_before_its_body_is_read(a
     photo = api.client.post(f"/jobs/{job}/photos", content=b"\x89PNG\r\n\x1a\n" + b"0" * 100,
                             headers=api.headers("accountant", **{"Content-Type": "image/png"}))
     assert photo.status_code == 403, photo.text
+
+
+TRAVERSALS = [
+    "..%2Fhealth", "..%2fhealth", "%2e%2e%2fhealth", "%2E%2E%2Fhealth", "..%252Fhealth", "..%252fhealth",
+    "%252e%252e%252fhealth", "..%5Chealth", "..%5chealth", "..%255Chealth", "..\\health", "%2e%2e/health",
+    "board%2F..%2F..%2Fhealth", "jobs%2F..%2F..%2Fhealth", "..%2F..%2Fhealth", "..%2Fdocs", "..%2Fopenapi.json",
+    "..%2Finvoices", "..%2F%2E%2E%2Fhealth", ".%2E%2Fhealth", "%2E.%2Fhealth", "..;%2Fhealth",
+]
+
+
+def test_the_technicians_read_door_forwards_only_the_reads_of_the_app(servers: Servers) -> None:
+    api = servers.api
+    tom = api.technician("tom")
+    job = api.scheduled_job(tom)
+    servers.caught_up()
+    tom_says = api.headers("tom")
+    with httpx.Client(base_url=servers.command, headers=tom_says) as phone:
+        assert phone.get("/tech/api/board").status_code == 200
+        assert phone.get(f"/tech/api/jobs/{job}").json()["job"]["id"] == job
+        for path in TRAVERSALS:
+            answer = phone.get(f"/tech/api/{path}")
+            assert answer.status_code == 404, (path, answer.status_code, answer.text)
+            assert '"status":"ok"' not in answer.text.replace(" ", ""), path  # the read API's /health
