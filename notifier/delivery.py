@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import mimetypes
+import time
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from urllib.parse import urlsplit
@@ -110,6 +111,10 @@ class PushSettings(msgspec.Struct, frozen=True, kw_only=True):
     private_key: str = ""  # VAPID: the PEM, or base64url of the raw key
     subject: str = "mailto:noreply@localhost"
     ttl: int = 86_400
+    # How long a VAPID token holds. RFC 8292 allows at most 24 h from the push service's
+    # clock; a token signed for exactly 24 h (py_vapid's default) is refused by a service
+    # whose clock runs a little behind ours. Half of that leaves hours of room either way.
+    token_seconds: int = 12 * 3600
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> PushSettings:
@@ -148,7 +153,8 @@ class Pusher:
         body = WebPusher({"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth}}).encode(
             self.payload(message_id, queued), "aes128gcm")["body"]
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(endpoint))
-        headers = self._vapid.sign({"aud": origin, "sub": self.settings.subject})
+        expires = int(time.time()) + self.settings.token_seconds
+        headers = self._vapid.sign({"aud": origin, "sub": self.settings.subject, "exp": expires})
         headers.update({"TTL": str(self.settings.ttl), "Content-Encoding": "aes128gcm",
                         "Content-Type": "application/octet-stream", "Urgency": "high",
                         "Topic": base64.urlsafe_b64encode(message_id.bytes[:24]).decode().rstrip("=")})

@@ -51,6 +51,7 @@ class PushReceiver:
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.auth = base64.urlsafe_b64encode(b"0123456789abcdef").decode().rstrip("=")
         self.received: list[dict[str, Any]] = []
+        self.claims: list[dict[str, Any]] = []  # each request's VAPID token's claims (signature checked)
         self.arrived_at: list[float] = []
         self.status = 201
         self.port = free_port()
@@ -76,11 +77,14 @@ class PushReceiver:
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         assert Vapid02.verify(headers["authorization"]), "the VAPID signature does not verify"
+        token = headers["authorization"].removeprefix("vapid ").split(",")[0].removeprefix("t=")
+        claims = orjson.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
         assert headers["content-encoding"] == "aes128gcm"
         plain = http_ece.decrypt(body, private_key=self.key, auth_secret=base64.urlsafe_b64decode(self.auth + "=="),
                                  version="aes128gcm")
         with self.arrived:
             self.received.append({"path": scope["path"], **orjson.loads(plain)})
+            self.claims.append(claims)
             self.arrived_at.append(time.time())
             self.arrived.notify_all()
         await send({"type": "http.response.start", "status": self.status, "headers": []})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -222,6 +223,22 @@ def test_a_technician_gets_an_encrypted_push_when_a_job_is_assigned(
     assert alert["path"] == "/push/device-1"
     (delivered,) = stored(api.jobstream, MessageDelivered)[0]
     assert delivered.detail == "push service: 201"
+
+
+def test_a_push_is_signed_with_a_vapid_token_that_holds_twelve_hours(
+        api: Api, stream_env: dict[str, str], push_receiver: PushReceiver) -> None:
+    """RFC 8292 allows at most 24 h, on the push service's clock: a token signed for exactly
+    24 h is refused by a service whose clock runs behind. Ours holds 12 h from signing."""
+    tom = api.technician("tom")
+    api.ok("/me/push-subscriptions", push_receiver.subscription(), who="tom")
+    api.scheduled_job(tom)
+    before = int(time.time())
+    asyncio.run(notify(stream_env, Settings(push=PushSettings(private_key=vapid_key()))))
+    after = int(time.time())
+
+    (claims,) = push_receiver.claims
+    assert before + 12 * 3600 <= claims["exp"] <= after + 12 * 3600, (before, claims, after)
+    assert claims["aud"] == f"http://127.0.0.1:{push_receiver.port}"
 
 
 def test_alerts_follow_each_users_choice_and_wait_out_quiet_hours(
