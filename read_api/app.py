@@ -107,12 +107,18 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(Refused)
     async def refused(request: Request, error: Refused) -> Response:
-        if request.url.path.startswith("/api/") or error.status != 401:
-            if not request.url.path.startswith("/api/") and error.status in (403, 404):
+        """A browser finding a page (or a download) refused is shown the sign-in page or why; an
+        API client is answered JSON, a 401 with WWW-Authenticate, as the README says."""
+        if not request.url.path.startswith("/api/") and browsing(request):
+            if error.status == 401:
+                return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            if error.status in (403, 404):
                 return templates.TemplateResponse(request, "message.html", {
                     "title": "Not available", "message": error.detail, "user": None}, status_code=error.status)
-            return JSONResponse({"detail": error.detail}, status_code=error.status)
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        response = JSONResponse({"detail": error.detail}, status_code=error.status)
+        if error.status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
 
     @app.exception_handler(Unavailable)
     async def unavailable(request: Request, error: Unavailable) -> Response:
@@ -955,6 +961,13 @@ class Live:
             if self.position != seen:
                 seen = self.position
                 yield f"event: position\ndata: {seen}\n\n".encode()
+
+
+def browsing(request: Request) -> bool:
+    """A browser's navigation: it asks for HTML (``Accept: text/html``, as every browser does
+    for a page, a link or a form), or says so (``Sec-Fetch-Mode: navigate``). curl, scripts
+    and the pages' own fetches ask for anything else, or for anything (``*/*``)."""
+    return request.headers.get("sec-fetch-mode") == "navigate" or "text/html" in request.headers.get("accept", "")
 
 
 def _day(text: str, field: str, plus: int = 0) -> str:

@@ -173,3 +173,25 @@ def test_the_technicians_read_door_forwards_only_the_reads_of_the_app(servers: S
             answer = phone.get(f"/tech/api/{path}")
             assert answer.status_code == 404, (path, answer.status_code, answer.text)
             assert '"status":"ok"' not in answer.text.replace(" ", ""), path  # the read API's /health
+
+
+
+DOWNLOADS = ["/invoices/{invoice}.pdf", "/invoices/{invoice}.xml", "/credit-notes/{invoice}.pdf",
+             "/credit-notes/{invoice}.xml", "/proformas/{invoice}.pdf", "/jobs/{job}/photos/{invoice}"]
+
+
+def test_a_download_without_a_token_is_a_401_for_an_api_client_and_the_sign_in_page_for_a_browser(
+        api: Api, stream_env: dict[str, str], servers: Servers) -> None:
+    job, invoice = invoiced_job(api, api.technician("tom"), stream_env)
+    servers.caught_up()
+    with httpx.Client(base_url=servers.read) as anonymous:
+        for template in DOWNLOADS:
+            path = template.format(invoice=invoice, job=job)
+            for accept in ({}, {"Accept": "*/*"}, {"Accept": "application/pdf"}, {"Accept": "application/json"}):
+                answer = anonymous.get(path, headers=accept)
+                assert answer.status_code == 401, (path, accept, answer.status_code)
+                assert answer.headers["www-authenticate"] == "Bearer" and answer.json()["detail"]
+            for browser in ({"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"},
+                            {"Accept": "*/*", "Sec-Fetch-Mode": "navigate"}):
+                answer = anonymous.get(path, headers=browser)
+                assert answer.status_code == 303 and answer.headers["location"] == f"/login?next={path}", path
