@@ -1,10 +1,18 @@
 """A consumer of the stream: follows it from a shared tracking position and handles the
 events it triggers on, each handled event saved with its tracking record in one atomic
-batch. The invoicer's consumers and the notifier are built on it."""
+batch. The invoicer's consumers and the notifier are built on it.
+
+No single event stops it. An event it cannot process for a reason trying again would not
+cure is recorded as ``ProcessingFailed`` (events.faults), with the tracking record in the
+same batch, and it goes on with the next; a transient failure is tried again with backoff
+(events.follow). When the office asks (``ProcessingRetryRequested`` naming this consumer),
+it processes the event again and records ``ProcessingResolved`` (with its effect and the
+tracking record, one batch) or ``ProcessingFailedAgain``."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -18,12 +26,24 @@ from eventsourcing.persistence import (
     Tracking,
 )
 
-from events.contract import Event, decode_event, event_hash, seal
+from events.contract import (
+    Event,
+    ProcessingFailedAgain,
+    ProcessingResolved,
+    ProcessingRetryRequested,
+    decode_event,
+    event_hash,
+    seal,
+)
+from events.faults import Transient, error_text, is_transient, parked
 from events.follow import follow
 from events.jetstream import NatsConnection, NatsProcessRecorder
 
+log = logging.getLogger("jobstream.consumer")
+
 RETRIES = 5
 IDLE_TRACKING = 5000  # events skipped before the position is recorded on its own
+RETRY = "ProcessingRetryRequested"  # every consumer reads it: is it asked to try one again?
 
 
 class Stored(msgspec.Struct, frozen=True):
@@ -41,6 +61,19 @@ class Stored(msgspec.Struct, frozen=True):
         return cls([decode_event(s.state) for _, s in positioned], last.originator_version, event_hash(last.state))
 
 
+class Retrying(msgspec.Struct, kw_only=True):
+    """A retry the office asked for: the event is processed again, and what that saves goes
+    with the failure's outcome and the tracking record of the request, in one batch."""
+
+    request: Notification
+    failure: UUID
+    before: Stored  # the failure as the request left it
+    position: int  # the event tried again
+    saved: bool = False
+
+    def resolved(self, outcome: str) -> tuple[UUID, Stored, list[Event]]:
+        return self.failure, self.before, [ProcessingResolved(id=self.failure, outcome=outcome)]
+
 
 class Consumer:
     """Follows the stream from its shared tracking position and handles the events it
@@ -55,6 +88,8 @@ class Consumer:
         self.stopping = asyncio.Event()
         self._scanned = 0  # the position read past (tracking records only what was done)
         self._skipped = 0  # events read past since the tracking record last moved
+        self._retrying: Retrying | None = None
+        self.parked = 0  # events recorded as failed by this instance
 
     async def load(self, id: UUID) -> Stored:
         return Stored.of(await self.recorder.select_positioned_async(id))
@@ -72,17 +107,86 @@ class Consumer:
     def prepare(self, page: Sequence[Notification]) -> None:
         """Start work ahead on a page's triggers (a consumer whose work is pure may)."""
 
-    async def handle(self, notification: Notification) -> str:
-        """What was done about one stored event; "done" when another replica did it first."""
+    async def handle(self, notification: Notification, tracked: int = 0) -> str:
+        """What was done about one stored event; "done" when another replica did it first
+        (its tracking reached ``tracked``, by default the event's own position)."""
         for _ in range(RETRIES):
             try:
                 return await self.decide_and_save(notification)
             except IntegrityError:
                 reached = await self.recorder.max_tracking_id_async(self.name) or 0
-                if reached >= notification.id:
+                if reached >= (tracked or notification.id):
                     return "done"
-        raise RuntimeError(f"{self.name}: gave up on stream position {notification.id} "
-                           f"after {RETRIES} conflicts")
+        raise Transient(f"{self.name}: gave up on stream position {notification.id} "
+                        f"after {RETRIES} conflicts")
+
+    async def processed(self, notification: Notification) -> str:
+        """``handle``, except that an event it cannot process is parked, not raised: only a
+        transient failure goes up (to be tried again with backoff)."""
+        if notification.topic == RETRY:
+            return await self.retry(notification)
+        try:
+            return await self.handle(notification)
+        except Exception as error:
+            if is_transient(error):
+                raise
+            return await self.park(notification, error)
+
+    async def park(self, notification: Notification, error: BaseException) -> str:
+        """Record that the event cannot be processed, with the tracking record: the next
+        event is next."""
+        failed = parked(self.name, notification.id, notification.topic, notification.originator_id,
+                        notification.state, error)
+        log.error("%s: cannot process the %s at stream position %s (%s: %s); recorded as failure %s, "
+                  "going on with the next event", self.name, notification.topic, notification.id,
+                  failed.error_type, failed.error, failed.id, exc_info=error)
+        try:
+            await self.save(notification, [(failed.id, Stored([], 0, ""), [failed])],
+                            command_id=f"{self.name}:failed:{notification.id}")
+        except IntegrityError:
+            if (await self.recorder.max_tracking_id_async(self.name) or 0) >= notification.id:
+                return "done"  # another replica recorded it (or did it) first
+            raise Transient(f"{self.name}: could not record the failure at {notification.id}") from None
+        self.parked += 1
+        return "parked"
+
+    async def retry(self, request: Notification) -> str:
+        """Process a parked event again, if the office asked this consumer to."""
+        asked = decode_event(request.state)
+        assert isinstance(asked, ProcessingRetryRequested)
+        if asked.consumer != self.name:
+            return "skipped"
+        before = Stored([], request.originator_version, event_hash(request.state))
+        found = await self.connection.notifications(asked.position - 1, limit=1)
+        retrying = Retrying(request=request, failure=asked.id, before=before, position=asked.position)
+        try:
+            if not found or found[0].id != asked.position:
+                raise LookupError(f"the stream no longer holds position {asked.position}")
+            self._retrying = retrying
+            try:
+                outcome = await self.handle(found[0], tracked=request.id)
+            finally:
+                self._retrying = None
+        except Exception as error:
+            if is_transient(error):
+                raise
+            error_type, message = error_text(error)
+            log.warning("%s: position %s failed again: %s: %s", self.name, asked.position, error_type, message)
+            return await self._settle(request, [(asked.id, before, [ProcessingFailedAgain(
+                id=asked.id, error_type=error_type, error=message)])], "failed again")
+        if outcome == "done" or retrying.saved:
+            return outcome
+        return await self._settle(request, [retrying.resolved(outcome)], "resolved")
+
+    async def _settle(self, request: Notification, touched: list[tuple[UUID, Stored, list[Event]]],
+                      outcome: str) -> str:
+        try:
+            await self.save(request, touched, command_id=f"{self.name}:retried:{request.id}")
+        except IntegrityError:
+            if (await self.recorder.max_tracking_id_async(self.name) or 0) >= request.id:
+                return "done"
+            raise Transient(f"{self.name}: could not record the retry at {request.id}") from None
+        return outcome
 
     def _sealed(self, touched: Sequence[tuple[UUID, Stored, list[Event]]], command_id: str) -> list[StoredEvent]:
         now = datetime.now(UTC)
@@ -93,7 +197,13 @@ class Consumer:
     async def save(self, cause: Notification | None, touched: Sequence[tuple[UUID, Stored, list[Event]]],
                    command_id: str = "") -> list[int]:
         """The events, stamped and hash-chained, with this consumer's tracking record of
-        ``cause`` in the same atomic batch (without one when there is no cause)."""
+        ``cause`` in the same atomic batch (without one when there is no cause). While the
+        office's retry of ``cause`` runs, the failure's resolution goes with them and the
+        tracking record is the request's."""
+        retrying = self._retrying
+        if cause is not None and retrying is not None and cause.id == retrying.position:
+            touched = [*touched, retrying.resolved("processed")]
+            cause, retrying.saved = retrying.request, True
         command_id = command_id or f"{self.name}:{cause.id if cause else uuid.uuid4()}"
         stored = self._sealed(touched, command_id)
         if cause is None:
@@ -119,13 +229,19 @@ class Consumer:
             page = await self.connection.notifications(position)
             if not page:
                 break
-            self.prepare(page)
+            try:
+                self.prepare(page)
+            except Exception as error:  # only work ahead: each event is still handled (or parked) below
+                if is_transient(error):
+                    raise
+                log.warning("%s: could not work ahead on a page (%s: %s); its events are taken one by one",
+                            self.name, type(error).__name__, error)
             for notification in page:
                 if self.stopping.is_set():  # stop between events; the next start goes on from here
                     self._scanned = position
                     return position
-                if notification.topic in self.triggers:
-                    outcome = await self.handle(notification)
+                if notification.topic in self.triggers or notification.topic == RETRY:
+                    outcome = await self.processed(notification)
                     if outcome == "done":  # another replica is ahead: go on from its position
                         position = max(notification.id,
                                        await self.recorder.max_tracking_id_async(self.name) or 0)
@@ -150,6 +266,6 @@ class Consumer:
     async def run(self, stop: asyncio.Event) -> None:
         self.stopping = stop
         try:
-            await follow(self.connection, self.catch_up, stop)
+            await follow(self.connection, self.catch_up, stop, self.name)
         finally:
             self.stopping = asyncio.Event()  # a catch_up called after run() reads to the end

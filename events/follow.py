@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 
+from events.faults import backoff, is_transient, pause
 from events.jetstream import NatsConnection
+
+log = logging.getLogger("jobstream.follow")
 
 SAFETY_POLL = 5.0  # seconds: the wake-up is the fast path; this only guards against a lost one
 
 
 async def follow(connection: NatsConnection, catch_up: Callable[[], Awaitable[int]],
-                 stop: asyncio.Event) -> None:
+                 stop: asyncio.Event, name: str = "") -> None:
     """Call ``catch_up()`` (which returns the position it reached) now and whenever the stream
     stores something newer, until ``stop`` is set. An ordered consumer with headers only
-    wakes it up; the reading itself is ``catch_up``'s."""
+    wakes it up; the reading itself is ``catch_up``'s.
+
+    A transient failure (events.faults: NATS, a database, a mail server not answering) is
+    tried again after a pause that grows with each failure in a row; ``catch_up`` goes on
+    from its last committed position. Any other failure ends the loop."""
     stored = 0
     woken = asyncio.Event()
 
@@ -24,10 +32,33 @@ async def follow(connection: NatsConnection, catch_up: Callable[[], Awaitable[in
         stored = max(stored, position)
         woken.set()
 
-    subscription = await connection.watch(on_stored)
+    failures = 0
+
+    async def failed(error: Exception) -> None:
+        nonlocal failures
+        if not is_transient(error):
+            raise error
+        failures += 1
+        log.warning("%s: %s: %s; trying again in %.1f s (failure %d in a row)", name or "consumer",
+                    type(error).__name__, error, backoff(failures), failures)
+        await pause(stop, backoff(failures))
+
+    subscription = None
+    while subscription is None and not stop.is_set():
+        try:
+            subscription = await connection.watch(on_stored)
+        except Exception as error:
+            await failed(error)
     try:
         while not stop.is_set():
-            reached = await catch_up()
+            try:
+                reached = await catch_up()
+            except Exception as error:
+                await failed(error)
+                continue
+            if failures:
+                log.info("%s: going again after %d transient failures", name or "consumer", failures)
+                failures = 0
             if stored > reached:
                 continue  # stored while we were catching up
             woken.clear()
@@ -38,5 +69,6 @@ async def follow(connection: NatsConnection, catch_up: Callable[[], Awaitable[in
             waiting.cancel()
             stopping.cancel()
     finally:
-        with contextlib.suppress(Exception):
-            await subscription.unsubscribe()
+        if subscription is not None:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()

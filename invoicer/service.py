@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
@@ -38,6 +39,7 @@ from eventsourcing.persistence import (
 
 from events.bridge import stop_on_signals
 from events.consumer import Consumer, Stored
+from events.faults import Transient
 from events.contract import (
     Address,
     CreditNoteDocumentStored,
@@ -453,7 +455,7 @@ class DocumentWriter(Consumer):
         while self._waiting and len(self._ahead) < self.AHEAD:
             document_id, event = self._waiting.popleft()
             if document_id not in self._ahead:
-                self._ahead[document_id] = loop.run_in_executor(self._pool, render_pdf, event, self.branding)
+                self._ahead[document_id] = loop.run_in_executor(self._pool, render_document, event, self.branding)
         if self._retiring is not None:
             self._retiring.cancel()
         self._retiring = loop.call_later(self.IDLE, self._retire)
@@ -478,10 +480,19 @@ class DocumentWriter(Consumer):
 
     async def _render(self, issued: InvoiceIssued | CreditNoteIssued | ProformaIssued) -> bytes:
         ahead = self._ahead.pop(issued.id, None)
-        if ahead is not None:
-            self._fill()
+        if ahead is None:
+            return await asyncio.to_thread(render_document, issued, self.branding)
+        self._fill()
+        try:
             return await ahead
-        return await asyncio.to_thread(render_pdf, issued, self.branding)
+        except BrokenProcessPool as error:  # a render process died (killed, out of memory): start afresh
+            for pending in self._ahead.values():
+                pending.cancel()
+            self._ahead.clear()
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+            raise Transient(f"a render process died: {error}") from None
 
     async def decide_and_save(self, notification: Notification) -> str:
         document = await self.load(notification.originator_id)
@@ -508,6 +519,23 @@ class DocumentWriter(Consumer):
                                       sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
         await self.save(notification, [(issued.id, document, stored)])
         return "stored"
+
+
+class RenderFailed(Exception):
+    """A document that could not be rendered, said in plain words. It is what a render
+    process raises, so it crosses back into this one (lxml's own errors carry an error log
+    that cannot be pickled: the parent got "cannot pickle '_ListErrorLog'" instead)."""
+
+
+def render_document(document: InvoiceIssued | CreditNoteIssued | ProformaIssued, branding: Branding) -> bytes:
+    """``render_pdf``, its failure a RenderFailed naming the document and the cause."""
+    try:
+        return render_pdf(document, branding)
+    except Exception as error:
+        kind = type(document).__name__.removesuffix("Issued").lower().replace("creditnote", "credit note")
+        cause = " ".join(str(error).split()) or repr(error)
+        raise RenderFailed(f"the PDF of {kind} {document.number} could not be rendered: "
+                           f"{type(error).__name__}: {cause}") from None
 
 
 def render_pdf(document: InvoiceIssued | CreditNoteIssued | ProformaIssued, branding: Branding) -> bytes:

@@ -8,6 +8,13 @@ its last position. Once it has caught up it waits for a wake-up from a headers-o
 ordered consumer and reads again, so a live event reaches the read model in about a
 millisecond plus the commit. Settings come from the environment, in ``main``:
 NATS_URL, NATS_STREAM, NATS_SUBJECT_PREFIX and READ_MODEL_URL.
+
+A page that fails for a reason trying again would not cure (events.faults) is taken again
+one event at a time: the events that can be projected are, and the one that cannot is
+recorded on the stream as ``ProcessingFailed`` (the projection's name, its position, the
+error) while the view's position moves past it. When the office asks for it to be tried
+again, the runner projects it anew and records the outcome. A transient failure (the
+database locked or down, NATS not answering) is tried again with backoff (events.follow).
 """
 
 from __future__ import annotations
@@ -19,17 +26,28 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from eventsourcing.persistence import Notification, Tracking
+import msgspec
+from eventsourcing.persistence import IntegrityError, Notification, Tracking
 
 from events.bridge import stop_on_signals
-from events.contract import decode_event
+from events.contract import (
+    Event,
+    ProcessingFailedAgain,
+    ProcessingResolved,
+    ProcessingRetryRequested,
+    decode_event,
+    event_hash,
+)
+from events.faults import error_text, is_transient, parked, sealed
 from events.follow import follow
-from events.jetstream import PAGE, STREAM_VARIABLES, NatsConnection, StreamSettings, run_plainly
+from events.jetstream import PAGE, STREAM_VARIABLES, NatsApplicationRecorder, NatsConnection, StreamSettings, run_plainly
 from projections.models import PROJECTIONS, BatchProjection, Positioned
 from projections.store import open_view
 
 log = logging.getLogger("jobstream.projector")
+RETRY = "ProcessingRetryRequested"
 
 Progress = Callable[[int], None]
 # Events per transaction when far behind (a rebuild): a commit rewrites every index page it
@@ -44,6 +62,8 @@ class Runner:
         self.projection = projection
         self.connection = connection
         self.position = 0
+        self.recorder = NatsApplicationRecorder(connection)  # for the failures it records
+        self.parked = 0
 
     async def catch_up(self, until: int | None = None, progress: Progress | None = None) -> int:
         """Project every stored event (up to ``until``); return the position reached.
@@ -75,21 +95,105 @@ class Runner:
                 await pages.aclose()
 
     async def _commit(self, page: list[Notification], progress: Progress | None) -> bool:
-        """Evolve and commit one page; False (and the position re-read) if another runner got there first."""
-        topics = self.projection.topics  # the rest need not even be decoded
-        items = [Positioned(n.id, n.originator_version, decode_event(n.state)) for n in page if n.topic in topics]
-        tracking = Tracking(self.projection.name, page[-1].id)
-        if not await asyncio.to_thread(self.projection.process_batch, items, tracking, self.position):
-            self.position = await asyncio.to_thread(self._committed)
+        """Evolve and commit one page; False (and the position re-read) if another runner got there first.
+
+        The office's requests to try a parked event of this projection again split the page:
+        what comes before a request is committed first, then the event it names."""
+        start = 0
+        for index, notification in enumerate(page):
+            if notification.topic == RETRY and self._asks_me(notification):
+                if not await self._commit_part(page[start:index]) or not await self._retry(notification):
+                    return False
+                start = index + 1
+        if not await self._commit_part(page[start:]):
             return False
-        self.position = page[-1].id
         if progress is not None:
             progress(self.position)
         return True
 
+    async def _commit_part(self, part: list[Notification]) -> bool:
+        """Commit these events with the last one's position; if that fails for good, again one
+        at a time, recording the one that cannot be projected and moving past it."""
+        if not part:
+            return True
+        try:
+            return await self._commit_items(self._items(part), part[-1].id)
+        except Exception as error:
+            if is_transient(error):
+                raise
+            if len(part) == 1:
+                return await self._park(part[0], error)
+            log.warning("projector %s: a page of %s events after position %s failed (%s: %s); "
+                        "taking them one at a time", self.projection.name, len(part), self.position,
+                        type(error).__name__, error)
+        for notification in part:
+            if not await self._commit_part([notification]):
+                return False
+        return True
+
+    def _items(self, part: Sequence[Notification]) -> list[Positioned]:
+        topics = self.projection.topics  # the rest need not even be decoded
+        return [Positioned(n.id, n.originator_version, decode_event(n.state)) for n in part if n.topic in topics]
+
+    async def _commit_items(self, items: list[Positioned], position: int) -> bool:
+        tracking = Tracking(self.projection.name, position)
+        if not await asyncio.to_thread(self.projection.process_batch, items, tracking, self.position):
+            self.position = await asyncio.to_thread(self._committed)
+            return False
+        self.position = position
+        return True
+
+    async def _park(self, notification: Notification, error: BaseException) -> bool:
+        """Record the event as failed on the stream, then move the view's position past it
+        (a crash between the two records it again: the same failure, one event)."""
+        name = self.projection.name
+        failed = parked(name, notification.id, notification.topic, notification.originator_id,
+                        notification.state, error)
+        log.error("projector %s: cannot project the %s at stream position %s (%s: %s); recorded as failure %s, "
+                  "going on with the next event", name, notification.topic, notification.id, failed.error_type,
+                  failed.error, failed.id, exc_info=error)
+        await self._record(sealed(name, failed.id, 0, "", failed, f"{name}:failed:{notification.id}"))
+        self.parked += 1
+        return await self._commit_items([], notification.id)
+
+    def _asks_me(self, request: Notification) -> bool:
+        try:
+            asked = decode_event(request.state)
+        except msgspec.MsgspecError:
+            return False  # not a request anyone can act on
+        return isinstance(asked, ProcessingRetryRequested) and asked.consumer == self.projection.name
+
+    async def _retry(self, request: Notification) -> bool:
+        """Project the parked event again, with the request's position; then record the outcome."""
+        asked = decode_event(request.state)
+        assert isinstance(asked, ProcessingRetryRequested)
+        outcome: Event = ProcessingResolved(id=asked.id, outcome="projected")
+        try:
+            found = await self.connection.notifications(asked.position - 1, limit=1)
+            if not found or found[0].id != asked.position:
+                raise LookupError(f"the stream no longer holds position {asked.position}")
+            committed = await self._commit_items(self._items(found), request.id)
+        except Exception as error:
+            if is_transient(error):
+                raise
+            error_type, message = error_text(error)
+            outcome = ProcessingFailedAgain(id=asked.id, error_type=error_type, error=message)
+            committed = await self._commit_items([], request.id)
+        if committed:
+            name = self.projection.name
+            await self._record(sealed(name, asked.id, request.originator_version, event_hash(request.state),
+                                      outcome, f"{name}:retried:{request.id}"))
+        return committed
+
+    async def _record(self, stored: list[Any]) -> None:
+        try:
+            await self.recorder.insert_events_async(stored)
+        except IntegrityError:
+            pass  # recorded already: by this runner before a restart, or by another replica
+
     async def follow(self, stop: asyncio.Event) -> None:
         """Catch up, then stay caught up until ``stop`` is set."""
-        await follow(self.connection, self.catch_up, stop)
+        await follow(self.connection, self.catch_up, stop, f"projector {self.projection.name}")
 
     def _committed(self) -> int:
         return self.projection.view.max_tracking_id(self.projection.name) or 0

@@ -60,6 +60,7 @@ from events.contract import (
     RequestJob,
     RequestRedelivery,
     RescheduleJob,
+    RetryProcessing,
     ResumeJob,
     Role,
     ScheduleJob,
@@ -430,6 +431,8 @@ def create_app(settings: Settings) -> FastAPI:
                   summary="Register this device for Web Push: the body is the browser's PushSubscription")
     command_route("/messages/{id}/redeliver", "message", RequestRedelivery, tag="notifications",
                   summary="Send a failed or uncertain message again (the office decides)")
+    command_route("/failures/{id}/retry", "failure", RetryProcessing, tag="failures",
+                  summary="Have the consumer that could not process an event try it again (once its cause is fixed)")
 
     from services import booking, field
 

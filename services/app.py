@@ -33,7 +33,7 @@ from events.contract import (
     event_hash, seal, topic_of,
 )
 from events.jetstream import NatsAggregateRecorder, NatsApplicationRecorder, NatsFactory
-from services.domain import billing, notices, recurring
+from services.domain import billing, failures, notices, recurring
 from services.domain import job as jobs
 from services.domain import parties
 from services.domain.common import Actor, Context, DomainError, Forbidden, Invalid, NotFound, derived_id
@@ -71,7 +71,11 @@ KINDS = {
     "recipient": Kind("recipient", notices.Recipient, notices.evolve_recipient),
     "message": Kind("message", notices.Message, notices.evolve_message),
     "recurrence": Kind("recurrence", recurring.Recurrence, recurring.evolve_recurrence),
+    "failure": Kind("failure", failures.Failure, failures.evolve_failure),
 }
+# Kinds the consumers append to as well: a command on one decides on what is stored now,
+# not on this process's cached state (a failure the invoicer resolved a moment ago)
+CONSUMERS_WRITE = frozenset({"failure"})
 STATEMENT_PART = 500  # lines per BankStatementImported event (a NATS message stays well under 1 MB)
 SNAPSHOT_EVERY = 100  # events between snapshots of an aggregate
 KEPT_COMMANDS = 256  # keyed commands remembered per aggregate for recognising retries
@@ -330,7 +334,8 @@ class JobstreamApp:
                        expected_version: int | None) -> Result:
         key = (actor.id, command_id) if command_id else None
         for attempt in range(self.RETRIES):
-            loaded = await self.load_async(kind, id, fresh=attempt > 0 or expected_version is not None)
+            loaded = await self.load_async(kind, id, fresh=attempt > 0 or expected_version is not None
+                                           or kind in CONSUMERS_WRITE)
             if key is not None and key in loaded.commands:
                 outcome = loaded.commands[key]
                 return Result(id=id, version=outcome.version, position=outcome.position,
@@ -368,6 +373,8 @@ class JobstreamApp:
                 decided = list(notices.decide_recipient(command, loaded.state, ctx))  # type: ignore[arg-type]
             case "message":
                 decided = list(notices.decide_message(command, loaded.state, ctx))  # type: ignore[arg-type]
+            case "failure":
+                decided = list(failures.decide_failure(command, loaded.state, ctx))  # type: ignore[arg-type]
             case "recurrence":
                 await self._check_plan(command)
                 decided = list(recurring.decide_recurrence(command, loaded.state, ctx))  # type: ignore[arg-type]

@@ -6,11 +6,18 @@ service, the occurrence and the plan's version, so a retry (after a crash, on an
 replica, or the command API's own run racing the scheduler's) finds the first result
 instead of doing it again. A job is created and scheduled first and the occurrence recorded
 after; a crash in between is mended by the next run, which finds the job by its command id.
+
+A recurring service (or an urgent job) the scheduler cannot work on for a reason trying
+again would not cure is recorded as ``ProcessingFailed`` (consumer ``scheduler``, the
+stream position of the aggregate's last event) and left out of later runs, so the others
+go on; when the office asks for it to be tried again, the next run does and records the
+outcome. A transient failure ends the run, and the next one tries again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -18,9 +25,15 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import msgspec
+from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from events.contract import (
     CancelJob,
+    Event,
+    ProcessingFailed,
+    ProcessingFailedAgain,
+    ProcessingResolved,
+    ProcessingRetryRequested,
     JobCancelled,
     JobCompleted,
     JobInvoiced,
@@ -34,14 +47,17 @@ from events.contract import (
     Source,
     WarnSlaAtRisk,
     WithdrawOccurrence,
-
+    decode_event,
+    event_hash,
 )
+from events.faults import error_text, is_transient, parked, sealed
 from services.app import JobstreamApp
 from services.domain.common import Actor, DomainError, InvalidTransition
 from services.domain.recurring import to_generate
 
 log = logging.getLogger("services.recurring")
 SCHEDULER = Actor(id="scheduler", role=Role.ADMIN)
+NAME = "scheduler"  # the consumer named in the failures it records
 
 
 class Generated(msgspec.Struct, kw_only=True):
@@ -151,30 +167,101 @@ class Scheduler:
         self.sla_warn_minutes = sla_warn_minutes
         self.clock = clock
         self.watch = Watch()
+        self.parked: set[UUID] = set()  # recorded as failed, left out until the office asks again
+        self.failure_position = 0
 
     async def run_once(self) -> Generated:
         now = self.clock()
         await self.watch.refresh(self.app)
         total = Generated()
+        retried = await self._retries()
         for recurrence_id in sorted(self.watch.recurrences):
+            if recurrence_id in self.parked and recurrence_id not in retried:
+                continue  # recorded as failed: left out until the office asks for it again
             try:
                 total += await generate(self.app, recurrence_id, now)
             except DomainError as refused:
                 log.warning("recurring service %s: %s", recurrence_id, refused)
+            except Exception as error:
+                if is_transient(error):
+                    raise
+                if recurrence_id in retried:
+                    await self._settle(recurrence_id, retried.pop(recurrence_id), error)
+                    continue
+                await self._park(recurrence_id, error)
+                continue
+            if recurrence_id in retried:
+                await self._settle(recurrence_id, retried.pop(recurrence_id), None)
         warned = 0
         for job_id, deadline in sorted(self.watch.deadlines.items(), key=lambda item: item[1]):
             if (deadline - now).total_seconds() > self.sla_warn_minutes * 60:
                 break
-            result = await self.app.execute_async(
-                "job", job_id, WarnSlaAtRisk(within_minutes=self.sla_warn_minutes), SCHEDULER,
-                command_id=f"sla:{job_id}:{deadline.isoformat()}")
+            self.watch.deadlines.pop(job_id, None)  # warned once per deadline
+            try:
+                result = await self.app.execute_async(
+                    "job", job_id, WarnSlaAtRisk(within_minutes=self.sla_warn_minutes), SCHEDULER,
+                    command_id=f"sla:{job_id}:{deadline.isoformat()}")
+            except DomainError as refused:
+                log.warning("job %s: no SLA alert: %s", job_id, refused)
+                continue
+            except Exception as error:
+                if is_transient(error):
+                    self.watch.deadlines[job_id] = deadline  # the next run tries again
+                    raise
+                await self._park(job_id, error)
+                continue
             warned += bool(result.events)
             total.position = max(total.position, result.position)
-            self.watch.deadlines.pop(job_id, None)  # warned once per deadline
         if total.created or total.moved or total.withdrawn or warned:
             log.info("recurring services: %s created, %s moved, %s withdrawn; %s SLA alerts",
                      total.created, total.moved, total.withdrawn, warned)
         return total
+
+    async def _park(self, aggregate_id: UUID, error: BaseException) -> None:
+        """Record the failure once (its id derives from the aggregate's last event) and leave
+        the aggregate out of later runs."""
+        recorder = self.app.recorder
+        positioned = await recorder.select_positioned_async(aggregate_id)
+        position, last = positioned[-1]
+        failed = parked(NAME, position, last.topic, aggregate_id, last.state, error)
+        log.error("scheduler: cannot work on %s (its last event at stream position %s): %s: %s; recorded as "
+                  "failure %s, going on with the others", aggregate_id, position, failed.error_type, failed.error,
+                  failed.id, exc_info=error)
+        with contextlib.suppress(IntegrityError):  # recorded by an earlier run, or another replica
+            await recorder.insert_events_async(sealed(NAME, failed.id, 0, "", failed, f"{NAME}:failed:{position}"))
+        self.parked.add(aggregate_id)
+
+    async def _retries(self) -> dict[UUID, tuple[ProcessingRetryRequested, StoredEvent]]:
+        """The office's requests to try one of the scheduler's failures again, by aggregate."""
+        recorder, asked = self.app.recorder, {}
+        for position, stored in await recorder.kind_events_async("failure", self.failure_position):
+            self.failure_position = position
+            if stored.topic != "ProcessingRetryRequested":
+                continue
+            request = decode_event(stored.state)
+            if not isinstance(request, ProcessingRetryRequested) or request.consumer != NAME:
+                continue
+            first = (await recorder.select_positioned_async(request.id))[0][1]
+            failed = decode_event(first.state)
+            if isinstance(failed, ProcessingFailed):
+                asked[UUID(failed.aggregate_id)] = (request, stored)
+        for aggregate_id in asked:
+            self.parked.discard(aggregate_id)
+        return asked
+
+    async def _settle(self, aggregate_id: UUID, retried: tuple[ProcessingRetryRequested, StoredEvent],
+                      error: BaseException | None) -> None:
+        """The outcome of trying it again, recorded once."""
+        request, stored = retried
+        outcome: Event = ProcessingResolved(id=request.id, outcome="generated")
+        if error is not None:
+            error_type, message = error_text(error)
+            outcome = ProcessingFailedAgain(id=request.id, error_type=error_type, error=message)
+            self.parked.add(aggregate_id)
+        with contextlib.suppress(IntegrityError):
+            await self.app.recorder.insert_events_async(sealed(
+                NAME, request.id, stored.originator_version, event_hash(stored.state), outcome,
+                f"{NAME}:retried:{request.id}:{stored.originator_version}"))
 
 
 def serve(env: dict[str, str], every_seconds: float, sla_warn_minutes: int) -> int:

@@ -23,14 +23,16 @@ from services.natsd import USERS, EmbeddedNats, kept_passwords
 OWNERSHIP = [
     ("command", ["events.customer.c1", "events.token.t1", "snapshots.job.j1"],
      ["tracking.invoicer", "$JS.API.STREAM.DELETE.JOBSTREAM", "$JS.API.STREAM.PURGE.JOBSTREAM"]),
-    ("read", [], ["events.job.j1", "events.token.t1", "$JS.API.STREAM.UPDATE.JOBSTREAM"]),
-    ("projector", [], ["events.job.j1", "snapshots.job.j1", "tracking.board", "rpc.invoice-preview"]),
+    ("read", [], ["events.job.j1", "events.token.t1", "events.failure.f1", "$JS.API.STREAM.UPDATE.JOBSTREAM"]),
+    ("projector", ["events.failure.f1"],
+     ["events.job.j1", "snapshots.job.j1", "tracking.board", "rpc.invoice-preview", "events.message.m1"]),
     ("invoicer", ["events.invoice.i1", "events.series.s1", "events.job.j1", "events.customer.c1",
-                  "events.statement.s1", "events.message.m1", "tracking.invoicer", "tracking.payments"],
+                  "events.statement.s1", "events.message.m1", "events.failure.f1", "tracking.invoicer",
+                  "tracking.payments", "tracking.invoicer-documents"],
      ["events.technician.t1", "events.token.t1", "events.pricelist.p1", "tracking.notifier", "snapshots.job.j1"]),
-    ("notifier", ["events.message.m1", "events.recipient.r1", "tracking.notifier"],
+    ("notifier", ["events.message.m1", "events.recipient.r1", "events.failure.f1", "tracking.notifier"],
      ["events.job.j1", "events.invoice.i1", "$O.JOBSTREAM-documents.C.x", "tracking.invoicer"]),
-    ("scheduler", ["events.job.j1", "events.recurrence.r1", "snapshots.recurrence.r1"],
+    ("scheduler", ["events.job.j1", "events.recurrence.r1", "events.failure.f1", "snapshots.recurrence.r1"],
      ["events.invoice.i1", "events.customer.c1", "events.message.m1", "tracking.notifier"]),
 ]
 
