@@ -37,6 +37,7 @@ from fastapi.templating import Jinja2Templates
 
 from events.contract import CreditNoteDocumentStored, ProformaDocumentStored, decode_event
 from events.jetstream import STREAM_VARIABLES, NatsConnection, StreamSettings
+from events.revocations import Revocations
 from projections.audit import Criteria, Entry, replay, write_entries
 from projections.rows import InvoiceRow, JobRow, UserRow, iso
 from read_api import links
@@ -83,9 +84,14 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.live = Live(app.state.models)
         app.state.live.start()
         app.state.stream = None
+        app.state.revocations = Revocations()
         if settings.stream_env.get("NATS_URL"):
             app.state.stream = await NatsConnection.open_on_running_loop(StreamSettings.from_env(settings.stream_env))
+            # a revoked token is refused as soon as the stream says so, ahead of the board
+            await app.state.revocations.follow(app.state.stream)
+            app.state.models.revoked = app.state.revocations
         yield
+        await app.state.revocations.stop()
         await app.state.live.stop()
         await app.state.commands.aclose()
         await asyncio.to_thread(app.state.models.close)

@@ -11,7 +11,7 @@ import statistics
 import threading
 import time
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -116,6 +116,7 @@ class ReadModels:
         self.ledger: LedgerTables = open_view("ledger", url)
         self.zone = ZoneInfo(timezone)
         self._users: dict[str, UserRow] = {}
+        self.revoked: Container[UUID] = frozenset()  # token ids revoked on the stream
         self._pages: OrderedDict[bytes, Page] = OrderedDict()
         self._pages_lock = threading.Lock()
         self._making = threading.Lock()
@@ -160,15 +161,22 @@ class ReadModels:
 
     def cached_user(self, token_hash: str) -> UserRow | None:
         """The token's user as last read, without touching the database (None: not read yet)."""
-        return self._users.get(token_hash)
+        return self._as_revoked(self._users.get(token_hash))
 
     def user(self, token_hash: str) -> UserRow | None:
         """The token's user, read now. Only known users are remembered, so a token issued a
         moment ago works as soon as the board has read it; ``refresh_users`` reads the
-        remembered ones again whenever the board moves, so a revocation shows at once."""
+        remembered ones again whenever the board moves."""
         user = self.board.user_by_hash(token_hash)
         if user is not None:
             self._users[token_hash] = user
+        return self._as_revoked(user)
+
+    def _as_revoked(self, user: UserRow | None) -> UserRow | None:
+        """The user, revoked if the stream says so (``revoked``: the read API's
+        ``Revocations``), however far the board projection has got."""
+        if user is not None and not user.revoked and user.token_id in self.revoked:
+            return structs.replace(user, revoked=True)
         return user
 
     def refresh_users(self) -> None:

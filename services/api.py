@@ -75,7 +75,7 @@ from events.contract import (
     recipient_id,
 )
 from services import recurring
-from services.app import JobstreamApp, Result, VersionConflict
+from services.app import JobstreamApp, Result, Revoked, VersionConflict
 from services.domain.job import FOR_TECHNICIANS
 from services.domain.common import (
     Actor,
@@ -614,12 +614,12 @@ def _header_problems(key: str | None, if_match: str | None, correlation_id: str 
 
 
 # What error_response answers: from CommandDoor and from FastAPI's exception handlers alike
-ANSWERED = (_Unauthorized, Forbidden, NotFound, InvalidTransition, VersionConflict, Invalid, *UNAVAILABLE)
+ANSWERED = (_Unauthorized, Revoked, Forbidden, NotFound, InvalidTransition, VersionConflict, Invalid, *UNAVAILABLE)
 
 
 def error_response(error: Exception) -> Response:
     """A refused command as HTTP, the same from CommandDoor and from FastAPI's handlers."""
-    if isinstance(error, _Unauthorized):
+    if isinstance(error, _Unauthorized | Revoked):
         response = problem(401, str(error))
         response.headers["WWW-Authenticate"] = "Bearer"
         return response

@@ -33,6 +33,7 @@ from events.contract import (
     event_hash, seal, topic_of,
 )
 from events.jetstream import NatsAggregateRecorder, NatsApplicationRecorder, NatsFactory
+from events.revocations import Revocations
 from services.domain import billing, failures, notices, recurring
 from services.domain import job as jobs
 from services.domain import parties
@@ -47,6 +48,10 @@ class VersionConflict(DomainError):
         detail = f"expected version {expected}" if expected is not None else "a concurrent change"
         super().__init__(f"{kind} {id} is at version {current} ({detail}); reload and retry")
         self.current_version = current
+
+
+class Revoked(DomainError):
+    """The caller's token was revoked while the command was on its way (401)."""
 
 
 class Kind(msgspec.Struct, frozen=True):
@@ -182,7 +187,10 @@ class JobstreamApp:
         self.snapshots = snapshots
         self._cache: OrderedDict[UUID, Loaded] = OrderedDict()
         self._lock = threading.Lock()
-        self._tokens: dict[str, tuple[float, Actor | None]] = {}
+        self._tokens: dict[UUID, tuple[float, Actor | None]] = {}  # token id -> (when read, its user)
+        # revoked tokens as the stream has them, followed by an app opened on a server's loop
+        self.revocations = Revocations()
+        self.revocations.listen(lambda token_id: self._tokens.pop(token_id, None))
         self._turns: dict[UUID, list[Any]] = {}  # id -> [lock, users]
 
     @classmethod
@@ -191,12 +199,15 @@ class JobstreamApp:
         factory = InfrastructureFactory.construct(Environment(env=env))
         assert isinstance(factory, NatsFactory), "jobstream runs on events.jetstream"
         await factory.open_on_running_loop()
-        return cls(env, factory)
+        app = cls(env, factory)
+        await app.revocations.follow(factory.connection)
+        return app
 
     def close(self) -> None:
         self.factory.close()
 
     async def aclose(self) -> None:
+        await self.revocations.stop()
         await self.factory.aclose()
 
     # --- loading -------------------------------------------------------------------------
@@ -454,6 +465,8 @@ class JobstreamApp:
         correlation_id: str | None,
     ) -> Result:
         """One save: every touched aggregate's events, the command's own aggregate last."""
+        if actor.token_id is not None and actor.token_id in self.revocations:
+            raise Revoked("the token was revoked")  # seen since the request was authenticated
         now = datetime.now(UTC)
         command_id = command_id or f"{AUTO}{uuid.uuid4().hex}"
         order = [other for other in touched if other != id] + [id]
@@ -538,18 +551,22 @@ class JobstreamApp:
         admin = Actor(id="admin-cli", role=Role.ADMIN)
         revoked = TokenRevoked(id=token_id, reason=reason)
         await self._save(token_id, {token_id: (loaded, [revoked])}, admin, None, None)
-        self._tokens.pop(token_hash(token), None)
+        self._tokens.pop(token_id, None)
 
     async def authenticate_async(self, token: str) -> Actor | None:
-        digest = token_hash(token)
-        cached = self._tokens.get(digest)
+        """The token's user: remembered for AUTH_TTL, except that a revocation seen on the
+        stream (``revocations``) refuses the token at once, remembered or not."""
+        token_id = derived_id("token", token_hash(token))
+        if token_id in self.revocations:
+            return None
+        cached = self._tokens.get(token_id)
         if cached is not None and time.monotonic() - cached[0] < self.AUTH_TTL:
             return cached[1]
-        state = (await self.load_async("token", derived_id("token", digest))).state
+        state = (await self.load_async("token", token_id)).state
         actor = None
         if state.version and not state.revoked and state.role is not None:
-            actor = Actor(id=state.user_name, role=state.role, technician_id=state.technician_id)
-        self._tokens[digest] = (time.monotonic(), actor)
+            actor = Actor(id=state.user_name, role=state.role, technician_id=state.technician_id, token_id=token_id)
+        self._tokens[token_id] = (time.monotonic(), actor)
         return actor
 
     # --- reading the stream --------------------------------------------------------------

@@ -138,20 +138,29 @@ def install(app: FastAPI, jobstream: Callable[[Request], Any], actor: Callable[.
             if not queue.full():
                 queue.put_nowait(orjson.dumps(alert))
 
+        def on_revoked(token_id: UUID) -> None:  # the stream ends with the token
+            if token_id == who.token_id:
+                if queue.full():
+                    queue.get_nowait()
+                queue.put_nowait(b"")
+
         subject = connection.settings.kind_filter("events", "message")
         subscription = await app_.call(_subscribe(connection, subject, on_message))
+        stop_listening = app_.revocations.listen(on_revoked)
 
         async def stream() -> AsyncIterator[bytes]:
             try:
                 yield b": connected\n\n"
-                while not await request.is_disconnected():
+                while who.token_id not in app_.revocations and not await request.is_disconnected():
                     try:
                         data = await asyncio.wait_for(queue.get(), KEEPALIVE)
                     except TimeoutError:
                         yield b": keep-alive\n\n"
                         continue
-                    yield b"event: alert\ndata: " + data + b"\n\n"
+                    if data:
+                        yield b"event: alert\ndata: " + data + b"\n\n"
             finally:
+                stop_listening()
                 await app_.call(subscription.unsubscribe())
 
         return StreamingResponse(stream(), media_type="text/event-stream",

@@ -17,6 +17,7 @@ class Actor(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     role: Role
     technician_id: UUID | None = None
+    token_id: UUID | None = None  # the token it signed in with (none: the CLI, a service)
 
 
 class Context(msgspec.Struct, frozen=True, kw_only=True):
