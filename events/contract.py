@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -26,15 +27,62 @@ from events import jetstream
 
 # --- value types ----------------------------------------------------------------------
 
-Text = Annotated[str, Meta(min_length=1, max_length=200)]
-LongText = Annotated[str, Meta(max_length=10_000)]
-OptionalText = Annotated[str, Meta(max_length=200)]
+# Characters no text field takes: the C0 and C1 control characters and the noncharacters
+# U+FFFE and U+FFFF, which XML cannot hold (a customer's name ends up in invoice XML).
+# Multi-line fields (notes, descriptions, scope, summaries, reasons) keep tab, newline and CR.
+# Lone surrogates never get this far: the JSON decoder refuses "\\ud800" (422, body).
+CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff"
+LINE_CHARACTER = rf"[^\t\n\r{CONTROLS}]"
+TEXT_CHARACTER = rf"[^{CONTROLS}]"
+
+
+def whole(body: str) -> str:
+    """A pattern the whole of a single-line value must match. msgspec checks with Python's
+    ``re.search``, whose ``$`` also matches before a final newline: the lookahead refuses
+    that newline, so the pattern means what it means in JSON Schema (ECMA-262)."""
+    return rf"^(?!.*\n)(?:{body})$"
+
+
+LINE = whole(f"{LINE_CHARACTER}*")  # one line: no control characters at all
+LINES = f"^{TEXT_CHARACTER}*$"  # several lines: tab, newline and CR allowed
+_UNREADABLE = {False: re.compile(rf"[\t\n\r{CONTROLS}\ud800-\udfff]"), True: re.compile(rf"[{CONTROLS}\ud800-\udfff]")}
+
+
+LINE_RULE = ("one line of text: no tab, newline or other control character (U+0000-U+001F, "
+             "U+007F-U+009F), and no U+FFFE or U+FFFF")
+LINES_RULE = ("text without control characters (U+0000-U+001F, U+007F-U+009F; tab and newline are "
+              "allowed) and without U+FFFE or U+FFFF")
+
+
+def unreadable(text: str, multiline: bool = False) -> str:
+    """Why a text cannot be stored ('' when it can), for the doors that take text without
+    decoding a command (the booking form, a photo's caption)."""
+    found = _UNREADABLE[multiline].search(text)
+    if found is None:
+        return ""
+    return f"contains U+{ord(found.group()):04X}: {LINES_RULE if multiline else LINE_RULE}"
+
+
+def line(max_length: int, min_length: int = 0) -> Meta:
+    return Meta(min_length=min_length, max_length=max_length, pattern=LINE)
+
+
+def lines(max_length: int, min_length: int = 0) -> Meta:
+    return Meta(min_length=min_length, max_length=max_length, pattern=LINES)
+
+
+Text = Annotated[str, line(200, 1)]
+LongText = Annotated[str, lines(10_000)]
+OptionalText = Annotated[str, line(200)]
 # A reason someone must give (cancel, hold, reopen, correct): blank or only spaces is no reason.
-Reason = Annotated[str, Meta(min_length=1, max_length=500, pattern=r"\S")]
-Email = Annotated[str, Meta(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
-Country = Annotated[str, Meta(pattern=r"^[A-Z]{2}$")]
-Currency = Annotated[str, Meta(pattern=r"^(EUR|PLN|CZK|RON|USD|GBP|CHF|HUF)$")]
-Language = Annotated[str, Meta(pattern=r"^(en|pl|cs|de|ro)$")]
+REASON = rf"^[^\S{CONTROLS}]*[^\s{CONTROLS}]{TEXT_CHARACTER}*$"  # some words, then any lines
+Reason = Annotated[str, Meta(min_length=1, max_length=500, pattern=REASON)]
+EMAIL = whole(rf"[^@\s{CONTROLS}]+@[^@\s{CONTROLS}]+\.[^@\s{CONTROLS}]+")
+Email = Annotated[str, Meta(pattern=EMAIL, max_length=254)]
+Phone = Annotated[str, line(40)]
+Country = Annotated[str, Meta(pattern=whole(r"[A-Z]{2}"))]
+Currency = Annotated[str, Meta(pattern=whole(r"EUR|PLN|CZK|RON|USD|GBP|CHF|HUF"))]
+Language = Annotated[str, Meta(pattern=whole(r"en|pl|cs|de|ro"))]
 Minutes = Annotated[int, Meta(ge=0, le=60 * 24 * 366)]
 PositiveMinutes = Annotated[int, Meta(ge=1, le=60 * 24 * 31)]
 # msgspec cannot bound a Decimal: commands holding money check it in __post_init__.
@@ -42,7 +90,7 @@ Money = Decimal
 VatRate = Decimal
 Quantity = Decimal
 UtcTime = Annotated[datetime, Meta(tz=True)]
-Code = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
+Code = Annotated[str, Meta(pattern=whole(r"[A-Za-z0-9_.-]{1,40}"))]
 
 
 class Role(enum.StrEnum):
@@ -97,7 +145,7 @@ class Unit(enum.StrEnum):
 class Address(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     street: Text
     city: Text
-    postal_code: Annotated[str, Meta(min_length=1, max_length=20)]
+    postal_code: Annotated[str, line(20, 1)]
     country: Country
     label: OptionalText = ""
 
@@ -1023,8 +1071,8 @@ class RegisterCustomer(Command, frozen=True, kw_only=True, forbid_unknown_fields
     billing_address: Address
     site_addresses: Annotated[list[Address], Meta(max_length=50)] = []
     email: Email | None = None
-    phone: Annotated[str, Meta(max_length=40)] = ""
-    vat_id: Annotated[str, Meta(pattern=r"^([A-Z]{2}[A-Za-z0-9]{2,14})?$")] = ""
+    phone: Phone = ""
+    vat_id: Annotated[str, Meta(pattern=whole(r"([A-Z]{2}[A-Za-z0-9]{2,14})?"))] = ""
     language: Language = "en"
     currency: Currency = "EUR"
     payment_terms_days: Annotated[int, Meta(ge=0, le=365)] = 14
@@ -1037,8 +1085,8 @@ class ChangeCustomerDetails(Command, frozen=True, kw_only=True, forbid_unknown_f
     billing_address: Address | None = None
     site_addresses: Annotated[list[Address], Meta(max_length=50)] | None = None
     email: Email | None = None
-    phone: Annotated[str, Meta(max_length=40)] | None = None
-    vat_id: Annotated[str, Meta(pattern=r"^([A-Z]{2}[A-Za-z0-9]{2,14})?$")] | None = None
+    phone: Phone | None = None
+    vat_id: Annotated[str, Meta(pattern=whole(r"([A-Z]{2}[A-Za-z0-9]{2,14})?"))] | None = None
     language: Language | None = None
     currency: Currency | None = None
     payment_terms_days: Annotated[int, Meta(ge=0, le=365)] | None = None
@@ -1058,7 +1106,7 @@ class SellHoursPackage(Command, frozen=True, kw_only=True, forbid_unknown_fields
         check_decimal("warn_below_hours", self.warn_below_hours, Decimal(0), Decimal(100_000))
 
 
-Month = Annotated[str, Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+Month = Annotated[str, Meta(pattern=whole(r"\d{4}-(0[1-9]|1[0-2])"))]
 
 
 class AgreeRetainer(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -1083,14 +1131,14 @@ class RegisterTechnician(Command, frozen=True, kw_only=True, forbid_unknown_fiel
     name: Text
     skills: Annotated[list[Code], Meta(max_length=50)] = []
     email: Email | None = None
-    phone: Annotated[str, Meta(max_length=40)] = ""
+    phone: Phone = ""
 
 
 class ChangeTechnicianDetails(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: Text | None = None
     skills: Annotated[list[Code], Meta(max_length=50)] | None = None
     email: Email | None = None
-    phone: Annotated[str, Meta(max_length=40)] | None = None
+    phone: Phone | None = None
 
 
 class DeactivateTechnician(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -1194,7 +1242,7 @@ class StopWork(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
     technician_id: UUID | None = None
     at: UtcTime | None = None
     billable: bool = True
-    activity: Annotated[str, Meta(max_length=40)] = ""
+    activity: Annotated[str, line(40)] = ""
 
 
 class AddTimeEntry(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -1202,7 +1250,7 @@ class AddTimeEntry(Command, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     minutes: PositiveMinutes
     technician_id: UUID | None = None
     billable: bool = True
-    activity: Annotated[str, Meta(max_length=40)] = ""
+    activity: Annotated[str, line(40)] = ""
     note: LongText = ""
 
 
@@ -1214,14 +1262,14 @@ class CorrectTimeEntry(Command, frozen=True, kw_only=True, forbid_unknown_fields
 
 
 class AddNote(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    text: Annotated[str, Meta(min_length=1, max_length=10_000)]
+    text: Annotated[str, lines(10_000, 1)]
 
 
 class UseMaterial(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
     code: Code
     description: Text
     quantity: Quantity
-    unit: Annotated[str, Meta(min_length=1, max_length=20)] = "piece"
+    unit: Annotated[str, line(20, 1)] = "piece"
     unit_price: Money | None = None
     billable: bool = True
     discount_percent: Decimal = Decimal(0)
@@ -1241,20 +1289,20 @@ class AttachPhoto(Command, frozen=True, kw_only=True, forbid_unknown_fields=True
 
     photo_id: UUID
     name: str
-    media_type: Annotated[str, Meta(pattern=r"^image/(jpeg|png|webp)$")]
+    media_type: Annotated[str, Meta(pattern=whole(r"image/(jpeg|png|webp)"))]
     size: int
     sha256: str
-    caption: Annotated[str, Meta(max_length=200)] = ""
+    caption: Annotated[str, line(200)] = ""
 
 
 class CompleteJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    summary: Annotated[str, Meta(min_length=1, max_length=10_000)]
+    summary: Annotated[str, lines(10_000, 1)]
     first_visit: bool = True
 
 
 class SignOffJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
     signed_by: Text
-    signature: Annotated[str, Meta(max_length=500_000, pattern=r"^(data:image/(png|svg\+xml);base64,[A-Za-z0-9+/=]+)?$")] = ""
+    signature: Annotated[str, Meta(max_length=500_000, pattern=whole(r"(data:image/(png|svg\+xml);base64,[A-Za-z0-9+/=]+)?"))] = ""
 
 
 class PutJobOnHold(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -1304,8 +1352,8 @@ class WarnSlaAtRisk(Command, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 # --- recurring services ----------------------------------------------------------------
 
 LocalTime = Annotated[datetime, Meta(tz=False)]
-TimeZone = Annotated[str, Meta(pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$", max_length=60)]
-Rule = Annotated[str, Meta(min_length=6, max_length=300, pattern=r"^[A-Z0-9=;,+-]+$")]
+TimeZone = Annotated[str, Meta(pattern=whole(r"[A-Za-z_]+(/[A-Za-z0-9_+-]+)*"), max_length=60)]
+Rule = Annotated[str, Meta(min_length=6, max_length=300, pattern=whole(r"[A-Z0-9=;,+-]+"))]
 
 
 class DefineRecurringService(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -1385,14 +1433,14 @@ class Alert(enum.StrEnum):
     SLA_AT_RISK = "sla_at_risk"
 
 
-ClockTime = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+ClockTime = Annotated[str, Meta(pattern=whole(r"([01][0-9]|2[0-3]):[0-5][0-9]"))]
 
 
 class ChangeNotificationPreferences(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
     alerts: list[Alert]
     quiet_from: ClockTime | Literal[""] = ""
     quiet_until: ClockTime | Literal[""] = ""
-    timezone: Annotated[str, Meta(pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$", max_length=60)] = "UTC"
+    timezone: TimeZone = "UTC"
 
     def __post_init__(self) -> None:
         if bool(self.quiet_from) != bool(self.quiet_until):
@@ -1400,20 +1448,20 @@ class ChangeNotificationPreferences(Command, frozen=True, kw_only=True, forbid_u
 
 
 class PushKeys(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    p256dh: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{80,100}={0,2}$")]
-    auth: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{16,24}={0,2}$")]
+    p256dh: Annotated[str, Meta(pattern=whole(r"[A-Za-z0-9_-]{80,100}={0,2}"))]
+    auth: Annotated[str, Meta(pattern=whole(r"[A-Za-z0-9_-]{16,24}={0,2}"))]
 
 
 class RegisterPushSubscription(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What the browser's ``PushSubscription.toJSON()`` gives."""
 
-    endpoint: Annotated[str, Meta(max_length=1000, pattern=r"^(https://[^\s]+|http://(127\.0\.0\.1|localhost)(:[0-9]+)?/[^\s]*)$")]
+    endpoint: Annotated[str, Meta(max_length=1000, pattern=whole(rf"https://[^\s{CONTROLS}]+|http://(127\.0\.0\.1|localhost)(:[0-9]+)?/[^\s{CONTROLS}]*"))]
     keys: PushKeys
     expirationTime: int | None = None  # noqa: N815 - the browser's own name
 
 
 class RequestRedelivery(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    reason: Annotated[str, Meta(max_length=500)] = ""
+    reason: Annotated[str, lines(500)] = ""
 
 
 class RetryProcessing(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):

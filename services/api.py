@@ -27,6 +27,12 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from events.contract import (
+    EMAIL,
+    LINE,
+    LINE_RULE,
+    LINES,
+    LINES_RULE,
+    REASON,
     AcceptQuote,
     AddNote,
     AddTimeEntry,
@@ -173,12 +179,21 @@ def problem(status_code: int, detail: Any, **extra: Any) -> Response:
     return json({"detail": detail, **extra}, status_code)
 
 
+# msgspec names the pattern a value missed: the text patterns, said in words
+READABLE = {EMAIL: "an email address like name@example.com, without spaces or control characters",
+            LINE: LINE_RULE, LINES: LINES_RULE, REASON: "a reason in words, not blank; " + LINES_RULE}
+LONE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
 def field_error(message: str) -> dict[str, str]:
     """msgspec's message as {field, reason}: 'Expected `int`, got `str` - at `$.minutes`'."""
     match = _AT_FIELD.match(message)
     assert match is not None
     path = (match.group("path") or "").lstrip(".")
     reason = match.group("reason")
+    for pattern, readable in READABLE.items():
+        if f"matching regex {pattern!r}" in reason:
+            reason = readable
     if not path:
         named = _BACKTICK_FIELD.search(reason)
         if named and "unknown field" not in reason:
@@ -599,6 +614,9 @@ def _decoded(decoder: msgspec.json.Decoder[Any], raw: bytes) -> msgspec.Struct:
     except msgspec.ValidationError as error:
         raise Invalid(**field_error(str(error))) from None
     except msgspec.DecodeError as error:
+        if LONE_SURROGATE.search(raw):  # a pair decodes; one alone is no character
+            raise Invalid("body", "not valid JSON: a lone surrogate (\\ud800-\\udfff without its pair) "
+                                  "is not a character") from None
         raise Invalid("body", f"not valid JSON: {error}") from None
 
 

@@ -52,6 +52,7 @@ from events.contract import (
     TechnicianReactivated,
     TechnicianRegistered,
     UnassignJob,
+    unreadable,
 )
 from services.domain.common import Actor, DomainError, derived_id
 
@@ -243,13 +244,14 @@ def check(form: dict[str, str], settings: BookingSettings, offered: dict[date, l
     errors: dict[str, str] = {}
 
     def text(field: str, label: str, low: int, high: int) -> str:
-        value = " ".join(form.get(field, "").split())
-        if len(value) < low:
+        given = form.get(field, "")
+        value = " ".join(given.split())  # one line: a pasted newline or tab becomes a space
+        if unreadable(given, multiline=True):
+            errors[field] = f"{label} has characters that cannot be read (control characters)"
+        elif len(value) < low:
             errors[field] = f"{label} is needed"
         elif len(value) > high:
             errors[field] = f"{label} is too long (at most {high} characters)"
-        elif any(ord(c) < 32 for c in value):
-            errors[field] = f"{label} has characters that cannot be read"
         return value
 
     service = settings.service(form.get("service", ""))
@@ -257,7 +259,7 @@ def check(form: dict[str, str], settings: BookingSettings, offered: dict[date, l
         errors["service"] = "choose one of the services offered"
     name = text("name", "Your name", 2, 120)
     email = form.get("email", "").strip()
-    if not EMAIL.fullmatch(email) or len(email) > 254:
+    if not EMAIL.fullmatch(email) or len(email) > 254 or unreadable(email):
         errors["email"] = "an email address like name@example.com is needed, for the confirmation"
     phone = form.get("phone", "").strip()
     if phone and not PHONE.fullmatch(phone):
@@ -271,6 +273,8 @@ def check(form: dict[str, str], settings: BookingSettings, offered: dict[date, l
     details = form.get("details", "").strip()
     if len(details) > 2000:
         errors["details"] = "please keep the description under 2000 characters"
+    elif unreadable(details, multiline=True):
+        errors["details"] = "the description has characters that cannot be read (control characters)"
     key = form.get("key", "")
     try:
         key = str(UUID(key))

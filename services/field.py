@@ -20,7 +20,7 @@ import orjson
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
-from events.contract import AttachPhoto, MessageQueued, Role, decode_event
+from events.contract import AttachPhoto, MessageQueued, Role, decode_event, unreadable
 from services.domain.common import Actor, Forbidden, Invalid, NotFound
 
 STATIC = Path(__file__).parent / "tech"
@@ -93,6 +93,8 @@ def install(app: FastAPI, jobstream: Callable[[Request], Any], actor: Callable[.
         caption = _header_text(caption)
         if len(caption) > 200:
             raise Invalid("caption", "longer than 200 characters")
+        if problem := unreadable(caption):
+            raise Invalid("caption", problem)
         app_ = jobstream(request)
         digest = hashlib.sha256(data).hexdigest()
         photo_id = uuid.uuid5(NAMESPACE, f"{id}:{idempotency_key or digest}")
