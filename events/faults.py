@@ -12,6 +12,7 @@ event: it is recorded as ``ProcessingFailed`` and the consumer goes on with the 
 from __future__ import annotations
 
 import asyncio
+import decimal
 import socket
 import sqlite3
 import uuid
@@ -83,7 +84,10 @@ class _Stamped(msgspec.Struct):
 
 def error_text(error: BaseException) -> tuple[str, str]:
     """The error's type and a readable message (some errors say nothing by themselves)."""
-    message = str(error).strip() or repr(error)
+    if isinstance(error, decimal.DecimalException):  # its message is a list of signal classes
+        message = "a calculation met an amount that is not a finite number (check prices, quantities and rates)"
+    else:
+        message = " ".join(str(error).split()) or repr(error)
     return type(error).__name__, message[:2000]
 
 

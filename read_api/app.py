@@ -39,6 +39,8 @@ from events.contract import CreditNoteDocumentStored, ProformaDocumentStored, de
 from events.jetstream import STREAM_VARIABLES, NatsConnection, StreamSettings
 from events.revocations import Revocations
 from projections.audit import Criteria, Entry, replay, write_entries
+from projections.failures import STATES as FAILURE_STATES
+from projections.failures import FailureRow, failures
 from projections.rows import InvoiceRow, JobRow, UserRow, iso
 from read_api import links
 from read_api.fastboard import COOKIE, BoardFromMemory, Filters, digest_of, from_memory
@@ -747,6 +749,39 @@ def create_app(settings: Settings) -> FastAPI:
         form = dict(await request.form())
         return await submitted(request, f"/messages/{message_id}/redeliver", {"reason": form.get("reason", "")},
                                form, "/messages")
+
+    async def failure_rows(request: Request, states: list[str]) -> list[FailureRow]:
+        unknown = sorted(set(states) - FAILURE_STATES)
+        if unknown:
+            raise ValueError(f"state: {unknown[0]!r} is not one of {', '.join(sorted(FAILURE_STATES))}")
+        stream = request.app.state.stream
+        if stream is None:
+            raise Refused(503, "this read API has no NATS connection configured (NATS_URL)")
+        return await failures(stream, states)
+
+    @app.get("/api/failures", tags=["failures"], summary="Events a consumer could not process",
+             description="Each failure as recorded on the stream (read now, not from a read model): which "
+             "consumer, the stream position and event, the error, and its state (open, retrying, resolved). "
+             "`state` filters; repeat it for several.")
+    async def api_failures(request: Request, who: User,
+                           state: Annotated[list[str], Query()] = []) -> Response:  # noqa: B006
+        office_only(who)
+        return json(await failure_rows(request, state))
+
+    @app.get("/failures", response_class=HTMLResponse, include_in_schema=False)
+    async def failures_page(request: Request, who: User) -> Response:
+        office_only(who)
+        rows = await failure_rows(request, [])
+        return page(request, "failures.html", who, open=[r for r in rows if r.state != "resolved"],
+                    resolved=[r for r in rows if r.state == "resolved"][:20], key=uuid.uuid4().hex,
+                    error=request.query_params.get("error", ""))
+
+    @app.post("/failures/{failure_id}/retry", include_in_schema=False)
+    async def retry_failure(request: Request, who: User, failure_id: UUID) -> Response:
+        writers_only(who)
+        form = dict(await request.form())
+        return await submitted(request, f"/failures/{failure_id}/retry", {"reason": form.get("reason", "")},
+                               form, "/failures")
 
     @app.get("/payments", response_class=HTMLResponse, include_in_schema=False)
     async def payments_page(request: Request, who: User, position: int | None = None) -> Response:
