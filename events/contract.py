@@ -657,6 +657,17 @@ class StatementLine(Struct, frozen=True, kw_only=True):
     text: str = ""  # unstructured remittance information
     bank_reference: str = ""
     account: str = ""
+    # the bank's own reference for the entry (camt.053 AcctSvcrRef, MT940 bank reference), with
+    # the account: the same entry in two files, or twice in one, has the same key
+    entry_key: str = ""
+
+    def key(self) -> str:
+        """What identifies the entry across statements: the bank's reference, else its content."""
+        if self.entry_key:
+            return self.entry_key
+        content = "|".join([self.account, self.booked_on, format(self.amount.normalize(), "f"), self.currency,
+                            self.payer_iban, self.payer, self.reference, self.text])
+        return "content:" + hashlib.sha256(content.encode()).hexdigest()
 
 
 class StatementEvent(Event, frozen=True, kw_only=True, tag=True):

@@ -12,7 +12,10 @@ the first rule that finds one, in this order, and the rule is recorded on the pa
    of the customer's open invoices with that amount outstanding.
 
 A line no rule matches, or in another currency than the invoice it names, goes to the
-office's review queue (``StatementLineUnmatched``). A payment larger than what is due is
+office's review queue (``StatementLineUnmatched``). So does a second copy of an entry, from
+the same file or a later one (the bank's reference, camt.053 ``AcctSvcrRef`` or the MT940
+bank reference, else the entry's date, amount, payer and text): it is applied once, and the
+copy waits for review as a likely duplicate. A payment larger than what is due is
 applied whole: the excess is the customer's credit. Each statement part's payments and
 unmatched lines are saved with the matcher's tracking record in one atomic batch, so a
 statement is matched once, however often it is delivered.
@@ -72,6 +75,7 @@ class Ledger:
         self.invoices: dict[UUID, Open] = {}
         self.keys: dict[str, tuple[str, UUID]] = {}  # normalized number / RF / VS -> (rule, invoice)
         self.payers: dict[str, set[UUID]] = {}  # payer IBAN -> customers it has paid for
+        self.paid_lines: dict[tuple[UUID, int], str] = {}  # (statement, line) -> the invoice number it paid
         self.position = 0
 
     def add(self, position: int, originator: UUID, version: int, state: bytes, event: Event) -> None:
@@ -91,6 +95,8 @@ class Ledger:
                 self.invoices[originator] = msgspec.structs.replace(invoice, paid=invoice.paid + event.amount)
                 if event.payer_iban:
                     self.payers.setdefault(_normal(event.payer_iban), set()).add(invoice.customer_id)
+                if event.statement_id is not None:
+                    self.paid_lines[(event.statement_id, event.line)] = invoice.number
             case InvoiceCredited() if originator in self.invoices:
                 invoice = self.invoices[originator]
                 self.invoices[originator] = msgspec.structs.replace(invoice, credited=invoice.credited + event.amount)
@@ -137,6 +143,41 @@ async def refreshed(consumer: Consumer, ledger: Ledger) -> Ledger:
     return ledger
 
 
+class Listed(msgspec.Struct, frozen=True):
+    """Where a bank entry was first listed: the stream position of its statement part, its line."""
+
+    position: int
+    line: int
+    statement_id: UUID
+    reference: str  # the statement's own id (camt Stmt/Id, MT940 :20:)
+
+
+class Entries:
+    """Every credit entry of every statement imported, by its key, where it was first listed;
+    read from the stream incrementally."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, Listed] = {}
+        self.position = 0
+
+    def add(self, position: int, part: BankStatementImported) -> None:
+        for line in credits(part.lines):
+            self.first.setdefault(line.key(), Listed(position, line.index, part.id, part.reference))
+
+    def earlier(self, line: StatementLine, position: int) -> Listed | None:
+        """The entry's first listing, if it came before this line of the part at ``position``."""
+        first = self.first.get(line.key())
+        return first if first is not None and (first.position, first.line) < (position, line.index) else None
+
+
+def duplicate_reason(line: StatementLine, first: Listed, statement_id: UUID, paid: str | None) -> str:
+    same = f"bank reference {line.bank_reference}" if line.entry_key else "the same date, amount, payer and text"
+    where = f"line {first.line} of this statement" if first.statement_id == statement_id else \
+        f"line {first.line} of statement {first.reference or first.statement_id}, imported earlier"
+    outcome = f", applied to {paid}" if paid else ", also waiting for review"
+    return f"likely a duplicate: the same entry ({same}) as {where}{outcome}; not applied again"
+
+
 class PaymentMatcher(Consumer):
     name = "payments"
     triggers = frozenset({"BankStatementImported"})
@@ -144,19 +185,41 @@ class PaymentMatcher(Consumer):
     def __init__(self, connection: NatsConnection) -> None:
         super().__init__(connection)
         self.ledger = Ledger()
+        self.entries = Entries()
 
     async def refresh(self) -> Ledger:
         return await refreshed(self, self.ledger)
 
+    async def listed(self) -> Entries:
+        """Every statement's entries as stored now (the parts after this one too: ``earlier`` tells)."""
+        for position, stored in await self.recorder.kind_events_async("statement", self.entries.position):
+            self.entries.position = position
+            if stored.topic == "BankStatementImported":
+                part = decode_event(stored.state)
+                assert isinstance(part, BankStatementImported)
+                self.entries.add(position, part)
+        return self.entries
+
     async def decide_and_save(self, notification: Notification) -> str:
         ledger = await self.refresh()
+        entries = await self.listed()
         statement_id = notification.originator_id
         part = decode_event(notification.state)
         assert isinstance(part, BankStatementImported)
         overlay: dict[UUID, Open] = {}  # invoices as this part leaves them
         payments: dict[UUID, list[Event]] = {}
         unmatched: list[Event] = []
+        paid_here: dict[int, str] = {}  # line -> the invoice number it paid, in this part
         for line in credits(part.lines):
+            first = entries.earlier(line, notification.id)
+            if first is not None:  # listed before, in this file or an earlier one: never applied twice
+                paid = paid_here.get(first.line) if first.position == notification.id else \
+                    ledger.paid_lines.get((first.statement_id, first.line))
+                unmatched.append(StatementLineUnmatched(
+                    id=statement_id, line=line.index, amount=line.amount, currency=line.currency,
+                    payer=line.payer, text=f"{line.reference} {line.text}".strip()[:500],
+                    reason=duplicate_reason(line, first, statement_id, paid)))
+                continue
             rule, invoice, reason = ledger.match(line, overlay)
             if invoice is None:
                 unmatched.append(StatementLineUnmatched(
@@ -168,6 +231,7 @@ class PaymentMatcher(Consumer):
                 amount=line.amount, currency=line.currency, received_on=line.booked_on, rule=rule,
                 payer=line.payer, payer_iban=line.payer_iban, statement_id=statement_id, line=line.index))
             overlay[invoice.id] = msgspec.structs.replace(invoice, paid=invoice.paid + line.amount)
+            paid_here[line.index] = invoice.number
         touched = [(invoice_id, Stored([], ledger.invoices[invoice_id].version,
                                        ledger.invoices[invoice_id].last_hash), events)
                    for invoice_id, events in payments.items()]

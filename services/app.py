@@ -507,8 +507,7 @@ class JobstreamApp:
         async with self._turn(statement_id):
             loaded = await self.load_async("statement", statement_id)
             if loaded.version:
-                return Result(id=statement_id, version=loaded.version, position=loaded.position,
-                              events=["BankStatementImported"] * loaded.version, replayed=True)
+                return await self._first_import(statement_id)
             lines = statement.lines
             parts = max(1, -(-len(lines) // STATEMENT_PART))
             events: list[Event] = [
@@ -520,9 +519,16 @@ class JobstreamApp:
                 return await self._save(statement_id, {statement_id: (loaded, events)}, actor,
                                         f"statement-{statement.digest}", None)
             except IntegrityError:  # imported meanwhile, by another request or replica
-                loaded = await self.load_async("statement", statement_id)
-                return Result(id=statement_id, version=loaded.version, position=loaded.position,
-                              events=["BankStatementImported"] * loaded.version, replayed=True)
+                return await self._first_import(statement_id)
+
+    async def _first_import(self, statement_id: UUID) -> Result:
+        """The first import's answer, again: its parts' version and position, whatever the
+        matcher has appended to the statement since (the lines it left for review)."""
+        parts = [(position, stored) for position, stored in await self.recorder.select_positioned_async(statement_id)
+                 if stored.topic == "BankStatementImported"]
+        position, last = parts[-1]
+        return Result(id=statement_id, version=last.originator_version, position=position,
+                      events=["BankStatementImported"] * len(parts), replayed=True)
 
     # --- access tokens -------------------------------------------------------------------
 

@@ -109,12 +109,16 @@ def _camt_entry(entry: ET.Element, account: str, statement: str, number: int, be
         structured = _text(tx, "RmtInf", "Strd", "CdtrRefInf", "Ref")
         unstructured = " ".join(u.text.strip() for u in _all(tx, "Ustrd") if u.text) if tx is not entry else \
             " ".join(u.text.strip() for u in _all(entry, "Ustrd") if u.text)
-        bank_ref = _text(tx, "Refs", "AcctSvcrRef") or _text(entry, "AcctSvcrRef") or \
-            _text(tx, "Refs", "EndToEndId")
+        own_ref = _text(tx, "Refs", "AcctSvcrRef") if tx is not entry else ""
+        entry_ref = _text(entry, "AcctSvcrRef")
+        bank_ref = own_ref or entry_ref or _text(tx, "Refs", "EndToEndId")
+        # the bank's reference identifies the entry (a transaction of a batch entry by its place in it)
+        key = f"camt:{account}:{own_ref}" if own_ref else \
+            f"camt:{account}:{entry_ref}" + (f"#{index + 1}" if len(details) > 1 else "") if entry_ref else ""
         lines.append(StatementLine(
             index=before + len(lines) + 1, booked_on=booked[:10], amount=amount if credit else -amount,
             currency=currency, payer=payer, payer_iban=payer_iban,
-            reference=structured, text=unstructured, bank_reference=bank_ref, account=account))
+            reference=structured, text=unstructured, bank_reference=bank_ref, account=account, entry_key=key))
     return lines
 
 
@@ -153,6 +157,8 @@ def _mt940(data: bytes, digest: str) -> Statement:
         if amount is None:
             continue
         details = str(values.get("transaction_details") or "")
+        bank_ref = str(values.get("bank_reference") or "").strip()
+        key = f"mt940:{account}:{bank_ref}" if bank_ref and bank_ref.upper() != "NONREF" else ""
         lines.append(StatementLine(
             index=index, booked_on=str(values.get("entry_date") or values.get("date") or ""),
             amount=Decimal(str(amount.amount)), currency=str(amount.currency or ""),
@@ -160,7 +166,7 @@ def _mt940(data: bytes, digest: str) -> Statement:
             reference=str(values.get("end_to_end_reference") or ""),
             text=re.sub(r"\s+", " ", " ".join(filter(None, [details, str(values.get("purpose") or "")]))).strip(),
             bank_reference=str(values.get("bank_reference") or values.get("customer_reference") or ""),
-            account=account))
+            account=account, entry_key=key))
     if not lines and ":61:" not in text:
         raise StatementError("statement: the MT940 file holds no transactions (:61:)")
     return Statement("MT940", account, str(transactions.data.get("transaction_reference", "")), lines, digest)
