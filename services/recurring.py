@@ -169,6 +169,7 @@ class Scheduler:
         self.watch = Watch()
         self.parked: set[UUID] = set()  # recorded as failed, left out until the office asks again
         self.failure_position = 0
+        self.retrying: dict[UUID, tuple[ProcessingRetryRequested, StoredEvent]] = {}  # asked, not yet settled
 
     async def run_once(self) -> Generated:
         now = self.clock()
@@ -186,16 +187,20 @@ class Scheduler:
                 if is_transient(error):
                     raise
                 if recurrence_id in retried:
-                    await self._settle(recurrence_id, retried.pop(recurrence_id), error)
+                    await self._settle(recurrence_id, error)
                     continue
                 await self._park(recurrence_id, error)
                 continue
             if recurrence_id in retried:
-                await self._settle(recurrence_id, retried.pop(recurrence_id), None)
+                await self._settle(recurrence_id, None)
+        for job_id in [k for k in retried if k in self.watch._known]:  # an urgent job's alert, again
+            self.watch.deadlines.setdefault(job_id, self.watch._known[job_id])
         warned = 0
         for job_id, deadline in sorted(self.watch.deadlines.items(), key=lambda item: item[1]):
             if (deadline - now).total_seconds() > self.sla_warn_minutes * 60:
                 break
+            if job_id in self.parked and job_id not in retried:
+                continue
             self.watch.deadlines.pop(job_id, None)  # warned once per deadline
             try:
                 result = await self.app.execute_async(
@@ -203,15 +208,22 @@ class Scheduler:
                     command_id=f"sla:{job_id}:{deadline.isoformat()}")
             except DomainError as refused:
                 log.warning("job %s: no SLA alert: %s", job_id, refused)
-                continue
             except Exception as error:
                 if is_transient(error):
                     self.watch.deadlines[job_id] = deadline  # the next run tries again
                     raise
-                await self._park(job_id, error)
+                if job_id in retried:
+                    await self._settle(job_id, error)
+                else:
+                    await self._park(job_id, error)
                 continue
-            warned += bool(result.events)
-            total.position = max(total.position, result.position)
+            else:
+                warned += bool(result.events)
+                total.position = max(total.position, result.position)
+            if job_id in retried:
+                await self._settle(job_id, None)
+        for aggregate_id in list(retried):  # nothing of it is due now: done as far as the scheduler goes
+            await self._settle(aggregate_id, None, "nothing due now")
         if total.created or total.moved or total.withdrawn or warned:
             log.info("recurring services: %s created, %s moved, %s withdrawn; %s SLA alerts",
                      total.created, total.moved, total.withdrawn, warned)
@@ -233,7 +245,7 @@ class Scheduler:
 
     async def _retries(self) -> dict[UUID, tuple[ProcessingRetryRequested, StoredEvent]]:
         """The office's requests to try one of the scheduler's failures again, by aggregate."""
-        recorder, asked = self.app.recorder, {}
+        recorder = self.app.recorder
         for position, stored in await recorder.kind_events_async("failure", self.failure_position):
             self.failure_position = position
             if stored.topic != "ProcessingRetryRequested":
@@ -244,16 +256,15 @@ class Scheduler:
             first = (await recorder.select_positioned_async(request.id))[0][1]
             failed = decode_event(first.state)
             if isinstance(failed, ProcessingFailed):
-                asked[UUID(failed.aggregate_id)] = (request, stored)
-        for aggregate_id in asked:
-            self.parked.discard(aggregate_id)
-        return asked
+                self.retrying[UUID(failed.aggregate_id)] = (request, stored)
+        return self.retrying
 
-    async def _settle(self, aggregate_id: UUID, retried: tuple[ProcessingRetryRequested, StoredEvent],
-                      error: BaseException | None) -> None:
-        """The outcome of trying it again, recorded once."""
-        request, stored = retried
-        outcome: Event = ProcessingResolved(id=request.id, outcome="generated")
+    async def _settle(self, aggregate_id: UUID, error: BaseException | None, done: str = "processed") -> None:
+        """The outcome of trying it again, recorded once; kept until it is recorded (a
+        transient failure meanwhile: the next run tries again)."""
+        request, stored = self.retrying[aggregate_id]
+        self.parked.discard(aggregate_id)
+        outcome: Event = ProcessingResolved(id=request.id, outcome=done)
         if error is not None:
             error_type, message = error_text(error)
             outcome = ProcessingFailedAgain(id=request.id, error_type=error_type, error=message)
@@ -262,6 +273,7 @@ class Scheduler:
             await self.app.recorder.insert_events_async(sealed(
                 NAME, request.id, stored.originator_version, event_hash(stored.state), outcome,
                 f"{NAME}:retried:{request.id}:{stored.originator_version}"))
+        del self.retrying[aggregate_id]
 
 
 def serve(env: dict[str, str], every_seconds: float, sla_warn_minutes: int) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import msgspec
 import pytest
 from eventsourcing.persistence import StoredEvent
 
@@ -35,6 +36,7 @@ from events.contract import (
     ProcessingFailedAgain,
     ProcessingResolved,
     RecurringPlan,
+    RecurringServiceChanged,
     RecurringServiceDefined,
     StatementLine,
     Unit,
@@ -318,12 +320,24 @@ def test_the_scheduler_goes_on_past_a_recurring_service_it_cannot_plan(
         scheduler = Scheduler(app)
         app.run(scheduler.run_once())
         app.run(scheduler.run_once())  # again, as every minute: recorded once
+        (failure,) = failures(api.jobstream, "scheduler")
+        assert failure.aggregate_id == str(broken) and failure.topic == "RecurringServiceDefined"
+        assert "FORTNIGHTLY" in failure.error
+        assert api.get(f"/recurring-services/{good['id']}").json()["occurrences"]
+
+        api.ok(f"/failures/{failure.id}/retry", {})  # the plan is still broken: it fails again
+        app.run(scheduler.run_once())
+        (again,) = of_type(api.jobstream, ProcessingFailedAgain)
+        assert again.id == failure.id and "FORTNIGHTLY" in again.error
+        straight(api.jobstream, broken, RecurringServiceChanged(id=broken, plan=msgspec.structs.replace(
+            plan, rule="FREQ=WEEKLY;INTERVAL=2"), reason="fixed the imported rule"))
+        api.ok(f"/failures/{failure.id}/retry", {})
+        app.run(scheduler.run_once())
+        (resolved,) = of_type(api.jobstream, ProcessingResolved)
+        assert resolved.id == failure.id
+        assert api.get(f"/recurring-services/{broken}").json()["occurrences"]  # its visits are planned now
     finally:
         app.close()
-    (failure,) = failures(api.jobstream, "scheduler")
-    assert failure.aggregate_id == str(broken) and failure.topic == "RecurringServiceDefined"
-    assert "FORTNIGHTLY" in failure.error or "rule" in failure.error
-    assert api.get(f"/recurring-services/{good['id']}").json()["occurrences"]
 
 
 class Cuttable:
