@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Literal
 from uuid import UUID
 
 import msgspec
@@ -36,7 +37,7 @@ CONSUMERS = {
     "timesheets": "Timesheets",
     "ledger": "The ledger",
 }
-STATES = frozenset({"open", "retrying", "resolved"})
+FailureState = Literal["open", "retrying", "resolved"]
 
 
 class FailureRow(msgspec.Struct, kw_only=True):
@@ -51,7 +52,7 @@ class FailureRow(msgspec.Struct, kw_only=True):
     event_id: UUID | None
     error_type: str
     error: str
-    state: str  # open, retrying, resolved
+    state: FailureState
     attempts: int = 1
     failed_at: str = ""
     updated_at: str = ""

@@ -39,8 +39,7 @@ from events.contract import CreditNoteDocumentStored, ProformaDocumentStored, de
 from events.jetstream import STREAM_VARIABLES, NatsConnection, StreamSettings
 from events.revocations import Revocations
 from projections.audit import Criteria, Entry, replay, write_entries
-from projections.failures import STATES as FAILURE_STATES
-from projections.failures import FailureRow, failures
+from projections.failures import FailureRow, FailureState, failures
 from projections.rows import InvoiceRow, JobRow, UserRow, iso
 from read_api import links
 from read_api.fastboard import COOKIE, BoardFromMemory, Filters, digest_of, from_memory
@@ -282,6 +281,12 @@ def create_app(settings: Settings) -> FastAPI:
         name, digest = (found.document, found.document_sha256) if kind == "pdf" else (
             found.xml_document, found.xml_sha256)
         if not name:
+            stream = request.app.state.stream
+            parked = [f for f in await failures(stream, ["open", "retrying"])
+                      if f.aggregate_id == str(invoice_id)] if stream is not None else []
+            if parked:
+                raise Refused(404, f"invoice {found.number} has no {kind.upper()}: {parked[0].error} "
+                                   "(the Failures page has it, with Try again)")
             raise Refused(404, f"invoice {found.number} has no {kind.upper()} yet; it is being rendered")
         if request.app.state.stream is None:
             raise Refused(503, "this read API has no NATS connection configured (NATS_URL)")
@@ -751,9 +756,6 @@ def create_app(settings: Settings) -> FastAPI:
                                form, "/messages")
 
     async def failure_rows(request: Request, states: list[str]) -> list[FailureRow]:
-        unknown = sorted(set(states) - FAILURE_STATES)
-        if unknown:
-            raise ValueError(f"state: {unknown[0]!r} is not one of {', '.join(sorted(FAILURE_STATES))}")
         stream = request.app.state.stream
         if stream is None:
             raise Refused(503, "this read API has no NATS connection configured (NATS_URL)")
@@ -764,9 +766,9 @@ def create_app(settings: Settings) -> FastAPI:
              "consumer, the stream position and event, the error, and its state (open, retrying, resolved). "
              "`state` filters; repeat it for several.")
     async def api_failures(request: Request, who: User,
-                           state: Annotated[list[str], Query()] = []) -> Response:  # noqa: B006
+                           state: Annotated[list[FailureState], Query()] = []) -> Response:  # noqa: B006
         office_only(who)
-        return json(await failure_rows(request, state))
+        return json(await failure_rows(request, list(state)))
 
     @app.get("/failures", response_class=HTMLResponse, include_in_schema=False)
     async def failures_page(request: Request, who: User) -> Response:

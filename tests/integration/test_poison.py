@@ -143,7 +143,7 @@ def nul_customer(app: JobstreamApp) -> str:
 
 
 def test_the_document_writer_parks_the_nul_customers_invoice_and_documents_the_next(
-        api: Api, stream_env: dict[str, str]) -> None:
+        api: Api, stream_env: dict[str, str], tmp_path: Path) -> None:
     """The probe: lxml's "Char 0x0" in a render process came back as "cannot pickle
     '_ListErrorLog'", and every restart crashed on the same invoice. Now that invoice is
     parked with the reason in words, and the next gets its PDF, its XML and its email."""
@@ -170,6 +170,12 @@ def test_the_document_writer_parks_the_nul_customers_invoice_and_documents_the_n
     queued = of_type(api.jobstream, MessageQueued)
     emails = [m for m in queued if m.channel == "email"]
     assert [(m.recipient, m.about_id) for m in emails] == [("hello@harbourcafe.example", invoice_id_of(UUID(normal)))]
+    from tests.integration.conftest import read_side
+
+    with read_side(api, stream_env, f"sqlite:///{tmp_path / 'read.sqlite3'}") as reader:
+        assert reader.get(f"/invoices/{invoice_id_of(UUID(normal))}.pdf").content.startswith(b"%PDF")
+        missing = reader.get(f"/invoices/{invoice_id_of(UUID(poisoned))}.pdf")
+        assert missing.status_code == 404 and "Char 0x0" in missing.text and "Failures page" in missing.text
 
 
 def test_a_projection_goes_on_past_events_it_cannot_project(
@@ -434,3 +440,27 @@ def test_a_transient_failure_is_tried_again_not_parked(
     (invoice,) = of_type(api.jobstream, InvoiceIssued)
     assert invoice.job_id == UUID(job)
     assert of_type(api.jobstream, ProcessingFailed) == []  # the office has nothing to do
+
+
+def test_the_read_api_lists_failures_straight_from_the_stream(
+        api: Api, stream_env: dict[str, str], tmp_path: Path) -> None:
+    from tests.integration.conftest import read_side
+
+    tom = api.technician("tom")
+    broken_job = uuid.uuid4()
+    unreadable(api.jobstream, broken_job, "JobScheduled",
+               b'{"type":"JobScheduled","id":"%s","technician_ids":["not an id"],'
+               b'"start":"2026-11-23T09:00:00Z","duration_minutes":60}' % str(broken_job).encode())
+    api.scheduled_job(tom)
+    asyncio.run(catch_up(stream_env, lambda c: Notifier(c, NotifierSettings())))
+    (failure,) = failures(api.jobstream, "notifier")
+    with read_side(api, stream_env, f"sqlite:///{tmp_path / 'read.sqlite3'}") as reader:
+        listed = reader.get("/api/failures", params={"state": "open"}).json()
+        assert [(f["id"], f["doing"], f["what"], f["aggregate"], f["state"]) for f in listed if f["consumer"] == "notifier"] == [
+            (str(failure.id), "Emails and alerts", "job scheduled", "job", "open")]
+        refused = reader.get("/api/failures", params={"state": "gone"})
+        assert refused.status_code == 422 and isinstance(refused.json()["detail"], list)
+        page = reader.get("/failures")
+        assert page.status_code == 200 and f'data-failure="{failure.id}"' in page.text and "Try again" in page.text
+        as_technician = reader.get("/api/failures", headers={"Authorization": f"Bearer {api.tokens['tom']}"})
+        assert as_technician.status_code == 403
