@@ -81,7 +81,7 @@ from events.contract import (
     recipient_id,
 )
 from services import recurring
-from services.app import JobstreamApp, Result, Revoked, VersionConflict
+from services.app import JobstreamApp, Result, Revoked, VersionConflict, WrongKind, a
 from services.domain.job import FOR_TECHNICIANS
 from services.domain.common import (
     Actor,
@@ -234,6 +234,7 @@ def create_app(settings: Settings) -> FastAPI:
     # every command route, by its path's segments: served by CommandDoor ahead of FastAPI
     commands: dict[tuple[str, ...], CommandHandler] = {}
     app.add_middleware(CommandDoor, routes=commands)
+    app.state.command_routes = {}  # path -> (aggregate kind, command type): what the door serves
 
     def jobstream_app() -> JobstreamApp:
         return app.state.jobstream  # type: ignore[no-any-return]
@@ -291,10 +292,16 @@ def create_app(settings: Settings) -> FastAPI:
                       correlation_id: str | None, id: UUID | None) -> Response:
             app = jobstream_app()
             target = id if id is not None else own(who) if own is not None else app.new_id(who, key)
-            result = await app.call(app.execute_async(
-                kind, target, command, who, command_id=key, correlation_id=correlation_id,
-                expected_version=int(if_match) if if_match else None,
-            ))
+            try:
+                result = await app.call(app.execute_async(
+                    kind, target, command, who, command_id=key, correlation_id=correlation_id,
+                    expected_version=int(if_match) if if_match else None,
+                ))
+            except WrongKind as wrong:
+                if id is not None:
+                    raise
+                # the id a creation derives from its key is taken by another kind of aggregate
+                raise Invalid("header.Idempotency-Key", f"already used to create {a(wrong.actual)}") from None
             if then is None:
                 return json(result, 201 if creates else 200)
             added = await app.call(then(app, target))
@@ -328,6 +335,7 @@ def create_app(settings: Settings) -> FastAPI:
                 response = error_response(error)
             await response(scope, receive, send)
 
+        app.state.command_routes[path] = (kind, command_type)
         segments = tuple(path.split("/")[1:])
         assert "{id}" not in segments or segments.index("{id}") == 1, f"CommandDoor finds {{id}} second: {path}"
         commands[segments] = serve

@@ -32,7 +32,7 @@ from events.contract import (
     StopwatchStopped, TakeJob, TokenIssued, TokenRevoked, WorkStarted, WorkStopped, decode_event,
     event_hash, seal, topic_of,
 )
-from events.jetstream import NatsAggregateRecorder, NatsApplicationRecorder, NatsFactory
+from events.jetstream import TOPIC_AGGREGATES, NatsAggregateRecorder, NatsApplicationRecorder, NatsFactory
 from events.revocations import Revocations
 from services.domain import billing, failures, notices, recurring
 from services.domain import job as jobs
@@ -52,6 +52,29 @@ class VersionConflict(DomainError):
 
 class Revoked(DomainError):
     """The caller's token was revoked while the command was on its way (401)."""
+
+
+# Each kind of aggregate in words, for a refusal that names it
+NAMES = {"job": "job", "customer": "customer", "technician": "technician", "pricelist": "price list",
+         "token": "access token", "invoice": "invoice", "statement": "bank statement",
+         "recipient": "user's notification settings", "message": "message", "recurrence": "recurring service",
+         "creditnote": "credit note", "proforma": "proforma invoice", "series": "invoice series",
+         "failure": "processing failure"}
+
+
+def a(kind: str) -> str:
+    """'a job', 'an invoice': the kind in words, with its article."""
+    name = NAMES.get(kind, kind)
+    return f"{'an' if name[0] in 'aeio' else 'a'} {name}"  # a user's, an invoice
+
+
+class WrongKind(NotFound):
+    """An id of another kind of aggregate than the one asked for: 404, naming both."""
+
+    def __init__(self, expected: str, id: UUID, actual: str) -> None:
+        DomainError.__init__(self, f"no {NAMES.get(expected, expected)} {id}: that id is {a(actual)}, "
+                                   f"not {a(expected)}")
+        self.expected, self.actual = expected, actual
 
 
 class Kind(msgspec.Struct, frozen=True):
@@ -153,6 +176,10 @@ def advance(spec: Kind, loaded: Loaded, positioned: Sequence[tuple[int, StoredEv
     """The aggregate after these stored events, remembering which keyed commands made them."""
     if not positioned:
         return loaded
+    first = positioned[0][1]
+    actual = TOPIC_AGGREGATES.get(first.topic, spec.name)
+    if actual != spec.name:  # a job's id sent where a customer's belongs, say
+        raise WrongKind(spec.name, first.originator_id, actual)  # type: ignore[arg-type]
     state, commands = loaded.state, dict(loaded.commands)
     for position, stored in positioned:
         event = decode_event(stored.state)
@@ -217,6 +244,9 @@ class JobstreamApp:
         spec = KINDS[kind]
         with self._lock:
             cached = self._cache.get(id)
+        if cached is not None and not isinstance(cached.state, spec.state_type):
+            actual = next(k.name for k in KINDS.values() if isinstance(cached.state, k.state_type))
+            raise WrongKind(spec.name, id, actual)
         if cached is not None and not fresh:
             return cached
         loaded = cached if cached is not None else await self._from_snapshot(spec, id)
@@ -231,7 +261,10 @@ class JobstreamApp:
         found = await self.snapshots.latest_async(id)
         if found is None:
             return Loaded(spec.initial(id), 0, "")
-        loaded = msgspec.json.decode(found.state, type=Snapshot).loaded()
+        snapshot = msgspec.json.decode(found.state, type=Snapshot)
+        if snapshot.kind != spec.name:
+            raise WrongKind(spec.name, id, snapshot.kind)
+        loaded = snapshot.loaded()
         self.recorder.remember(id, loaded.version, loaded.position)
         return loaded
 
@@ -397,9 +430,7 @@ class JobstreamApp:
         """Customers and technicians a job command names must exist (and be active)."""
         match command:
             case RequestJob():
-                customer = await self.load_async("customer", command.customer_id)
-                if customer.version == 0:
-                    raise Invalid("customer_id", f"no customer {command.customer_id}")
+                customer = await self._referenced("customer", command.customer_id, "customer_id")
                 if command.site_address is None:  # the customer's site, else their billing address
                     sites = customer.state.site_addresses
                     return msgspec.structs.replace(
@@ -414,16 +445,23 @@ class JobstreamApp:
     async def _check_plan(self, command: msgspec.Struct) -> None:
         """A recurring service's customer must exist, and its technicians be active."""
         if isinstance(command, DefineRecurringService):
-            if (await self.load_async("customer", command.customer_id)).version == 0:
-                raise Invalid("customer_id", f"no customer {command.customer_id}")
+            await self._referenced("customer", command.customer_id, "customer_id")
         if isinstance(command, DefineRecurringService | ChangeRecurringService):
             for technician_id in command.technician_ids or []:
                 await self._active_technician(technician_id, "technician_ids")
 
+    async def _referenced(self, kind: str, id: UUID, field: str) -> Loaded:
+        """An aggregate a command's field names: it must exist, and be of that kind (422)."""
+        try:
+            loaded = await self.load_async(kind, id)
+        except WrongKind as wrong:
+            raise Invalid(field, str(wrong)) from None
+        if loaded.version == 0:
+            raise Invalid(field, f"no {NAMES[kind]} {id}")
+        return loaded
+
     async def _active_technician(self, technician_id: UUID, field: str) -> None:
-        tech = await self.load_async("technician", technician_id)
-        if tech.version == 0:
-            raise Invalid(field, f"no technician {technician_id}")
+        tech = await self._referenced("technician", technician_id, field)
         if not tech.state.active:
             raise Invalid(field, f"technician {tech.state.name} is deactivated")
 
