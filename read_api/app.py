@@ -448,7 +448,8 @@ def create_app(settings: Settings) -> FastAPI:
         return json(await asyncio.to_thread(models(request).reconciliation))
 
     @app.get("/api/receivables/aging", tags=["ledger"],
-             summary="What each customer owes, by days past due: current, 1-30, 31-60, 61-90, 90+")
+             summary="What each customer owes, by days past due: current, 1-30, 31-60, 61-90, 90+; "
+                     "their credit (overpaid), and the total net of it")
     async def api_aging(request: Request, who: User, position: int | None = None,
                         wait: float | None = None) -> Response:
         billing_readers(who)

@@ -340,22 +340,27 @@ class ReadModels:
         return {"balances": balances, "unbalanced": unbalanced(balances)}
 
     def aging(self) -> list[dict[str, Any]]:
-        """What each customer owes, by days past due: current, 1-30, 31-60, 61-90, 90+."""
+        """What each customer owes, by days past due: current, 1-30, 31-60, 61-90, 90+; their
+        credit (what they paid beyond their invoices, in that currency); and the total, net of it."""
         today = datetime.now(self.zone).date()
         buckets = ("current", "1-30", "31-60", "61-90", "90+")
         owed: dict[tuple[str, str], dict[str, Decimal]] = {}
         names: dict[str, str] = {}
         for row in self.board.invoice_list(1_000_000):
             left = outstanding(row)
-            if left <= 0:
+            if left == 0:
                 continue
-            late = (today - date.fromisoformat(row.due_date)).days
-            bucket = buckets[0 if late <= 0 else 1 if late <= 30 else 2 if late <= 60 else 3 if late <= 90 else 4]
             key = (str(row.customer_id), row.currency)
             names[key[0]] = row.customer
-            owed.setdefault(key, {b: Decimal(0) for b in buckets})[bucket] += left
+            amounts = owed.setdefault(key, {b: Decimal(0) for b in (*buckets, "credit")})
+            if left < 0:  # overpaid: the customer's credit
+                amounts["credit"] -= left
+                continue
+            late = (today - date.fromisoformat(row.due_date)).days
+            amounts[buckets[0 if late <= 0 else 1 if late <= 30 else 2 if late <= 60 else 3 if late <= 90 else 4]] += left
         return [{"customer_id": customer, "customer": names[customer], "currency": currency,
-                 **{b: str(v) for b, v in amounts.items()}, "total": str(sum(amounts.values()))}
+                 **{b: str(v) for b, v in amounts.items()},
+                 "total": str(sum(amounts[b] for b in buckets) - amounts["credit"])}
                 for (customer, currency), amounts in sorted(owed.items(), key=lambda kv: names[kv[0][0]])]
 
     def invoice(self, invoice_id: UUID) -> InvoiceRow | None:

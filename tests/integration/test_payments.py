@@ -108,14 +108,19 @@ def test_a_statement_pays_invoices_by_the_rule_that_finds_them(api: Api, stream_
     assert [(p.id, p.rule) for p in payments(api.jobstream)[0]][-1] == (second.id, "amount and payer")
 
 
-def test_an_entry_listed_twice_is_applied_once_and_the_copy_waits_for_review(
-        api: Api, stream_env: dict[str, str], read_model_url: str) -> None:
+def invoiced_twice(api: Api, stream_env: dict[str, str]) -> list[Any]:
+    """Two completed jobs of one customer, invoiced (181.50 CZK each), in number order."""
     price_list(api.jobstream)
     office = Office(api.jobstream)
     office.completed_job()
     office.completed_job()
     asyncio.run(invoice_all(stream_env))
-    first, second = sorted(invoices(api.jobstream)[0], key=lambda i: i.number)
+    return sorted(invoices(api.jobstream)[0], key=lambda i: i.number)
+
+
+def test_an_entry_listed_twice_is_applied_once_and_the_copy_waits_for_review(
+        api: Api, stream_env: dict[str, str], read_model_url: str) -> None:
+    first, second = invoiced_twice(api, stream_env)
     paying_first = ("181.50", "CZK", "Novák Stavby", "CZ6508000000192000145399", f"Faktura {first.number}")
     paying_second = ("181.50", "CZK", "Novák Stavby", "CZ6508000000192000145399", f"Faktura {second.number}")
 
@@ -224,6 +229,21 @@ def test_the_ledger_balances_and_shows_what_is_owed(api: Api, stream_env: dict[s
         assert reader.get("/ledger").status_code == 200
         reconciled = reader.get("/api/billing/reconciliation").json()
         assert (reconciled["invoiced"], reconciled["waiting"], reconciled["held"]) == (2, [], [])
+
+
+def test_aging_shows_a_customers_overpayment_and_nets_it(api: Api, stream_env: dict[str, str],
+                                                          read_model_url: str) -> None:
+    paid, unpaid = invoiced_twice(api, stream_env)
+    assert paid.customer_id == unpaid.customer_id and paid.gross_total == Decimal("181.50")
+    api.ok(f"/invoices/{paid.id}/payments", {"amount": "200.00", "received_on": "2026-11-23"})  # 18.50 too much
+
+    with read_side(api, stream_env, read_model_url, who="accountant") as reader:
+        (owed,) = reader.get("/api/receivables/aging").json()
+        assert (owed["current"], owed["credit"], owed["total"]) == ("181.50", "18.50", "163.00")
+        balance = {b["account"]: b["balance"] for b in reader.get("/api/ledger/trial-balance").json()["balances"]}
+        assert balance["receivables"] == owed["total"]  # the aging agrees with the books
+        page = reader.get("/ledger").text
+        assert "Credit" in page and "18.50" in page and "163.00" in page
 
 
 def test_dunning_reminds_on_schedule_and_never_reminds_a_paid_invoice(api: Api, stream_env: dict[str, str]) -> None:
