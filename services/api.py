@@ -483,6 +483,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def import_statement(request: Request, who: Annotated[Actor, Depends(actor)]) -> Response:
         from services.bank import StatementError
 
+        permitted(who, WRITERS, "import bank statements")  # before the file is read
         data = await request.body()
         if not data.strip():
             raise Invalid("statement", "the request body is empty: send the statement file")

@@ -514,6 +514,9 @@ class JobstreamApp:
             stored.extend(seal(aggregate_id, loaded.version, loaded.last_hash, events, now=now, actor_id=actor.id,
                                actor_role=actor.role.value, command_id=command_id,
                                correlation_id=correlation_id or command_id))
+        if not stored:  # nothing to change (a change to what already is): nothing appended
+            loaded = touched[id][0]
+            return Result(id=id, version=loaded.version, position=loaded.position, events=[])
         positions = await self.recorder.insert_events_async(stored)
         offset = 0
         for aggregate_id in order:

@@ -64,7 +64,8 @@ def servers(api: Api, stream_env: dict[str, str], tmp_path: Path) -> Iterator[Se
     with new_read_model("sqlite", tmp_path) as url:
         projectors = Projectors(stream_env, url)
         try:
-            reader = create_read_app(read_settings(stream_env, url, command_api_url=f"http://127.0.0.1:{command_port}"))
+            reader = create_read_app(read_settings(stream_env, url, command_api_url=f"http://127.0.0.1:{command_port}",
+                                                   link_secret="matrix-secret"))
             commands = create_command_app(CommandSettings(env={**stream_env,
                                                                "READ_API_URL": f"http://127.0.0.1:{read_port}"}))
             with serving(reader, read_port) as read, serving(commands, command_port) as command:
@@ -303,7 +304,207 @@ def test_a_technicians_alert_stream_ends_when_their_token_is_revoked(
             lines = alerts.iter_lines()
             assert next(lines) == ": connected"
             revoke_with_the_cli(api.tokens["tom"], stream_env, tmp_path / "cli")
-            rest = list(lines)  # ends: the server closes it (else the read times out)
+            rest: list[str] = []
+            reading = threading.Thread(target=lambda: rest.extend(lines), daemon=True)
+            reading.start()
+            reading.join(30)  # a deadline: an open stream sends a keep-alive every 15 s
+            assert not reading.is_alive(), f"the alert stream is still open: {rest}"
         assert "event: alert" not in rest
         assert phone.get("/me/alerts").status_code == 401
         assert phone.get(f"/technicians/{tom}").status_code == 401
+
+
+
+# --- the role matrix (docs/architecture.md), walked --------------------------------------
+
+ROLES = ("anonymous", "technician", "office", "accountant", "admin")
+MATRIX_DOC = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
+TABLES = {"command": "Command API routes", "read": "Read API routes"}
+CELLS = {"yes", "own", "401", "403", "404"}
+
+
+def app_routes() -> dict[str, set[str]]:
+    """Every route of both apps as 'METHOD path', read from the apps themselves (a mount as
+    its path and '/{path}')."""
+    from starlette.routing import Mount
+
+    from read_api.app import Settings as ReadSettings, create_app as create_read_app
+    from services.api import Settings as CommandSettings, create_app as create_command_app
+
+    found: dict[str, set[str]] = {}
+    for name, app in (("command", create_command_app(CommandSettings(env={}))),
+                      ("read", create_read_app(ReadSettings(read_model_url="sqlite://")))):
+        found[name] = set()
+        for route in app.routes:
+            if isinstance(route, Mount):
+                found[name].add(f"GET {route.path}/{{path}}")
+                continue
+            for method in sorted((getattr(route, "methods", None) or set()) - {"HEAD"}):
+                found[name].add(f"{method} {route.path}")
+    return found
+
+
+def documented_matrix() -> dict[str, dict[str, dict[str, str]]]:
+    """The role matrix as docs/architecture.md writes it: app -> route -> role -> cell."""
+    lines = MATRIX_DOC.read_text().splitlines()
+    matrix: dict[str, dict[str, dict[str, str]]] = {}
+    for name, heading in TABLES.items():
+        start = next(i for i, line in enumerate(lines) if line.startswith("#") and heading in line)
+        rows: dict[str, dict[str, str]] = {}
+        header: list[str] = []
+        for line in lines[start + 1:]:
+            if line.startswith("#"):
+                break
+            if not line.startswith("|") or set(line) <= set("|- "):
+                continue
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            if not header:
+                header = cells
+                assert tuple(header[1:]) == ROLES, header
+                continue
+            route = cells[0].strip("`")
+            assert route not in rows, f"{route} twice in the {heading} table"
+            assert set(cells[1:]) <= CELLS, (route, cells)
+            rows[route] = dict(zip(ROLES, cells[1:], strict=True))
+        matrix[name] = rows
+    return matrix
+
+
+def test_the_role_matrix_has_a_row_for_every_route_of_both_apps_and_no_other() -> None:
+    matrix, routes = documented_matrix(), app_routes()
+    for name in TABLES:
+        missing = sorted(routes[name] - set(matrix[name]))
+        unknown = sorted(set(matrix[name]) - routes[name])
+        assert not missing, f"routes of the {name} API with no row in docs/architecture.md's role matrix: {missing}"
+        assert not unknown, f"rows in the {name} API's role matrix for routes it does not have: {unknown}"
+
+
+class Business:
+    """Real ids of every kind the routes take, and real tokens: two technicians (tom, whose
+    jobs are 'own', and eve), the office, an accountant and an admin."""
+
+    def __init__(self, api: Api, env: dict[str, str], servers: Servers) -> None:
+        from invoicer.service import DocumentWriter
+        from notifier.service import Notifier, Settings as NotifierSettings
+
+        tom, eve = api.technician("tom"), api.technician("eve")
+        self.job, self.invoice = invoiced_job(api, tom, env)
+        customer = api.get(f"/jobs/{self.job}").json()["customer_id"]
+        self.own_job = api.scheduled_job(tom, customer)
+        self.other_job = api.scheduled_job(eve, customer)
+        png = b"\x89PNG\r\n\x1a\n" + b"0" * 64
+        self.photos = {}
+        for job in (self.own_job, self.other_job):
+            attached = api.client.post(f"/jobs/{job}/photos", content=png,
+                                       headers=api.headers("office", **{"Content-Type": "image/png"}))
+            assert attached.status_code == 201, attached.text
+            self.photos[job] = attached.json()["photo_id"]
+        api.ok(f"/invoices/{self.invoice}/credit-notes", {"reason": "wrong address"})
+        api.ok(f"/customers/{customer}/details", {"wants_proforma": True})  # a proforma on the quote accepted
+        quoted = api.ok("/jobs", {"customer_id": customer, "job_type": "repair", "description": "New boiler"})["id"]
+        api.ok(f"/jobs/{quoted}/quote", {"amount": "900.00"})
+        api.ok(f"/jobs/{quoted}/quote/accept", {})
+        self.recurrence = api.ok("/recurring-services", {
+            "customer_id": customer, "job_type": "repair", "description": "Boiler check",
+            "technician_ids": [str(eve)], "rule": "FREQ=MONTHLY", "start": "2027-01-04T09:00:00",
+            "horizon_days": 31})["id"]
+
+        async def work() -> None:
+            connection = await NatsConnection.open_on_running_loop(StreamSettings.from_env(env))
+            try:
+                await Invoicer(connection, InvoicerSettings()).catch_up()  # the credit note
+                await DocumentWriter(connection).catch_up()
+                await Notifier(connection, NotifierSettings()).catch_up()  # push alerts: messages
+            finally:
+                await connection.aclose()
+
+        asyncio.run(work())
+        from events.contract import CreditNoteIssued, MessageQueued, ProformaIssued
+        from tests.integration.conftest import stored
+
+        notes, messages, proformas = stored(api.jobstream, CreditNoteIssued, MessageQueued, ProformaIssued)
+        assert notes and messages and proformas, "the invoicer issued them and the notifier queued alerts"
+        self.note, self.message, self.proforma = str(notes[0].id), str(messages[0].id), str(proformas[0].id)
+        self.tom, self.eve, self.customer = str(tom), str(eve), customer
+        self.prices = api.ok("/price-lists", {"name": "Other", "currency": "EUR"})["id"]
+        servers.caught_up()
+        link = httpx.get(f"{servers.read}/api/invoices/{self.invoice}/link", headers=api.headers("office"))
+        self.link = link.json()["url"].rsplit("/", 1)[1]
+
+    def path(self, route: str, mine: bool) -> str:
+        """The route with real ids: a technician's own (``mine``) or another technician's."""
+        job = self.own_job if mine else self.other_job
+        kinds = {"/jobs/": job, "/customers/": self.customer, "/technicians/": self.tom if mine else self.eve,
+                 "/price-lists/": self.prices, "/invoices/": self.invoice, "/recurring-services/": self.recurrence,
+                 "/messages/": self.message, "/failures/": NO_FAILURE}
+        id = next((value for prefix, value in kinds.items() if route.startswith(prefix)), "")
+        named = {"{id}": id, "{job_id}": job, "{photo_id}": self.photos[job], "{invoice_id}": self.invoice,
+                 "{note_id}": self.note, "{proforma_id}": self.proforma, "{recurrence_id}": self.recurrence,
+                 "{message_id}": self.message, "{failure_id}": NO_FAILURE, "{token}": self.link, "{path:path}": "board",
+                 "{path}": "style.css", "/tech/{name}": "/tech/app.js", "/reports/{name}": "/reports/job_types"}
+        if route.startswith("/jobs/{job_id}/{action}"):
+            route = route.replace("{action}", "notes")
+        if route.startswith("/invoices/{invoice_id}/{action}"):
+            route = route.replace("{action}", "payments")
+        for name, value in named.items():
+            route = route.replace(name, value)
+        return route
+
+
+NO_FAILURE = str(UUID(int=2))  # no consumer failed here: an unknown failure's id (404 or 409 when allowed)
+
+
+# Valid bodies for the commands a technician may send on their own job, so that the answer
+# on another technician's job is the decider's 403, not a 422 about the body.
+BODIES: dict[str, Any] = {
+    "/time-entries": {"started_at": "2026-11-23T09:00:00Z", "minutes": 30},
+    "/time-entries/correct": {"entry_id": str(UUID(int=7)), "minutes": 10, "reason": "typo"},
+    "/notes": {"text": "Checked the valve"}, "/complete": {"summary": "Done"},
+    "/materials": {"code": "gasket", "description": "Gasket", "quantity": 1},
+    "/sign-off": {"signed_by": "Máire Byrne"}, "/hold": {"reason": "waiting for a part"},
+}
+
+
+def answer(client: httpx.Client, method: str, path: str, token: str | None, login: bool) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    options: dict[str, Any] = {"headers": headers}
+    if method == "POST":
+        if path.endswith("/photos"):
+            options.update(content=b"\x89PNG\r\n\x1a\n" + b"1" * 64, headers={**headers, "Content-Type": "image/png"})
+        elif login:  # the dashboard's forms: form-encoded
+            options["data"] = {"token": token} if path == "/login" and token else {}
+        else:
+            options["json"] = next((body for suffix, body in BODIES.items() if path.endswith(suffix)), {})
+    with client.stream(method, path, **options) as response:  # the status only: /me/alerts and /api/live stream
+        return response.status_code
+
+
+def test_every_route_answers_every_role_as_the_role_matrix_says(
+        api: Api, stream_env: dict[str, str], servers: Servers) -> None:
+    matrix = documented_matrix()
+    business = Business(api, stream_env, servers)
+    tokens = {"anonymous": None, "technician": api.tokens["tom"], "office": api.tokens["office"],
+              "accountant": api.tokens["accountant"], "admin": api.tokens["admin"]}
+    wrong: list[str] = []
+    walked = 0
+    with httpx.Client(base_url=servers.command, timeout=30) as command, \
+            httpx.Client(base_url=servers.read, timeout=30) as read:
+        clients = {"command": command, "read": read}
+        for role in ROLES:  # technicians before the office, whose commands move the jobs on
+            for name, rows in matrix.items():
+                for route, cells in sorted(rows.items()):
+                    method, path = route.split(" ", 1)
+                    cell = cells[role]
+                    tries = [(True, "allowed"), (False, "403")] if cell == "own" else [
+                        (True, "allowed" if cell == "yes" else cell)]
+                    for mine, expected in tries:
+                        url = business.path(path, mine)
+                        status = answer(clients[name], method, url, tokens[role], name == "read")
+                        walked += 1
+                        refused = status in (401, 403)
+                        if expected == "allowed" and (refused or status == 500) or (
+                                expected != "allowed" and str(status) != expected):
+                            wrong.append(f"{role} {method} {url} ({name} API): {status}, the matrix says {cell}"
+                                         + ("" if cell != "own" else " (own job)" if mine else " (another's job)"))
+    assert walked > 5 * 120
+    assert not wrong, "\n".join(wrong)
