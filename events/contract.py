@@ -1084,8 +1084,9 @@ class RegisterCustomer(Command, frozen=True, kw_only=True, forbid_unknown_fields
     email: Email | None = None
     phone: Phone = ""
     vat_id: Annotated[str, Meta(pattern=whole(r"([A-Z]{2}[A-Za-z0-9]{2,14})?"))] = ""
-    language: Language = "en"
-    currency: Currency = "EUR"
+    # not given: the language of the billing address's country, and the seller's currency
+    language: Language | None = None
+    currency: Currency | None = None
     payment_terms_days: Annotated[int, Meta(ge=0, le=365)] = 14
     wants_proforma: bool = False
     price_list_id: UUID | None = None

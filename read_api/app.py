@@ -866,9 +866,11 @@ def create_app(settings: Settings) -> FastAPI:
         body: dict[str, Any] = {
             "name": form.get("name", ""),
             "billing_address": {k: form.get(k, "") for k in ("street", "city", "postal_code", "country")},
-            "phone": form.get("phone", ""), "language": form.get("language", "en"),
-            "currency": form.get("currency", "EUR"),
+            "phone": form.get("phone", ""),
         }
+        for chosen in ("language", "currency"):  # not chosen: the address's language, the company's currency
+            if form.get(chosen):
+                body[chosen] = form[chosen]
         if form.get("email"):
             body["email"] = form["email"]
         if form.get("vat_id"):

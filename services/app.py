@@ -219,6 +219,9 @@ class JobstreamApp:
         self.revocations = Revocations()
         self.revocations.listen(lambda token_id: self._tokens.pop(token_id, None))
         self._turns: dict[UUID, list[Any]] = {}  # id -> [lock, users]
+        # the seller's currency: set, else its country's (EUR when the company's country is not set)
+        self.company_currency = env.get("JOBSTREAM_COMPANY_CURRENCY") or \
+            parties.currency_of(env.get("JOBSTREAM_COMPANY_COUNTRY") or "")
 
     @classmethod
     async def open(cls, env: dict[str, str]) -> JobstreamApp:
@@ -386,7 +389,7 @@ class JobstreamApp:
                               events=list(outcome.events), replayed=True)
             if expected_version is not None and loaded.version != expected_version:
                 raise VersionConflict(kind, id, loaded.version, expected_version)
-            ctx = Context(now=datetime.now(UTC), actor=actor)
+            ctx = Context(now=datetime.now(UTC), actor=actor, company_currency=self.company_currency)
             touched = await self._decide(kind, id, command, loaded, ctx)
             try:
                 return await self._save(id, touched, actor, command_id, correlation_id)

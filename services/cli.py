@@ -70,6 +70,7 @@ DEMO_SELLER = {
     "JOBSTREAM_COMPANY_COUNTRY": "PL", "JOBSTREAM_COMPANY_VAT_ID": "PL5261040828",
     "JOBSTREAM_COMPANY_IBAN": "PL61 1090 1014 0000 0712 1981 2874",
     "JOBSTREAM_COMPANY_EMAIL": "faktury@demo.example",
+    "JOBSTREAM_COMPANY_CURRENCY": "EUR",  # the demo's default price list is in EUR
 }
 DEMO_BOOKING = ("boiler-service:boilers:90:Annual boiler service;deep-clean:cleaning:180:Kitchen deep clean;"
                 "it-support:it:60:IT support visit")

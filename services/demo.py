@@ -73,13 +73,14 @@ def load_demo(app: JobstreamApp, say: Callable[[str], None]) -> dict[str, str]:
         "weber": RegisterCustomer(name="Weber Hausverwaltung GmbH", billing_address=address(
             "Lindenstraße 40", "Leipzig", "04109", "DE"), site_addresses=[
             address("Karl-Liebknecht-Str. 9", "Leipzig", "04107", "DE")],
-            email="technik@weber-hv.example", vat_id="DE811569869", language="de", payment_terms_days=30),
+            email="technik@weber-hv.example", vat_id="DE811569869", language="de", currency="EUR",
+            payment_terms_days=30),
         "ionescu": RegisterCustomer(name="Cabinet Dr. Ionescu", billing_address=address(
             "Str. Mihai Eminescu 21", "Cluj-Napoca", "400000", "RO"), email="office@ionescu.example",
             language="ro", currency="RON"),
         "harbour": RegisterCustomer(name="Harbour Café", billing_address=address(
             "1 Quay Street", "Dublin", "D02 X285", "IE"), email="hello@harbourcafe.example",
-            phone="+353 1 555 0101"),
+            phone="+353 1 555 0101", language="en", currency="EUR"),
     }
     for key, command in customers.items():
         do("customer", _id("customer", key), command)

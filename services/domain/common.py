@@ -25,6 +25,7 @@ class Context(msgspec.Struct, frozen=True, kw_only=True):
 
     now: datetime
     actor: Actor
+    company_currency: str = "EUR"  # the seller's: a customer registered without a currency gets it
 
 
 def derived_id(*parts: object) -> UUID:

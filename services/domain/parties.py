@@ -21,6 +21,19 @@ from events.contract import (
 from services.domain.common import Context, Forbidden, Invalid, InvalidTransition, derived_id
 
 OfficeRoles = (Role.OFFICE, Role.ADMIN)
+# What a country means when nobody says: its currency, and the language its customers read
+# (of those the documents speak: en, pl, cs, de, ro)
+COUNTRY_CURRENCY = {"CZ": "CZK", "PL": "PLN", "RO": "RON", "HU": "HUF", "GB": "GBP", "CH": "CHF", "LI": "CHF"}
+COUNTRY_LANGUAGE = {"CZ": "cs", "PL": "pl", "RO": "ro", "MD": "ro", "DE": "de", "AT": "de", "CH": "de", "LI": "de"}
+
+
+def currency_of(country: str) -> str:
+    """A country's currency: the euro's wherever it is not listed otherwise."""
+    return COUNTRY_CURRENCY.get(country.upper(), "EUR")
+
+
+def language_of(country: str) -> str:
+    return COUNTRY_LANGUAGE.get(country.upper(), "en")
 
 
 def _office_only(ctx: Context, action: str) -> None:
@@ -62,7 +75,9 @@ def decide_customer(command: CustomerCommand, customer: Customer, ctx: Context) 
         case RegisterCustomer():
             if customer.version:
                 raise InvalidTransition("customer", "registered", "register it again")
-            return [CustomerRegistered(id=customer.id, **_fields(command, email=command.email or ""))]
+            return [CustomerRegistered(id=customer.id, **_fields(
+                command, email=command.email or "", currency=command.currency or ctx.company_currency,
+                language=command.language or language_of(command.billing_address.country)))]
         case ChangeCustomerDetails():
             if not customer.version:
                 raise InvalidTransition("customer", "not registered", "change details")

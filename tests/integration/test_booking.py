@@ -137,3 +137,25 @@ def test_bookings_are_rate_limited_per_client(api: Api, public: TestClient) -> N
 def test_without_bookable_services_the_page_says_so(api: Api) -> None:
     assert api.client.get("/book").status_code == 404
     assert "not offered" in api.client.get("/book").text
+
+
+def test_a_customer_no_door_asked_takes_the_sellers_currency_and_the_address_countrys_language(
+        api: Api, stream_env: dict[str, str]) -> None:
+    """A Czech seller: a booked customer, and one the office registers without saying, are
+    billed in CZK, in the language of their address's country."""
+    env = {**stream_env, "JOBSTREAM_BOOKING_SERVICES": SERVICES, "JOBSTREAM_BOOKING_HOURS": "Mon-Sun 08:00-17:00",
+           "JOBSTREAM_COMPANY_COUNTRY": "CZ"}
+    boiler_technicians(api)
+    with TestClient(create_app(Settings(env=env)), follow_redirects=False) as czech:
+        assert czech.post("/book", data=form(offered(czech)[0])).status_code == 303
+        office = api.headers("office")
+        for name, country in (("Weber GmbH", "DE"), ("Harbour Café", "IE")):
+            address = {"street": "1 Main Street", "city": "Town", "postal_code": "12345", "country": country}
+            assert czech.post("/customers", json={"name": name, "billing_address": address},
+                              headers=office).status_code == 201
+        asked = {"name": "Told", "billing_address": {**address, "country": "CZ"}, "currency": "EUR", "language": "de"}
+        assert czech.post("/customers", json=asked, headers=office).status_code == 201
+    (customers,) = stored(api.jobstream, CustomerRegistered)
+    assert {(c.name, c.currency, c.language) for c in customers} == {
+        ("Petra Svobodová", "CZK", "cs"), ("Weber GmbH", "CZK", "de"), ("Harbour Café", "CZK", "en"),
+        ("Told", "EUR", "de")}  # what the office chose stands
