@@ -43,6 +43,7 @@ from events.contract import (
 from events.faults import error_text, is_transient, parked, sealed
 from events.follow import follow
 from events.jetstream import PAGE, STREAM_VARIABLES, NatsApplicationRecorder, NatsConnection, StreamSettings, run_plainly
+from projections.failures import failures
 from projections.models import PROJECTIONS, BatchProjection, Positioned
 from projections.store import open_view
 
@@ -64,6 +65,7 @@ class Runner:
         self.position = 0
         self.recorder = NatsApplicationRecorder(connection)  # for the failures it records
         self.parked = 0
+        self._settled = False  # retries interrupted by a stop looked at (once, at the start)
 
     async def catch_up(self, until: int | None = None, progress: Progress | None = None) -> int:
         """Project every stored event (up to ``until``); return the position reached.
@@ -74,6 +76,9 @@ class Runner:
         rows and SQLite commits them.
         """
         self.position = await asyncio.to_thread(self._committed)
+        if not self._settled:
+            await self._settle_interrupted()
+            self._settled = True
         while True:
             page = await self.connection.notifications(self.position)
             if until is not None:
@@ -177,13 +182,31 @@ class Runner:
             if is_transient(error):
                 raise
             error_type, message = error_text(error)
-            outcome = ProcessingFailedAgain(id=asked.id, error_type=error_type, error=message)
-            committed = await self._commit_items([], request.id)
+            # recorded before the position moves: a retry whose position was committed and
+            # whose outcome is missing is then known to have succeeded (see _settle_interrupted)
+            await self._outcome(request, ProcessingFailedAgain(id=asked.id, error_type=error_type, error=message))
+            return await self._commit_items([], request.id)
         if committed:
-            name = self.projection.name
-            await self._record(sealed(name, asked.id, request.originator_version, event_hash(request.state),
-                                      outcome, f"{name}:retried:{request.id}"))
+            await self._outcome(request, outcome)
         return committed
+
+    async def _outcome(self, request: Notification, outcome: Event) -> None:
+        name = self.projection.name
+        await self._record(sealed(name, outcome.id, request.originator_version, event_hash(request.state),
+                                  outcome, f"{name}:retried:{request.id}"))
+
+    async def _settle_interrupted(self) -> None:
+        """A runner stopped between committing a retried event and recording that it was
+        resolved: record it now (a retry that failed again was recorded before its commit)."""
+        name, committed = self.projection.name, self.position
+        for row in await failures(self.connection, ["retrying"]):
+            if row.consumer != name:
+                continue
+            position, last = (await self.recorder.select_positioned_async(row.id))[-1]
+            if last.topic == RETRY and position <= committed:
+                await self._record(sealed(name, row.id, last.originator_version, event_hash(last.state),
+                                          ProcessingResolved(id=row.id, outcome="projected"),
+                                          f"{name}:retried:{position}"))
 
     async def _record(self, stored: list[Any]) -> None:
         try:

@@ -118,6 +118,18 @@ async def project(env: dict[str, str], read_model_url: str) -> int:
         projection.close()
 
 
+def parked_by_the_board(api: Api, env: dict[str, str], tmp_path: Path) -> tuple[str, ProcessingFailed]:
+    """A customer stored with a name that is not text, and the board (on SQLite) past it:
+    the view's URL and the failure it recorded."""
+    url = f"sqlite:///{tmp_path / 'board.sqlite3'}"
+    garbled = uuid.uuid4()
+    unreadable(api.jobstream, garbled, "CustomerRegistered", b'{"type":"CustomerRegistered","id":"%s","name":5}'
+               % str(garbled).encode())
+    asyncio.run(project(env, url))
+    (failure,) = failures(api.jobstream, "board")
+    return url, failure
+
+
 def billable_setup(api: Api, currency: str = "EUR") -> tuple[str, UUID]:
     """A default price list with repair work, and a technician with a token: (price list, tom)."""
     prices = api.ok("/price-lists", {"name": "Standard", "currency": currency, "is_default": True})["id"]
@@ -291,13 +303,7 @@ def test_the_office_has_a_parked_event_tried_again_once_its_cause_is_fixed(
 
 def test_a_projection_tries_a_parked_event_again_when_asked(
         api: Api, stream_env: dict[str, str], tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'board.sqlite3'}"
-    garbled = uuid.uuid4()
-    unreadable(api.jobstream, garbled, "CustomerRegistered", b'{"type":"CustomerRegistered","id":"%s","name":5}'
-               % str(garbled).encode())
-
-    asyncio.run(project(stream_env, url))
-    (failure,) = failures(api.jobstream, "board")
+    url, failure = parked_by_the_board(api, stream_env, tmp_path)
     api.ok(f"/failures/{failure.id}/retry", {})
     reached = asyncio.run(project(stream_env, url))
     (again,) = of_type(api.jobstream, ProcessingFailedAgain)  # the event itself cannot change
@@ -464,3 +470,24 @@ def test_the_read_api_lists_failures_straight_from_the_stream(
         assert page.status_code == 200 and f'data-failure="{failure.id}"' in page.text and "Try again" in page.text
         as_technician = reader.get("/api/failures", headers={"Authorization": f"Bearer {api.tokens['tom']}"})
         assert as_technician.status_code == 403
+
+
+def test_a_projector_stopped_after_committing_a_retry_records_its_resolution_when_it_starts(
+        api: Api, stream_env: dict[str, str], tmp_path: Path) -> None:
+    """The view committed the retried event with the request's position (one transaction)
+    and the projector stopped before recording the outcome: the next start records it."""
+    from eventsourcing.persistence import Tracking
+
+    from projections.runner import build
+
+    url, failure = parked_by_the_board(api, stream_env, tmp_path)
+    asked = api.ok(f"/failures/{failure.id}/retry", {})
+    projection = build("board", url)
+    try:  # what the runner's retry commits, as if it stopped right after
+        committed = projection.view.max_tracking_id("board")
+        assert projection.process_batch([], Tracking("board", asked["position"]), committed)
+    finally:
+        projection.close()
+    asyncio.run(project(stream_env, url))
+    (resolved,) = of_type(api.jobstream, ProcessingResolved)
+    assert resolved.id == failure.id and of_type(api.jobstream, ProcessingFailedAgain) == []
