@@ -20,7 +20,7 @@ import hashlib
 import io
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -90,6 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.stream = await NatsConnection.open_on_running_loop(StreamSettings.from_env(settings.stream_env))
             # a revoked token is refused as soon as the stream says so, ahead of the board
             await app.state.revocations.follow(app.state.stream)
+            app.state.revocations.listen(lambda _: asyncio.ensure_future(app.state.live.wake()))
             app.state.models.revoked = app.state.revocations
         yield
         await app.state.revocations.stop()
@@ -465,7 +466,10 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/api/technicians", tags=["read"], summary="Every technician")
     async def technicians(request: Request, who: User, position: Position = None, wait: Wait = None) -> Response:
         await fresh(request, position, wait)
-        return json(await asyncio.to_thread(models(request).technicians))
+        found = await asyncio.to_thread(models(request).technicians)
+        if who.role == "technician":  # their own record, not their colleagues' phones and emails
+            found = [t for t in found if t.id == who.technician_id]
+        return json(found)
 
     @app.get("/api/schedule", tags=["read"], summary="Per technician per day: visits, free slots, double bookings")
     async def schedule(request: Request, who: User, start: date | None = None,
@@ -505,7 +509,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/api/live", tags=["read"], summary="Server-sent events: the read models' position as it moves")
     async def live(request: Request, who: User) -> StreamingResponse:
-        return StreamingResponse(request.app.state.live.stream(request), media_type="text/event-stream",
+        revocations = request.app.state.revocations
+        return StreamingResponse(request.app.state.live.stream(request, lambda: who.token_id in revocations),
+                                 media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     def office_only(who: UserRow) -> None:
@@ -993,11 +999,17 @@ class Live:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.every)
 
-    async def stream(self, request: Request) -> AsyncIterator[bytes]:
+    async def wake(self) -> None:
+        """Every open stream looks again (a token was revoked: its streams end)."""
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def stream(self, request: Request, revoked: Callable[[], bool]) -> AsyncIterator[bytes]:
+        """The position as it moves, until the reader goes or their token is revoked."""
         self.start()
         seen = await asyncio.to_thread(self.models.position)
         yield f"retry: 1000\nevent: position\ndata: {seen}\n\n".encode()
-        while not await request.is_disconnected():
+        while not revoked() and not await request.is_disconnected():
             async with self.changed:
                 try:
                     await asyncio.wait_for(self.changed.wait(), timeout=15.0)

@@ -164,12 +164,14 @@ TRAVERSALS = [
 
 def test_the_technicians_read_door_forwards_only_the_reads_of_the_app(servers: Servers) -> None:
     api = servers.api
-    tom = api.technician("tom")
+    tom, _ = api.technician("tom"), api.technician("eve")
     job = api.scheduled_job(tom)
     servers.caught_up()
     tom_says = api.headers("tom")
     with httpx.Client(base_url=servers.command, headers=tom_says) as phone:
         assert phone.get("/tech/api/board").status_code == 200
+        # a technician's list of technicians is themselves: not their colleagues' phones and emails
+        assert [t["id"] for t in httpx.get(f"{servers.read}/api/technicians", headers=tom_says).json()] == [str(tom)]
         assert phone.get(f"/tech/api/jobs/{job}").json()["job"]["id"] == job
         for path in TRAVERSALS:
             answer = phone.get(f"/tech/api/{path}")
@@ -296,22 +298,30 @@ def test_a_revoked_token_writes_and_reads_nothing_once_a_process_has_seen_the_re
     print(f"writes accepted after the revocation's position {revoked_at}: {len(after)} of {len(written)}")
 
 
-def test_a_technicians_alert_stream_ends_when_their_token_is_revoked(
-        api: Api, stream_env: dict[str, str], servers: Servers, tmp_path: Path) -> None:
+def test_a_revoked_tokens_open_streams_end(api: Api, stream_env: dict[str, str], servers: Servers,
+                                          tmp_path: Path) -> None:
+    """The technician's alerts (command API) and the dashboard's live position (read API)."""
     tom = api.technician("tom")
-    with httpx.Client(base_url=servers.command, headers=api.headers("tom"), timeout=60) as phone:
-        with phone.stream("GET", "/me/alerts") as alerts:
-            lines = alerts.iter_lines()
-            assert next(lines) == ": connected"
-            revoke_with_the_cli(api.tokens["tom"], stream_env, tmp_path / "cli")
-            rest: list[str] = []
-            reading = threading.Thread(target=lambda: rest.extend(lines), daemon=True)
-            reading.start()
-            reading.join(30)  # a deadline: an open stream sends a keep-alive every 15 s
-            assert not reading.is_alive(), f"the alert stream is still open: {rest}"
-        assert "event: alert" not in rest
-        assert phone.get("/me/alerts").status_code == 401
-        assert phone.get(f"/technicians/{tom}").status_code == 401
+    servers.caught_up()
+    with httpx.Client(headers=api.headers("tom"), timeout=60) as phone, \
+            phone.stream("GET", f"{servers.command}/me/alerts") as alerts, \
+            phone.stream("GET", f"{servers.read}/api/live") as live:
+        streams = {"alerts": alerts.iter_lines(), "live": live.iter_lines()}
+        assert next(streams["alerts"]) == ": connected" and next(streams["live"]).startswith("retry:")
+        revoke_with_the_cli(api.tokens["tom"], stream_env, tmp_path / "cli")
+        rest: dict[str, list[str]] = {name: [] for name in streams}
+        readers = [threading.Thread(target=rest[name].extend, args=(lines,), daemon=True)
+                   for name, lines in streams.items()]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join(30)  # a deadline: an open stream sends a keep-alive every 15 s
+        assert not any(reader.is_alive() for reader in readers), f"a stream is still open: {rest}"
+    assert "event: alert" not in rest["alerts"]
+    with httpx.Client(headers=api.headers("tom")) as phone:
+        assert phone.get(f"{servers.command}/me/alerts").status_code == 401
+        assert phone.get(f"{servers.command}/technicians/{tom}").status_code == 401
+        assert phone.get(f"{servers.read}/api/live").status_code == 401
 
 
 
