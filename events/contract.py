@@ -14,7 +14,8 @@ import hashlib
 import re
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+import calendar
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, ClassVar, Literal
 from uuid import UUID
@@ -90,6 +91,45 @@ Money = Decimal
 VatRate = Decimal
 Quantity = Decimal
 UtcTime = Annotated[datetime, Meta(tz=True)]
+TimeEntryMinutes = Annotated[int, Meta(ge=1, le=24 * 60)]  # one entry is at most a day
+
+
+class Day(date):
+    """A business day in an event (a payment's ``received_on``), decoded leniently.
+
+    Commands take a ``date``, so new events hold real days. Before that, a payment's day was
+    a string checked only for its shape, and ``2026-02-30`` was stored for ever: such an event
+    still decodes, read as the nearest real day (2026-02-28), and ``written`` keeps what was
+    stored (an encoding gives it back). msgspec cannot union ``date`` with ``str``: this type
+    is decoded by the codec's ``dec_hook`` instead."""
+
+    written: str
+
+    @classmethod
+    def of(cls, day: date) -> Day:
+        made = cls(day.year, day.month, day.day)
+        made.written = day.isoformat()
+        return made
+
+    @classmethod
+    def read(cls, text: str) -> Day:
+        try:
+            made = cls.of(date.fromisoformat(text))
+        except ValueError:
+            parts = text.split("-")
+            if len(parts) == 3 and all(p.isdigit() for p in parts):  # the shape, not a real day
+                year = min(max(int(parts[0]), 1), 9999)
+                month = min(max(int(parts[1]), 1), 12)
+                made = cls(year, month, min(max(int(parts[2]), 1), calendar.monthrange(year, month)[1]))
+            else:  # not a day at all: the earliest, which nothing real precedes
+                made = cls(1, 1, 1)
+        made.written = text
+        return made
+
+    @property
+    def real(self) -> bool:
+        """Whether the stored text was this real day."""
+        return self.written == self.isoformat()
 Code = Annotated[str, Meta(pattern=whole(r"[A-Za-z0-9_.-]{1,40}"))]
 
 
@@ -622,7 +662,7 @@ class PaymentApplied(InvoiceEvent, frozen=True, kw_only=True, tag=True):
     payment_id: UUID
     amount: Decimal
     currency: str
-    received_on: str
+    received_on: Day
     rule: str  # invoice number, RF reference, variable symbol, amount and payer, office
     payer: str = ""
     payer_iban: str = ""
@@ -1259,7 +1299,7 @@ class StopWork(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 class AddTimeEntry(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
     started_at: UtcTime
-    minutes: PositiveMinutes
+    minutes: TimeEntryMinutes
     technician_id: UUID | None = None
     billable: bool = True
     activity: Annotated[str, line(40)] = ""
@@ -1268,7 +1308,7 @@ class AddTimeEntry(Command, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
 class CorrectTimeEntry(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
     entry_id: UUID
-    minutes: Minutes
+    minutes: Annotated[int, Meta(ge=0, le=24 * 60)]
     billable: bool = True
     reason: Reason
 
@@ -1347,7 +1387,7 @@ class RecordPayment(Command, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     """The office records money received for an invoice (cash, a card, a transfer seen)."""
 
     amount: Money
-    received_on: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+    received_on: date  # from 2000-01-01 to a year from today
     payer: OptionalText = ""
     note: OptionalText = ""
 
@@ -1482,8 +1522,20 @@ class RetryProcessing(Command, frozen=True, kw_only=True, forbid_unknown_fields=
     reason: Annotated[str, Meta(max_length=500)] = ""
 
 
-_encoder = msgspec.json.Encoder(decimal_format="string")
-_decoder = msgspec.json.Decoder(AnyEvent)
+def _encode_day(value: object) -> object:
+    if isinstance(value, Day):
+        return value.written
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+
+
+def _decode_day(kind: type, value: object) -> object:
+    if kind is Day and isinstance(value, str):
+        return Day.read(value)
+    raise NotImplementedError(f"cannot decode {kind.__name__}")
+
+
+_encoder = msgspec.json.Encoder(decimal_format="string", enc_hook=_encode_day)
+_decoder = msgspec.json.Decoder(AnyEvent, dec_hook=_decode_day)
 
 
 def encode_event(event: Event) -> bytes:

@@ -33,7 +33,7 @@ import msgspec
 from eventsourcing.persistence import Notification
 
 from events.contract import (
-    BankStatementImported, Event, InvoiceCredited, InvoiceIssued, PaymentApplied, PaymentReminderDue, StatementLine,
+    BankStatementImported, Day, Event, InvoiceCredited, InvoiceIssued, PaymentApplied, PaymentReminderDue, StatementLine,
     StatementLineUnmatched, decode_event, event_hash,
 )
 from events.jetstream import NatsConnection
@@ -228,7 +228,7 @@ class PaymentMatcher(Consumer):
                 continue
             payments.setdefault(invoice.id, []).append(PaymentApplied(
                 id=invoice.id, payment_id=uuid.uuid5(NAMESPACE, f"payment:{statement_id}:{line.index}"),
-                amount=line.amount, currency=line.currency, received_on=line.booked_on, rule=rule,
+                amount=line.amount, currency=line.currency, received_on=Day.read(line.booked_on), rule=rule,
                 payer=line.payer, payer_iban=line.payer_iban, statement_id=statement_id, line=line.index))
             overlay[invoice.id] = msgspec.structs.replace(invoice, paid=invoice.paid + line.amount)
             paid_here[line.index] = invoice.number

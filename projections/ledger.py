@@ -61,7 +61,7 @@ def journal(event: Event, position: int, number: str = "", customer_id: UUID | N
                     for n, (account, debit, credit) in enumerate(lines, start=1)]
         case PaymentApplied() if customer_id is not None:
             lines = [("bank", event.amount, zero), ("receivables", zero, event.amount)]
-            return [JournalLine(entry=str(event.payment_id), line=n, day=event.received_on, account=account,
+            return [JournalLine(entry=str(event.payment_id), line=n, day=event.received_on.isoformat(), account=account,
                                 debit=debit, credit=credit, currency=event.currency, document=number,
                                 customer_id=customer_id, source="PaymentApplied", position=position)
                     for n, (account, debit, credit) in enumerate(lines, start=1)]

@@ -377,7 +377,7 @@ def summary(event: Event) -> str:
             continue
         value = getattr(event, key)
         if not isinstance(value, _AS_THEY_ARE):
-            value = msgspec.to_builtins(value)
+            value = msgspec.to_builtins(value, enc_hook=str)
         if value not in (None, "", [], {}):
             parts.append(f"{key.replace('_', ' ')}: {_plain(value)}")
     shown = ", ".join(parts)
@@ -434,7 +434,7 @@ def evolve_invoice(row: InvoiceRow | None, event: InvoiceEvent, position: int) -
         case PaymentApplied() if row is not None:
             paid = Decimal(row.paid) + event.amount
             row = structs.replace(row, paid=str(paid), payments=row.payments + 1,
-                                  last_paid_on=max(row.last_paid_on, event.received_on), position=position)
+                                  last_paid_on=max(row.last_paid_on, event.received_on.isoformat()), position=position)
             return structs.replace(row, status=_settlement(row))
         case InvoiceCredited() if row is not None:
             row = structs.replace(row, credited=str(Decimal(row.credited) + event.amount),

@@ -191,6 +191,9 @@ def field_error(message: str) -> dict[str, str]:
     assert match is not None
     path = (match.group("path") or "").lstrip(".")
     reason = match.group("reason")
+    reason = {"Invalid RFC3339 encoded date": "not a real day (YYYY-MM-DD)",
+              "Invalid RFC3339 encoded datetime": "not a date and time (RFC 3339, like 2026-11-23T09:00:00Z)",
+              }.get(reason, reason)
     for pattern, readable in READABLE.items():
         if f"matching regex {pattern!r}" in reason:
             reason = readable
@@ -504,7 +507,7 @@ def create_app(settings: Settings) -> FastAPI:
         history = await asyncio.to_thread(app_.history, id)
         return json([
             {"version": s.originator_version, "type": s.topic,
-             "event": msgspec.to_builtins(decode_event(s.state))}
+             "event": msgspec.to_builtins(decode_event(s.state), enc_hook=str)}
             for s in history
         ])
 

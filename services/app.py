@@ -37,7 +37,7 @@ from events.revocations import Revocations
 from services.domain import billing, failures, notices, recurring
 from services.domain import job as jobs
 from services.domain import parties
-from services.domain.common import Actor, Context, DomainError, Forbidden, Invalid, NotFound, derived_id
+from services.domain.common import Actor, Context, DomainError, check_dates, Forbidden, Invalid, NotFound, derived_id
 
 
 T = TypeVar("T")
@@ -390,6 +390,7 @@ class JobstreamApp:
             if expected_version is not None and loaded.version != expected_version:
                 raise VersionConflict(kind, id, loaded.version, expected_version)
             ctx = Context(now=datetime.now(UTC), actor=actor, company_currency=self.company_currency)
+            check_dates(command, ctx.now)
             touched = await self._decide(kind, id, command, loaded, ctx)
             try:
                 return await self._save(id, touched, actor, command_id, correlation_id)

@@ -9,6 +9,7 @@ IBAN in the 16-character customer reference of :61:).
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 import re
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
@@ -116,10 +117,19 @@ def _camt_entry(entry: ET.Element, account: str, statement: str, number: int, be
         key = f"camt:{account}:{own_ref}" if own_ref else \
             f"camt:{account}:{entry_ref}" + (f"#{index + 1}" if len(details) > 1 else "") if entry_ref else ""
         lines.append(StatementLine(
-            index=before + len(lines) + 1, booked_on=booked[:10], amount=amount if credit else -amount,
+            index=before + len(lines) + 1, booked_on=_day(booked[:10], before + len(lines) + 1), amount=amount if credit else -amount,
             currency=currency, payer=payer, payer_iban=payer_iban,
             reference=structured, text=unstructured, bank_reference=bank_ref, account=account, entry_key=key))
     return lines
+
+
+def _day(text: str, line: int) -> str:
+    """A line's booking day, which becomes a payment's ``received_on``: a real day, or the
+    statement is refused."""
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise StatementError(f"statement: line {line}: the booking date {text[:20]!r} is not a date") from None
 
 
 def _decimal(text: str | None, where: str) -> Decimal:
@@ -160,7 +170,7 @@ def _mt940(data: bytes, digest: str) -> Statement:
         bank_ref = str(values.get("bank_reference") or "").strip()
         key = f"mt940:{account}:{bank_ref}" if bank_ref and bank_ref.upper() != "NONREF" else ""
         lines.append(StatementLine(
-            index=index, booked_on=str(values.get("entry_date") or values.get("date") or ""),
+            index=index, booked_on=_day(str(values.get("entry_date") or values.get("date") or ""), index),
             amount=Decimal(str(amount.amount)), currency=str(amount.currency or ""),
             payer=str(values.get("applicant_name") or ""), payer_iban=str(values.get("applicant_iban") or ""),
             reference=str(values.get("end_to_end_reference") or ""),

@@ -609,7 +609,7 @@ def audit(args: argparse.Namespace) -> int:
 
 
 def _summary(event: object) -> str:
-    fields = msgspec.to_builtins(event)
+    fields = msgspec.to_builtins(event, enc_hook=str)
     for key in ("type", "id", "meta"):
         fields.pop(key, None)
     shown = ", ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, "", [], {}))

@@ -13,7 +13,7 @@ import msgspec
 from msgspec.structs import replace
 
 from events.contract import (
-    BankStatementImported, CreditNoteRequested, InvoiceIssued, IssueCreditNote, PaymentApplied, RecordPayment,
+    BankStatementImported, CreditNoteRequested, Day, InvoiceIssued, IssueCreditNote, PaymentApplied, RecordPayment,
     Role, StatementEvent,
 )
 from services.domain.common import Context, Forbidden, Invalid, InvalidTransition, derived_id
@@ -56,7 +56,7 @@ def decide_invoice(command: RecordPayment | IssueCreditNote, invoice: Invoice,
     if command.amount.as_tuple().exponent < -2:  # type: ignore[operator]
         raise Invalid("amount", f"{invoice.currency} has cents: at most 2 decimal places")
     return [PaymentApplied(id=invoice.id, payment_id=derived_id(invoice.id, invoice.version, "payment"),
-                           amount=command.amount, currency=invoice.currency, received_on=command.received_on,
+                           amount=command.amount, currency=invoice.currency, received_on=Day.of(command.received_on),
                            rule="office", payer=command.payer)]
 
 

@@ -99,15 +99,22 @@ def parse_rule(text: str, start: datetime) -> rrule:
     return rule
 
 
-def _check(plan: RecurringPlan) -> RecurringPlan:
+RULE_AHEAD = timedelta(days=10 * 366)  # a rule's UNTIL at most ten years from now
+
+
+def _check(plan: RecurringPlan, now: datetime) -> RecurringPlan:
     try:
         ZoneInfo(plan.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise Invalid("timezone", f"unknown time zone {plan.timezone!r}") from None
     try:
-        parse_rule(plan.rule, plan.start)
+        rule = parse_rule(plan.rule, plan.start)
     except ValueError as error:
         raise Invalid("rule", str(error)) from None
+    until = rule._until  # noqa: SLF001 - dateutil keeps UNTIL private
+    latest = now + RULE_AHEAD
+    if until is not None and (until if until.tzinfo else until.replace(tzinfo=UTC)) > latest:
+        raise Invalid("rule", f"UNTIL must be at most {latest.date().isoformat()} (ten years ahead)")
     return plan
 
 
@@ -129,7 +136,7 @@ def decide_recurrence(
                 rule=command.rule, start=command.start, timezone=command.timezone,
                 duration_minutes=command.duration_minutes, horizon_days=command.horizon_days,
                 billing_kind=command.billing_kind)
-            return [RecurringServiceDefined(id=state.id, plan=_check(plan))]
+            return [RecurringServiceDefined(id=state.id, plan=_check(plan, ctx.now))]
     if state.plan is None:
         raise NotFound("recurring service", state.id)
     match command:
@@ -137,7 +144,7 @@ def decide_recurrence(
             _still_running(state, ctx, "change it")
             given = {f: getattr(command, f) for f in command.__struct_fields__
                      if f != "reason" and getattr(command, f) is not None}
-            plan = _check(replace(state.plan, **given))
+            plan = _check(replace(state.plan, **given), ctx.now)
             if plan == state.plan:
                 return []
             return [RecurringServiceChanged(id=state.id, plan=plan, reason=command.reason)]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events.contract import InvoiceIssued, InvoiceLine, Party, PaymentApplied
+from events.contract import Day, InvoiceIssued, InvoiceLine, Party, PaymentApplied
 from invoicer.pricing import money, vat_breakdown
 from projections.ledger import journal, trial_balance, unbalanced
 
@@ -53,7 +54,7 @@ def test_the_trial_balance_always_balances(history: list) -> None:  # type: igno
         for amount in payments:  # partial payments and overpayments alike
             position += 1
             paid = PaymentApplied(id=issued.id, payment_id=uuid.uuid4(), amount=amount, currency=currency,
-                                  received_on="2026-11-24", rule="office")
+                                  received_on=Day.of(date(2026, 11, 24)), rule="office")
             posted.extend(journal(paid, position, issued.number, issued.customer_id))
             receivable[currency] -= amount
     balances = trial_balance(posted)
