@@ -584,7 +584,18 @@ class JobstreamApp:
         self.run(self._revoke_token(token, reason))
 
     async def _issue_token(self, user_name: str, role: Role, technician_id: UUID | None) -> str:
-        """Create an access token; only its hash is stored. The token is shown once."""
+        """Create an access token; only its hash is stored. The token is shown once.
+
+        A user name is one person: their alerts, quiet hours and phones are kept under it
+        (the recipient aggregate), so a name is never given to another role or technician,
+        even after its tokens are revoked; the same user may have several tokens (phones)."""
+        for _, stored in await self.recorder.kind_events_async("token"):
+            held = decode_event(stored.state)
+            if isinstance(held, TokenIssued) and held.user_name == user_name and (
+                    held.role, held.technician_id) != (role, technician_id):
+                whose = f" (technician {held.technician_id})" if held.technician_id else ""
+                raise Invalid("name", f"{user_name!r} is already the name of a {held.role.value} user{whose}: "
+                                      "their alerts and phones are kept under it; choose another name")
         token = "js_" + secrets.token_urlsafe(32)
         digest = token_hash(token)
         token_id = derived_id("token", digest)

@@ -551,6 +551,7 @@ def _documents_bucket(app: Any) -> None:
 def admin(args: argparse.Namespace) -> int:
     from events.contract import Role
     from services.app import JobstreamApp
+    from services.domain.common import Invalid
 
     app = JobstreamApp(Settings.from_env(args.data).env())
     try:
@@ -558,7 +559,10 @@ def admin(args: argparse.Namespace) -> int:
             technician = UUID(args.technician) if args.technician else None
             if args.role == "technician" and technician is None:
                 raise SystemExit("jobstream: a technician user needs --technician <technician id>")
-            token = app.issue_token(args.name, Role(args.role), technician)
+            try:
+                token = app.issue_token(args.name, Role(args.role), technician)
+            except Invalid as refused:
+                raise SystemExit(f"jobstream: {refused.reason}") from None
             say(f"Created {args.role} user {args.name!r}. Their token (shown only this once):")
             say(token)
         elif args.admin_command == "revoke":

@@ -518,3 +518,28 @@ def test_every_route_answers_every_role_as_the_role_matrix_says(
                                          + ("" if cell != "own" else " (own job)" if mine else " (another's job)"))
     assert walked > 5 * 120
     assert not wrong, "\n".join(wrong)
+
+
+def test_a_user_name_is_never_given_to_another_technician_or_role(
+        api: Api, stream_env: dict[str, str], tmp_path: Path) -> None:
+    """Alerts, quiet hours and phones are kept under the user's name: a second Jana, or an
+    office user named like a technician, would get the first one's alerts on their phone."""
+    import os
+    import subprocess
+    import sys
+
+    from events.contract import Role
+    from services.domain.common import Invalid
+
+    first, second = api.technician("jana"), api.technician("piotr")
+    api.jobstream.issue_token("jana", Role.TECHNICIAN, first)  # Jana's second phone: the same user
+    for role, technician in ((Role.TECHNICIAN, second), (Role.OFFICE, None)):
+        with pytest.raises(Invalid, match="already the name of a technician user"):
+            api.jobstream.issue_token("jana", role, technician)
+    api.jobstream.revoke_token(api.tokens["jana"])
+    with pytest.raises(Invalid):  # revoked, the name still holds her alert settings and phones
+        api.jobstream.issue_token("jana", Role.TECHNICIAN, second)
+    created = subprocess.run([sys.executable, "-m", "services.cli", "admin", "create-user", "jana", "--role", "office"],
+                             env={**os.environ, **stream_env, "JOBSTREAM_DATA": str(tmp_path)}, capture_output=True,
+                             text=True, timeout=120)
+    assert created.returncode != 0 and "already the name of a technician user" in created.stderr, created.stderr
