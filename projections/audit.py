@@ -1,42 +1,53 @@
-"""The accountants' tools, straight from the stream: replay, verify, as-of, rebuild, export.
+"""The accountants' tools, straight from the stream: replay, verify, reconcile, checkpoint,
+as-of, rebuild, export.
 
     jobstream audit replay [--job ID] [--customer ID] [--type T] [--from T] [--to T]
                            [--after N] [--until N] [--json]
-    jobstream audit verify
+    jobstream audit verify [--checkpoints FILE]
+    jobstream audit reconcile [--held-hours 24] [--now 2026-11-23T10:00:00Z]
+    jobstream audit checkpoint
     jobstream audit as-of --job ID --at 2026-11-23T10:00:00Z [--json]
     jobstream audit rebuild [--into URL]
     jobstream audit export --from 2026-11-01 --to 2026-12-01 [--format csv|jsonl] [--out FILE]
 
 Nothing here reads a read model except ``rebuild``, which builds every projection afresh
-and compares it with the live one. Settings come from the environment in ``main``.
+and compares it with the live one, and the checkpoints, kept outside the stream (the data
+directory's file and the read-model database). Settings come from the environment in ``main``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
+import hashlib
+import logging
 import os
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 from uuid import UUID
 
 import msgspec
-from eventsourcing.persistence import Notification
+from nats.errors import Error as NatsError
+from eventsourcing.persistence import Notification, PersistenceError
 
 from events.contract import (
-    Event, InvoiceEvent, InvoiceIssued, InvoiceNumberAllocated, InvoicingHeld, JobCompleted, JobEvent, JobInvoiced, JobNotBilled,
-    JobReopened, JobRequested, decode_event, event_hash,
+    CreditNoteIssued, Event, InvoiceEvent, InvoiceIssued, InvoiceNumberAllocated, InvoicingHeld, JobCompleted, JobEvent,
+    JobInvoiced, JobNotBilled, JobReopened, JobRequested, ProformaIssued, decode_event, event_hash,
 )
 from events.jetstream import PAGE, STREAM_VARIABLES, NatsConnection, StreamSettings, notification_of
 from projections.rows import InvoiceRow, JobRow, evolve_invoice, evolve_job, invoice_status, iso, summary
 from projections.runner import Runner, build
+from projections.store import ReadModelsUnavailable, open_view
+
+log = logging.getLogger("jobstream.audit")
 
 # --- reading the log --------------------------------------------------------------------
 
@@ -116,6 +127,261 @@ async def replay(connection: NatsConnection, criteria: Criteria) -> AsyncIterato
         yield entry_of(notification, event)
 
 
+# --- checkpoints: the stream's head and a digest of all of it, kept outside it ----------
+
+ALGORITHM = "sha256-chain/1"
+DIGEST_START = "0" * 64
+CHECKPOINT_FILE = "audit-checkpoints.jsonl"
+
+
+class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
+    """What the stream held when it was taken: its last sequence and a digest of every message.
+
+    The digest runs over the whole stream in order. It starts as 64 zeros, and each message
+    (events, snapshots and tracking records alike) turns digest ``d`` into the SHA-256 (hex)
+    of the text ``"<d>\\n<sequence> <subject> <SHA-256 hex of the message's data>"``: a
+    ``link``. A later checkpoint extends an earlier one by hashing on from its head, so the
+    whole log is read once. The hash chains prove what is in the stream; a checkpoint proves
+    what was in it, so a tail cut from the stream (which leaves every chain whole) shows.
+    """
+
+    stream: str
+    created: datetime | None  # when the stream was made: one deleted and made again is another log
+    first: int  # the first sequence the digest covers
+    head: int  # the last one
+    messages: int
+    digest: str
+    head_link: str  # the head message's link, to extend from it without reading the log again
+    taken_at: datetime
+    algorithm: str = ALGORITHM
+
+    def seen(self) -> str:
+        return f"the checkpoint of {self.taken_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+    def line(self) -> str:
+        return (f"Checkpoint of stream {self.stream} at {iso(self.taken_at)}: head {self.head}, "
+                f"{self.messages} messages, digest {self.digest} ({self.algorithm})")
+
+
+_checkpoint_decoder = msgspec.json.Decoder(Checkpoint)
+
+
+def link(sequence: int, subject: str, data: bytes) -> str:
+    return f"{sequence} {subject} {hashlib.sha256(data).hexdigest()}"
+
+
+def chained(digest: str, link_text: str) -> str:
+    return hashlib.sha256(f"{digest}\n{link_text}".encode()).hexdigest()
+
+
+class TailMissing(Exception):
+    """The stream no longer holds what a checkpoint saw: no new checkpoint is taken over it."""
+
+
+async def stored_messages(connection: NatsConnection, after: int = 0, until: int | None = None,
+                          progress: Callable[[int], None] | None = None) -> AsyncIterator[tuple[int, str, Any]]:
+    """Every message of the stream after ``after`` (up to ``until``), in order, as
+    (sequence, subject, message): events, snapshots and tracking records."""
+    everything = f"{connection.settings.prefix}>"
+    position = after
+    while until is None or position < until:
+        page = await connection.direct_batch({"seq": position + 1, "next_by_subj": everything, "batch": PAGE})
+        for msg in page:
+            assert msg.headers is not None
+            sequence = int(msg.headers["Nats-Sequence"])
+            if until is not None and sequence > until:
+                return
+            yield sequence, msg.headers["Nats-Subject"], msg
+        if len(page) < PAGE:
+            return
+        position = int(page[-1].headers["Nats-Sequence"])  # type: ignore[index]
+        if progress is not None:
+            progress(position)
+
+
+async def take_checkpoint(connection: NatsConnection, known: Sequence[Checkpoint], now: datetime,
+                          progress: Callable[[int], None] | None = None) -> Checkpoint:
+    """A checkpoint of the stream as it is now, extending the latest of ``known`` that still
+    holds (its head message is the one it saw); refused (TailMissing) when the stream no
+    longer reaches a checkpoint's head or no longer begins where it did."""
+    info = await connection.js.stream_info(connection.settings.stream)
+    first, last = int(info.state.first_seq), int(info.state.last_seq)
+    mine = sorted((c for c in known if c.stream == connection.settings.stream), key=lambda c: c.head)
+    if mine and mine[-1].head > last:
+        reach = mine[-1]
+        raise TailMissing(f"positions {last + 1:,}-{reach.head:,} are missing: the stream ends at {last:,}, "
+                          f"{reach.seen()} saw {reach.head:,}; run `jobstream audit verify`")
+    base: Checkpoint | None = None
+    if mine and mine[-1].head:
+        latest = mine[-1]
+        if latest.first != first:
+            raise TailMissing(f"the stream begins at {first:,}, {latest.seen()} saw it begin at {latest.first:,}; "
+                              "run `jobstream audit verify`")
+        at = await connection.direct_batch({"seq": latest.head, "next_by_subj": f"{connection.settings.prefix}>",
+                                            "batch": 1})
+        here = [m for m in at if int(m.headers["Nats-Sequence"]) == latest.head]  # type: ignore[index]
+        if not here or link(latest.head, here[0].headers["Nats-Subject"], here[0].data) != latest.head_link:
+            raise TailMissing(f"the message at position {latest.head:,} is not the one {latest.seen()} saw; "
+                              "run `jobstream audit verify`")
+        base = latest
+    digest, messages = (base.digest, base.messages) if base else (DIGEST_START, 0)
+    head, head_link = (base.head, base.head_link) if base else (0, "")
+    async for sequence, subject, msg in stored_messages(connection, head, last, progress):
+        head_link = link(sequence, subject, msg.data)
+        digest, head, messages = chained(digest, head_link), sequence, messages + 1
+    return Checkpoint(stream=connection.settings.stream, created=info.created, first=first if messages else 0,
+                      head=head, messages=messages, digest=digest, head_link=head_link, taken_at=now)
+
+
+class Checkpoints:
+    """Where the checkpoints are kept, outside the stream: a file of JSON lines in the data
+    directory (only ever appended to) and a table in the read-model database. Either may be
+    absent; what each holds is compared."""
+
+    def __init__(self, stream: str, data_dir: str | Path | None = None, read_model_url: str = "") -> None:
+        self.stream = stream
+        self.file = Path(data_dir) / CHECKPOINT_FILE if data_dir else None
+        self.read_model_url = read_model_url
+        self._view: Any = None
+
+    @property
+    def places(self) -> list[str]:
+        return [*([str(self.file)] if self.file else []), *([self.read_model_url] if self.read_model_url else [])]
+
+    def _table(self) -> Any:
+        if self._view is None:
+            self._view = open_view("checkpoints", self.read_model_url)
+        return self._view
+
+    def known(self) -> tuple[list[Checkpoint], list[str]]:
+        """Every checkpoint of this stream kept here, and what could not be read."""
+        found: dict[tuple[int, str], Checkpoint] = {}
+        problems: list[str] = []
+        if self.file is not None and self.file.exists():
+            for number, text in enumerate(self.file.read_text(encoding="utf-8").splitlines(), 1):
+                if text.strip():
+                    try:
+                        checkpoint = _checkpoint_decoder.decode(text)
+                    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+                        problems.append(f"line {number} of {self.file} is not a checkpoint: {error}")
+                        continue
+                    if checkpoint.stream == self.stream:
+                        found.setdefault((checkpoint.head, checkpoint.digest), checkpoint)
+        if self.read_model_url:
+            try:
+                docs = self._table().checkpoint_docs(self.stream)
+            except (ReadModelsUnavailable, PersistenceError) as error:
+                problems.append(f"the checkpoints in {self.read_model_url} cannot be read: {error}")
+                docs = []
+            for doc in docs:
+                checkpoint = _checkpoint_decoder.decode(doc)
+                found.setdefault((checkpoint.head, checkpoint.digest), checkpoint)
+        return sorted(found.values(), key=lambda c: (c.head, c.taken_at)), problems
+
+    def record(self, checkpoint: Checkpoint) -> list[str]:
+        """Keep it in each place (the table first: a line in the file says both were written);
+        where that failed, and why."""
+        encoded = msgspec.json.encode(checkpoint)
+        problems = []
+        if self.read_model_url:
+            try:
+                self._table().add_checkpoint(checkpoint.stream, checkpoint.head, checkpoint.digest, encoded.decode())
+            except (ReadModelsUnavailable, PersistenceError) as error:
+                problems.append(f"the checkpoint could not be added to {self.read_model_url}: {error}")
+        if self.file is not None:
+            try:
+                self.file.parent.mkdir(parents=True, exist_ok=True)
+                with self.file.open("ab") as out:
+                    out.write(encoded + b"\n")
+                    out.flush()
+                    os.fsync(out.fileno())
+            except OSError as error:
+                problems.append(f"the checkpoint could not be added to {self.file}: {error}")
+        return problems
+
+    def close(self) -> None:
+        if self._view is not None:
+            self._view.datastore.close()
+            self._view = None
+
+
+async def checkpoint_and_keep(connection: NatsConnection, places: Checkpoints, known: Sequence[Checkpoint] | None = None,
+                              progress: Callable[[int], None] | None = None) -> tuple[Checkpoint, list[str]]:
+    """A checkpoint of the stream as it is now (TailMissing if it lost what one saw), kept in
+    each place; with what could not be kept where."""
+    if known is None:
+        known, _problems = await asyncio.to_thread(places.known)
+    checkpoint = await take_checkpoint(connection, known, datetime.now(UTC), progress)
+    return checkpoint, await asyncio.to_thread(places.record, checkpoint)
+
+
+def checkpoints_in(path: Path) -> list[Checkpoint]:
+    """The checkpoints an accountant filed: the data directory's file, or an `audit export`
+    (CSV or JSON Lines) whose last record is the checkpoint taken with it."""
+    found = []
+    text = path.read_text(encoding="utf-8")
+    if text.startswith(",".join(COLUMNS)):
+        for row in csv.DictReader(text.splitlines()):
+            if row.get("type") == CHECKPOINT_TYPE:
+                found.append(_checkpoint_decoder.decode(row["event"]))
+        return found
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        record = msgspec.json.decode(line)
+        if isinstance(record, dict) and record.get("type") == CHECKPOINT_TYPE:
+            found.append(msgspec.convert(record["event"], Checkpoint, strict=False))
+        elif isinstance(record, dict) and "digest" in record:
+            found.append(msgspec.convert(record, Checkpoint, strict=False))
+    return found
+
+
+async def keep_checkpointing(connection: NatsConnection, places: Checkpoints, stop: asyncio.Event,
+                             every_seconds: float, every_messages: int) -> None:
+    """Take a checkpoint whenever ``every_messages`` messages were added since the last, or
+    ``every_seconds`` passed and any were; until ``stop``. A stream that lost what a
+    checkpoint saw gets no new checkpoint: it is logged, and the next look tries again."""
+    known, problems = await asyncio.to_thread(places.known)
+    for problem in problems:
+        log.error("audit checkpoints: %s", problem)
+    latest = known[-1] if known else None
+    clock = asyncio.get_running_loop().time
+    taken, refusal = clock(), ""
+    while not stop.is_set():
+        try:
+            moved = await connection.last_position() - (latest.head if latest else 0)
+            if moved and (latest is None or abs(moved) >= every_messages or clock() - taken >= every_seconds):
+                checkpoint = await take_checkpoint(connection, [latest] if latest else [], datetime.now(UTC))
+                for problem in await asyncio.to_thread(places.record, checkpoint):
+                    log.error("audit checkpoint: %s", problem)
+                latest, taken, refusal = checkpoint, clock(), ""
+                log.info("audit %s", checkpoint.line())
+        except TailMissing as refused:
+            if str(refused) != refusal:  # said once, not every few seconds
+                refusal = str(refused)
+                log.error("audit checkpoint refused: %s", refused)
+        except (NatsError, TimeoutError) as error:  # NATS away for a moment: look again later
+            log.warning("audit checkpoint: the stream cannot be read now (%s); trying again", error)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), min(every_seconds, 5.0))
+
+
+async def run_service(env: dict[str, str], stop: asyncio.Event) -> None:
+    """Checkpoints of the stream at intervals, beside the other services (`jobstream run workers`):
+    JOBSTREAM_CHECKPOINT_SECONDS (default 300) or JOBSTREAM_CHECKPOINT_MESSAGES (default 1000),
+    whichever comes first, into JOBSTREAM_DATA's audit-checkpoints.jsonl and READ_MODEL_URL."""
+    settings = StreamSettings.from_env(env)
+    places = Checkpoints(settings.stream, env.get("JOBSTREAM_DATA") or None, env.get("READ_MODEL_URL", ""))
+    connection = await NatsConnection.open_on_running_loop(settings)
+    try:
+        await connection.ensure_stream_async()
+        await keep_checkpointing(connection, places, stop, float(env.get("JOBSTREAM_CHECKPOINT_SECONDS") or 300),
+                                 int(env.get("JOBSTREAM_CHECKPOINT_MESSAGES") or 1000))
+    finally:
+        await connection.aclose()
+        places.close()
+
+
 # --- verify -----------------------------------------------------------------------------
 
 
@@ -127,50 +393,81 @@ class Verdict:
     first: int = 0
     last: int = 0
     problems: list[str] = field(default_factory=list)
+    bad: list[int] = field(default_factory=list)  # the first position each problem makes doubtful
+    checkpoints: int = 0  # compared
+    proven: Checkpoint | None = None  # the latest checkpoint that matches, below any problem
 
     @property
     def whole(self) -> bool:
         return not self.problems
 
+    @property
+    def last_intact(self) -> int:
+        """The last position before which nothing is wrong."""
+        return min(self.bad) - 1 if self.bad else self.last
 
-async def verify(connection: NatsConnection, progress: Callable[[int], None] | None = None) -> Verdict:
+    def flag(self, position: int, problem: str) -> None:
+        self.problems.append(problem)
+        self.bad.append(position)
+
+
+async def verify(connection: NatsConnection, checkpoints: Sequence[Checkpoint] = (),
+                 progress: Callable[[int], None] | None = None) -> Verdict:
     """Prove the log whole and untampered, or name what is wrong.
 
     - every stream sequence from the first to the last is present;
     - every aggregate's versions run 1, 2, 3, ... without a gap or a repeat;
     - every event's ``previous_hash`` is the SHA-256 of the stored bytes of the event before
       it in its aggregate (the first one's is empty), so an altered, removed or inserted
-      event breaks the chain at the event after it.
+      event breaks the chain at the event after it;
+    - the digest of the log up to each checkpoint's head is the one the checkpoint saw, and
+      the stream still reaches every checkpoint's head: a tail cut off shows as the range of
+      positions missing.
     """
-    verdict = Verdict()
+    verdict = Verdict(checkpoints=len(checkpoints))
     info = await connection.js.stream_info(connection.settings.stream)
     verdict.first, verdict.last = int(info.state.first_seq), int(info.state.last_seq)
     expected = verdict.first
     chains: dict[str, tuple[int, str, int]] = {}  # subject -> (version, hash, position)
-    everything = f"{connection.settings.prefix}>"
-    position = verdict.first - 1
-    while True:
-        page = await connection.direct_batch({"seq": position + 1, "next_by_subj": everything, "batch": PAGE})
-        for msg in page:
-            assert msg.headers is not None
-            sequence = int(msg.headers["Nats-Sequence"])
-            if sequence != expected:
-                verdict.problems.append(f"sequences {expected}..{sequence - 1} are missing from the stream")
-            expected = sequence + 1
-            verdict.messages += 1
-            subject = msg.headers["Nats-Subject"]
-            if not subject.startswith(f"{connection.settings.prefix}events."):
+    pending = sorted(checkpoints, key=lambda c: c.head)
+    matched: list[Checkpoint] = []
+    for checkpoint in {(c.created, c.first): c for c in pending}.values():
+        if checkpoint.created is not None and info.created is not None and checkpoint.created != info.created:
+            verdict.flag(verdict.first, f"the stream was made at {iso(info.created)}; {checkpoint.seen()} saw one "
+                                        f"made at {iso(checkpoint.created)}: it was deleted and made again")
+        if checkpoint.messages and checkpoint.first != verdict.first:
+            verdict.flag(min(checkpoint.first, verdict.first),
+                         f"the stream begins at {verdict.first:,}; {checkpoint.seen()} saw it begin at "
+                         f"{checkpoint.first:,}")
+    digest, end = DIGEST_START, verdict.first - 1
+    async for sequence, subject, msg in stored_messages(connection, verdict.first - 1, progress=progress):
+        if sequence != expected:
+            verdict.flag(expected, f"sequences {expected}..{sequence - 1} are missing from the stream")
+        expected = end = sequence
+        expected += 1
+        verdict.messages += 1
+        digest = chained(digest, link(sequence, subject, msg.data))
+        while pending and pending[0].head <= sequence:
+            checkpoint = pending.pop(0)
+            if checkpoint.head == sequence and checkpoint.digest == digest:
+                matched.append(checkpoint)
                 continue
+            since = matched[-1].head if matched else verdict.first - 1
+            verdict.flag(since + 1, f"positions {since + 1:,}-{checkpoint.head:,} are not what {checkpoint.seen()} "
+                                    f"saw (the digest of the log up to {checkpoint.head:,} differs): a message "
+                                    f"among them was altered, removed or replaced")
+        if subject.startswith(f"{connection.settings.prefix}events."):
             verdict.events += 1
             _check_event(verdict, chains, sequence, subject, msg)
-        if len(page) < PAGE:
-            break
-        position = int(page[-1].headers["Nats-Sequence"])  # type: ignore[index]
-        if progress is not None:
-            progress(position)
     if expected <= verdict.last:
-        verdict.problems.append(f"sequences {expected}..{verdict.last} are missing from the stream")
+        verdict.flag(expected, f"sequences {expected}..{verdict.last} are missing from the stream")
+    if pending:  # the stream ends before these checkpoints' heads: its tail is gone
+        reach = pending[-1]
+        verdict.flag(end + 1, f"positions {end + 1:,}-{reach.head:,} are missing: the stream ends at {end:,}, "
+                              f"{reach.seen()} saw {reach.head:,}")
     verdict.aggregates = len(chains)
+    intact = [c for c in matched if c.head <= verdict.last_intact]
+    verdict.proven = intact[-1] if intact else None
     return verdict
 
 
@@ -181,21 +478,22 @@ def _check_event(verdict: Verdict, chains: dict[str, tuple[int, str, int]], sequ
     try:
         event = decode_event(msg.data)
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
-        verdict.problems.append(f"{name} cannot be read: {error}")
+        verdict.flag(sequence, f"{name} cannot be read: {error}")
         chains[subject] = (notification.originator_version, event_hash(msg.data), sequence)
         return
     version, previous_hash, previous_position = chains.get(subject, (0, "", 0))
     after = f" (the last one seen is event #{previous_position})" if previous_position else ""
     claimed = event.meta.previous_hash if event.meta else ""
     if notification.originator_version != version + 1:
-        verdict.problems.append(
+        verdict.flag(previous_position + 1 if notification.originator_version > version + 1 else sequence,
             f"{name}: versions {version + 1}..{notification.originator_version - 1} of this aggregate are "
             f"missing{after}" if notification.originator_version > version + 1 else
             f"{name}: version {notification.originator_version} repeats or goes back{after}")
     elif claimed != previous_hash:
         culprit = f"event #{previous_position}" if previous_position else "the event before it"
-        verdict.problems.append(f"{name}: the hash chain is broken: {culprit} is not the event this one "
-                                f"followed (it was altered, or this one was forged)")
+        verdict.flag(previous_position or sequence,
+                     f"{name}: the hash chain is broken: {culprit} is not the event this one "
+                     f"followed (it was altered, or this one was forged)")
     chains[subject] = (notification.originator_version, event_hash(msg.data), sequence)
 
 
@@ -295,6 +593,9 @@ COLUMNS = ["position", "occurred_at", "aggregate", "aggregate_id", "version", "t
            "actor_role", "command_id", "correlation_id", "summary", "event"]
 
 
+HELD_HOURS = 24.0  # JOBSTREAM_AUDIT_HELD_HOURS: how long a completed job may wait for the office
+
+
 class Reconciliation(msgspec.Struct, kw_only=True):
     """Every completed job against its billing: what the accountant signs off."""
 
@@ -309,31 +610,52 @@ class Reconciliation(msgspec.Struct, kw_only=True):
         return not self.problems
 
 
-async def reconcile(connection: NatsConnection, progress: Callable[[int], None] | None = None) -> Reconciliation:
+async def reconcile(connection: NatsConnection, progress: Callable[[int], None] | None = None, *,
+                    now: datetime | None = None, held_limit: timedelta = timedelta(hours=HELD_HOURS),
+                    checkpoints: Sequence[Checkpoint] = ()) -> Reconciliation:
     """From the stream alone: each completed job has exactly one invoice or an explicit reason
-    it is not billed; no job has two invoices; each series' numbers run 1, 2, 3 ... without a gap."""
+    it is not billed; no job has two invoices; each series' numbers run 1, 2, 3 ... without a
+    gap, and each number allocated numbers a document that is in the stream; no completed job
+    has been held for the office longer than ``held_limit`` (by ``now``); and the stream still
+    reaches the head of every checkpoint (``verify`` compares their digests)."""
+    now = now or datetime.now(UTC)
     settled: dict[UUID, str] = {}  # job -> the billing decision since its last completion ("" = none)
     reasons: dict[UUID, str] = {}
+    held_since: dict[UUID, datetime | None] = {}
     invoices_per_job: dict[UUID, list[str]] = {}
     sequences: dict[tuple[str, int], list[int]] = {}
-    async for _notification, event in events(connection, progress=progress):
+    allocated: dict[UUID, tuple[InvoiceNumberAllocated, int]] = {}  # document -> its number, at a position
+    documents: set[UUID] = set()
+    invoiced_by: dict[UUID, tuple[UUID, JobInvoiced, int]] = {}  # invoice -> the job it bills
+    async for notification, event in events(connection, progress=progress):
         match event:
             case JobCompleted():
                 settled[event.id] = ""  # waits for a billing decision
+                held_since.pop(event.id, None)
             case JobReopened():
                 settled.pop(event.id, None)
+                held_since.pop(event.id, None)
             case JobInvoiced():
                 settled[event.id] = "invoiced"
+                held_since.pop(event.id, None)
+                invoiced_by[event.invoice_id] = (event.id, event, notification.id)
             case JobNotBilled():
                 settled[event.id], reasons[event.id] = "not billed", event.reason
+                held_since.pop(event.id, None)
             case InvoicingHeld():
                 settled[event.id], reasons[event.id] = "held", event.reason
+                # held again after a second look: it has waited since the first time
+                held_since.setdefault(event.id, event.meta.occurred_at if event.meta else None)
             case InvoiceIssued() if not event.interim:  # an interim one: the work to date, not counted
                 # once per job, or per month of a retainer
                 billed = uuid.uuid5(event.job_id, event.period) if event.retainer_id else event.job_id
                 invoices_per_job.setdefault(billed, []).append(event.number)
+                documents.add(event.id)
+            case InvoiceIssued() | CreditNoteIssued() | ProformaIssued():
+                documents.add(event.id)
             case InvoiceNumberAllocated():
                 sequences.setdefault((event.series, event.year), []).append(event.sequence)
+                allocated[event.invoice_id] = (event, notification.id)
     result = Reconciliation(completed=len(settled))
     not_billed: dict[str, int] = {}
     for job, decision in settled.items():
@@ -342,7 +664,13 @@ async def reconcile(connection: NatsConnection, progress: Callable[[int], None] 
         elif decision == "not billed":
             not_billed[reasons[job]] = not_billed.get(reasons[job], 0) + 1
         elif decision == "held":
-            result.held.append(f"{job}: {reasons[job]}")
+            since = held_since.get(job)
+            waited = f" (since {iso(since)})" if since else ""
+            result.held.append(f"{job}: {reasons[job]}{waited}")
+            if since is not None and now - since > held_limit:
+                result.problems.append(f"job {job} has been held for the office since {iso(since)}, "
+                                       f"{_hours(now - since)}, longer than the {_hours(held_limit)} allowed: "
+                                       f"{reasons[job]}")
         else:
             result.problems.append(f"job {job} is completed but has no invoice and no reason it is not billed")
     result.not_billed = not_billed
@@ -355,24 +683,58 @@ async def reconcile(connection: NatsConnection, progress: Callable[[int], None] 
             missing = sorted(set(expected) - set(numbers))
             twice = sorted(n for n in set(numbers) if numbers.count(n) > 1)
             result.problems.append(f"series {series} {year}: numbers missing {missing[:10]}, used twice {twice[:10]}")
+    for document, (allocation, position) in allocated.items():
+        if document not in documents:
+            result.problems.append(
+                f"number {allocation.number} was allocated at position {position} to document {document}, "
+                f"but no invoice, credit note or pro forma {document} is in the stream")
+    for invoice, (job, invoiced, position) in invoiced_by.items():
+        if invoice not in documents and invoice not in allocated:
+            result.problems.append(f"job {job} was invoiced at position {position} by invoice {invoiced.number} "
+                                   f"({invoice}), which is not in the stream")
+    if checkpoints:
+        head = await connection.last_position()
+        reach = max(checkpoints, key=lambda c: c.head)
+        if reach.head > head:
+            result.problems.append(f"positions {head + 1:,}-{reach.head:,} are missing: the stream ends at "
+                                   f"{head:,}, {reach.seen()} saw {reach.head:,} (`jobstream audit verify` "
+                                   "names what is gone)")
     return result
 
 
-def write_entries(entries: Iterable[Entry], out: TextIO, fmt: str) -> int:
+def _hours(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{hours:.0f} h" if hours >= 10 else f"{hours:.1f} h"
+
+
+CHECKPOINT_TYPE = "Checkpoint"
+
+
+def checkpoint_entry(checkpoint: Checkpoint) -> Entry:
+    """The checkpoint as an export's last record, in the same columns as the events: its
+    type ``Checkpoint``, its position the stream's head, the checkpoint itself as the event."""
+    return Entry(position=checkpoint.head, aggregate="stream", aggregate_id=checkpoint.stream, version=0,
+                 type=CHECKPOINT_TYPE, occurred_at=checkpoint.taken_at, actor_id="", actor_role="", command_id="",
+                 correlation_id="", summary=f"head {checkpoint.head}, {checkpoint.messages} messages, "
+                                        f"digest {checkpoint.digest} ({checkpoint.algorithm})",
+                 event=msgspec.Raw(msgspec.json.encode(checkpoint)))
+
+
+def write_entries(entries: Iterable[Entry], out: TextIO, fmt: str, checkpoint: Checkpoint | None = None) -> int:
+    """The entries as CSV or JSON Lines, then the checkpoint taken with them, if any; how many entries."""
     count = 0
-    if fmt == "csv":
-        writer = csv.writer(out)
+    writer = csv.writer(out) if fmt == "csv" else None
+    if writer is not None:
         writer.writerow(COLUMNS)
-        for entry in entries:
+    for entry in [*entries, *([checkpoint_entry(checkpoint)] if checkpoint is not None else [])]:
+        if writer is not None:
             row = {column: getattr(entry, column) for column in COLUMNS}
             row["event"] = bytes(entry.event).decode()
             row["occurred_at"] = iso(entry.occurred_at) if entry.occurred_at else ""
             writer.writerow([row[column] for column in COLUMNS])
-            count += 1
-    else:
-        for entry in entries:
+        else:
             out.write(msgspec.json.encode(entry).decode() + "\n")
-            count += 1
+        count += entry.type != CHECKPOINT_TYPE
     return count
 
 
@@ -430,14 +792,41 @@ class Bar:
 
 
 async def run(args: argparse.Namespace, env: dict[str, str], read_model_url: str) -> int:
-    connection = await NatsConnection.open_on_running_loop(StreamSettings.from_env(env))
+    settings = StreamSettings.from_env(env)
+    places = Checkpoints(settings.stream, env.get("JOBSTREAM_DATA") or None, read_model_url)
+    connection = await NatsConnection.open_on_running_loop(settings)
     try:
-        return await _command(args, connection, read_model_url)
+        return await _command(args, connection, read_model_url, places)
     finally:
         await connection.aclose()
+        places.close()
 
 
-async def _command(args: argparse.Namespace, connection: NatsConnection, read_model_url: str) -> int:
+async def _checkpoint_now(connection: NatsConnection, places: Checkpoints, known: list[Checkpoint]) -> Checkpoint:
+    """A checkpoint of the stream as it is now, recorded wherever checkpoints are kept."""
+    bar = Bar(await connection.last_position(), "checkpointing")
+    try:
+        checkpoint, problems = await checkpoint_and_keep(connection, places, known, bar)
+    finally:
+        bar.close()
+    for problem in problems:
+        print(f"jobstream audit: {problem}", file=sys.stderr)
+    return checkpoint
+
+
+async def _known(places: Checkpoints, files: Sequence[str] = ()) -> tuple[list[Checkpoint], list[str]]:
+    """The checkpoints kept (data directory, read models) and those in files the accountant names."""
+    known, problems = await asyncio.to_thread(places.known)
+    for name in files:
+        try:
+            known.extend(c for c in checkpoints_in(Path(name)) if c.stream == places.stream)
+        except (OSError, ValueError, msgspec.DecodeError, msgspec.ValidationError, KeyError) as error:
+            problems.append(f"{name} holds no checkpoint that can be read: {error}")
+    return known, problems
+
+
+async def _command(args: argparse.Namespace, connection: NatsConnection, read_model_url: str,
+                   places: Checkpoints) -> int:
     out = sys.stdout
     if args.audit_command == "replay":
         count = 0
@@ -447,43 +836,84 @@ async def _command(args: argparse.Namespace, connection: NatsConnection, read_mo
         if not args.json:
             print(f"{count} events.", file=sys.stderr)
         return 0
+    if args.audit_command == "checkpoint":
+        known, problems = await _known(places)
+        for problem in problems:
+            print(f"jobstream audit: {problem}", file=sys.stderr)
+        if not places.places:
+            raise SystemExit("jobstream audit: nowhere to keep a checkpoint: set JOBSTREAM_DATA or READ_MODEL_URL")
+        try:
+            checkpoint = await _checkpoint_now(connection, places, known)
+        except TailMissing as refused:
+            print(f"No checkpoint taken: {refused}.")
+            return 1
+        print(checkpoint.line())
+        print(f"Kept in {' and '.join(places.places)}.")
+        return 0
     if args.audit_command == "export":
         criteria = criteria_from(args)
         entries = [entry async for entry in replay(connection, criteria)]
+        known, _problems = await _known(places)
+        checkpoint: Checkpoint | None = None
+        refused = ""
+        try:
+            checkpoint = await _checkpoint_now(connection, places, known)
+        except TailMissing as error:
+            refused = str(error)
         target = open(args.out, "w", newline="", encoding="utf-8") if args.out else out  # noqa: SIM115
         try:
-            count = write_entries(entries, target, args.format)
+            count = write_entries(entries, target, args.format, checkpoint)
         finally:
             if args.out:
                 target.close()
         print(f"Exported {count} events{f' to {args.out}' if args.out else ''}.", file=sys.stderr)
+        if checkpoint is None:
+            print(f"No checkpoint in this export: {refused}.", file=sys.stderr)
+            return 1
+        print(f"{checkpoint.line()} (its last record: file it with the export).", file=sys.stderr)
         return 0
     if args.audit_command == "verify":
+        known, problems = await _known(places, args.checkpoints or ())
         bar = Bar(await connection.last_position(), "verifying")
-        verdict = await verify(connection, bar)
+        verdict = await verify(connection, known, bar)
         bar.close()
+        verdict.problems.extend(problems)
         print(f"Read {verdict.messages} messages (sequences {verdict.first}..{verdict.last}): "
               f"{verdict.events} events of {verdict.aggregates} aggregates.")
+        if known:
+            latest = max(known, key=lambda c: c.head)
+            print(f"Compared with {len(known)} checkpoint(s) kept outside the stream; the furthest, "
+                  f"{latest.seen()}, saw position {latest.head:,}.")
+        else:
+            print("No checkpoint to compare with: a tail cut from the stream would not show "
+                  "(take one with `jobstream audit checkpoint`).")
         if verdict.whole:
             print("The log is whole: every sequence present, every aggregate's versions contiguous, "
-                  "every hash chain intact.")
+                  "every hash chain intact" + (", every checkpoint matched." if known else "."))
             return 0
         print(f"The log is NOT whole: {len(verdict.problems)} problem(s).")
         for problem in verdict.problems:
             print(f"  - {problem}")
+        proven = (f"; {verdict.proven.seen()} proves the log up to {verdict.proven.head:,}"
+                  if verdict.proven else "")
+        print(f"The last intact position is {verdict.last_intact:,}{proven}.")
         return 1
     if args.audit_command == "reconcile":
+        known, problems = await _known(places)
         bar = Bar(await connection.last_position(), "reconciling")
-        found = await reconcile(connection, bar)
+        limit = timedelta(hours=args.held_hours)
+        found = await reconcile(connection, bar, now=_moment(args.now) if args.now else None, held_limit=limit,
+                                checkpoints=known)
         bar.close()
+        found.problems.extend(problems)
         reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(found.not_billed.items())) or "none"
         print(f"{found.completed} completed jobs: {found.invoiced} invoiced, not billed: {reasons}, "
-              f"held for the office: {len(found.held)}.")
+              f"held for the office: {len(found.held)} (allowed {_hours(limit)}).")
         for held in found.held:
             print(f"  held  {held}")
         if found.whole:
-            print("Every completed job has exactly one invoice or a reason it is not billed; "
-                  "every series' numbers run without a gap.")
+            print("Every completed job has exactly one invoice, a reason it is not billed, or has been held "
+                  "less long than allowed; every series' numbers run without a gap, each on its document.")
             return 0
         print(f"{len(found.problems)} problem(s):")
         for problem in found.problems:
@@ -580,8 +1010,17 @@ def parser() -> argparse.ArgumentParser:
     selection(sub)
     sub.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     sub.add_argument("--out", help="file to write (default: standard output)")
-    commands.add_parser("verify", help="prove the log whole and untampered")
-    commands.add_parser("reconcile", help="every completed job has one invoice or a reason; numbers have no gaps")
+    sub = commands.add_parser("verify", help="prove the log whole and untampered, and as long as every checkpoint saw")
+    sub.add_argument("--checkpoints", action="append", metavar="FILE",
+                     help="also compare with the checkpoints in this file: an export, or a copy of "
+                          f"{CHECKPOINT_FILE} (repeatable)")
+    sub = commands.add_parser("reconcile", help="every completed job has one invoice or a reason; numbers have no gaps")
+    sub.add_argument("--held-hours", type=float, default=None,
+                     help="how long a completed job may be held for the office (default: "
+                          f"JOBSTREAM_AUDIT_HELD_HOURS, else {HELD_HOURS:g})")
+    sub.add_argument("--now", help="judge how long jobs were held as at this moment (default: now)")
+    commands.add_parser("checkpoint", help="record the stream's head and the digest of the whole log, "
+                                           "outside the stream")
     sub = commands.add_parser("as-of", help="a job or an invoice as it stood at a moment")
     sub.add_argument("--job", default="")
     sub.add_argument("--invoice", default="", help="an invoice's id (as /api/invoices lists them)")
@@ -594,7 +1033,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    env = {key: os.environ.get(key, "") for key in STREAM_VARIABLES}
+    env = {key: os.environ.get(key, "") for key in (*STREAM_VARIABLES, "JOBSTREAM_DATA")}
+    if getattr(args, "held_hours", 0) is None:
+        try:
+            args.held_hours = float(os.environ.get("JOBSTREAM_AUDIT_HELD_HOURS") or HELD_HOURS)
+        except ValueError:
+            raise SystemExit("jobstream audit: JOBSTREAM_AUDIT_HELD_HOURS is not a number of hours") from None
     if not env["NATS_URL"]:
         raise SystemExit("jobstream audit: NATS_URL is not set; is jobstream running?")
     try:

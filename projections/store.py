@@ -464,6 +464,26 @@ class LedgerTables(Tables):
                             position=r["position"]) for r in rows]
 
 
+class CheckpointTables(Tables):
+    """The audit's checkpoints of the stream (projections/audit.py), kept beside the read models:
+    a second copy outside the stream, besides the data directory's file. Rows are only added."""
+
+    TABLES = (
+        "CREATE TABLE IF NOT EXISTS {t}audit_checkpoints (stream TEXT NOT NULL, head BIGINT NOT NULL, "
+        "digest TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (stream, head, digest))",
+    )
+
+    def add_checkpoint(self, stream: str, head: int, digest: str, doc: str) -> None:
+        with self.writing() as cursor:
+            self.execute(cursor, "INSERT INTO {t}audit_checkpoints VALUES (?, ?, ?, ?) "
+                                 "ON CONFLICT (stream, head, digest) DO NOTHING", (stream, head, digest, doc))
+
+    def checkpoint_docs(self, stream: str) -> list[str]:
+        """The stream's checkpoints as they were recorded (JSON), oldest head first."""
+        return [r["doc"] for r in self.query("SELECT doc FROM {t}audit_checkpoints WHERE stream = ? "
+                                             "ORDER BY head", (stream,))]
+
+
 def _time_row(r: Any) -> TimeRow:
     return TimeRow(entry_id=UUID(r["entry_id"]), job_id=UUID(r["job_id"]),
                    technician_id=UUID(r["technician_id"]),
@@ -518,8 +538,13 @@ class SQLiteLedger(LedgerTables, SQLiteView):
     writing = SQLiteView.writing
 
 
+class SQLiteCheckpoints(CheckpointTables, SQLiteView):
+    ddl = SQLiteView.ddl
+    writing = SQLiteView.writing
+
+
 @functools.cache
-def _postgres_classes() -> tuple[type, type, type]:
+def _postgres_classes() -> tuple[type, type, type, type]:
     """Defined on first use, so SQLite users need no PostgreSQL driver installed."""
     from eventsourcing.postgres import PostgresTrackingRecorder
     from psycopg.sql import SQL
@@ -543,10 +568,14 @@ def _postgres_classes() -> tuple[type, type, type]:
     class PostgresLedger(LedgerTables, PostgresView):
         sql = PostgresView.sql
 
-    return PostgresBoard, PostgresTimesheets, PostgresLedger
+    class PostgresCheckpoints(CheckpointTables, PostgresView):
+        sql = PostgresView.sql
+
+    return PostgresBoard, PostgresTimesheets, PostgresLedger, PostgresCheckpoints
 
 
-VIEWS = {"board": (SQLiteBoard, 0), "timesheets": (SQLiteTimesheets, 1), "ledger": (SQLiteLedger, 2)}
+VIEWS = {"board": (SQLiteBoard, 0), "timesheets": (SQLiteTimesheets, 1), "ledger": (SQLiteLedger, 2),
+         "checkpoints": (SQLiteCheckpoints, 3)}
 
 
 def open_view(name: str, url: str) -> Any:

@@ -38,7 +38,7 @@ from fastapi.templating import Jinja2Templates
 from events.contract import CreditNoteDocumentStored, ProformaDocumentStored, decode_event
 from events.jetstream import STREAM_VARIABLES, NatsConnection, StreamSettings
 from events.revocations import Revocations
-from projections.audit import Criteria, Entry, replay, write_entries
+from projections.audit import Checkpoints, Criteria, Entry, TailMissing, checkpoint_and_keep, replay, write_entries
 from projections.failures import FailureRow, FailureState, failures
 from projections.rows import InvoiceRow, JobRow, UserRow, iso
 from read_api import links
@@ -566,11 +566,23 @@ def create_app(settings: Settings) -> FastAPI:
         stream = auditors_only(request, who)
         criteria = audit_criteria(job, customer, event_type, since, before, after, until)
         entries: list[Entry] = [entry async for entry in replay(stream, criteria)]
+        # its last record: a checkpoint of the whole stream, kept in the read models too
+        headers = {"Content-Disposition": f'attachment; filename="jobstream-events.{format}"'}
+        places = Checkpoints(stream.settings.stream, read_model_url=settings.read_model_url)
+        try:
+            checkpoint, problems = await checkpoint_and_keep(stream, places)
+        except TailMissing as refused:
+            checkpoint, problems = None, [f"no checkpoint in this export: {refused}"]
+        finally:
+            await asyncio.to_thread(places.close)
+        for problem in problems:
+            log.error("audit export: %s", problem)
+        if checkpoint is None:
+            headers["X-Jobstream-Checkpoint"] = problems[0]
         out = io.StringIO()
-        write_entries(entries, out, format)
+        write_entries(entries, out, format, checkpoint)
         media = "text/csv" if format == "csv" else "application/x-ndjson"
-        return Response(out.getvalue(), media_type=media,
-                        headers={"Content-Disposition": f'attachment; filename="jobstream-events.{format}"'})
+        return Response(out.getvalue(), media_type=media, headers=headers)
 
     # --- the dashboard -------------------------------------------------------------------
 

@@ -7,7 +7,7 @@
     jobstream run invoicer [issue|documents]            issues invoices, renders their PDFs
     jobstream run notifier                              emails and push alerts
     jobstream run web | workers                         several services in one process (what `up` runs)
-    jobstream audit replay|verify|as-of|rebuild|export the accountants' tools
+    jobstream audit replay|verify|reconcile|checkpoint|as-of|rebuild|export   the accountants' tools
     jobstream demo                                      load a small realistic business
     jobstream stream                                    create or check the event stream; how far it is
     jobstream admin create-user NAME --role office      prints the new token once
@@ -49,7 +49,8 @@ SERVICES = {
     "notifier": "sends invoices and reminders by email, and push alerts to the team",
     "scheduler": "schedules recurring services' jobs ahead and alerts the office to SLAs at risk",
     "web": "the command API and the read API in one process (what `jobstream up` runs)",
-    "workers": "every projection, the invoicer, the notifier and the scheduler in one process (what `up` runs)",
+    "workers": "every projection, the invoicer, the notifier, the scheduler and the audit's checkpoints in one "
+               "process (what `up` runs)",
 }
 # Several services in one process, as `jobstream up` runs them on one machine: each package
 # exposes what it runs (an ASGI app factory, or `run_service(env, stop)`), named here the way
@@ -57,9 +58,11 @@ SERVICES = {
 # name, so no package imports another's code.
 WEB = {"command-api": "services.api:app_from_environment", "read-api": "read_api.app:app_from_environment"}
 WORKERS = {"projector": "projections.runner:run_service", "invoicer": "invoicer.service:run_service",
-           "notifier": "notifier.service:run_service", "scheduler": "services.recurring:run_service"}
+           "notifier": "notifier.service:run_service", "scheduler": "services.recurring:run_service",
+           "checkpoints": "projections.audit:run_service"}
 # The NATS user each service signs in as (nats.conf: what each may publish)
 NATS_USERS = {"command-api": "command", "read-api": "read", "projector": "projector", "invoicer": "invoicer",
+              "checkpoints": "projector",  # the audit's checkpoints: it only reads the stream
               "notifier": "notifier", "scheduler": "scheduler"}
 PROJECTIONS = ("board", "timesheets", "ledger")
 ROLES = ("office", "technician", "accountant", "admin")  # events.contract.Role's values
@@ -176,6 +179,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "NATS_URL": url or self.resolved_url(),
             **self.credentials(),
             "NATS_STREAM": self.stream,
+            "JOBSTREAM_DATA": str(self.data_dir),  # the audit keeps its checkpoints of the stream here
             "NATS_SUBJECT_PREFIX": os.environ.get("NATS_SUBJECT_PREFIX", ""),
             "READ_MODEL_URL": self.read_model_url,
             "JOBSTREAM_TIMEZONE": self.timezone,
@@ -675,7 +679,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data", default=argparse.SUPPRESS, help="data directory")
     p.set_defaults(handler=events)
 
-    p = commands.add_parser("audit", help="replay, verify, as-of, rebuild, export (jobstream audit -h)",
+    p = commands.add_parser("audit", help="replay, verify, reconcile, checkpoint, as-of, rebuild, export "
+                                          "(jobstream audit -h)",
                             add_help=False)
     p.add_argument("--data", default=argparse.SUPPRESS, help="data directory")
     p.add_argument("rest", nargs=argparse.REMAINDER)

@@ -88,6 +88,10 @@ def test_accountants_replay_and_export_but_write_nothing(api: Api, reader: TestC
     assert lines[0]["type"] == "JobRequested" and len(lines) >= 7
     exported = get(reader, api, "/api/audit/export", who="accountant", format="csv", type="NoteAdded")
     assert exported.text.splitlines()[0].startswith("position,occurred_at") and "Seal worn out" in exported.text
+    import csv
+
+    last = list(csv.DictReader(exported.text.splitlines()))[-1]  # the checkpoint taken with it, to file
+    assert last["type"] == "Checkpoint" and msgspec.json.decode(last["event"])["head"] == int(last["position"])
     assert get(reader, api, "/api/audit/replay", who="office").status_code == 403
     write = reader.post("/jobs/new", data={"description": "x"}, headers=api.headers("accountant"))
     assert write.status_code == 403 and "cannot change anything" in write.text  # a page, for a browser
