@@ -27,7 +27,7 @@ import os
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -371,15 +371,28 @@ async def run_service(env: dict[str, str], stop: asyncio.Event) -> None:
     JOBSTREAM_CHECKPOINT_SECONDS (default 300) or JOBSTREAM_CHECKPOINT_MESSAGES (default 1000),
     whichever comes first, into JOBSTREAM_DATA's audit-checkpoints.jsonl and READ_MODEL_URL."""
     settings = StreamSettings.from_env(env)
+    every = checkpoint_intervals(env)
     places = Checkpoints(settings.stream, env.get("JOBSTREAM_DATA") or None, env.get("READ_MODEL_URL", ""))
     connection = await NatsConnection.open_on_running_loop(settings)
     try:
         await connection.ensure_stream_async()
-        await keep_checkpointing(connection, places, stop, float(env.get("JOBSTREAM_CHECKPOINT_SECONDS") or 300),
-                                 int(env.get("JOBSTREAM_CHECKPOINT_MESSAGES") or 1000))
+        await keep_checkpointing(connection, places, stop, *every)
     finally:
         await connection.aclose()
         places.close()
+
+
+def checkpoint_intervals(env: Mapping[str, str]) -> tuple[float, int]:
+    """JOBSTREAM_CHECKPOINT_SECONDS (default 300) and JOBSTREAM_CHECKPOINT_MESSAGES (default 1000)."""
+    try:
+        seconds = float(env.get("JOBSTREAM_CHECKPOINT_SECONDS") or 300)
+        messages = int(env.get("JOBSTREAM_CHECKPOINT_MESSAGES") or 1000)
+    except ValueError:
+        raise SystemExit("JOBSTREAM_CHECKPOINT_SECONDS and JOBSTREAM_CHECKPOINT_MESSAGES are numbers "
+                         "(seconds, messages)") from None
+    if seconds <= 0 or messages <= 0:
+        raise SystemExit("JOBSTREAM_CHECKPOINT_SECONDS and JOBSTREAM_CHECKPOINT_MESSAGES must be above 0")
+    return seconds, messages
 
 
 # --- verify -----------------------------------------------------------------------------
@@ -836,6 +849,13 @@ async def _command(args: argparse.Namespace, connection: NatsConnection, read_mo
         if not args.json:
             print(f"{count} events.", file=sys.stderr)
         return 0
+    if args.audit_command == "checkpoint" and args.keep:
+        from events.bridge import stop_on_signals
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        every = checkpoint_intervals(os.environ)
+        await keep_checkpointing(connection, places, stop_on_signals(), *every)
+        return 0
     if args.audit_command == "checkpoint":
         known, problems = await _known(places)
         for problem in problems:
@@ -1019,8 +1039,11 @@ def parser() -> argparse.ArgumentParser:
                      help="how long a completed job may be held for the office (default: "
                           f"JOBSTREAM_AUDIT_HELD_HOURS, else {HELD_HOURS:g})")
     sub.add_argument("--now", help="judge how long jobs were held as at this moment (default: now)")
-    commands.add_parser("checkpoint", help="record the stream's head and the digest of the whole log, "
-                                           "outside the stream")
+    sub = commands.add_parser("checkpoint", help="record the stream's head and the digest of the whole log, "
+                                                 "outside the stream")
+    sub.add_argument("--keep", action="store_true",
+                     help="and go on taking one every JOBSTREAM_CHECKPOINT_SECONDS (300) or "
+                          "JOBSTREAM_CHECKPOINT_MESSAGES (1000) new messages, until stopped (`jobstream run checkpoints`)")
     sub = commands.add_parser("as-of", help="a job or an invoice as it stood at a moment")
     sub.add_argument("--job", default="")
     sub.add_argument("--invoice", default="", help="an invoice's id (as /api/invoices lists them)")

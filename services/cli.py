@@ -6,6 +6,7 @@
     jobstream run projector board|timesheets|ledger|all    one projection (or all in one process)
     jobstream run invoicer [issue|documents]            issues invoices, renders their PDFs
     jobstream run notifier                              emails and push alerts
+    jobstream run checkpoints                           the audit's checkpoints of the stream, at intervals
     jobstream run web | workers                         several services in one process (what `up` runs)
     jobstream audit replay|verify|reconcile|checkpoint|as-of|rebuild|export   the accountants' tools
     jobstream demo                                      load a small realistic business
@@ -48,6 +49,7 @@ SERVICES = {
     "invoicer": "issues the invoice of each completed job (run several for redundancy)",
     "notifier": "sends invoices and reminders by email, and push alerts to the team",
     "scheduler": "schedules recurring services' jobs ahead and alerts the office to SLAs at risk",
+    "checkpoints": "the audit's checkpoints of the stream, at intervals, kept outside it (jobstream audit verify)",
     "web": "the command API and the read API in one process (what `jobstream up` runs)",
     "workers": "every projection, the invoicer, the notifier, the scheduler and the audit's checkpoints in one "
                "process (what `up` runs)",
@@ -419,7 +421,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     # one service, signed in to NATS as its own user
     env = service_env({**os.environ, **settings.env()}, NATS_USERS.get(args.service, ""))
-    if args.service in ("projector", "read-api", "invoicer", "notifier"):
+    if args.service in ("projector", "read-api", "invoicer", "notifier", "checkpoints"):
         # Separate packages (projections, read_api, invoicer) that the write side does not import:
         # the process becomes theirs, with the settings in its environment.
         if args.service == "projector":
@@ -433,6 +435,8 @@ def run(args: argparse.Namespace) -> int:
             argv = [sys.executable, "-m", "invoicer", part]
         elif args.service == "notifier":
             argv = [sys.executable, "-m", "notifier"]
+        elif args.service == "checkpoints":
+            argv = [sys.executable, "-m", "projections.audit", "checkpoint", "--keep"]
         else:
             port = args.port or DEFAULT_PORTS[args.service]
             argv = [sys.executable, "-m", "read_api.serve", "--host", args.host, "--port", str(port),
