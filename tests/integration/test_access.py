@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -228,7 +229,8 @@ class Loop:
         while not self.stopping.is_set():
             before = self.seen()
             answer = self.send()
-            self.answers.append((before, answer.status_code, answer.json()))
+            json_body = answer.headers.get("content-type", "").startswith("application/json")
+            self.answers.append((before, answer.status_code, answer.json() if json_body else answer.text))
             if answer.status_code == 401:
                 self.refused.set()
 
@@ -271,8 +273,11 @@ def test_a_revoked_token_writes_and_reads_nothing_once_a_process_has_seen_the_re
     loops = (writer, board, job_page, phone)
     for loop in loops:
         loop.thread.start()
-    while len(writer.answers) < 10 or any(len(loop.answers) < 10 for loop in loops):
-        threading.Event().wait(0.01)  # each has been answered with the token a few times
+    deadline = time.monotonic() + 60
+    while any(len(loop.answers) < 10 for loop in loops):  # each answered with the token a few times
+        assert time.monotonic() < deadline and all(loop.thread.is_alive() for loop in loops), [
+            loop.answers[-1:] for loop in loops]
+        threading.Event().wait(0.01)
     assert all(status in (200, 201) for loop in loops for _, status, _ in loop.answers[:10])
 
     revoke_with_the_cli(token, stream_env, tmp_path / "cli")
