@@ -564,6 +564,12 @@ class InvoicingHeld(JobEvent, frozen=True, kw_only=True, tag=True):
     reason: str
 
 
+class InvoicingReleaseRequested(JobEvent, frozen=True, kw_only=True, tag=True):
+    """The office asks the invoicer to try a held job again (its cause fixed, say)."""
+
+    note: str = ""
+
+
 # invoices (the id is derived from the job's; the number from its series' next sequence)
 
 
@@ -1061,7 +1067,7 @@ JobEvents = (
     JobRequested | JobDetailsChanged | JobQuoted | QuoteAccepted | QuoteRejected | JobScheduled
     | JobRescheduled | JobUnassigned | JobTaken | WorkStarted | WorkStopped | TimeEntryAdded
     | TimeEntryCorrected | NoteAdded | MaterialUsed | JobCompleted | JobSignedOff | JobPutOnHold
-    | JobResumed | JobCancelled | JobReopened | JobInvoiced | JobNotBilled | InvoicingHeld
+    | JobResumed | JobCancelled | JobReopened | JobInvoiced | JobNotBilled | InvoicingHeld | InvoicingReleaseRequested
     | InterimInvoiceRequested | InterimInvoiced | PhotoAttached | SlaAtRisk
 )
 InvoiceEvents = (
@@ -1336,6 +1342,12 @@ class RequestInterimInvoice(Command, frozen=True, kw_only=True, forbid_unknown_f
     """Invoice the work to date on a long job (the office); the invoicer issues it."""
 
 
+class ReleaseInvoicing(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Have the invoicer try a held job again (the office, once the cause is fixed)."""
+
+    note: OptionalText = ""
+
+
 class AttachPhoto(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Made by the photo upload route (the photo itself is the request body), not posted as JSON."""
 
@@ -1467,7 +1479,7 @@ JobCommand = (
     RequestJob | ChangeJobDetails | QuoteJob | AcceptQuote | RejectQuote | ScheduleJob
     | RescheduleJob | UnassignJob | TakeJob | StartWork | StopWork | AddTimeEntry
     | CorrectTimeEntry | AddNote | UseMaterial | CompleteJob | SignOffJob | PutJobOnHold
-    | ResumeJob | CancelJob | ReopenJob | RequestInterimInvoice | AttachPhoto | WarnSlaAtRisk
+    | ResumeJob | CancelJob | ReopenJob | RequestInterimInvoice | AttachPhoto | WarnSlaAtRisk | ReleaseInvoicing
 )
 
 

@@ -92,8 +92,13 @@ from invoicer.pricing import (
 log = logging.getLogger("invoicer")
 
 NAME = "invoicer"
+# what may have held a job's invoice changed (or the office asks): its held jobs are tried again
+HELD_CAUSES = frozenset({"CustomerDetailsChanged", "PriceListCreated", "ActivityPriced", "ActivityRemoved",
+                         "InvoicingReleaseRequested"})
 TRIGGERS = frozenset({"JobCompleted", "JobSignedOff", "CreditNoteRequested", "QuoteAccepted",
-                      "InterimInvoiceRequested"})
+                      "InterimInvoiceRequested"}) | HELD_CAUSES
+# the job events that say whether its invoicing is held
+HOLDING = frozenset({"InvoicingHeld", "JobInvoiced", "JobNotBilled", "JobReopened"})
 NAMESPACE = UUID("1d7c1b52-8f0e-4d59-b7a3-5f3f0b6a4c21")
 
 
@@ -189,7 +194,20 @@ class Invoicer(Consumer):
         self.settings = settings
         self._lists: dict[UUID, list[Event]] = {}
         self._lists_position = 0
+        self._held: set[UUID] = set()  # jobs whose invoicing is held, as the stream says now
+        self._held_position = 0
         self.issued = 0
+
+    async def held_jobs(self) -> set[UUID]:
+        """The jobs whose last billing decision was to hold the invoice (read incrementally,
+        only when something that may release one happens)."""
+        for position, stored in await self.recorder.kind_events_async("job", self._held_position):
+            self._held_position = position
+            if stored.topic == "InvoicingHeld":
+                self._held.add(stored.originator_id)
+            elif stored.topic in HOLDING:
+                self._held.discard(stored.originator_id)
+        return self._held
 
     async def price_lists(self) -> dict[UUID, PriceList]:
         """Every price list as stored now (read incrementally: lists change rarely)."""
@@ -221,6 +239,8 @@ class Invoicer(Consumer):
         return Priced(job=job, work=work, buyer=buyer, customer=customer, result=result)
 
     async def decide_and_save(self, notification: Notification) -> str:
+        if notification.topic in HELD_CAUSES:
+            return await self.try_held_again(notification)
         if notification.topic == "CreditNoteRequested":
             return await self.credit(notification)
         if notification.topic == "QuoteAccepted":
@@ -254,8 +274,53 @@ class Invoicer(Consumer):
             return "skipped"  # issued already, with the job's JobInvoiced: nothing to repair
         return await self._issue(notification, priced, result, invoice_id)
 
+    async def try_held_again(self, notification: Notification) -> str:
+        """The held jobs a change concerns, priced again: the office's release names its job,
+        a customer's details their jobs, a price list or an activity every held job. Each is
+        then invoiced by the same path as at completion (or held again, saying why, when the
+        office asked or the reason changed). The last one's batch carries the tracking record;
+        an invoice already there is never issued again (its id is derived from the job's)."""
+        cause = decode_event(notification.state)
+        if notification.topic == "InvoicingReleaseRequested":
+            concerned = [cause.id]
+        else:
+            concerned = sorted(await self.held_jobs())
+        if notification.topic == "CustomerDetailsChanged":
+            concerned = [job_id for job_id in concerned
+                         if work_of(job_id, (await self.load(job_id)).events).customer_id == cause.id]
+        outcome = "skipped"
+        for n, job_id in enumerate(concerned):
+            done = await self._try_again(notification, job_id, tracked=n == len(concerned) - 1)
+            outcome = done if done != "skipped" else outcome
+        return outcome
+
+    async def _try_again(self, notification: Notification, job_id: UUID, tracked: bool) -> str:
+        priced = await self.price(job_id, datetime.now(UTC))
+        job, work, result = priced.job, priced.work, priced.result
+        asked = notification.topic == "InvoicingReleaseRequested"
+        if work.status is not Status.COMPLETED or work.settled != "held" or (
+                work.job_type in self.settings.sign_off_job_types and not work.signed_off):
+            return "skipped"  # invoiced, not billed or reopened meanwhile, or not due yet
+        cause = notification if tracked else None
+        command_id = f"{self.name}:{notification.id}:{job_id}"
+        if result is None:
+            held = [e for e in job.events if isinstance(e, InvoicingHeld)]
+            if not asked and held and held[-1].reason == priced.problem:
+                return "skipped"  # held for the same reason still
+            await self.save(cause, [(job_id, job, [InvoicingHeld(id=job_id, reason=priced.problem)])], command_id)
+            return "held"
+        if isinstance(result, Unbillable):
+            not_billed = JobNotBilled(id=job_id, reason=result.reason, cost=result.cost, currency=result.currency)
+            await self.save(cause, [(job_id, job, [not_billed])], command_id)
+            return "not billed"
+        invoice_id = invoice_id_of(job_id)
+        if (await self.load(invoice_id)).version:
+            return "skipped"
+        log.info("job %s: held invoice released (%s)", job_id, notification.topic)
+        return await self._issue(notification, priced, result, invoice_id, tracked=tracked)
+
     async def _issue(self, notification: Notification, priced: Priced, result: Bill, invoice_id: UUID,
-                     interim: bool = False) -> str:
+                     interim: bool = False, tracked: bool = True) -> str:
         """The invoice, its number, the job's record of it (and the prepaid hours it used), with
         the tracking record: one atomic batch."""
         job, work, buyer = priced.job, priced.work, priced.buyer
@@ -293,7 +358,10 @@ class Invoicer(Consumer):
                 prepaid.append(PrepaidBalanceLow(id=buyer.id, balance_minutes=left,
                                                  warn_below_minutes=buyer.warn_below_minutes))
             touched.append((buyer.id, priced.customer, prepaid))
-        await self.save(notification, touched)
+        if tracked:
+            await self.save(notification, touched)
+        else:  # one of several jobs a change released: the last one's batch moves the tracking
+            await self.save(None, touched, f"{self.name}:{notification.id}:{job_id}")
         self.issued += 1
         log.info("job %s: invoice %s issued, %s %s", job_id, number, result.gross_total, result.currency)
         return "issued"

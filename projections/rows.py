@@ -38,6 +38,7 @@ from events.contract import (
     InvoiceEvent,
     InvoiceIssued,
     InvoicingHeld,
+    InvoicingReleaseRequested,
     PaymentApplied,
     PaymentReminderDue,
     PrepaidBalanceLow,
@@ -245,6 +246,8 @@ def _job_changes(row: JobRow, event: JobEvent) -> dict[str, object]:  # noqa: PL
             return {"billing_note": f"not billed: {event.reason}"}
         case InvoicingHeld():
             return {"billing_note": f"invoice held: {event.reason}"}
+        case InvoicingReleaseRequested():
+            return {"billing_note": "invoicing again, as the office asked"}
     return {}
 
 

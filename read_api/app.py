@@ -912,7 +912,7 @@ def create_app(settings: Settings) -> FastAPI:
                 body["reason"] = form["reason"]
         elif action in ("cancel", "hold", "reopen"):
             body = {"reason": form.get("reason", "")}
-        elif action == "resume":
+        elif action in ("resume", "release-invoicing"):
             body = {}
         elif action == "notes":
             body = {"text": form.get("text", "")}

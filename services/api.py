@@ -60,6 +60,7 @@ from events.contract import (
     RegisterPushSubscription,
     RegisterTechnician,
     RejectQuote,
+    ReleaseInvoicing,
     RemoveActivity,
     ReopenJob,
     RequestInterimInvoice,
@@ -113,6 +114,7 @@ JOB_ACTIONS: dict[str, type[msgspec.Struct]] = {
     "cancel": CancelJob,
     "reopen": ReopenJob,
     "interim-invoice": RequestInterimInvoice,
+    "release-invoicing": ReleaseInvoicing,
 }
 
 TECHNICIAN_ACTIONS: dict[str, type[msgspec.Struct]] = {

@@ -381,8 +381,8 @@ class JobstreamApp:
                        expected_version: int | None) -> Result:
         key = (actor.id, command_id) if command_id else None
         for attempt in range(self.RETRIES):
-            loaded = await self.load_async(kind, id, fresh=attempt > 0 or expected_version is not None
-                                           or kind in CONSUMERS_WRITE)
+            fresh = attempt > 0 or expected_version is not None or kind in CONSUMERS_WRITE
+            loaded = await self.load_async(kind, id, fresh=fresh)
             if key is not None and key in loaded.commands:
                 outcome = loaded.commands[key]
                 return Result(id=id, version=outcome.version, position=outcome.position,
@@ -391,7 +391,13 @@ class JobstreamApp:
                 raise VersionConflict(kind, id, loaded.version, expected_version)
             ctx = Context(now=datetime.now(UTC), actor=actor, company_currency=self.company_currency)
             check_dates(command, ctx.now)
-            touched = await self._decide(kind, id, command, loaded, ctx)
+            try:
+                touched = await self._decide(kind, id, command, loaded, ctx)
+            except DomainError:
+                if fresh:
+                    raise
+                continue  # refused on the cached state, which a consumer may have moved on (the
+                # invoicer holding a job, say): decided again on the stored one
             try:
                 return await self._save(id, touched, actor, command_id, correlation_id)
             except IntegrityError:

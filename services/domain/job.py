@@ -11,6 +11,7 @@ from msgspec.structs import replace
 
 from events.contract import (
     AttachPhoto, PhotoAttached, SlaAtRisk, WarnSlaAtRisk,
+    InvoicingHeld, InvoicingReleaseRequested, JobNotBilled, ReleaseInvoicing,
     AcceptQuote, AddNote, InterimInvoiceRequested, RequestInterimInvoice, AddTimeEntry, Address, BillingKind, CancelJob, ChangeJobDetails,
     CompleteJob, CorrectTimeEntry, JobCancelled, JobCommand, JobCompleted, JobDetailsChanged,
     JobEvent, JobInvoiced, JobPutOnHold, JobQuoted, JobReopened, JobRequested, JobRescheduled, JobResumed,
@@ -55,6 +56,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     status_before_hold: Status | None = None
     visits: int = 0
     sla_warned_for: datetime | None = None  # the deadline the office was alerted about
+    invoicing_held: bool = False  # completed, and the invoicer could not price it
 
     @property
     def exists(self) -> bool:
@@ -306,6 +308,13 @@ def decide(command: JobCommand, job: Job, ctx: Context) -> list[JobEvent]:
         case CancelJob():
             _require(job, OPEN | {Status.ON_HOLD}, "cancel")
             return [*stop_all_running(job, ctx), JobCancelled(id=job.id, reason=command.reason)]
+        case ReleaseInvoicing():
+            if ctx.actor.role not in (Role.OFFICE, Role.ADMIN):
+                raise Forbidden("only the office releases a held invoice")
+            _require(job, {Status.COMPLETED}, "release its invoice")
+            if not job.invoicing_held:
+                raise InvalidTransition("job", job.status, "release its invoice", "its invoicing is not held")
+            return [InvoicingReleaseRequested(id=job.id, note=command.note)]
         case ReopenJob():
             _require(job, {Status.COMPLETED, Status.CANCELLED}, "reopen")
             status = Status.SCHEDULED if job.technician_ids else Status.NEW
@@ -386,8 +395,12 @@ def evolve(job: Job, event: JobEvent) -> Job:
         case JobCancelled():
             return replace(job, status=Status.CANCELLED, running={})
         case JobReopened():
-            return replace(job, status=event.status, signed_off_by="")
+            return replace(job, status=event.status, signed_off_by="", invoicing_held=False)
         case JobInvoiced():
-            return replace(job, status=Status.INVOICED)
+            return replace(job, status=Status.INVOICED, invoicing_held=False)
+        case InvoicingHeld():
+            return replace(job, invoicing_held=True)
+        case InvoicingReleaseRequested() | JobNotBilled():  # the invoicer's to decide again, or decided
+            return replace(job, invoicing_held=False)
         case _:
             return job

@@ -210,3 +210,56 @@ def test_invoices_and_a_bank_statement_in_the_browser(
     page.click("#statement-form button")
     expect(page.locator("#done")).to_contain_text("already imported: nothing added")
     context.close()
+
+
+def test_the_office_releases_a_held_invoice_from_the_job_page(
+        jobstream_up: tuple[Running, int], browser: Browser) -> None:
+    from services.domain.common import derived_id
+
+    running, _port = jobstream_up
+    nats_url = running.as_admin(running.wait_for(r"Started nats-server with JetStream at (nats://\S+)").group(1))
+    office = running.wait_for(r"office \(Olga\)\s+(js_\S+)").group(1)
+    jana = running.wait_for(r"technician \(jana, id (\S+)\)\s+(js_\S+)")
+    dashboard = running.wait_for(r"dashboard\s+(http://\S+)").group(1)
+    command_api = running.wait_for(r"command API\s+(http://\S+)").group(1)
+    running.wait_for("Press Ctrl-C to stop")
+    harbour, default_prices = derived_id("demo", "customer", "harbour"), derived_id("demo", "prices", "default")
+
+    with httpx.Client(base_url=command_api, headers={"Authorization": f"Bearer {office}"}) as api:
+        def ok(path: str, body: dict[str, object]) -> dict[str, object]:
+            answer = api.post(path, json=body)
+            assert answer.status_code in (200, 201), answer.text
+            return answer.json()  # type: ignore[no-any-return]
+
+        job = str(ok("/jobs", {"customer_id": str(harbour), "job_type": "espresso-repair",
+                               "description": "Espresso machine leaks"})["id"])
+        ok(f"/jobs/{job}/schedule", {"technician_ids": [jana.group(1)], "start": "2026-11-24T09:00:00Z"})
+        ok(f"/jobs/{job}/start", {})
+        ok(f"/jobs/{job}/materials", {"code": "valve-x", "description": "Valve X", "quantity": 1})  # no price
+        ok(f"/jobs/{job}/complete", {"summary": "Valve replaced"})
+
+        def held(count: int) -> int:
+            return wait_for_events(nats_url, f"events.job.{job}", "InvoicingHeld", count)[0]
+
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        sign_in(page, dashboard, office)
+        page.goto(f"{dashboard}/jobs/{job}?position={held(1)}")
+        expect(page.locator("#billing-note")).to_contain_text("invoice held: material 'valve-x' has no price")
+        with httpx.Client(base_url=command_api, headers={"Authorization": f"Bearer {jana.group(2)}"}) as as_jana:
+            assert as_jana.post(f"/jobs/{job}/release-invoicing", json={}).status_code == 403
+        shot(page, "job-held")
+        page.click("#release-form button")  # nothing fixed yet: the invoicer tries, and holds it again
+        expect(page.locator("#timeline")).to_contain_text("InvoicingReleaseRequested")
+        held(2)  # the open page redraws itself as the job moves on
+        expect(page.locator("#timeline li", has_text="InvoicingHeld")).to_have_count(2, timeout=10_000)
+        expect(page.locator("#billing-note")).to_contain_text("invoice held: material 'valve-x'")
+        expect(page.locator("#release-form button")).to_have_text("Try invoicing again")
+
+        # the office prices the valve on the default list: the invoicer releases the job by itself
+        ok(f"/price-lists/{default_prices}/activities", {"code": "valve-x", "name": "Valve X", "unit": "piece",
+                                                         "rate": "12.00", "vat_rate": "21"})
+        wait_for_events(nats_url, f"events.job.{job}", "JobInvoiced", 1)
+        expect(page.locator("#job-status")).to_have_text("invoiced", timeout=10_000)
+        expect(page.locator("#invoice")).to_contain_text("EUR")
+        expect(page.locator("#release-form")).to_have_count(0)
+        page.close()
