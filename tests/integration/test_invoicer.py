@@ -72,7 +72,7 @@ class Office:
         self.app = app
         self.tech = app.execute("technician", app.new_id(OFFICE, None), RegisterTechnician(name="Tom"), OFFICE).id
         self.customer = app.execute("customer", app.new_id(OFFICE, None), RegisterCustomer(
-            name="Novák Stavby", billing_address=Address(**ADDRESS), currency="CZK"), OFFICE).id
+            name="Novák Stavby", billing_address=Address(**ADDRESS), currency="CZK", language="en"), OFFICE).id
 
     def completed_job(self, minutes: int = 130) -> UUID:
         app, job = self.app, self.app.new_id(OFFICE, None)
