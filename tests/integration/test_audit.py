@@ -338,6 +338,15 @@ def test_reconcile_fails_while_a_completed_job_is_held_longer_than_allowed(
     assert at(25, "--held-hours", "48").returncode == 0
     assert at(3, JOBSTREAM_AUDIT_HELD_HOURS="2").returncode == 1
 
+    # the office asks for another try; the invoicer holds it again: still held since the first time
+    from events.contract import ReleaseInvoicing
+    from tests.integration.test_invoicer import OFFICE
+
+    jobstream.execute("job", job, ReleaseInvoicing(note="try again"), OFFICE)
+    asyncio.run(invoice_all(stream_env))
+    assert len(stored(jobstream, InvoicingHeld)[0]) == 2
+    assert at(25).returncode == 1
+
 
 def test_the_workers_take_checkpoints_as_the_stream_grows(jobstream: JobstreamApp, stream_env: dict[str, str],
                                                           tmp_path: Path) -> None:
