@@ -67,8 +67,9 @@ def servers(api: Api, stream_env: dict[str, str], tmp_path: Path) -> Iterator[Se
         try:
             reader = create_read_app(read_settings(stream_env, url, command_api_url=f"http://127.0.0.1:{command_port}",
                                                    link_secret="matrix-secret"))
-            commands = create_command_app(CommandSettings(env={**stream_env,
-                                                               "READ_API_URL": f"http://127.0.0.1:{read_port}"}))
+            commands = create_command_app(CommandSettings(env={
+                **stream_env, "READ_API_URL": f"http://127.0.0.1:{read_port}", "VAPID_PUBLIC_KEY": "BPublicKeyForTests",
+                "JOBSTREAM_BOOKING_SERVICES": "boiler-service:hvac:60:Annual boiler service"}))
             with serving(reader, read_port) as read, serving(commands, command_port) as command:
                 yield Servers(api, command, read, projectors, (commands, reader))
         finally:
