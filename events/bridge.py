@@ -107,12 +107,13 @@ class RunningLoop:
 
 
 def stop_on_signals() -> asyncio.Event:
-    """An event set by SIGINT or SIGTERM: how a service run alone learns to stop. (Run
-    beside others in one process, `jobstream run workers`, it is handed the process's.)"""
+    """An event set by SIGINT, SIGTERM or SIGHUP (its terminal closed): how a service run
+    alone learns to stop. (Run beside others in one process, `jobstream run workers`, it is
+    handed the process's.)"""
     import signal
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
     return stop

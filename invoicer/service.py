@@ -40,6 +40,7 @@ from eventsourcing.persistence import (
 from events.bridge import stop_on_signals
 from events.consumer import Consumer, Stored
 from events.faults import Transient
+from events.lifetime import deaf_to_the_terminal, pool_worker
 from events.contract import (
     Address,
     CreditNoteDocumentStored,
@@ -517,13 +518,19 @@ class DocumentWriter(Consumer):
         self._fill()
 
     def _fill(self) -> None:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
         loop = asyncio.get_running_loop()
-        while self._waiting and len(self._ahead) < self.AHEAD:
-            document_id, event = self._waiting.popleft()
-            if document_id not in self._ahead:
-                self._ahead[document_id] = loop.run_in_executor(self._pool, render_document, event, self.branding)
+        # The pool starts its render processes (and multiprocessing's resource tracker) as work
+        # is handed to it: each dies with this process, however it ends, and leaves a
+        # terminal's Ctrl-C and hang-up to it (events.lifetime).
+        if self._pool is None:
+            with deaf_to_the_terminal():
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=pool_worker, initargs=(os.getpid(),))
+        with deaf_to_the_terminal():  # again: starting the tracker unblocked SIGINT
+            while self._waiting and len(self._ahead) < self.AHEAD:
+                document_id, event = self._waiting.popleft()
+                if document_id not in self._ahead:
+                    self._ahead[document_id] = loop.run_in_executor(self._pool, render_document, event, self.branding)
         if self._retiring is not None:
             self._retiring.cancel()
         self._retiring = loop.call_later(self.IDLE, self._retire)

@@ -193,8 +193,37 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         }
 
 
+class OutputClosed(Exception):
+    """Whoever read our standard output has gone (`jobstream up | head -1`)."""
+
+
 def say(message: str) -> None:
-    print(message, flush=True)
+    try:
+        print(message, flush=True)
+    except BrokenPipeError:
+        _silence_output()
+        raise OutputClosed from None
+
+
+def _silence_output() -> None:
+    """Point standard output at /dev/null: what is still said on the way out (and Python's
+    own flush at exit) goes nowhere instead of raising again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _output_closed() -> bool:
+    """Whether the reader of our standard output has gone, without writing to it: a pipe's
+    writing end polls as an error once its reading end is closed."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _fd, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 # --- up: the whole product, supervised ------------------------------------------------------
@@ -207,7 +236,10 @@ class Child:
         self.restarts: list[float] = []
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv, env=self.env)
+        from events.lifetime import tied_to_parent
+
+        # sent SIGTERM if `up` dies without stopping it (SIGKILL): it stops as if `up` had
+        self.process = subprocess.Popen(self.argv, env=self.env, preexec_fn=tied_to_parent(signal.SIGTERM))
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -227,39 +259,51 @@ def up(args: argparse.Namespace) -> int:
     from services.natsd import EmbeddedNats, kept_passwords
 
     settings = Settings.from_env(args.data)
+    if not settings.nats_url and (settings.stream != "JOBSTREAM" or os.environ.get("NATS_SUBJECT_PREFIX")):
+        # nats.conf's users own the subjects and the documents' store of JOBSTREAM
+        raise SystemExit("jobstream: NATS_STREAM and NATS_SUBJECT_PREFIX need a NATS server of your own "
+                         "(NATS_URL): the embedded one's users may publish only to the JOBSTREAM stream's "
+                         "subjects (nats.conf)")
     held = _hold(settings.data_dir)  # until `up` ends
     server = None
-    if settings.nats_url:
-        url = settings.nats_url
-        say(f"Using NATS at {url} (NATS_URL)")
-    else:
-        if settings.stream != "JOBSTREAM" or os.environ.get("NATS_SUBJECT_PREFIX"):
-            # nats.conf's users own the subjects and the documents' store of JOBSTREAM
-            raise SystemExit("jobstream: NATS_STREAM and NATS_SUBJECT_PREFIX need a NATS server of your own "
-                             "(NATS_URL): the embedded one's users may publish only to the JOBSTREAM stream's "
-                             "subjects (nats.conf)")
-        server = EmbeddedNats(settings.data_dir / "nats", port=args.nats_port,
-                              passwords=kept_passwords(settings.passwords_file)).start()
-        url = server.url
-        settings.url_file.write_text(url)
-        say(f"Started nats-server with JetStream at {url} (data in {settings.data_dir / 'nats'})")
-    env = settings.env(url)
     children: list[Child] = []
     stopping = False
 
+    # Ctrl-C, SIGTERM and a hang-up (the terminal closed) stop everything in order, below.
+    # A SIGKILL runs nothing here: each child is tied to this process and ends with it.
     def request_stop(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, request_stop)
     me = [sys.executable, "-m", "services.cli"]
     try:
+        if settings.nats_url:
+            url = settings.nats_url
+            say(f"Using NATS at {url} (NATS_URL)")
+        else:
+            server = EmbeddedNats(settings.data_dir / "nats", port=args.nats_port,
+                                  passwords=kept_passwords(settings.passwords_file)).start()
+            url = server.url
+            settings.url_file.write_text(url)
+            say(f"Started nats-server with JetStream at {url} (data in {settings.data_dir / 'nats'})")
+        env = settings.env(url)
         # create or verify the stream (and load the demo) before anything runs, in a process
         # that ends when done: the supervisor itself stays small
-        prepared = subprocess.run([*me, "demo" if args.demo else "stream"], env={**os.environ, **env})
-        if prepared.returncode:
-            raise SystemExit(prepared.returncode)
+        prepare = Child("demo" if args.demo else "stream", [*me, "demo" if args.demo else "stream"],
+                        {**os.environ, **env})
+        prepare.start()
+        assert prepare.process is not None
+        while prepare.process.poll() is None:
+            if stopping:
+                prepare.stop()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                prepare.process.wait(timeout=0.2)
+        if stopping or _output_closed():
+            return _stopped(output_closed=_output_closed())
+        if prepare.process.returncode:
+            raise SystemExit(prepare.process.returncode)
         base = f"http://{args.host}:{args.port}"
         dashboard = f"http://{args.host}:{args.read_port}"
         # The demo's own company on its invoices and its bookable services, unless the environment names its own.
@@ -284,7 +328,9 @@ def up(args: argparse.Namespace) -> int:
             children.append(child)
         for child, (_name, _argv, ports) in zip(children, plan, strict=True):
             for port in ports:
-                _wait_until_listening(child, args.host, port)
+                _wait_until_listening(child, args.host, port, lambda: stopping)
+        if stopping:
+            return _stopped()
         say("")
         say("jobstream is running:")
         say(f"  dashboard     {dashboard}   (sign in with an office token)")
@@ -304,6 +350,8 @@ def up(args: argparse.Namespace) -> int:
         say("Press Ctrl-C to stop.")
         while not stopping:
             time.sleep(0.2)
+            if _output_closed():  # `up | head`: nobody reads what we say; stop, as a pipe's writer does
+                return _stopped(output_closed=True)
             for child in children:
                 assert child.process is not None
                 code = child.process.poll()
@@ -318,8 +366,13 @@ def up(args: argparse.Namespace) -> int:
                 say(f"{child.name} exited with {code}; restarting it")
                 time.sleep(min(5.0, 0.5 * len(child.restarts)))
                 child.start()
+    except OutputClosed:
+        return _stopped(output_closed=True)
     finally:
-        say("Stopping jobstream ...")
+        # however `up` got here (a signal, a failure, its output gone), nothing it started
+        # is left running, and nothing said on the way can stop it from stopping them
+        with contextlib.suppress(OutputClosed):
+            say("Stopping jobstream ...")
         for child in children:
             child.stop()
         for child in children:
@@ -328,8 +381,19 @@ def up(args: argparse.Namespace) -> int:
             server.stop()
             settings.url_file.unlink(missing_ok=True)
         held.close()
-        say("Stopped.")
+        with contextlib.suppress(OutputClosed):
+            say("Stopped.")
     return 0
+
+
+def _stopped(output_closed: bool = False) -> int:
+    """`up`'s answer when it stops: 0 when asked to, 1 when its output was closed (told on
+    standard error, the one still read)."""
+    if not output_closed:
+        return 0
+    _silence_output()
+    print("jobstream: standard output closed; stopping", file=sys.stderr, flush=True)
+    return 1
 
 
 def _hold(data_dir: Path) -> Any:
@@ -379,12 +443,16 @@ def _local_mail(directory: Path) -> Any:
     return controller
 
 
-def _wait_until_listening(child: Child, host: str, port: int, timeout: float = 60.0) -> None:
-    """Print the URLs only once the service answers, so they work when they are read."""
+def _wait_until_listening(child: Child, host: str, port: int, stopping: Any = lambda: False,
+                          timeout: float = 60.0) -> None:
+    """Print the URLs only once the service answers, so they work when they are read (or
+    until `up` is asked to stop)."""
     import socket
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if stopping():
+            return
         assert child.process is not None
         if child.process.poll() is not None:
             raise SystemExit(f"jobstream: {child.name} exited with {child.process.returncode} "
@@ -701,6 +769,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except KeyboardInterrupt:
         return 130
+    except OutputClosed:  # `jobstream events | head`: the reader had enough
+        return 1
     except Exception as error:
         from events.jetstream import TurnedAway
         from services.domain.common import DomainError

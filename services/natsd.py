@@ -6,12 +6,15 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from events.lifetime import tied_to_parent
 
 PROJECT_CONF = Path(__file__).resolve().parent.parent / "nats.conf"
 # The NATS users nats.conf defines: admin (the CLI and the tests) may do anything; each service
@@ -90,7 +93,9 @@ def free_port() -> int:
 
 class EmbeddedNats:
     """A nats-server child process on 127.0.0.1, stopped by its own PID. Its users' passwords
-    are given (all nodes of a cluster share them) or made for this server alone."""
+    are given (all nodes of a cluster share them) or made for this server alone. It stops
+    (SIGTERM, a clean shutdown) when the process that started it dies, however that dies:
+    start it from the main thread."""
 
     def __init__(self, data_dir: Path, port: int | None = None, conf: Path = PROJECT_CONF,
                  extra: Sequence[str] = (), passwords: Mapping[str, str] | None = None) -> None:
@@ -121,8 +126,8 @@ class EmbeddedNats:
         self.process = subprocess.Popen(
             [nats_server_binary(), "-c", str(self.conf), "-a", "127.0.0.1",
              "-p", str(self.port), "-sd", str(self.data_dir), *self.extra],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env=self._environment(),
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,  # Ctrl-C is for its parent
+            env=self._environment(), preexec_fn=tied_to_parent(signal.SIGTERM),
         )
         log.close()
         deadline = time.monotonic() + timeout

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,6 +54,72 @@ class Running:
                 return found
 
 
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` now, read from /proc (its threads' children, and theirs)."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        try:
+            tasks = list(Path(f"/proc/{todo.pop()}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            todo.extend(child for child in children if child not in found)
+            found.update(children)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def described(pid: int) -> str:
+    try:
+        status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                      if ":\t" in line)
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return f"{pid} (gone)"
+    return f"{pid} (parent {status.get('PPid', '?').strip()}): {command[:160]}"
+
+
+def running_with(data: Path) -> set[int]:
+    """Every live process started for this data directory, whoever its parent is now: each
+    one of `jobstream up`'s tree carries JOBSTREAM_DATA in its environment."""
+    mark = f"JOBSTREAM_DATA={data}".encode()
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if mark in environment and alive(int(entry.name)):
+            found.add(int(entry.name))
+    return found
+
+
+def left_behind(pids: set[int], data: Path, timeout: float = 60.0) -> list[str]:
+    """The processes of ``pids``, or of the data directory, still alive once ``timeout`` has
+    passed without all of them ending (polling /proc): what outlived `jobstream up`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = {pid for pid in pids if alive(pid)} | running_with(data)
+        if not remaining or time.monotonic() > deadline:
+            return [described(pid) for pid in sorted(remaining)]
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def clean_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
@@ -69,6 +136,7 @@ def jobstream_up(clean_env: dict[str, str]) -> Iterator[tuple[Running, int]]:
                                start_new_session=True)
     running = Running(process, Path(clean_env["JOBSTREAM_DATA"]))
     yield running, port
+    tree = descendants(process.pid)
     if process.poll() is None:  # stop it as Ctrl-C would, then make sure nothing is left
         os.killpg(process.pid, signal.SIGINT)
         try:
@@ -76,6 +144,12 @@ def jobstream_up(clean_env: dict[str, str]) -> Iterator[tuple[Running, int]]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+    # nothing of it outlives it: not the nats-server, the services, their render processes
+    # or multiprocessing's resource tracker (also those of the workers a test killed)
+    leftovers = left_behind(tree, running.data)
+    for pid in running_with(running.data):  # not left for the next test
+        os.kill(pid, signal.SIGKILL)
+    assert leftovers == []
     # every service signed in as its own NATS user and was refused nothing it needed
     log = (running.data / "nats" / "nats-server.log").read_text()
     assert "Violation" not in log, [line for line in log.splitlines() if "Violation" in line]
