@@ -444,6 +444,7 @@ async def verify(connection: NatsConnection, checkpoints: Sequence[Checkpoint] =
     chains: dict[str, tuple[int, str, int]] = {}  # subject -> (version, hash, position)
     pending = sorted(checkpoints, key=lambda c: c.head)
     matched: list[Checkpoint] = []
+    differing: list[tuple[int, int]] = []  # ranges whose digest differs from a checkpoint's
     for checkpoint in {(c.created, c.first): c for c in pending}.values():
         if checkpoint.created is not None and info.created is not None and checkpoint.created != info.created:
             verdict.flag(verdict.first, f"the stream was made at {iso(info.created)}; {checkpoint.seen()} saw one "
@@ -466,9 +467,10 @@ async def verify(connection: NatsConnection, checkpoints: Sequence[Checkpoint] =
                 matched.append(checkpoint)
                 continue
             since = matched[-1].head if matched else verdict.first - 1
-            verdict.flag(since + 1, f"positions {since + 1:,}-{checkpoint.head:,} are not what {checkpoint.seen()} "
+            verdict.problems.append(f"positions {since + 1:,}-{checkpoint.head:,} are not what {checkpoint.seen()} "
                                     f"saw (the digest of the log up to {checkpoint.head:,} differs): a message "
                                     f"among them was altered, removed or replaced")
+            differing.append((since + 1, checkpoint.head))
         if subject.startswith(f"{connection.settings.prefix}events."):
             verdict.events += 1
             _check_event(verdict, chains, sequence, subject, msg)
@@ -478,6 +480,9 @@ async def verify(connection: NatsConnection, checkpoints: Sequence[Checkpoint] =
         reach = pending[-1]
         verdict.flag(end + 1, f"positions {end + 1:,}-{reach.head:,} are missing: the stream ends at {end:,}, "
                               f"{reach.seen()} saw {reach.head:,}")
+    for low, high in differing:  # a range that differs, where nothing above named the culprit
+        if not any(low <= position <= high for position in verdict.bad):
+            verdict.bad.append(low)
     verdict.aggregates = len(chains)
     intact = [c for c in matched if c.head <= verdict.last_intact]
     verdict.proven = intact[-1] if intact else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -79,6 +80,24 @@ def test_export_writes_csv_and_json_lines(api: Api, stream_env: dict[str, str], 
     assert [entry["event"]["text"] for entry in jsonl[:-1]] == ["Seal worn out"]
 
 
+async def digest_as_documented(env: dict[str, str], head: int) -> str:
+    """The checkpoint's digest as README defines it, from each message got by any NATS client."""
+    import hashlib
+
+    import nats
+
+    connection = await nats.connect(env["NATS_URL"])
+    try:
+        digest = "0" * 64
+        for sequence in range(1, head + 1):
+            msg = await connection.jetstream().get_msg(env["NATS_STREAM"], sequence)
+            text = f"{digest}\n{sequence} {msg.subject} {hashlib.sha256(msg.data or b'').hexdigest()}"
+            digest = hashlib.sha256(text.encode()).hexdigest()
+        return digest
+    finally:
+        await connection.close()
+
+
 def test_every_export_carries_a_checkpoint_that_verify_compares(
         api: Api, stream_env: dict[str, str], tmp_path: Path) -> None:
     """The export's last record is a checkpoint of the whole stream (its head, the digest of
@@ -99,6 +118,7 @@ def test_every_export_carries_a_checkpoint_that_verify_compares(
     assert f"head {checkpoint['head']}, " in done.stderr and checkpoint["digest"] in done.stderr
     kept = (tmp_path / "data" / "audit-checkpoints.jsonl").read_text().splitlines()
     assert msgspec.json.decode(kept[-1]) == checkpoint
+    assert checkpoint["digest"] == asyncio.run(digest_as_documented(stream_env, checkpoint["head"]))
     # taken again, it extends the first and comes to the same digest
     again = audit(env, "export", "--format", "jsonl", "--type", "NoteAdded").stdout.splitlines()
     assert msgspec.json.decode(again[-1])["event"]["digest"] == checkpoint["digest"]
@@ -142,12 +162,14 @@ def test_rebuild_compares_with_the_live_read_model(api: Api, stream_env: dict[st
 def test_verify_catches_a_tampered_copy_of_the_data_and_names_the_event(tmp_path: Path) -> None:
     original = tmp_path / "nats"
     server = EmbeddedNats(original).start()
-    env = {"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": server.admin_url, "NATS_STREAM": "AUDITED"}
+    env = {"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": server.admin_url, "NATS_STREAM": "AUDITED",
+           "JOBSTREAM_DATA": str(tmp_path / "data")}
     app = JobstreamApp(env)
     try:
         load_demo(app, lambda line: None)
     finally:
         app.close()
+    assert audit(env, "checkpoint").returncode == 0
     assert audit(env, "verify").returncode == 0
     notes = [msgspec.json.decode(line) for line in audit(env, "replay", "--type", "NoteAdded", "--json").stdout.splitlines()]
     note = next(n for n in notes if n["event"]["text"] == "Burner cleaned, seals replaced.")
@@ -171,11 +193,13 @@ def test_verify_catches_a_tampered_copy_of_the_data_and_names_the_event(tmp_path
     assert any(f"v{version + 1} of events.job.{note['aggregate_id']})" in line
                and f"versions {version}..{version} of this aggregate are missing" in line
                for line in lines), found.stdout
+    # the checkpoint saw another log up to its head; the gap is the first thing wrong
+    assert any(line.startswith("  - positions 1-") and "the digest of the log up to" in line for line in lines)
+    assert f"The last intact position is {gone - 1:,}." in found.stdout, found.stdout
 
 
 def test_as_of_shows_an_invoice_as_it_stood_and_reconcile_checks_billing(
         api: Api, stream_env: dict[str, str]) -> None:
-    import asyncio
     from datetime import timedelta
 
     from events.contract import InvoiceIssued, PaymentApplied
@@ -271,7 +295,6 @@ def test_reconcile_reports_a_number_whose_invoice_is_gone(tmp_path: Path) -> Non
     message whose checksum fails) while its number's allocation and the job's JobInvoiced
     are still there: the job looks invoiced and the numbers run without a gap, yet the
     invoice is gone. Reconcile names the number and the document."""
-    import asyncio
 
     from tests.integration.test_invoicer import invoice_all, price_list
 
@@ -312,7 +335,6 @@ def test_reconcile_fails_while_a_completed_job_is_held_longer_than_allowed(
     """Held for the office (no price list in the customer's currency) is fine for a while;
     past the limit (a day, unless JOBSTREAM_AUDIT_HELD_HOURS or --held-hours says otherwise)
     reconcile fails and names the job. Time is the event's occurred_at against --now."""
-    import asyncio
     from datetime import timedelta
 
     from events.contract import InvoicingHeld
