@@ -11,11 +11,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from fastapi.testclient import TestClient
@@ -24,7 +24,8 @@ from events.contract import (
     AddTimeEntry, Address, CompleteJob, CreatePriceList, InvoiceIssued, InvoiceNumberAllocated, PriceActivity,
     RegisterCustomer, RegisterTechnician, RequestJob, Role, ScheduleJob, StartWork, Unit,
 )
-from events.jetstream import NatsConnection
+from events.bridge import LoopThread
+from events.jetstream import TOPIC_HEADER, NatsConnection
 from invoicer.service import Invoicer, Settings, invoice_id_of
 from services.app import JobstreamApp
 from services.domain.common import Actor
@@ -176,6 +177,41 @@ def test_three_replicas_racing_issue_one_invoice_per_job_without_gaps(
     assert sorted(i.number for i in issued) == [f"FV/{YEAR}/{n:06d}" for n in range(1, len(jobs) + 1)]
 
 
+class IssuedCount:
+    """How many invoices the stream holds, followed live by an ordered consumer: what the
+    kills below wait on, so they land on the replicas' progress, not on the machine's speed."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.settings = settings_of(env)
+        self.count = 0
+        self.changed = threading.Condition()
+        self.loop = LoopThread("issued-count")
+        self.connection = self.loop.run(self._follow())
+
+    async def _follow(self) -> Any:
+        import nats
+
+        connection = await nats.connect(self.settings.url)
+
+        async def stored(msg: Any) -> None:
+            if msg.headers and msg.headers.get(TOPIC_HEADER) == "InvoiceIssued":
+                with self.changed:
+                    self.count += 1
+                    self.changed.notify_all()
+
+        await connection.jetstream().subscribe(self.settings.kind_filter("events", "invoice"), cb=stored,
+                                               ordered_consumer=True)
+        return connection
+
+    def wait_until(self, reached: Any, timeout: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: reached(self.count), timeout)
+
+    def close(self) -> None:
+        self.loop.run(self.connection.close())
+        self.loop.stop()
+
+
 def test_killing_the_invoicer_at_random_points_loses_and_duplicates_nothing(
         jobstream: JobstreamApp, stream_env: dict[str, str]) -> None:
     price_list(jobstream)
@@ -192,25 +228,37 @@ def test_killing_the_invoicer_at_random_points_loses_and_duplicates_nothing(
     writer.start()
     env = {**os.environ, **stream_env, "PYTHONPATH": str(ROOT)}
     rng = random.Random(20261123)
+    issued = IssuedCount(stream_env)
     kills = 0
-    # at least six kills, and on until the killed replicas have issued most invoices themselves
-    while kills < 40 and (not done.is_set() or kills < 6 or len(invoices(jobstream)[0]) < 60):
-        replicas = [subprocess.Popen([sys.executable, "-m", "invoicer", "issue"], cwd=ROOT, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
-        time.sleep(rng.uniform(0.4, 1.2))  # let them work a while: the kill lands at a random point
-        for replica in replicas:
-            os.kill(replica.pid, signal.SIGKILL)
-            replica.wait()
-        kills += 1
-    writer.join()
+    try:
+        # At least six kills, and on until the killed replicas have issued most invoices
+        # themselves. Each pair is killed once it has issued a random few (1 to 5) more: the
+        # kill lands mid-work however slowly the machine starts and runs them.
+        while kills < 6 or not done.is_set() or issued.count < 60:
+            before = issued.count
+            more = rng.randint(1, 5)
+            replicas = [subprocess.Popen([sys.executable, "-m", "invoicer", "issue"], cwd=ROOT, env=env,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+            moved = issued.wait_until(lambda count: count >= before + more or (done.is_set() and count >= len(jobs)),
+                                      timeout=120)
+            for replica in replicas:
+                os.kill(replica.pid, signal.SIGKILL)
+                replica.wait()
+            assert moved, f"two replicas issued no {more} invoices in 120 s (at {issued.count} of {len(jobs)})"
+            kills += 1
+            if done.is_set() and issued.count >= len(jobs):
+                break
+        writer.join()
+    finally:
+        issued.close()
     by_killed_replicas = len(invoices(jobstream)[0])
     asyncio.run(invoice_all(stream_env))  # the next start finishes what the killed ones left
 
-    issued, allocated = invoices(jobstream)
-    assert Counter(i.job_id for i in issued) == Counter(jobs)
+    issued_now, allocated = invoices(jobstream)
+    assert Counter(i.job_id for i in issued_now) == Counter(jobs)
     assert sorted(a.sequence for a in allocated) == list(range(1, len(jobs) + 1))
-    assert {a.invoice_id for a in allocated} == {i.id for i in issued}
-    assert by_killed_replicas >= 60, "the killed replicas should have done most of the work"
+    assert {a.invoice_id for a in allocated} == {i.id for i in issued_now}
+    assert kills >= 6 and by_killed_replicas >= 60, "the killed replicas should have done most of the work"
 
 
 def test_the_invoice_pdf_is_stored_once_and_served_to_the_office(
