@@ -1001,6 +1001,31 @@ class OccurrenceWithdrawn(RecurrenceEvent, frozen=True, kw_only=True, tag=True):
     reason: str = ""
 
 
+# --- booking slots: one technician's slot, claimed by one booking ----------------------
+
+
+class SlotEvent(Event, frozen=True, kw_only=True, tag=True):
+    """A technician's slot on the booking page's grid. Its id derives from the technician
+    and the slot's start (``services.domain.slots.slot_id``): every command-API replica
+    booking it appends to the same subject, and the store's optimistic concurrency lets
+    one of them win."""
+
+    aggregate: ClassVar[str] = "slot"
+
+
+class SlotClaimed(SlotEvent, frozen=True, kw_only=True, tag=True):
+    """A booking took the slot for its job (the first claim at version 0). Claimed again
+    only once that job no longer holds it: cancelled, moved, given to someone else, or
+    never scheduled on it within a minute of the claim."""
+
+    technician_id: UUID
+    start: datetime  # UTC
+    job_id: UUID
+
+
+SlotEvents = SlotClaimed
+
+
 # --- consumers' failures: an event a consumer could not process, parked for the office ---
 
 
@@ -1093,6 +1118,7 @@ AnyEvent = (
     | StatementEvents | CreditNoteEvents | ProformaEvents | TokenEvents | MessageEvents | RecipientEvents
     | RecurrenceEvents
     | FailureEvents
+    | SlotEvents
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -1473,6 +1499,17 @@ class WithdrawOccurrence(Command, frozen=True, kw_only=True, forbid_unknown_fiel
     at: UtcTime
     job_id: UUID
     reason: LongText = ""
+
+
+# --- booking slots ------------------------------------------------------------------
+
+
+class ClaimSlot(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The booking page takes one technician's slot for a job, before scheduling it there."""
+
+    technician_id: UUID
+    start: UtcTime
+    job_id: UUID
 
 
 JobCommand = (

@@ -36,7 +36,7 @@ from events.jetstream import TOPIC_AGGREGATES, NatsAggregateRecorder, NatsApplic
 from events.revocations import Revocations
 from services.domain import billing, failures, notices, recurring
 from services.domain import job as jobs
-from services.domain import parties
+from services.domain import parties, slots
 from services.domain.common import Actor, Context, DomainError, check_dates, Forbidden, Invalid, NotFound, derived_id
 
 
@@ -59,7 +59,7 @@ NAMES = {"job": "job", "customer": "customer", "technician": "technician", "pric
          "token": "access token", "invoice": "invoice", "statement": "bank statement",
          "recipient": "user's notification settings", "message": "message", "recurrence": "recurring service",
          "creditnote": "credit note", "proforma": "proforma invoice", "series": "invoice series",
-         "failure": "processing failure"}
+         "failure": "processing failure", "slot": "booking slot"}
 
 
 def a(kind: str) -> str:
@@ -100,6 +100,7 @@ KINDS = {
     "message": Kind("message", notices.Message, notices.evolve_message),
     "recurrence": Kind("recurrence", recurring.Recurrence, recurring.evolve_recurrence),
     "failure": Kind("failure", failures.Failure, failures.evolve_failure),
+    "slot": Kind("slot", slots.Slot, slots.evolve_slot),
 }
 # Kinds the consumers append to as well: a command on one decides on what is stored now,
 # not on this process's cached state (a failure the invoicer resolved a moment ago)
@@ -432,6 +433,10 @@ class JobstreamApp:
             case "recurrence":
                 await self._check_plan(command)
                 decided = list(recurring.decide_recurrence(command, loaded.state, ctx))  # type: ignore[arg-type]
+            case "slot":  # decided on the job holding it now, read fresh from the stream
+                held = loaded.state.job_id
+                holder = (await self.load_async("job", held)).state if held is not None else None
+                decided = list(slots.decide_slot(command, loaded.state, holder, ctx))  # type: ignore[arg-type]
             case _:
                 raise ValueError(f"no commands for {kind}")
         return {id: (loaded, decided)}

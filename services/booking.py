@@ -7,7 +7,9 @@ separated by ``;``), and so are the hours (``JOBSTREAM_BOOKING_HOURS``: ``Mon-Fr
 in ``JOBSTREAM_TIMEZONE``). Free slots come from a calendar read straight from the stream
 (technicians and their scheduled jobs), refreshed before each answer, and a booking is
 decided under a lock after a refresh, so two customers cannot take one technician's hour in
-one process. Every command a booking runs carries an id derived from the form's key: a
+one process; across replicas, each slot the visit covers is claimed on the stream first
+(services.domain.slots), so of two replicas booking it at once one gets it and the other
+answers 409. Every command a booking runs carries an id derived from the form's key: a
 double submit books once. Abuse is kept harmless: per-address rate limits, a honeypot field
 bots fill in (answered like a success, nothing stored), at most a few open bookings per
 email address a day, and every field validated with a message naming it.
@@ -36,6 +38,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from events.contract import (
     Address,
+    ClaimSlot,
     JobCancelled,
     JobCompleted,
     JobRescheduled,
@@ -54,7 +57,9 @@ from events.contract import (
     UnassignJob,
     unreadable,
 )
+from services.app import VersionConflict
 from services.domain.common import Actor, DomainError, derived_id
+from services.domain.slots import SlotTaken, slot_id
 
 BOOKER = Actor(id="booking-page", role=Role.OFFICE)
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -371,7 +376,11 @@ def install(app: FastAPI, jobstream: Callable[[Request], Any], env: dict[str, st
             if booking is None or errors:
                 return form_page(form, errors, free, 422)
             app_ = jobstream(request)
-            job_id, technician = await app_.call(_book(app_, booking, current))
+            try:
+                job_id, technician = await app_.call(_book(app_, booking, current, settings.step_minutes))
+            except SlotTaken:  # another replica booked it a moment ago
+                errors["slot"] = "that time is no longer free: please choose another"
+                return form_page(form, errors, slots(await refreshed(request), settings, booking.service, now), 409)
             if technician is not None and booking.slot is not None:
                 end = booking.slot + timedelta(minutes=booking.service.minutes)
                 current.busy[job_id] = ((technician,), booking.slot, end)  # before the stream says so
@@ -414,7 +423,7 @@ async def _booked_already(app: Any, key: str) -> RedirectResponse | None:
     return _thanks(job_id, job.start, bool(job.technician_ids))
 
 
-async def _book(app: Any, booking: Booking, calendar: Calendar) -> tuple[UUID, UUID | None]:
+async def _book(app: Any, booking: Booking, calendar: Calendar, step: int) -> tuple[UUID, UUID | None]:
     """The customer (known by their email address, else registered), the job, and its technician.
     Every command's id derives from the form's key, so a double submit books once."""
     key = f"booking:{booking.key}"
@@ -426,12 +435,21 @@ async def _book(app: Any, booking: Booking, calendar: Calendar) -> tuple[UUID, U
             BOOKER, command_id=f"{key}:customer")
     job_id = app.new_id(BOOKER, f"{key}:request")
     contact = f"Booked online by {booking.name}, {booking.email}" + (f", {booking.phone}" if booking.phone else "")
-    await app.execute_async("job", job_id, RequestJob(
-        customer_id=customer_id, job_type=booking.service.code, description=booking.service.name,
-        scope=(booking.details + "\n\n" if booking.details else "") + contact, source=Source.WEB,
-        site_address=booking.address, estimate_minutes=booking.service.minutes), BOOKER, command_id=f"{key}:request")
+
+    async def request() -> None:  # once a slot is ours, or for the open pool (again: replayed)
+        await app.execute_async("job", job_id, RequestJob(
+            customer_id=customer_id, job_type=booking.service.code, description=booking.service.name,
+            scope=(booking.details + "\n\n" if booking.details else "") + contact, source=Source.WEB,
+            site_address=booking.address, estimate_minutes=booking.service.minutes), BOOKER,
+            command_id=f"{key}:request")
+
     if booking.slot is not None:
         for technician in calendar.free(booking.service.skill, booking.slot, booking.service.minutes):
+            # the slots the visit covers, claimed on the stream: of two replicas booking
+            # this technician's hour at once, one gets it (services.domain.slots)
+            if not await _claimed(app, technician, booking.slot, booking.service.minutes, step, job_id):
+                continue
+            await request()
             try:
                 await app.execute_async("job", job_id, ScheduleJob(
                     technician_ids=[technician], start=booking.slot, duration_minutes=booking.service.minutes),
@@ -439,6 +457,22 @@ async def _book(app: Any, booking: Booking, calendar: Calendar) -> tuple[UUID, U
                 return job_id, technician
             except DomainError:  # deactivated a moment ago: the next one
                 continue
+        if not (await app.load_async("job", job_id)).state.exists:
+            raise SlotTaken(booking.slot)  # every one able was taken by another booking
+    await request()
     await app.execute_async("job", job_id, UnassignJob(reason="booked online: any technician may take it"),
                             BOOKER, command_id=f"{key}:pool")
     return job_id, None
+
+
+async def _claimed(app: Any, technician: UUID, start: datetime, minutes: int, step: int, job_id: UUID) -> bool:
+    """Whether every slot from ``start`` for ``minutes`` (on the page's grid) is now this job's."""
+    at = start
+    while at < start + timedelta(minutes=minutes):
+        try:
+            await app.execute_async("slot", slot_id(technician, at),
+                                    ClaimSlot(technician_id=technician, start=at, job_id=job_id), BOOKER)
+        except (SlotTaken, VersionConflict):
+            return False
+        at += timedelta(minutes=step)
+    return True

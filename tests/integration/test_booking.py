@@ -159,3 +159,39 @@ def test_a_customer_no_door_asked_takes_the_sellers_currency_and_the_address_cou
     assert {(c.name, c.currency, c.language) for c in customers} == {
         ("Petra Svobodová", "CZK", "cs"), ("Weber GmbH", "CZK", "de"), ("Harbour Café", "CZK", "en"),
         ("Told", "EUR", "de")}  # what the office chose stands
+
+
+def test_two_command_api_replicas_booking_one_slot_at_once_give_it_to_one_customer(
+        api: Api, stream_env: dict[str, str]) -> None:
+    """Each replica has its own calendar and lock; the slot claim on the stream decides."""
+    import threading
+
+    jana = api.ok("/technicians", {"name": "Jana", "skills": ["boilers"]})["id"]  # the only one able
+    env = {**stream_env, "JOBSTREAM_BOOKING_SERVICES": SERVICES, "JOBSTREAM_BOOKING_HOURS": "Mon-Sun 08:00-17:00",
+           "JOBSTREAM_TIMEZONE": "Europe/Prague"}
+    with (TestClient(create_app(Settings(env=env)), follow_redirects=False) as one,
+          TestClient(create_app(Settings(env=env)), follow_redirects=False) as two):
+        contested = [at for at in offered(one) if at != "call"][:8:2]  # four slots, none overlapping
+        assert set(contested) <= set(offered(two))
+        answers: dict[tuple[str, str], Any] = {}
+        start = threading.Barrier(2 * len(contested))
+
+        def book(replica: str, client: TestClient, at: str) -> None:
+            start.wait()
+            answers[(at, replica)] = client.post("/book", data=form(at, email=f"{replica}-{at[11:13]}@example.cz"))
+
+        racers = [threading.Thread(target=book, args=(name, client, at))
+                  for at in contested for name, client in (("one", one), ("two", two))]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join()
+
+    for at in contested:
+        codes = sorted(answers[(at, replica)].status_code for replica in ("one", "two"))
+        assert codes[0] == 303 and codes[1] in (409, 422), (at, codes)  # one booked, one refused
+        refused = next(answers[(at, r)] for r in ("one", "two") if answers[(at, r)].status_code != 303)
+        assert "no longer free" in refused.text
+    (scheduled,) = stored(api.jobstream, JobScheduled)
+    assert sorted(s.start for s in scheduled) == sorted(datetime.fromisoformat(at) for at in contested)
+    assert {str(s.technician_ids[0]) for s in scheduled} == {jana}  # once each: nothing double-booked
