@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import calendar
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, NamedTuple
 from uuid import UUID
 
 import msgspec
@@ -1131,8 +1131,21 @@ for _name, _cls in EVENT_TYPES.items():
 # --- commands ----------------------------------------------------------------------------
 
 
+class Bound(NamedTuple):
+    """What a decimal field of a command takes (msgspec cannot bound a Decimal): the door
+    checks it, and the OpenAPI document says it."""
+
+    low: Decimal
+    high: Decimal
+    low_inclusive: bool = True
+
+
 class Command(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    pass
+    decimals: ClassVar[dict[str, Bound]] = {}
+
+    def __post_init__(self) -> None:
+        for field, bound in self.decimals.items():
+            check_decimal(field, getattr(self, field), *bound)
 
 
 def check_decimal(field: str, value: Decimal | None, low: Decimal, high: Decimal,
@@ -1185,9 +1198,8 @@ class SellHoursPackage(Command, frozen=True, kw_only=True, forbid_unknown_fields
     warn_below_hours: Quantity = Decimal(2)
     note: OptionalText = ""
 
-    def __post_init__(self) -> None:
-        check_decimal("hours", self.hours, Decimal(0), Decimal(100_000), low_inclusive=False)
-        check_decimal("warn_below_hours", self.warn_below_hours, Decimal(0), Decimal(100_000))
+    decimals: ClassVar[dict[str, Bound]] = {"hours": Bound(Decimal(0), Decimal(100_000), low_inclusive=False),
+                                         "warn_below_hours": Bound(Decimal(0), Decimal(100_000))}
 
 
 Month = Annotated[str, Meta(pattern=whole(r"\d{4}-(0[1-9]|1[0-2])"))]
@@ -1201,9 +1213,8 @@ class AgreeRetainer(Command, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     vat_rate: VatRate
     first_month: Month
 
-    def __post_init__(self) -> None:
-        check_decimal("amount", self.amount, Decimal(0), Decimal("1e9"), low_inclusive=False)
-        check_decimal("vat_rate", self.vat_rate, Decimal(0), Decimal(100))
+    decimals: ClassVar[dict[str, Bound]] = {"amount": Bound(Decimal(0), Decimal("1e9"), low_inclusive=False),
+                                         "vat_rate": Bound(Decimal(0), Decimal(100))}
 
 
 class EndRetainer(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -1248,10 +1259,9 @@ class PriceActivity(Command, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     minimum_charge: Money = Decimal(0)
     vat_rate: VatRate = Decimal(0)
 
-    def __post_init__(self) -> None:
-        check_decimal("rate", self.rate, Decimal(0), Decimal("1e9"))
-        check_decimal("minimum_charge", self.minimum_charge, Decimal(0), Decimal("1e9"))
-        check_decimal("vat_rate", self.vat_rate, Decimal(0), Decimal(100))
+    decimals: ClassVar[dict[str, Bound]] = {"rate": Bound(Decimal(0), Decimal("1e9")),
+                                         "minimum_charge": Bound(Decimal(0), Decimal("1e9")),
+                                         "vat_rate": Bound(Decimal(0), Decimal(100))}
 
 
 class RemoveActivity(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -1283,8 +1293,7 @@ class QuoteJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
     valid_until: UtcTime | None = None
     note: LongText = ""
 
-    def __post_init__(self) -> None:
-        check_decimal("amount", self.amount, Decimal(0), Decimal("1e12"))
+    decimals: ClassVar[dict[str, Bound]] = {"amount": Bound(Decimal(0), Decimal("1e12"))}
 
 
 class AcceptQuote(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -1358,10 +1367,9 @@ class UseMaterial(Command, frozen=True, kw_only=True, forbid_unknown_fields=True
     billable: bool = True
     discount_percent: Decimal = Decimal(0)
 
-    def __post_init__(self) -> None:
-        check_decimal("quantity", self.quantity, Decimal(0), Decimal("1e9"), low_inclusive=False)
-        check_decimal("unit_price", self.unit_price, Decimal(0), Decimal("1e9"))
-        check_decimal("discount_percent", self.discount_percent, Decimal(0), Decimal(100))
+    decimals: ClassVar[dict[str, Bound]] = {"quantity": Bound(Decimal(0), Decimal("1e9"), low_inclusive=False),
+                                         "unit_price": Bound(Decimal(0), Decimal("1e9")),
+                                         "discount_percent": Bound(Decimal(0), Decimal(100))}
 
 
 class RequestInterimInvoice(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -1417,8 +1425,7 @@ class IssueCreditNote(Command, frozen=True, kw_only=True, forbid_unknown_fields=
     reason: Reason
     amount: Money | None = None  # gross; none: the whole invoice
 
-    def __post_init__(self) -> None:
-        check_decimal("amount", self.amount, Decimal(0), Decimal("1e12"), low_inclusive=False)
+    decimals: ClassVar[dict[str, Bound]] = {"amount": Bound(Decimal(0), Decimal("1e12"), low_inclusive=False)}
 
 
 class RecordPayment(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -1429,8 +1436,7 @@ class RecordPayment(Command, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     payer: OptionalText = ""
     note: OptionalText = ""
 
-    def __post_init__(self) -> None:
-        check_decimal("amount", self.amount, Decimal(0), Decimal("1e12"), low_inclusive=False)
+    decimals: ClassVar[dict[str, Bound]] = {"amount": Bound(Decimal(0), Decimal("1e12"), low_inclusive=False)}
 
 
 class WarnSlaAtRisk(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -1534,13 +1540,13 @@ class Alert(enum.StrEnum):
     SLA_AT_RISK = "sla_at_risk"
 
 
-ClockTime = Annotated[str, Meta(pattern=whole(r"([01][0-9]|2[0-3]):[0-5][0-9]"))]
+ClockTime = Annotated[str, Meta(pattern=whole(r"(([01][0-9]|2[0-3]):[0-5][0-9])?"))]  # HH:MM, or none
 
 
 class ChangeNotificationPreferences(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
     alerts: list[Alert]
-    quiet_from: ClockTime | Literal[""] = ""
-    quiet_until: ClockTime | Literal[""] = ""
+    quiet_from: ClockTime = ""
+    quiet_until: ClockTime = ""
     timezone: TimeZone = "UTC"
 
     def __post_init__(self) -> None:

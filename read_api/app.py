@@ -24,12 +24,13 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import httpx
 import msgspec
+from pydantic import BeforeValidator
 from fastapi import Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -48,8 +49,20 @@ from read_api.queries import BoardFilter, Page, ReadModels, Unavailable
 
 HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
-MESSAGE_STATES = frozenset({"queued", "sending", "delivered", "retrying", "failed", "uncertain"})
+MessageState = Literal["queued", "sending", "delivered", "retrying", "failed", "uncertain"]
+MESSAGE_STATES = frozenset(MessageState.__args__)  # type: ignore[attr-defined]
 MAX_WAIT = 30.0
+# A day in a query, YYYY-MM-DD only (pydantic alone also takes "0", as 1970-01-01)
+Day = Annotated[date, BeforeValidator(lambda text: date.fromisoformat(text) if isinstance(text, str) else text)]
+PROBLEM = {"type": "object", "required": ["detail"], "properties": {"detail": {"anyOf": [
+    {"type": "string"}, {"type": "array", "items": {"type": "object"}}]}}}
+# What every route may answer besides its own: declared once, for the OpenAPI document
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "content": {"application/json": {"schema": PROBLEM}}}
+    for code, text in {401: "no valid access token", 403: "the role may not read this", 404: "not found",
+                       409: "a stored document does not match its hash", 422: "invalid input",
+                       503: "not configured here", 504: "the read models did not reach the position in time"}.items()
+}
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,7 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
         if app.state.stream is not None:
             await app.state.stream.aclose()
 
-    app = FastAPI(title="jobstream read API", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="jobstream read API", version="0.1.0", lifespan=lifespan, responses=ERRORS,
                   description=__doc__.split("\n\n")[0] if __doc__ else "")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.state.board_filters = Filters()
@@ -153,6 +166,7 @@ def create_app(settings: Settings) -> FastAPI:
         if waiting_for.isdigit() and int(waiting_for) > request.app.state.live.users_position:
             # a position the remembered users may not have seen (a token issued or revoked
             # just before it): wait for it, and read the token's user afresh
+            await reachable(request, int(waiting_for))
             await asyncio.to_thread(m.wait_for, int(waiting_for), waiting_time(request))
             found = await asyncio.to_thread(m.user, digest)
         else:
@@ -170,9 +184,21 @@ def create_app(settings: Settings) -> FastAPI:
                 wait = float(request.query_params.get("wait", ""))
         return min(wait if wait is not None and wait >= 0 else settings.wait_seconds, MAX_WAIT)
 
+    async def reachable(request: Request, position: int) -> None:
+        """A position the read models have not reached must be in the stream, or no wait ends:
+        beyond the stream's head is a 422 at once, not a 504 after the wait."""
+        stream = request.app.state.stream
+        if stream is None or position <= request.app.state.live.position:
+            return
+        head = await stream.last_position()
+        if position > head:
+            raise Refused(422, f"position: {position} is beyond the stream's head ({head}); "
+                               "send a position a command answered")
+
     async def fresh(request: Request, position: int | None, wait: float | None = None) -> int:
         if position is None:
             return -1  # nothing to wait for
+        await reachable(request, position)
         return await asyncio.to_thread(models(request).wait_for, position, waiting_time(request, wait))
 
     def board_filter(who: UserRow, status: list[str], job_type: str, technician: str, customer: str,
@@ -355,7 +381,7 @@ def create_app(settings: Settings) -> FastAPI:
         billing_readers(who)
         found = await invoice_or_404(request, invoice_id)
         if not settings.link_secret:
-            raise Refused(503, "customer links are off: set JOBSTREAM_LINK_SECRET")
+            raise Refused(404, "no customer links here: they are off until JOBSTREAM_LINK_SECRET is set")
         token, expires = links.sign(found.id, settings.link_secret, days)
         base = settings.public_url or str(request.base_url).rstrip("/")
         return json({"invoice": found.number, "url": f"{base}/d/{token}",
@@ -414,7 +440,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/api/ledger/trial-balance", tags=["ledger"],
              summary="Debits and credits per account and currency; 'unbalanced' is empty when the books balance")
-    async def api_trial_balance(request: Request, who: User, until: date | None = None,
+    async def api_trial_balance(request: Request, who: User, until: Day | None = None,
                                 position: int | None = None, wait: float | None = None) -> Response:
         billing_readers(who)
         await fresh(request, position, wait)
@@ -425,8 +451,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/api/ledger/journal.csv", tags=["ledger"], summary="Journal lines of a period, for accountants (CSV)",
              response_class=Response, responses={200: {"content": {"text/csv": {}}}})
-    async def api_journal_csv(request: Request, who: User, since: Annotated[date | None, Query(alias="from")] = None,
-                              until: Annotated[date | None, Query(alias="to")] = None) -> Response:
+    async def api_journal_csv(request: Request, who: User, since: Annotated[Day | None, Query(alias="from")] = None,
+                              until: Annotated[Day | None, Query(alias="to")] = None) -> Response:
         billing_readers(who)
         lines = await asyncio.to_thread(models(request).journal, since.isoformat() if since else "",
                                         until.isoformat() if until else "9999")
@@ -472,7 +498,7 @@ def create_app(settings: Settings) -> FastAPI:
         return json(found)
 
     @app.get("/api/schedule", tags=["read"], summary="Per technician per day: visits, free slots, double bookings")
-    async def schedule(request: Request, who: User, start: date | None = None,
+    async def schedule(request: Request, who: User, start: Day | None = None,
                        days: Annotated[int, Query(ge=1, le=31)] = 7, technician: str = "",
                        position: Position = None, wait: Wait = None) -> Response:
         await fresh(request, position, wait)
@@ -483,7 +509,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/api/timesheets", tags=["read"], summary="Minutes per technician or job, billable and not")
     async def timesheets(request: Request, who: User,
                          period: Annotated[str, Query(pattern="^(day|week|month)$")] = "week",
-                         start: date | None = None, end: date | None = None, technician: str = "",
+                         start: Day | None = None, end: Day | None = None, technician: str = "",
                          job: str = "", by: Annotated[str, Query(pattern="^(technician|job)$")] = "technician",
                          position: Position = None, wait: Wait = None) -> Response:
         await fresh(request, position, wait)
@@ -709,13 +735,11 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/api/messages", tags=["billing"], summary="What the notifier sent or tries to send",
              description="Emails and push alerts with their delivery state (queued, sending, delivered, "
              "retrying, failed, uncertain), the latest first. `state` filters; repeat it for several.")
-    async def api_messages(request: Request, who: User, state: Annotated[list[str], Query()] = [],  # noqa: B006
+    async def api_messages(request: Request, who: User,
+                           state: Annotated[list[MessageState], Query()] = [],  # noqa: B006
                            position: Position = None, wait: Wait = None,
                            limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> Response:
         office_only(who)
-        unknown = sorted(set(state) - MESSAGE_STATES)
-        if unknown:
-            raise ValueError(f"state: {unknown[0]!r} is not one of {', '.join(sorted(MESSAGE_STATES))}")
         await fresh(request, position, wait)
         return json(await asyncio.to_thread(models(request).messages, state, (), limit))
 

@@ -11,6 +11,7 @@ answering (try again).
 import asyncio
 import logging
 import re
+from datetime import datetime
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -26,8 +27,10 @@ from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from events import contract
 from events.contract import (
     EMAIL,
+    Bound,
     LINE,
     LINE_RULE,
     LINES,
@@ -257,7 +260,7 @@ def create_app(settings: Settings) -> FastAPI:
         (schema,), components = msgspec.json.schema_components(
             [command_type], ref_template="#/components/schemas/{name}"
         )
-        schemas.update(_decimals_as_numbers(components))
+        schemas.update(_as_accepted(_decimals_as_numbers(components)))
         required = bool(components[command_type.__name__].get("required"))
         return {"requestBody": {"required": required,
                                 "content": {"application/json": {"schema": schema}}}}
@@ -269,18 +272,19 @@ def create_app(settings: Settings) -> FastAPI:
         "content": {"application/json": {"schema": result_schema[0][0]}},
     }
 
+    # Declared as strings, not nullable: a header is there or not, never null
     IdempotencyKey = Annotated[
-        str | None,
+        str,
         Header(alias="Idempotency-Key", max_length=MAX_HEADER,
                description="the command's id: a retry with the same key returns the first "
                "result and appends nothing"),
     ]
     IfMatch = Annotated[
-        str | None,
+        str,
         Header(alias="If-Match", max_length=20, pattern=VERSION.pattern,
                description="the version the command was decided on; 409 if it moved on"),
     ]
-    CorrelationId = Annotated[str | None, Header(alias="X-Correlation-Id", max_length=MAX_HEADER)]
+    CorrelationId = Annotated[str, Header(alias="X-Correlation-Id", max_length=MAX_HEADER)]
 
     def command_route(path: str, kind: str, command_type: type[msgspec.Struct], *,
                       creates: bool = False, summary: str = "", tag: str = "",
@@ -352,9 +356,9 @@ def create_app(settings: Settings) -> FastAPI:
             async def declared_on_one(
                 id: UUID,
                 who: Annotated[Actor, Depends(actor)],
-                idempotency_key: IdempotencyKey = None,
-                if_match: IfMatch = None,
-                correlation_id: CorrelationId = None,
+                idempotency_key: IdempotencyKey = "",
+                if_match: IfMatch = "",
+                correlation_id: CorrelationId = "",
             ) -> Response:
                 raise RuntimeError(served_elsewhere)
 
@@ -362,8 +366,8 @@ def create_app(settings: Settings) -> FastAPI:
         else:
             async def declared_new(
                 who: Annotated[Actor, Depends(actor)],
-                idempotency_key: IdempotencyKey = None,
-                correlation_id: CorrelationId = None,
+                idempotency_key: IdempotencyKey = "",
+                correlation_id: CorrelationId = "",
             ) -> Response:
                 raise RuntimeError(served_elsewhere)
 
@@ -539,6 +543,47 @@ DECIMAL = {
 }
 
 
+# A wall-clock time without an offset, as msgspec decodes one (its schema says only "string")
+LOCAL_TIME = {"type": "string",
+              "pattern": r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$",
+              "description": "a local date and time, without an offset: 2027-01-04T09:00:00"}
+
+
+def decimal_schema(bound: Bound) -> dict[str, Any]:
+    """What a bounded decimal field takes, as a JSON number or a string of digits."""
+    digits = len(str(int(bound.high))) - 1 or 1  # integer digits below the top (1e9: nine)
+    low = "minimum" if bound.low_inclusive else "exclusiveMinimum"
+    if bound.low == 0 and not bound.low_inclusive:
+        text = rf"^([1-9][0-9]{{0,{digits - 1}}}(\.[0-9]{{1,6}})?|0\.[0-9]{{0,5}}[1-9])$"
+    else:
+        text = rf"^[0-9]{{1,{digits}}}(\.[0-9]{{1,6}})?$"
+    return {"anyOf": [{"type": "number", low: float(bound.low), "maximum": float(bound.high)},
+                      {"type": "string", "pattern": text}],
+            "description": f"a decimal number {'from' if bound.low_inclusive else 'above'} {bound.low} "
+                           f"to {bound.high}, at most 6 decimal places; as a string it keeps every digit"}
+
+
+def _as_accepted(components: dict[str, Any]) -> dict[str, Any]:
+    """The command schemas narrowed to what the door accepts: bounded decimals, local times."""
+    for name, schema in components.items():
+        command_type = getattr(contract, name, None)
+        if not isinstance(command_type, type) or not issubclass(command_type, msgspec.Struct):
+            continue
+        properties = schema.get("properties", {})
+        for field, bound in getattr(command_type, "decimals", {}).items():
+            nullable = any(option.get("type") == "null" for option in properties[field].get("anyOf", []))
+            properties[field] = {"anyOf": [decimal_schema(bound), {"type": "null"}]} if nullable else \
+                decimal_schema(bound)
+        for field in msgspec.structs.fields(command_type):
+            kind = field.type
+            options = getattr(kind, "__args__", (kind,)) if not hasattr(kind, "__metadata__") else (kind,)
+            if any(getattr(o, "__metadata__", [None])[0] is not None and getattr(o, "__origin__", None) is datetime
+                   and o.__metadata__[0].tz is False for o in options):
+                nullable = type(None) in options
+                properties[field.encode_name] = {"anyOf": [LOCAL_TIME, {"type": "null"}]} if nullable else LOCAL_TIME
+    return components
+
+
 def _decimals_as_numbers(node: Any) -> Any:
     """msgspec decodes a Decimal from a JSON string or number: say so in the document."""
     if isinstance(node, dict):
@@ -626,12 +671,28 @@ def _decoded(decoder: msgspec.json.Decoder[Any], raw: bytes) -> msgspec.Struct:
     try:
         return decoder.decode(raw or b"{}")  # type: ignore[no-any-return]
     except msgspec.ValidationError as error:
+        if "got `float`" in str(error):  # JSON has one kind of number: 208.0 is the integer 208
+            try:
+                return msgspec.convert(_integral(msgspec.json.decode(raw)), type=decoder.type)  # type: ignore[no-any-return]
+            except msgspec.ValidationError as again:
+                error = again
         raise Invalid(**field_error(str(error))) from None
     except msgspec.DecodeError as error:
         if LONE_SURROGATE.search(raw):  # a pair decodes; one alone is no character
             raise Invalid("body", "not valid JSON: a lone surrogate (\\ud800-\\udfff without its pair) "
                                   "is not a character") from None
         raise Invalid("body", f"not valid JSON: {error}") from None
+
+
+def _integral(value: Any) -> Any:
+    """A decoded JSON value with its whole floats as integers (208.0 as 208)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    return value
 
 
 def _header_problems(key: str | None, if_match: str | None, correlation_id: str | None) -> list[dict[str, str]]:

@@ -38,9 +38,9 @@ def test_a_reader_passes_the_position_a_command_returned_and_sees_its_effect(api
     assert item["status"] == "completed" and item["position"] == positions[-1]
     job = get(reader, api, f"/api/jobs/{item['id']}", position=positions[-1]).json()
     assert [h["event_type"] for h in job["history"]][-1] == "JobCompleted"
-    later = get(reader, api, "/api/board", position=positions[-1] + 1000, wait=0.3)
-    assert later.status_code == 504
-    assert f"position {positions[-1] + 1000} was not reached within 0.3 s" in later.json()["detail"]
+    # a position beyond the stream's head: no wait would end (a 504 after it), so a 422 at once
+    later = get(reader, api, "/api/board", position=positions[-1] + 1000, wait=30)
+    assert later.status_code == 422 and "beyond the stream's head" in later.json()["detail"], later.text
 
 
 def test_filters_search_sort_and_paging(api: Api, reader: TestClient) -> None:
@@ -181,3 +181,14 @@ def test_reports_and_csv(api: Api, reader: TestClient) -> None:
     assert reports["technicians"][0]["technician"] == "tom" and reports["technicians"][0]["completed_jobs"] == 1
     csv_text = get(reader, api, "/api/reports/job_types.csv").text
     assert csv_text.splitlines() == ["job_type,jobs", "repair,1"]
+
+
+def test_a_refused_read_answers_as_its_document_says(api: Api, reader: TestClient) -> None:
+    """Every 422 of the read API has the shape its OpenAPI document declares, and a date is a date."""
+    declared = reader.app.openapi()["paths"]["/api/messages"]["get"]["responses"]["422"]  # type: ignore[attr-defined]
+    assert declared["content"]["application/json"]["schema"]["properties"]["detail"]
+    wrong = get(reader, api, "/api/messages", state="AAA")
+    assert wrong.status_code == 422 and isinstance(wrong.json()["detail"], list), wrong.text
+    assert "state" in str(wrong.json()["detail"][0]["loc"])
+    assert get(reader, api, "/api/messages", state="failed").status_code == 200
+    assert get(reader, api, "/api/schedule", start="0").status_code == 422  # not 1970-01-01
