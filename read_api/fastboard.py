@@ -61,10 +61,13 @@ class Filters:
 
     @staticmethod
     def key(query: bytes, who: UserRow) -> tuple[tuple[Any, ...], int | None] | None:
-        """(the filter's key, the position asked for); None if ``position`` is not a number."""
+        """(the filter's key, the position asked for); None if ``position`` is not a number, or
+        a ``wait`` is given: the route reads those."""
         pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
         position = next((value for name, value in pairs if name == "position"), None)
         if position is not None and not position.isdigit():
+            return None
+        if any(name == "wait" for name, _ in pairs):  # the route checks it (at most MAX_WAIT seconds)
             return None
         kept = tuple(pair for pair in pairs if pair[0] not in NOT_PART_OF_THE_FILTER)
         return (who.role, who.technician_id, kept), int(position) if position is not None else None

@@ -104,10 +104,11 @@ def seeded(case: Any) -> None:
     kinds = sorted(IDS)
 
     def real(value: Any) -> Any:
-        text = str(value)
-        digest = hashlib.sha256(text.encode()).digest()[0]
+        if not isinstance(value, str) or len(value) != 36:  # a UUID as written, not a number that parses as one
+            return value
+        digest = hashlib.sha256(value.encode()).digest()[0]
         try:
-            uuid.UUID(text)
+            uuid.UUID(value)
         except ValueError:
             return value
         return IDS[kinds[digest % len(kinds)]] if digest % (len(kinds) + 3) < len(kinds) else value
