@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from events import contract
 from events.contract import (
     EMAIL,
+    LINE_CHARACTER,
     Bound,
     LINE,
     LINE_RULE,
@@ -82,6 +83,7 @@ from events.contract import (
     UnassignJob,
     UseMaterial,
     decode_event,
+    unreadable,
     recipient_id,
 )
 from services import recurring
@@ -141,6 +143,7 @@ _BACKTICK_FIELD = re.compile(r"`(?P<field>[a-z_]+)`")
 # The command headers, as CommandDoor reads them and FastAPI documents them
 COMMAND_HEADERS = ("idempotency-key", "if-match", "x-correlation-id")
 MAX_HEADER = 200
+HEADER_TEXT = f"^{LINE_CHARACTER}*$"  # for pydantic's regex, which has no lookahead (and needs none)
 VERSION = re.compile(r"^\d{1,10}$")
 MAX_COMMAND_BODY = 1_000_000
 
@@ -275,7 +278,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Declared as strings, not nullable: a header is there or not, never null
     IdempotencyKey = Annotated[
         str,
-        Header(alias="Idempotency-Key", max_length=MAX_HEADER,
+        Header(alias="Idempotency-Key", max_length=MAX_HEADER, pattern=HEADER_TEXT,
                description="the command's id: a retry with the same key returns the first "
                "result and appends nothing"),
     ]
@@ -284,7 +287,7 @@ def create_app(settings: Settings) -> FastAPI:
         Header(alias="If-Match", max_length=20, pattern=VERSION.pattern,
                description="the version the command was decided on; 409 if it moved on"),
     ]
-    CorrelationId = Annotated[str, Header(alias="X-Correlation-Id", max_length=MAX_HEADER)]
+    CorrelationId = Annotated[str, Header(alias="X-Correlation-Id", max_length=MAX_HEADER, pattern=HEADER_TEXT)]
 
     def command_route(path: str, kind: str, command_type: type[msgspec.Struct], *,
                       creates: bool = False, summary: str = "", tag: str = "",
@@ -699,10 +702,14 @@ def _header_problems(key: str | None, if_match: str | None, correlation_id: str 
     problems = []
     if key is not None and len(key) > MAX_HEADER:
         problems.append({"field": "header.Idempotency-Key", "reason": f"at most {MAX_HEADER} characters"})
+    elif key is not None and unreadable(key):  # it is stored with the events (their command id)
+        problems.append({"field": "header.Idempotency-Key", "reason": LINE_RULE})
     if if_match is not None and not VERSION.fullmatch(if_match):
         problems.append({"field": "header.If-Match", "reason": "a version: up to 10 digits"})
     if correlation_id is not None and len(correlation_id) > MAX_HEADER:
         problems.append({"field": "header.X-Correlation-Id", "reason": f"at most {MAX_HEADER} characters"})
+    elif correlation_id is not None and unreadable(correlation_id):
+        problems.append({"field": "header.X-Correlation-Id", "reason": LINE_RULE})
     return problems
 
 

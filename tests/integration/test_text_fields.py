@@ -80,6 +80,11 @@ def test_every_door_refuses_what_xml_cannot_hold_and_stores_nothing(api: Api, pu
         answer = api.client.post(f"/jobs/{job}/notes", content=('{"text": "a' + surrogate + '"}').encode(),
                                  headers=api.headers("jana", **{"Content-Type": "application/json"}))
         refused(answer, "body")
+    # the headers stored with the events (the command id, the correlation id) are text too
+    for header in ("Idempotency-Key", "X-Correlation-Id"):
+        answer = api.client.post(f"/jobs/{job}/notes", json={"text": "fine"},
+                                 headers={**api.headers("jana"), header: "key\x85one".encode("latin-1")})
+        refused(answer, f"header.{header}")
     # a single-line field takes no newline, not even a last one (Python's `$` would let it by)
     refused(api.post("/customers", {"name": "Novák\n", "billing_address": ADDRESS}), "name")
     answer = api.post("/customers", {"name": "Novák", "billing_address": {**ADDRESS, "country": "CZ\n"}})
