@@ -280,6 +280,10 @@ class JobstreamApp:
                 [StoredEvent(id, loaded.version, f"jobstream:{kind}.Snapshot", snapshot)])
 
     def _remember(self, id: UUID, loaded: Loaded) -> None:
+        """Cache an aggregate as loaded or saved; never an id with no events, which is of no
+        kind yet (asking for it as a customer must not make it one for the next request)."""
+        if loaded.version == 0:
+            return
         with self._lock:
             current = self._cache.get(id)
             if current is None or current.version <= loaded.version:

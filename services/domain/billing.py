@@ -16,7 +16,7 @@ from events.contract import (
     BankStatementImported, CreditNoteRequested, Day, InvoiceIssued, IssueCreditNote, PaymentApplied, RecordPayment,
     Role, StatementEvent,
 )
-from services.domain.common import Context, Forbidden, Invalid, InvalidTransition, derived_id
+from services.domain.common import Context, Forbidden, Invalid, InvalidTransition, NotFound, derived_id
 
 
 class Invoice(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,7 +50,7 @@ def decide_invoice(command: RecordPayment | IssueCreditNote, invoice: Invoice,
     if ctx.actor.role not in (Role.OFFICE, Role.ADMIN):
         raise Forbidden(f"the {ctx.actor.role.value} role may not change invoices; the office can")
     if not invoice.version:
-        raise InvalidTransition("invoice", "not issued", "record a payment or a credit note")
+        raise NotFound("invoice", invoice.id)
     if isinstance(command, IssueCreditNote):
         return [_credit_note(command, invoice)]
     if command.amount.as_tuple().exponent < -2:  # type: ignore[operator]

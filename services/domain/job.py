@@ -20,7 +20,7 @@ from events.contract import (
     RescheduleJob, ResumeJob, Role, ScheduleJob, SignOffJob, StartWork, Status, StopWork, TakeJob,
     TimeEntryAdded, TimeEntryCorrected, UnassignJob, UseMaterial, WorkStarted, WorkStopped,
 )
-from services.domain.common import Context, Forbidden, Invalid, InvalidTransition, derived_id
+from services.domain.common import Context, Forbidden, Invalid, InvalidTransition, NotFound, derived_id
 
 
 class TimeEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -162,7 +162,7 @@ def stop_all_running(job: Job, ctx: Context) -> list[JobEvent]:
 
 def decide(command: JobCommand, job: Job, ctx: Context) -> list[JobEvent]:
     if not job.exists and not isinstance(command, RequestJob):
-        raise InvalidTransition("job", "not requested yet", _action(command))
+        raise NotFound("job", job.id)
     if job.exists:
         authorize(job, command, ctx)
     match command:

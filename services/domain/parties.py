@@ -18,7 +18,7 @@ from events.contract import (
     TechnicianDeactivated, TechnicianDetailsChanged, TechnicianEvent, TechnicianReactivated,
     TechnicianRegistered, TokenEvent, TokenIssued, TokenRevoked, Role, Unit,
 )
-from services.domain.common import Context, Forbidden, Invalid, InvalidTransition, derived_id
+from services.domain.common import Context, Forbidden, Invalid, InvalidTransition, NotFound, derived_id
 
 OfficeRoles = (Role.OFFICE, Role.ADMIN)
 # What a country means when nobody says: its currency, and the language its customers read
@@ -71,6 +71,8 @@ CustomerCommand = RegisterCustomer | ChangeCustomerDetails | SellHoursPackage | 
 
 def decide_customer(command: CustomerCommand, customer: Customer, ctx: Context) -> list[CustomerEvent]:
     _office_only(ctx, "change customers")
+    if not customer.version and not isinstance(command, RegisterCustomer):
+        raise NotFound("customer", customer.id)
     match command:
         case RegisterCustomer():
             if customer.version:
@@ -79,15 +81,11 @@ def decide_customer(command: CustomerCommand, customer: Customer, ctx: Context) 
                 command, email=command.email or "", currency=command.currency or ctx.company_currency,
                 language=command.language or language_of(command.billing_address.country)))]
         case ChangeCustomerDetails():
-            if not customer.version:
-                raise InvalidTransition("customer", "not registered", "change details")
             changes = {k: v for k, v in msgspec.structs.asdict(command).items() if v is not None}
             if not changes:
                 raise Invalid("body", "name at least one detail to change")
             return [CustomerDetailsChanged(id=customer.id, **changes)]
         case AgreeRetainer():
-            if not customer.version:
-                raise InvalidTransition("customer", "not registered", "agree a retainer")
             return [RetainerAgreed(id=customer.id, retainer_id=derived_id(customer.id, customer.version, "retainer"),
                                    description=command.description, amount=command.amount,
                                    vat_rate=command.vat_rate, first_month=command.first_month)]
@@ -101,8 +99,6 @@ def decide_customer(command: CustomerCommand, customer: Customer, ctx: Context) 
                 raise Invalid("last_month", f"the retainer starts in {retainer.first_month}")
             return [RetainerEnded(id=customer.id, retainer_id=command.retainer_id, last_month=command.last_month)]
         case SellHoursPackage():
-            if not customer.version:
-                raise InvalidTransition("customer", "not registered", "sell a package")
             return [HoursPackageSold(id=customer.id, package_id=derived_id(customer.id, customer.version, "hours"),
                                      hours=command.hours, warn_below_hours=command.warn_below_hours,
                                      note=command.note)]
@@ -150,7 +146,7 @@ TechnicianCommand = RegisterTechnician | ChangeTechnicianDetails | DeactivateTec
 def decide_technician(command: TechnicianCommand, tech: Technician, ctx: Context) -> list[TechnicianEvent]:
     _office_only(ctx, "change technicians")
     if not tech.version and not isinstance(command, RegisterTechnician):
-        raise InvalidTransition("technician", "not registered", "change it")
+        raise NotFound("technician", tech.id)
     match command:
         case RegisterTechnician():
             if tech.version:
@@ -220,7 +216,7 @@ PriceListCommand = CreatePriceList | PriceActivity | RemoveActivity
 def decide_price_list(command: PriceListCommand, prices: PriceList, ctx: Context) -> list[PriceListEvent]:
     _office_only(ctx, "change price lists")
     if not prices.version and not isinstance(command, CreatePriceList):
-        raise InvalidTransition("price list", "not created", "change it")
+        raise NotFound("price list", prices.id)
     match command:
         case CreatePriceList():
             if prices.version:

@@ -104,3 +104,30 @@ def test_an_id_of_another_kind_is_a_404_naming_the_kind_expected(api: Api) -> No
                                                        "start": "2026-11-24T09:00:00Z"})
     assert wrong.status_code == 422 and wrong.json()["detail"][0]["field"] == "technician_ids", wrong.text
     assert tried > 250
+
+
+def test_an_id_nothing_was_stored_for_is_a_404_of_no_kind_whatever_was_asked_before(api: Api) -> None:
+    """An unknown id is not found, on every command route, and stays of no kind: asking for it as
+    a customer first must not make the next request call it a customer."""
+    tech = api.technician("jana")
+    routes: dict[str, tuple[str, type[msgspec.Struct]]] = api.client.app.state.command_routes  # type: ignore[attr-defined]
+    before = api.jobstream.recorder.max_notification_id()
+    unknown = str(uuid.uuid4())
+    kinds_asked = set()
+    for path, (kind, command_type) in routes.items():
+        if "{id}" not in path or kind in ("slot", "failure", "message"):
+            continue
+        answer = api.post(path.replace("{id}", unknown), body_of(command_type, str(tech)))
+        assert answer.status_code == 404, (path, answer.status_code, answer.text)
+        assert answer.json()["detail"].endswith(f"{unknown} not found"), (path, answer.text)
+        kinds_asked.add(kind)
+    assert {"job", "customer", "technician", "invoice"} <= kinds_asked
+    assert api.get(f"/jobs/{unknown}").json()["detail"] == f"job {unknown} not found"
+    # a refused creating command leaves its Idempotency-Key free for the next one
+    key = {"Idempotency-Key": f"probe-{uuid.uuid4()}"}
+    refused = api.post("/jobs", {"customer_id": str(uuid.uuid4()), "job_type": "repair", "description": "Leak"},
+                       **key)
+    assert refused.status_code == 422, refused.text
+    registered = api.post("/customers", {"name": "Novák s.r.o.", "billing_address": ADDRESS}, **key)
+    assert registered.status_code == 201, registered.text
+    assert api.jobstream.recorder.max_notification_id() == before + 1, "only the customer was stored"

@@ -15,7 +15,7 @@ from events.contract import (
     SignOffJob, Source, StartWork, Status, StopWork, TakeJob, TimeEntryCorrected, UseMaterial,
     WorkStarted, WorkStopped,
 )
-from services.domain.common import Actor, Context, Forbidden, Invalid, InvalidTransition
+from services.domain.common import Actor, Context, Forbidden, Invalid, InvalidTransition, NotFound
 from services.domain.job import Job, decide, evolve
 
 JOB = UUID("00000000-0000-0000-0000-0000000000aa")
@@ -175,5 +175,5 @@ def test_notes_and_materials() -> None:
 
 
 def test_nothing_happens_to_a_job_that_was_never_requested() -> None:
-    with pytest.raises(InvalidTransition, match="not requested yet"):
+    with pytest.raises(NotFound, match="not found"):  # a 404: there is no such job
         decide(StartWork(), given(), TECHNICIAN)
