@@ -108,7 +108,7 @@ def install(app: FastAPI, jobstream: Callable[[Request], Any], actor: Callable[.
             "job", id, AttachPhoto(photo_id=photo_id, name=name, media_type=media_type, size=len(data),
                                    sha256=digest, caption=caption), who, command_id=idempotency_key))
         body = orjson.dumps({**msgspec.to_builtins(result), "photo_id": str(photo_id), "name": name})
-        return Response(body, 200 if result.replayed else 201, media_type="application/json")
+        return Response(body, 201, media_type="application/json")  # a retry gets the first answer
 
     # --- the catalogue --------------------------------------------------------------------
 
