@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -84,7 +84,7 @@ def invoice(id: uuid.UUID, customer: uuid.UUID, n: int) -> InvoiceIssued:
                        unit_price=Decimal(50), net=Decimal(50), vat_rate=Decimal(23))
     return InvoiceIssued(
         id=id, number=f"BENCH/{n:06d}", series="BENCH", sequence=n, job_id=uuid.uuid4(), customer_id=customer,
-        issue_date="2026-11-23", supply_date="2026-11-23", due_date="2026-12-07", currency="EUR", language="en",
+        issue_date=date(2026, 11, 23), supply_date=date(2026, 11, 23), due_date=date(2026, 12, 7), currency="EUR", language="en",
         seller=Party(name="Bench Services"), buyer=Party(name="Harbour Café", email="hello@harbour.example"),
         lines=[line], vat=[VatSubtotal(category="S", rate=Decimal(23), taxable=Decimal(50), vat=Decimal("11.50"))],
         net_total=Decimal(50), vat_total=Decimal("11.50"), gross_total=Decimal("61.50"), payment_reference=f"B{n}")

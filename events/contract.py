@@ -95,7 +95,8 @@ TimeEntryMinutes = Annotated[int, Meta(ge=1, le=24 * 60)]  # one entry is at mos
 
 
 class Day(date):
-    """A business day in an event (a payment's ``received_on``), decoded leniently.
+    """A business day in an event (a payment's ``received_on``, a statement line's ``booked_on``),
+    decoded leniently.
 
     Commands take a ``date``, so new events hold real days. Before that, a payment's day was
     a string checked only for its shape, and ``2026-02-30`` was stored for ever: such an event
@@ -125,6 +126,11 @@ class Day(date):
                 made = cls(1, 1, 1)
         made.written = text
         return made
+
+    @staticmethod
+    def text(day: date) -> str:
+        """The day as stored: what was written, for a day decoded from an event."""
+        return getattr(day, "written", None) or day.isoformat()
 
     @property
     def real(self) -> bool:
@@ -615,9 +621,9 @@ class InvoiceIssued(InvoiceEvent, frozen=True, kw_only=True, tag=True):
     sequence: int
     job_id: UUID
     customer_id: UUID
-    issue_date: str  # ISO dates, in the company's time zone
-    supply_date: str
-    due_date: str
+    issue_date: date  # in the company's time zone; stored as "YYYY-MM-DD", as always
+    supply_date: date
+    due_date: date
     currency: str
     language: str
     seller: Party
@@ -685,7 +691,7 @@ class PaymentReminderDue(InvoiceEvent, frozen=True, kw_only=True, tag=True):
     days_overdue: int
     outstanding: Decimal
     currency: str
-    due_date: str
+    due_date: date
     escalate_to: str = ""
 
 
@@ -694,7 +700,7 @@ class PaymentReminderDue(InvoiceEvent, frozen=True, kw_only=True, tag=True):
 
 class StatementLine(Struct, frozen=True, kw_only=True):
     index: int
-    booked_on: str
+    booked_on: Day  # from a bank's file: an old stored line may not hold a real day
     amount: Decimal  # negative for a debit
     currency: str
     payer: str = ""
@@ -711,7 +717,7 @@ class StatementLine(Struct, frozen=True, kw_only=True):
         """What identifies the entry across statements: the bank's reference, else its content."""
         if self.entry_key:
             return self.entry_key
-        content = "|".join([self.account, self.booked_on, format(self.amount.normalize(), "f"), self.currency,
+        content = "|".join([self.account, Day.text(self.booked_on), format(self.amount.normalize(), "f"), self.currency,
                             self.payer_iban, self.payer, self.reference, self.text])
         return "content:" + hashlib.sha256(content.encode()).hexdigest()
 
@@ -756,8 +762,8 @@ class ProformaIssued(ProformaEvent, frozen=True, kw_only=True, tag=True):
     job_id: UUID
     quote_id: UUID
     customer_id: UUID
-    issue_date: str
-    due_date: str
+    issue_date: date
+    due_date: date
     currency: str
     language: str
     seller: Party
@@ -792,9 +798,9 @@ class CreditNoteIssued(CreditNoteEvent, frozen=True, kw_only=True, tag=True):
     sequence: int
     invoice_id: UUID
     invoice_number: str
-    invoice_issue_date: str
+    invoice_issue_date: date
     customer_id: UUID
-    issue_date: str
+    issue_date: date
     currency: str
     language: str
     reason: str

@@ -141,7 +141,7 @@ def invoice_html(invoice: InvoiceIssued | CreditNoteIssued | ProformaIssued, bra
         logo=branding.logo, colour=branding.colour, number=number, rate=rate, category=category,
         address=address, variable_symbol=variable_symbol(invoice.number),
         money=lambda value: format_currency(value, invoice.currency, locale=locale),
-        date=lambda text: format_date(date.fromisoformat(text), format="medium", locale=locale),
+        date=lambda day: format_date(day, format="medium", locale=locale),
         hours=lambda minutes: f"{minutes // 60}:{minutes % 60:02d} h",
     )
 

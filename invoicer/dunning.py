@@ -66,7 +66,7 @@ class Dunning(Consumer):
         """The latest schedule step reached and not yet recorded, if the invoice is unpaid."""
         if invoice.due <= Decimal(0) or not invoice.due_date:
             return None
-        late = (today - date.fromisoformat(invoice.due_date)).days
+        late = (today - invoice.due_date).days
         reached = [(n, step) for n, step in enumerate(self.schedule, start=1) if late >= step.days]
         if not reached or reached[-1][0] <= invoice.reminded:
             return None
@@ -86,7 +86,7 @@ class Dunning(Consumer):
                 step_number, step = found
                 reminder = PaymentReminderDue(
                     id=invoice.id, step=step_number, level=step.level,
-                    days_overdue=(today - date.fromisoformat(invoice.due_date)).days,
+                    days_overdue=(today - invoice.due_date).days,
                     outstanding=invoice.due, currency=invoice.currency, due_date=invoice.due_date,
                     escalate_to=step.escalate_to)
                 try:

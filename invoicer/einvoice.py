@@ -102,9 +102,9 @@ def ubl_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
     root = ET.Element(f"{{{CREDIT_NOTE_NS}}}CreditNote" if credit else _q(":Invoice"))
     _add(root, "cbc:CustomizationID", "urn:cen.eu:en16931:2017")
     _add(root, "cbc:ID", invoice.number)
-    _add(root, "cbc:IssueDate", invoice.issue_date)
+    _add(root, "cbc:IssueDate", invoice.issue_date.isoformat())
     if not credit:
-        _add(root, "cbc:DueDate", invoice.due_date)  # type: ignore[union-attr]
+        _add(root, "cbc:DueDate", invoice.due_date.isoformat())  # type: ignore[union-attr]
     _add(root, "cbc:CreditNoteTypeCode" if credit else "cbc:InvoiceTypeCode", "381" if credit else "380")
     if credit:
         _add(root, "cbc:Note", f"Credit note for {invoice.invoice_number}: {invoice.reason}")  # type: ignore[union-attr]
@@ -115,12 +115,12 @@ def ubl_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
     if credit:
         reference = _add(_add(root, "cac:BillingReference"), "cac:InvoiceDocumentReference")
         _add(reference, "cbc:ID", invoice.invoice_number)  # type: ignore[union-attr]
-        _add(reference, "cbc:IssueDate", invoice.invoice_issue_date)  # type: ignore[union-attr]
+        _add(reference, "cbc:IssueDate", invoice.invoice_issue_date.isoformat())  # type: ignore[union-attr]
     _party(root, "cac:AccountingSupplierParty", invoice.seller)
     _party(root, "cac:AccountingCustomerParty", invoice.buyer)
     if not credit:
         delivery = _add(root, "cac:Delivery")
-        _add(delivery, "cbc:ActualDeliveryDate", invoice.supply_date)  # type: ignore[union-attr]
+        _add(delivery, "cbc:ActualDeliveryDate", invoice.supply_date.isoformat())  # type: ignore[union-attr]
         if invoice.seller.bank_account:  # a credit transfer needs the account it goes to (BR-61)
             means = _add(root, "cac:PaymentMeans")
             _add(means, "cbc:PaymentMeansCode", "30")

@@ -36,8 +36,8 @@ def _add(parent: ET.Element, tag: str, text: object = None, **attributes: str) -
     return element
 
 
-def _day(parent: ET.Element, tag: str, iso_day: str) -> None:
-    _add(_add(parent, tag), "udt:DateTimeString", date.fromisoformat(iso_day).strftime("%Y%m%d"), format="102")
+def _day(parent: ET.Element, tag: str, day: date) -> None:
+    _add(_add(parent, tag), "udt:DateTimeString", day.strftime("%Y%m%d"), format="102")
 
 
 def _money(value: Decimal) -> str:
@@ -142,7 +142,7 @@ def cii_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
         reference = _add(settlement, "ram:InvoiceReferencedDocument")
         _add(reference, "ram:IssuerAssignedID", invoice.invoice_number)  # type: ignore[union-attr]
         _add(_add(reference, "ram:FormattedIssueDateTime"), "qdt:DateTimeString",
-             date.fromisoformat(invoice.invoice_issue_date).strftime("%Y%m%d"), format="102")  # type: ignore[union-attr]
+             invoice.invoice_issue_date.strftime("%Y%m%d"), format="102")  # type: ignore[union-attr]
     return ET.tostring(root, encoding="UTF-8", xml_declaration=True)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable
+from datetime import date
 from decimal import Decimal
 from uuid import UUID
 
@@ -33,7 +34,7 @@ import msgspec
 from eventsourcing.persistence import Notification
 
 from events.contract import (
-    BankStatementImported, Day, Event, InvoiceCredited, InvoiceIssued, PaymentApplied, PaymentReminderDue, StatementLine,
+    BankStatementImported, Event, InvoiceCredited, InvoiceIssued, PaymentApplied, PaymentReminderDue, StatementLine,
     StatementLineUnmatched, decode_event, event_hash,
 )
 from events.jetstream import NatsConnection
@@ -59,7 +60,7 @@ class Open(msgspec.Struct, frozen=True, kw_only=True):
     paid: Decimal = Decimal(0)
     version: int = 0
     last_hash: str = ""
-    due_date: str = ""
+    due_date: date | None = None
     reminded: int = 0  # the last dunning step recorded
     credited: Decimal = Decimal(0)
 
@@ -228,7 +229,7 @@ class PaymentMatcher(Consumer):
                 continue
             payments.setdefault(invoice.id, []).append(PaymentApplied(
                 id=invoice.id, payment_id=uuid.uuid5(NAMESPACE, f"payment:{statement_id}:{line.index}"),
-                amount=line.amount, currency=line.currency, received_on=Day.read(line.booked_on), rule=rule,
+                amount=line.amount, currency=line.currency, received_on=line.booked_on, rule=rule,
                 payer=line.payer, payer_iban=line.payer_iban, statement_id=statement_id, line=line.index))
             overlay[invoice.id] = msgspec.structs.replace(invoice, paid=invoice.paid + line.amount)
             paid_here[line.index] = invoice.number

@@ -102,8 +102,8 @@ class RetainerBilling(Consumer):
         numbered = await next_number(self, self.settings.pattern, self.settings.series, today.year)
         issued = InvoiceIssued(
             id=invoice_id, number=numbered.number, series=numbered.series, sequence=numbered.sequence,
-            job_id=retainer.retainer_id, customer_id=buyer.id, issue_date=today.isoformat(),
-            supply_date=f"{month}-01", due_date=(today + timedelta(days=buyer.payment_terms_days)).isoformat(),
+            job_id=retainer.retainer_id, customer_id=buyer.id, issue_date=today,
+            supply_date=date.fromisoformat(f"{month}-01"), due_date=today + timedelta(days=buyer.payment_terms_days),
             currency=buyer.currency, language=buyer.language, seller=seller.party(), buyer=buyer.party(),
             lines=[line], vat=vat, net_total=line.net, vat_total=tax, gross_total=line.net + tax,
             payment_reference=creditor_reference(numbered.number), reverse_charge=reverse, job_type="retainer",

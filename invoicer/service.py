@@ -331,8 +331,8 @@ class Invoicer(Consumer):
         number = numbered.number
         issued = InvoiceIssued(
             id=invoice_id, number=number, series=numbered.series, sequence=numbered.sequence,
-            job_id=job_id, customer_id=buyer.id, issue_date=result.issue_date.isoformat(),
-            supply_date=result.supply_date.isoformat(), due_date=result.due_date.isoformat(),
+            job_id=job_id, customer_id=buyer.id, issue_date=result.issue_date,
+            supply_date=result.supply_date, due_date=result.due_date,
             currency=result.currency, language=buyer.language, seller=self.settings.seller.party(),
             buyer=buyer.party(), lines=result.lines, vat=result.vat, net_total=result.net_total,
             vat_total=result.vat_total, gross_total=result.gross_total,
@@ -393,7 +393,7 @@ class Invoicer(Consumer):
         note = CreditNoteIssued(
             id=credit_id, number=number, series=numbered.series, sequence=numbered.sequence,
             invoice_id=issued.id, invoice_number=issued.number, invoice_issue_date=issued.issue_date,
-            customer_id=issued.customer_id, issue_date=today.isoformat(), currency=issued.currency,
+            customer_id=issued.customer_id, issue_date=today, currency=issued.currency,
             language=issued.language, reason=request.reason, seller=issued.seller, buyer=issued.buyer,
             lines=lines, vat=vat, net_total=net_total, vat_total=vat_total, gross_total=net_total + vat_total,
             reverse_charge=issued.reverse_charge, job_type=issued.job_type)
@@ -436,7 +436,7 @@ class Invoicer(Consumer):
         number = numbered.number
         issued = ProformaIssued(
             id=proforma_id, number=number, job_id=accepted.id, quote_id=accepted.quote_id, customer_id=buyer.id,
-            issue_date=today.isoformat(), due_date=(today + timedelta(days=buyer.payment_terms_days)).isoformat(),
+            issue_date=today, due_date=today + timedelta(days=buyer.payment_terms_days),
             currency=buyer.currency, language=buyer.language, seller=self.settings.seller.party(),
             buyer=buyer.party(), lines=[line], vat=vat, net_total=line.net, vat_total=tax,
             gross_total=line.net + tax,

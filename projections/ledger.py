@@ -47,7 +47,7 @@ def journal(event: Event, position: int, number: str = "", customer_id: UUID | N
             revenue = f"revenue:{event.job_type or 'other'}"
             lines.append((revenue, zero, event.net_total))
             lines.extend((f"vat payable:{v.rate.normalize():f}%", zero, v.vat) for v in event.vat if v.vat)
-            return [JournalLine(entry=str(event.id), line=n, day=event.issue_date, account=account, debit=debit,
+            return [JournalLine(entry=str(event.id), line=n, day=event.issue_date.isoformat(), account=account, debit=debit,
                                 credit=credit, currency=event.currency, document=event.number,
                                 customer_id=event.customer_id, source="InvoiceIssued", position=position)
                     for n, (account, debit, credit) in enumerate(lines, start=1)]
@@ -55,7 +55,7 @@ def journal(event: Event, position: int, number: str = "", customer_id: UUID | N
             lines = [("receivables", zero, event.gross_total),
                      (f"revenue:{event.job_type or 'other'}", event.net_total, zero)]
             lines.extend((f"vat payable:{v.rate.normalize():f}%", v.vat, zero) for v in event.vat if v.vat)
-            return [JournalLine(entry=str(event.id), line=n, day=event.issue_date, account=account, debit=debit,
+            return [JournalLine(entry=str(event.id), line=n, day=event.issue_date.isoformat(), account=account, debit=debit,
                                 credit=credit, currency=event.currency, document=event.number,
                                 customer_id=event.customer_id, source="CreditNoteIssued", position=position)
                     for n, (account, debit, credit) in enumerate(lines, start=1)]

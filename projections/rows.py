@@ -431,7 +431,7 @@ def evolve_invoice(row: InvoiceRow | None, event: InvoiceEvent, position: int) -
         case InvoiceIssued():
             return InvoiceRow(id=event.id, number=event.number, job_id=event.job_id,
                               customer_id=event.customer_id, customer=event.buyer.name,
-                              issue_date=event.issue_date, due_date=event.due_date,
+                              issue_date=event.issue_date.isoformat(), due_date=event.due_date.isoformat(),
                               currency=event.currency, gross_total=str(event.gross_total),
                               position=position, issued=event)
         case PaymentApplied() if row is not None:

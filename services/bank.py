@@ -17,7 +17,7 @@ from xml.etree import ElementTree as ET
 
 import mt940
 
-from events.contract import StatementLine
+from events.contract import Day, StatementLine
 
 
 class StatementError(ValueError):
@@ -123,11 +123,11 @@ def _camt_entry(entry: ET.Element, account: str, statement: str, number: int, be
     return lines
 
 
-def _day(text: str, line: int) -> str:
+def _day(text: str, line: int) -> Day:
     """A line's booking day, which becomes a payment's ``received_on``: a real day, or the
     statement is refused."""
     try:
-        return date.fromisoformat(text).isoformat()
+        return Day.of(date.fromisoformat(text))
     except ValueError:
         raise StatementError(f"statement: line {line}: the booking date {text[:20]!r} is not a date") from None
 

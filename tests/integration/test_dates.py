@@ -105,3 +105,27 @@ def straight_bytes(api: Api, aggregate_id: UUID, state: bytes) -> int:
     data = msgspec.json.encode(decoded)
     stored = StoredEvent(aggregate_id, before[-1].originator_version + 1 if before else 1, "PaymentApplied", data)
     return api.jobstream.recorder.insert_events([stored])[-1]  # type: ignore[no-any-return]
+
+
+def test_an_invoice_stored_with_text_dates_still_decodes_renders_and_projects(
+        api: Api, stream_env: dict[str, str], read_model_url: str) -> None:
+    from invoicer.documents import invoice_html
+    from invoicer.einvoice import ubl_invoice
+
+    invoice = issued(api)  # written as the old code wrote it: the dates as text
+    (stored,) = [e for e in api.jobstream.history(invoice) if e.topic == "InvoiceIssued"]
+    assert b'"issue_date":"2026-03-01","supply_date":"2026-03-01","due_date":"2026-03-15"' in stored.state
+    old = decode_event(stored.state)
+    assert isinstance(old, InvoiceIssued)
+    assert (old.issue_date, old.supply_date, old.due_date) == (date(2026, 3, 1), date(2026, 3, 1), date(2026, 3, 15))
+    assert encode_event(old) == stored.state  # the same bytes: the hash chain holds
+    assert "Due: <b>15 Mar 2026</b>" in invoice_html(old)
+    xml = ubl_invoice(old)
+    assert b"<cbc:IssueDate>2026-03-01</cbc:IssueDate>" in xml and b"<cbc:DueDate>2026-03-15</cbc:DueDate>" in xml
+    with read_side(api, stream_env, read_model_url) as reader:
+        row = reader.get(f"/api/invoices/{invoice}").json()
+        assert (row["issue_date"], row["due_date"]) == ("2026-03-01", "2026-03-15"), row
+    # an invoice issued now holds dates, stored in the same form
+    api.ok(f"/invoices/{invoice}/payments", {"amount": "100", "received_on": "2026-03-02"})
+    new = msgspec.structs.replace(old, issue_date=date(2026, 3, 1))
+    assert type(decode_event(encode_event(new)).issue_date) is date  # type: ignore[attr-defined]

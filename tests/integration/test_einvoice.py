@@ -50,8 +50,8 @@ def issued(buyer: Buyer, *events: JobEvent, priority: Priority = Priority.NORMAL
     number = "FV/2026/000042"
     return InvoiceIssued(
         id=uuid.uuid4(), number=number, series="FV", sequence=42, job_id=job, customer_id=buyer.id,
-        issue_date=result.issue_date.isoformat(), supply_date=result.supply_date.isoformat(),
-        due_date=result.due_date.isoformat(), currency=result.currency, language=buyer.language,
+        issue_date=result.issue_date, supply_date=result.supply_date,
+        due_date=result.due_date, currency=result.currency, language=buyer.language,
         seller=SELLER.party(), buyer=Party(
             name=buyer.name, address=buyer.billing_address, vat_id=buyer.vat_id, email=buyer.email),
         lines=result.lines, vat=result.vat, net_total=result.net_total, vat_total=result.vat_total,

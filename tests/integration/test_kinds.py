@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -46,7 +47,7 @@ def ids_of_every_kind(api: Api) -> dict[str, str]:
     invoice, message = uuid.uuid4(), uuid.uuid4()
     straight(api.jobstream, invoice, InvoiceIssued(
         id=invoice, number="2026-000001", series="2026", sequence=1, job_id=UUID(job), customer_id=UUID(customer),
-        issue_date="2026-03-01", supply_date="2026-03-01", due_date="2026-03-15", currency="EUR", language="en",
+        issue_date=date(2026, 3, 1), supply_date=date(2026, 3, 1), due_date=date(2026, 3, 15), currency="EUR", language="en",
         seller=Party(name="Seller", address=address), buyer=Party(name="Novák", address=address), lines=[], vat=[],
         net_total=Decimal(0), vat_total=Decimal(0), gross_total=Decimal(0), payment_reference="1"))
     straight(api.jobstream, message, MessageQueued(id=message, channel="email", purpose="invoice",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -105,7 +106,7 @@ def invoice(name: str, description: str) -> InvoiceIssued:
                        unit_price=Decimal(10), net=Decimal(10), vat_rate=Decimal(21))
     return InvoiceIssued(
         id=uuid.uuid4(), number="2026-000001", series="2026", sequence=1, job_id=uuid.uuid4(),
-        customer_id=uuid.uuid4(), issue_date="2026-03-01", supply_date="2026-03-01", due_date="2026-03-15",
+        customer_id=uuid.uuid4(), issue_date=date(2026, 3, 1), supply_date=date(2026, 3, 1), due_date=date(2026, 3, 15),
         currency="EUR", language="en", seller=Party(name="Seller s.r.o.", address=address, vat_id="CZ12345678"),
         buyer=Party(name=name, address=address), lines=[line],
         vat=[VatSubtotal(category="S", rate=Decimal(21), taxable=Decimal(10), vat=Decimal("2.10"))],

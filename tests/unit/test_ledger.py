@@ -32,8 +32,8 @@ def invoice(items: list[tuple[Decimal, int, Decimal, bool]], currency: str, job_
     net = sum((line.net for line in billed), Decimal(0))
     tax = sum((v.vat for v in vat), Decimal(0))
     return InvoiceIssued(id=uuid.uuid4(), number="FV/2026/000001", series="FV", sequence=1, job_id=uuid.uuid4(),
-                         customer_id=uuid.uuid4(), issue_date="2026-11-23", supply_date="2026-11-23",
-                         due_date="2026-12-07", currency=currency, language="en", seller=Party(name="s"),
+                         customer_id=uuid.uuid4(), issue_date=date(2026, 11, 23), supply_date=date(2026, 11, 23),
+                         due_date=date(2026, 12, 7), currency=currency, language="en", seller=Party(name="s"),
                          buyer=Party(name="b"), lines=billed, vat=vat, net_total=net, vat_total=tax,
                          gross_total=net + tax, payment_reference="RF00", reverse_charge=reverse, job_type=job_type)
 
