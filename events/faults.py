@@ -4,7 +4,8 @@ the office when trying again would not help.
 
 Transient: NATS not answering (disconnected, timing out, no stream leader), a mail server
 or another outside service not reachable, a database locked or not reachable. These are
-tried again with backoff, for as long as they last; nothing is parked. Anything else (an
+tried again with backoff, for as long as they last; nothing is parked. A write JetStream
+refuses for good (a message over the size limit) is not transient. Anything else (an
 event that does not decode, data a document cannot hold, a bug) is permanent for that
 event: it is recorded as ``ProcessingFailed`` and the consumer goes on with the next one.
 """
@@ -25,7 +26,7 @@ import nats.js.errors
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 
 from events.contract import EventMeta, ProcessingFailed, failure_id, seal
-from events.jetstream import TurnedAway
+from events.jetstream import TurnedAway, WriteRefused
 
 
 class Transient(Exception):
@@ -53,6 +54,8 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 PERMANENT: tuple[type[BaseException], ...] = (
     TurnedAway,  # credentials the server refuses: waiting will not change its mind
+    WriteRefused,  # JetStream refuses the message itself (over the stream's size limit)
+    nats.errors.MaxPayloadError,  # a message over the server's max_payload, refused before it is sent
 )
 
 BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # seconds before each further try; then every 30 s

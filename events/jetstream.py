@@ -65,6 +65,7 @@ TOPIC_HEADER = "Es-Topic"
 VERSION_HEADER = "Es-Version"
 EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
 WRONG_LAST_SEQUENCE_CODES = {10071, 10164}  # single publish, and inside an atomic batch
+REFUSED_FOR_GOOD_CODES = {10054}  # the message is over the stream's max_msg_size
 MAX_BATCH = 1000  # the server's limit on the messages of one atomic batch
 PAGE = 1000  # messages asked for per batch direct get
 STARTUP_WAIT = 30.0  # seconds a new connection waits for JetStream to answer (a cluster electing its leader)
@@ -630,12 +631,19 @@ class NatsConnection:
         return _parse_ack(reply.data), len(messages)
 
 
+class WriteRefused(OperationalError):
+    """JetStream refuses this write for good (a message over the stream's size limit): trying
+    the same write again cannot succeed."""
+
+
 def _parse_ack(data: bytes) -> int:
     ack = msgspec.json.decode(data)
     error = ack.get("error")
     if error:
         if error.get("err_code") in WRONG_LAST_SEQUENCE_CODES:
             raise IntegrityError(f"conflict: {error.get('description')}")
+        if error.get("err_code") in REFUSED_FOR_GOOD_CODES or "exceeds maximum" in str(error.get("description")):
+            raise WriteRefused(f"JetStream refused the write for good: {error.get('description')}")
         raise OperationalError(f"JetStream refused the write: {error.get('description')}")
     return int(ack["seq"])
 
