@@ -10,6 +10,7 @@ answering (try again).
 
 import asyncio
 import logging
+import json as pyjson
 import re
 from datetime import datetime
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -191,6 +192,7 @@ def problem(status_code: int, detail: Any, **extra: Any) -> Response:
 READABLE = {EMAIL: "an email address like name@example.com, without spaces or control characters",
             LINE: LINE_RULE, LINES: LINES_RULE, REASON: "a reason in words, not blank; " + LINES_RULE}
 LONE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+SURROGATE_CHARACTER = re.compile("[\ud800-\udfff]")
 
 
 def field_error(message: str) -> dict[str, str]:
@@ -682,9 +684,35 @@ def _decoded(decoder: msgspec.json.Decoder[Any], raw: bytes) -> msgspec.Struct:
         raise Invalid(**field_error(str(error))) from None
     except msgspec.DecodeError as error:
         if LONE_SURROGATE.search(raw):  # a pair decodes; one alone is no character
-            raise Invalid("body", "not valid JSON: a lone surrogate (\\ud800-\\udfff without its pair) "
-                                  "is not a character") from None
+            raise Invalid(_surrogate_field(raw), "a lone surrogate (\\ud800-\\udfff without its pair) "
+                                                 "is not a character") from None
         raise Invalid("body", f"not valid JSON: {error}") from None
+
+
+def _surrogate_field(raw: bytes) -> str:
+    """Where a lone surrogate sits in a JSON body, as msgspec names fields ('lines[0].code').
+
+    msgspec refuses the whole document; Python's json module decodes the surrogate into the
+    string, so the field holding it can be named. 'body' when the document is broken anyway.
+    """
+    try:
+        document = pyjson.loads(raw)
+    except ValueError:
+        return "body"
+
+    def holding(value: Any, path: str) -> str | None:
+        if isinstance(value, str):
+            return path if SURROGATE_CHARACTER.search(value) else None
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in items:
+            if isinstance(key, str) and SURROGATE_CHARACTER.search(key):
+                return f"{path}.{key}".lstrip(".") if path else key
+            found = holding(item, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}".lstrip("."))
+            if found is not None:
+                return found
+        return None
+
+    return holding(document, "") or "body"
 
 
 def _integral(value: Any) -> Any:

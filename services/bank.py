@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from xml.etree import ElementTree as ET
 
+import msgspec
 import mt940
 
 from events.contract import Day, StatementLine
@@ -36,10 +37,32 @@ def parse_statement(data: bytes) -> Statement:
     digest = hashlib.sha256(data).hexdigest()
     head = data.lstrip()[:200]
     if head.startswith(b"<"):
-        return _camt(data, digest)
-    if b":20:" in data[:2000] or b":61:" in data or head.startswith(b"{1:"):
-        return _mt940(data, digest)
-    raise StatementError("statement: not a camt.053 XML file nor an MT940 file")
+        statement = _camt(data, digest)
+    elif b":20:" in data[:2000] or b":61:" in data or head.startswith(b"{1:"):
+        statement = _mt940(data, digest)
+    else:
+        raise StatementError("statement: not a camt.053 XML file nor an MT940 file")
+    statement.lines = [_readable(line) for line in statement.lines]
+    statement.account, statement.reference = _clean(statement.account), _clean(statement.reference)
+    return statement
+
+
+# C0 and C1 control characters (tab and newline among them) and the two non-characters XML
+# cannot hold. A bank's file is what the bank sent, so they are not refused: each becomes a
+# space, as the texts' line breaks already do, and no statement event carries one.
+_UNREADABLE = re.compile("[\x00-\x1f\x7f-\x9f\ufffe\uffff]+")
+_TEXTS = ("currency", "payer", "payer_iban", "reference", "text", "bank_reference", "account", "entry_key")
+
+
+def _clean(text: str) -> str:
+    return " ".join(_UNREADABLE.sub(" ", text).split()) if _UNREADABLE.search(text) else text
+
+
+def _readable(line: StatementLine) -> StatementLine:
+    changed = {name: _clean(getattr(line, name)) for name in _TEXTS}
+    if all(changed[name] == getattr(line, name) for name in _TEXTS):
+        return line
+    return msgspec.structs.replace(line, **changed)
 
 
 # --- camt.053 ---------------------------------------------------------------------------

@@ -72,15 +72,20 @@ def test_every_door_refuses_what_xml_cannot_hold_and_stores_nothing(api: Api, pu
                                             "street": "Lidická 5", "city": "Brno", "postal_code": "602 00",
                                             "country": "CZ", "details": f"It{bad} clicks"})
         assert booked.status_code == 422 and "cannot be read" in booked.text, booked.text
-    for surrogate in SURROGATES:  # the JSON decoder refuses them: the body is not text
+    for surrogate in SURROGATES:  # msgspec refuses the whole document; the door still names the field
         raw = ('{"name": "Nul' + surrogate + ' Ltd", "billing_address": {"street": "a", "city": "b", '
                '"postal_code": "1", "country": "CZ"}}')
         answer = api.client.post("/customers", content=raw.encode(),
                                  headers=api.headers("office", **{"Content-Type": "application/json"}))
-        refused(answer, "body")
+        refused(answer, "name")
+        raw = ('{"name": "Nul Ltd", "billing_address": {"street": "a", "city": "b' + surrogate + '", '
+               '"postal_code": "1", "country": "CZ"}}')
+        answer = api.client.post("/customers", content=raw.encode(),
+                                 headers=api.headers("office", **{"Content-Type": "application/json"}))
+        refused(answer, "billing_address.city")
         answer = api.client.post(f"/jobs/{job}/notes", content=('{"text": "a' + surrogate + '"}').encode(),
                                  headers=api.headers("jana", **{"Content-Type": "application/json"}))
-        refused(answer, "body")
+        refused(answer, "text")
     # the headers stored with the events (the command id, the correlation id) are text too
     for header in ("Idempotency-Key", "X-Correlation-Id"):
         answer = api.client.post(f"/jobs/{job}/notes", json={"text": "fine"},

@@ -46,3 +46,16 @@ def test_a_camt_batch_entrys_transactions_are_distinct_entries_and_a_copy_of_one
     one, two, three, again = parse_statement(camt(batch + single + single)).lines
     assert (one.key(), two.key()) == ("camt:CZ0000000000000000000001:E-1#1", "camt:CZ0000000000000000000001:E-1#2")
     assert three.key() == again.key() == "camt:CZ0000000000000000000001:T-9"
+
+
+def test_control_characters_in_a_banks_texts_become_spaces_and_reach_no_statement_event() -> None:
+    mt940 = MT940.replace(b":86:zaloha", ":86:zal\x00oha\x01 Nov\x85\u00e1k\uffff".encode())
+    *_, unreferenced = parse_statement(mt940).lines
+    assert unreferenced.text == "zal oha Nov ák"
+    entry = f"""<Ntry><Amt Ccy="CZK">50.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><BookgDt><Dt>2026-12-01</Dt></BookgDt>
+      <NtryDtls><TxDtls><Amt Ccy="CZK">50.00</Amt><RltdPties><Dbtr><Nm>Petra&#x85;Nov\u00e1\u0086kov\u00e1</Nm></Dbtr>
+      </RltdPties><RmtInf><Ustrd>FV&#x9f;1</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>"""
+    (line,) = parse_statement(camt(entry)).lines
+    assert (line.payer, line.text) == ("Petra Nová ková", "FV 1")
+    clean = parse_statement(MT940).lines  # a clean file is left exactly as the bank sent it
+    assert [line.text for line in clean] == ["Faktura FV/2026/000001"] * 3 + ["zaloha"]
