@@ -11,8 +11,12 @@ one process; across replicas, each slot the visit covers is claimed on the strea
 (services.domain.slots), so of two replicas booking it at once one gets it and the other
 answers 409. Every command a booking runs carries an id derived from the form's key: a
 double submit books once. Abuse is kept harmless: per-address rate limits, a honeypot field
-bots fill in (answered like a success, nothing stored), at most a few open bookings per
-email address a day, and every field validated with a message naming it.
+bots fill in (answered like a success, nothing stored), at most a few bookings per email
+address a day, and every field validated with a message naming it. The per-email count is
+read from the stream with the calendar (the web requests of that address's customer that
+day), so every replica counts the same bookings; the per-address rate limits are each
+replica's own, as a proxy's would be (with N replicas an address gets up to N times the
+limit, which keeps it harmless still).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from events.contract import (
     ClaimSlot,
     JobCancelled,
     JobCompleted,
+    JobRequested,
     JobRescheduled,
     JobScheduled,
     JobTaken,
@@ -134,13 +139,18 @@ class Calendar:
 
     TECHNICIAN_TYPES = frozenset({"TechnicianRegistered", "TechnicianDetailsChanged", "TechnicianDeactivated",
                                   "TechnicianReactivated"})
-    JOB_TYPES = frozenset({"JobScheduled", "JobRescheduled", "JobTaken", "JobUnassigned", "JobCancelled",
-                           "JobCompleted"})
+    JOB_TYPES = frozenset({"JobRequested", "JobScheduled", "JobRescheduled", "JobTaken", "JobUnassigned",
+                           "JobCancelled", "JobCompleted"})
 
     def __init__(self) -> None:
         self.technicians: dict[UUID, Technician] = {}
         self.busy: dict[UUID, tuple[tuple[UUID, ...], datetime, datetime]] = {}  # job -> (who, from, to)
         self.positions = {"technician": 0, "job": 0}
+        # the web bookings of each customer, per day (UTC) they were made: the per-email cap
+        self.booked: dict[tuple[UUID, date], set[UUID]] = defaultdict(set)
+
+    def bookings(self, customer_id: UUID, day: date) -> int:
+        return len(self.booked.get((customer_id, day), ()))
 
     async def refresh(self, app: Any) -> None:
         for kind, wanted in (("technician", self.TECHNICIAN_TYPES), ("job", self.JOB_TYPES)):
@@ -158,6 +168,11 @@ class Calendar:
                 self.technicians[event.id].active = False
             case TechnicianReactivated() if event.id in self.technicians:
                 self.technicians[event.id].active = True
+            case JobRequested() if event.source is Source.WEB and event.meta is not None:
+                day = event.meta.occurred_at.date()
+                for old in [k for k in self.booked if k[1] < day - timedelta(days=1)]:  # done with
+                    del self.booked[old]
+                self.booked[(event.customer_id, day)].add(event.id)
             case JobScheduled() | JobRescheduled():
                 end = event.start + timedelta(minutes=event.duration_minutes)
                 self.busy[event.id] = (tuple(event.technician_ids), event.start, end)
@@ -309,7 +324,6 @@ def install(app: FastAPI, jobstream: Callable[[Request], Any], env: dict[str, st
     views = RateLimit(settings.views_per_minute if settings else 60, 60.0)
     bookings = RateLimit(settings.bookings_per_hour if settings else 5, 3600.0)
     posts = RateLimit(settings.posts_per_hour if settings else 40, 3600.0)
-    per_email: dict[tuple[str, date], int] = {}
 
     def page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
         html = _pages.get_template(name).render(settings=settings, countries=COUNTRIES, weekdays=WEEKDAYS,
@@ -371,7 +385,7 @@ def install(app: FastAPI, jobstream: Callable[[Request], Any], env: dict[str, st
             chosen = settings.service(form.get("service", ""))
             free = slots(current, settings, chosen, now) if chosen else {}
             booking, errors = check(form, settings, free)
-            if booking is not None and per_email.get((booking.email, now.date()), 0) >= settings.open_per_email:
+            if booking is not None and current.bookings(_web_customer(booking), now.date()) >= settings.open_per_email:
                 errors["email"] = "you have booked several visits today already; please call us for more"
             if booking is None or errors:
                 return form_page(form, errors, free, 422)
@@ -384,9 +398,7 @@ def install(app: FastAPI, jobstream: Callable[[Request], Any], env: dict[str, st
             if technician is not None and booking.slot is not None:
                 end = booking.slot + timedelta(minutes=booking.service.minutes)
                 current.busy[job_id] = ((technician,), booking.slot, end)  # before the stream says so
-            for old in [k for k in per_email if k[1] < now.date()]:  # yesterday's counts are done with
-                del per_email[old]
-            per_email[(booking.email, now.date())] = per_email.get((booking.email, now.date()), 0) + 1
+            current.booked[(_web_customer(booking), now.date())].add(job_id)  # before the stream says so
             bookings.retry_after(client(request))  # counted
         return _thanks(job_id, booking.slot, technician is not None)
 
@@ -423,11 +435,16 @@ async def _booked_already(app: Any, key: str) -> RedirectResponse | None:
     return _thanks(job_id, job.start, bool(job.technician_ids))
 
 
+def _web_customer(booking: Booking) -> UUID:
+    """The customer a booking's email address is (registered by the first booking from it)."""
+    return derived_id("web-customer", booking.email)
+
+
 async def _book(app: Any, booking: Booking, calendar: Calendar, step: int) -> tuple[UUID, UUID | None]:
     """The customer (known by their email address, else registered), the job, and its technician.
     Every command's id derives from the form's key, so a double submit books once."""
     key = f"booking:{booking.key}"
-    customer_id = derived_id("web-customer", booking.email)
+    customer_id = _web_customer(booking)
     known = await app.load_async("customer", customer_id)
     if known.version == 0:
         await app.execute_async("customer", customer_id, RegisterCustomer(

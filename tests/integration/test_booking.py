@@ -195,3 +195,23 @@ def test_two_command_api_replicas_booking_one_slot_at_once_give_it_to_one_custom
     (scheduled,) = stored(api.jobstream, JobScheduled)
     assert sorted(s.start for s in scheduled) == sorted(datetime.fromisoformat(at) for at in contested)
     assert {str(s.technician_ids[0]) for s in scheduled} == {jana}  # once each: nothing double-booked
+
+
+def test_the_per_email_cap_counts_the_bookings_every_replica_made(api: Api, stream_env: dict[str, str]) -> None:
+    """Three bookings a day per email address (the default), wherever they were made: each
+    replica reads them from the stream with its calendar, not from its own memory."""
+    boiler_technicians(api)
+    env = {**stream_env, "JOBSTREAM_BOOKING_SERVICES": SERVICES, "JOBSTREAM_BOOKING_HOURS": "Mon-Sun 08:00-17:00"}
+    with (TestClient(create_app(Settings(env=env)), follow_redirects=False) as one,
+          TestClient(create_app(Settings(env=env)), follow_redirects=False) as two):
+        made = [one.post("/book", data=form("call")), two.post("/book", data=form("call")),
+                one.post("/book", data=form("call", email="Petra@Example.cz"))]  # the same address
+        assert [answer.status_code for answer in made] == [303] * 3, [a.text for a in made]
+        for replica in (two, one):
+            fourth = replica.post("/book", data=form("call"))
+            assert fourth.status_code == 422, fourth.text
+            assert "booked several visits today already" in fourth.text
+        other = two.post("/book", data=form("call", email="jiri@example.cz"))
+        assert other.status_code == 303, other.text
+    (requested,) = stored(api.jobstream, JobRequested)
+    assert len(requested) == 4
