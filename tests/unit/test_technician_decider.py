@@ -63,9 +63,10 @@ def test_only_the_office_changes_technicians(ctx: Context) -> None:
 @pytest.mark.parametrize("command", [
     ChangeTechnicianDetails(phone="+420 4"), DeactivateTechnician(), ReactivateTechnician(),
 ], ids=lambda c: type(c).__name__)
-def test_nothing_happens_to_a_technician_never_registered(command: object) -> None:
+def test_nothing_happens_to_a_technician_never_registered(
+        command: ChangeTechnicianDetails | DeactivateTechnician | ReactivateTechnician) -> None:
     with pytest.raises(NotFound, match=f"technician {TECH} not found"):
-        decide_technician(command, given(), OFFICE)  # type: ignore[arg-type]
+        decide_technician(command, given(), OFFICE)
 
 
 def test_changing_details_records_only_what_changed() -> None:
