@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from eventsourcing.persistence import StoredEvent  # noqa: E402
 
 from events.contract import AddNote, Role, ScheduleJob  # noqa: E402
-from services.app import JobstreamApp  # noqa: E402
+from services.application import JobstreamApp  # noqa: E402
 from services.domain.common import Actor  # noqa: E402
 from services.natsd import EmbeddedNats, free_port  # noqa: E402
 

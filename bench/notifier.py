@@ -66,7 +66,7 @@ from events.contract import (  # noqa: E402
     seal,
 )
 from events.jetstream import NatsConnection, StreamSettings  # noqa: E402
-from services.app import JobstreamApp  # noqa: E402
+from services.application import JobstreamApp  # noqa: E402
 from services.domain.common import Actor  # noqa: E402
 from services.natsd import EmbeddedNats, free_port  # noqa: E402
 from tests.receivers import Mailbox, PushReceiver  # noqa: E402

@@ -45,7 +45,7 @@ from events.contract import (  # noqa: E402
     WorkStopped, event_hash, seal,
 )
 from events.jetstream import NatsConnection, StreamSettings, connect  # noqa: E402
-from services.app import JobstreamApp  # noqa: E402
+from services.application import JobstreamApp  # noqa: E402
 from services.domain.common import Actor  # noqa: E402
 from services.natsd import EmbeddedNats, free_port  # noqa: E402
 

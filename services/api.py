@@ -88,7 +88,7 @@ from events.contract import (
     recipient_id,
 )
 from services import recurring
-from services.app import JobstreamApp, Result, Revoked, VersionConflict, WrongKind, a
+from services.application import JobstreamApp, Result, Revoked, VersionConflict, WrongKind, a
 from services.domain.job import FOR_TECHNICIANS
 from services.domain.common import (
     Actor,

@@ -62,7 +62,7 @@ from events.contract import (
     UnassignJob,
     unreadable,
 )
-from services.app import VersionConflict
+from services.application import VersionConflict
 from services.domain.common import Actor, DomainError, derived_id
 from services.domain.slots import SlotTaken, slot_id
 

@@ -591,7 +591,7 @@ async def _serve_http(app: Any, host: str, port: int, stop: asyncio.Event) -> No
 
 
 def demo(args: argparse.Namespace) -> int:
-    from services.app import JobstreamApp
+    from services.application import JobstreamApp
     from services.demo import load_demo
 
     app = JobstreamApp(Settings.from_env(args.data).env())
@@ -604,7 +604,7 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def stream(args: argparse.Namespace) -> int:
-    from services.app import JobstreamApp
+    from services.application import JobstreamApp
 
     settings = Settings.from_env(args.data)
     env = settings.env()
@@ -626,7 +626,7 @@ def _documents_bucket(app: Any) -> None:
 
 def admin(args: argparse.Namespace) -> int:
     from events.contract import Role
-    from services.app import JobstreamApp
+    from services.application import JobstreamApp
     from services.domain.common import Invalid
 
     app = JobstreamApp(Settings.from_env(args.data).env())
@@ -651,7 +651,7 @@ def admin(args: argparse.Namespace) -> int:
 
 def events(args: argparse.Namespace) -> int:
     from events.contract import decode_event
-    from services.app import JobstreamApp
+    from services.application import JobstreamApp
 
     app = JobstreamApp(Settings.from_env(args.data).env())
     try:

@@ -14,7 +14,7 @@ from events.contract import (
     SignOffJob, Source, StartWork, Unit, UnassignJob, UseMaterial,
 )
 from events.contract import Role
-from services.app import JobstreamApp
+from services.application import JobstreamApp
 from services.domain.common import Actor, derived_id
 
 OFFICE = Actor(id="demo-office", role=Role.OFFICE)

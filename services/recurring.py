@@ -51,7 +51,7 @@ from events.contract import (
     event_hash,
 )
 from events.faults import error_text, is_transient, parked, sealed
-from services.app import JobstreamApp
+from services.application import JobstreamApp
 from services.domain.common import Actor, DomainError, InvalidTransition
 from services.domain.recurring import to_generate
 

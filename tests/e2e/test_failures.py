@@ -11,7 +11,7 @@ import httpx
 from playwright.sync_api import Browser, expect
 
 from events.contract import ActivityPriced, Unit
-from services.app import JobstreamApp
+from services.application import JobstreamApp
 from tests.e2e.conftest import Running, wait_for_events
 from tests.e2e.test_dashboard import PHONE, browser, shot, sign_in  # noqa: F401 - browser is a fixture
 from tests.integration.test_poison import straight

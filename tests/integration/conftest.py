@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from events.contract import Role
 from services.api import Settings, create_app
-from services.app import JobstreamApp
+from services.application import JobstreamApp
 
 ADDRESS = {"street": "Údolní 12", "city": "Brno", "postal_code": "602 00", "country": "CZ"}
 

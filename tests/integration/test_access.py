@@ -247,7 +247,7 @@ class Loop:
 
 def token_position(api: Api, token: str) -> int:
     """The stream position of the token's last event: its TokenRevoked, once revoked."""
-    from services.app import token_hash
+    from services.application import token_hash
     from services.domain.common import derived_id
 
     return api.jobstream.recorder.select_positioned(derived_id("token", token_hash(token)))[-1][0]

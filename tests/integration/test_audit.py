@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from services.app import JobstreamApp
+from services.application import JobstreamApp
 from services.demo import load_demo
 from services.natsd import EmbeddedNats
 

@@ -17,7 +17,7 @@ import yaml
 from nats.js.errors import BadRequestError
 
 from events.contract import AddNote, Address, RegisterCustomer, RequestJob, Role
-from services.app import JobstreamApp
+from services.application import JobstreamApp
 from services.domain.common import Actor
 from services.natsd import EmbeddedNats, free_port, new_passwords
 

@@ -222,7 +222,7 @@ def test_price_lists(api: Api) -> None:
 def test_a_retry_is_recognised_from_the_log_by_a_fresh_process(
         api: Api, stream_env: dict[str, str]) -> None:
     from events.contract import AddNote
-    from services.app import JobstreamApp
+    from services.application import JobstreamApp
     from services.domain.common import Actor
 
     tom = api.technician("tom")

@@ -16,7 +16,7 @@ from events.contract import (
     RegisterCustomer, RequestJob, ScheduleJob, StartWork,
 )
 from events.jetstream import NatsConnection, NatsProcessRecorder, StreamSettings
-from services.app import JobstreamApp
+from services.application import JobstreamApp
 from tests.integration.conftest import ADDRESS, Api, stored
 from tests.integration.test_invoicer import OFFICE, Office, invoice_all, invoices, price_list
 

@@ -27,7 +27,7 @@ from events.contract import (
 from events.bridge import LoopThread
 from events.jetstream import TOPIC_HEADER, NatsConnection
 from invoicer.service import Invoicer, Settings, invoice_id_of
-from services.app import JobstreamApp
+from services.application import JobstreamApp
 from services.domain.common import Actor
 
 from tests.integration.conftest import ADDRESS, Api, read_settings, read_side, stored

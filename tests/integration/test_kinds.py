@@ -13,7 +13,7 @@ from uuid import UUID
 import msgspec
 
 from events.contract import Address, InvoiceIssued, MessageQueued, Party, recipient_id
-from services.app import NAMES
+from services.application import NAMES
 from tests.integration.conftest import ADDRESS, Api
 from tests.integration.test_poison import straight
 

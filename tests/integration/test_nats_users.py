@@ -16,7 +16,7 @@ import nats
 import pytest
 from nats.errors import NoServersError
 
-from services.app import JobstreamApp
+from services.application import JobstreamApp
 from services.natsd import USERS, EmbeddedNats, kept_passwords
 
 # (user, subjects it owns, subjects it must not publish to)

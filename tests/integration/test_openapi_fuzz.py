@@ -33,7 +33,7 @@ from events.contract import Address, InvoiceIssued, MessageQueued, Party, Role, 
 from read_api.app import Settings as ReadSettings
 from read_api.app import create_app as create_read_app
 from services.api import Settings, _decoded, create_app
-from services.app import JobstreamApp
+from services.application import JobstreamApp
 from services.domain.common import Invalid
 from services.natsd import EmbeddedNats
 from tests.conftest import Projectors

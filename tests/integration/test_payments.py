@@ -15,7 +15,7 @@ from events.jetstream import NatsConnection
 from invoicer.payments import PaymentMatcher
 from invoicer.pricing import creditor_reference, variable_symbol
 from invoicer.service import Settings
-from services.app import JobstreamApp
+from services.application import JobstreamApp
 
 from tests.integration.conftest import Api, read_side, stored
 from tests.integration.test_invoicer import YEAR, Office, invoice_all, invoices, price_list

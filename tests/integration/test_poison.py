@@ -50,7 +50,7 @@ from invoicer.payments import PaymentMatcher
 from invoicer.service import DocumentWriter, Invoicer, Settings, invoice_id_of
 from notifier.service import Notifier
 from notifier.service import Settings as NotifierSettings
-from services.app import JobstreamApp
+from services.application import JobstreamApp
 from tests.integration.conftest import ADDRESS, Api
 
 NUL_CTL = "Nul\u0000Ctl\u0001 Ltd"

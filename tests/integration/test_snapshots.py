@@ -7,7 +7,7 @@ import uuid
 from eventsourcing.persistence import StoredEvent
 
 from events.contract import AddNote, Address, RegisterCustomer, RequestJob, Role
-from services.app import KINDS, SNAPSHOT_EVERY, JobstreamApp, Loaded, advance
+from services.application import KINDS, SNAPSHOT_EVERY, JobstreamApp, Loaded, advance
 from services.domain.common import Actor
 
 OFFICE = Actor(id="olga", role=Role.OFFICE)
