@@ -49,7 +49,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy  # noqa: E402
 
 from events.jetstream import NatsConnection, StreamSettings  # noqa: E402
 from invoicer.documents import Branding  # noqa: E402
-from invoicer.service import render_pdf  # noqa: E402
+from invoicer.writer import render_pdf  # noqa: E402
 from services.application import JobstreamApp  # noqa: E402
 from services.domain.common import Actor  # noqa: E402
 from services.natsd import EmbeddedNats  # noqa: E402

@@ -24,7 +24,6 @@ statement is matched once, however often it is delivered.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
@@ -40,7 +39,7 @@ from events.contract import (
 from events.jetstream import NatsConnection
 from invoicer.pricing import creditor_reference, variable_symbol
 from events.consumer import Consumer, Stored
-from invoicer.service import NAMESPACE
+from invoicer.ids import payment_id_of
 
 TOKEN = re.compile(r"[A-Z0-9]+(?:[/\-.][A-Z0-9]+)*")
 
@@ -228,7 +227,7 @@ class PaymentMatcher(Consumer):
                     payer=line.payer, text=f"{line.reference} {line.text}".strip()[:500], reason=reason))
                 continue
             payments.setdefault(invoice.id, []).append(PaymentApplied(
-                id=invoice.id, payment_id=uuid.uuid5(NAMESPACE, f"payment:{statement_id}:{line.index}"),
+                id=invoice.id, payment_id=payment_id_of(statement_id, line.index),
                 amount=line.amount, currency=line.currency, received_on=line.booked_on, rule=rule,
                 payer=line.payer, payer_iban=line.payer_iban, statement_id=statement_id, line=line.index))
             overlay[invoice.id] = msgspec.structs.replace(invoice, paid=invoice.paid + line.amount)

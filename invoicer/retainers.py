@@ -11,7 +11,6 @@ after some days away invoices every month it missed.
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
@@ -22,7 +21,9 @@ from eventsourcing.persistence import IntegrityError
 from events.contract import InvoiceIssued, RetainerAgreed, RetainerEnded, decode_event
 from invoicer.pricing import buyer_of, creditor_reference, line_of, local_day, money, reverse_charge, vat_breakdown
 from events.consumer import Consumer, Stored
-from invoicer.service import NAMESPACE, Settings, next_number
+from invoicer.ids import retainer_invoice_id_of
+from invoicer.numbering import next_number
+from invoicer.settings import Settings
 
 log = logging.getLogger("invoicer.retainers")
 
@@ -77,7 +78,7 @@ class RetainerBilling(Consumer):
         for retainer in (await self.refresh()).values():
             last = min(retainer.last_month or "9999-12", today.strftime("%Y-%m"))
             for month in months(retainer.first_month, last):
-                invoice_id = uuid.uuid5(NAMESPACE, f"retainer:{retainer.retainer_id}:{month}")
+                invoice_id = retainer_invoice_id_of(retainer.retainer_id, month)
                 for _attempt in range(5):
                     if invoice_id in self._invoiced or (await self.load(invoice_id)).version:
                         self._invoiced.add(invoice_id)

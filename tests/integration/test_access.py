@@ -18,7 +18,8 @@ import pytest
 
 from events.contract import decode_event
 from events.jetstream import NatsConnection, StreamSettings
-from invoicer.service import Invoicer, Settings as InvoicerSettings
+from invoicer.invoicing import Invoicer
+from invoicer.settings import Settings as InvoicerSettings
 
 from services.natsd import free_port
 from tests.conftest import Projectors, new_read_model
@@ -400,7 +401,7 @@ class Business:
     jobs are 'own', and eve), the office, an accountant and an admin."""
 
     def __init__(self, api: Api, env: dict[str, str], servers: Servers) -> None:
-        from invoicer.service import DocumentWriter
+        from invoicer.writer import DocumentWriter
         from notifier.service import Notifier, Settings as NotifierSettings
 
         tom, eve = api.technician("tom"), api.technician("eve")

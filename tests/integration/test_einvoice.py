@@ -102,7 +102,7 @@ def test_invoices_pass_the_official_en16931_rules(tmp_path: Path) -> None:
 @pytest.mark.skipif(not VALIDATOR.exists(), reason="the EN 16931 validator (../shared/tools/einvoice) is not here")
 def test_the_stored_pdf_is_a_valid_factur_x(tmp_path: Path) -> None:
     from invoicer.documents import Branding
-    from invoicer.service import render_pdf
+    from invoicer.writer import render_pdf
 
     abroad = Address(street="Lindenstraße 40", city="Leipzig", postal_code="04109", country="DE")
     documents = {

@@ -26,7 +26,9 @@ from events.contract import (
 )
 from events.bridge import LoopThread
 from events.jetstream import TOPIC_HEADER, NatsConnection
-from invoicer.service import Invoicer, Settings, invoice_id_of
+from invoicer.ids import invoice_id_of
+from invoicer.invoicing import Invoicer
+from invoicer.settings import Settings
 from services.application import JobstreamApp
 from services.domain.common import Actor
 
@@ -265,7 +267,7 @@ def test_the_invoice_pdf_is_stored_once_and_served_to_the_office(
         api: Api, stream_env: dict[str, str], read_model_url: str) -> None:
     from pypdf import PdfReader
 
-    from invoicer.service import DocumentWriter
+    from invoicer.writer import DocumentWriter
     from read_api.app import create_app as create_read_app
 
     prices = api.ok("/price-lists", {"name": "Cennik", "currency": "PLN", "is_default": True})["id"]
@@ -528,7 +530,7 @@ def test_an_interim_invoice_bills_the_work_to_date_and_the_final_one_only_the_re
 def test_documents_rendered_ahead_by_worker_processes_are_stored_once_each(
         jobstream: JobstreamApp, stream_env: dict[str, str]) -> None:
     from events.contract import InvoiceDocumentStored
-    from invoicer.service import DocumentWriter
+    from invoicer.writer import DocumentWriter
 
     price_list(jobstream)
     office = Office(jobstream)

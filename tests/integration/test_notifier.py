@@ -23,8 +23,9 @@ from events.contract import (
     RedeliveryRequested,
 )
 from events.jetstream import NatsConnection
-from invoicer.service import DocumentWriter, Invoicer
-from invoicer.service import Settings as InvoicerSettings
+from invoicer.invoicing import Invoicer
+from invoicer.settings import Settings as InvoicerSettings
+from invoicer.writer import DocumentWriter
 from notifier.delivery import PushSettings, SmtpSettings
 from notifier.service import Notifier, Settings
 from tests.integration.conftest import Api, stored

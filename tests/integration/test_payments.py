@@ -14,7 +14,7 @@ from events.contract import BankStatementImported, PaymentApplied, StatementLine
 from events.jetstream import NatsConnection
 from invoicer.payments import PaymentMatcher
 from invoicer.pricing import creditor_reference, variable_symbol
-from invoicer.service import Settings
+from invoicer.settings import Settings
 from services.application import JobstreamApp
 
 from tests.integration.conftest import Api, read_side, stored
@@ -288,7 +288,7 @@ def test_dunning_reminds_on_schedule_and_never_reminds_a_paid_invoice(api: Api, 
 
 
 def render_documents(env: dict[str, str]) -> None:
-    from invoicer.service import DocumentWriter
+    from invoicer.writer import DocumentWriter
 
     catch_up(env, DocumentWriter)
 

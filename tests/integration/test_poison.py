@@ -47,7 +47,10 @@ from events.contract import (
 )
 from events.jetstream import NatsConnection, StreamSettings
 from invoicer.payments import PaymentMatcher
-from invoicer.service import DocumentWriter, Invoicer, Settings, invoice_id_of
+from invoicer.ids import invoice_id_of
+from invoicer.invoicing import Invoicer
+from invoicer.settings import Settings
+from invoicer.writer import DocumentWriter
 from notifier.service import Notifier
 from notifier.service import Settings as NotifierSettings
 from services.application import JobstreamApp
