@@ -24,11 +24,12 @@ from msgspec import Struct, structs
 from events.contract import (
     ActivityPriced, ActivityRemoved, Address, BillingKind, CustomerDetailsChanged,
     CustomerRegistered, Event, HoursPackageSold, InterimInvoiced, InvoiceLine, InvoicingHeld, JobCompleted,
-    JobEvent, JobInvoiced,
+    JobEvents, JobInvoiced,
     JobNotBilled, JobReopened, JobRequested, JobSignedOff, Location, MaterialUsed, Party,
     PrepaidHoursConsumed, PriceListCreated, Priority, Status, TimeEntryAdded, TimeEntryCorrected, Unit, VatSubtotal,
     WorkStarted, WorkStopped,
 )
+from events.job_status import status_after
 
 CENT = Decimal("0.01")
 EU = {
@@ -77,16 +78,19 @@ class Work(Struct, frozen=True, kw_only=True):
     billed_visits: int = 0
 
 
-def evolve_work(work: Work, event: JobEvent) -> Work:
-    work = structs.replace(work, version=work.version + 1)
+def evolve_work(work: Work, event: JobEvents) -> Work:
+    """The job as billing sees it once ``event`` has happened; its status moves by the one
+    fold of job statuses (events.job_status)."""
+    before = work.status
+    work = structs.replace(work, version=work.version + 1, status=status_after(before, event))
     match event:
         case JobRequested():
             return structs.replace(work, customer_id=event.customer_id, job_type=event.job_type,
                                    priority=event.priority, billing_kind=event.billing_kind,
                                    location=event.location)
         case WorkStarted():
-            visits = work.visits + (0 if work.status is Status.IN_PROGRESS else 1)
-            return structs.replace(work, status=Status.IN_PROGRESS, visits=visits)
+            visits = work.visits + (0 if before is Status.IN_PROGRESS else 1)
+            return structs.replace(work, visits=visits)
         case WorkStopped() | TimeEntryAdded():
             entry = Entry(event.minutes, event.billable, event.activity)
             return structs.replace(work, entries={**work.entries, event.entry_id: entry})
@@ -98,14 +102,13 @@ def evolve_work(work: Work, event: JobEvent) -> Work:
             return structs.replace(work, materials=(*work.materials, event))
         case JobCompleted():
             at = event.meta.occurred_at if event.meta else None
-            return structs.replace(work, status=Status.COMPLETED, summary=event.summary,
-                                   completed_at=at, settled="")
+            return structs.replace(work, summary=event.summary, completed_at=at, settled="")
         case JobSignedOff():
             return structs.replace(work, signed_off=True)
         case JobReopened():
-            return structs.replace(work, status=event.status, signed_off=False, settled="")
+            return structs.replace(work, signed_off=False, settled="")
         case JobInvoiced():
-            return structs.replace(work, status=Status.INVOICED, settled="invoiced")
+            return structs.replace(work, settled="invoiced")
         case JobNotBilled():
             return structs.replace(work, settled="not billed")
         case InvoicingHeld():
@@ -113,22 +116,13 @@ def evolve_work(work: Work, event: JobEvent) -> Work:
         case InterimInvoiced():
             return structs.replace(work, billed_entries=work.billed_entries | set(event.entries),
                                    billed_materials=event.materials, billed_visits=event.visits)
-    status = _status_after(event)
-    return structs.replace(work, status=status) if status is not None else work
-
-
-def _status_after(event: Event) -> Status | None:
-    name = type(event).__name__
-    return {"JobScheduled": Status.SCHEDULED, "JobRescheduled": Status.SCHEDULED,
-            "JobTaken": Status.SCHEDULED, "JobUnassigned": Status.NEW,
-            "JobPutOnHold": Status.ON_HOLD, "JobCancelled": Status.CANCELLED}.get(name) or (
-        getattr(event, "status", None) if name == "JobResumed" else None)
+    return work  # the others change nothing billing reads but the status
 
 
 def work_of(job_id: UUID, events: Iterable[Event]) -> Work:
     work = Work(id=job_id)
     for event in events:
-        if isinstance(event, JobEvent):
+        if isinstance(event, JobEvents):
             work = evolve_work(work, event)
     return work
 
