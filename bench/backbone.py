@@ -155,13 +155,13 @@ def prepare_jobs(app: JobstreamApp, count: int) -> tuple[list[uuid.UUID], str]:
 
     customer, tech = uuid.uuid4(), uuid.uuid4()
     address = Address(street="Benchmark 1", city="Brno", postal_code="60200", country="CZ")
-    app.execute("customer", customer, RegisterCustomer(name="Bench", billing_address=address), OFFICE)
-    app.execute("technician", tech, RegisterTechnician(name="Bench Tech"), OFFICE)
+    app.execute(customer, RegisterCustomer(name="Bench", billing_address=address), OFFICE)
+    app.execute(tech, RegisterTechnician(name="Bench Tech"), OFFICE)
     jobs = []
     for _ in range(count):
         job = uuid.uuid4()
-        app.execute("job", job, RequestJob(customer_id=customer, job_type="repair", description="bench"), OFFICE)
-        app.execute("job", job, ScheduleJob(technician_ids=[tech], start=_now()), OFFICE)
+        app.execute(job, RequestJob(customer_id=customer, job_type="repair", description="bench"), OFFICE)
+        app.execute(job, ScheduleJob(technician_ids=[tech], start=_now()), OFFICE)
         jobs.append(job)
     return jobs, app.issue_token("bench", Role.OFFICE)
 
@@ -232,7 +232,7 @@ def load_500(env: dict[str, str]) -> tuple[float, float]:
     writer = JobstreamApp(env)
     job = prepare_jobs(writer, 1)[0][0]
     for n in range(498):
-        writer.execute("job", job, AddNote(text=f"note {n}"), OFFICE)
+        writer.execute(job, AddNote(text=f"note {n}"), OFFICE)
     assert writer.load("job", job).version == 500
     writer.close()
     cold, warm = [], []

@@ -61,13 +61,13 @@ OFFICE = Actor(id="bench", role=Role.OFFICE)
 
 def business(app: JobstreamApp) -> uuid.UUID:
     prices = uuid.uuid4()
-    app.execute("pricelist", prices, CreatePriceList(name="Standard", currency="EUR", is_default=True), OFFICE)
+    app.execute(prices, CreatePriceList(name="Standard", currency="EUR", is_default=True), OFFICE)
     for code, unit, rate in [("repair", Unit.STARTED_HOUR, "50.00"), ("callout", Unit.FLAT, "39.00")]:
-        app.execute("pricelist", prices, PriceActivity(code=code, name=code.title(), unit=unit,
+        app.execute(prices, PriceActivity(code=code, name=code.title(), unit=unit,
                                                        rate=Decimal(rate), vat_rate=Decimal(21)), OFFICE)
     customer = uuid.uuid4()
     address = Address(street="Quay Street 1", city="Dublin", postal_code="D02 X285", country="IE")
-    app.execute("customer", customer, RegisterCustomer(name="Harbour Café", billing_address=address), OFFICE)
+    app.execute(customer, RegisterCustomer(name="Harbour Café", billing_address=address), OFFICE)
     return customer
 
 
@@ -75,11 +75,11 @@ def jobs_in_progress(app: JobstreamApp, customer: uuid.UUID, count: int) -> list
     """Each with a technician of its own: one technician's stopwatch times one job at a time."""
     def one(_: int) -> uuid.UUID:
         job, tech, now = uuid.uuid4(), uuid.uuid4(), datetime.now(UTC)
-        app.execute("technician", tech, RegisterTechnician(name="Bench Tech"), OFFICE)
-        app.execute("job", job, RequestJob(customer_id=customer, job_type="repair", description="Leak"), OFFICE)
-        app.execute("job", job, ScheduleJob(technician_ids=[tech], start=now), OFFICE)
-        app.execute("job", job, StartWork(), OFFICE)
-        app.execute("job", job, AddTimeEntry(started_at=now - timedelta(hours=3), minutes=130), OFFICE)
+        app.execute(tech, RegisterTechnician(name="Bench Tech"), OFFICE)
+        app.execute(job, RequestJob(customer_id=customer, job_type="repair", description="Leak"), OFFICE)
+        app.execute(job, ScheduleJob(technician_ids=[tech], start=now), OFFICE)
+        app.execute(job, StartWork(), OFFICE)
+        app.execute(job, AddTimeEntry(started_at=now - timedelta(hours=3), minutes=130), OFFICE)
         return job
 
     with ThreadPoolExecutor(4) as pool:
@@ -90,14 +90,14 @@ def complete(app: JobstreamApp, jobs: list[uuid.UUID], rate: float | None) -> No
     """At ``rate`` per second on a fixed schedule, or (None) as fast as four threads go."""
     if rate is None:
         with ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda job: app.execute("job", job, CompleteJob(summary="Fixed"), OFFICE), jobs))
+            list(pool.map(lambda job: app.execute(job, CompleteJob(summary="Fixed"), OFFICE), jobs))
         return
     started = time.perf_counter()
     for n, job in enumerate(jobs):
         delay = started + n / rate - time.perf_counter()
         if delay > 0:
             time.sleep(delay)  # pacing the load generator, not waiting for a consumer
-        app.execute("job", job, CompleteJob(summary="Fixed"), OFFICE)
+        app.execute(job, CompleteJob(summary="Fixed"), OFFICE)
 
 
 async def documents_stored(settings: StreamSettings, count: int, timeout: float) -> None:

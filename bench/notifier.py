@@ -139,13 +139,13 @@ def measure(args: argparse.Namespace, mailbox: Mailbox, pushes: PushReceiver, sm
         technicians = []
         for i in range(20):
             tech = uuid.uuid4()
-            app.execute("technician", tech, RegisterTechnician(name=f"Tech {i}"), OFFICE)
+            app.execute(tech, RegisterTechnician(name=f"Tech {i}"), OFFICE)
             app.issue_token(f"tech{i}", Role.TECHNICIAN, tech)
             user = Actor(id=f"tech{i}", role=Role.TECHNICIAN, technician_id=tech)
-            app.execute("recipient", recipient_id(user.id), subscription(pushes), user)
+            app.execute(recipient_id(user.id), subscription(pushes), user)
             technicians.append(tech)
         customer = uuid.uuid4()
-        app.execute("customer", customer, RegisterCustomer(name="Harbour Café", billing_address=ADDRESS), OFFICE)
+        app.execute(customer, RegisterCustomer(name="Harbour Café", billing_address=ADDRESS), OFFICE)
         child_env = {**os.environ, **env, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port),
                      "VAPID_PRIVATE_KEY": vapid.private_pem().decode(), "NOTIFIER_RETRIES": "1,2,4",
                      "NOTIFIER_LEASE_SECONDS": "5"}
@@ -184,9 +184,9 @@ def measure(args: argparse.Namespace, mailbox: Mailbox, pushes: PushReceiver, sm
         for n in range(total):
             if n % 2 == 0:
                 job = uuid.uuid4()
-                app.execute("job", job, RequestJob(customer_id=customer, job_type="repair", description=f"Job {n}",
+                app.execute(job, RequestJob(customer_id=customer, job_type="repair", description=f"Job {n}",
                                                    site_address=ADDRESS), OFFICE)
-                app.execute("job", job, ScheduleJob(technician_ids=[technicians[n % 20]], start=datetime.now(UTC)),
+                app.execute(job, ScheduleJob(technician_ids=[technicians[n % 20]], start=datetime.now(UTC)),
                             OFFICE)
                 pushed_at[str(job)] = time.time()
             else:

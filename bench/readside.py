@@ -210,7 +210,7 @@ def visibility(env: dict[str, str], db: Path, commands: int, rate: float) -> lis
             time.sleep(0.05)  # the projector catching up with the history before we start
         for n in range(commands):
             tick = time.perf_counter()
-            result = app.execute("job", jobs[n % len(jobs)], AddNote(text=f"visible {n}"), office)
+            result = app.execute(jobs[n % len(jobs)], AddNote(text=f"visible {n}"), office)
             acknowledged = time.perf_counter()
             while position() < result.position:
                 time.sleep(0.0005)

@@ -308,7 +308,7 @@ def create_app(settings: Settings) -> FastAPI:
             target = id if id is not None else own(who) if own is not None else app.new_id(who, key)
             try:
                 result = await app.call(app.execute_async(
-                    kind, target, command, who, command_id=key, correlation_id=correlation_id,
+                    target, command, who, command_id=key, correlation_id=correlation_id,
                     expected_version=int(if_match) if if_match else None,
                 ))
             except WrongKind as wrong:

@@ -17,8 +17,9 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence, Set
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence, Set
 from datetime import UTC, datetime
+import typing
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -28,7 +29,7 @@ from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Sto
 from eventsourcing.utils import Environment
 
 from events.contract import (
-    BankStatementImported, ChangeRecurringService, DefineRecurringService, Event, RequestJob, RescheduleJob, Role, ScheduleJob, StopwatchStarted,
+    BankStatementImported, ChangeRecurringService, DefineRecurringService, Event, JobCommand, RequestJob, RescheduleJob, Role, ScheduleJob, StopwatchStarted,
     StopwatchStopped, TakeJob, TokenIssued, TokenRevoked, WorkStarted, WorkStopped, decode_event,
     event_hash, seal, topic_of,
 )
@@ -77,31 +78,35 @@ class WrongKind(NotFound):
         self.expected, self.actual = expected, actual
 
 
+Decider = Callable[..., Sequence[Event]]  # (command, state, [what it is given,] ctx) -> events
+Touched = dict[UUID, tuple["Loaded", list[Event]]]  # per aggregate: the state decided on, the events
+
+
 class Kind(msgspec.Struct, frozen=True):
-    """How one kind of aggregate is rebuilt from its events."""
+    """One kind of aggregate: how it is rebuilt from its events and, if commands are sent
+    to it, the commands it takes (a union of types), its decider and what is checked or
+    read before and after deciding (other aggregates, from the stream)."""
 
     name: str
     state_type: type
     evolve: Callable[[Any, Any], Any]
+    commands: Any = None  # the union of its command types; None: written only by the service itself
+    decide: Decider | None = None
+    # the command's references to other aggregates, checked (422): the command to decide
+    # (completed from them, as a job's site from its customer's)
+    checks: Callable[[JobstreamApp, Any, Context], Awaitable[Any]] | None = None
+    # what else the decider is given, read from the stream (a slot: the job holding it)
+    given: Callable[[JobstreamApp, Any], Awaitable[tuple[Any, ...]]] | None = None
+    # other aggregates the decided events move (a technician's stopwatch)
+    also: Callable[[JobstreamApp, UUID, Loaded, list[Event], Context], Awaitable[Touched]] | None = None
 
     def initial(self, id: UUID) -> Any:
         return self.state_type(id=id)
 
+    def command_types(self) -> tuple[type, ...]:
+        return typing.get_args(self.commands) or ((self.commands,) if self.commands is not None else ())
 
-KINDS = {
-    "job": Kind("job", jobs.Job, jobs.evolve),
-    "customer": Kind("customer", parties.Customer, parties.evolve_customer),
-    "technician": Kind("technician", parties.Technician, parties.evolve_technician),
-    "pricelist": Kind("pricelist", parties.PriceList, parties.evolve_price_list),
-    "token": Kind("token", parties.Token, parties.evolve_token),
-    "invoice": Kind("invoice", billing.Invoice, billing.evolve_invoice),
-    "statement": Kind("statement", billing.Statement, billing.evolve_statement),
-    "recipient": Kind("recipient", notices.Recipient, notices.evolve_recipient),
-    "message": Kind("message", notices.Message, notices.evolve_message),
-    "recurrence": Kind("recurrence", recurring.Recurrence, recurring.evolve_recurrence),
-    "failure": Kind("failure", failures.Failure, failures.evolve_failure),
-    "slot": Kind("slot", slots.Slot, slots.evolve_slot),
-}
+
 # Kinds the consumers append to as well: a command on one decides on what is stored now,
 # not on this process's cached state (a failure the invoicer resolved a moment ago)
 CONSUMERS_WRITE = frozenset({"failure"})
@@ -335,11 +340,10 @@ class JobstreamApp:
     def get(self, kind: str, id: UUID) -> Any:
         return self.run(self.get_async(kind, id))
 
-    def execute(self, kind: str, id: UUID, command: msgspec.Struct, actor: Actor,
+    def execute(self, id: UUID, command: msgspec.Struct, actor: Actor,
                 command_id: str | None = None, correlation_id: str | None = None,
                 expected_version: int | None = None) -> Result:
-        return self.run(self.execute_async(kind, id, command, actor, command_id,
-                                           correlation_id, expected_version))
+        return self.run(self.execute_async(id, command, actor, command_id, correlation_id, expected_version))
 
     def authenticate(self, token: str) -> Actor | None:
         return self.run(self.authenticate_async(token))
@@ -352,7 +356,6 @@ class JobstreamApp:
 
     async def execute_async(
         self,
-        kind: str,
         id: UUID,
         command: msgspec.Struct,
         actor: Actor,
@@ -360,11 +363,13 @@ class JobstreamApp:
         correlation_id: str | None = None,
         expected_version: int | None = None,
     ) -> Result:
-        """Decide on the cached state first; on a conflict, reload and decide again.
+        """Decide on the cached state first; on a conflict, reload and decide again. The
+        aggregate's kind is the command's (COMMAND_KINDS).
 
         A command that carries an id is applied once: its events record the id, so a retry
         (here or on another replica) finds them and answers the first result.
         """
+        kind = COMMAND_KINDS[type(command)]
         async with self._turn(id):  # one command at a time per aggregate in this process
             return await self._execute(kind, id, command, actor, command_id, correlation_id,
                                        expected_version)
@@ -381,19 +386,19 @@ class JobstreamApp:
             if turn[1] == 0:
                 del self._turns[id]
 
-    async def _execute(self, kind: str, id: UUID, command: msgspec.Struct, actor: Actor,
+    async def _execute(self, kind: Kind, id: UUID, command: msgspec.Struct, actor: Actor,
                        command_id: str | None, correlation_id: str | None,
                        expected_version: int | None) -> Result:
         key = (actor.id, command_id) if command_id else None
         for attempt in range(self.RETRIES):
-            fresh = attempt > 0 or expected_version is not None or kind in CONSUMERS_WRITE
-            loaded = await self.load_async(kind, id, fresh=fresh)
+            fresh = attempt > 0 or expected_version is not None or kind.name in CONSUMERS_WRITE
+            loaded = await self.load_async(kind.name, id, fresh=fresh)
             if key is not None and key in loaded.commands:
                 outcome = loaded.commands[key]
                 return Result(id=id, version=outcome.version, position=outcome.position,
                               events=list(outcome.events), replayed=True)
             if expected_version is not None and loaded.version != expected_version:
-                raise VersionConflict(kind, id, loaded.version, expected_version)
+                raise VersionConflict(kind.name, id, loaded.version, expected_version)
             ctx = Context(now=datetime.now(UTC), actor=actor, company_currency=self.company_currency)
             check_dates(command, ctx.now)
             try:
@@ -407,67 +412,20 @@ class JobstreamApp:
                 return await self._save(id, touched, actor, command_id, correlation_id)
             except IntegrityError:
                 if expected_version is not None:
-                    raise VersionConflict(kind, id, (await self.load_async(kind, id)).version,
+                    raise VersionConflict(kind.name, id, (await self.load_async(kind.name, id)).version,
                                           expected_version) from None
-        raise VersionConflict(kind, id, (await self.load_async(kind, id)).version)
+        raise VersionConflict(kind.name, id, (await self.load_async(kind.name, id)).version)
 
-    async def _decide(
-        self, kind: str, id: UUID, command: msgspec.Struct, loaded: Loaded, ctx: Context
-    ) -> dict[UUID, tuple[Loaded, list[Event]]]:
+    async def _decide(self, kind: Kind, id: UUID, command: msgspec.Struct, loaded: Loaded, ctx: Context) -> Touched:
         """The events to save, per aggregate, with the state each was decided on."""
-        match kind:
-            case "job":
-                command = await self._check_references(command, ctx)
-                decided: list[Event] = list(jobs.decide(command, loaded.state, ctx))  # type: ignore[arg-type]
-                return await self._with_stopwatches(id, loaded, decided, ctx)
-            case "customer":
-                decided = list(parties.decide_customer(command, loaded.state, ctx))  # type: ignore[arg-type]
-            case "technician":
-                decided = list(parties.decide_technician(command, loaded.state, ctx))  # type: ignore[arg-type]
-            case "pricelist":
-                decided = list(parties.decide_price_list(command, loaded.state, ctx))  # type: ignore[arg-type]
-            case "invoice":
-                decided = list(billing.decide_invoice(command, loaded.state, ctx))  # type: ignore[arg-type]
-            case "recipient":
-                decided = list(notices.decide_recipient(command, loaded.state, ctx))  # type: ignore[arg-type]
-            case "message":
-                decided = list(notices.decide_message(command, loaded.state, ctx))  # type: ignore[arg-type]
-            case "failure":
-                decided = list(failures.decide_failure(command, loaded.state, ctx))  # type: ignore[arg-type]
-            case "recurrence":
-                await self._check_plan(command)
-                decided = list(recurring.decide_recurrence(command, loaded.state, ctx))  # type: ignore[arg-type]
-            case "slot":  # decided on the job holding it now, read fresh from the stream
-                held = loaded.state.job_id
-                holder = (await self.load_async("job", held)).state if held is not None else None
-                decided = list(slots.decide_slot(command, loaded.state, holder, ctx))  # type: ignore[arg-type]
-            case _:
-                raise ValueError(f"no commands for {kind}")
+        assert kind.decide is not None, f"no commands for {kind.name}"
+        if kind.checks is not None:
+            command = await kind.checks(self, command, ctx)
+        given = await kind.given(self, loaded.state) if kind.given is not None else ()
+        decided = list(kind.decide(command, loaded.state, *given, ctx))
+        if kind.also is not None:
+            return await kind.also(self, id, loaded, decided, ctx)
         return {id: (loaded, decided)}
-
-    async def _check_references(self, command: msgspec.Struct, ctx: Context) -> msgspec.Struct:
-        """Customers and technicians a job command names must exist (and be active)."""
-        match command:
-            case RequestJob():
-                customer = await self._referenced("customer", command.customer_id, "customer_id")
-                if command.site_address is None:  # the customer's site, else their billing address
-                    sites = customer.state.site_addresses
-                    return msgspec.structs.replace(
-                        command, site_address=sites[0] if sites else customer.state.billing_address)
-            case ScheduleJob() | RescheduleJob():
-                for technician_id in command.technician_ids:
-                    await self._active_technician(technician_id, "technician_ids")
-            case TakeJob() if ctx.actor.technician_id is not None:
-                await self._active_technician(ctx.actor.technician_id, "technician")
-        return command
-
-    async def _check_plan(self, command: msgspec.Struct) -> None:
-        """A recurring service's customer must exist, and its technicians be active."""
-        if isinstance(command, DefineRecurringService):
-            await self._referenced("customer", command.customer_id, "customer_id")
-        if isinstance(command, DefineRecurringService | ChangeRecurringService):
-            for technician_id in command.technician_ids or []:
-                await self._active_technician(technician_id, "technician_ids")
 
     async def _referenced(self, kind: str, id: UUID, field: str) -> Loaded:
         """An aggregate a command's field names: it must exist, and be of that kind (422)."""
@@ -483,35 +441,6 @@ class JobstreamApp:
         tech = await self._referenced("technician", technician_id, field)
         if not tech.state.active:
             raise Invalid(field, f"technician {tech.state.name} is deactivated")
-
-    async def _with_stopwatches(
-        self, job_id: UUID, loaded: Loaded, decided: list[Event], ctx: Context
-    ) -> dict[UUID, tuple[Loaded, list[Event]]]:
-        """A technician has one running stopwatch: starting work on another job stops it."""
-        touched: dict[UUID, tuple[Loaded, list[Event]]] = {job_id: (loaded, decided)}
-
-        async def technician_events(technician_id: UUID) -> list[Event]:
-            if technician_id not in touched:
-                touched[technician_id] = (await self.load_async("technician", technician_id), [])
-            return touched[technician_id][1]
-
-        for event in decided:
-            if isinstance(event, WorkStarted):
-                tech = (await self.load_async("technician", event.technician_id)).state
-                running = tech.running_job_id
-                if running is not None and running != job_id:
-                    other = await self.load_async("job", running)
-                    stopped = jobs.stop_running(other.state, event.technician_id, ctx, at=event.started_at)
-                    if stopped:
-                        touched[running] = (other, list(stopped))
-                    (await technician_events(event.technician_id)).append(
-                        StopwatchStopped(id=event.technician_id, job_id=running, at=event.started_at))
-                (await technician_events(event.technician_id)).append(
-                    StopwatchStarted(id=event.technician_id, job_id=job_id, at=event.started_at))
-            elif isinstance(event, WorkStopped):
-                (await technician_events(event.technician_id)).append(
-                    StopwatchStopped(id=event.technician_id, job_id=job_id, at=event.stopped_at))
-        return touched
 
     async def _save(
         self,
@@ -651,3 +580,92 @@ class JobstreamApp:
     def history(self, id: UUID) -> Sequence[StoredEvent]:
         return self.recorder.select_events(id)
 
+
+
+# --- the kinds of aggregate, and what each is checked on, given and moves -----------------
+
+
+async def job_references(app: JobstreamApp, command: JobCommand, ctx: Context) -> JobCommand:
+    """Customers and technicians a job command names must exist (and be active)."""
+    match command:
+        case RequestJob():
+            customer = await app._referenced("customer", command.customer_id, "customer_id")
+            if command.site_address is None:  # the customer's site, else their billing address
+                sites = customer.state.site_addresses
+                return msgspec.structs.replace(
+                    command, site_address=sites[0] if sites else customer.state.billing_address)
+        case ScheduleJob() | RescheduleJob():
+            for technician_id in command.technician_ids:
+                await app._active_technician(technician_id, "technician_ids")
+        case TakeJob() if ctx.actor.technician_id is not None:
+            await app._active_technician(ctx.actor.technician_id, "technician")
+    return command
+
+
+async def stopwatches(app: JobstreamApp, job_id: UUID, loaded: Loaded, decided: list[Event], ctx: Context) -> Touched:
+    """A technician has one running stopwatch: starting work on another job stops it."""
+    touched: Touched = {job_id: (loaded, decided)}
+
+    async def technician_events(technician_id: UUID) -> list[Event]:
+        if technician_id not in touched:
+            touched[technician_id] = (await app.load_async("technician", technician_id), [])
+        return touched[technician_id][1]
+
+    for event in decided:
+        if isinstance(event, WorkStarted):
+            tech = (await app.load_async("technician", event.technician_id)).state
+            running = tech.running_job_id
+            if running is not None and running != job_id:
+                other = await app.load_async("job", running)
+                stopped = jobs.stop_running(other.state, event.technician_id, ctx, at=event.started_at)
+                if stopped:
+                    touched[running] = (other, list(stopped))
+                (await technician_events(event.technician_id)).append(
+                    StopwatchStopped(id=event.technician_id, job_id=running, at=event.started_at))
+            (await technician_events(event.technician_id)).append(
+                StopwatchStarted(id=event.technician_id, job_id=job_id, at=event.started_at))
+        elif isinstance(event, WorkStopped):
+            (await technician_events(event.technician_id)).append(
+                StopwatchStopped(id=event.technician_id, job_id=job_id, at=event.stopped_at))
+    return touched
+
+
+async def plan_references(app: JobstreamApp, command: recurring.RecurrenceCommand,
+                          ctx: Context) -> recurring.RecurrenceCommand:
+    """A recurring service's customer must exist, and its technicians be active."""
+    if isinstance(command, DefineRecurringService):
+        await app._referenced("customer", command.customer_id, "customer_id")
+    if isinstance(command, DefineRecurringService | ChangeRecurringService):
+        for technician_id in command.technician_ids or []:
+            await app._active_technician(technician_id, "technician_ids")
+    return command
+
+
+async def slot_holder(app: JobstreamApp, slot: slots.Slot) -> tuple[jobs.Job | None]:
+    """The job holding the slot now, read fresh from the stream."""
+    held = slot.job_id
+    return ((await app.load_async("job", held)).state if held is not None else None,)
+
+
+KINDS = {kind.name: kind for kind in [
+    Kind("job", jobs.Job, jobs.evolve, JobCommand, jobs.decide, checks=job_references, also=stopwatches),
+    Kind("customer", parties.Customer, parties.evolve_customer, parties.CustomerCommand, parties.decide_customer),
+    Kind("technician", parties.Technician, parties.evolve_technician, parties.TechnicianCommand,
+         parties.decide_technician),
+    Kind("pricelist", parties.PriceList, parties.evolve_price_list, parties.PriceListCommand,
+         parties.decide_price_list),
+    Kind("token", parties.Token, parties.evolve_token),
+    Kind("invoice", billing.Invoice, billing.evolve_invoice, billing.InvoiceCommand, billing.decide_invoice),
+    Kind("statement", billing.Statement, billing.evolve_statement),
+    Kind("recipient", notices.Recipient, notices.evolve_recipient, notices.RecipientCommand,
+         notices.decide_recipient),
+    Kind("message", notices.Message, notices.evolve_message, notices.MessageCommand, notices.decide_message),
+    Kind("recurrence", recurring.Recurrence, recurring.evolve_recurrence, recurring.RecurrenceCommand,
+         recurring.decide_recurrence, checks=plan_references),
+    Kind("failure", failures.Failure, failures.evolve_failure, failures.FailureCommand, failures.decide_failure),
+    Kind("slot", slots.Slot, slots.evolve_slot, slots.SlotCommand, slots.decide_slot, given=slot_holder),
+]}
+# Which kind of aggregate a command is for, from the kinds' command unions (Cosmic Python's
+# COMMAND_HANDLERS): `execute(id, command, ...)` needs no kind
+COMMAND_KINDS: dict[type, Kind] = {command: kind for kind in KINDS.values() for command in kind.command_types()}
+assert len(COMMAND_KINDS) == sum(len(kind.command_types()) for kind in KINDS.values()), "a command of two kinds"

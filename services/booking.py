@@ -447,14 +447,14 @@ async def _book(app: Any, booking: Booking, calendar: Calendar, step: int) -> tu
     customer_id = _web_customer(booking)
     known = await app.load_async("customer", customer_id)
     if known.version == 0:
-        await app.execute_async("customer", customer_id, RegisterCustomer(
+        await app.execute_async(customer_id, RegisterCustomer(
             name=booking.name, billing_address=booking.address, email=booking.email, phone=booking.phone),
             BOOKER, command_id=f"{key}:customer")
     job_id = app.new_id(BOOKER, f"{key}:request")
     contact = f"Booked online by {booking.name}, {booking.email}" + (f", {booking.phone}" if booking.phone else "")
 
     async def request() -> None:  # once a slot is ours, or for the open pool (again: replayed)
-        await app.execute_async("job", job_id, RequestJob(
+        await app.execute_async(job_id, RequestJob(
             customer_id=customer_id, job_type=booking.service.code, description=booking.service.name,
             scope=(booking.details + "\n\n" if booking.details else "") + contact, source=Source.WEB,
             site_address=booking.address, estimate_minutes=booking.service.minutes), BOOKER,
@@ -468,7 +468,7 @@ async def _book(app: Any, booking: Booking, calendar: Calendar, step: int) -> tu
                 continue
             await request()
             try:
-                await app.execute_async("job", job_id, ScheduleJob(
+                await app.execute_async(job_id, ScheduleJob(
                     technician_ids=[technician], start=booking.slot, duration_minutes=booking.service.minutes),
                     BOOKER, command_id=f"{key}:schedule")
                 return job_id, technician
@@ -477,7 +477,7 @@ async def _book(app: Any, booking: Booking, calendar: Calendar, step: int) -> tu
         if not (await app.load_async("job", job_id)).state.exists:
             raise SlotTaken(booking.slot)  # every one able was taken by another booking
     await request()
-    await app.execute_async("job", job_id, UnassignJob(reason="booked online: any technician may take it"),
+    await app.execute_async(job_id, UnassignJob(reason="booked online: any technician may take it"),
                             BOOKER, command_id=f"{key}:pool")
     return job_id, None
 
@@ -487,7 +487,7 @@ async def _claimed(app: Any, technician: UUID, start: datetime, minutes: int, st
     at = start
     while at < start + timedelta(minutes=minutes):
         try:
-            await app.execute_async("slot", slot_id(technician, at),
+            await app.execute_async(slot_id(technician, at),
                                     ClaimSlot(technician_id=technician, start=at, job_id=job_id), BOOKER)
         except (SlotTaken, VersionConflict):
             return False

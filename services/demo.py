@@ -8,13 +8,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
+import msgspec
+
 from events.contract import (
     AddNote, AddTimeEntry, Address, CancelJob, CompleteJob, CreatePriceList, PriceActivity,
     Priority, PutJobOnHold, RegisterCustomer, RegisterTechnician, RequestJob, ScheduleJob,
     SignOffJob, Source, StartWork, Unit, UnassignJob, UseMaterial,
 )
 from events.contract import Role
-from services.application import JobstreamApp
+from services.application import COMMAND_KINDS, JobstreamApp
 from services.domain.common import Actor, derived_id
 
 OFFICE = Actor(id="demo-office", role=Role.OFFICE)
@@ -32,11 +34,12 @@ def load_demo(app: JobstreamApp, say: Callable[[str], None]) -> dict[str, str]:
     say("Loading the demo business ...")
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
-    def do(kind: str, id: UUID, command: object, actor: Actor = OFFICE) -> None:
-        app.execute(kind, id, command, actor, command_id=f"demo-{kind}-{id}-{type(command).__name__}-{_counter()}")
+    def do(id: UUID, command: msgspec.Struct, actor: Actor = OFFICE) -> None:
+        kind = COMMAND_KINDS[type(command)].name
+        app.execute(id, command, actor, command_id=f"demo-{kind}-{id}-{type(command).__name__}-{_counter()}")
 
     default = _id("prices", "default")
-    do("pricelist", default, CreatePriceList(name="Standard rates 2026", currency="EUR", is_default=True))
+    do(default, CreatePriceList(name="Standard rates 2026", currency="EUR", is_default=True))
     for code, name, unit, rate, minimum, vat in [
         ("labour", "Technician labour", Unit.STARTED_HOUR, "65.00", "65.00", "21"),
         ("labour-q", "Labour (quarter hours)", Unit.QUARTER_HOUR, "17.50", "35.00", "21"),
@@ -44,18 +47,18 @@ def load_demo(app: JobstreamApp, say: Callable[[str], None]) -> dict[str, str]:
         ("boiler-service", "Annual boiler service", Unit.FLAT, "129.00", "0", "21"),
         ("filter", "Air filter F7", Unit.PIECE, "24.90", "0", "21"),
     ]:
-        do("pricelist", default, PriceActivity(code=code, name=name, unit=unit, rate=Decimal(rate),
+        do(default, PriceActivity(code=code, name=name, unit=unit, rate=Decimal(rate),
                                                  minimum_charge=Decimal(minimum), vat_rate=Decimal(vat)))
 
     contract = _id("prices", "novak")  # a customer's own rates, in the customer's currency
-    do("pricelist", contract, CreatePriceList(name="Novák Stavby contract rates", currency="CZK",
+    do(contract, CreatePriceList(name="Novák Stavby contract rates", currency="CZK",
                                               customer_id=_id("customer", "novak")))
     for code, name, unit, rate, vat in [
         ("labour", "Práce technika", Unit.STARTED_HOUR, "1550.00", "21"),
         ("callout", "Výjezd", Unit.FLAT, "900.00", "21"),
         ("boiler-service", "Roční servis kotle", Unit.FLAT, "3100.00", "21"),
     ]:
-        do("pricelist", contract, PriceActivity(code=code, name=name, unit=unit, rate=Decimal(rate),
+        do(contract, PriceActivity(code=code, name=name, unit=unit, rate=Decimal(rate),
                                                   vat_rate=Decimal(vat)))
 
     def address(street: str, city: str, postal: str, country: str) -> Address:
@@ -83,7 +86,7 @@ def load_demo(app: JobstreamApp, say: Callable[[str], None]) -> dict[str, str]:
             phone="+353 1 555 0101", language="en", currency="EUR"),
     }
     for key, command in customers.items():
-        do("customer", _id("customer", key), command)
+        do(_id("customer", key), command)
 
     technicians = {
         "jana": RegisterTechnician(name="Jana Dvořák", skills=["hvac", "boilers"], phone="+420 777 000 001"),
@@ -92,12 +95,12 @@ def load_demo(app: JobstreamApp, say: Callable[[str], None]) -> dict[str, str]:
         "aoife": RegisterTechnician(name="Aoife Byrne", skills=["cleaning"], phone="+353 87 000 0004"),
     }
     for key, command in technicians.items():
-        do("technician", _id("tech", key), command)
+        do(_id("tech", key), command)
     tech = {key: _id("tech", key) for key in technicians}
 
     def job(key: str, customer: str, job_type: str, description: str, **extra: object) -> UUID:
         job_id = _id("job", key)
-        do("job", job_id, RequestJob(customer_id=_id("customer", customer), job_type=job_type,
+        do(job_id, RequestJob(customer_id=_id("customer", customer), job_type=job_type,
                                      description=description, **extra))  # type: ignore[arg-type]
         return job_id
 
@@ -110,33 +113,33 @@ def load_demo(app: JobstreamApp, say: Callable[[str], None]) -> dict[str, str]:
     job("new-2", "harbour", "deep-clean", "Kitchen deep clean before inspection", source=Source.EMAIL,
         site_address=address("1 Quay Street", "Dublin", "D02 X285", "IE"))
     pooled = job("pool-1", "weber", "boiler-service", "Annual boiler service, flat 4B", source=Source.WEB)
-    do("job", pooled, ScheduleJob(technician_ids=[tech["lukas"]], start=now + timedelta(days=2)))
-    do("job", pooled, UnassignJob(reason="Lukas on leave; anyone with boilers may take it"))
+    do(pooled, ScheduleJob(technician_ids=[tech["lukas"]], start=now + timedelta(days=2)))
+    do(pooled, UnassignJob(reason="Lukas on leave; anyone with boilers may take it"))
     scheduled = job("scheduled-1", "novak", "hvac-maintenance", "Quarterly HVAC check, 3rd floor")
-    do("job", scheduled, ScheduleJob(technician_ids=[tech["jana"]], start=now + timedelta(days=1),
+    do(scheduled, ScheduleJob(technician_ids=[tech["jana"]], start=now + timedelta(days=1),
                                      duration_minutes=120))
     running = job("running-1", "weber", "leak", "Water leak under the kitchen sink")
-    do("job", running, ScheduleJob(technician_ids=[tech["lukas"]], start=now - timedelta(hours=1)))
-    do("job", running, StartWork(), as_tech("lukas"))
-    do("job", running, UseMaterial(code="siphon-40", description="Siphon 40 mm", quantity=Decimal(1),
+    do(running, ScheduleJob(technician_ids=[tech["lukas"]], start=now - timedelta(hours=1)))
+    do(running, StartWork(), as_tech("lukas"))
+    do(running, UseMaterial(code="siphon-40", description="Siphon 40 mm", quantity=Decimal(1),
                                    unit_price=Decimal("12.40")), as_tech("lukas"))
     held = job("hold-1", "ionescu", "network", "Replace the practice's router; parts on order")
-    do("job", held, ScheduleJob(technician_ids=[tech["piotr"]], start=now - timedelta(days=1)))
-    do("job", held, PutJobOnHold(reason="Waiting for the router to be delivered"))
+    do(held, ScheduleJob(technician_ids=[tech["piotr"]], start=now - timedelta(days=1)))
+    do(held, PutJobOnHold(reason="Waiting for the router to be delivered"))
     done = job("done-1", "novak", "boiler-service", "Boiler service, Křenová 5")
-    do("job", done, ScheduleJob(technician_ids=[tech["jana"]], start=now - timedelta(days=2)))
-    do("job", done, StartWork(), as_tech("jana"))
-    do("job", done, AddTimeEntry(started_at=now - timedelta(days=2), minutes=130,
+    do(done, ScheduleJob(technician_ids=[tech["jana"]], start=now - timedelta(days=2)))
+    do(done, StartWork(), as_tech("jana"))
+    do(done, AddTimeEntry(started_at=now - timedelta(days=2), minutes=130,
                                  activity="labour"), as_tech("jana"))
-    do("job", done, AddNote(text="Burner cleaned, seals replaced."), as_tech("jana"))
-    do("job", done, CompleteJob(summary="Serviced; flue gas values in range."), as_tech("jana"))
-    do("job", done, SignOffJob(signed_by="Pavel Novák"), as_tech("jana"))
+    do(done, AddNote(text="Burner cleaned, seals replaced."), as_tech("jana"))
+    do(done, CompleteJob(summary="Serviced; flue gas values in range."), as_tech("jana"))
+    do(done, SignOffJob(signed_by="Pavel Novák"), as_tech("jana"))
     done2 = job("done-2", "harbour", "deep-clean", "Weekly clean")
-    do("job", done2, ScheduleJob(technician_ids=[tech["aoife"]], start=now - timedelta(days=1)))
-    do("job", done2, StartWork(), as_tech("aoife"))
-    do("job", done2, CompleteJob(summary="Kitchen and dining area cleaned."), as_tech("aoife"))
+    do(done2, ScheduleJob(technician_ids=[tech["aoife"]], start=now - timedelta(days=1)))
+    do(done2, StartWork(), as_tech("aoife"))
+    do(done2, CompleteJob(summary="Kitchen and dining area cleaned."), as_tech("aoife"))
     cancelled = job("cancelled-1", "kowalski", "electrical", "Socket sparks in the back room")
-    do("job", cancelled, CancelJob(reason="Customer's own electrician fixed it"))
+    do(cancelled, CancelJob(reason="Customer's own electrician fixed it"))
 
     tokens = {"office (Olga)": app.issue_token("olga", Role.OFFICE),
               "accountant (Anna)": app.issue_token("anna", Role.ACCOUNTANT)}

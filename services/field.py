@@ -105,8 +105,8 @@ def install(app: FastAPI, jobstream: Callable[[Request], Any], actor: Callable[.
         # the same name on a retry: replaced, not doubled
         await app_.call(_put(app_.recorder.connection, name, data))
         result = await app_.call(app_.execute_async(
-            "job", id, AttachPhoto(photo_id=photo_id, name=name, media_type=media_type, size=len(data),
-                                   sha256=digest, caption=caption), who, command_id=idempotency_key))
+            id, AttachPhoto(photo_id=photo_id, name=name, media_type=media_type, size=len(data),
+                            sha256=digest, caption=caption), who, command_id=idempotency_key))
         body = orjson.dumps({**msgspec.to_builtins(result), "photo_id": str(photo_id), "name": name})
         return Response(body, 201, media_type="application/json")  # a retry gets the first answer
 

@@ -86,43 +86,43 @@ async def generate(app: JobstreamApp, recurrence_id: UUID, now: datetime | None 
     plan = state.plan
     key = f"recurrence:{recurrence_id}:v{state.plan_version}"
 
-    async def run(kind: str, id: UUID, command: msgspec.Struct, command_id: str) -> int:
-        result = await app.execute_async(kind, id, command, SCHEDULER, command_id=command_id)
+    async def run(id: UUID, command: msgspec.Struct, command_id: str) -> int:
+        result = await app.execute_async(id, command, SCHEDULER, command_id=command_id)
         done.position = max(done.position, result.position)
         return result.position
 
     for at in todo.create:
         occurrence = f"{key}:{at.isoformat()}"
         job_id = app.new_id(SCHEDULER, f"{occurrence}:request")
-        await run("job", job_id, RequestJob(
+        await run(job_id, RequestJob(
             customer_id=plan.customer_id, job_type=plan.job_type, description=plan.description,
             source=Source.RECURRING, site_address=plan.site_address, scope=plan.scope,
             billing_kind=plan.billing_kind, estimate_minutes=plan.duration_minutes), f"{occurrence}:request")
         try:
-            await run("job", job_id, ScheduleJob(technician_ids=plan.technician_ids, start=at,
+            await run(job_id, ScheduleJob(technician_ids=plan.technician_ids, start=at,
                                                  duration_minutes=plan.duration_minutes), f"{occurrence}:schedule")
         except DomainError as refused:  # a technician left since: the job waits in the open pool
             log.warning("recurring service %s: the job of %s is left unscheduled: %s", recurrence_id, at, refused)
-        await run("recurrence", recurrence_id, RecordOccurrence(at=at, job_id=job_id), f"{occurrence}:record")
+        await run(recurrence_id, RecordOccurrence(at=at, job_id=job_id), f"{occurrence}:record")
         done.created += 1
     for at, job_id in todo.move:
         occurrence = f"{key}:{at.isoformat()}"
         try:
-            await run("job", job_id, RescheduleJob(technician_ids=plan.technician_ids, start=at,
+            await run(job_id, RescheduleJob(technician_ids=plan.technician_ids, start=at,
                                                    duration_minutes=plan.duration_minutes,
                                                    reason="the recurring service changed"), f"{occurrence}:move")
         except InvalidTransition:  # started, on hold or taken by hand: the office decides
             pass
-        await run("recurrence", recurrence_id, RecordOccurrence(at=at, job_id=job_id), f"{occurrence}:record")
+        await run(recurrence_id, RecordOccurrence(at=at, job_id=job_id), f"{occurrence}:record")
         done.moved += 1
     for at, job_id in todo.withdraw:
         occurrence = f"{key}:{at.isoformat()}"
         try:
-            await run("job", job_id, CancelJob(reason="no longer in the recurring service's plan"),
+            await run(job_id, CancelJob(reason="no longer in the recurring service's plan"),
                       f"{occurrence}:cancel")
         except InvalidTransition:  # already worked on, done or cancelled: it stays as it is
             pass
-        await run("recurrence", recurrence_id, WithdrawOccurrence(at=at, job_id=job_id,
+        await run(recurrence_id, WithdrawOccurrence(at=at, job_id=job_id,
                                                                   reason="no longer in the plan"),
                   f"{occurrence}:withdraw")
         done.withdrawn += 1
@@ -204,7 +204,7 @@ class Scheduler:
             self.watch.deadlines.pop(job_id, None)  # warned once per deadline
             try:
                 result = await self.app.execute_async(
-                    "job", job_id, WarnSlaAtRisk(within_minutes=self.sla_warn_minutes), SCHEDULER,
+                    job_id, WarnSlaAtRisk(within_minutes=self.sla_warn_minutes), SCHEDULER,
                     command_id=f"sla:{job_id}:{deadline.isoformat()}")
             except DomainError as refused:
                 log.warning("job %s: no SLA alert: %s", job_id, refused)

@@ -45,7 +45,10 @@ def evolve_invoice(invoice: Invoice, event: object) -> Invoice:
     return invoice
 
 
-def decide_invoice(command: RecordPayment | IssueCreditNote, invoice: Invoice,
+InvoiceCommand = RecordPayment | IssueCreditNote
+
+
+def decide_invoice(command: InvoiceCommand, invoice: Invoice,
                    ctx: Context) -> list[PaymentApplied | CreditNoteRequested]:
     if ctx.actor.role not in (Role.OFFICE, Role.ADMIN):
         raise Forbidden(f"the {ctx.actor.role.value} role may not change invoices; the office can")

@@ -45,7 +45,10 @@ def evolve_failure(failure: Failure, event: object) -> Failure:
     return failure
 
 
-def decide_failure(command: RetryProcessing, failure: Failure, ctx: Context) -> list[object]:
+FailureCommand = RetryProcessing
+
+
+def decide_failure(command: FailureCommand, failure: Failure, ctx: Context) -> list[object]:
     if ctx.actor.role not in (Role.OFFICE, Role.ADMIN):
         raise Forbidden("only the office may have an event tried again")
     if failure.version == 0:

@@ -57,8 +57,10 @@ def evolve_recipient(recipient: Recipient, event: object) -> Recipient:
     return recipient
 
 
-def decide_recipient(command: ChangeNotificationPreferences | RegisterPushSubscription, recipient: Recipient,
-                     ctx: Context) -> list[object]:
+RecipientCommand = ChangeNotificationPreferences | RegisterPushSubscription
+
+
+def decide_recipient(command: RecipientCommand, recipient: Recipient, ctx: Context) -> list[object]:
     """A user changes only their own preferences (the id is theirs, derived from their name)."""
     if recipient.id != recipient_id(ctx.actor.id):
         raise Forbidden("you may change only your own notifications")
@@ -106,7 +108,10 @@ def evolve_message(message: Message, event: object) -> Message:
     return message
 
 
-def decide_message(command: RequestRedelivery, message: Message, ctx: Context) -> list[object]:
+MessageCommand = RequestRedelivery
+
+
+def decide_message(command: MessageCommand, message: Message, ctx: Context) -> list[object]:
     if ctx.actor.role not in (Role.OFFICE, Role.ADMIN):
         raise Forbidden("only the office may send a message again")
     if message.version == 0:

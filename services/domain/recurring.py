@@ -118,12 +118,12 @@ def _check(plan: RecurringPlan, now: datetime) -> RecurringPlan:
     return plan
 
 
-def decide_recurrence(
-    command: DefineRecurringService | ChangeRecurringService | EndRecurringService | RecordOccurrence
-    | WithdrawOccurrence,
-    state: Recurrence,
-    ctx: Context,
-) -> list[object]:
+RecurrenceCommand = (
+    DefineRecurringService | ChangeRecurringService | EndRecurringService | RecordOccurrence | WithdrawOccurrence
+)
+
+
+def decide_recurrence(command: RecurrenceCommand, state: Recurrence, ctx: Context) -> list[object]:
     if ctx.actor.role not in (Role.OFFICE, Role.ADMIN):
         raise Forbidden("only the office plans recurring services")
     match command:

@@ -60,7 +60,10 @@ def holds(job: Job, slot: Slot, command: ClaimSlot, now: datetime) -> bool:
     return being_scheduled and slot.claimed_at is not None and now - slot.claimed_at < PENDING
 
 
-def decide_slot(command: ClaimSlot, slot: Slot, holder: Job | None, ctx: Context) -> list[SlotClaimed]:
+SlotCommand = ClaimSlot
+
+
+def decide_slot(command: SlotCommand, slot: Slot, holder: Job | None, ctx: Context) -> list[SlotClaimed]:
     """Claim the slot for the command's job; ``holder`` is the job holding it now, if any."""
     if slot.job_id == command.job_id:
         return []  # ours already (the same booking again)

@@ -364,7 +364,7 @@ def test_reconcile_fails_while_a_completed_job_is_held_longer_than_allowed(
     from events.contract import ReleaseInvoicing
     from tests.integration.test_invoicer import OFFICE
 
-    jobstream.execute("job", job, ReleaseInvoicing(note="try again"), OFFICE)
+    jobstream.execute(job, ReleaseInvoicing(note="try again"), OFFICE)
     asyncio.run(invoice_all(stream_env))
     assert len(stored(jobstream, InvoicingHeld)[0]) == 2
     assert at(25).returncode == 1

@@ -101,14 +101,14 @@ def test_the_compose_cluster_keeps_a_job_going_with_a_node_down(cluster: list[Em
     try:
         customer, job = uuid.uuid4(), uuid.uuid4()
         address = Address(street="1 Quay Street", city="Dublin", postal_code="D02", country="IE")
-        app.execute("customer", customer, RegisterCustomer(name="Harbour Café", billing_address=address), OFFICE)
-        app.execute("job", job, RequestJob(customer_id=customer, job_type="repair", description="Leak",
+        app.execute(customer, RegisterCustomer(name="Harbour Café", billing_address=address), OFFICE)
+        app.execute(job, RequestJob(customer_id=customer, job_type="repair", description="Leak",
                                            site_address=address), OFFICE)
         assert asyncio.run(_replicas_current(cluster[0].admin_url, stream)) == (3, 3)
 
         cluster[2].stop()  # one node of three gone: the other two still make a quorum
         for n in range(5):
-            app.execute("job", job, AddNote(text=f"note {n}"), OFFICE)
+            app.execute(job, AddNote(text=f"note {n}"), OFFICE)
         cluster[2].start()
     finally:
         app.close()

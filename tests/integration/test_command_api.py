@@ -230,7 +230,7 @@ def test_a_retry_is_recognised_from_the_log_by_a_fresh_process(
     first = api.ok(f"/jobs/{job}/notes", {"text": "Parts ordered"}, **{"Idempotency-Key": "note-7"})
     restarted = JobstreamApp(stream_env)  # another replica, or the API after a restart
     try:
-        again = restarted.execute("job", UUID(job), AddNote(text="Parts ordered"),
+        again = restarted.execute(UUID(job), AddNote(text="Parts ordered"),
                                   Actor(id="olga", role=Role.OFFICE), command_id="note-7")
     finally:
         restarted.close()

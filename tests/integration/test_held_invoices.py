@@ -24,11 +24,11 @@ from tests.integration.test_invoicer import OFFICE, Office, invoice_all, invoice
 def held_job(app: JobstreamApp, customer: UUID, tech: UUID, activity: str = "") -> UUID:
     """A job completed with 130 minutes of ``activity`` (the job type's, ``repair``, if none)."""
     job = app.new_id(OFFICE, None)
-    app.execute("job", job, RequestJob(customer_id=customer, job_type="repair", description="Leak"), OFFICE)
-    app.execute("job", job, ScheduleJob(technician_ids=[tech], start=datetime.now(UTC)), OFFICE)
-    app.execute("job", job, StartWork(), OFFICE)
-    app.execute("job", job, AddTimeEntry(started_at=datetime.now(UTC), minutes=130, activity=activity), OFFICE)
-    app.execute("job", job, CompleteJob(summary="Seal replaced"), OFFICE)
+    app.execute(job, RequestJob(customer_id=customer, job_type="repair", description="Leak"), OFFICE)
+    app.execute(job, ScheduleJob(technician_ids=[tech], start=datetime.now(UTC)), OFFICE)
+    app.execute(job, StartWork(), OFFICE)
+    app.execute(job, AddTimeEntry(started_at=datetime.now(UTC), minutes=130, activity=activity), OFFICE)
+    app.execute(job, CompleteJob(summary="Seal replaced"), OFFICE)
     return job
 
 
@@ -91,7 +91,7 @@ def test_the_office_releases_a_held_job_by_hand(api: Api, stream_env: dict[str, 
     went past the change): the office asks it to try again."""
     price_list(api.jobstream, "CZK")
     office = Office(api.jobstream)
-    customer = api.jobstream.execute("customer", api.jobstream.new_id(OFFICE, None), RegisterCustomer(
+    customer = api.jobstream.execute(api.jobstream.new_id(OFFICE, None), RegisterCustomer(
         name="Petra Svobodová", billing_address=Address(**ADDRESS), currency="EUR"), OFFICE).id
     job = held_job(api.jobstream, customer, office.tech)
     asyncio.run(invoice_all(stream_env))

@@ -61,9 +61,9 @@ def invoices(app: JobstreamApp) -> tuple[list[InvoiceIssued], list[InvoiceNumber
 
 
 def price_list(app: JobstreamApp, currency: str = "CZK") -> UUID:
-    prices = app.execute("pricelist", app.new_id(OFFICE, None),
+    prices = app.execute(app.new_id(OFFICE, None),
                          CreatePriceList(name="Standard", currency=currency, is_default=True), OFFICE).id
-    app.execute("pricelist", prices, PriceActivity(code="repair", name="Repair work", unit=Unit.STARTED_HOUR,
+    app.execute(prices, PriceActivity(code="repair", name="Repair work", unit=Unit.STARTED_HOUR,
                                                    rate=Decimal("50.00"), vat_rate=Decimal(21)), OFFICE)
     return prices
 
@@ -73,17 +73,17 @@ class Office:
 
     def __init__(self, app: JobstreamApp) -> None:
         self.app = app
-        self.tech = app.execute("technician", app.new_id(OFFICE, None), RegisterTechnician(name="Tom"), OFFICE).id
-        self.customer = app.execute("customer", app.new_id(OFFICE, None), RegisterCustomer(
+        self.tech = app.execute(app.new_id(OFFICE, None), RegisterTechnician(name="Tom"), OFFICE).id
+        self.customer = app.execute(app.new_id(OFFICE, None), RegisterCustomer(
             name="Novák Stavby", billing_address=Address(**ADDRESS), currency="CZK", language="en"), OFFICE).id
 
     def completed_job(self, minutes: int = 130) -> UUID:
         app, job = self.app, self.app.new_id(OFFICE, None)
-        app.execute("job", job, RequestJob(customer_id=self.customer, job_type="repair", description="Leak"), OFFICE)
-        app.execute("job", job, ScheduleJob(technician_ids=[self.tech], start=datetime.now(UTC)), OFFICE)
-        app.execute("job", job, StartWork(), OFFICE)
-        app.execute("job", job, AddTimeEntry(started_at=datetime.now(UTC), minutes=minutes), OFFICE)
-        app.execute("job", job, CompleteJob(summary="Seal replaced"), OFFICE)
+        app.execute(job, RequestJob(customer_id=self.customer, job_type="repair", description="Leak"), OFFICE)
+        app.execute(job, ScheduleJob(technician_ids=[self.tech], start=datetime.now(UTC)), OFFICE)
+        app.execute(job, StartWork(), OFFICE)
+        app.execute(job, AddTimeEntry(started_at=datetime.now(UTC), minutes=minutes), OFFICE)
+        app.execute(job, CompleteJob(summary="Seal replaced"), OFFICE)
         return job
 
 

@@ -89,7 +89,7 @@ def test_generation_is_idempotent_even_after_a_crash_between_its_steps(api: Api)
     [pending] = to_generate(state, later).create
     key = f"recurrence:{recurrence}:v{state.plan_version}:{pending.isoformat()}:request"
     plan = state.plan
-    early = app.execute("job", app.new_id(SCHEDULER, key), RequestJob(
+    early = app.execute(app.new_id(SCHEDULER, key), RequestJob(
         customer_id=plan.customer_id, job_type=plan.job_type, description=plan.description,
         source=Source.RECURRING, site_address=plan.site_address, estimate_minutes=plan.duration_minutes,
         billing_kind=plan.billing_kind, scope=plan.scope), SCHEDULER, command_id=key)

@@ -17,11 +17,11 @@ def test_a_fresh_process_loads_from_the_latest_snapshot_and_gets_the_same_state(
         stream_env: dict[str, str]) -> None:
     writer = JobstreamApp(stream_env)
     customer, job = uuid.uuid4(), uuid.uuid4()
-    writer.execute("customer", customer, RegisterCustomer(name="Novák", billing_address=Address(
+    writer.execute(customer, RegisterCustomer(name="Novák", billing_address=Address(
         street="Údolní 12", city="Brno", postal_code="602 00", country="CZ")), OFFICE)
-    writer.execute("job", job, RequestJob(customer_id=customer, job_type="repair", description="x"), OFFICE)
+    writer.execute(job, RequestJob(customer_id=customer, job_type="repair", description="x"), OFFICE)
     for n in range(2 * SNAPSHOT_EVERY + 20):
-        writer.execute("job", job, AddNote(text=f"note {n}"), OFFICE, command_id=f"note-{n}")
+        writer.execute(job, AddNote(text=f"note {n}"), OFFICE, command_id=f"note-{n}")
     writer.close()
 
     reader = JobstreamApp(stream_env)
@@ -35,7 +35,7 @@ def test_a_fresh_process_loads_from_the_latest_snapshot_and_gets_the_same_state(
         assert loaded.state == replayed.state
         assert (loaded.last_hash, loaded.position) == (replayed.last_hash, replayed.position)
         # a retry of a command from before the snapshot is still recognised
-        again = reader.execute("job", job, AddNote(text="note 150"), OFFICE, command_id="note-150")
+        again = reader.execute(job, AddNote(text="note 150"), OFFICE, command_id="note-150")
         assert again.replayed and again.version == 152
         assert reader.load("job", job).version == loaded.version
     finally:
