@@ -225,6 +225,10 @@ def test_an_email_in_a_language_without_templates_is_in_english() -> None:
                            amount="10 €")
     assert subject == "Credit note FK/1 from Nowak"
     assert "FV/1" in body and body.endswith("\n")
+    # a language we speak, but a message only the office gets (in English)
+    subject, _ = render("escalation", "pl", number="FV/1", buyer="Kowalski", days=30, due_date="2026-12-07",
+                        amount="10 zł", buyer_email="", url="https://office.example/invoices")
+    assert subject == "Escalation: invoice FV/1 (Kowalski) is 30 days overdue"
 
 
 def test_an_invoice_is_emailed_to_the_buyer_in_their_language_with_its_documents() -> None:
