@@ -13,7 +13,8 @@ import sys
 
 import uvicorn
 
-from read_api.app import create_app, settings_from_environment
+from read_api.app import create_app
+from read_api.settings import settings_from_environment
 
 
 def main(argv: list[str] | None = None) -> int:

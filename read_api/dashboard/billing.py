@@ -1,0 +1,88 @@
+"""The invoices page and its forms (a payment, a credit note), payments and bank statements,
+the ledger and the reports."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from read_api.dashboard.forms import problem, quote, submitted
+from read_api.deps import CurrentUser, billing_readers, fresh, models, office_only, token_of, writers_only, zone_of
+from read_api.errors import Refused
+from read_api.templating import page
+
+router = APIRouter()
+
+
+@router.get("/invoices", response_class=HTMLResponse, include_in_schema=False)
+async def invoices_page(request: Request, who: CurrentUser, position: int | None = None) -> Response:
+    billing_readers(who)
+    await fresh(request, position)
+    invoices = await asyncio.to_thread(models(request).invoices)
+    emails = await asyncio.to_thread(models(request).invoice_emails, invoices)
+    return page(request, "invoices.html", who, invoices=invoices, emails=emails,
+                error=request.query_params.get("error", ""), key=uuid.uuid4().hex,
+                today=datetime.now(zone_of(request)).date().isoformat())
+
+
+@router.post("/invoices/{invoice_id}/{action}", include_in_schema=False)
+async def invoice_command(request: Request, who: CurrentUser, invoice_id: UUID, action: str) -> Response:
+    """The Invoices page's forms: record a payment, issue a credit note."""
+    writers_only(who)
+    form = dict(await request.form())
+    if action == "payments":
+        body: dict[str, Any] = {"amount": str(form.get("amount", "")).strip().replace(",", "."),
+                                "received_on": str(form.get("received_on", "")), "payer": form.get("payer", "")}
+    elif action == "credit-notes":
+        body = {"reason": form.get("reason", "")}
+        if str(form.get("amount", "")).strip():
+            body["amount"] = str(form["amount"]).strip().replace(",", ".")
+    else:
+        raise Refused(404, f"the dashboard has no {action!r} form")
+    return await submitted(request, f"/invoices/{invoice_id}/{action}", body, form, "/invoices")
+
+
+@router.get("/payments", response_class=HTMLResponse, include_in_schema=False)
+async def payments_page(request: Request, who: CurrentUser, position: int | None = None) -> Response:
+    billing_readers(who)
+    await fresh(request, position)
+    return page(request, "payments.html", who, unmatched=await asyncio.to_thread(models(request).unmatched),
+                error=request.query_params.get("error", ""), done=request.query_params.get("done", ""))
+
+
+@router.post("/payments/statements", include_in_schema=False)
+async def upload_statement(request: Request, who: CurrentUser) -> Response:
+    writers_only(who)
+    form = await request.form()
+    upload = form.get("statement")
+    if upload is None or isinstance(upload, str):
+        return RedirectResponse("/payments?error=" + quote("statement: choose a file"), status_code=303)
+    data = await upload.read()
+    response = await request.app.state.commands.post(
+        "/bank-statements", content=data,
+        headers={"Authorization": f"Bearer {token_of(request)}", "Content-Type": "application/octet-stream"})
+    answer = response.json()
+    if response.status_code >= 400:
+        return RedirectResponse("/payments?error=" + quote(problem(answer)), status_code=303)
+    done = "already imported: nothing added" if answer.get("replayed") else "imported; matching it now"
+    return RedirectResponse(f"/payments?position={answer['position']}&done=" + quote(done), status_code=303)
+
+
+@router.get("/ledger", response_class=HTMLResponse, include_in_schema=False)
+async def ledger_page(request: Request, who: CurrentUser) -> Response:
+    billing_readers(who)
+    m = models(request)
+    trial, aging = await asyncio.to_thread(lambda: (m.trial_balance(), m.aging()))
+    return page(request, "ledger.html", who, trial=trial, aging=aging)
+
+
+@router.get("/reports", response_class=HTMLResponse, include_in_schema=False)
+async def reports_page(request: Request, who: CurrentUser) -> Response:
+    office_only(who)
+    return page(request, "reports.html", who, reports=await asyncio.to_thread(models(request).reports))
