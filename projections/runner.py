@@ -44,7 +44,7 @@ from events.faults import error_text, is_transient, parked, sealed
 from events.follow import follow
 from events.jetstream import PAGE, STREAM_VARIABLES, NatsApplicationRecorder, NatsConnection, StreamSettings, run_plainly
 from projections.failures import failures
-from projections.models import PROJECTIONS, BatchProjection, Positioned
+from projections.definitions import PROJECTIONS, BatchProjection, Positioned
 from projections.store import open_view
 
 log = logging.getLogger("jobstream.projector")

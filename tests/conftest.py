@@ -75,7 +75,7 @@ class Projectors:
     """Every projection following the stream live, on a loop thread of their own."""
 
     def __init__(self, env: dict[str, str], url: str) -> None:
-        from projections.models import PROJECTIONS
+        from projections.definitions import PROJECTIONS
         from events.jetstream import StreamSettings
         from projections.runner import Runner, build
 

@@ -18,7 +18,7 @@ from eventsourcing.persistence import Tracking
 
 from events.contract import decode_event
 from events.jetstream import NatsConnection, StreamSettings
-from projections.models import Positioned
+from projections.definitions import Positioned
 from projections.runner import Runner, build
 from read_api.queries import BoardFilter, ReadModels
 from services.demo import load_demo
