@@ -11,6 +11,9 @@ and no number used without an invoice (no gap).
 Replicas process the stream in order from the shared tracking position. A replica whose
 batch fails re-reads the position: if another replica moved it past this event, the event
 is done; otherwise it decides again on what is stored now.
+
+The consumer loads, reads the clock once, decides (``invoicer.billing.decide``, pure) and
+saves what the decision says.
 """
 
 from __future__ import annotations
@@ -28,37 +31,40 @@ from events.contract import (
     CreditNoteIssued,
     CreditNoteRequested,
     Event,
-    InterimInvoiced,
-    InterimInvoiceRequested,
     InvoiceCredited,
+    InterimInvoiceRequested,
     InvoiceIssued,
-    InvoicingHeld,
-    JobInvoiced,
-    JobNotBilled,
+    InvoicingReleaseRequested,
     JobQuoted,
-    PrepaidBalanceLow,
-    PrepaidHoursConsumed,
     ProformaIssued,
     QuoteAccepted,
-    Status,
     decode_event,
 )
 from events.jetstream import NatsConnection
-from invoicer.ids import credit_note_id_of, interim_invoice_id_of, invoice_id_of, proforma_id_of
+from invoicer.billing import (
+    TRIGGERS as BILLING_TRIGGERS,
+    Completion,
+    Decision,
+    HeldCause,
+    Hold,
+    Issue,
+    Loaded,
+    Skip,
+    concerns,
+    decide,
+    invoice_id_for,
+    price,
+    series_year,
+)
+from invoicer.ids import credit_note_id_of, proforma_id_of
 from invoicer.numbering import next_number
 from invoicer.pricing import (
-    Bill,
-    Buyer,
     PriceList,
     Unbillable,
-    Unpriced,
-    Work,
-    bill,
     buyer_of,
     creditor_reference,
     line_of,
     local_day,
-    merged,
     money,
     price_list_of,
     reverse_charge,
@@ -70,22 +76,9 @@ from invoicer.settings import Settings
 log = logging.getLogger("invoicer")
 
 NAME = "invoicer"
-# what may have held a job's invoice changed (or the office asks): its held jobs are tried again
-HELD_CAUSES = frozenset({"CustomerDetailsChanged", "PriceListCreated", "ActivityPriced", "ActivityRemoved",
-                         "InvoicingReleaseRequested"})
-TRIGGERS = frozenset({"JobCompleted", "JobSignedOff", "CreditNoteRequested", "QuoteAccepted",
-                      "InterimInvoiceRequested"}) | HELD_CAUSES
+TRIGGERS = BILLING_TRIGGERS | {CreditNoteRequested.__name__, QuoteAccepted.__name__}
 # the job events that say whether its invoicing is held
 HOLDING = frozenset({"InvoicingHeld", "JobInvoiced", "JobNotBilled", "JobReopened"})
-
-
-class Priced(msgspec.Struct, frozen=True, kw_only=True):
-    job: Stored
-    work: Work
-    buyer: Buyer | None
-    customer: Stored | None = None
-    result: Bill | Unbillable | None = None
-    problem: str = ""  # why there is no result
 
 
 class Invoicer(Consumer):
@@ -121,161 +114,72 @@ class Invoicer(Consumer):
             self._lists_position = position
         return {id: price_list_of(id, events) for id, events in self._lists.items()}
 
-    async def price(self, job_id: UUID, now: datetime, interim: bool = False) -> Priced:
-        """The job's bill as of now, or why it cannot be priced, with the facts it came from."""
-        job = await self.load(job_id)
-        work = work_of(job_id, job.events)
-        if work.customer_id is None:
-            return Priced(job=job, work=work, buyer=None, problem=f"no job {job_id}")
-        customer = await self.load(work.customer_id)
-        buyer = buyer_of(work.customer_id, customer.events)
-        lists = await self.price_lists()
-        # Only lists in the customer's currency apply: a rate in EUR is no rate in CZK.
-        own = lists.get(buyer.price_list_id) if buyer.price_list_id else None
-        own = own if own is not None and own.currency == buyer.currency else None
-        default = next((p for p in lists.values() if p.is_default and p.currency == buyer.currency), None)
-        if own is None and default is None:
-            return Priced(job=job, work=work, buyer=buyer,
-                          problem=f"no price list in {buyer.currency} for this customer")
-        try:
-            result = bill(work, buyer, merged(own, default), self.settings.seller, now, interim)
-        except Unpriced as reason:
-            return Priced(job=job, work=work, buyer=buyer, customer=customer, problem=str(reason))
-        return Priced(job=job, work=work, buyer=buyer, customer=customer, result=result)
+    async def customer_of(self, job: Stored, job_id: UUID) -> Stored | None:
+        customer_id = work_of(job_id, job.events).customer_id
+        return await self.load(customer_id) if customer_id is not None else None
+
+    async def loaded(self, job_id: UUID, invoice_id: UUID, now: datetime, job: Stored | None = None) -> Loaded:
+        """Everything a job's billing is decided on, as stored now."""
+        job = job if job is not None else await self.load(job_id)
+        return Loaded(job_id=job_id, job=job, customer=await self.customer_of(job, job_id),
+                      price_lists=await self.price_lists(), invoice=await self.head(invoice_id),
+                      number=await next_number(self, self.settings.pattern, self.settings.series,
+                                               series_year(now, self.settings)))
 
     async def decide_and_save(self, notification: Notification) -> str:
-        if notification.topic in HELD_CAUSES:
-            return await self.try_held_again(notification)
-        if notification.topic == "CreditNoteRequested":
-            return await self.credit(notification)
-        if notification.topic == "QuoteAccepted":
-            return await self.proforma(notification)
-        interim = notification.topic == "InterimInvoiceRequested"
-        job_id = notification.originator_id
-        priced = await self.price(job_id, datetime.now(UTC), interim)
-        job, work, buyer, result = priced.job, priced.work, priced.buyer, priced.result
-        if interim:
-            request = decode_event(notification.state)
-            assert isinstance(request, InterimInvoiceRequested)
-            invoice_id = interim_invoice_id_of(request.request_id)
-            if work.status not in (Status.SCHEDULED, Status.IN_PROGRESS, Status.ON_HOLD) or \
-                    not isinstance(result, Bill) or (await self.load(invoice_id)).version:
-                return "skipped"  # closed meanwhile, nothing new to bill, or issued already
-            return await self._issue(notification, priced, result, invoice_id, interim=True)
-        if not self._due(work, notification.topic):
-            return "skipped"
-        if result is None:
-            await self.save(notification, [(job_id, job, [InvoicingHeld(id=job_id, reason=priced.problem)])])
-            log.warning("job %s: invoice held: %s", job_id, priced.problem)
-            return "held"
-        if isinstance(result, Unbillable):
-            not_billed = JobNotBilled(id=job_id, reason=result.reason, cost=result.cost,
-                                      currency=result.currency)
-            await self.save(notification, [(job_id, job, [not_billed])])
-            return "not billed"
-        assert buyer is not None
-        invoice_id = invoice_id_of(job_id)
-        if (await self.load(invoice_id)).version:
-            return "skipped"  # issued already, with the job's JobInvoiced: nothing to repair
-        return await self._issue(notification, priced, result, invoice_id)
+        now = datetime.now(UTC)  # the one reading of the clock for this event
+        trigger = decode_event(notification.state)
+        if isinstance(trigger, CreditNoteRequested):
+            return await self.credit(notification, trigger, now)
+        if isinstance(trigger, QuoteAccepted):
+            return await self.proforma(notification, trigger, now)
+        if isinstance(trigger, HeldCause):
+            return await self.try_held_again(notification, trigger, now)
+        if not isinstance(trigger, Completion | InterimInvoiceRequested):
+            raise TypeError(f"the invoicer has no use for a {notification.topic}")
+        job_id = trigger.id
+        loaded = await self.loaded(job_id, invoice_id_for(trigger, job_id), now)
+        return await self.saved(notification, job_id, decide(trigger, loaded, now, self.settings))
 
-    async def try_held_again(self, notification: Notification) -> str:
-        """The held jobs a change concerns, priced again: the office's release names its job,
-        a customer's details their jobs, a price list or an activity every held job. Each is
-        then invoiced by the same path as at completion (or held again, saying why, when the
-        office asked or the reason changed). The last one's batch carries the tracking record;
-        an invoice already there is never issued again (its id is derived from the job's)."""
-        cause = decode_event(notification.state)
-        if notification.topic == "InvoicingReleaseRequested":
-            concerned = [cause.id]
-        else:
-            concerned = sorted(await self.held_jobs())
-        if notification.topic == "CustomerDetailsChanged":
-            concerned = [job_id for job_id in concerned
-                         if work_of(job_id, (await self.load(job_id)).events).customer_id == cause.id]
-        outcome = "skipped"
-        for n, job_id in enumerate(concerned):
-            done = await self._try_again(notification, job_id, tracked=n == len(concerned) - 1)
-            outcome = done if done != "skipped" else outcome
+    async def try_held_again(self, notification: Notification, cause: HeldCause, now: datetime) -> str:
+        """The held jobs a change concerns, decided again: each is invoiced by the same decision
+        as at completion (or held again, saying why, when the office asked or the reason
+        changed). The last one's batch carries the tracking record; an invoice already there is
+        never issued again (its id is derived from the job's)."""
+        candidates = [cause.id] if isinstance(cause, InvoicingReleaseRequested) else sorted(await self.held_jobs())
+        jobs: list[tuple[UUID, Stored]] = []
+        for job_id in candidates:
+            job = await self.load(job_id)
+            if concerns(cause, work_of(job_id, job.events)):
+                jobs.append((job_id, job))
+        outcome = Skip.outcome
+        for n, (job_id, job) in enumerate(jobs):
+            loaded = await self.loaded(job_id, invoice_id_for(cause, job_id), now, job)
+            decision = decide(cause, loaded, now, self.settings)
+            tracked = n == len(jobs) - 1  # several released by one change: the last one's batch moves the tracking
+            done = await self.saved(notification if tracked else None, job_id, decision,
+                                    f"{self.name}:{notification.id}:{job_id}")
+            if isinstance(decision, Issue):
+                log.info("job %s: held invoice released (%s)", job_id, notification.topic)
+            outcome = done if done != Skip.outcome else outcome
         return outcome
 
-    async def _try_again(self, notification: Notification, job_id: UUID, tracked: bool) -> str:
-        priced = await self.price(job_id, datetime.now(UTC))
-        job, work, result = priced.job, priced.work, priced.result
-        asked = notification.topic == "InvoicingReleaseRequested"
-        if work.status is not Status.COMPLETED or work.settled != "held" or (
-                work.job_type in self.settings.sign_off_job_types and not work.signed_off):
-            return "skipped"  # invoiced, not billed or reopened meanwhile, or not due yet
-        cause = notification if tracked else None
-        command_id = f"{self.name}:{notification.id}:{job_id}"
-        if result is None:
-            held = [e for e in job.events if isinstance(e, InvoicingHeld)]
-            if not asked and held and held[-1].reason == priced.problem:
-                return "skipped"  # held for the same reason still
-            await self.save(cause, [(job_id, job, [InvoicingHeld(id=job_id, reason=priced.problem)])], command_id)
-            return "held"
-        if isinstance(result, Unbillable):
-            not_billed = JobNotBilled(id=job_id, reason=result.reason, cost=result.cost, currency=result.currency)
-            await self.save(cause, [(job_id, job, [not_billed])], command_id)
-            return "not billed"
-        invoice_id = invoice_id_of(job_id)
-        if (await self.load(invoice_id)).version:
-            return "skipped"
-        log.info("job %s: held invoice released (%s)", job_id, notification.topic)
-        return await self._issue(notification, priced, result, invoice_id, tracked=tracked)
+    async def saved(self, cause: Notification | None, job_id: UUID, decision: Decision, command_id: str = "") -> str:
+        """What the decision says, saved with the tracking record of ``cause`` in one batch."""
+        if isinstance(decision, Skip):
+            return decision.outcome
+        await self.save(cause, decision.touched, command_id)
+        if isinstance(decision, Hold):
+            log.warning("job %s: invoice held: %s", job_id, decision.held.reason)
+        elif isinstance(decision, Issue):
+            self.issued += 1
+            invoice = decision.invoice
+            log.info("job %s: invoice %s issued, %s %s", job_id, invoice.number, invoice.gross_total, invoice.currency)
+        return decision.outcome
 
-    async def _issue(self, notification: Notification, priced: Priced, result: Bill, invoice_id: UUID,
-                     interim: bool = False, tracked: bool = True) -> str:
-        """The invoice, its number, the job's record of it (and the prepaid hours it used), with
-        the tracking record: one atomic batch."""
-        job, work, buyer = priced.job, priced.work, priced.buyer
-        job_id = work.id
-        assert buyer is not None
-        numbered = await next_number(self, self.settings.pattern, self.settings.series, result.issue_date.year)
-        number = numbered.number
-        issued = InvoiceIssued(
-            id=invoice_id, number=number, series=numbered.series, sequence=numbered.sequence,
-            job_id=job_id, customer_id=buyer.id, issue_date=result.issue_date,
-            supply_date=result.supply_date, due_date=result.due_date,
-            currency=result.currency, language=buyer.language, seller=self.settings.seller.party(),
-            buyer=buyer.party(), lines=result.lines, vat=result.vat, net_total=result.net_total,
-            vat_total=result.vat_total, gross_total=result.gross_total,
-            payment_reference=creditor_reference(number), reverse_charge=result.reverse_charge,
-            job_type=work.job_type, job_summary=work.summary, interim=interim)
-        on_job: Event = JobInvoiced(id=job_id, invoice_id=invoice_id, number=number)
-        if interim:
-            billed = [k for k, e in work.entries.items()
-                      if e.billable and e.minutes > 0 and k not in work.billed_entries]
-            on_job = InterimInvoiced(id=job_id, invoice_id=invoice_id, number=number,
-                                     entries=[*work.billed_entries, *billed], materials=len(work.materials),
-                                     visits=work.visits)
-        touched = [
-            numbered.allocation(invoice_id),
-            (invoice_id, Stored([], 0, ""), [issued]),
-            (job_id, job, [on_job]),
-        ]
-        if result.prepaid_minutes_used and priced.customer is not None:
-            # in the same batch, at the customer's version as read: two invoices never spend the same hours
-            left = buyer.prepaid_minutes - result.prepaid_minutes_used
-            prepaid: list[Event] = [PrepaidHoursConsumed(id=buyer.id, minutes=result.prepaid_minutes_used,
-                                                         job_id=job_id, invoice_id=invoice_id, balance_minutes=left)]
-            if left < buyer.warn_below_minutes <= buyer.prepaid_minutes:
-                prepaid.append(PrepaidBalanceLow(id=buyer.id, balance_minutes=left,
-                                                 warn_below_minutes=buyer.warn_below_minutes))
-            touched.append((buyer.id, priced.customer, prepaid))
-        if tracked:
-            await self.save(notification, touched)
-        else:  # one of several jobs a change released: the last one's batch moves the tracking
-            await self.save(None, touched, f"{self.name}:{notification.id}:{job_id}")
-        self.issued += 1
-        log.info("job %s: invoice %s issued, %s %s", job_id, number, result.gross_total, result.currency)
-        return "issued"
-
-    async def credit(self, notification: Notification) -> str:
+    async def credit(self, notification: Notification, request: CreditNoteRequested, now: datetime) -> str:
         """Issue the credit note the office requested: numbered in its own series, gapless,
         with the invoice's InvoiceCredited in the same atomic batch."""
-        request = decode_event(notification.state)
-        assert isinstance(request, CreditNoteRequested)
         invoice = await self.load(request.id)
         credit_id = credit_note_id_of(request.request_id)
         if any(isinstance(e, InvoiceCredited) and e.credit_note_id == credit_id for e in invoice.events):
@@ -291,7 +195,7 @@ class Invoicer(Consumer):
             lines, vat = [line], vat_breakdown([line])
         net_total = sum((line.net for line in lines), Decimal(0))
         vat_total = sum((v.vat for v in vat), Decimal(0))
-        today = local_day(datetime.now(UTC), self.settings.seller.timezone)
+        today = local_day(now, self.settings.seller.timezone)
         numbered = await next_number(self, self.settings.pattern, self.settings.credit_series, today.year)
         number = numbered.number
         note = CreditNoteIssued(
@@ -310,10 +214,8 @@ class Invoicer(Consumer):
         log.info("invoice %s: credit note %s issued, %s %s", issued.number, number, note.gross_total, note.currency)
         return "credited"
 
-    async def proforma(self, notification: Notification) -> str:
+    async def proforma(self, notification: Notification, accepted: QuoteAccepted, now: datetime) -> str:
         """A proforma invoice for an accepted quote, when the customer wants one."""
-        accepted = decode_event(notification.state)
-        assert isinstance(accepted, QuoteAccepted)
         proforma_id = proforma_id_of(accepted.quote_id)
         if (await self.load(proforma_id)).version:
             return "skipped"
@@ -335,7 +237,7 @@ class Invoicer(Consumer):
                        money(quote.amount), rate, reverse)
         vat = vat_breakdown([line])
         tax = sum((v.vat for v in vat), Decimal(0))
-        today = local_day(datetime.now(UTC), self.settings.seller.timezone)
+        today = local_day(now, self.settings.seller.timezone)
         numbered = await next_number(self, self.settings.pattern, self.settings.proforma_series, today.year)
         number = numbered.number
         issued = ProformaIssued(
@@ -354,7 +256,9 @@ class Invoicer(Consumer):
     async def preview(self, job_id: UUID) -> dict[str, object]:
         """The dry run: the invoice the job would get if it were completed now, by the same
         code that issues the real one (nothing is stored)."""
-        priced = await self.price(job_id, datetime.now(UTC))
+        job = await self.load(job_id)
+        priced = price(work_of(job_id, job.events), await self.customer_of(job, job_id), await self.price_lists(),
+                       self.settings.seller, datetime.now(UTC))
         result = priced.result
         if result is None:
             return {"job_id": str(job_id), "billable": False, "reason": priced.problem}
@@ -376,11 +280,3 @@ class Invoicer(Consumer):
 
         return await self.connection.nc.subscribe(self.connection.settings.rpc_subject("invoice-preview"),
                                                   queue="invoicer", cb=answer)
-
-    def _due(self, work: Work, topic: str) -> bool:
-        """Whether the job waits for a billing decision now."""
-        if work.status is not Status.COMPLETED or work.settled:
-            return False
-        if work.job_type in self.settings.sign_off_job_types:
-            return work.signed_off
-        return topic in TRIGGERS
