@@ -1,7 +1,7 @@
 """A fast transcoder for eventsourcing's own Mapper: orjson in place of the stdlib json.
 
 jobstream's events are msgspec Structs and are encoded by msgspec directly
-(events.contract.encode_event). This transcoder is for applications built on the
+(events.wire.encode_event). This transcoder is for applications built on the
 library's Aggregate classes over the JetStream recorders: NatsFactory uses it unless
 TRANSCODER_TOPIC says otherwise. It keeps JSONTranscoder's contract (the `_type_`/`_data_`
 envelope for registered transcodings, so data written by either decodes with the other)

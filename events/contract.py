@@ -13,18 +13,13 @@ import enum
 import hashlib
 import re
 import uuid
-from collections.abc import Sequence
 import calendar
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Annotated, ClassVar, NamedTuple
 from uuid import UUID
 
-import msgspec
-from eventsourcing.persistence import StoredEvent
 from msgspec import Meta, Struct
-
-from events import jetstream
 
 # --- value types ----------------------------------------------------------------------
 
@@ -1130,8 +1125,6 @@ AnyEvent = (
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls for cls in AnyEvent.__args__  # type: ignore[attr-defined]
 }
-for _name, _cls in EVENT_TYPES.items():
-    jetstream.TOPIC_AGGREGATES[_name] = _cls.aggregate
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -1583,51 +1576,15 @@ class RetryProcessing(Command, frozen=True, kw_only=True, forbid_unknown_fields=
     reason: Annotated[str, Meta(max_length=500)] = ""
 
 
-def _encode_day(value: object) -> object:
-    if isinstance(value, Day):
-        return value.written
-    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+# The codec, the hash chain and ``seal`` live in events.wire; their names are still found here.
+_WIRE = frozenset({"encode_event", "decode_event", "topic_of", "event_hash", "seal"})
+if TYPE_CHECKING:
+    from events.wire import decode_event, encode_event, event_hash, seal, topic_of  # noqa: F401
 
 
-def _decode_day(kind: type, value: object) -> object:
-    if kind is Day and isinstance(value, str):
-        return Day.read(value)
-    raise NotImplementedError(f"cannot decode {kind.__name__}")
+def __getattr__(name: str) -> object:
+    if name in _WIRE:
+        from events import wire  # on first use: events.wire imports this module
 
-
-_encoder = msgspec.json.Encoder(decimal_format="string", enc_hook=_encode_day)
-_decoder = msgspec.json.Decoder(AnyEvent, dec_hook=_decode_day)
-
-
-def encode_event(event: Event) -> bytes:
-    """The event as readable JSON, as it is stored in the stream."""
-    return _encoder.encode(event)
-
-
-def decode_event(data: bytes) -> Event:
-    return _decoder.decode(data)  # type: ignore[no-any-return]
-
-
-def topic_of(event: Event) -> str:
-    return type(event).__name__
-
-
-def event_hash(state: bytes) -> str:
-    """The SHA-256 of a stored event's bytes: the next event of its aggregate carries it as
-    ``previous_hash``, so ``jobstream audit verify`` can prove the chain unbroken."""
-    return hashlib.sha256(state).hexdigest()
-
-
-def seal(aggregate_id: UUID, version: int, previous_hash: str, events: Sequence[Event], *, now: datetime,
-         actor_id: str, actor_role: str, command_id: str, correlation_id: str) -> list[StoredEvent]:
-    """Events of one aggregate, as stored: stamped with their metadata, numbered from the
-    aggregate's ``version`` and chained to its last event's hash."""
-    stored = []
-    for event in events:
-        version += 1
-        meta = EventMeta(event_id=uuid.uuid4(), occurred_at=now, actor_id=actor_id, actor_role=actor_role,
-                         command_id=command_id, correlation_id=correlation_id, previous_hash=previous_hash)
-        state = encode_event(msgspec.structs.replace(event, meta=meta))
-        stored.append(StoredEvent(aggregate_id, version, topic_of(event), state))
-        previous_hash = event_hash(state)
-    return stored
+        return getattr(wire, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

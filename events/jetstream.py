@@ -73,9 +73,19 @@ STARTUP_WAIT = 30.0  # seconds a new connection waits for JetStream to answer (a
 log = logging.getLogger("jobstream.events")
 _SAFE_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 
-# Topics of jobstream's own events -> the aggregate token in their subject. Filled by
-# events.contract; other topics ("module:Dog.Registered") fall back to their class path.
-TOPIC_AGGREGATES: dict[str, str] = {}
+# Where the store finds which aggregate each of an application's own topics belongs to (the
+# token in its subject): a mapping named by topic, as the library names its modules, and
+# asked for when the settings are made. jobstream's codec gives it; other topics
+# ("module:Dog.Registered") fall back to their class path.
+AGGREGATES_TOPIC = "events.wire:TOPIC_AGGREGATES"
+
+
+def topic_aggregates(topic: str = "") -> Mapping[str, str]:
+    """The topic -> aggregate mapping named by ``topic`` (``AGGREGATES_TOPIC`` if empty)."""
+    found = resolve_topic(topic or AGGREGATES_TOPIC)
+    if not isinstance(found, Mapping):
+        raise ProgrammingError(f"{topic or AGGREGATES_TOPIC} is not a mapping of topics to aggregates")
+    return found
 
 
 class StreamMismatchError(ProgrammingError):
@@ -111,8 +121,8 @@ def id_from_token(token: str) -> UUID | str:
         return token
 
 
-def aggregate_token(topic: str) -> str:
-    known = TOPIC_AGGREGATES.get(topic)
+def aggregate_token(topic: str, aggregates: Mapping[str, str]) -> str:
+    known = aggregates.get(topic)
     if known:
         return known
     _, _, qualname = topic.rpartition(":")
@@ -135,6 +145,7 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
     user: str | None = None
     password: str | None = None
     timeout: float = 10.0
+    aggregates: Mapping[str, str] = msgspec.field(default_factory=topic_aggregates)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StreamSettings:
@@ -148,10 +159,11 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
             create=strtobool(env.get("CREATE_TABLE", "yes")),
             user=env.get("NATS_USER") or None,
             password=env.get("NATS_PASSWORD") or None,
+            aggregates=topic_aggregates(env.get("AGGREGATES_TOPIC", "")),
         )
 
     def subject(self, purpose: str, topic: str, originator_id: UUID | str) -> str:
-        return f"{self.prefix}{purpose}.{aggregate_token(topic)}.{id_token(originator_id)}"
+        return f"{self.prefix}{purpose}.{aggregate_token(topic, self.aggregates)}.{id_token(originator_id)}"
 
     def aggregate_filter(self, purpose: str, originator_id: UUID | str) -> str:
         return f"{self.prefix}{purpose}.*.{id_token(originator_id)}"

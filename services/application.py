@@ -33,7 +33,8 @@ from events.contract import (
     StopwatchStopped, TakeJob, TokenIssued, TokenRevoked, WorkStarted, WorkStopped, decode_event,
     event_hash, seal, topic_of,
 )
-from events.jetstream import TOPIC_AGGREGATES, NatsAggregateRecorder, NatsApplicationRecorder, NatsFactory
+from events.jetstream import NatsAggregateRecorder, NatsApplicationRecorder, NatsFactory
+from events.wire import TOPIC_AGGREGATES
 from events.revocations import Revocations
 from services.domain import billing, failures, notices, recurring
 from services.domain import job as jobs

@@ -1,0 +1,95 @@
+"""The stored topics: every event's topic is its bare class name, and each belongs to the
+aggregate whose subject it is written on. Moving a class between modules is wire-safe; a
+class missing from the registry, or moved to another aggregate, is not."""
+
+import subprocess
+import sys
+
+from events.contract import Event
+from events.jetstream import StreamSettings
+from events.wire import EVENT_TYPES, TOPIC_AGGREGATES
+
+TOPICS = {
+    "customer": {
+        "CustomerDetailsChanged", "CustomerRegistered", "HoursPackageSold", "PrepaidBalanceLow",
+        "PrepaidHoursConsumed", "RetainerAgreed", "RetainerEnded",
+    },
+    "technician": {
+        "StopwatchStarted", "StopwatchStopped", "TechnicianDeactivated", "TechnicianDetailsChanged",
+        "TechnicianReactivated", "TechnicianRegistered",
+    },
+    "pricelist": {
+        "ActivityPriced", "ActivityRemoved", "PriceListCreated",
+    },
+    "job": {
+        "InterimInvoiceRequested", "InterimInvoiced", "InvoicingHeld", "InvoicingReleaseRequested",
+        "JobCancelled", "JobCompleted", "JobDetailsChanged", "JobInvoiced", "JobNotBilled",
+        "JobPutOnHold", "JobQuoted", "JobReopened", "JobRequested", "JobRescheduled", "JobResumed",
+        "JobScheduled", "JobSignedOff", "JobTaken", "JobUnassigned", "MaterialUsed", "NoteAdded",
+        "PhotoAttached", "QuoteAccepted", "QuoteRejected", "SlaAtRisk", "TimeEntryAdded",
+        "TimeEntryCorrected", "WorkStarted", "WorkStopped",
+    },
+    "invoice": {
+        "CreditNoteRequested", "InvoiceCredited", "InvoiceDocumentStored", "InvoiceIssued",
+        "PaymentApplied", "PaymentReminderDue",
+    },
+    "series": {
+        "InvoiceNumberAllocated",
+    },
+    "statement": {
+        "BankStatementImported", "StatementLineUnmatched",
+    },
+    "creditnote": {
+        "CreditNoteDocumentStored", "CreditNoteIssued",
+    },
+    "proforma": {
+        "ProformaDocumentStored", "ProformaIssued",
+    },
+    "token": {
+        "TokenIssued", "TokenRevoked",
+    },
+    "message": {
+        "DeliveryAttempted", "DeliveryFailed", "DeliveryUncertain", "MessageDelivered",
+        "MessageQueued", "RedeliveryRequested",
+    },
+    "recipient": {
+        "NotificationPreferencesChanged", "PushSubscriptionRegistered", "PushSubscriptionRemoved",
+    },
+    "recurrence": {
+        "OccurrenceGenerated", "OccurrenceWithdrawn", "RecurringServiceChanged",
+        "RecurringServiceDefined", "RecurringServiceEnded",
+    },
+    "failure": {
+        "ProcessingFailed", "ProcessingFailedAgain", "ProcessingResolved",
+        "ProcessingRetryRequested",
+    },
+    "slot": {
+        "SlotClaimed",
+    },
+}
+
+
+def test_the_registry_holds_every_stored_topic_and_its_aggregate():
+    assert dict(TOPIC_AGGREGATES) == {topic: kind for kind, topics in TOPICS.items() for topic in topics}
+
+
+def test_a_topic_is_the_bare_class_name_of_an_event():
+    for topic, cls in EVENT_TYPES.items():
+        assert cls.__name__ == topic and issubclass(cls, Event)
+        assert TOPIC_AGGREGATES[topic] == cls.aggregate
+
+
+def test_the_store_writes_each_topic_on_its_aggregates_subject():
+    settings = StreamSettings.from_env({"NATS_SUBJECT_PREFIX": "t"})
+    assert settings.subject("events", "JobScheduled", "abc") == "t.events.job.abc"
+    assert settings.subject("events", "InvoiceIssued", "abc") == "t.events.invoice.abc"
+    assert settings.subject("events", "mod:Dog.Registered", "abc") == "t.events.dog.abc"  # a library aggregate
+
+
+def test_the_store_and_the_contract_do_not_import_each_other():
+    code = ("import sys, {module}; "
+            "print(sorted(m for m in sys.modules if m in ('events.contract', 'events.jetstream', 'events.wire')))")
+    seen = {module: subprocess.run([sys.executable, "-c", code.format(module=module)], capture_output=True,
+                                   text=True, check=True).stdout.strip()
+            for module in ("events.jetstream", "events.contract")}
+    assert seen == {"events.jetstream": "['events.jetstream']", "events.contract": "['events.contract']"}
