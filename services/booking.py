@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 import msgspec
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from events.contract import (
@@ -63,6 +63,7 @@ from events.contract import (
     unreadable,
 )
 from services.application import VersionConflict
+from services.deps import jobstream
 from services.domain.common import Actor, DomainError, derived_id
 from services.domain.slots import SlotTaken, slot_id
 
@@ -317,104 +318,129 @@ def check(form: dict[str, str], settings: BookingSettings, offered: dict[date, l
                    address=address, details=details), errors
 
 
-def install(app: FastAPI, jobstream: Callable[[Request], Any], env: dict[str, str]) -> None:
-    settings = BookingSettings.from_env(env)
-    calendar = Calendar()
-    lock = asyncio.Lock()
-    views = RateLimit(settings.views_per_minute if settings else 60, 60.0)
-    bookings = RateLimit(settings.bookings_per_hour if settings else 5, 3600.0)
-    posts = RateLimit(settings.posts_per_hour if settings else 40, 3600.0)
+class Desk:
+    """The booking page's state in one app: its settings (None: booking is not offered), the
+    calendar, the lock a booking is decided under and the rate limits. Made by the app
+    factory (``app.state.booking``); the routes below read it from their request."""
 
-    def page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
-        html = _pages.get_template(name).render(settings=settings, countries=COUNTRIES, weekdays=WEEKDAYS,
-                                               zone=ZoneInfo(settings.timezone if settings else "UTC"), **values)
+    def __init__(self, env: dict[str, str]) -> None:
+        settings = self.settings = BookingSettings.from_env(env)
+        self.calendar = Calendar()
+        self.lock = asyncio.Lock()
+        self.views = RateLimit(settings.views_per_minute if settings else 60, 60.0)
+        self.bookings = RateLimit(settings.bookings_per_hour if settings else 5, 3600.0)
+        self.posts = RateLimit(settings.posts_per_hour if settings else 40, 3600.0)
+        self.zone = ZoneInfo(settings.timezone if settings else "UTC")
+
+    def page(self, name: str, status: int = 200, **values: Any) -> HTMLResponse:
+        html = _pages.get_template(name).render(settings=self.settings, countries=COUNTRIES, weekdays=WEEKDAYS,
+                                               zone=self.zone, **values)
         return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
-    def not_offered() -> HTMLResponse:
-        return page("book_done.html", 404, title="Online booking is not offered",
-                    message="Please call or email us to book a visit.")
+    def not_offered(self) -> HTMLResponse:
+        return self.page("book_done.html", 404, title="Online booking is not offered",
+                         message="Please call or email us to book a visit.")
 
-    def client(request: Request) -> str:
-        return request.client.host if request.client else "unknown"
-
-    def too_many(wait: int) -> HTMLResponse:
-        response = page("book_done.html", 429, title="Too many requests",
-                        message=f"Too many requests from your connection. Please try again in {wait // 60 + 1} min.")
+    def too_many(self, wait: int) -> HTMLResponse:
+        response = self.page("book_done.html", 429, title="Too many requests",
+                             message=f"Too many requests from your connection. Please try again in "
+                                     f"{wait // 60 + 1} min.")
         response.headers["Retry-After"] = str(wait)
         return response
 
-    async def refreshed(request: Request) -> Calendar:
+    async def refreshed(self, request: Request) -> Calendar:
         app_ = jobstream(request)
-        await app_.call(calendar.refresh(app_))
-        return calendar
+        await app_.call(self.calendar.refresh(app_))
+        return self.calendar
 
-    def form_page(form: dict[str, str], errors: dict[str, str], free: dict[date, list[datetime]],
+    def form_page(self, form: dict[str, str], errors: dict[str, str], free: dict[date, list[datetime]],
                   status: int = 200) -> HTMLResponse:
-        return page("book.html", status, form=form, errors=errors, free=free, key=form.get("key") or str(uuid.uuid4()))
+        return self.page("book.html", status, form=form, errors=errors, free=free,
+                         key=form.get("key") or str(uuid.uuid4()))
 
-    @app.get("/book", include_in_schema=False)
-    async def book_page(request: Request, service: str = "") -> Response:
-        if settings is None:
-            return not_offered()
-        if wait := views.retry_after(client(request)):
-            return too_many(wait)
-        chosen = settings.service(service)
-        free = slots(await refreshed(request), settings, chosen, datetime.now(UTC)) if chosen else {}
-        return form_page({"service": chosen.code if chosen else ""}, {}, free)
 
-    @app.post("/book", include_in_schema=False)
-    async def book(request: Request) -> Response:
-        if settings is None:
-            return not_offered()
-        body = await request.body()
-        if len(body) > 20_000:
-            return page("book_done.html", 413, title="Too much", message="The form is too large.")
+def desk(request: Request) -> Desk:
+    return request.app.state.booking  # type: ignore[no-any-return]
+
+
+def client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/book")
+async def book_page(request: Request, service: str = "") -> Response:
+    here = desk(request)
+    settings = here.settings
+    if settings is None:
+        return here.not_offered()
+    if wait := here.views.retry_after(client(request)):
+        return here.too_many(wait)
+    chosen = settings.service(service)
+    free = slots(await here.refreshed(request), settings, chosen, datetime.now(UTC)) if chosen else {}
+    return here.form_page({"service": chosen.code if chosen else ""}, {}, free)
+
+
+@router.post("/book")
+async def book(request: Request) -> Response:
+    here = desk(request)
+    settings = here.settings
+    if settings is None:
+        return here.not_offered()
+    body = await request.body()
+    if len(body) > 20_000:
+        return here.page("book_done.html", 413, title="Too much", message="The form is too large.")
+    try:
+        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    except Exception:  # noqa: BLE001 - a malformed body is the sender's problem, said plainly
+        return here.page("book_done.html", 400, title="Unreadable form", message="Please fill in the form again.")
+    if wait := here.posts.retry_after(client(request)) or here.bookings.retry_after(client(request), count=False):
+        return here.too_many(wait)
+    if form.get("website"):  # the honeypot: people never see it, bots fill it in
+        return here.page("book_done.html", 200, title="Thank you", message="We have your request.")
+    if done := await _booked_already(jobstream(request), form.get("key", "")):
+        return done  # a double submit: the first booking's answer
+    now = datetime.now(UTC)
+    async with here.lock:  # one booking decided at a time, on a calendar read just now
+        current = await here.refreshed(request)
+        chosen = settings.service(form.get("service", ""))
+        free = slots(current, settings, chosen, now) if chosen else {}
+        booking, errors = check(form, settings, free)
+        if booking is not None and current.bookings(_web_customer(booking), now.date()) >= settings.open_per_email:
+            errors["email"] = "you have booked several visits today already; please call us for more"
+        if booking is None or errors:
+            return here.form_page(form, errors, free, 422)
+        app_ = jobstream(request)
         try:
-            form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-        except Exception:  # noqa: BLE001 - a malformed body is the sender's problem, said plainly
-            return page("book_done.html", 400, title="Unreadable form", message="Please fill in the form again.")
-        if wait := posts.retry_after(client(request)) or bookings.retry_after(client(request), count=False):
-            return too_many(wait)
-        if form.get("website"):  # the honeypot: people never see it, bots fill it in
-            return page("book_done.html", 200, title="Thank you", message="We have your request.")
-        if done := await _booked_already(jobstream(request), form.get("key", "")):
-            return done  # a double submit: the first booking's answer
-        now = datetime.now(UTC)
-        async with lock:  # one booking decided at a time, on a calendar read just now
-            current = await refreshed(request)
-            chosen = settings.service(form.get("service", ""))
-            free = slots(current, settings, chosen, now) if chosen else {}
-            booking, errors = check(form, settings, free)
-            if booking is not None and current.bookings(_web_customer(booking), now.date()) >= settings.open_per_email:
-                errors["email"] = "you have booked several visits today already; please call us for more"
-            if booking is None or errors:
-                return form_page(form, errors, free, 422)
-            app_ = jobstream(request)
-            try:
-                job_id, technician = await app_.call(_book(app_, booking, current, settings.step_minutes))
-            except SlotTaken:  # another replica booked it a moment ago
-                errors["slot"] = "that time is no longer free: please choose another"
-                return form_page(form, errors, slots(await refreshed(request), settings, booking.service, now), 409)
-            if technician is not None and booking.slot is not None:
-                end = booking.slot + timedelta(minutes=booking.service.minutes)
-                current.busy[job_id] = ((technician,), booking.slot, end)  # before the stream says so
-            current.booked[(_web_customer(booking), now.date())].add(job_id)  # before the stream says so
-            bookings.retry_after(client(request))  # counted
-        return _thanks(job_id, booking.slot, technician is not None)
+            job_id, technician = await app_.call(_book(app_, booking, current, settings.step_minutes))
+        except SlotTaken:  # another replica booked it a moment ago
+            errors["slot"] = "that time is no longer free: please choose another"
+            return here.form_page(form, errors, slots(await here.refreshed(request), settings, booking.service, now),
+                                  409)
+        if technician is not None and booking.slot is not None:
+            end = booking.slot + timedelta(minutes=booking.service.minutes)
+            current.busy[job_id] = ((technician,), booking.slot, end)  # before the stream says so
+        current.booked[(_web_customer(booking), now.date())].add(job_id)  # before the stream says so
+        here.bookings.retry_after(client(request))  # counted
+    return _thanks(job_id, booking.slot, technician is not None)
 
-    @app.get("/book/thanks", include_in_schema=False)
-    def thanks(job: str = "", slot: str = "", scheduled: str = "") -> Response:
-        try:
-            when = datetime.fromisoformat(slot) if slot else None
-            reference = str(UUID(job))[:8].upper()
-        except ValueError:
-            return RedirectResponse("/book", status_code=303)
-        if when is not None and scheduled == "yes":
-            local = when.astimezone(ZoneInfo(settings.timezone if settings else "UTC"))
-            message = f"Your visit is booked for {local:%A %d %B at %H:%M}. Reference {reference}."
-        else:
-            message = f"We have your request and will call you to agree a time. Reference {reference}."
-        return page("book_done.html", 200, title="Thank you", message=message)
+
+@router.get("/book/thanks")
+def thanks(request: Request, job: str = "", slot: str = "", scheduled: str = "") -> Response:
+    here = desk(request)
+    try:
+        when = datetime.fromisoformat(slot) if slot else None
+        reference = str(UUID(job))[:8].upper()
+    except ValueError:
+        return RedirectResponse("/book", status_code=303)
+    if when is not None and scheduled == "yes":
+        local = when.astimezone(here.zone)
+        message = f"Your visit is booked for {local:%A %d %B at %H:%M}. Reference {reference}."
+    else:
+        message = f"We have your request and will call you to agree a time. Reference {reference}."
+    return here.page("book_done.html", 200, title="Thank you", message=message)
 
 
 def _thanks(job_id: UUID, slot: datetime | None, scheduled: bool) -> RedirectResponse:
