@@ -6,6 +6,7 @@ what is still due) and a recorded payment is decided on.
 
 from __future__ import annotations
 
+from typing import assert_never
 from decimal import Decimal
 from uuid import UUID
 
@@ -13,8 +14,9 @@ import msgspec
 from msgspec.structs import replace
 
 from events.contract import (
+    InvoiceCredited, InvoiceDocumentStored, InvoiceEvents, PaymentReminderDue, StatementEvents, StatementLineUnmatched,
     BankStatementImported, CreditNoteRequested, Day, InvoiceIssued, IssueCreditNote, PaymentApplied, RecordPayment,
-    Role, StatementEvent,
+    Role,
 )
 from services.domain.common import Context, Forbidden, Invalid, InvalidTransition, NotFound, derived_id
 
@@ -31,7 +33,7 @@ class Invoice(msgspec.Struct, frozen=True, kw_only=True):
     customer_id: UUID | None = None
 
 
-def evolve_invoice(invoice: Invoice, event: object) -> Invoice:
+def evolve_invoice(invoice: Invoice, event: InvoiceEvents) -> Invoice:
     invoice = replace(invoice, version=invoice.version + 1)
     match event:
         case InvoiceIssued():
@@ -42,7 +44,10 @@ def evolve_invoice(invoice: Invoice, event: object) -> Invoice:
             return replace(invoice, paid=invoice.paid + event.amount)
         case CreditNoteRequested():
             return replace(invoice, credited=invoice.credited + event.amount)
-    return invoice
+        case InvoiceDocumentStored() | PaymentReminderDue() | InvoiceCredited():  # documents and dunning
+            return invoice
+        case _:
+            assert_never(event)
 
 
 InvoiceCommand = RecordPayment | IssueCreditNote
@@ -69,11 +74,15 @@ class Statement(msgspec.Struct, frozen=True, kw_only=True):
     lines: int = 0
 
 
-def evolve_statement(statement: Statement, event: StatementEvent) -> Statement:
+def evolve_statement(statement: Statement, event: StatementEvents) -> Statement:
     statement = replace(statement, version=statement.version + 1)
-    if isinstance(event, BankStatementImported):
-        return replace(statement, lines=statement.lines + len(event.lines))
-    return statement
+    match event:
+        case BankStatementImported():
+            return replace(statement, lines=statement.lines + len(event.lines))
+        case StatementLineUnmatched():  # left for the office to review
+            return statement
+        case _:
+            assert_never(event)
 
 
 def _credit_note(command: IssueCreditNote, invoice: Invoice) -> CreditNoteRequested:

@@ -7,12 +7,14 @@ once its cause is fixed; the consumer named in it does, and records the outcome.
 
 from __future__ import annotations
 
+from typing import assert_never
 from uuid import UUID
 
 import msgspec
 from msgspec.structs import replace
 
 from events.contract import (
+    FailureEvents,
     ProcessingFailed,
     ProcessingFailedAgain,
     ProcessingResolved,
@@ -31,7 +33,7 @@ class Failure(msgspec.Struct, frozen=True, kw_only=True):
     state: str = ""  # open, retrying, resolved
 
 
-def evolve_failure(failure: Failure, event: object) -> Failure:
+def evolve_failure(failure: Failure, event: FailureEvents) -> Failure:
     failure = replace(failure, version=failure.version + 1)
     match event:
         case ProcessingFailed():
@@ -42,7 +44,8 @@ def evolve_failure(failure: Failure, event: object) -> Failure:
             return replace(failure, state="open")
         case ProcessingResolved():
             return replace(failure, state="resolved")
-    return failure
+        case _:
+            assert_never(event)
 
 
 FailureCommand = RetryProcessing

@@ -12,7 +12,7 @@ from msgspec.structs import replace
 from events.contract import (
     AttachPhoto, PhotoAttached, SlaAtRisk, WarnSlaAtRisk,
     InvoicingHeld, InvoicingReleaseRequested, JobNotBilled, ReleaseInvoicing,
-    AcceptQuote, AddNote, InterimInvoiceRequested, RequestInterimInvoice, AddTimeEntry, Address, BillingKind, CancelJob, ChangeJobDetails,
+    AcceptQuote, AddNote, InterimInvoiceRequested, InterimInvoiced, JobEvents, RequestInterimInvoice, AddTimeEntry, Address, BillingKind, CancelJob, ChangeJobDetails,
     CompleteJob, CorrectTimeEntry, JobCancelled, JobCommand, JobCompleted, JobDetailsChanged,
     JobEvent, JobInvoiced, JobPutOnHold, JobQuoted, JobReopened, JobRequested, JobRescheduled, JobResumed,
     JobScheduled, JobSignedOff, JobTaken, JobUnassigned, MaterialUsed, NoteAdded, Priority,
@@ -330,7 +330,7 @@ def _schedulable(job: Job) -> None:
         raise Invalid("description", "a job cannot be scheduled without a description")
 
 
-def evolve(job: Job, event: JobEvent) -> Job:
+def evolve(job: Job, event: JobEvents) -> Job:
     job = replace(job, version=job.version + 1)
     match event:
         case JobRequested():
@@ -402,5 +402,7 @@ def evolve(job: Job, event: JobEvent) -> Job:
             return replace(job, invoicing_held=True)
         case InvoicingReleaseRequested() | JobNotBilled():  # the invoicer's to decide again, or decided
             return replace(job, invoicing_held=False)
-        case _:
+        case InterimInvoiceRequested() | InterimInvoiced() | PhotoAttached():  # for the invoicer and the read side
             return job
+        case _:
+            assert_never(event)

@@ -7,6 +7,7 @@ office can only ask for a failed or uncertain one to be sent again.
 
 from __future__ import annotations
 
+from typing import assert_never
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -14,6 +15,7 @@ import msgspec
 from msgspec.structs import replace
 
 from events.contract import (
+    MessageEvents, RecipientEvents,
     ChangeNotificationPreferences,
     DeliveryAttempted,
     DeliveryFailed,
@@ -46,7 +48,7 @@ class Recipient(msgspec.Struct, frozen=True, kw_only=True):
     endpoints: tuple[str, ...] = ()
 
 
-def evolve_recipient(recipient: Recipient, event: object) -> Recipient:
+def evolve_recipient(recipient: Recipient, event: RecipientEvents) -> Recipient:
     recipient = replace(recipient, version=recipient.version + 1)
     match event:
         case PushSubscriptionRegistered():
@@ -54,7 +56,10 @@ def evolve_recipient(recipient: Recipient, event: object) -> Recipient:
             return replace(recipient, endpoints=kept + (event.endpoint,))
         case PushSubscriptionRemoved():
             return replace(recipient, endpoints=tuple(e for e in recipient.endpoints if e != event.endpoint))
-    return recipient
+        case NotificationPreferencesChanged():  # the notifier's to read
+            return recipient
+        case _:
+            assert_never(event)
 
 
 RecipientCommand = ChangeNotificationPreferences | RegisterPushSubscription
@@ -92,7 +97,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     state: str = ""  # queued, attempting, delivered, retrying, failed, uncertain
 
 
-def evolve_message(message: Message, event: object) -> Message:
+def evolve_message(message: Message, event: MessageEvents) -> Message:
     message = replace(message, version=message.version + 1)
     match event:
         case MessageQueued() | RedeliveryRequested():
@@ -105,7 +110,8 @@ def evolve_message(message: Message, event: object) -> Message:
             return replace(message, state="retrying" if event.retry_at else "failed")
         case DeliveryUncertain():
             return replace(message, state="uncertain")
-    return message
+        case _:
+            assert_never(event)
 
 
 MessageCommand = RequestRedelivery

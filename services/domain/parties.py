@@ -10,13 +10,14 @@ import msgspec
 from msgspec.structs import replace
 
 from events.contract import (
+    CustomerEvents, PrepaidBalanceLow, PrepaidHoursConsumed, PriceListEvents, TechnicianEvents, TokenEvents,
     ActivityPriced, ActivityRemoved, Address, ChangeCustomerDetails, ChangeTechnicianDetails,
     AgreeRetainer, CreatePriceList, CustomerDetailsChanged, CustomerEvent, CustomerRegistered, EndRetainer,
     HoursPackageSold, RetainerAgreed, RetainerEnded, SellHoursPackage,
     DeactivateTechnician, PriceActivity, PriceListCreated, PriceListEvent, ReactivateTechnician,
     RegisterCustomer, RegisterTechnician, RemoveActivity, StopwatchStarted, StopwatchStopped,
     TechnicianDeactivated, TechnicianDetailsChanged, TechnicianEvent, TechnicianReactivated,
-    TechnicianRegistered, TokenEvent, TokenIssued, TokenRevoked, Role, Unit,
+    TechnicianRegistered, TokenIssued, TokenRevoked, Role, Unit,
 )
 from services.domain.common import Context, Forbidden, Invalid, InvalidTransition, NotFound, derived_id
 
@@ -106,7 +107,7 @@ def decide_customer(command: CustomerCommand, customer: Customer, ctx: Context) 
             assert_never(command)
 
 
-def evolve_customer(customer: Customer, event: CustomerEvent) -> Customer:
+def evolve_customer(customer: Customer, event: CustomerEvents) -> Customer:
     customer = replace(customer, version=customer.version + 1)
     match event:
         case RetainerAgreed():
@@ -119,7 +120,10 @@ def evolve_customer(customer: Customer, event: CustomerEvent) -> Customer:
             fields = {k: v for k, v in msgspec.structs.asdict(event).items()
                       if k not in ("id", "meta") and v is not None}
             return replace(customer, **fields)
-    return customer
+        case HoursPackageSold() | PrepaidHoursConsumed() | PrepaidBalanceLow():  # the invoicer's to count
+            return customer
+        case _:
+            assert_never(event)
 
 
 def _fields(struct: msgspec.Struct, **overrides: object) -> dict[str, object]:
@@ -169,7 +173,7 @@ def decide_technician(command: TechnicianCommand, tech: Technician, ctx: Context
             assert_never(command)
 
 
-def evolve_technician(tech: Technician, event: TechnicianEvent) -> Technician:
+def evolve_technician(tech: Technician, event: TechnicianEvents) -> Technician:
     tech = replace(tech, version=tech.version + 1)
     match event:
         case TechnicianRegistered() | TechnicianDetailsChanged():
@@ -185,7 +189,8 @@ def evolve_technician(tech: Technician, event: TechnicianEvent) -> Technician:
         case StopwatchStopped():
             return replace(tech, running_job_id=None if tech.running_job_id == event.job_id
                            else tech.running_job_id)
-    return tech
+        case _:
+            assert_never(event)
 
 
 # --- price lists (the default list is the service catalogue) ---------------------------
@@ -232,7 +237,7 @@ def decide_price_list(command: PriceListCommand, prices: PriceList, ctx: Context
             assert_never(command)
 
 
-def evolve_price_list(prices: PriceList, event: PriceListEvent) -> PriceList:
+def evolve_price_list(prices: PriceList, event: PriceListEvents) -> PriceList:
     prices = replace(prices, version=prices.version + 1)
     match event:
         case PriceListCreated():
@@ -245,7 +250,8 @@ def evolve_price_list(prices: PriceList, event: PriceListEvent) -> PriceList:
         case ActivityRemoved():
             return replace(prices, activities={k: v for k, v in prices.activities.items()
                                                if k != event.code})
-    return prices
+        case _:
+            assert_never(event)
 
 
 # --- access tokens -------------------------------------------------------------------------
@@ -260,7 +266,7 @@ class Token(msgspec.Struct, frozen=True, kw_only=True):
     revoked: bool = False
 
 
-def evolve_token(token: Token, event: TokenEvent) -> Token:
+def evolve_token(token: Token, event: TokenEvents) -> Token:
     token = replace(token, version=token.version + 1)
     match event:
         case TokenIssued():
@@ -268,4 +274,5 @@ def evolve_token(token: Token, event: TokenEvent) -> Token:
                            technician_id=event.technician_id)
         case TokenRevoked():
             return replace(token, revoked=True)
-    return token
+        case _:
+            assert_never(event)

@@ -9,6 +9,7 @@ future matches the plan. Running it again once that is done finds nothing to do.
 
 from __future__ import annotations
 
+from typing import assert_never
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,6 +19,7 @@ from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule, rrulestr
 from msgspec.structs import replace
 
 from events.contract import (
+    RecurrenceEvents,
     ChangeRecurringService,
     DefineRecurringService,
     EndRecurringService,
@@ -52,7 +54,7 @@ class Recurrence(msgspec.Struct, frozen=True, kw_only=True):
     occurrences: dict[datetime, Occurrence] = {}
 
 
-def evolve_recurrence(state: Recurrence, event: object) -> Recurrence:
+def evolve_recurrence(state: Recurrence, event: RecurrenceEvents) -> Recurrence:
     state = replace(state, version=state.version + 1)
     match event:
         case RecurringServiceDefined() | RecurringServiceChanged():
@@ -65,7 +67,8 @@ def evolve_recurrence(state: Recurrence, event: object) -> Recurrence:
         case OccurrenceWithdrawn():
             return replace(state, occurrences={**state.occurrences,
                                                event.at: Occurrence(event.job_id, 0, withdrawn=True)})
-    return state
+        case _:
+            assert_never(event)
 
 
 def occurrences(plan: RecurringPlan, after: datetime, until: datetime) -> list[datetime]:

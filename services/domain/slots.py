@@ -11,13 +11,14 @@ the slot can be claimed again (at the version seen, so again by one booking only
 
 from __future__ import annotations
 
+from typing import assert_never
 from datetime import datetime, timedelta
 from uuid import UUID
 
 import msgspec
 from msgspec.structs import replace
 
-from events.contract import ClaimSlot, SlotClaimed, Status
+from events.contract import ClaimSlot, SlotClaimed, SlotEvents, Status
 from services.domain.common import Context, DomainError, derived_id
 from services.domain.job import Job
 
@@ -43,12 +44,13 @@ def slot_id(technician_id: UUID, start: datetime) -> UUID:
     return derived_id("slot", technician_id, int(start.timestamp()))
 
 
-def evolve_slot(slot: Slot, event: object) -> Slot:
+def evolve_slot(slot: Slot, event: SlotEvents) -> Slot:
     slot = replace(slot, version=slot.version + 1)
     match event:
         case SlotClaimed():
             return replace(slot, job_id=event.job_id, claimed_at=event.meta.occurred_at if event.meta else None)
-    return slot
+        case _:
+            assert_never(event)
 
 
 def holds(job: Job, slot: Slot, command: ClaimSlot, now: datetime) -> bool:
