@@ -172,6 +172,11 @@ class Result(msgspec.Struct, frozen=True, kw_only=True):
     replayed: bool = False
 
 
+def utc_now() -> datetime:
+    """The service's clock, unless one is given (a test's)."""
+    return datetime.now(UTC)
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -211,7 +216,9 @@ class JobstreamApp:
     RETRIES = 3
     AUTH_TTL = 5.0
 
-    def __init__(self, env: dict[str, str], factory: NatsFactory | None = None) -> None:
+    def __init__(self, env: dict[str, str], factory: NatsFactory | None = None,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.clock = clock  # read once per command: its events record the time it was decided at
         self.factory = factory or InfrastructureFactory.construct(Environment(env=env))
         recorder = self.factory.application_recorder()
         assert isinstance(recorder, NatsApplicationRecorder), "jobstream runs on events.jetstream"
@@ -231,12 +238,12 @@ class JobstreamApp:
             parties.currency_of(env.get("JOBSTREAM_COMPANY_COUNTRY") or "")
 
     @classmethod
-    async def open(cls, env: dict[str, str]) -> JobstreamApp:
+    async def open(cls, env: dict[str, str], clock: Callable[[], datetime] = utc_now) -> JobstreamApp:
         """The app on the caller's event loop (a web server's): commands awaited, no hops."""
         factory = InfrastructureFactory.construct(Environment(env=env))
         assert isinstance(factory, NatsFactory), "jobstream runs on events.jetstream"
         await factory.open_on_running_loop()
-        app = cls(env, factory)
+        app = cls(env, factory, clock)
         await app.revocations.follow(factory.connection)
         return app
 
@@ -400,7 +407,7 @@ class JobstreamApp:
                               events=list(outcome.events), replayed=True)
             if expected_version is not None and loaded.version != expected_version:
                 raise VersionConflict(kind.name, id, loaded.version, expected_version)
-            ctx = Context(now=datetime.now(UTC), actor=actor, company_currency=self.company_currency)
+            ctx = Context(now=self.clock(), actor=actor, company_currency=self.company_currency)
             check_dates(command, ctx.now)
             try:
                 touched = await self._decide(kind, id, command, loaded, ctx)
@@ -410,7 +417,7 @@ class JobstreamApp:
                 continue  # refused on the cached state, which a consumer may have moved on (the
                 # invoicer holding a job, say): decided again on the stored one
             try:
-                return await self._save(id, touched, actor, command_id, correlation_id)
+                return await self._save(id, touched, actor, command_id, correlation_id, ctx.now)
             except IntegrityError:
                 if expected_version is not None:
                     raise VersionConflict(kind.name, id, (await self.load_async(kind.name, id)).version,
@@ -450,11 +457,12 @@ class JobstreamApp:
         actor: Actor,
         command_id: str | None,
         correlation_id: str | None,
+        now: datetime,
     ) -> Result:
-        """One save: every touched aggregate's events, the command's own aggregate last."""
+        """One save: every touched aggregate's events, the command's own aggregate last,
+        stamped with ``now``: the time they were decided at."""
         if actor.token_id is not None and actor.token_id in self.revocations:
             raise Revoked("the token was revoked")  # seen since the request was authenticated
-        now = datetime.now(UTC)
         command_id = command_id or f"{AUTO}{uuid.uuid4().hex}"
         order = [other for other in touched if other != id] + [id]
         stored: list[StoredEvent] = []
@@ -507,7 +515,7 @@ class JobstreamApp:
                 for n in range(parts)]
             try:
                 return await self._save(statement_id, {statement_id: (loaded, events)}, actor,
-                                        f"statement-{statement.digest}", None)
+                                        f"statement-{statement.digest}", None, self.clock())
             except IntegrityError:  # imported meanwhile, by another request or replica
                 return await self._first_import(statement_id)
 
@@ -547,7 +555,8 @@ class JobstreamApp:
         issued = TokenIssued(id=token_id, user_name=user_name, role=role,
                              technician_id=technician_id, token_hash=digest)
         admin = Actor(id="admin-cli", role=Role.ADMIN)
-        await self._save(token_id, {token_id: (await self.load_async("token", token_id), [issued])}, admin, None, None)
+        loaded = await self.load_async("token", token_id)
+        await self._save(token_id, {token_id: (loaded, [issued])}, admin, None, None, self.clock())
         return token
 
     async def _revoke_token(self, token: str, reason: str) -> None:
@@ -557,7 +566,7 @@ class JobstreamApp:
             raise NotFound("token", "given")
         admin = Actor(id="admin-cli", role=Role.ADMIN)
         revoked = TokenRevoked(id=token_id, reason=reason)
-        await self._save(token_id, {token_id: (loaded, [revoked])}, admin, None, None)
+        await self._save(token_id, {token_id: (loaded, [revoked])}, admin, None, None, self.clock())
         self._tokens.pop(token_id, None)
 
     async def authenticate_async(self, token: str) -> Actor | None:
