@@ -33,11 +33,11 @@ from events.contract import (
     ProcessingRetryRequested,
     decode_event,
     event_hash,
-    seal,
 )
 from events.faults import Transient, error_text, is_transient, parked
 from events.follow import follow
 from events.jetstream import NatsConnection, NatsProcessRecorder
+from events.writes import Author, sealed, write
 
 log = logging.getLogger("jobstream.consumer")
 
@@ -188,11 +188,12 @@ class Consumer:
             raise Transient(f"{self.name}: could not record the retry at {request.id}") from None
         return outcome
 
+    def _author(self, command_id: str) -> Author:
+        return Author(actor_id=self.name, actor_role="system", command_id=command_id, correlation_id=command_id)
+
     def _sealed(self, touched: Sequence[tuple[UUID, Stored, list[Event]]], command_id: str) -> list[StoredEvent]:
-        now = datetime.now(UTC)
-        return [s for aggregate_id, before, events in touched
-                for s in seal(aggregate_id, before.version, before.last_hash, events, now=now, actor_id=self.name,
-                              actor_role="system", command_id=command_id, correlation_id=command_id)]
+        return sealed([(id, before.version, before.last_hash, events) for id, before, events in touched],
+                      self._author(command_id), datetime.now(UTC))
 
     async def save(self, cause: Notification | None, touched: Sequence[tuple[UUID, Stored, list[Event]]],
                    command_id: str = "") -> list[int]:
@@ -205,10 +206,10 @@ class Consumer:
             touched = [*touched, retrying.resolved("processed")]
             cause, retrying.saved = retrying.request, True
         command_id = command_id or f"{self.name}:{cause.id if cause else uuid.uuid4()}"
-        stored = self._sealed(touched, command_id)
-        if cause is None:
-            return await self.recorder.insert_events_async(stored)
-        return await self.recorder.insert_tracked_async(stored, Tracking(self.name, cause.id))
+        _, positions = await write(
+            self.recorder, [(id, before.version, before.last_hash, events) for id, before, events in touched],
+            self._author(command_id), datetime.now(UTC), Tracking(self.name, cause.id) if cause is not None else None)
+        return positions
 
     async def append(self, id: UUID, before: Stored, events: list[Event], command_id: str) -> Stored:
         """Events of one aggregate after ``before`` (a conflict if it moved on); the aggregate

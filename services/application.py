@@ -31,11 +31,12 @@ from eventsourcing.utils import Environment
 from events.contract import (
     BankStatementImported, ChangeRecurringService, DefineRecurringService, Event, JobCommand, RequestJob, RescheduleJob, Role, ScheduleJob, StopwatchStarted,
     StopwatchStopped, TakeJob, TokenIssued, TokenRevoked, WorkStarted, WorkStopped, decode_event,
-    event_hash, seal, topic_of,
+    event_hash, topic_of,
 )
 from events.jetstream import NatsAggregateRecorder, NatsApplicationRecorder, NatsFactory
 from events.wire import TOPIC_AGGREGATES
 from events.revocations import Revocations
+from events.writes import Author, write
 from services.domain import billing, failures, notices, recurring
 from services.domain import job as jobs
 from services.domain import parties, slots
@@ -465,16 +466,14 @@ class JobstreamApp:
             raise Revoked("the token was revoked")  # seen since the request was authenticated
         command_id = command_id or f"{AUTO}{uuid.uuid4().hex}"
         order = [other for other in touched if other != id] + [id]
-        stored: list[StoredEvent] = []
-        for aggregate_id in order:
-            loaded, events = touched[aggregate_id]
-            stored.extend(seal(aggregate_id, loaded.version, loaded.last_hash, events, now=now, actor_id=actor.id,
-                               actor_role=actor.role.value, command_id=command_id,
-                               correlation_id=correlation_id or command_id))
+        author = Author(actor_id=actor.id, actor_role=actor.role.value, command_id=command_id,
+                        correlation_id=correlation_id or command_id)
+        stored, positions = await write(
+            self.recorder, [(aggregate_id, touched[aggregate_id][0].version, touched[aggregate_id][0].last_hash,
+                             touched[aggregate_id][1]) for aggregate_id in order], author, now)
         if not stored:  # nothing to change (a change to what already is): nothing appended
             loaded = touched[id][0]
             return Result(id=id, version=loaded.version, position=loaded.position, events=[])
-        positions = await self.recorder.insert_events_async(stored)
         offset = 0
         for aggregate_id in order:
             loaded, events = touched[aggregate_id]
