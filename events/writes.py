@@ -16,7 +16,8 @@ from uuid import UUID
 import msgspec
 from eventsourcing.persistence import StoredEvent, Tracking
 
-from events.contract import Event, seal
+from events.contract import Event
+from events.wire import seal
 
 
 class Author(msgspec.Struct, frozen=True, kw_only=True):

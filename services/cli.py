@@ -185,7 +185,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "NATS_SUBJECT_PREFIX": os.environ.get("NATS_SUBJECT_PREFIX", ""),
             "READ_MODEL_URL": self.read_model_url,
             "JOBSTREAM_TIMEZONE": self.timezone,
-            # the technicians' app, served by the command API, reads through it
+            # the tech client, served by the command API, reads through it
             "READ_API_URL": os.environ.get("READ_API_URL", ""),
             # the public booking page: what can be booked, and when (services/booking.py)
             **{name: os.environ[name] for name in ("JOBSTREAM_BOOKING_SERVICES", "JOBSTREAM_BOOKING_HOURS")

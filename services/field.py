@@ -1,7 +1,7 @@
-"""The technicians' thin client, served by the command service: the app itself (a PWA under
-/tech), photo uploads to the NATS object store, the catalogue of materials, a live stream of
-the user's alerts (server-sent events), and the read API's answers forwarded under
-/tech/api so the phone talks to one origin."""
+"""The tech client: the technicians' PWA, served by the command service under /tech, with
+photo uploads to the NATS object store, the catalogue of materials, a live stream of the
+user's alerts (server-sent events), and the read API's answers forwarded under /tech/api
+so the phone talks to one origin."""
 
 
 import asyncio
@@ -25,14 +25,14 @@ from services.deps import ERRORS, CurrentActor, jobstream
 from services.domain.common import Forbidden, Invalid, NotFound
 
 STATIC = Path(__file__).parent / "tech"
-MAX_PHOTO = 8_000_000  # bytes; the app scales photos down to about 200 kB before sending
+MAX_PHOTO = 8_000_000  # bytes; the tech client scales photos down to about 200 kB before sending
 PHOTO_TYPES = {b"\xff\xd8\xff": ("image/jpeg", "jpg"), b"\x89PNG\r\n\x1a\n": ("image/png", "png"),
                b"RIFF": ("image/webp", "webp")}
 NAMESPACE = UUID("a4a3f0c1-1d0b-4f7e-9a53-3c0d8e2b7f19")
 KEEPALIVE = 15.0  # seconds between comments on an idle alert stream (proxies close silent ones)
 
 
-# What the technicians' app reads through /tech/api: these read-API routes and no other.
+# What the tech client reads through /tech/api: these read-API routes and no other.
 # The path is matched as the server decoded it, so '..%2F', '%2e%2e', '..%5C' and their
 # double encodings (a '%' left after one decoding) match nothing and are answered 404 here.
 FORWARDED = re.compile(r"(board|position|schedule|timesheets|jobs/[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})")
@@ -202,7 +202,7 @@ async def _subscribe(connection: Any, subject: str, callback: Any) -> Any:
 
 
 def _header_text(value: str) -> str:
-    """A header carries Latin-1: the app sends the caption percent-encoded (UTF-8)."""
+    """A header carries Latin-1: the tech client sends the caption percent-encoded (UTF-8)."""
     from urllib.parse import unquote
 
     return unquote(value).strip()

@@ -1,6 +1,6 @@
-// The technicians' app offline: its shell from the cache, alerts as notifications.
-const SHELL = "jobstream-tech-v1";
-const FILES = ["/tech/", "/tech/app.js", "/tech/app.css", "/tech/manifest.webmanifest", "/tech/icon.svg"];
+// The tech client (the PWA) offline: its shell from the cache, alerts as notifications.
+const SHELL = "jobstream-tech-v2";
+const FILES = ["/tech/", "/tech/pwa.js", "/tech/pwa.css", "/tech/manifest.webmanifest", "/tech/icon.svg"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(SHELL).then((cache) => cache.addAll(FILES)).then(() => self.skipWaiting()));
@@ -13,7 +13,7 @@ self.addEventListener("activate", (event) => {
 
 self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
-  if (event.request.method !== "GET" || !FILES.includes(url.pathname)) return; // data and commands: the app's own
+  if (event.request.method !== "GET" || !FILES.includes(url.pathname)) return; // data and commands: the client's own
   // the network first (a new version shows at once), the cache when there is none
   event.respondWith(fetch(event.request).then((response) => {
     const copy = response.clone();

@@ -458,7 +458,7 @@ class Business:
         named = {"{id}": id, "{job_id}": job, "{photo_id}": self.photos[job], "{invoice_id}": self.invoice,
                  "{note_id}": self.note, "{proforma_id}": self.proforma, "{recurrence_id}": self.recurrence,
                  "{message_id}": self.message, "{failure_id}": NO_FAILURE, "{token}": self.link, "{path:path}": "board",
-                 "{path}": "style.css", "/tech/{name}": "/tech/app.js", "/reports/{name}": "/reports/job_types"}
+                 "{path}": "style.css", "/tech/{name}": "/tech/pwa.js", "/reports/{name}": "/reports/job_types"}
         if route.startswith("/jobs/{job_id}/{action}"):
             route = route.replace("{action}", "notes")
         if route.startswith("/invoices/{invoice_id}/{action}"):

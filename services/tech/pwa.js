@@ -160,7 +160,7 @@ document.addEventListener("click", (event) => {
   flush();
 });
 
-// --- alerts: live while the app is open, Web Push when it is not ----------------------
+// --- alerts: live while the client is open, Web Push when it is not ----------------------
 
 async function listen() {
   while (token) {
