@@ -19,7 +19,9 @@ from uuid import UUID
 import msgspec
 from eventsourcing.persistence import StoredEvent
 
-from events.contract import EVENT_TYPES, AnyEvent, Day, Event, EventMeta
+from events.contract import EVENT_TYPES, AnyEvent
+from events.contract.base import Event, EventMeta
+from events.contract.values import Day
 
 # The topic of each of jobstream's events -> the aggregate token of its subject.
 TOPIC_AGGREGATES: Mapping[str, str] = MappingProxyType({name: cls.aggregate for name, cls in EVENT_TYPES.items()})
