@@ -13,7 +13,7 @@ import logging
 import json as pyjson
 import re
 from datetime import datetime
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -21,7 +21,7 @@ from uuid import UUID
 
 import httpx
 import msgspec
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
@@ -91,7 +91,7 @@ from events.contract import (
 )
 from services import recurring
 from services.application import COMMAND_KINDS, JobstreamApp, Kind, Result, Revoked, VersionConflict, WrongKind, a
-from services.deps import ERRORS, CurrentActor, Unauthorized, authenticated, current_actor, jobstream
+from services.deps import ERRORS, CurrentActor, Unauthorized, authenticated, jobstream
 from services.domain.job import FOR_TECHNICIANS
 from services.domain.common import (
     Actor,
@@ -138,7 +138,7 @@ class CommandRoute:
     tag: str = ""  # the aggregate's kind when blank
     roles: frozenset[Role] | None = None  # the office, and technicians for FOR_TECHNICIANS
     own: Callable[[Actor], UUID] | None = None
-    then: Callable[[JobstreamApp, UUID], Awaitable[dict[str, Any]]] | None = None
+    then: Callable[[JobstreamApp, UUID], Coroutine[Any, Any, dict[str, Any]]] | None = None
 
     @property
     def kind(self) -> Kind:
@@ -306,7 +306,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(CommandDoor, routes={route.segments: door_handler(route) for route in COMMANDS})
     app.state.command_routes = {route.path: (route.kind.name, route.command) for route in COMMANDS}
     include(app, command_router)
-    actor = current_actor
 
     async def visible_job(request: Request, id: UUID, who: Actor) -> Any:
         """The job, if the caller may see it: technicians their own jobs and the open pool."""
@@ -317,7 +316,7 @@ def create_app(settings: Settings) -> FastAPI:
         return state
 
     def read_route(path: str, kind: str, summary: str, roles: frozenset[Role] = READERS) -> None:
-        async def read(request: Request, id: UUID, who: Annotated[Actor, Depends(actor)]) -> Response:
+        async def read(request: Request, id: UUID, who: CurrentActor) -> Response:
             if kind == "job":
                 return json(await visible_job(request, id, who))
             if not (kind == "technician" and who.technician_id == id):  # a technician reads their own
@@ -337,7 +336,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/jobs/{id}/customer", tags=["job"], responses={**ERRORS},
              summary="How to reach the job's customer: name, phone, email, address (for whoever sees the job)")
-    async def job_customer(request: Request, id: UUID, who: Annotated[Actor, Depends(actor)]) -> Response:
+    async def job_customer(request: Request, id: UUID, who: CurrentActor) -> Response:
         job = await visible_job(request, id, who)
         app_ = jobstream(request)
         customer = await app_.call(app_.get_async("customer", job.customer_id))
@@ -367,7 +366,7 @@ def create_app(settings: Settings) -> FastAPI:
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/xml": {"schema": {"type": "string"}},
                   "text/plain": {"schema": {"type": "string"}}}}})
-    async def import_statement(request: Request, who: Annotated[Actor, Depends(actor)]) -> Response:
+    async def import_statement(request: Request, who: CurrentActor) -> Response:
         from services.bank import StatementError
 
         permitted(who, WRITERS, "import bank statements")  # before the file is read
@@ -385,7 +384,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/jobs/{id}/events", tags=["job"], responses={**ERRORS},
              summary="Every event of a job, in order, straight from the stream")
-    async def job_events(request: Request, id: UUID, who: Annotated[Actor, Depends(actor)]) -> Response:
+    async def job_events(request: Request, id: UUID, who: CurrentActor) -> Response:
         await visible_job(request, id, who)
         app_ = jobstream(request)
         history = await asyncio.to_thread(app_.history, id)
@@ -540,11 +539,11 @@ async def _body(receive: Receive) -> bytes:
 
 def _decoded(decoder: msgspec.json.Decoder[Any], raw: bytes) -> msgspec.Struct:
     try:
-        return decoder.decode(raw or b"{}")  # type: ignore[no-any-return]
+        return decoder.decode(raw or b"{}")
     except msgspec.ValidationError as error:
         if "got `float`" in str(error):  # JSON has one kind of number: 208.0 is the integer 208
             try:
-                return msgspec.convert(_integral(msgspec.json.decode(raw)), type=decoder.type)  # type: ignore[no-any-return]
+                return msgspec.convert(_integral(msgspec.json.decode(raw)), type=decoder.type)
             except msgspec.ValidationError as again:
                 error = again
         raise Invalid(**field_error(str(error))) from None

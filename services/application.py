@@ -29,7 +29,7 @@ from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Sto
 from eventsourcing.utils import Environment
 
 from events.contract import (
-    BankStatementImported, ChangeRecurringService, DefineRecurringService, Event, JobCommand, RequestJob, RescheduleJob, Role, ScheduleJob, StopwatchStarted,
+    BankStatementImported, ChangeRecurringService, DefineRecurringService, Event, JobCommand, PriceListEvents, RequestJob, RescheduleJob, Role, ScheduleJob, StopwatchStarted,
     StopwatchStopped, TakeJob, TokenIssued, TokenRevoked, WorkStarted, WorkStopped, decode_event,
     event_hash, topic_of,
 )
@@ -80,7 +80,7 @@ class WrongKind(NotFound):
         self.expected, self.actual = expected, actual
 
 
-Decider = Callable[..., Sequence[Event]]  # (command, state, [what it is given,] ctx) -> events
+Decider = Callable[..., Sequence[Any]]  # (command, state, [what it is given,] ctx) -> events
 Touched = dict[UUID, tuple["Loaded", list[Event]]]  # per aggregate: the state decided on, the events
 
 
@@ -151,7 +151,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
                    commands=[(a, c, o) for (a, c), o in loaded.commands.items()])
 
     def loaded(self) -> Loaded:
-        state = msgspec.json.decode(self.state, type=KINDS[self.kind].state_type)
+        state: Any = msgspec.json.decode(self.state, type=KINDS[self.kind].state_type)
         commands = {(a, c): o for a, c, o in self.commands}
         return Loaded(state, self.version, self.last_hash, commands, self.position)
 
@@ -232,11 +232,14 @@ class JobstreamApp:
         self._tokens: dict[UUID, tuple[float, Actor | None]] = {}  # token id -> (when read, its user)
         # revoked tokens as the stream has them, followed by an app opened on a server's loop
         self.revocations = Revocations()
-        self.revocations.listen(lambda token_id: self._tokens.pop(token_id, None))
+        self.revocations.listen(self._forget_token)
         self._turns: dict[UUID, list[Any]] = {}  # id -> [lock, users]
         # the seller's currency: set, else its country's (EUR when the company's country is not set)
         self.company_currency = env.get("JOBSTREAM_COMPANY_CURRENCY") or \
             parties.currency_of(env.get("JOBSTREAM_COMPANY_COUNTRY") or "")
+
+    def _forget_token(self, token_id: UUID) -> None:
+        self._tokens.pop(token_id, None)
 
     @classmethod
     async def open(cls, env: dict[str, str], clock: Callable[[], datetime] = utc_now) -> JobstreamApp:
@@ -310,9 +313,9 @@ class JobstreamApp:
         """What the default price lists offer, for a technician recording what was used."""
         lists: dict[UUID, parties.PriceList] = {}
         for _, stored in await self.recorder.kind_events_async("pricelist"):
-            id = stored.originator_id
-            lists[id] = parties.evolve_price_list(lists.get(id) or parties.PriceList(id=id),  # type: ignore[index, arg-type]
-                                                  decode_event(stored.state))
+            id, event = stored.originator_id, decode_event(stored.state)
+            assert isinstance(id, UUID) and isinstance(event, PriceListEvents)  # a price list's, by its subject
+            lists[id] = parties.evolve_price_list(lists.get(id) or parties.PriceList(id=id), event)
         return [{"code": a.code, "name": a.name, "unit": a.unit.value, "rate": str(a.rate), "currency": p.currency,
                  "price_list": p.name}
                 for p in lists.values() if p.is_default for a in sorted(p.activities.values(), key=lambda a: a.code)]

@@ -360,7 +360,7 @@ class Desk:
 
 
 def desk(request: Request) -> Desk:
-    return request.app.state.booking  # type: ignore[no-any-return]
+    return request.app.state.booking
 
 
 def client(request: Request) -> str:

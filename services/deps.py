@@ -21,7 +21,7 @@ class Unauthorized(Exception):
 
 def jobstream(request: Request) -> JobstreamApp:
     """The application service the app's lifespan opened."""
-    return request.app.state.jobstream  # type: ignore[no-any-return]
+    return request.app.state.jobstream
 
 
 async def authenticated(app: JobstreamApp, authorization: str | None) -> Actor:

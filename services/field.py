@@ -48,7 +48,7 @@ router = APIRouter()
 
 def read_api(request: Request) -> httpx.AsyncClient | None:
     """The client of the read API the app factory made (None: READ_API_URL is not set)."""
-    return request.app.state.read_api  # type: ignore[no-any-return]
+    return request.app.state.read_api
 
 
 # --- the tech client (the PWA) --------------------------------------------------------------------------
