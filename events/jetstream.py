@@ -30,12 +30,11 @@ import re
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
 import msgspec
-from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.errors import NoRespondersError
@@ -60,6 +59,7 @@ from eventsourcing.utils import Environment, resolve_topic, strtobool
 
 from events.bridge import LoopThread, RunningLoop
 from events.codec import OrjsonTranscoder
+from events.nats_private import Client, connect  # noqa: F401  # connect is imported from here by bench/readside.py
 
 TOPIC_HEADER = "Es-Topic"
 VERSION_HEADER = "Es-Version"
@@ -213,56 +213,6 @@ def stream_differences(wanted: StreamConfig, actual: StreamConfig) -> list[str]:
     return differences
 
 
-_HEADER_LINE = re.compile(r"^[ \t]*([^\s:]+)[ \t]*:(.*)$", re.MULTILINE)
-
-
-class Client(NATS):
-    """nats-py's client with a faster reader of message headers.
-
-    nats-py 2.16 checks each header name for whitespace with a generator over its
-    characters; with the eight headers of a direct-get reply that check was 40% of the
-    time it took to read the stream (cProfile, docs/benchmarks.md). Same rules (a name is
-    ASCII without whitespace, values are stripped and decoded with replacement), read with
-    one regex over the decoded block.
-    """
-
-    @staticmethod
-    def _parse_header_lines(raw: bytes) -> dict[str, str]:
-        text = raw.decode("utf-8", "replace")
-        return {name: value.strip() for name, value in _HEADER_LINE.findall(text) if name.isascii()}
-
-    # Deliveries read raw: a subscription registered here gets each message as the parser
-    # found it (subject, reply, payload, header block), without nats-py's Msg, header dict,
-    # ordered-consumer bookkeeping, pending queue and task switch. For reading far (rebuilds,
-    # replays): about 6 of the 16 microseconds a delivery took.
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._raw_handlers: dict[int, Callable[[bytes, bytes, bytes, bytes | None], bytes | None]] = {}
-
-    async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes,
-                           headers: bytes | None) -> None:
-        handler = self._raw_handlers.get(sid)
-        if handler is None:
-            await super()._process_msg(sid, subject, reply, data, headers)  # type: ignore[arg-type]
-            return
-        answer = handler(subject, reply, data, headers)
-        if answer:  # a flow-control request: the server waits for this empty reply
-            await self.publish(answer.decode())
-
-    def read_raw(self, sid: int, handler: Callable[[bytes, bytes, bytes, bytes | None], bytes | None]) -> None:
-        self._raw_handlers[sid] = handler
-
-    def stop_reading_raw(self, sid: int) -> None:
-        self._raw_handlers.pop(sid, None)
-
-
-async def connect(**options: Any) -> NATS:
-    client = Client()
-    await client.connect(**options)
-    return client
-
-
 class _Replies:
     """The replies to one direct get, gathered until the server says the batch is over.
 
@@ -323,12 +273,13 @@ class NatsConnection:
         return connection
 
     async def _open(self) -> None:
-        self.nc: NATS = await self._connect()
+        self.nc = await self._connect()
         self.js = self.nc.jetstream(timeout=self.settings.timeout)
+        self.jsm = self.nc.jsm(timeout=self.settings.timeout)
         self._reply_prefix = self.nc.new_inbox()
         await self.nc.subscribe(f"{self._reply_prefix}.*", cb=self._on_reply)
 
-    async def _connect(self) -> NATS:
+    async def _connect(self) -> Client:
         """Connect, trying again for as long as the server is not there (it may be starting),
         but not once it turns these credentials away: waiting would not change its mind."""
         client = Client()
@@ -534,10 +485,10 @@ class NatsConnection:
             more.set()
             return None
 
-        self.nc.read_raw(sub._id, delivered)
+        self.nc.read_raw(sub, delivered)
         consumer = None
         try:
-            consumer = await self.js._jsm.add_consumer(self.settings.stream, config=ConsumerConfig(
+            consumer = await self.jsm.add_consumer(self.settings.stream, config=ConsumerConfig(
                 deliver_subject=inbox, deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1,
                 ack_policy=AckPolicy.NONE, filter_subject=self.settings.events_filter, flow_control=True,
                 idle_heartbeat=5.0, mem_storage=True, inactive_threshold=60.0))
@@ -555,12 +506,12 @@ class NatsConnection:
                 more.clear()
                 await asyncio.wait_for(more.wait(), self.settings.timeout)
         finally:
-            self.nc.stop_reading_raw(sub._id)
+            self.nc.stop_reading_raw(sub)
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
             if consumer is not None:
                 with contextlib.suppress(Exception):
-                    await self.js._jsm.delete_consumer(self.settings.stream, consumer.name)
+                    await self.jsm.delete_consumer(self.settings.stream, consumer.name)
 
     async def documents(self) -> Any:
         """The object store for rendered documents (invoices' PDFs), created on first use."""
