@@ -101,6 +101,14 @@ AnyEvent = (
     | SlotEvents
 )
 
+# The three documents the invoicer issues and renders. They print the same parties, lines,
+# VAT subtotals and totals (DOCUMENT_FIELDS, same names and types: tests/unit/test_wire.py),
+# each declared in its own struct: msgspec encodes a base's fields first, so a shared base
+# struct would reorder the fields of every document as stored, and their hashes with them.
+IssuedDocument = InvoiceIssued | CreditNoteIssued | ProformaIssued
+DOCUMENT_FIELDS = ("number", "customer_id", "issue_date", "currency", "language", "seller", "buyer", "lines", "vat",
+                   "net_total", "vat_total", "gross_total", "reverse_charge", "job_type")
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls for cls in AnyEvent.__args__  # type: ignore[attr-defined]
 }

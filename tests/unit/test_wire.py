@@ -5,9 +5,11 @@ class missing from the registry, or moved to another aggregate, is not."""
 import hashlib
 import subprocess
 import sys
+import typing
 
 from pathlib import Path
 
+from events.contract import DOCUMENT_FIELDS, IssuedDocument
 from events.contract.base import Event
 from events.jetstream import StreamSettings
 from events.wire import EVENT_TYPES, TOPIC_AGGREGATES, decode_event, encode_event, event_hash
@@ -109,3 +111,10 @@ def test_stored_events_decode_and_encode_again_to_the_same_bytes_and_hash():
     for data in stored:
         again = encode_event(decode_event(data))
         assert (again, event_hash(again)) == (data, event_hash(data))
+
+
+def test_the_three_documents_print_the_same_fields_alike():
+    hints = [typing.get_type_hints(cls, include_extras=True) for cls in typing.get_args(IssuedDocument)]
+    assert len(hints) == 3
+    for field in DOCUMENT_FIELDS:
+        assert [h[field] for h in hints] == [hints[0][field]] * 3, field
