@@ -13,7 +13,7 @@ position, so the office always sees its own change.
 
 Each area is a module with its own router, each URL written in its handler's decorator
 (docs/architecture.md has the map); what the routes depend on is in ``deps.py``. This module
-only opens what the routes use, in the lifespan, and includes the routers.
+only opens what the routes use, in the lifespan, and adds each router's routes to the app.
 """
 
 from __future__ import annotations
