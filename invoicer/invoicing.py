@@ -12,15 +12,15 @@ Replicas process the stream in order from the shared tracking position. A replic
 batch fails re-reads the position: if another replica moved it past this event, the event
 is done; otherwise it decides again on what is stored now.
 
-The consumer loads, reads the clock once, decides (``invoicer.billing.decide``, pure) and
-saves what the decision says.
+The consumer loads, reads the clock once per event, decides and saves what the decision
+says. The decisions are pure: a job's billing (``invoicer.billing``), a credit note
+(``invoicer.credit_notes``) and a proforma (``invoicer.proformas``).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from uuid import UUID
 
 import msgspec
@@ -28,15 +28,10 @@ from eventsourcing.persistence import Notification
 
 from events.consumer import Consumer, Stored
 from events.contract import (
-    CreditNoteIssued,
     CreditNoteRequested,
     Event,
-    InvoiceCredited,
     InterimInvoiceRequested,
-    InvoiceIssued,
     InvoicingReleaseRequested,
-    JobQuoted,
-    ProformaIssued,
     QuoteAccepted,
     decode_event,
 )
@@ -56,21 +51,11 @@ from invoicer.billing import (
     price,
     series_year,
 )
-from invoicer.ids import credit_note_id_of, proforma_id_of
+from invoicer.credit_notes import CreditNote, decide_credit
+from invoicer.ids import proforma_id_of
 from invoicer.numbering import next_number
-from invoicer.pricing import (
-    PriceList,
-    Unbillable,
-    buyer_of,
-    creditor_reference,
-    line_of,
-    local_day,
-    money,
-    price_list_of,
-    reverse_charge,
-    vat_breakdown,
-    work_of,
-)
+from invoicer.pricing import PriceList, Unbillable, price_list_of, work_of
+from invoicer.proformas import Proforma, decide_proforma
 from invoicer.settings import Settings
 
 log = logging.getLogger("invoicer")
@@ -139,7 +124,7 @@ class Invoicer(Consumer):
             raise TypeError(f"the invoicer has no use for a {notification.topic}")
         job_id = trigger.id
         loaded = await self.loaded(job_id, invoice_id_for(trigger, job_id), now)
-        return await self.saved(notification, job_id, decide(trigger, loaded, now, self.settings))
+        return await self.saved(notification, decide(trigger, loaded, now, self.settings))
 
     async def try_held_again(self, notification: Notification, cause: HeldCause, now: datetime) -> str:
         """The held jobs a change concerns, decided again: each is invoiced by the same decision
@@ -157,101 +142,49 @@ class Invoicer(Consumer):
             loaded = await self.loaded(job_id, invoice_id_for(cause, job_id), now, job)
             decision = decide(cause, loaded, now, self.settings)
             tracked = n == len(jobs) - 1  # several released by one change: the last one's batch moves the tracking
-            done = await self.saved(notification if tracked else None, job_id, decision,
+            done = await self.saved(notification if tracked else None, decision,
                                     f"{self.name}:{notification.id}:{job_id}")
             if isinstance(decision, Issue):
                 log.info("job %s: held invoice released (%s)", job_id, notification.topic)
             outcome = done if done != Skip.outcome else outcome
         return outcome
 
-    async def saved(self, cause: Notification | None, job_id: UUID, decision: Decision, command_id: str = "") -> str:
+    async def saved(self, cause: Notification | None, decision: Decision | CreditNote | Proforma,
+                    command_id: str = "") -> str:
         """What the decision says, saved with the tracking record of ``cause`` in one batch."""
         if isinstance(decision, Skip):
             return decision.outcome
         await self.save(cause, decision.touched, command_id)
         if isinstance(decision, Hold):
-            log.warning("job %s: invoice held: %s", job_id, decision.held.reason)
+            log.warning("job %s: invoice held: %s", decision.held.id, decision.held.reason)
         elif isinstance(decision, Issue):
             self.issued += 1
             invoice = decision.invoice
-            log.info("job %s: invoice %s issued, %s %s", job_id, invoice.number, invoice.gross_total, invoice.currency)
+            log.info("job %s: invoice %s issued, %s %s", invoice.job_id, invoice.number, invoice.gross_total,
+                     invoice.currency)
+        elif isinstance(decision, CreditNote):
+            note = decision.note
+            log.info("invoice %s: credit note %s issued, %s %s", note.invoice_number, note.number, note.gross_total,
+                     note.currency)
         return decision.outcome
 
     async def credit(self, notification: Notification, request: CreditNoteRequested, now: datetime) -> str:
         """Issue the credit note the office requested: numbered in its own series, gapless,
         with the invoice's InvoiceCredited in the same atomic batch."""
         invoice = await self.load(request.id)
-        credit_id = credit_note_id_of(request.request_id)
-        if any(isinstance(e, InvoiceCredited) and e.credit_note_id == credit_id for e in invoice.events):
-            return "skipped"
-        issued = next(e for e in invoice.events if isinstance(e, InvoiceIssued))
-        if request.whole:
-            lines, vat = issued.lines, issued.vat
-        else:
-            (rate,) = issued.vat
-            net = money(request.amount / (1 + rate.rate / 100))
-            line = line_of("correction", "correction", f"Correction of {issued.number}: {request.reason}",
-                           Decimal(1), "flat", net, rate.rate, reverse=rate.category == "AE")
-            lines, vat = [line], vat_breakdown([line])
-        net_total = sum((line.net for line in lines), Decimal(0))
-        vat_total = sum((v.vat for v in vat), Decimal(0))
-        today = local_day(now, self.settings.seller.timezone)
-        numbered = await next_number(self, self.settings.pattern, self.settings.credit_series, today.year)
-        number = numbered.number
-        note = CreditNoteIssued(
-            id=credit_id, number=number, series=numbered.series, sequence=numbered.sequence,
-            invoice_id=issued.id, invoice_number=issued.number, invoice_issue_date=issued.issue_date,
-            customer_id=issued.customer_id, issue_date=today, currency=issued.currency,
-            language=issued.language, reason=request.reason, seller=issued.seller, buyer=issued.buyer,
-            lines=lines, vat=vat, net_total=net_total, vat_total=vat_total, gross_total=net_total + vat_total,
-            reverse_charge=issued.reverse_charge, job_type=issued.job_type)
-        await self.save(notification, [
-            numbered.allocation(credit_id),
-            (credit_id, Stored([], 0, ""), [note]),
-            (issued.id, invoice, [InvoiceCredited(id=issued.id, credit_note_id=credit_id, number=number,
-                                                  amount=note.gross_total)]),
-        ])
-        log.info("invoice %s: credit note %s issued, %s %s", issued.number, number, note.gross_total, note.currency)
-        return "credited"
+        number = await next_number(self, self.settings.pattern, self.settings.credit_series,
+                                   series_year(now, self.settings))
+        return await self.saved(notification, decide_credit(request, invoice, number, now, self.settings))
 
     async def proforma(self, notification: Notification, accepted: QuoteAccepted, now: datetime) -> str:
         """A proforma invoice for an accepted quote, when the customer wants one."""
-        proforma_id = proforma_id_of(accepted.quote_id)
-        if (await self.load(proforma_id)).version:
-            return "skipped"
+        existing = await self.head(proforma_id_of(accepted.quote_id))
         job = await self.load(accepted.id)
-        quote = next((e for e in job.events if isinstance(e, JobQuoted) and e.quote_id == accepted.quote_id), None)
-        work = work_of(accepted.id, job.events)
-        if quote is None or work.customer_id is None:
-            return "skipped"
-        buyer = buyer_of(work.customer_id, (await self.load(work.customer_id)).events)
-        if not buyer.wants_proforma:
-            return "skipped"
-        lists = await self.price_lists()
-        activities = {k: v for p in lists.values() if p.currency == buyer.currency and (
-            p.is_default or p.id == buyer.price_list_id) for k, v in p.activities.items()}
-        listed = activities.get(work.job_type) or activities.get("labour")
-        rate = listed.vat_rate if listed else self.settings.seller.material_vat_rate
-        reverse = reverse_charge(self.settings.seller, buyer)
-        line = line_of("quote", work.job_type or "quote", f"Quoted work: {work.job_type}", Decimal(1), "flat",
-                       money(quote.amount), rate, reverse)
-        vat = vat_breakdown([line])
-        tax = sum((v.vat for v in vat), Decimal(0))
-        today = local_day(now, self.settings.seller.timezone)
-        numbered = await next_number(self, self.settings.pattern, self.settings.proforma_series, today.year)
-        number = numbered.number
-        issued = ProformaIssued(
-            id=proforma_id, number=number, job_id=accepted.id, quote_id=accepted.quote_id, customer_id=buyer.id,
-            issue_date=today, due_date=today + timedelta(days=buyer.payment_terms_days),
-            currency=buyer.currency, language=buyer.language, seller=self.settings.seller.party(),
-            buyer=buyer.party(), lines=[line], vat=vat, net_total=line.net, vat_total=tax,
-            gross_total=line.net + tax,
-            payment_reference=creditor_reference(number), reverse_charge=reverse, job_type=work.job_type)
-        await self.save(notification, [
-            numbered.allocation(proforma_id),
-            (proforma_id, Stored([], 0, ""), [issued]),
-        ])
-        return "proforma"
+        number = await next_number(self, self.settings.pattern, self.settings.proforma_series,
+                                   series_year(now, self.settings))
+        return await self.saved(notification, decide_proforma(
+            accepted, existing, job, await self.customer_of(job, accepted.id), await self.price_lists(), number, now,
+            self.settings))
 
     async def preview(self, job_id: UUID) -> dict[str, object]:
         """The dry run: the invoice the job would get if it were completed now, by the same
