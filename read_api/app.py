@@ -33,6 +33,7 @@ from read_api import (audit, billing, board, dashboard, directory, documents, fa
                       planning, reports)
 from read_api.errors import HANDLERS
 from read_api.fastboard import BoardFromMemory, Filters
+from read_api.once import OneValueEach
 from read_api.queries import ReadModels
 from read_api.settings import Settings, settings_from_environment
 from read_api.templating import HERE, templates_for
@@ -77,6 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
                   description=__doc__.split("\n\n")[0] if __doc__ else "")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(BoardFromMemory)
+    app.add_middleware(OneValueEach)  # outermost: in front of the board's fast path too
     for router in ROUTERS:
         app.router.routes.extend(router.routes)
     return app

@@ -192,3 +192,17 @@ def test_a_refused_read_answers_as_its_document_says(api: Api, reader: TestClien
     assert "state" in str(wrong.json()["detail"][0]["loc"])
     assert get(reader, api, "/api/messages", state="failed").status_code == 200
     assert get(reader, api, "/api/schedule", start="0").status_code == 422  # not 1970-01-01
+
+
+def test_a_one_value_parameter_given_twice_is_refused_by_name(api: Api, reader: TestClient) -> None:
+    """FastAPI would read the last of them; the reader asked two things and is told so."""
+    office = api.headers("office")
+    assert reader.get("/api/board", headers=office).status_code == 200  # and the page is kept in memory
+    for query in ("position=0&position=1", "limit=5&limit=7", "sort=sla&status=new&sort=time"):
+        twice = reader.get(f"/api/board?{query}", headers=office)
+        assert twice.status_code == 422, (query, twice.text)
+        (problem,) = twice.json()["detail"]
+        assert problem["loc"] == ["query", query.partition("=")[0]] and "takes one value" in problem["msg"]
+    lists = reader.get("/api/board?status=new&status=scheduled", headers=office)  # a list repeats freely
+    assert lists.status_code == 200, lists.text
+    assert reader.get("/api/invoices?limit=1&limit=2", headers=office).status_code == 422
