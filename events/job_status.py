@@ -5,6 +5,11 @@ both read it from the same events; this is the one place that says which event m
 status where, so the two cannot drift apart. Every job event is named: one that leaves the
 status as it was says so in the last arm, and a new event the fold does not know is a type
 error (``assert_never``), not a silent "unchanged".
+
+The write side's ``evolve`` (services.domain.job) and billing (invoicer.pricing) both take
+the status from here. The board's row (projections.rows) still keeps its own: it leaves the
+status of a job already at work when a reschedule arrives, which only a history written
+past the deciders can hold.
 """
 
 from __future__ import annotations

@@ -62,7 +62,5 @@ def query_params(dependant: Dependant) -> list[Any]:
 
 
 def takes_many(annotation: Any) -> bool:
-    origin = typing.get_origin(annotation)
-    if origin in LISTS or (isinstance(origin, type) and issubclass(origin, LISTS[:4])):
-        return True
-    return any(takes_many(arg) for arg in typing.get_args(annotation))
+    """list[str], Sequence[str], list[str] | None: a parameter that repeats."""
+    return typing.get_origin(annotation) in LISTS or any(takes_many(arg) for arg in typing.get_args(annotation))

@@ -20,6 +20,7 @@ from events.contract import (
     RescheduleJob, ResumeJob, Role, ScheduleJob, SignOffJob, StartWork, Status, StopWork, TakeJob,
     TimeEntryAdded, TimeEntryCorrected, UnassignJob, UseMaterial, WorkStarted, WorkStopped,
 )
+from events.job_status import status_after
 from services.domain.common import Context, Forbidden, Invalid, InvalidTransition, NotFound, derived_id
 
 
@@ -331,10 +332,11 @@ def _schedulable(job: Job) -> None:
 
 
 def evolve(job: Job, event: JobEvents) -> Job:
-    job = replace(job, version=job.version + 1)
+    before = job.status  # the status itself moves by the one fold every reader shares
+    job = replace(job, version=job.version + 1, status=status_after(before, event))
     match event:
         case JobRequested():
-            return replace(job, status=Status.NEW, customer_id=event.customer_id,
+            return replace(job, customer_id=event.customer_id,
                            site_address=event.site_address, description=event.description,
                            job_type=event.job_type, priority=event.priority,
                            sla_deadline=event.sla_deadline, billing_kind=event.billing_kind)
@@ -351,19 +353,19 @@ def evolve(job: Job, event: JobEvents) -> Job:
         case QuoteRejected():
             return replace(job, pending_quote=None)
         case JobScheduled() | JobRescheduled():
-            return replace(job, status=Status.SCHEDULED, technician_ids=tuple(event.technician_ids),
+            return replace(job, technician_ids=tuple(event.technician_ids),
                            start=event.start, duration_minutes=event.duration_minutes,
                            in_pool=False)
         case JobUnassigned():
-            return replace(job, status=Status.NEW, technician_ids=(), start=None, in_pool=True)
+            return replace(job, technician_ids=(), start=None, in_pool=True)
         case JobTaken():
-            return replace(job, status=Status.SCHEDULED, technician_ids=(event.technician_id,),
+            return replace(job, technician_ids=(event.technician_id,),
                            start=event.start, duration_minutes=event.duration_minutes,
                            in_pool=False)
         case WorkStarted():
             running = {**job.running, event.technician_id: (event.entry_id, event.started_at)}
-            visits = job.visits + (0 if job.status is Status.IN_PROGRESS else 1)
-            return replace(job, status=Status.IN_PROGRESS, running=running, visits=visits)
+            visits = job.visits + (0 if before is Status.IN_PROGRESS else 1)
+            return replace(job, running=running, visits=visits)
         case WorkStopped():
             running = {k: v for k, v in job.running.items() if k != event.technician_id}
             entry = TimeEntry(technician_id=event.technician_id, started_at=event.started_at,
@@ -384,20 +386,20 @@ def evolve(job: Job, event: JobEvents) -> Job:
         case MaterialUsed():
             return replace(job, materials=job.materials + 1)
         case JobCompleted():
-            return replace(job, status=Status.COMPLETED, running={})
+            return replace(job, running={})
         case JobSignedOff():
             return replace(job, signed_off_by=event.signed_by)
         case JobPutOnHold():
-            return replace(job, status=Status.ON_HOLD, status_before_hold=event.previous_status,
+            return replace(job, status_before_hold=event.previous_status,
                            running={})
         case JobResumed():
-            return replace(job, status=event.status, status_before_hold=None)
+            return replace(job, status_before_hold=None)
         case JobCancelled():
-            return replace(job, status=Status.CANCELLED, running={})
+            return replace(job, running={})
         case JobReopened():
-            return replace(job, status=event.status, signed_off_by="", invoicing_held=False)
+            return replace(job, signed_off_by="", invoicing_held=False)
         case JobInvoiced():
-            return replace(job, status=Status.INVOICED, invoicing_held=False)
+            return replace(job, invoicing_held=False)
         case InvoicingHeld():
             return replace(job, invoicing_held=True)
         case InvoicingReleaseRequested() | JobNotBilled():  # the invoicer's to decide again, or decided
