@@ -22,8 +22,8 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -39,12 +39,12 @@ import nats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from eventsourcing.persistence import StoredEvent  # noqa: E402
+from eventsourcing.persistence import StoredEvent
 
-from events.contract import AddNote, Role, ScheduleJob  # noqa: E402
-from services.application import JobstreamApp  # noqa: E402
-from services.domain.common import Actor  # noqa: E402
-from services.natsd import EmbeddedNats, free_port  # noqa: E402
+from events.contract import AddNote, Role, ScheduleJob
+from services.application import JobstreamApp
+from services.domain.common import Actor
+from services.natsd import EmbeddedNats, free_port
 
 OFFICE = Actor(id="bench", role=Role.OFFICE)
 
@@ -69,13 +69,21 @@ async def raw_conditional_publish(server: EmbeddedNats, stream: str, writers: in
     client library (nats-py's request path, headers parsed into a dict and a Msg per reply,
     costs more CPU than the server's work and made the "limit" lower than the API's rate)."""
     nc = await nats.connect(server.admin_url)
-    await nc.jetstream().add_stream(name=stream, subjects=[f"{stream}.>"], storage="file",
-                                    allow_direct=True, deny_delete=True, deny_purge=True)
+    await nc.jetstream().add_stream(
+        name=stream, subjects=[f"{stream}.>"], storage="file", allow_direct=True, deny_delete=True, deny_purge=True
+    )
     await nc.close()
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     await reader.readline()  # INFO
-    connect = {"verbose": False, "pedantic": False, "headers": True, "no_responders": True,
-               "protocol": 1, "user": "admin", "pass": server.passwords["admin"]}
+    connect = {
+        "verbose": False,
+        "pedantic": False,
+        "headers": True,
+        "no_responders": True,
+        "protocol": 1,
+        "user": "admin",
+        "pass": server.passwords["admin"],
+    }
     writer.write(b"CONNECT " + json.dumps(connect).encode() + b"\r\nSUB _RAW.* 1\r\nPING\r\n")
     while (await reader.readline()).strip() != b"PONG":
         pass
@@ -105,8 +113,10 @@ async def raw_conditional_publish(server: EmbeddedNats, stream: str, writers: in
             headers = b"NATS/1.0\r\nNats-Expected-Last-Subject-Sequence: %d\r\n\r\n" % last
             answered = replies[reply] = loop.create_future()
             started = time.perf_counter()
-            writer.write(b"HPUB %s %s %d %d\r\n%s%s\r\n" % (
-                subject, reply, len(headers), len(headers) + len(payload), headers, payload))
+            writer.write(
+                b"HPUB %s %s %d %d\r\n%s%s\r\n"
+                % (subject, reply, len(headers), len(headers) + len(payload), headers, payload)
+            )
             ack = await asyncio.wait_for(answered, 10)
             latencies.append(time.perf_counter() - started)
             last = int(ack.split(b'"seq":')[1].split(b",")[0].split(b"}")[0])
@@ -168,6 +178,7 @@ def prepare_jobs(app: JobstreamApp, count: int) -> tuple[list[uuid.UUID], str]:
 
 def _now():  # type: ignore[no-untyped-def]
     from datetime import UTC, datetime
+
     return datetime.now(UTC)
 
 
@@ -215,12 +226,17 @@ def wrk_percentile(out: str, percent: int) -> float:
 def http_commands(base: str, script: Path, clients: int, seconds: float) -> Figure:
     """wrk (C) posts AddNote with a fresh Idempotency-Key, each to one of the jobs at random."""
     out = subprocess.run(
-        ["wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{int(seconds)}s", "--latency",
-         "-s", str(script), base], capture_output=True, text=True, check=True).stdout
+        ["wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{int(seconds)}s", "--latency", "-s", str(script), base],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     if "Non-2xx" in out:
         raise RuntimeError(f"commands failed under load:\n{out}")
-    figure = Figure(f"HTTP commands (AddNote, Idempotency-Key), {clients} client(s)",
-                    float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)))  # type: ignore[union-attr]
+    figure = Figure(
+        f"HTTP commands (AddNote, Idempotency-Key), {clients} client(s)",
+        float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+    )  # type: ignore[union-attr]
     figure.p50, figure.p99 = wrk_percentile(out, 50), wrk_percentile(out, 99)
     return figure
 
@@ -278,10 +294,23 @@ def idle_rss(seconds: float) -> float:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
         env["JOBSTREAM_DATA"] = data
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "up", "--demo", "--port", str(free_port()),
-             "--read-port", str(free_port())],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            cwd=Path(__file__).resolve().parent.parent)
+            [
+                sys.executable,
+                "-m",
+                "services.cli",
+                "up",
+                "--demo",
+                "--port",
+                str(free_port()),
+                "--read-port",
+                str(free_port()),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
         assert process.stdout is not None
         for line in process.stdout:
             if "Press Ctrl-C" in line:
@@ -306,8 +335,7 @@ def main() -> None:
     with EmbeddedNats(Path(data) / "nats") as server:
         env = {"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": server.admin_url}
         for writers in (1, 32):
-            figures.append(asyncio.run(raw_conditional_publish(
-                server, f"RAW{writers}", writers, args.seconds)))
+            figures.append(asyncio.run(raw_conditional_publish(server, f"RAW{writers}", writers, args.seconds)))
         app = JobstreamApp(env)
         for threads in (1, 32):
             figures.append(recorder_inserts(app, threads, args.seconds))
@@ -315,14 +343,23 @@ def main() -> None:
         app.close()
         script = Path(data) / "notes.lua"
         script.write_text(WRK_SCRIPT)
-        (Path(data) / "jobs.json").write_text(json.dumps({"token": token, "jobs": [str(j) for j in jobs]}, separators=(",", ":")))
+        (Path(data) / "jobs.json").write_text(
+            json.dumps({"token": token, "jobs": [str(j) for j in jobs]}, separators=(",", ":"))
+        )
         port = free_port()
         api = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "run", "command-api", "--port", str(port)],
             # signed in as the command API is in production: its own NATS user (nats.conf)
-            env={**os.environ, **env, "NATS_URL": server.url, "NATS_USER": "command",
-                 "NATS_PASSWORD": server.passwords["command"], "JOBSTREAM_BENCH_JOBS": str(Path(data) / "jobs.json")},
-            cwd=Path(__file__).resolve().parent.parent)
+            env={
+                **os.environ,
+                **env,
+                "NATS_URL": server.url,
+                "NATS_USER": "command",
+                "NATS_PASSWORD": server.passwords["command"],
+                "JOBSTREAM_BENCH_JOBS": str(Path(data) / "jobs.json"),
+            },
+            cwd=Path(__file__).resolve().parent.parent,
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             wait_healthy(base)
@@ -343,8 +380,7 @@ def main() -> None:
     for figure in figures:
         concurrency = 32 if "32" in figure.name else 1
         ratio = figure.rate / raw[concurrency]
-        print(f"| {figure.name} | {figure.rate:,.0f} | {ratio:.2f} | "
-              f"{figure.p50:.2f} | {figure.p99:.2f} |")
+        print(f"| {figure.name} | {figure.rate:,.0f} | {ratio:.2f} | {figure.p50:.2f} | {figure.p99:.2f} |")
     print()
     print(f"- loading a job with 500 events: cold {cold:.2f} ms, warm (cached) {warm:.2f} ms (median)")
     print(f"- command API process after the run: {api_rss:.0f} MB RSS")

@@ -40,21 +40,34 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from events.contract import (  # noqa: E402
-    AddTimeEntry, Address, CompleteJob, CreatePriceList, InvoiceDocumentStored, InvoiceIssued,
-    InvoiceNumberAllocated, JobCompleted, PriceActivity, RegisterCustomer, RegisterTechnician,
-    RequestJob, Role, ScheduleJob, StartWork, Unit, decode_event,
-)
 from nats.js.api import ConsumerConfig, DeliverPolicy  # noqa: E402
 
+from bench.backbone import percentile  # noqa: E402
+from events.contract import (  # noqa: E402
+    Address,
+    AddTimeEntry,
+    CompleteJob,
+    CreatePriceList,
+    InvoiceDocumentStored,
+    InvoiceIssued,
+    InvoiceNumberAllocated,
+    JobCompleted,
+    PriceActivity,
+    RegisterCustomer,
+    RegisterTechnician,
+    RequestJob,
+    Role,
+    ScheduleJob,
+    StartWork,
+    Unit,
+    decode_event,
+)
 from events.jetstream import NatsConnection, StreamSettings  # noqa: E402
 from invoicer.documents import Branding  # noqa: E402
 from invoicer.writer import render_pdf  # noqa: E402
 from services.application import JobstreamApp  # noqa: E402
 from services.domain.common import Actor  # noqa: E402
 from services.natsd import EmbeddedNats  # noqa: E402
-
-from bench.backbone import percentile  # noqa: E402
 
 OFFICE = Actor(id="bench", role=Role.OFFICE)
 
@@ -63,8 +76,11 @@ def business(app: JobstreamApp) -> uuid.UUID:
     prices = uuid.uuid4()
     app.execute(prices, CreatePriceList(name="Standard", currency="EUR", is_default=True), OFFICE)
     for code, unit, rate in [("repair", Unit.STARTED_HOUR, "50.00"), ("callout", Unit.FLAT, "39.00")]:
-        app.execute(prices, PriceActivity(code=code, name=code.title(), unit=unit,
-                                                       rate=Decimal(rate), vat_rate=Decimal(21)), OFFICE)
+        app.execute(
+            prices,
+            PriceActivity(code=code, name=code.title(), unit=unit, rate=Decimal(rate), vat_rate=Decimal(21)),
+            OFFICE,
+        )
     customer = uuid.uuid4()
     address = Address(street="Quay Street 1", city="Dublin", postal_code="D02 X285", country="IE")
     app.execute(customer, RegisterCustomer(name="Harbour Café", billing_address=address), OFFICE)
@@ -73,6 +89,7 @@ def business(app: JobstreamApp) -> uuid.UUID:
 
 def jobs_in_progress(app: JobstreamApp, customer: uuid.UUID, count: int) -> list[uuid.UUID]:
     """Each with a technician of its own: one technician's stopwatch times one job at a time."""
+
     def one(_: int) -> uuid.UUID:
         job, tech, now = uuid.uuid4(), uuid.uuid4(), datetime.now(UTC)
         app.execute(tech, RegisterTechnician(name="Bench Tech"), OFFICE)
@@ -114,8 +131,9 @@ async def documents_stored(settings: StreamSettings, count: int, timeout: float)
             if seen >= count:
                 done.set()
 
-    sub = await connection.js.subscribe(f"{settings.prefix}events.invoice.*", cb=delivered,
-                                        ordered_consumer=True, stream=settings.stream)
+    sub = await connection.js.subscribe(
+        f"{settings.prefix}events.invoice.*", cb=delivered, ordered_consumer=True, stream=settings.stream
+    )
     try:
         await asyncio.wait_for(done.wait(), timeout)
     finally:
@@ -133,11 +151,15 @@ def statement_of(invoices: list[InvoiceIssued], lines: int) -> bytes:
             f"<BookgDt><Dt>2026-11-23</Dt></BookgDt><NtryDtls><TxDtls><Refs><AcctSvcrRef>B{n}</AcctSvcrRef></Refs>"
             f"<RltdPties><Dbtr><Nm>Payer {n}</Nm></Dbtr><DbtrAcct><Id><IBAN>IE29AIBK93115212345678</IBAN></Id>"
             f"</DbtrAcct></RltdPties><RmtInf><Ustrd>Invoice {invoice.number}</Ustrd></RmtInf></TxDtls></NtryDtls>"
-            f"</Ntry>")
-    return ('<?xml version="1.0" encoding="UTF-8"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">'
-            "<BkToCstmrStmt><GrpHdr><MsgId>BENCH</MsgId><CreDtTm>2026-11-23T18:00:00Z</CreDtTm></GrpHdr>"
-            f"<Stmt><Id>BENCH-{uuid.uuid4().hex[:8]}</Id><Acct><Id><IBAN>IE29AIBK93115212345678</IBAN></Id></Acct>"
-            + "".join(entries) + "</Stmt></BkToCstmrStmt></Document>").encode()
+            f"</Ntry>"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">'
+        "<BkToCstmrStmt><GrpHdr><MsgId>BENCH</MsgId><CreDtTm>2026-11-23T18:00:00Z</CreDtTm></GrpHdr>"
+        f"<Stmt><Id>BENCH-{uuid.uuid4().hex[:8]}</Id><Acct><Id><IBAN>IE29AIBK93115212345678</IBAN></Id></Acct>"
+        + "".join(entries)
+        + "</Stmt></BkToCstmrStmt></Document>"
+    ).encode()
 
 
 async def lines_settled(settings: StreamSettings, count: int, timeout: float, ready: threading.Event) -> None:
@@ -153,9 +175,13 @@ async def lines_settled(settings: StreamSettings, count: int, timeout: float, re
             if seen >= count:
                 done.set()
 
-    sub = await connection.js.subscribe(f"{settings.prefix}events.>", cb=delivered, ordered_consumer=True,
-                                        stream=settings.stream,
-                                        config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW, headers_only=True))
+    sub = await connection.js.subscribe(
+        f"{settings.prefix}events.>",
+        cb=delivered,
+        ordered_consumer=True,
+        stream=settings.stream,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW, headers_only=True),
+    )
     ready.set()
     try:
         await asyncio.wait_for(done.wait(), timeout)
@@ -170,8 +196,14 @@ async def raw_big_batches(settings: StreamSettings, batches: int, size: int) -> 
     payload = b'{"type":"PaymentApplied","amount":"1.00","currency":"EUR","rule":"invoice number"}' * 4
     started = time.perf_counter()
     for _ in range(batches):
-        messages = [(f"{settings.prefix}tracking.raw-pay-{uuid.uuid4().hex}", payload,
-                     {"Nats-Expected-Last-Subject-Sequence": "0"}) for _ in range(size)]
+        messages = [
+            (
+                f"{settings.prefix}tracking.raw-pay-{uuid.uuid4().hex}",
+                payload,
+                {"Nats-Expected-Last-Subject-Sequence": "0"},
+            )
+            for _ in range(size)
+        ]
         await connection.publish(messages)
     elapsed = time.perf_counter() - started
     await connection.aclose()
@@ -188,10 +220,17 @@ async def raw_batches(settings: StreamSettings, seconds: float) -> float:
     while time.perf_counter() < deadline:
         ids = [uuid.uuid4().hex for _ in range(3)]
         # tracking subjects: in the stream, read by nobody else (no consumer decodes them)
-        messages = [(f"{settings.prefix}tracking.raw-{kind}-{i}", payload,
-                     {"Nats-Expected-Last-Subject-Sequence": "0"}) for kind, i in zip(("s", "i", "j"), ids)]
-        messages.append((f"{settings.prefix}tracking.raw-tracking", b'{"notification_id": 1}',
-                         {"Nats-Expected-Last-Subject-Sequence": str(tracking_seq)}))
+        messages = [
+            (f"{settings.prefix}tracking.raw-{kind}-{i}", payload, {"Nats-Expected-Last-Subject-Sequence": "0"})
+            for kind, i in zip(("s", "i", "j"), ids)
+        ]
+        messages.append(
+            (
+                f"{settings.prefix}tracking.raw-tracking",
+                b'{"notification_id": 1}',
+                {"Nats-Expected-Last-Subject-Sequence": str(tracking_seq)},
+            )
+        )
         tracking_seq, _ = await connection.publish(messages)
         count += 1
     elapsed = time.perf_counter() - started
@@ -238,13 +277,20 @@ def main() -> None:
             print(f"taking {args.jobs} jobs to 'in progress' ...", file=sys.stderr, flush=True)
             jobs = jobs_in_progress(app, customer, args.jobs)
             raw = asyncio.run(raw_batches(settings, 5.0))
-            invoicer = [subprocess.Popen([sys.executable, "-m", "invoicer", part], cwd=ROOT,
-                                         env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL) for part in ("issue", "documents")]
+            invoicer = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "invoicer", part],
+                    cwd=ROOT,
+                    env={**os.environ, **env},
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for part in ("issue", "documents")
+            ]
             # one job first, awaited, so the figures do not include the processes starting up
             complete(app, jobs[:1], None)
             asyncio.run(documents_stored(settings, 1, 120))
-            paced, burst = jobs[1:args.paced + 1], jobs[args.paced + 1:]
+            paced, burst = jobs[1 : args.paced + 1], jobs[args.paced + 1 :]
             print(f"completing {len(paced)} at {args.rate:g}/s ...", file=sys.stderr, flush=True)
             complete(app, paced, args.rate)
             asyncio.run(documents_stored(settings, 1 + len(paced), 120))
@@ -255,8 +301,11 @@ def main() -> None:
             found = from_the_stream(app)
             issued_invoices = [v[0] for v in found["issued"].values()]  # type: ignore[index]
             statement = statement_of(issued_invoices, args.lines)
-            print(f"importing a camt.053 of {args.lines} lines ({len(statement) / 1e6:.1f} MB) ...",
-                  file=sys.stderr, flush=True)
+            print(
+                f"importing a camt.053 of {args.lines} lines ({len(statement) / 1e6:.1f} MB) ...",
+                file=sys.stderr,
+                flush=True,
+            )
             from services.bank import parse_statement
 
             started = time.perf_counter()
@@ -305,23 +354,35 @@ def main() -> None:
     def ms(values: list[float], p: float) -> str:
         return f"{percentile(values, p) * 1000:,.0f} ms"
 
-    print(f"\n{len(paced) + len(burst)} jobs, {len(paced)} completed at {args.rate:g}/s, {len(burst)} as a burst; "
-          f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n")
+    print(
+        f"\n{len(paced) + len(burst)} jobs, {len(paced)} completed at {args.rate:g}/s, {len(burst)} as a burst; "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n"
+    )
     print("| figure | value | raw JetStream limit, same run | ratio |")
     print("|---|---|---|---|")
-    print(f"| JobCompleted → InvoiceIssued at {args.rate:g}/s | p50 {ms(issued_latency, 50)}, "
-          f"p99 {ms(issued_latency, 99)} | one atomic batch of that shape: {1000 / raw:.1f} ms | "
-          f"p50 {percentile(issued_latency, 50) * raw:.1f}× |")
-    print(f"| JobCompleted → PDF stored at {args.rate:g}/s | p50 {ms(stored_latency, 50)}, "
-          f"p99 {ms(stored_latency, 99)} | | |")
-    print(f"| invoices per minute, burst of {len(burst)} | {per_minute:,.0f} | {raw * 60:,.0f} batches/min | "
-          f"{per_minute / (raw * 60):.2f} |")
-    print(f"| one-page PDF render (Factur-X: PDF/A-3 with its CII XML) | p50 {ms(renders, 50)}, p99 {ms(renders, 99)} | | |")
+    print(
+        f"| JobCompleted → InvoiceIssued at {args.rate:g}/s | p50 {ms(issued_latency, 50)}, "
+        f"p99 {ms(issued_latency, 99)} | one atomic batch of that shape: {1000 / raw:.1f} ms | "
+        f"p50 {percentile(issued_latency, 50) * raw:.1f}× |"
+    )
+    print(
+        f"| JobCompleted → PDF stored at {args.rate:g}/s | p50 {ms(stored_latency, 50)}, "
+        f"p99 {ms(stored_latency, 99)} | | |"
+    )
+    print(
+        f"| invoices per minute, burst of {len(burst)} | {per_minute:,.0f} | {raw * 60:,.0f} batches/min | "
+        f"{per_minute / (raw * 60):.2f} |"
+    )
+    print(
+        f"| one-page PDF render (Factur-X: PDF/A-3 with its CII XML) | p50 {ms(renders, 50)}, p99 {ms(renders, 99)} | | |"
+    )
     print(f"| duplicates / missing / number gaps | {duplicates} / {missing} / {gaps} | | |")
     print(f"| camt.053 of {args.lines:,} lines: parsed | {parse_seconds:.2f} s | | |")
     print(f"| camt.053 of {args.lines:,} lines: parsed and stored (the HTTP answer) | {stored_seconds:.2f} s | | |")
-    print(f"| camt.053 of {args.lines:,} lines: every line matched or queued | {matched_seconds:.2f} s | "
-          f"the same messages as raw 500-message batches: {raw_import:.2f} s | {matched_seconds / raw_import:.1f}× |")
+    print(
+        f"| camt.053 of {args.lines:,} lines: every line matched or queued | {matched_seconds:.2f} s | "
+        f"the same messages as raw 500-message batches: {raw_import:.2f} s | {matched_seconds / raw_import:.1f}× |"
+    )
 
 
 if __name__ == "__main__":

@@ -80,14 +80,37 @@ def subscription(receiver: PushReceiver) -> RegisterPushSubscription:
 
 
 def invoice(id: uuid.UUID, customer: uuid.UUID, n: int) -> InvoiceIssued:
-    line = InvoiceLine(kind="time", code="repair", description="Repair", quantity=Decimal(1), unit="hour",
-                       unit_price=Decimal(50), net=Decimal(50), vat_rate=Decimal(23))
+    line = InvoiceLine(
+        kind="time",
+        code="repair",
+        description="Repair",
+        quantity=Decimal(1),
+        unit="hour",
+        unit_price=Decimal(50),
+        net=Decimal(50),
+        vat_rate=Decimal(23),
+    )
     return InvoiceIssued(
-        id=id, number=f"BENCH/{n:06d}", series="BENCH", sequence=n, job_id=uuid.uuid4(), customer_id=customer,
-        issue_date=date(2026, 11, 23), supply_date=date(2026, 11, 23), due_date=date(2026, 12, 7), currency="EUR", language="en",
-        seller=Party(name="Bench Services"), buyer=Party(name="Harbour Café", email="hello@harbour.example"),
-        lines=[line], vat=[VatSubtotal(category="S", rate=Decimal(23), taxable=Decimal(50), vat=Decimal("11.50"))],
-        net_total=Decimal(50), vat_total=Decimal("11.50"), gross_total=Decimal("61.50"), payment_reference=f"B{n}")
+        id=id,
+        number=f"BENCH/{n:06d}",
+        series="BENCH",
+        sequence=n,
+        job_id=uuid.uuid4(),
+        customer_id=customer,
+        issue_date=date(2026, 11, 23),
+        supply_date=date(2026, 11, 23),
+        due_date=date(2026, 12, 7),
+        currency="EUR",
+        language="en",
+        seller=Party(name="Bench Services"),
+        buyer=Party(name="Harbour Café", email="hello@harbour.example"),
+        lines=[line],
+        vat=[VatSubtotal(category="S", rate=Decimal(23), taxable=Decimal(50), vat=Decimal("11.50"))],
+        net_total=Decimal(50),
+        vat_total=Decimal("11.50"),
+        gross_total=Decimal("61.50"),
+        payment_reference=f"B{n}",
+    )
 
 
 async def raw_round_trips(url: str, rate: float, count: int) -> list[float]:
@@ -146,13 +169,24 @@ def measure(args: argparse.Namespace, mailbox: Mailbox, pushes: PushReceiver, sm
             technicians.append(tech)
         customer = uuid.uuid4()
         app.execute(customer, RegisterCustomer(name="Harbour Café", billing_address=ADDRESS), OFFICE)
-        child_env = {**os.environ, **env, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port),
-                     "VAPID_PRIVATE_KEY": vapid.private_pem().decode(), "NOTIFIER_RETRIES": "1,2,4",
-                     "NOTIFIER_LEASE_SECONDS": "5"}
+        child_env = {
+            **os.environ,
+            **env,
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(smtp_port),
+            "VAPID_PRIVATE_KEY": vapid.private_pem().decode(),
+            "NOTIFIER_RETRIES": "1,2,4",
+            "NOTIFIER_LEASE_SECONDS": "5",
+        }
 
         def start_notifier() -> subprocess.Popen[bytes]:
-            return subprocess.Popen([sys.executable, "-m", "notifier"], cwd=ROOT, env=child_env,
-                                    stdout=subprocess.DEVNULL, stderr=None if os.environ.get("BENCH_VERBOSE") else subprocess.DEVNULL)
+            return subprocess.Popen(
+                [sys.executable, "-m", "notifier"],
+                cwd=ROOT,
+                env=child_env,
+                stdout=subprocess.DEVNULL,
+                stderr=None if os.environ.get("BENCH_VERBOSE") else subprocess.DEVNULL,
+            )
 
         notifier = start_notifier()
         total = int(args.seconds * args.rate)
@@ -164,17 +198,31 @@ def measure(args: argparse.Namespace, mailbox: Mailbox, pushes: PushReceiver, sm
             connection = connection_holder.get("c")
             if connection is None:
                 connection = connection_holder["c"] = await NatsConnection.open_on_running_loop(
-                    StreamSettings.from_env(env))
+                    StreamSettings.from_env(env)
+                )
             from events.jetstream import NatsApplicationRecorder
 
             recorder = NatsApplicationRecorder(connection)
             id = uuid.uuid4()
             name = f"invoices/{id}.pdf"
             await (await connection.documents()).put(name, b"%PDF-1.4 bench\n")
-            events = [invoice(id, customer, n), InvoiceDocumentStored(id=id, name=name, media_type="application/pdf",
-                                                                      sha256="0" * 64, size=15)]
-            await recorder.insert_events_async(seal(id, 0, "", events, now=datetime.now(UTC), actor_id="bench",
-                                                    actor_role="system", command_id=str(id), correlation_id=str(id)))
+            events = [
+                invoice(id, customer, n),
+                InvoiceDocumentStored(id=id, name=name, media_type="application/pdf", sha256="0" * 64, size=15),
+            ]
+            await recorder.insert_events_async(
+                seal(
+                    id,
+                    0,
+                    "",
+                    events,
+                    now=datetime.now(UTC),
+                    actor_id="bench",
+                    actor_role="system",
+                    command_id=str(id),
+                    correlation_id=str(id),
+                )
+            )
             stored_at[str(id)] = time.time()
 
         loop = asyncio.new_event_loop()
@@ -184,10 +232,12 @@ def measure(args: argparse.Namespace, mailbox: Mailbox, pushes: PushReceiver, sm
         for n in range(total):
             if n % 2 == 0:
                 job = uuid.uuid4()
-                app.execute(job, RequestJob(customer_id=customer, job_type="repair", description=f"Job {n}",
-                                                   site_address=ADDRESS), OFFICE)
-                app.execute(job, ScheduleJob(technician_ids=[technicians[n % 20]], start=datetime.now(UTC)),
-                            OFFICE)
+                app.execute(
+                    job,
+                    RequestJob(customer_id=customer, job_type="repair", description=f"Job {n}", site_address=ADDRESS),
+                    OFFICE,
+                )
+                app.execute(job, ScheduleJob(technician_ids=[technicians[n % 20]], start=datetime.now(UTC)), OFFICE)
                 pushed_at[str(job)] = time.time()
             else:
                 asyncio.run_coroutine_threadsafe(store_invoice(n), loop).result()
@@ -200,23 +250,33 @@ def measure(args: argparse.Namespace, mailbox: Mailbox, pushes: PushReceiver, sm
         # every message settled: delivered, given up or uncertain
         deadline = time.time() + 60
         while time.time() < deadline:
-            settled = sum(1 for n in app.recorder.select_notifications(1, 10_000_000)
-                          if n.topic in ("MessageDelivered", "DeliveryUncertain")
-                          or (n.topic == "DeliveryFailed" and b'"retry_at":null' in n.state))
+            settled = sum(
+                1
+                for n in app.recorder.select_notifications(1, 10_000_000)
+                if n.topic in ("MessageDelivered", "DeliveryUncertain")
+                or (n.topic == "DeliveryFailed" and b'"retry_at":null' in n.state)
+            )
             queued = sum(1 for n in app.recorder.select_notifications(1, 10_000_000) if n.topic == "MessageQueued")
             if queued and settled >= queued and queued >= total:
                 break
             time.sleep(0.5)
         notifier.send_signal(signal.SIGTERM)
         notifier.wait(timeout=30)
-        messages = [decode_event(n.state) for n in app.recorder.select_notifications(1, 10_000_000)
-                    if n.topic in ("MessageQueued", "DeliveryUncertain")]
+        messages = [
+            decode_event(n.state)
+            for n in app.recorder.select_notifications(1, 10_000_000)
+            if n.topic in ("MessageQueued", "DeliveryUncertain")
+        ]
         queued_by_id = {m.id: m for m in messages if isinstance(m, MessageQueued)}
         uncertain = [m for m in messages if isinstance(m, DeliveryUncertain)]
-        push = [(alert["id"], alert["url"].rsplit("/", 1)[1], at) for alert, at in zip(pushes.received,
-                                                                                        pushes.arrived_at, strict=True)]
-        mail = [(str(m["Message-ID"]).strip("<>").split("@")[0], at) for m, at in zip(mailbox.messages,
-                                                                                      mailbox.arrived_at, strict=True)]
+        push = [
+            (alert["id"], alert["url"].rsplit("/", 1)[1], at)
+            for alert, at in zip(pushes.received, pushes.arrived_at, strict=True)
+        ]
+        mail = [
+            (str(m["Message-ID"]).strip("<>").split("@")[0], at)
+            for m, at in zip(mailbox.messages, mailbox.arrived_at, strict=True)
+        ]
         push_latency = [at - pushed_at[job] for _, job, at in push if job in pushed_at]
         mail_latency = []
         for message_id, at in mail:
@@ -233,20 +293,30 @@ def measure(args: argparse.Namespace, mailbox: Mailbox, pushes: PushReceiver, sm
         app.close()
         nats_server.stop()
     ms = 1000
-    print(f"arrived: {len(push)} pushes, {len(mail)} emails; measured {len(push_latency)} / "
-          f"{len(mail_latency)}", file=sys.stderr)
+    print(
+        f"arrived: {len(push)} pushes, {len(mail)} emails; measured {len(push_latency)} / {len(mail_latency)}",
+        file=sys.stderr,
+    )
     raw50, raw99 = percentile(raw, 50) * ms, percentile(raw, 99) * ms
-    print(f"\n{total} events at {args.rate:g}/s over {args.seconds:g} s; the notifier SIGKILLed and restarted "
-          f"after event {killed_at}\n")
+    print(
+        f"\n{total} events at {args.rate:g}/s over {args.seconds:g} s; the notifier SIGKILLed and restarted "
+        f"after event {killed_at}\n"
+    )
     print("| figure | p50 | p99 | raw JetStream p50 / p99 | ratio p99 | goal |")
     print("|---|---|---|---|---|---|")
-    for name, values, goal in [("JobScheduled → push decrypted at the receiver", push_latency, "p99 < 1 s"),
-                               ("InvoiceDocumentStored → email accepted by SMTP", mail_latency, "p99 < 2 s")]:
+    for name, values, goal in [
+        ("JobScheduled → push decrypted at the receiver", push_latency, "p99 < 1 s"),
+        ("InvoiceDocumentStored → email accepted by SMTP", mail_latency, "p99 < 2 s"),
+    ]:
         p50, p99 = percentile(values, 50) * ms, percentile(values, 99) * ms
-        print(f"| {name} ({len(values)}) | {p50:.0f} ms | {p99:.0f} ms | {raw50:.1f} / {raw99:.1f} ms "
-              f"| {p99 / raw99:.0f}× | {goal} |")
-    print(f"\nmessages queued {len(queued_by_id)}; duplicates: push {duplicate_push}, email {duplicate_mail}; "
-          f"uncertain (kill between attempt and outcome, not resent) {len(uncertain)}; missing {missing}")
+        print(
+            f"| {name} ({len(values)}) | {p50:.0f} ms | {p99:.0f} ms | {raw50:.1f} / {raw99:.1f} ms "
+            f"| {p99 / raw99:.0f}× | {goal} |"
+        )
+    print(
+        f"\nmessages queued {len(queued_by_id)}; duplicates: push {duplicate_push}, email {duplicate_mail}; "
+        f"uncertain (kill between attempt and outcome, not resent) {len(uncertain)}; missing {missing}"
+    )
 
 
 if __name__ == "__main__":

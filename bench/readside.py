@@ -35,21 +35,32 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.backbone import percentile, wait_healthy, wrk_percentile  # noqa: E402
 from events.contract import (  # noqa: E402
-    AddNote, Address, CustomerRegistered, JobCompleted, JobRequested, JobScheduled,
-    JobSignedOff, NoteAdded, Priority, Role, TechnicianRegistered, TokenIssued, WorkStarted,
-    WorkStopped, event_hash, seal,
+    AddNote,
+    Address,
+    CustomerRegistered,
+    JobCompleted,
+    JobRequested,
+    JobScheduled,
+    JobSignedOff,
+    NoteAdded,
+    Priority,
+    Role,
+    TechnicianRegistered,
+    TokenIssued,
+    WorkStarted,
+    WorkStopped,
+    event_hash,
+    seal,
 )
 from events.jetstream import NatsConnection, StreamSettings, connect  # noqa: E402
 from services.application import JobstreamApp  # noqa: E402
 from services.domain.common import Actor  # noqa: E402
 from services.natsd import EmbeddedNats, free_port  # noqa: E402
-
-from bench.backbone import percentile, wait_healthy, wrk_percentile  # noqa: E402
 
 TOKEN = "js_bench_reader"
 CITIES = ["Brno", "Praha", "Kraków", "Leipzig", "Cluj-Napoca", "Dublin", "Ostrava", "Wrocław"]
@@ -71,12 +82,22 @@ class Writer:
     async def add(self, event: object, when: datetime, actor: str, role: str) -> None:
         aggregate_id = event.id  # type: ignore[attr-defined]
         version, previous = self.versions.get(aggregate_id, (0, ""))
-        (stored,) = seal(aggregate_id, version, previous, [event], now=when, actor_id=actor,  # type: ignore[list-item]
-                         actor_role=role, command_id=f"bench-{uuid.uuid4().hex}", correlation_id="bench")
+        (stored,) = seal(
+            aggregate_id,
+            version,
+            previous,
+            [event],
+            now=when,
+            actor_id=actor,  # type: ignore[list-item]
+            actor_role=role,
+            command_id=f"bench-{uuid.uuid4().hex}",
+            correlation_id="bench",
+        )
         self.versions[aggregate_id] = (stored.originator_version, event_hash(stored.state))
         subject = self.connection.settings.subject("events", stored.topic, aggregate_id)
-        self.pending.append((subject, stored.state, {"Es-Topic": stored.topic,
-                                                     "Es-Version": str(stored.originator_version)}))
+        self.pending.append(
+            (subject, stored.state, {"Es-Topic": stored.topic, "Es-Version": str(stored.originator_version)})
+        )
         if len(self.pending) == 1000:
             await self.flush()
 
@@ -93,14 +114,26 @@ async def write_history(settings: StreamSettings, events: int, jobs: int) -> int
     writer = Writer(connection)
     rng = random.Random(7)
     start = datetime(2026, 8, 1, 7, 0, tzinfo=UTC)
-    await writer.add(TokenIssued(id=uuid.uuid4(), user_name="bench", role=Role.OFFICE,
-                                 token_hash=hashlib.sha256(TOKEN.encode()).hexdigest()), start, "admin", "admin")
+    await writer.add(
+        TokenIssued(
+            id=uuid.uuid4(), user_name="bench", role=Role.OFFICE, token_hash=hashlib.sha256(TOKEN.encode()).hexdigest()
+        ),
+        start,
+        "admin",
+        "admin",
+    )
     technicians = [TechnicianRegistered(id=uuid.uuid4(), name=f"Technician {n}", skills=["hvac"]) for n in range(20)]
     customers = []
     for n in range(500):
         city = CITIES[n % len(CITIES)]
-        customers.append(CustomerRegistered(id=uuid.uuid4(), name=f"Customer {n} {city}", billing_address=Address(
-            street=f"Street {n}", city=city, postal_code="10000", country="CZ"), email=f"c{n}@example.com"))
+        customers.append(
+            CustomerRegistered(
+                id=uuid.uuid4(),
+                name=f"Customer {n} {city}",
+                billing_address=Address(street=f"Street {n}", city=city, postal_code="10000", country="CZ"),
+                email=f"c{n}@example.com",
+            )
+        )
     for event in [*technicians, *customers]:
         await writer.add(event, start, "office", "office")
     per_job = max(7, -(-(events - 521) // jobs))  # rounded up: at least the events asked for
@@ -109,23 +142,45 @@ async def write_history(settings: StreamSettings, events: int, jobs: int) -> int
         customer = rng.choice(customers)
         when = start + timedelta(minutes=n * (90 * 24 * 60) // jobs)
         urgent = rng.random() < 0.2
-        await writer.add(JobRequested(
-            id=job, source="phone", customer_id=customer.id, site_address=customer.billing_address,
-            job_type=rng.choice(TYPES), description=f"Job {n}: {rng.choice(['leak', 'noise', 'no heat', 'check'])}",
-            priority=Priority.URGENT if urgent else Priority.NORMAL,
-            sla_deadline=when + timedelta(hours=8) if urgent else None), when, "office", "office")
-        await writer.add(JobScheduled(id=job, technician_ids=[tech], start=when + timedelta(hours=2),
-                                      duration_minutes=90), when, "office", "office")
+        await writer.add(
+            JobRequested(
+                id=job,
+                source="phone",
+                customer_id=customer.id,
+                site_address=customer.billing_address,
+                job_type=rng.choice(TYPES),
+                description=f"Job {n}: {rng.choice(['leak', 'noise', 'no heat', 'check'])}",
+                priority=Priority.URGENT if urgent else Priority.NORMAL,
+                sla_deadline=when + timedelta(hours=8) if urgent else None,
+            ),
+            when,
+            "office",
+            "office",
+        )
+        await writer.add(
+            JobScheduled(id=job, technician_ids=[tech], start=when + timedelta(hours=2), duration_minutes=90),
+            when,
+            "office",
+            "office",
+        )
         entry, began = uuid.uuid4(), when + timedelta(hours=2)
-        await writer.add(WorkStarted(id=job, technician_id=tech, entry_id=entry, started_at=began), began, "tech", "technician")
+        await writer.add(
+            WorkStarted(id=job, technician_id=tech, entry_id=entry, started_at=began), began, "tech", "technician"
+        )
         done = rng.random() < 0.6
         notes = per_job - (6 if done else 3)
         for k in range(notes):
             await writer.add(NoteAdded(id=job, text=f"note {k}"), began + timedelta(minutes=k), "tech", "technician")
         if done:
             stopped = began + timedelta(minutes=70)
-            await writer.add(WorkStopped(id=job, technician_id=tech, entry_id=entry, started_at=began,
-                                         stopped_at=stopped, minutes=70), stopped, "tech", "technician")
+            await writer.add(
+                WorkStopped(
+                    id=job, technician_id=tech, entry_id=entry, started_at=began, stopped_at=stopped, minutes=70
+                ),
+                stopped,
+                "tech",
+                "technician",
+            )
             await writer.add(JobCompleted(id=job, summary="done"), stopped, "tech", "technician")
             await writer.add(JobSignedOff(id=job, signed_by="Customer"), stopped, "tech", "technician")
     await writer.flush()
@@ -154,8 +209,14 @@ async def raw_read(settings: StreamSettings, expected: int) -> float:
             done.set()
 
     started = time.perf_counter()
-    sub = await js.subscribe(settings.events_filter, cb=on_message, ordered_consumer=True,
-                             stream=settings.stream, pending_msgs_limit=2_000_000, pending_bytes_limit=2**31)
+    sub = await js.subscribe(
+        settings.events_filter,
+        cb=on_message,
+        ordered_consumer=True,
+        stream=settings.stream,
+        pending_msgs_limit=2_000_000,
+        pending_bytes_limit=2**31,
+    )
     await asyncio.wait_for(done.wait(), timeout=600)
     elapsed = time.perf_counter() - started
     await sub.unsubscribe()
@@ -181,9 +242,12 @@ def rss_mb(pid: int) -> float:
 
 
 def wrk(url: str, clients: int, seconds: int) -> tuple[float, float, float]:
-    out = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency",
-                          "-H", f"Authorization: Bearer {TOKEN}", url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", "-H", f"Authorization: Bearer {TOKEN}", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     if "Non-2xx" in out:
         raise RuntimeError(f"reads failed under load:\n{out}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -192,10 +256,17 @@ def wrk(url: str, clients: int, seconds: int) -> tuple[float, float, float]:
 
 def visibility(env: dict[str, str], db: Path, commands: int, rate: float) -> list[float]:
     """Command acknowledged -> the live board projector has committed its position."""
-    projector = subprocess.Popen([sys.executable, "-m", "projections.runner", "board"], env=env, cwd=ROOT,
-                                 stderr=subprocess.DEVNULL)
-    app = JobstreamApp({"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": env["NATS_URL"],
-                        "NATS_STREAM": env["NATS_STREAM"], "NATS_SUBJECT_PREFIX": env["NATS_SUBJECT_PREFIX"]})
+    projector = subprocess.Popen(
+        [sys.executable, "-m", "projections.runner", "board"], env=env, cwd=ROOT, stderr=subprocess.DEVNULL
+    )
+    app = JobstreamApp(
+        {
+            "PERSISTENCE_MODULE": "events.jetstream",
+            "NATS_URL": env["NATS_URL"],
+            "NATS_STREAM": env["NATS_STREAM"],
+            "NATS_SUBJECT_PREFIX": env["NATS_SUBJECT_PREFIX"],
+        }
+    )
     office = Actor(id="bench", role=Role.OFFICE)
     reader = sqlite3.connect(db, timeout=30)
     jobs = [uuid.UUID(r[0]) for r in reader.execute("SELECT id FROM jobs WHERE status = 'in_progress' LIMIT 200")]
@@ -231,8 +302,13 @@ def measure(server: EmbeddedNats, data: Path, events: int, jobs: int, name: str)
     print(f"  wrote {written:,} events for {jobs:,} jobs in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     figures: dict[str, float] = {"events": written, "jobs": jobs}
     figures["raw"] = asyncio.run(raw_read(settings, written))
-    env = {**os.environ, "NATS_URL": server.admin_url, "NATS_STREAM": name, "NATS_SUBJECT_PREFIX": name.lower(),
-           "READ_MODEL_URL": f"sqlite:///{data / f'{name}.sqlite3'}"}
+    env = {
+        **os.environ,
+        "NATS_URL": server.admin_url,
+        "NATS_STREAM": name,
+        "NATS_SUBJECT_PREFIX": name.lower(),
+        "READ_MODEL_URL": f"sqlite:///{data / f'{name}.sqlite3'}",
+    }
     elapsed, _ = timed([sys.executable, "-m", "projections.audit", "replay", "--json"], env)
     figures["replay"] = written / elapsed
     for projection in ("board", "timesheets"):
@@ -263,8 +339,10 @@ def main() -> None:
 def measure_all(args: argparse.Namespace, data: Path) -> tuple[Any, ...]:
     runs = []
     with EmbeddedNats(data / "nats") as server:
-        for events, jobs, name in [(args.small, max(1, args.small * args.jobs // args.large), "SMALL"),
-                                   (args.large, args.jobs, "LARGE")]:
+        for events, jobs, name in [
+            (args.small, max(1, args.small * args.jobs // args.large), "SMALL"),
+            (args.large, args.jobs, "LARGE"),
+        ]:
             print(f"{name}: {events:,} events", file=sys.stderr)
             runs.append(measure(server, data, events, jobs, name))
         large = runs[-1]
@@ -276,43 +354,65 @@ def measure_all(args: argparse.Namespace, data: Path) -> tuple[Any, ...]:
             wait_healthy(base)
             wrk(f"{base}/api/board?limit=50", 100, 3)  # warm up
             board = wrk(f"{base}/api/board?limit=50", 100, args.seconds)
-            filtered = wrk(f"{base}/api/board?limit=50&status=in_progress&priority=urgent&sort=sla&order=asc",
-                           100, args.seconds)
+            filtered = wrk(
+                f"{base}/api/board?limit=50&status=in_progress&priority=urgent&sort=sla&order=asc", 100, args.seconds
+            )
             search = wrk(f"{base}/api/board?limit=50&q=krak", 100, args.seconds)
             api_rss = rss_mb(api.pid)
         finally:
             api.terminate()
             api.wait()
-        seen = visibility(runs[0]["env"], Path(runs[0]["env"]["READ_MODEL_URL"].removeprefix("sqlite:///")),  # type: ignore[index]
-                          200, 20.0)
+        seen = visibility(
+            runs[0]["env"],
+            Path(runs[0]["env"]["READ_MODEL_URL"].removeprefix("sqlite:///")),  # type: ignore[index]
+            200,
+            20.0,
+        )
     return large, runs, board, filtered, search, api_rss, seen
 
 
-def report(runs: list[dict[str, Any]], large: dict[str, Any], board: tuple[float, float, float],
-           filtered: tuple[float, float, float], search: tuple[float, float, float], api_rss: float,
-           seen: list[float]) -> None:
+def report(
+    runs: list[dict[str, Any]],
+    large: dict[str, Any],
+    board: tuple[float, float, float],
+    filtered: tuple[float, float, float],
+    search: tuple[float, float, float],
+    api_rss: float,
+    seen: list[float],
+) -> None:
     print("| measurement | events | events per second | ratio to raw read | peak RSS MB |")
     print("|---|---:|---:|---:|---:|")
     for run in runs:
         n = f"{int(run['events']):,}"
         print(f"| raw read, ordered consumer (the limit) | {n} | {run['raw']:,.0f} | 1.00 | |")
-        print(f"| `audit replay --json` > /dev/null | {n} | {run['replay']:,.0f} | {run['replay'] / run['raw']:.2f} | |")
+        print(
+            f"| `audit replay --json` > /dev/null | {n} | {run['replay']:,.0f} | {run['replay'] / run['raw']:.2f} | |"
+        )
         for projection in ("board", "timesheets"):
             rate = run[f"rebuild_{projection}"]
-            print(f"| rebuild {projection} into SQLite | {n} | {rate:,.0f} | {rate / run['raw']:.2f} | "
-                  f"{run[f'rss_{projection}']:.0f} |")
+            print(
+                f"| rebuild {projection} into SQLite | {n} | {rate:,.0f} | {rate / run['raw']:.2f} | "
+                f"{run[f'rss_{projection}']:.0f} |"
+            )
     print()
-    print(f"Read API at 100 concurrent clients, board of {int(large['jobs']):,} jobs ({int(large['events']):,} events):")
+    print(
+        f"Read API at 100 concurrent clients, board of {int(large['jobs']):,} jobs ({int(large['events']):,} events):"
+    )
     print()
     print("| query | requests per second | p50 ms | p99 ms |")
     print("|---|---:|---:|---:|")
-    for label, (rate, p50, p99) in [("board, first page of 50", board),
-                                   ("in progress + urgent, by SLA", filtered), ("text search 'krak'", search)]:
+    for label, (rate, p50, p99) in [
+        ("board, first page of 50", board),
+        ("in progress + urgent, by SLA", filtered),
+        ("text search 'krak'", search),
+    ]:
         print(f"| {label} | {rate:,.0f} | {p50:.2f} | {p99:.2f} |")
     print()
     print(f"- read API RSS after the run: {api_rss:.0f} MB")
-    print(f"- a command's effect on the board (ack -> projector committed), 200 commands at 20/s: "
-          f"p50 {percentile(seen, 50) * 1000:.1f} ms, p99 {percentile(seen, 99) * 1000:.1f} ms")
+    print(
+        f"- a command's effect on the board (ack -> projector committed), 200 commands at 20/s: "
+        f"p50 {percentile(seen, 50) * 1000:.1f} ms, p99 {percentile(seen, 99) * 1000:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

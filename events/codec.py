@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-
 from eventsourcing.persistence import JSONTranscoder, TranscodingNotRegisteredError
 
 _NATIVE = (str, int, float, bool, type(None))

@@ -117,8 +117,7 @@ class Consumer:
                 reached = await self.recorder.max_tracking_id_async(self.name) or 0
                 if reached >= (tracked or notification.id):
                     return "done"
-        raise Transient(f"{self.name}: gave up on stream position {notification.id} "
-                        f"after {RETRIES} conflicts")
+        raise Transient(f"{self.name}: gave up on stream position {notification.id} after {RETRIES} conflicts")
 
     async def processed(self, notification: Notification) -> str:
         """``handle``, except that an event it cannot process is parked, not raised: only a
@@ -135,14 +134,26 @@ class Consumer:
     async def park(self, notification: Notification, error: BaseException) -> str:
         """Record that the event cannot be processed, with the tracking record: the next
         event is next."""
-        failed = parked(self.name, notification.id, notification.topic, notification.originator_id,
-                        notification.state, error)
-        log.error("%s: cannot process the %s at stream position %s (%s: %s); recorded as failure %s, "
-                  "going on with the next event", self.name, notification.topic, notification.id,
-                  failed.error_type, failed.error, failed.id, exc_info=error)
+        failed = parked(
+            self.name, notification.id, notification.topic, notification.originator_id, notification.state, error
+        )
+        log.error(
+            "%s: cannot process the %s at stream position %s (%s: %s); recorded as failure %s, "
+            "going on with the next event",
+            self.name,
+            notification.topic,
+            notification.id,
+            failed.error_type,
+            failed.error,
+            failed.id,
+            exc_info=error,
+        )
         try:
-            await self.save(notification, [(failed.id, Stored([], 0, ""), [failed])],
-                            command_id=f"{self.name}:failed:{notification.id}")
+            await self.save(
+                notification,
+                [(failed.id, Stored([], 0, ""), [failed])],
+                command_id=f"{self.name}:failed:{notification.id}",
+            )
         except IntegrityError:
             if (await self.recorder.max_tracking_id_async(self.name) or 0) >= notification.id:
                 return "done"  # another replica recorded it (or did it) first
@@ -172,14 +183,18 @@ class Consumer:
                 raise
             error_type, message = error_text(error)
             log.warning("%s: position %s failed again: %s: %s", self.name, asked.position, error_type, message)
-            return await self._settle(request, [(asked.id, before, [ProcessingFailedAgain(
-                id=asked.id, error_type=error_type, error=message)])], "failed again")
+            return await self._settle(
+                request,
+                [(asked.id, before, [ProcessingFailedAgain(id=asked.id, error_type=error_type, error=message)])],
+                "failed again",
+            )
         if outcome == "done" or retrying.saved:
             return outcome
         return await self._settle(request, [retrying.resolved(outcome)], "resolved")
 
-    async def _settle(self, request: Notification, touched: list[tuple[UUID, Stored, list[Event]]],
-                      outcome: str) -> str:
+    async def _settle(
+        self, request: Notification, touched: list[tuple[UUID, Stored, list[Event]]], outcome: str
+    ) -> str:
         try:
             await self.save(request, touched, command_id=f"{self.name}:retried:{request.id}")
         except IntegrityError:
@@ -192,11 +207,15 @@ class Consumer:
         return Author(actor_id=self.name, actor_role="system", command_id=command_id, correlation_id=command_id)
 
     def _sealed(self, touched: Sequence[tuple[UUID, Stored, list[Event]]], command_id: str) -> list[StoredEvent]:
-        return sealed([(id, before.version, before.last_hash, events) for id, before, events in touched],
-                      self._author(command_id), datetime.now(UTC))
+        return sealed(
+            [(id, before.version, before.last_hash, events) for id, before, events in touched],
+            self._author(command_id),
+            datetime.now(UTC),
+        )
 
-    async def save(self, cause: Notification | None, touched: Sequence[tuple[UUID, Stored, list[Event]]],
-                   command_id: str = "") -> list[int]:
+    async def save(
+        self, cause: Notification | None, touched: Sequence[tuple[UUID, Stored, list[Event]]], command_id: str = ""
+    ) -> list[int]:
         """The events, stamped and hash-chained, with this consumer's tracking record of
         ``cause`` in the same atomic batch (without one when there is no cause). While the
         office's retry of ``cause`` runs, the failure's resolution goes with them and the
@@ -207,8 +226,12 @@ class Consumer:
             cause, retrying.saved = retrying.request, True
         command_id = command_id or f"{self.name}:{cause.id if cause else uuid.uuid4()}"
         _, positions = await write(
-            self.recorder, [(id, before.version, before.last_hash, events) for id, before, events in touched],
-            self._author(command_id), datetime.now(UTC), Tracking(self.name, cause.id) if cause is not None else None)
+            self.recorder,
+            [(id, before.version, before.last_hash, events) for id, before, events in touched],
+            self._author(command_id),
+            datetime.now(UTC),
+            Tracking(self.name, cause.id) if cause is not None else None,
+        )
         return positions
 
     async def append(self, id: UUID, before: Stored, events: list[Event], command_id: str) -> Stored:
@@ -235,8 +258,12 @@ class Consumer:
             except Exception as error:  # only work ahead: each event is still handled (or parked) below
                 if is_transient(error):
                     raise
-                log.warning("%s: could not work ahead on a page (%s: %s); its events are taken one by one",
-                            self.name, type(error).__name__, error)
+                log.warning(
+                    "%s: could not work ahead on a page (%s: %s); its events are taken one by one",
+                    self.name,
+                    type(error).__name__,
+                    error,
+                )
             for notification in page:
                 if self.stopping.is_set():  # stop between events; the next start goes on from here
                     self._scanned = position
@@ -244,8 +271,7 @@ class Consumer:
                 if notification.topic in self.triggers or notification.topic == RETRY:
                     outcome = await self.processed(notification)
                     if outcome == "done":  # another replica is ahead: go on from its position
-                        position = max(notification.id,
-                                       await self.recorder.max_tracking_id_async(self.name) or 0)
+                        position = max(notification.id, await self.recorder.max_tracking_id_async(self.name) or 0)
                         break
                     self._skipped = 0 if outcome != "skipped" else self._skipped + 1
                 else:

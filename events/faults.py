@@ -94,21 +94,39 @@ def error_text(error: BaseException) -> tuple[str, str]:
     return type(error).__name__, message[:2000]
 
 
-def parked(consumer: str, position: int, topic: str, aggregate_id: UUID | str, state: bytes,
-           error: BaseException) -> ProcessingFailed:
+def parked(
+    consumer: str, position: int, topic: str, aggregate_id: UUID | str, state: bytes, error: BaseException
+) -> ProcessingFailed:
     """The failure to record for a stored event that could not be processed."""
     try:
         meta = msgspec.json.decode(state, type=_Stamped).meta
     except msgspec.MsgspecError:
         meta = None  # not even its metadata reads
     error_type, message = error_text(error)
-    return ProcessingFailed(id=failure_id(consumer, position), consumer=consumer, position=position,
-                            event_id=meta.event_id if meta else None, topic=topic,
-                            aggregate_id=str(aggregate_id), error_type=error_type, error=message)
+    return ProcessingFailed(
+        id=failure_id(consumer, position),
+        consumer=consumer,
+        position=position,
+        event_id=meta.event_id if meta else None,
+        topic=topic,
+        aggregate_id=str(aggregate_id),
+        error_type=error_type,
+        error=message,
+    )
 
 
-def sealed(consumer: str, failure: uuid.UUID, version: int, last_hash: str, event: ProcessingFailed | object,
-           command_id: str) -> list[StoredEvent]:
+def sealed(
+    consumer: str, failure: uuid.UUID, version: int, last_hash: str, event: ProcessingFailed | object, command_id: str
+) -> list[StoredEvent]:
     """A failure's next event as stored, written by ``consumer``."""
-    return seal(failure, version, last_hash, [event], now=datetime.now(UTC),  # type: ignore[list-item]
-                actor_id=consumer, actor_role="system", command_id=command_id, correlation_id=command_id)
+    return seal(
+        failure,
+        version,
+        last_hash,
+        [event],
+        now=datetime.now(UTC),  # type: ignore[list-item]
+        actor_id=consumer,
+        actor_role="system",
+        command_id=command_id,
+        correlation_id=command_id,
+    )

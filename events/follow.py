@@ -15,8 +15,9 @@ log = logging.getLogger("jobstream.follow")
 SAFETY_POLL = 5.0  # seconds: the wake-up is the fast path; this only guards against a lost one
 
 
-async def follow(connection: NatsConnection, catch_up: Callable[[], Awaitable[int]],
-                 stop: asyncio.Event, name: str = "") -> None:
+async def follow(
+    connection: NatsConnection, catch_up: Callable[[], Awaitable[int]], stop: asyncio.Event, name: str = ""
+) -> None:
     """Call ``catch_up()`` (which returns the position it reached) now and whenever the stream
     stores something newer, until ``stop`` is set. An ordered consumer with headers only
     wakes it up; the reading itself is ``catch_up``'s.
@@ -39,8 +40,14 @@ async def follow(connection: NatsConnection, catch_up: Callable[[], Awaitable[in
         if not is_transient(error):
             raise error
         failures += 1
-        log.warning("%s: %s: %s; trying again in %.1f s (failure %d in a row)", name or "consumer",
-                    type(error).__name__, error, backoff(failures), failures)
+        log.warning(
+            "%s: %s: %s; trying again in %.1f s (failure %d in a row)",
+            name or "consumer",
+            type(error).__name__,
+            error,
+            backoff(failures),
+            failures,
+        )
         await pause(stop, backoff(failures))
 
     subscription = None
@@ -64,8 +71,7 @@ async def follow(connection: NatsConnection, catch_up: Callable[[], Awaitable[in
             woken.clear()
             waiting = asyncio.ensure_future(woken.wait())
             stopping = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({waiting, stopping}, timeout=SAFETY_POLL,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({waiting, stopping}, timeout=SAFETY_POLL, return_when=asyncio.FIRST_COMPLETED)
             waiting.cancel()
             stopping.cancel()
     finally:

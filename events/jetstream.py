@@ -35,11 +35,6 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.errors import NoRespondersError
-from nats.js.errors import NotFoundError, ServiceUnavailableError
-
 from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
@@ -56,6 +51,10 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 from eventsourcing.utils import Environment, resolve_topic, strtobool
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from events.bridge import LoopThread, RunningLoop
 from events.codec import OrjsonTranscoder
@@ -205,8 +204,7 @@ def stream_differences(wanted: StreamConfig, actual: StreamConfig) -> list[str]:
     for field in ("storage", "retention", "num_replicas"):
         have, need = (getattr(c, field) for c in (actual, wanted))
         if have != need:
-            differences.append(f"{field} is {getattr(have, 'value', have)}, "
-                               f"expected {getattr(need, 'value', need)}")
+            differences.append(f"{field} is {getattr(have, 'value', have)}, expected {getattr(need, 'value', need)}")
     for flag in ("deny_delete", "deny_purge", "allow_direct", "allow_atomic"):
         if not getattr(actual, flag):
             differences.append(f"{flag} is off, expected on")
@@ -292,14 +290,16 @@ class NatsConnection:
                 return
             await self._on_error(error)
 
-        connecting = asyncio.ensure_future(client.connect(
-            servers=[url.strip() for url in self.settings.url.split(",")],
-            user=self.settings.user,
-            password=self.settings.password,
-            max_reconnect_attempts=-1,
-            name="jobstream-recorder",
-            error_cb=on_error,
-        ))
+        connecting = asyncio.ensure_future(
+            client.connect(
+                servers=[url.strip() for url in self.settings.url.split(",")],
+                user=self.settings.user,
+                password=self.settings.password,
+                max_reconnect_attempts=-1,
+                name="jobstream-recorder",
+                error_cb=on_error,
+            )
+        )
         await asyncio.wait([connecting, turned_away], return_when=asyncio.FIRST_COMPLETED)
         if connecting.done():
             connecting.result()
@@ -311,16 +311,19 @@ class NatsConnection:
             await client.close()
         who = f"user {self.settings.user!r}" if self.settings.user else "a client without a user (NATS_USER)"
         where = re.sub(r"//[^@/]*@", "//", self.settings.url)  # not the password
-        raise TurnedAway(f"the NATS server at {where} turned away {who}: "
-                         "check NATS_USER and NATS_PASSWORD (`jobstream up` keeps its users' passwords "
-                         "in its data directory, nats.passwords)")
+        raise TurnedAway(
+            f"the NATS server at {where} turned away {who}: "
+            "check NATS_USER and NATS_PASSWORD (`jobstream up` keeps its users' passwords "
+            "in its data directory, nats.passwords)"
+        )
 
     async def _on_error(self, error: Exception) -> None:
         """What the server refused, said plainly: a subject this service's NATS user may not
         publish to (nats.conf) leaves the request waiting until its timeout."""
         if "permissions violation" in str(error).lower():
-            log.error("NATS refused user %r: %s (nats.conf lists what each user may publish)",
-                      self.settings.user, error)
+            log.error(
+                "NATS refused user %r: %s (nats.conf lists what each user may publish)", self.settings.user, error
+            )
         else:
             log.warning("NATS: %s", error)
 
@@ -355,7 +358,8 @@ class NatsConnection:
         differences = stream_differences(wanted, info.config)
         if differences:
             raise StreamMismatchError(
-                f"stream {wanted.name!r} exists but does not match: " + "; ".join(differences)
+                f"stream {wanted.name!r} exists but does not match: "
+                + "; ".join(differences)
                 + ". jobstream does not change an existing stream; fix it by hand or use "
                 "another NATS_STREAM."
             )
@@ -375,8 +379,10 @@ class NatsConnection:
                     return None
             except (TimeoutError, ServiceUnavailableError, NoRespondersError) as error:
                 if loop.time() >= deadline:
-                    raise ConnectionError(f"JetStream at {self.settings.url} did not answer within "
-                                          f"{STARTUP_WAIT:g} s ({error or type(error).__name__})") from error
+                    raise ConnectionError(
+                        f"JetStream at {self.settings.url} did not answer within "
+                        f"{STARTUP_WAIT:g} s ({error or type(error).__name__})"
+                    ) from error
                 log.info("JetStream is not answering yet (%s); asking again", error or type(error).__name__)
                 await asyncio.sleep(0.5)
 
@@ -437,11 +443,14 @@ class NatsConnection:
             async for arrived in self._read_chunk(position, stop_at, page, gap):
                 yield arrived
             if gap:
-                log.warning("reading the stream: deliveries after position %s went missing; reading on from there",
-                            gap[0])
+                log.warning(
+                    "reading the stream: deliveries after position %s went missing; reading on from there", gap[0]
+                )
             position = gap[0] if gap else stop_at
 
-    async def _read_chunk(self, after: int, stop_at: int, size: int, gap: list[int]) -> AsyncIterator[list[Notification]]:
+    async def _read_chunk(
+        self, after: int, stop_at: int, size: int, gap: list[int]
+    ) -> AsyncIterator[list[Notification]]:
         """One chunk through a push consumer of our own (flow control, no acks), its deliveries
         read raw (``Client.read_raw``), in order: at a gap in the delivery sequence (a message
         the server dropped) the chunk ends, and ``gap`` says after which position to read on."""
@@ -470,13 +479,15 @@ class NatsConnection:
                 if delivery != state["next"]:
                     read_on()
                 elif position <= stop_at:
-                    arrived.append(Notification(
-                        id=position,
-                        originator_id=id_from_token(subject.rpartition(b".")[2].decode()),
-                        originator_version=int(_raw_header(headers, _VERSION_KEY)),
-                        topic=_raw_header(headers, _TOPIC_KEY).decode(),
-                        state=data,
-                    ))
+                    arrived.append(
+                        Notification(
+                            id=position,
+                            originator_id=id_from_token(subject.rpartition(b".")[2].decode()),
+                            originator_version=int(_raw_header(headers, _VERSION_KEY)),
+                            topic=_raw_header(headers, _TOPIC_KEY).decode(),
+                            state=data,
+                        )
+                    )
                 state["next"] = delivery + 1
                 if position >= stop_at:
                     state["complete"] = True
@@ -488,14 +499,24 @@ class NatsConnection:
         self.nc.read_raw(sub, delivered)
         consumer = None
         try:
-            consumer = await self.jsm.add_consumer(self.settings.stream, config=ConsumerConfig(
-                deliver_subject=inbox, deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1,
-                ack_policy=AckPolicy.NONE, filter_subject=self.settings.events_filter, flow_control=True,
-                idle_heartbeat=5.0, mem_storage=True, inactive_threshold=60.0))
+            consumer = await self.jsm.add_consumer(
+                self.settings.stream,
+                config=ConsumerConfig(
+                    deliver_subject=inbox,
+                    deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                    opt_start_seq=after + 1,
+                    ack_policy=AckPolicy.NONE,
+                    filter_subject=self.settings.events_filter,
+                    flow_control=True,
+                    idle_heartbeat=5.0,
+                    mem_storage=True,
+                    inactive_threshold=60.0,
+                ),
+            )
             taken = 0
             while True:
                 if taken < len(arrived):
-                    page = arrived[taken:taken + size]
+                    page = arrived[taken : taken + size]
                     taken += len(page)
                     yield page
                     continue
@@ -523,9 +544,14 @@ class NatsConnection:
                 from nats.js.api import ObjectStoreConfig
 
                 self._documents = await self.js.create_object_store(
-                    bucket, config=ObjectStoreConfig(bucket=bucket, storage=StorageType.FILE,
-                                                     replicas=self.settings.replicas,
-                                                     description="jobstream documents"))
+                    bucket,
+                    config=ObjectStoreConfig(
+                        bucket=bucket,
+                        storage=StorageType.FILE,
+                        replicas=self.settings.replicas,
+                        description="jobstream documents",
+                    ),
+                )
         return self._documents
 
     async def last_position(self) -> int:
@@ -621,7 +647,7 @@ def _raw_header(block: bytes | None, key: bytes) -> bytes:
     if start < 0:
         raise OperationalError(f"a stored event without its {key[2:-1].decode()} header")
     start += len(key)
-    return block[start:block.index(b"\r\n", start)].strip()  # type: ignore[union-attr]
+    return block[start : block.index(b"\r\n", start)].strip()  # type: ignore[union-attr]
 
 
 def _header(msg: Msg, name: str) -> str:
@@ -682,9 +708,7 @@ class NatsAggregateRecorder(NatsRecorder, AggregateRecorder):
             if len(self._known) > self.CACHE_SIZE:
                 self._known.popitem(last=False)
 
-    def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         self._insert(stored_events, kwargs.get("tracking"))
         return None
 
@@ -693,9 +717,7 @@ class NatsAggregateRecorder(NatsRecorder, AggregateRecorder):
             return []
         return self._run(self._insert_async(stored_events, tracking))
 
-    async def _insert_async(
-        self, stored_events: Sequence[StoredEvent], tracking: Tracking | None
-    ) -> list[int]:
+    async def _insert_async(self, stored_events: Sequence[StoredEvent], tracking: Tracking | None) -> list[int]:
         messages: list[tuple[str, bytes, dict[str, str]]] = []
         last_version: dict[UUID | str, int] = {}
         for event in stored_events:
@@ -725,9 +747,7 @@ class NatsAggregateRecorder(NatsRecorder, AggregateRecorder):
         known = self._known.get(event.originator_id)
         if known is not None and known[0] == event.originator_version - 1:
             return known[1]
-        last = await self.connection.last_message(
-            self.settings.aggregate_filter(self.purpose, event.originator_id)
-        )
+        last = await self.connection.last_message(self.settings.aggregate_filter(self.purpose, event.originator_id))
         if last is None:
             return 0
         version = int(_header(last, VERSION_HEADER))
@@ -753,8 +773,7 @@ class NatsAggregateRecorder(NatsRecorder, AggregateRecorder):
         limit: int | None = None,
     ) -> Sequence[StoredEvent]:
         if desc and lte is None and limit == 1:  # the latest one: a snapshot, say
-            last = self._run(self.connection.last_message(
-                self.settings.aggregate_filter(self.purpose, originator_id)))
+            last = self._run(self.connection.last_message(self.settings.aggregate_filter(self.purpose, originator_id)))
             events = [_stored_event(last)] if last is not None else []
             return [e for e in events if gt is None or e.originator_version > gt]
         events = [event for _, event in self.select_positioned(originator_id, gt=gt, lte=lte)]
@@ -780,8 +799,7 @@ class NatsAggregateRecorder(NatsRecorder, AggregateRecorder):
 
     async def latest_async(self, originator_id: UUID | str) -> StoredEvent | None:
         """The aggregate's latest message (its latest snapshot, on a snapshot recorder)."""
-        last = await self.connection.last_message(
-            self.settings.aggregate_filter(self.purpose, originator_id))
+        last = await self.connection.last_message(self.settings.aggregate_filter(self.purpose, originator_id))
         if last is None:
             return None
         event = _stored_event(last)
@@ -802,9 +820,7 @@ class NatsAggregateRecorder(NatsRecorder, AggregateRecorder):
             start = known[1] + 1  # only what came after the version the caller has
         found: list[tuple[int, StoredEvent]] = []
         while True:
-            page = await self.connection.direct_batch(
-                {"seq": start, "next_by_subj": subject_filter, "batch": PAGE}
-            )
+            page = await self.connection.direct_batch({"seq": start, "next_by_subj": subject_filter, "batch": PAGE})
             for msg in page:
                 event, sequence = _stored_event(msg), int(_header(msg, "Nats-Sequence"))
                 self._remember(originator_id, event.originator_version, sequence)
@@ -824,9 +840,7 @@ class NatsAggregateRecorder(NatsRecorder, AggregateRecorder):
 class NatsApplicationRecorder(NatsAggregateRecorder, ApplicationRecorder):
     """Also the application sequence: the stream sequence is the notification id."""
 
-    def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         sequences = self._insert(stored_events, kwargs.get("tracking"))
         return sequences or None
 
@@ -876,9 +890,7 @@ class NatsApplicationRecorder(NatsAggregateRecorder, ApplicationRecorder):
         last = self._run(self.connection.last_message(self.settings.events_filter))
         return int(_header(last, "Nats-Sequence")) if last is not None else None
 
-    def subscribe(
-        self, gt: int | None = None, topics: Sequence[str] = ()
-    ) -> Subscription[ApplicationRecorder]:
+    def subscribe(self, gt: int | None = None, topics: Sequence[str] = ()) -> Subscription[ApplicationRecorder]:
         return NatsSubscription(self, gt=gt, topics=topics)
 
     async def kind_events_async(self, aggregate: str, after: int = 0) -> list[tuple[int, StoredEvent]]:
@@ -886,8 +898,7 @@ class NatsApplicationRecorder(NatsAggregateRecorder, ApplicationRecorder):
         subject_filter = self.settings.kind_filter(self.purpose, aggregate)
         found: list[tuple[int, StoredEvent]] = []
         while True:
-            page = await self.connection.direct_batch(
-                {"seq": after + 1, "next_by_subj": subject_filter, "batch": PAGE})
+            page = await self.connection.direct_batch({"seq": after + 1, "next_by_subj": subject_filter, "batch": PAGE})
             found.extend((int(_header(m, "Nats-Sequence")), _stored_event(m)) for m in page)
             if len(page) < PAGE:
                 return found
@@ -897,9 +908,7 @@ class NatsApplicationRecorder(NatsAggregateRecorder, ApplicationRecorder):
 class NatsSubscription(Subscription[NatsApplicationRecorder]):
     """Follows the application sequence with an ordered consumer."""
 
-    def __init__(
-        self, recorder: NatsApplicationRecorder, gt: int | None = None, topics: Sequence[str] = ()
-    ) -> None:
+    def __init__(self, recorder: NatsApplicationRecorder, gt: int | None = None, topics: Sequence[str] = ()) -> None:
         super().__init__(recorder=recorder, gt=gt, topics=topics)
         self._queue: queue.Queue[Notification | BaseException] = queue.Queue(maxsize=10_000)
         self._wanted = set(topics)
@@ -993,9 +1002,7 @@ class NatsTrackingRecorder(NatsRecorder, TrackingRecorder):
         last = await self.connection.last_message(self.settings.tracking_subject(application_name))
         if last is None:
             return None
-        return int(msgspec.json.decode(last.data)["notification_id"]), int(
-            _header(last, "Nats-Sequence")
-        )
+        return int(msgspec.json.decode(last.data)["notification_id"]), int(_header(last, "Nats-Sequence"))
 
     async def _tracking_message(self, tracking: Tracking) -> tuple[str, bytes, dict[str, str]]:
         last = await self._last_tracking(tracking.application_name)
@@ -1031,13 +1038,10 @@ class NatsProcessRecorder(NatsTrackingRecorder, NatsApplicationRecorder, Process
     def __init__(self, connection: NatsConnection, purpose: str = "events") -> None:
         NatsApplicationRecorder.__init__(self, connection, purpose)
 
-    async def insert_tracked_async(
-        self, stored_events: Sequence[StoredEvent], tracking: Tracking
-    ) -> list[int]:
+    async def insert_tracked_async(self, stored_events: Sequence[StoredEvent], tracking: Tracking) -> list[int]:
         """The events and the tracking record, all or nothing; IntegrityError if any aggregate
         moved, or the tracking is already at or past this position."""
         return await self._insert_async(stored_events, tracking)
-
 
 
 class NatsFactory(InfrastructureFactory[NatsTrackingRecorder]):

@@ -70,10 +70,25 @@ def status_after(status: Status, event: JobEvents) -> Status:
             return Status.CANCELLED
         case JobInvoiced():
             return Status.INVOICED
-        case (JobDetailsChanged() | JobQuoted() | QuoteAccepted() | QuoteRejected() | WorkStopped()
-              | TimeEntryAdded() | TimeEntryCorrected() | NoteAdded() | MaterialUsed() | JobSignedOff()
-              | JobNotBilled() | InvoicingHeld() | InvoicingReleaseRequested() | InterimInvoiceRequested()
-              | InterimInvoiced() | PhotoAttached() | SlaAtRisk()):
+        case (
+            JobDetailsChanged()
+            | JobQuoted()
+            | QuoteAccepted()
+            | QuoteRejected()
+            | WorkStopped()
+            | TimeEntryAdded()
+            | TimeEntryCorrected()
+            | NoteAdded()
+            | MaterialUsed()
+            | JobSignedOff()
+            | JobNotBilled()
+            | InvoicingHeld()
+            | InvoicingReleaseRequested()
+            | InterimInvoiceRequested()
+            | InterimInvoiced()
+            | PhotoAttached()
+            | SlaAtRisk()
+        ):
             return status
         case _:
             assert_never(event)

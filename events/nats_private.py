@@ -47,8 +47,7 @@ class Client(NATS):
         super().__init__()
         self._raw_handlers: dict[int, RawHandler] = {}
 
-    async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes,
-                           headers: bytes | None) -> None:
+    async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
         handler = self._raw_handlers.get(sid)
         if handler is None:
             await super()._process_msg(sid, subject, reply, data, headers)  # type: ignore[arg-type]  # nats-py types it bytes, passes None

@@ -57,8 +57,12 @@ class Revocations:
             self.position = max(self.position, position)
 
         self._subscription = await connection.js.subscribe(
-            settings.kind_filter("events", "token"), cb=delivered, ordered_consumer=True,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, headers_only=True), stream=settings.stream)
+            settings.kind_filter("events", "token"),
+            cb=delivered,
+            ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, headers_only=True),
+            stream=settings.stream,
+        )
 
     async def stop(self) -> None:
         if self._subscription is not None:

@@ -62,15 +62,32 @@ def event_hash(state: bytes) -> str:
     return hashlib.sha256(state).hexdigest()
 
 
-def seal(aggregate_id: UUID, version: int, previous_hash: str, events: Sequence[Event], *, now: datetime,
-         actor_id: str, actor_role: str, command_id: str, correlation_id: str) -> list[StoredEvent]:
+def seal(
+    aggregate_id: UUID,
+    version: int,
+    previous_hash: str,
+    events: Sequence[Event],
+    *,
+    now: datetime,
+    actor_id: str,
+    actor_role: str,
+    command_id: str,
+    correlation_id: str,
+) -> list[StoredEvent]:
     """Events of one aggregate, as stored: stamped with their metadata, numbered from the
     aggregate's ``version`` and chained to its last event's hash."""
     stored = []
     for event in events:
         version += 1
-        meta = EventMeta(event_id=uuid.uuid4(), occurred_at=now, actor_id=actor_id, actor_role=actor_role,
-                         command_id=command_id, correlation_id=correlation_id, previous_hash=previous_hash)
+        meta = EventMeta(
+            event_id=uuid.uuid4(),
+            occurred_at=now,
+            actor_id=actor_id,
+            actor_role=actor_role,
+            command_id=command_id,
+            correlation_id=correlation_id,
+            previous_hash=previous_hash,
+        )
         state = encode_event(msgspec.structs.replace(event, meta=meta))
         stored.append(StoredEvent(aggregate_id, version, topic_of(event), state))
         previous_hash = event_hash(state)

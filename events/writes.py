@@ -35,14 +35,26 @@ Touched = Sequence[tuple[UUID, int, str, Sequence[Event]]]
 
 def sealed(touched: Touched, author: Author, now: datetime) -> list[StoredEvent]:
     """The events as stored, aggregate by aggregate in the order given."""
-    return [stored for aggregate_id, version, last_hash, events in touched
-            for stored in seal(aggregate_id, version, last_hash, events, now=now, actor_id=author.actor_id,
-                               actor_role=author.actor_role, command_id=author.command_id,
-                               correlation_id=author.correlation_id)]
+    return [
+        stored
+        for aggregate_id, version, last_hash, events in touched
+        for stored in seal(
+            aggregate_id,
+            version,
+            last_hash,
+            events,
+            now=now,
+            actor_id=author.actor_id,
+            actor_role=author.actor_role,
+            command_id=author.command_id,
+            correlation_id=author.correlation_id,
+        )
+    ]
 
 
-async def write(recorder: Any, touched: Touched, author: Author, now: datetime,
-                tracking: Tracking | None = None) -> tuple[list[StoredEvent], list[int]]:
+async def write(
+    recorder: Any, touched: Touched, author: Author, now: datetime, tracking: Tracking | None = None
+) -> tuple[list[StoredEvent], list[int]]:
     """Seal and append in one batch (IntegrityError if an aggregate moved on, or the
     tracking record is taken): the events as stored, and their stream positions. Nothing is
     appended when there is nothing to write."""

@@ -135,8 +135,14 @@ class Priced(Struct, frozen=True, kw_only=True):
     problem: str = ""  # why there is no result
 
 
-def price(work: Work, customer: Stored | None, lists: Mapping[UUID, PriceList], seller: Seller,
-          now: datetime, interim: bool = False) -> Priced:
+def price(
+    work: Work,
+    customer: Stored | None,
+    lists: Mapping[UUID, PriceList],
+    seller: Seller,
+    now: datetime,
+    interim: bool = False,
+) -> Priced:
     """What the job bills at ``now``, from the customer's own price list over the default one,
     only lists in the customer's currency (a rate in EUR is no rate in CZK)."""
     if work.customer_id is None or customer is None:
@@ -218,39 +224,67 @@ def decide(trigger: Trigger, loaded: Loaded, now: datetime, settings: Settings) 
     result = priced.result
     if result is None:
         held = [e for e in loaded.job.events if isinstance(e, InvoicingHeld)]
-        if isinstance(trigger, HeldCause) and not isinstance(trigger, InvoicingReleaseRequested) \
-                and held and held[-1].reason == priced.problem:
+        if (
+            isinstance(trigger, HeldCause)
+            and not isinstance(trigger, InvoicingReleaseRequested)
+            and held
+            and held[-1].reason == priced.problem
+        ):
             return Skip(why="held for the same reason still")
         return Hold(job=loaded.job, held=InvoicingHeld(id=loaded.job_id, reason=priced.problem))
     if isinstance(result, Unbillable):
-        return NotBilled(job=loaded.job, not_billed=JobNotBilled(id=loaded.job_id, reason=result.reason,
-                                                                 cost=result.cost, currency=result.currency))
+        return NotBilled(
+            job=loaded.job,
+            not_billed=JobNotBilled(id=loaded.job_id, reason=result.reason, cost=result.cost, currency=result.currency),
+        )
     if loaded.invoice.version:
         return Skip(why="invoiced already")  # with the job's JobInvoiced: nothing to repair
     return issue(loaded, priced, result, invoice_id_for(trigger, loaded.job_id), settings)
 
 
-def issue(loaded: Loaded, priced: Priced, result: Bill, invoice_id: UUID, settings: Settings,
-          interim: bool = False) -> Issue:
+def issue(
+    loaded: Loaded, priced: Priced, result: Bill, invoice_id: UUID, settings: Settings, interim: bool = False
+) -> Issue:
     """The invoice, its number, the job's record of it (and the prepaid hours it used)."""
     work, buyer, number = priced.work, priced.buyer, loaded.number
     assert buyer is not None
     assert number.year == result.issue_date.year, "the number is of the series of the year it is issued in"
     issued = InvoiceIssued(
-        id=invoice_id, number=number.number, series=number.series, sequence=number.sequence,
-        job_id=work.id, customer_id=buyer.id, issue_date=result.issue_date,
-        supply_date=result.supply_date, due_date=result.due_date,
-        currency=result.currency, language=buyer.language, seller=settings.seller.party(),
-        buyer=buyer.party(), lines=result.lines, vat=result.vat, net_total=result.net_total,
-        vat_total=result.vat_total, gross_total=result.gross_total,
-        payment_reference=creditor_reference(number.number), reverse_charge=result.reverse_charge,
-        job_type=work.job_type, job_summary=work.summary, interim=interim)
+        id=invoice_id,
+        number=number.number,
+        series=number.series,
+        sequence=number.sequence,
+        job_id=work.id,
+        customer_id=buyer.id,
+        issue_date=result.issue_date,
+        supply_date=result.supply_date,
+        due_date=result.due_date,
+        currency=result.currency,
+        language=buyer.language,
+        seller=settings.seller.party(),
+        buyer=buyer.party(),
+        lines=result.lines,
+        vat=result.vat,
+        net_total=result.net_total,
+        vat_total=result.vat_total,
+        gross_total=result.gross_total,
+        payment_reference=creditor_reference(number.number),
+        reverse_charge=result.reverse_charge,
+        job_type=work.job_type,
+        job_summary=work.summary,
+        interim=interim,
+    )
     on_job: Event = JobInvoiced(id=work.id, invoice_id=invoice_id, number=number.number)
     if interim:
         billed = [k for k, e in work.entries.items() if e.billable and e.minutes > 0 and k not in work.billed_entries]
-        on_job = InterimInvoiced(id=work.id, invoice_id=invoice_id, number=number.number,
-                                 entries=[*work.billed_entries, *billed], materials=len(work.materials),
-                                 visits=work.visits)
+        on_job = InterimInvoiced(
+            id=work.id,
+            invoice_id=invoice_id,
+            number=number.number,
+            entries=[*work.billed_entries, *billed],
+            materials=len(work.materials),
+            visits=work.visits,
+        )
     touched: list[Touched] = [
         number.allocation(invoice_id),
         (invoice_id, Stored([], 0, ""), [issued]),
@@ -258,16 +292,18 @@ def issue(loaded: Loaded, priced: Priced, result: Bill, invoice_id: UUID, settin
     ]
     if result.prepaid_minutes_used and loaded.customer is not None:
         # in the same batch, at the customer's version as read: two invoices never spend the same hours
-        touched.append((buyer.id, loaded.customer, prepaid_used(buyer, result.prepaid_minutes_used, work.id,
-                                                                invoice_id)))
+        touched.append(
+            (buyer.id, loaded.customer, prepaid_used(buyer, result.prepaid_minutes_used, work.id, invoice_id))
+        )
     return Issue(invoice=issued, touched=touched)
 
 
 def prepaid_used(buyer: Buyer, minutes: int, job_id: UUID, invoice_id: UUID) -> list[Event]:
     """The customer's prepaid hours an invoice spends, and a low balance when it crosses the warning level."""
     left = buyer.prepaid_minutes - minutes
-    used: list[Event] = [PrepaidHoursConsumed(id=buyer.id, minutes=minutes, job_id=job_id, invoice_id=invoice_id,
-                                              balance_minutes=left)]
+    used: list[Event] = [
+        PrepaidHoursConsumed(id=buyer.id, minutes=minutes, job_id=job_id, invoice_id=invoice_id, balance_minutes=left)
+    ]
     if left < buyer.warn_below_minutes <= buyer.prepaid_minutes:
         used.append(PrepaidBalanceLow(id=buyer.id, balance_minutes=left, warn_below_minutes=buyer.warn_below_minutes))
     return used

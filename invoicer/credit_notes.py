@@ -31,8 +31,9 @@ class CreditNote(Struct, frozen=True, kw_only=True):
     touched: list[Touched]
 
 
-def decide_credit(request: CreditNoteRequested, invoice: Stored, number: Numbered, now: datetime,
-           settings: Settings) -> CreditNote | Skip:
+def decide_credit(
+    request: CreditNoteRequested, invoice: Stored, number: Numbered, now: datetime, settings: Settings
+) -> CreditNote | Skip:
     credit_id = credit_note_id_of(request.request_id)
     if any(isinstance(e, InvoiceCredited) and e.credit_note_id == credit_id for e in invoice.events):
         return Skip(why="credited already")
@@ -42,23 +43,57 @@ def decide_credit(request: CreditNoteRequested, invoice: Stored, number: Numbere
     else:
         (rate,) = issued.vat
         net = money(request.amount / (1 + rate.rate / 100))
-        line = line_of("correction", "correction", f"Correction of {issued.number}: {request.reason}",
-                       Decimal(1), "flat", net, rate.rate, reverse=rate.category == "AE")
+        line = line_of(
+            "correction",
+            "correction",
+            f"Correction of {issued.number}: {request.reason}",
+            Decimal(1),
+            "flat",
+            net,
+            rate.rate,
+            reverse=rate.category == "AE",
+        )
         lines, vat = [line], vat_breakdown([line])
     net_total = sum((line.net for line in lines), Decimal(0))
     vat_total = sum((v.vat for v in vat), Decimal(0))
     today = local_day(now, settings.seller.timezone)
     assert number.year == today.year, "the number is of the series of the year it is issued in"
     note = CreditNoteIssued(
-        id=credit_id, number=number.number, series=number.series, sequence=number.sequence,
-        invoice_id=issued.id, invoice_number=issued.number, invoice_issue_date=issued.issue_date,
-        customer_id=issued.customer_id, issue_date=today, currency=issued.currency,
-        language=issued.language, reason=request.reason, seller=issued.seller, buyer=issued.buyer,
-        lines=lines, vat=vat, net_total=net_total, vat_total=vat_total, gross_total=net_total + vat_total,
-        reverse_charge=issued.reverse_charge, job_type=issued.job_type)
-    return CreditNote(note=note, touched=[
-        number.allocation(credit_id),
-        (credit_id, Stored([], 0, ""), [note]),
-        (issued.id, invoice, [InvoiceCredited(id=issued.id, credit_note_id=credit_id, number=number.number,
-                                              amount=note.gross_total)]),
-    ])
+        id=credit_id,
+        number=number.number,
+        series=number.series,
+        sequence=number.sequence,
+        invoice_id=issued.id,
+        invoice_number=issued.number,
+        invoice_issue_date=issued.issue_date,
+        customer_id=issued.customer_id,
+        issue_date=today,
+        currency=issued.currency,
+        language=issued.language,
+        reason=request.reason,
+        seller=issued.seller,
+        buyer=issued.buyer,
+        lines=lines,
+        vat=vat,
+        net_total=net_total,
+        vat_total=vat_total,
+        gross_total=net_total + vat_total,
+        reverse_charge=issued.reverse_charge,
+        job_type=issued.job_type,
+    )
+    return CreditNote(
+        note=note,
+        touched=[
+            number.allocation(credit_id),
+            (credit_id, Stored([], 0, ""), [note]),
+            (
+                issued.id,
+                invoice,
+                [
+                    InvoiceCredited(
+                        id=issued.id, credit_note_id=credit_id, number=number.number, amount=note.gross_total
+                    )
+                ],
+            ),
+        ],
+    )

@@ -20,9 +20,9 @@ from zoneinfo import ZoneInfo
 import msgspec
 from eventsourcing.persistence import IntegrityError
 
+from events.consumer import Consumer, Stored
 from events.contract import PaymentReminderDue
 from invoicer.payments import Ledger, Open, refreshed
-from events.consumer import Consumer, Stored
 
 log = logging.getLogger("invoicer.dunning")
 
@@ -85,19 +85,33 @@ class Dunning(Consumer):
                     break
                 step_number, step = found
                 reminder = PaymentReminderDue(
-                    id=invoice.id, step=step_number, level=step.level,
+                    id=invoice.id,
+                    step=step_number,
+                    level=step.level,
                     days_overdue=(today - invoice.due_date).days,
-                    outstanding=invoice.due, currency=invoice.currency, due_date=invoice.due_date,
-                    escalate_to=step.escalate_to)
+                    outstanding=invoice.due,
+                    currency=invoice.currency,
+                    due_date=invoice.due_date,
+                    escalate_to=step.escalate_to,
+                )
                 try:
-                    await self.save(None, [(invoice.id, Stored([], invoice.version, invoice.last_hash), [reminder])],
-                                    command_id=f"dunning:{invoice.id}:{step_number}")
+                    await self.save(
+                        None,
+                        [(invoice.id, Stored([], invoice.version, invoice.last_hash), [reminder])],
+                        command_id=f"dunning:{invoice.id}:{step_number}",
+                    )
                 except IntegrityError:  # a payment (or another policy run) came first: read again
                     ledger = await refreshed(self, self.ledger)
                     continue
                 recorded += 1
-                log.info("invoice %s: %s reminder (step %s), %s %s outstanding", invoice.number, step.level,
-                         step_number, invoice.due, invoice.currency)
+                log.info(
+                    "invoice %s: %s reminder (step %s), %s %s outstanding",
+                    invoice.number,
+                    step.level,
+                    step_number,
+                    invoice.due,
+                    invoice.currency,
+                )
                 ledger = await refreshed(self, self.ledger)
                 break
         return recorded
@@ -109,7 +123,7 @@ async def every(seconds: float, stop: asyncio.Event, *runs: Callable[[], Awaitab
         for run in runs:
             try:
                 await run()
-            except Exception:  # noqa: BLE001 - a bad run must not end the schedule; the next one retries
+            except Exception:
                 log.exception("a scheduled run failed; trying again in %s s", seconds)
         try:
             await asyncio.wait_for(stop.wait(), seconds)

@@ -24,8 +24,7 @@ for _prefix, _uri in NS.items():
 ET.register_namespace("cn", CREDIT_NOTE_NS)
 
 # UN/ECE Recommendation 20 unit codes (BT-130)
-UNIT_CODES = {"hour": "HUR", "started_hour": "HUR", "quarter_hour": "C62", "piece": "H87", "flat": "LS",
-              "visit": "C62"}
+UNIT_CODES = {"hour": "HUR", "started_hour": "HUR", "quarter_hour": "C62", "piece": "H87", "flat": "LS", "visit": "C62"}
 REVERSE_CHARGE_NOTE = "Reverse charge: VAT to be accounted for by the recipient (Art. 196 Directive 2006/112/EC)"
 
 
@@ -85,8 +84,12 @@ def plain_number(value: Decimal) -> str:
 def _line(parent: ET.Element, number: int, line: InvoiceLine, currency: str, credit: bool = False) -> None:
     element = _add(parent, "cac:CreditNoteLine" if credit else "cac:InvoiceLine")
     _add(element, "cbc:ID", number)
-    _add(element, "cbc:CreditedQuantity" if credit else "cbc:InvoicedQuantity", plain_number(line.quantity),
-         unitCode=UNIT_CODES.get(line.unit, "C62"))
+    _add(
+        element,
+        "cbc:CreditedQuantity" if credit else "cbc:InvoicedQuantity",
+        plain_number(line.quantity),
+        unitCode=UNIT_CODES.get(line.unit, "C62"),
+    )
     _amount(element, "cbc:LineExtensionAmount", line.net, currency)
     item = _add(element, "cac:Item")
     _add(item, "cbc:Name", line.description or line.code)

@@ -71,15 +71,18 @@ def _line(parent: ET.Element, number: int, line: InvoiceLine) -> None:
     _add(product, "ram:Name", line.description or line.code)
     price = _add(_add(item, "ram:SpecifiedLineTradeAgreement"), "ram:NetPriceProductTradePrice")
     _add(price, "ram:ChargeAmount", plain_number(line.unit_price))
-    _add(_add(item, "ram:SpecifiedLineTradeDelivery"), "ram:BilledQuantity", plain_number(line.quantity),
-         unitCode=UNIT_CODES.get(line.unit, "C62"))
+    _add(
+        _add(item, "ram:SpecifiedLineTradeDelivery"),
+        "ram:BilledQuantity",
+        plain_number(line.quantity),
+        unitCode=UNIT_CODES.get(line.unit, "C62"),
+    )
     settlement = _add(item, "ram:SpecifiedLineTradeSettlement")
     tax = _add(settlement, "ram:ApplicableTradeTax")
     _add(tax, "ram:TypeCode", "VAT")
     _add(tax, "ram:CategoryCode", line.vat_category)
     _add(tax, "ram:RateApplicablePercent", plain_number(line.vat_rate))
-    _add(_add(settlement, "ram:SpecifiedTradeSettlementLineMonetarySummation"), "ram:LineTotalAmount",
-         _money(line.net))
+    _add(_add(settlement, "ram:SpecifiedTradeSettlementLineMonetarySummation"), "ram:LineTotalAmount", _money(line.net))
 
 
 def cii_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
@@ -93,8 +96,11 @@ def cii_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
     _add(document, "ram:TypeCode", "381" if credit else "380")
     _day(document, "ram:IssueDateTime", invoice.issue_date)
     if credit:
-        _add(_add(document, "ram:IncludedNote"), "ram:Content",
-             f"Credit note for {invoice.invoice_number}: {invoice.reason}")  # type: ignore[union-attr]
+        _add(
+            _add(document, "ram:IncludedNote"),
+            "ram:Content",
+            f"Credit note for {invoice.invoice_number}: {invoice.reason}",
+        )  # type: ignore[union-attr]
     if invoice.reverse_charge:
         _add(_add(document, "ram:IncludedNote"), "ram:Content", "Reverse charge (Art. 196 Directive 2006/112/EC)")
     transaction = _add(root, "rsm:SupplyChainTradeTransaction")
@@ -105,8 +111,11 @@ def cii_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
     _party(agreement, "ram:SellerTradeParty", invoice.seller)
     _party(agreement, "ram:BuyerTradeParty", invoice.buyer)
     delivery = _add(transaction, "ram:ApplicableHeaderTradeDelivery")
-    _day(_add(delivery, "ram:ActualDeliverySupplyChainEvent"), "ram:OccurrenceDateTime",
-         invoice.invoice_issue_date if credit else invoice.supply_date)  # type: ignore[union-attr]
+    _day(
+        _add(delivery, "ram:ActualDeliverySupplyChainEvent"),
+        "ram:OccurrenceDateTime",
+        invoice.invoice_issue_date if credit else invoice.supply_date,
+    )  # type: ignore[union-attr]
     settlement = _add(transaction, "ram:ApplicableHeaderTradeSettlement")
     if not credit:
         _add(settlement, "ram:PaymentReference", invoice.payment_reference)  # type: ignore[union-attr]
@@ -114,8 +123,11 @@ def cii_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
     if invoice.seller.bank_account:  # a credit transfer needs the account it goes to (BR-61, CII-SR-470)
         means = _add(settlement, "ram:SpecifiedTradeSettlementPaymentMeans")
         _add(means, "ram:TypeCode", "30")
-        _add(_add(means, "ram:PayeePartyCreditorFinancialAccount"), "ram:IBANID",
-             invoice.seller.bank_account.replace(" ", ""))
+        _add(
+            _add(means, "ram:PayeePartyCreditorFinancialAccount"),
+            "ram:IBANID",
+            invoice.seller.bank_account.replace(" ", ""),
+        )
     for subtotal in invoice.vat:
         tax = _add(settlement, "ram:ApplicableTradeTax")
         _add(tax, "ram:CalculatedAmount", _money(subtotal.vat))
@@ -141,8 +153,12 @@ def cii_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
     if credit:
         reference = _add(settlement, "ram:InvoiceReferencedDocument")
         _add(reference, "ram:IssuerAssignedID", invoice.invoice_number)  # type: ignore[union-attr]
-        _add(_add(reference, "ram:FormattedIssueDateTime"), "qdt:DateTimeString",
-             invoice.invoice_issue_date.strftime("%Y%m%d"), format="102")  # type: ignore[union-attr]
+        _add(
+            _add(reference, "ram:FormattedIssueDateTime"),
+            "qdt:DateTimeString",
+            invoice.invoice_issue_date.strftime("%Y%m%d"),
+            format="102",
+        )  # type: ignore[union-attr]
     return ET.tostring(root, encoding="UTF-8", xml_declaration=True)
 
 
@@ -175,17 +191,32 @@ def facturx_pdf(pdf: bytes, invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
         _only_embedded_fonts(document)
         icc = document.make_stream(_srgb_profile())
         icc["/N"] = 3
-        document.Root.OutputIntents = pikepdf.Array([pikepdf.Dictionary(
-            Type=pikepdf.Name.OutputIntent, S=pikepdf.Name.GTS_PDFA1,
-            OutputConditionIdentifier=pikepdf.String("sRGB IEC61966-2.1"), DestOutputProfile=icc)])
+        document.Root.OutputIntents = pikepdf.Array(
+            [
+                pikepdf.Dictionary(
+                    Type=pikepdf.Name.OutputIntent,
+                    S=pikepdf.Name.GTS_PDFA1,
+                    OutputConditionIdentifier=pikepdf.String("sRGB IEC61966-2.1"),
+                    DestOutputProfile=icc,
+                )
+            ]
+        )
         prepared = io.BytesIO()
         document.save(prepared)
     what = "credit note" if isinstance(invoice, CreditNoteIssued) else "invoice"
-    metadata = {"author": invoice.seller.name, "keywords": f"Factur-X, {what}",
-                "title": f"{invoice.seller.name}: {what} {invoice.number}",
-                "subject": f"{what.capitalize()} {invoice.number} dated {invoice.issue_date} issued by "
-                           f"{invoice.seller.name}"}
-    made = facturx.generate_from_binary(prepared.getvalue(), cii_invoice(invoice), flavor="factur-x",
-                                        level="en16931", check_xsd=True, pdf_metadata=metadata,
-                                        lang=invoice.language)
+    metadata = {
+        "author": invoice.seller.name,
+        "keywords": f"Factur-X, {what}",
+        "title": f"{invoice.seller.name}: {what} {invoice.number}",
+        "subject": f"{what.capitalize()} {invoice.number} dated {invoice.issue_date} issued by {invoice.seller.name}",
+    }
+    made = facturx.generate_from_binary(
+        prepared.getvalue(),
+        cii_invoice(invoice),
+        flavor="factur-x",
+        level="en16931",
+        check_xsd=True,
+        pdf_metadata=metadata,
+        lang=invoice.language,
+    )
     return made  # type: ignore[no-any-return]

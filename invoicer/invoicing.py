@@ -38,6 +38,8 @@ from events.contract import (
 from events.jetstream import NatsConnection
 from invoicer.billing import (
     TRIGGERS as BILLING_TRIGGERS,
+)
+from invoicer.billing import (
     Completion,
     Decision,
     HeldCause,
@@ -106,10 +108,16 @@ class Invoicer(Consumer):
     async def loaded(self, job_id: UUID, invoice_id: UUID, now: datetime, job: Stored | None = None) -> Loaded:
         """Everything a job's billing is decided on, as stored now."""
         job = job if job is not None else await self.load(job_id)
-        return Loaded(job_id=job_id, job=job, customer=await self.customer_of(job, job_id),
-                      price_lists=await self.price_lists(), invoice=await self.head(invoice_id),
-                      number=await next_number(self, self.settings.pattern, self.settings.series,
-                                               series_year(now, self.settings)))
+        return Loaded(
+            job_id=job_id,
+            job=job,
+            customer=await self.customer_of(job, job_id),
+            price_lists=await self.price_lists(),
+            invoice=await self.head(invoice_id),
+            number=await next_number(
+                self, self.settings.pattern, self.settings.series, series_year(now, self.settings)
+            ),
+        )
 
     async def decide_and_save(self, notification: Notification) -> str:
         now = datetime.now(UTC)  # the one reading of the clock for this event
@@ -142,15 +150,17 @@ class Invoicer(Consumer):
             loaded = await self.loaded(job_id, invoice_id_for(cause, job_id), now, job)
             decision = decide(cause, loaded, now, self.settings)
             tracked = n == len(jobs) - 1  # several released by one change: the last one's batch moves the tracking
-            done = await self.saved(notification if tracked else None, decision,
-                                    f"{self.name}:{notification.id}:{job_id}")
+            done = await self.saved(
+                notification if tracked else None, decision, f"{self.name}:{notification.id}:{job_id}"
+            )
             if isinstance(decision, Issue):
                 log.info("job %s: held invoice released (%s)", job_id, notification.topic)
             outcome = done if done != Skip.outcome else outcome
         return outcome
 
-    async def saved(self, cause: Notification | None, decision: Decision | CreditNote | Proforma,
-                    command_id: str = "") -> str:
+    async def saved(
+        self, cause: Notification | None, decision: Decision | CreditNote | Proforma, command_id: str = ""
+    ) -> str:
         """What the decision says, saved with the tracking record of ``cause`` in one batch."""
         if isinstance(decision, Skip):
             return decision.outcome
@@ -160,46 +170,82 @@ class Invoicer(Consumer):
         elif isinstance(decision, Issue):
             self.issued += 1
             invoice = decision.invoice
-            log.info("job %s: invoice %s issued, %s %s", invoice.job_id, invoice.number, invoice.gross_total,
-                     invoice.currency)
+            log.info(
+                "job %s: invoice %s issued, %s %s",
+                invoice.job_id,
+                invoice.number,
+                invoice.gross_total,
+                invoice.currency,
+            )
         elif isinstance(decision, CreditNote):
             note = decision.note
-            log.info("invoice %s: credit note %s issued, %s %s", note.invoice_number, note.number, note.gross_total,
-                     note.currency)
+            log.info(
+                "invoice %s: credit note %s issued, %s %s",
+                note.invoice_number,
+                note.number,
+                note.gross_total,
+                note.currency,
+            )
         return decision.outcome
 
     async def credit(self, notification: Notification, request: CreditNoteRequested, now: datetime) -> str:
         """Issue the credit note the office requested: numbered in its own series, gapless,
         with the invoice's InvoiceCredited in the same atomic batch."""
         invoice = await self.load(request.id)
-        number = await next_number(self, self.settings.pattern, self.settings.credit_series,
-                                   series_year(now, self.settings))
+        number = await next_number(
+            self, self.settings.pattern, self.settings.credit_series, series_year(now, self.settings)
+        )
         return await self.saved(notification, decide_credit(request, invoice, number, now, self.settings))
 
     async def proforma(self, notification: Notification, accepted: QuoteAccepted, now: datetime) -> str:
         """A proforma invoice for an accepted quote, when the customer wants one."""
         existing = await self.head(proforma_id_of(accepted.quote_id))
         job = await self.load(accepted.id)
-        number = await next_number(self, self.settings.pattern, self.settings.proforma_series,
-                                   series_year(now, self.settings))
-        return await self.saved(notification, decide_proforma(
-            accepted, existing, job, await self.customer_of(job, accepted.id), await self.price_lists(), number, now,
-            self.settings))
+        number = await next_number(
+            self, self.settings.pattern, self.settings.proforma_series, series_year(now, self.settings)
+        )
+        return await self.saved(
+            notification,
+            decide_proforma(
+                accepted,
+                existing,
+                job,
+                await self.customer_of(job, accepted.id),
+                await self.price_lists(),
+                number,
+                now,
+                self.settings,
+            ),
+        )
 
     async def preview(self, job_id: UUID) -> dict[str, object]:
         """The dry run: the invoice the job would get if it were completed now, by the same
         code that issues the real one (nothing is stored)."""
         job = await self.load(job_id)
-        priced = price(work_of(job_id, job.events), await self.customer_of(job, job_id), await self.price_lists(),
-                       self.settings.seller, datetime.now(UTC))
+        priced = price(
+            work_of(job_id, job.events),
+            await self.customer_of(job, job_id),
+            await self.price_lists(),
+            self.settings.seller,
+            datetime.now(UTC),
+        )
         result = priced.result
         if result is None:
             return {"job_id": str(job_id), "billable": False, "reason": priced.problem}
         if isinstance(result, Unbillable):
-            return {"job_id": str(job_id), "billable": False, "reason": f"not billed: {result.reason}",
-                    "cost": str(result.cost), "currency": result.currency}
-        return {"job_id": str(job_id), "billable": True, "status": priced.work.status.value,
-                **msgspec.to_builtins(result, enc_hook=str)}
+            return {
+                "job_id": str(job_id),
+                "billable": False,
+                "reason": f"not billed: {result.reason}",
+                "cost": str(result.cost),
+                "currency": result.currency,
+            }
+        return {
+            "job_id": str(job_id),
+            "billable": True,
+            "status": priced.work.status.value,
+            **msgspec.to_builtins(result, enc_hook=str),
+        }
 
     async def answer_previews(self) -> object:
         """Answer dry-run requests (``rpc.invoice-preview``, a job id) until the connection closes."""
@@ -211,5 +257,6 @@ class Invoicer(Consumer):
                 reply = {"billable": False, "reason": "not a job id"}
             await msg.respond(msgspec.json.encode(reply))  # type: ignore[attr-defined]
 
-        return await self.connection.nc.subscribe(self.connection.settings.rpc_subject("invoice-preview"),
-                                                  queue="invoicer", cb=answer)
+        return await self.connection.nc.subscribe(
+            self.connection.settings.rpc_subject("invoice-preview"), queue="invoicer", cb=answer
+        )

@@ -26,16 +26,33 @@ class Numbered(msgspec.Struct, frozen=True, kw_only=True):
     head: Stored
 
     def allocation(self, document_id: UUID) -> tuple[UUID, Stored, list[Event]]:
-        return (self.series_id, self.head, [InvoiceNumberAllocated(
-            id=self.series_id, series=self.series, year=self.year, sequence=self.sequence, number=self.number,
-            invoice_id=document_id)])
+        return (
+            self.series_id,
+            self.head,
+            [
+                InvoiceNumberAllocated(
+                    id=self.series_id,
+                    series=self.series,
+                    year=self.year,
+                    sequence=self.sequence,
+                    number=self.number,
+                    invoice_id=document_id,
+                )
+            ],
+        )
 
 
 def numbered(head: Stored, pattern: str, series: str, year: int) -> Numbered:
     """The number after ``head``, the series' last allocation as stored."""
     sequence = head.version + 1
-    return Numbered(series=series, year=year, sequence=sequence, series_id=series_id_of(series, year), head=head,
-                    number=invoice_number(pattern, series, year, sequence))
+    return Numbered(
+        series=series,
+        year=year,
+        sequence=sequence,
+        series_id=series_id_of(series, year),
+        head=head,
+        number=invoice_number(pattern, series, year, sequence),
+    )
 
 
 async def next_number(consumer: Consumer, pattern: str, series: str, year: int) -> Numbered:

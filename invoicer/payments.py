@@ -32,14 +32,22 @@ from uuid import UUID
 import msgspec
 from eventsourcing.persistence import Notification
 
+from events.consumer import Consumer, Stored
 from events.contract import (
-    BankStatementImported, Event, InvoiceCredited, InvoiceIssued, PaymentApplied, PaymentReminderDue, StatementLine,
-    StatementLineUnmatched, decode_event, event_hash,
+    BankStatementImported,
+    Event,
+    InvoiceCredited,
+    InvoiceIssued,
+    PaymentApplied,
+    PaymentReminderDue,
+    StatementLine,
+    StatementLineUnmatched,
+    decode_event,
+    event_hash,
 )
 from events.jetstream import NatsConnection
-from invoicer.pricing import creditor_reference, variable_symbol
-from events.consumer import Consumer, Stored
 from invoicer.ids import payment_id_of
+from invoicer.pricing import creditor_reference, variable_symbol
 
 TOKEN = re.compile(r"[A-Z0-9]+(?:[/\-.][A-Z0-9]+)*")
 
@@ -83,9 +91,16 @@ class Ledger:
         digest = event_hash(state)
         match event:
             case InvoiceIssued():
-                self.invoices[originator] = Open(id=originator, number=event.number, currency=event.currency,
-                                                 customer_id=event.customer_id, gross_total=event.gross_total,
-                                                 version=version, last_hash=digest, due_date=event.due_date)
+                self.invoices[originator] = Open(
+                    id=originator,
+                    number=event.number,
+                    currency=event.currency,
+                    customer_id=event.customer_id,
+                    gross_total=event.gross_total,
+                    version=version,
+                    last_hash=digest,
+                    due_date=event.due_date,
+                )
                 self.keys[_normal(event.number)] = ("invoice number", originator)
                 self.keys[_normal(creditor_reference(event.number))] = ("RF reference", originator)
                 self.keys.setdefault(variable_symbol(event.number), ("variable symbol", originator))
@@ -102,11 +117,11 @@ class Ledger:
                 self.invoices[originator] = msgspec.structs.replace(invoice, credited=invoice.credited + event.amount)
             case PaymentReminderDue() if originator in self.invoices:
                 invoice = self.invoices[originator]
-                self.invoices[originator] = msgspec.structs.replace(invoice, reminded=max(invoice.reminded,
-                                                                                          event.step))
+                self.invoices[originator] = msgspec.structs.replace(invoice, reminded=max(invoice.reminded, event.step))
         if originator in self.invoices:
-            self.invoices[originator] = msgspec.structs.replace(self.invoices[originator], version=version,
-                                                               last_hash=digest)
+            self.invoices[originator] = msgspec.structs.replace(
+                self.invoices[originator], version=version, last_hash=digest
+            )
 
     def match(self, line: StatementLine, overlay: dict[UUID, Open]) -> tuple[str, Open | None, str]:
         """(rule, invoice, reason): the invoice this credit pays, or why none."""
@@ -121,13 +136,15 @@ class Ledger:
                     continue
                 invoice = overlay.get(invoice_id) or self.invoices[invoice_id]
                 if invoice.currency != line.currency:
-                    return rule, None, f"names {invoice.number}, which is in {invoice.currency}, " \
-                                       f"not {line.currency}"
+                    return rule, None, f"names {invoice.number}, which is in {invoice.currency}, not {line.currency}"
                 return rule, invoice, ""
         customers = self.payers.get(_normal(line.payer_iban), set()) if line.payer_iban else set()
         if customers:
-            candidates = [i for i in (overlay.get(k) or v for k, v in self.invoices.items())
-                          if i.customer_id in customers and i.currency == line.currency and i.due == line.amount]
+            candidates = [
+                i
+                for i in (overlay.get(k) or v for k, v in self.invoices.items())
+                if i.customer_id in customers and i.currency == line.currency and i.due == line.amount
+            ]
             if len(candidates) == 1:
                 return "amount and payer", candidates[0], ""
             if len(candidates) > 1:
@@ -172,8 +189,11 @@ class Entries:
 
 def duplicate_reason(line: StatementLine, first: Listed, statement_id: UUID, paid: str | None) -> str:
     same = f"bank reference {line.bank_reference}" if line.entry_key else "the same date, amount, payer and text"
-    where = f"line {first.line} of this statement" if first.statement_id == statement_id else \
-        f"line {first.line} of statement {first.reference or first.statement_id}, imported earlier"
+    where = (
+        f"line {first.line} of this statement"
+        if first.statement_id == statement_id
+        else f"line {first.line} of statement {first.reference or first.statement_id}, imported earlier"
+    )
     outcome = f", applied to {paid}" if paid else ", also waiting for review"
     return f"likely a duplicate: the same entry ({same}) as {where}{outcome}; not applied again"
 
@@ -213,28 +233,57 @@ class PaymentMatcher(Consumer):
         for line in credits(part.lines):
             first = entries.earlier(line, notification.id)
             if first is not None:  # listed before, in this file or an earlier one: never applied twice
-                paid = paid_here.get(first.line) if first.position == notification.id else \
-                    ledger.paid_lines.get((first.statement_id, first.line))
-                unmatched.append(StatementLineUnmatched(
-                    id=statement_id, line=line.index, amount=line.amount, currency=line.currency,
-                    payer=line.payer, text=f"{line.reference} {line.text}".strip()[:500],
-                    reason=duplicate_reason(line, first, statement_id, paid)))
+                paid = (
+                    paid_here.get(first.line)
+                    if first.position == notification.id
+                    else ledger.paid_lines.get((first.statement_id, first.line))
+                )
+                unmatched.append(
+                    StatementLineUnmatched(
+                        id=statement_id,
+                        line=line.index,
+                        amount=line.amount,
+                        currency=line.currency,
+                        payer=line.payer,
+                        text=f"{line.reference} {line.text}".strip()[:500],
+                        reason=duplicate_reason(line, first, statement_id, paid),
+                    )
+                )
                 continue
             rule, invoice, reason = ledger.match(line, overlay)
             if invoice is None:
-                unmatched.append(StatementLineUnmatched(
-                    id=statement_id, line=line.index, amount=line.amount, currency=line.currency,
-                    payer=line.payer, text=f"{line.reference} {line.text}".strip()[:500], reason=reason))
+                unmatched.append(
+                    StatementLineUnmatched(
+                        id=statement_id,
+                        line=line.index,
+                        amount=line.amount,
+                        currency=line.currency,
+                        payer=line.payer,
+                        text=f"{line.reference} {line.text}".strip()[:500],
+                        reason=reason,
+                    )
+                )
                 continue
-            payments.setdefault(invoice.id, []).append(PaymentApplied(
-                id=invoice.id, payment_id=payment_id_of(statement_id, line.index),
-                amount=line.amount, currency=line.currency, received_on=line.booked_on, rule=rule,
-                payer=line.payer, payer_iban=line.payer_iban, statement_id=statement_id, line=line.index))
+            payments.setdefault(invoice.id, []).append(
+                PaymentApplied(
+                    id=invoice.id,
+                    payment_id=payment_id_of(statement_id, line.index),
+                    amount=line.amount,
+                    currency=line.currency,
+                    received_on=line.booked_on,
+                    rule=rule,
+                    payer=line.payer,
+                    payer_iban=line.payer_iban,
+                    statement_id=statement_id,
+                    line=line.index,
+                )
+            )
             overlay[invoice.id] = msgspec.structs.replace(invoice, paid=invoice.paid + line.amount)
             paid_here[line.index] = invoice.number
-        touched = [(invoice_id, Stored([], ledger.invoices[invoice_id].version,
-                                       ledger.invoices[invoice_id].last_hash), events)
-                   for invoice_id, events in payments.items()]
+        touched = [
+            (invoice_id, Stored([], ledger.invoices[invoice_id].version, ledger.invoices[invoice_id].last_hash), events)
+            for invoice_id, events in payments.items()
+        ]
         if unmatched:
             touched.append((statement_id, await self.head(statement_id), unmatched))
         await self.save(notification, touched)

@@ -22,19 +22,69 @@ import msgspec
 from msgspec import Struct, structs
 
 from events.contract import (
-    ActivityPriced, ActivityRemoved, Address, BillingKind, CustomerDetailsChanged,
-    CustomerRegistered, Event, HoursPackageSold, InterimInvoiced, InvoiceLine, InvoicingHeld, JobCompleted,
-    JobEvents, JobInvoiced,
-    JobNotBilled, JobReopened, JobRequested, JobSignedOff, Location, MaterialUsed, Party,
-    PrepaidHoursConsumed, PriceListCreated, Priority, Status, TimeEntryAdded, TimeEntryCorrected, Unit, VatSubtotal,
-    WorkStarted, WorkStopped,
+    ActivityPriced,
+    ActivityRemoved,
+    Address,
+    BillingKind,
+    CustomerDetailsChanged,
+    CustomerRegistered,
+    Event,
+    HoursPackageSold,
+    InterimInvoiced,
+    InvoiceLine,
+    InvoicingHeld,
+    JobCompleted,
+    JobEvents,
+    JobInvoiced,
+    JobNotBilled,
+    JobReopened,
+    JobRequested,
+    JobSignedOff,
+    Location,
+    MaterialUsed,
+    Party,
+    PrepaidHoursConsumed,
+    PriceListCreated,
+    Priority,
+    Status,
+    TimeEntryAdded,
+    TimeEntryCorrected,
+    Unit,
+    VatSubtotal,
+    WorkStarted,
+    WorkStopped,
 )
 from events.job_status import status_after
 
 CENT = Decimal("0.01")
 EU = {
-    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT",
-    "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+    "AT",
+    "BE",
+    "BG",
+    "CY",
+    "CZ",
+    "DE",
+    "DK",
+    "EE",
+    "ES",
+    "FI",
+    "FR",
+    "GR",
+    "HR",
+    "HU",
+    "IE",
+    "IT",
+    "LT",
+    "LU",
+    "LV",
+    "MT",
+    "NL",
+    "PL",
+    "PT",
+    "RO",
+    "SE",
+    "SI",
+    "SK",
 }
 TIMED = {Unit.HOUR, Unit.STARTED_HOUR, Unit.QUARTER_HOUR}  # units prepaid hours cover
 LABOUR = "labour"  # the activity time is billed as when it names none and the job type is not priced
@@ -85,9 +135,14 @@ def evolve_work(work: Work, event: JobEvents) -> Work:
     work = structs.replace(work, version=work.version + 1, status=status_after(before, event))
     match event:
         case JobRequested():
-            return structs.replace(work, customer_id=event.customer_id, job_type=event.job_type,
-                                   priority=event.priority, billing_kind=event.billing_kind,
-                                   location=event.location)
+            return structs.replace(
+                work,
+                customer_id=event.customer_id,
+                job_type=event.job_type,
+                priority=event.priority,
+                billing_kind=event.billing_kind,
+                location=event.location,
+            )
         case WorkStarted():
             visits = work.visits + (0 if before is Status.IN_PROGRESS else 1)
             return structs.replace(work, visits=visits)
@@ -114,8 +169,12 @@ def evolve_work(work: Work, event: JobEvents) -> Work:
         case InvoicingHeld():
             return structs.replace(work, settled="held")
         case InterimInvoiced():
-            return structs.replace(work, billed_entries=work.billed_entries | set(event.entries),
-                                   billed_materials=event.materials, billed_visits=event.visits)
+            return structs.replace(
+                work,
+                billed_entries=work.billed_entries | set(event.entries),
+                billed_materials=event.materials,
+                billed_visits=event.visits,
+            )
     return work  # the others change nothing billing reads but the status
 
 
@@ -157,8 +216,11 @@ def buyer_of(customer_id: UUID, events: Iterable[Event]) -> Buyer:
             changed = {k: v for k, v in msgspec.structs.asdict(event).items() if k in names and v is not None}
             buyer = structs.replace(buyer, **changed)
         elif isinstance(event, HoursPackageSold):
-            buyer = structs.replace(buyer, prepaid_minutes=buyer.prepaid_minutes + int(event.hours * 60),
-                                    warn_below_minutes=int(event.warn_below_hours * 60))
+            buyer = structs.replace(
+                buyer,
+                prepaid_minutes=buyer.prepaid_minutes + int(event.hours * 60),
+                warn_below_minutes=int(event.warn_below_hours * 60),
+            )
         elif isinstance(event, PrepaidHoursConsumed):
             buyer = structs.replace(buyer, prepaid_minutes=event.balance_minutes)
     return buyer
@@ -187,15 +249,27 @@ def price_list_of(list_id: UUID, events: Iterable[Event]) -> PriceList:
     for event in events:
         match event:
             case PriceListCreated():
-                prices = structs.replace(prices, name=event.name, currency=event.currency,
-                                         is_default=event.is_default, customer_id=event.customer_id)
+                prices = structs.replace(
+                    prices,
+                    name=event.name,
+                    currency=event.currency,
+                    is_default=event.is_default,
+                    customer_id=event.customer_id,
+                )
             case ActivityPriced():
-                activity = Activity(code=event.code, name=event.name, unit=event.unit, rate=event.rate,
-                                    minimum_charge=event.minimum_charge, vat_rate=event.vat_rate)
+                activity = Activity(
+                    code=event.code,
+                    name=event.name,
+                    unit=event.unit,
+                    rate=event.rate,
+                    minimum_charge=event.minimum_charge,
+                    vat_rate=event.vat_rate,
+                )
                 prices = structs.replace(prices, activities={**prices.activities, event.code: activity})
             case ActivityRemoved():
                 prices = structs.replace(
-                    prices, activities={k: v for k, v in prices.activities.items() if k != event.code})
+                    prices, activities={k: v for k, v in prices.activities.items() if k != event.code}
+                )
     return prices
 
 
@@ -212,8 +286,7 @@ class Seller(Struct, frozen=True, kw_only=True):
     """The company issuing invoices (configured, and copied onto every invoice)."""
 
     name: str = "jobstream demo services"
-    address: Address = Address(street="1 Main Street", city="Springfield", postal_code="00-001",
-                               country="PL")
+    address: Address = Address(street="1 Main Street", city="Springfield", postal_code="00-001", country="PL")
     vat_id: str = ""
     email: str = ""
     bank_account: str = ""
@@ -221,8 +294,9 @@ class Seller(Struct, frozen=True, kw_only=True):
     material_vat_rate: Decimal = Decimal(23)
 
     def party(self) -> Party:
-        return Party(name=self.name, address=self.address, vat_id=self.vat_id, email=self.email,
-                     bank_account=self.bank_account)
+        return Party(
+            name=self.name, address=self.address, vat_id=self.vat_id, email=self.email, bank_account=self.bank_account
+        )
 
 
 class Bill(Struct, frozen=True, kw_only=True):
@@ -271,24 +345,53 @@ def quantity(unit: Unit, minutes: int, entries: int) -> Decimal:
 def reverse_charge(seller: Seller, buyer: Buyer) -> bool:
     """EU business to EU business across a border: the buyer accounts for the VAT."""
     country = buyer.billing_address.country if buyer.billing_address else ""
-    return bool(buyer.vat_id) and country in EU and seller.address.country in EU \
-        and country != seller.address.country
+    return bool(buyer.vat_id) and country in EU and seller.address.country in EU and country != seller.address.country
 
 
-def line_of(kind: str, code: str, description: str, qty: Decimal, unit: str, price: Decimal,
-          vat_rate: Decimal, reverse: bool, minutes: int = 0, minimum: Decimal = Decimal(0)) -> InvoiceLine:
+def line_of(
+    kind: str,
+    code: str,
+    description: str,
+    qty: Decimal,
+    unit: str,
+    price: Decimal,
+    vat_rate: Decimal,
+    reverse: bool,
+    minutes: int = 0,
+    minimum: Decimal = Decimal(0),
+) -> InvoiceLine:
     net = money(qty * price)
     if minimum and net < minimum:  # the minimum charge replaces the line, as one flat unit
-        description, qty, unit, price, net = f"{description} (minimum charge)", Decimal(1), "flat", \
-            minimum, money(minimum)
+        description, qty, unit, price, net = (
+            f"{description} (minimum charge)",
+            Decimal(1),
+            "flat",
+            minimum,
+            money(minimum),
+        )
     category = "AE" if reverse else ("Z" if vat_rate == 0 else "S")
-    return InvoiceLine(kind=kind, code=code, description=description, quantity=qty, unit=unit,
-                       unit_price=price, net=net, vat_rate=Decimal(0) if reverse else vat_rate,
-                       vat_category=category, logged_minutes=minutes)
+    return InvoiceLine(
+        kind=kind,
+        code=code,
+        description=description,
+        quantity=qty,
+        unit=unit,
+        unit_price=price,
+        net=net,
+        vat_rate=Decimal(0) if reverse else vat_rate,
+        vat_category=category,
+        logged_minutes=minutes,
+    )
 
 
-def lines_of(work: Work, activities: dict[str, Activity], seller: Seller, reverse: bool,
-             prepaid_minutes: int = 0, interim: bool = False) -> list[InvoiceLine]:
+def lines_of(
+    work: Work,
+    activities: dict[str, Activity],
+    seller: Seller,
+    reverse: bool,
+    prepaid_minutes: int = 0,
+    interim: bool = False,
+) -> list[InvoiceLine]:
     """The lines of the job's billable work; raises Unpriced naming what has no price.
 
     Prepaid minutes are used first, activity by activity: each use is a line at no charge
@@ -307,21 +410,43 @@ def lines_of(work: Work, activities: dict[str, Activity], seller: Seller, revers
         covered = min(prepaid_minutes, minutes) if activity.unit in TIMED else 0
         prepaid_minutes -= covered
         if covered:
-            lines.append(line_of("prepaid", code, f"{activity.name} (prepaid hours)", money(Decimal(covered) / 60),
-                               "hour", Decimal(0), activity.vat_rate, reverse, covered))
+            lines.append(
+                line_of(
+                    "prepaid",
+                    code,
+                    f"{activity.name} (prepaid hours)",
+                    money(Decimal(covered) / 60),
+                    "hour",
+                    Decimal(0),
+                    activity.vat_rate,
+                    reverse,
+                    covered,
+                )
+            )
         if minutes - covered > 0:
             qty = quantity(activity.unit, minutes - covered, len(entries))
-            lines.append(line_of("time", code, activity.name, qty, activity.unit.value, activity.rate,
-                               activity.vat_rate, reverse, minutes - covered, activity.minimum_charge))
+            lines.append(
+                line_of(
+                    "time",
+                    code,
+                    activity.name,
+                    qty,
+                    activity.unit.value,
+                    activity.rate,
+                    activity.vat_rate,
+                    reverse,
+                    minutes - covered,
+                    activity.minimum_charge,
+                )
+            )
     visits = work.visits - work.billed_visits
     if work.location is Location.ON_SITE and CALL_OUT in activities and visits > 0:
         fee = activities[CALL_OUT]
-        lines.append(line_of("fee", CALL_OUT, fee.name, Decimal(visits), "visit", fee.rate,
-                           fee.vat_rate, reverse))
+        lines.append(line_of("fee", CALL_OUT, fee.name, Decimal(visits), "visit", fee.rate, fee.vat_rate, reverse))
     if work.priority is Priority.URGENT and URGENT in activities and not interim:
         fee = activities[URGENT]
         lines.append(line_of("fee", URGENT, fee.name, Decimal(1), "flat", fee.rate, fee.vat_rate, reverse))
-    for used in work.materials[work.billed_materials:]:
+    for used in work.materials[work.billed_materials :]:
         if not used.billable:
             continue
         listed = activities.get(used.code)
@@ -333,8 +458,7 @@ def lines_of(work: Work, activities: dict[str, Activity], seller: Seller, revers
         if used.discount_percent:  # the net price after the discount: quantity × price is the line
             price = price * (1 - used.discount_percent / 100)
             description = f"{used.description} (−{used.discount_percent.normalize():f} %)"
-        lines.append(line_of("material", used.code, description, used.quantity, used.unit, price,
-                           vat_rate, reverse))
+        lines.append(line_of("material", used.code, description, used.quantity, used.unit, price, vat_rate, reverse))
     return lines
 
 
@@ -343,27 +467,34 @@ def vat_breakdown(lines: Sequence[InvoiceLine]) -> list[VatSubtotal]:
     for line in lines:
         key = (line.vat_category, line.vat_rate)
         taxable[key] = taxable.get(key, Decimal(0)) + line.net
-    return [VatSubtotal(category=category, rate=rate, taxable=amount, vat=money(amount * rate / 100))
-            for (category, rate), amount in sorted(taxable.items(), key=lambda kv: (-kv[0][1], kv[0][0]))]
+    return [
+        VatSubtotal(category=category, rate=rate, taxable=amount, vat=money(amount * rate / 100))
+        for (category, rate), amount in sorted(taxable.items(), key=lambda kv: (-kv[0][1], kv[0][0]))
+    ]
 
 
 def local_day(moment: datetime, zone: str) -> date:
     return moment.astimezone(ZoneInfo(zone)).date()
 
 
-def bill(work: Work, buyer: Buyer, activities: dict[str, Activity], seller: Seller,
-         now: datetime, interim: bool = False) -> Bill | Unbillable:
+def bill(
+    work: Work, buyer: Buyer, activities: dict[str, Activity], seller: Seller, now: datetime, interim: bool = False
+) -> Bill | Unbillable:
     """What the job bills if it is invoiced at ``now`` (raises Unpriced): its work not billed
     on an interim invoice yet; an interim bill leaves the once-per-job fees for the final one."""
     reverse = reverse_charge(seller, buyer)
     prepaid = buyer.prepaid_minutes if work.billing_kind is BillingKind.PAID else 0  # warranty uses none
     lines = lines_of(work, activities, seller, reverse, prepaid, interim)
     if work.billing_kind is not BillingKind.PAID:
-        return Unbillable(reason=work.billing_kind.value, cost=sum((l.net for l in lines), Decimal(0)),
-                          currency=buyer.currency)
+        return Unbillable(
+            reason=work.billing_kind.value, cost=sum((l.net for l in lines), Decimal(0)), currency=buyer.currency
+        )
     if not lines:
-        reason = "nothing billable since the last invoice" if work.billed_entries or work.billed_materials \
+        reason = (
+            "nothing billable since the last invoice"
+            if work.billed_entries or work.billed_materials
             else "nothing billable was recorded"
+        )
         return Unbillable(reason=reason, cost=Decimal(0), currency=buyer.currency)
     vat = vat_breakdown(lines)
     net = sum((line.net for line in lines), Decimal(0))
@@ -371,9 +502,19 @@ def bill(work: Work, buyer: Buyer, activities: dict[str, Activity], seller: Sell
     issued = local_day(now, seller.timezone)
     supplied = local_day(work.completed_at, seller.timezone) if work.completed_at else issued
     used = sum(line.logged_minutes for line in lines if line.kind == "prepaid")
-    return Bill(lines=lines, vat=vat, prepaid_minutes_used=used, net_total=net, vat_total=tax, gross_total=net + tax,
-                reverse_charge=reverse, currency=buyer.currency, issue_date=issued,
-                supply_date=supplied, due_date=issued + timedelta(days=buyer.payment_terms_days))
+    return Bill(
+        lines=lines,
+        vat=vat,
+        prepaid_minutes_used=used,
+        net_total=net,
+        vat_total=tax,
+        gross_total=net + tax,
+        reverse_charge=reverse,
+        currency=buyer.currency,
+        issue_date=issued,
+        supply_date=supplied,
+        due_date=issued + timedelta(days=buyer.payment_terms_days),
+    )
 
 
 # --- numbers and references --------------------------------------------------------------

@@ -18,11 +18,11 @@ from uuid import UUID
 import msgspec
 from eventsourcing.persistence import IntegrityError
 
-from events.contract import InvoiceIssued, RetainerAgreed, RetainerEnded, decode_event
-from invoicer.pricing import buyer_of, creditor_reference, line_of, local_day, money, reverse_charge, vat_breakdown
 from events.consumer import Consumer, Stored
+from events.contract import InvoiceIssued, RetainerAgreed, RetainerEnded, decode_event
 from invoicer.ids import retainer_invoice_id_of
 from invoicer.numbering import next_number
+from invoicer.pricing import buyer_of, creditor_reference, line_of, local_day, money, reverse_charge, vat_breakdown
 from invoicer.settings import Settings
 
 log = logging.getLogger("invoicer.retainers")
@@ -64,11 +64,17 @@ class RetainerBilling(Consumer):
             event = decode_event(stored.state)
             if isinstance(event, RetainerAgreed):
                 self.retainers[event.retainer_id] = Agreed(
-                    retainer_id=event.retainer_id, customer_id=event.id, description=event.description,
-                    amount=event.amount, vat_rate=event.vat_rate, first_month=event.first_month)
+                    retainer_id=event.retainer_id,
+                    customer_id=event.id,
+                    description=event.description,
+                    amount=event.amount,
+                    vat_rate=event.vat_rate,
+                    first_month=event.first_month,
+                )
             elif isinstance(event, RetainerEnded) and event.retainer_id in self.retainers:
                 self.retainers[event.retainer_id] = msgspec.structs.replace(
-                    self.retainers[event.retainer_id], last_month=event.last_month)
+                    self.retainers[event.retainer_id], last_month=event.last_month
+                )
         return self.retainers
 
     async def run_once(self, today: date | None = None) -> int:
@@ -96,19 +102,48 @@ class RetainerBilling(Consumer):
         seller = self.settings.seller
         buyer = buyer_of(retainer.customer_id, (await self.load(retainer.customer_id)).events)
         reverse = reverse_charge(seller, buyer)
-        line = line_of("retainer", "retainer", f"{retainer.description} ({month})", Decimal(1), "flat",
-                       money(retainer.amount), retainer.vat_rate, reverse)
+        line = line_of(
+            "retainer",
+            "retainer",
+            f"{retainer.description} ({month})",
+            Decimal(1),
+            "flat",
+            money(retainer.amount),
+            retainer.vat_rate,
+            reverse,
+        )
         vat = vat_breakdown([line])
         tax = sum((v.vat for v in vat), Decimal(0))
         numbered = await next_number(self, self.settings.pattern, self.settings.series, today.year)
         issued = InvoiceIssued(
-            id=invoice_id, number=numbered.number, series=numbered.series, sequence=numbered.sequence,
-            job_id=retainer.retainer_id, customer_id=buyer.id, issue_date=today,
-            supply_date=date.fromisoformat(f"{month}-01"), due_date=today + timedelta(days=buyer.payment_terms_days),
-            currency=buyer.currency, language=buyer.language, seller=seller.party(), buyer=buyer.party(),
-            lines=[line], vat=vat, net_total=line.net, vat_total=tax, gross_total=line.net + tax,
-            payment_reference=creditor_reference(numbered.number), reverse_charge=reverse, job_type="retainer",
-            job_summary=retainer.description, retainer_id=retainer.retainer_id, period=month)
-        await self.save(None, [numbered.allocation(invoice_id), (invoice_id, Stored([], 0, ""), [issued])],
-                        command_id=f"retainer:{retainer.retainer_id}:{month}")
+            id=invoice_id,
+            number=numbered.number,
+            series=numbered.series,
+            sequence=numbered.sequence,
+            job_id=retainer.retainer_id,
+            customer_id=buyer.id,
+            issue_date=today,
+            supply_date=date.fromisoformat(f"{month}-01"),
+            due_date=today + timedelta(days=buyer.payment_terms_days),
+            currency=buyer.currency,
+            language=buyer.language,
+            seller=seller.party(),
+            buyer=buyer.party(),
+            lines=[line],
+            vat=vat,
+            net_total=line.net,
+            vat_total=tax,
+            gross_total=line.net + tax,
+            payment_reference=creditor_reference(numbered.number),
+            reverse_charge=reverse,
+            job_type="retainer",
+            job_summary=retainer.description,
+            retainer_id=retainer.retainer_id,
+            period=month,
+        )
+        await self.save(
+            None,
+            [numbered.allocation(invoice_id), (invoice_id, Stored([], 0, ""), [issued])],
+            command_id=f"retainer:{retainer.retainer_id}:{month}",
+        )
         log.info("retainer %s: invoice %s for %s issued", retainer.retainer_id, numbered.number, month)

@@ -30,8 +30,10 @@ async def serve(env: dict[str, str], part: str = "all", stop: asyncio.Event | No
     """Run the invoicer, the document writer, or both, until ``stop`` (else SIGINT or SIGTERM)."""
     settings = Settings.from_env(env)
     if not settings.seller.vat_id:
-        log.warning("JOBSTREAM_COMPANY_VAT_ID is not set: invoices will lack the seller's VAT id, "
-                    "and their e-invoices will not pass EN 16931 (BR-S-02, BR-CO-26)")
+        log.warning(
+            "JOBSTREAM_COMPANY_VAT_ID is not set: invoices will lack the seller's VAT id, "
+            "and their e-invoices will not pass EN 16931 (BR-S-02, BR-CO-26)"
+        )
     connection = await NatsConnection.open_on_running_loop(StreamSettings.from_env(env))
     await connection.ensure_stream_async()
     stop = stop or stop_on_signals()
@@ -41,12 +43,19 @@ async def serve(env: dict[str, str], part: str = "all", stop: asyncio.Event | No
         await invoicer.answer_previews()
         consumers.extend([invoicer, PaymentMatcher(connection)])
     if part in ("all", "documents"):
-        consumers.append(DocumentWriter(connection, Branding(logo=env.get("JOBSTREAM_LOGO", ""),
-                                                             colour=env.get("JOBSTREAM_COLOUR") or "#0b6b61"),
-                                        workers=int(env.get("DOCUMENT_WORKERS") or max(1, (os.cpu_count() or 2) - 1))))
+        consumers.append(
+            DocumentWriter(
+                connection,
+                Branding(logo=env.get("JOBSTREAM_LOGO", ""), colour=env.get("JOBSTREAM_COLOUR") or "#0b6b61"),
+                workers=int(env.get("DOCUMENT_WORKERS") or max(1, (os.cpu_count() or 2) - 1)),
+            )
+        )
     for consumer in consumers:
-        log.info("%s starting after position %s", consumer.name,
-                 await consumer.recorder.max_tracking_id_async(consumer.name) or 0)
+        log.info(
+            "%s starting after position %s",
+            consumer.name,
+            await consumer.recorder.max_tracking_id_async(consumer.name) or 0,
+        )
     runs = [consumer.run(stop) for consumer in consumers]
     if part in ("all", "issue"):
         try:
@@ -73,11 +82,17 @@ async def run_service(env: dict[str, str], stop: asyncio.Event) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="jobstream run invoicer",
-        description="Issue the invoice of each completed job as it happens, and render its PDF.")
-    parser.add_argument("part", nargs="?", choices=("all", "issue", "documents"), default="all",
-                        help="issue invoices and match bank payments to them, render their documents, "
-                             "or both (the default, and what `jobstream up` runs: the PDFs are "
-                             "rendered in worker processes, so rendering never delays issuing)")
+        description="Issue the invoice of each completed job as it happens, and render its PDF.",
+    )
+    parser.add_argument(
+        "part",
+        nargs="?",
+        choices=("all", "issue", "documents"),
+        default="all",
+        help="issue invoices and match bank payments to them, render their documents, "
+        "or both (the default, and what `jobstream up` runs: the PDFs are "
+        "rendered in worker processes, so rendering never delays issuing)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     run_plainly("jobstream run invoicer", serve(dict(os.environ), args.part))

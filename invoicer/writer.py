@@ -69,7 +69,9 @@ class DocumentWriter(Consumer):
         for stale in [k for k in self._ahead if k not in ids]:  # work of a page left behind
             self._ahead.pop(stale).cancel()
         self._waiting.clear()
-        self._waiting.extend((n.originator_id, decode_event(n.state)) for n in wanted if n.originator_id not in self._ahead)
+        self._waiting.extend(
+            (n.originator_id, decode_event(n.state)) for n in wanted if n.originator_id not in self._ahead
+        )
         self._fill()
 
     def _fill(self) -> None:
@@ -79,8 +81,12 @@ class DocumentWriter(Consumer):
         # terminal's Ctrl-C and hang-up to it (events.lifetime).
         if self._pool is None:
             with deaf_to_the_terminal():
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=pool_worker, initargs=(os.getpid(),))
+                self._pool = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=pool_worker,
+                    initargs=(os.getpid(),),
+                )
         with deaf_to_the_terminal():  # again: starting the tracker unblocked SIGINT
             while self._waiting and len(self._ahead) < self.AHEAD:
                 document_id, event = self._waiting.popleft()
@@ -127,7 +133,8 @@ class DocumentWriter(Consumer):
     async def decide_and_save(self, notification: Notification) -> str:
         document = await self.load(notification.originator_id)
         stored_type = {"CreditNoteIssued": CreditNoteDocumentStored, "ProformaIssued": ProformaDocumentStored}.get(
-            notification.topic, InvoiceDocumentStored)
+            notification.topic, InvoiceDocumentStored
+        )
         if any(isinstance(e, stored_type) for e in document.events):
             self._ahead.pop(notification.originator_id, None)
             return "skipped"
@@ -139,14 +146,22 @@ class DocumentWriter(Consumer):
         if not isinstance(issued, ProformaIssued):  # a proforma is no tax document: no e-invoice
             renderings.append(("xml", "application/xml", ubl_invoice(issued)))
         folder = {CreditNoteDocumentStored: "credit-notes", ProformaDocumentStored: "proformas"}.get(
-            stored_type, "invoices")
+            stored_type, "invoices"
+        )
         store = await self.connection.documents()
         stored: list[Event] = []
         for kind, media_type, data in renderings:
             name = document_name(issued.id, kind, folder)
             await store.put(name, data)  # the same name again after a crash: replaced, not duplicated
-            stored.append(stored_type(id=issued.id, name=name, media_type=media_type,
-                                      sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
+            stored.append(
+                stored_type(
+                    id=issued.id,
+                    name=name,
+                    media_type=media_type,
+                    sha256=hashlib.sha256(data).hexdigest(),
+                    size=len(data),
+                )
+            )
         await self.save(notification, [(issued.id, document, stored)])
         return "stored"
 
@@ -164,8 +179,9 @@ def render_document(document: InvoiceIssued | CreditNoteIssued | ProformaIssued,
     except Exception as error:
         kind = type(document).__name__.removesuffix("Issued").lower().replace("creditnote", "credit note")
         cause = " ".join(str(error).split()) or repr(error)
-        raise RenderFailed(f"the PDF of {kind} {document.number} could not be rendered: "
-                           f"{type(error).__name__}: {cause}") from None
+        raise RenderFailed(
+            f"the PDF of {kind} {document.number} could not be rendered: {type(error).__name__}: {cause}"
+        ) from None
 
 
 def render_pdf(document: InvoiceIssued | CreditNoteIssued | ProformaIssued, branding: Branding) -> bytes:

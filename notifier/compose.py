@@ -24,7 +24,6 @@ from events.contract import (
     InvoiceIssued,
     JobCancelled,
     JobCompleted,
-    SlaAtRisk,
     JobRequested,
     JobRescheduled,
     JobScheduled,
@@ -36,6 +35,7 @@ from events.contract import (
     PushSubscriptionRegistered,
     PushSubscriptionRemoved,
     Role,
+    SlaAtRisk,
     TokenIssued,
     TokenRevoked,
 )
@@ -46,8 +46,12 @@ DEFAULT_ALERTS = {
     Role.TECHNICIAN: frozenset({"job_assigned", "job_rescheduled", "job_cancelled"}),
     Role.OFFICE: frozenset({"job_completed", "sla_at_risk"}),
 }
-_templates = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-                                undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+_templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=False,
+    autoescape=False,
+)
 
 
 PENDING = UUID(int=0)  # a composed message's id: the notifier derives the real one from its cause
@@ -72,8 +76,7 @@ class Directory:
     def apply(self, event: Event) -> None:
         match event:
             case TokenIssued():
-                self.tokens[event.id] = User(name=event.user_name, role=event.role,
-                                             technician_id=event.technician_id)
+                self.tokens[event.id] = User(name=event.user_name, role=event.role, technician_id=event.technician_id)
             case TokenRevoked():
                 self.revoked.add(event.id)
             case NotificationPreferencesChanged():
@@ -89,8 +92,10 @@ class Directory:
         return {u.name: u for id, u in self.tokens.items() if id not in self.revoked}
 
     def technicians(self, technician_ids: list[UUID] | tuple[UUID, ...]) -> list[User]:
-        return sorted((u for u in self.users().values()
-                       if u.role is Role.TECHNICIAN and u.technician_id in technician_ids), key=lambda u: u.name)
+        return sorted(
+            (u for u in self.users().values() if u.role is Role.TECHNICIAN and u.technician_id in technician_ids),
+            key=lambda u: u.name,
+        )
 
     def office(self) -> list[User]:
         return sorted((u for u in self.users().values() if u.role is Role.OFFICE), key=lambda u: u.name)
@@ -163,8 +168,15 @@ def _where_when(job: JobFacts, timezone: str) -> str:
     return " · ".join(parts)
 
 
-def job_alerts(event: Event, job: JobFacts, before: list[UUID], directory: Directory, now: datetime,
-               app_url: str, dashboard_url: str = "") -> list[MessageQueued]:
+def job_alerts(
+    event: Event,
+    job: JobFacts,
+    before: list[UUID],
+    directory: Directory,
+    now: datetime,
+    app_url: str,
+    dashboard_url: str = "",
+) -> list[MessageQueued]:
     """Push alerts for a job event. ``before`` is who the job was assigned to before it.
     An alert without a body of its own says when and where, in the recipient's time zone."""
     title = job.description[:80] or job.job_type or "a job"
@@ -175,12 +187,24 @@ def job_alerts(event: Event, job: JobFacts, before: list[UUID], directory: Direc
             plan.append(("job_assigned", technicians(job.technician_ids), f"New job: {title}", ""))
         case JobRescheduled():
             plan += [
-                ("job_cancelled", technicians([t for t in before if t not in job.technician_ids]),
-                 f"Job taken off your list: {title}", "The office moved it to someone else."),
-                ("job_assigned", technicians([t for t in job.technician_ids if t not in before]),
-                 f"New job: {title}", ""),
-                ("job_rescheduled", technicians([t for t in job.technician_ids if t in before]),
-                 f"Job moved: {title}", ""),
+                (
+                    "job_cancelled",
+                    technicians([t for t in before if t not in job.technician_ids]),
+                    f"Job taken off your list: {title}",
+                    "The office moved it to someone else.",
+                ),
+                (
+                    "job_assigned",
+                    technicians([t for t in job.technician_ids if t not in before]),
+                    f"New job: {title}",
+                    "",
+                ),
+                (
+                    "job_rescheduled",
+                    technicians([t for t in job.technician_ids if t in before]),
+                    f"Job moved: {title}",
+                    "",
+                ),
             ]
         case JobCancelled():
             plan.append(("job_cancelled", technicians(before), f"Job cancelled: {title}", event.reason))
@@ -189,19 +213,36 @@ def job_alerts(event: Event, job: JobFacts, before: list[UUID], directory: Direc
         case JobCompleted():
             plan.append(("job_completed", directory.office(), f"Job completed: {title}", event.summary[:200]))
         case SlaAtRisk():
-            due = (f"{event.minutes_left} min left" if event.minutes_left >= 0
-                   else f"{-event.minutes_left} min past the deadline")
+            due = (
+                f"{event.minutes_left} min left"
+                if event.minutes_left >= 0
+                else f"{-event.minutes_left} min past the deadline"
+            )
             plan.append(("sla_at_risk", directory.office(), f"SLA at risk: {title}", f"Urgent, {due}."))
     alerts = []
     for alert, targets, subject, body in plan:
         for_office = alert in ("job_completed", "sla_at_risk")  # the dashboard's job page, else the phone app's
-        url = (f"{(dashboard_url or app_url).rstrip('/')}/jobs/{job.id}" if for_office
-               else f"{app_url.rstrip('/')}/tech/#/jobs/{job.id}")
-        alerts += [MessageQueued(id=PENDING, channel="push", purpose=alert, recipient=user.name, subject=subject,
-                                 body=body or _where_when(job, directory.timezone(user.name)),
-                                 url=url, about_kind="job", about_id=job.id,
-                                 not_before=directory.quiet_until(user.name, now))
-                   for user in targets if directory.wants(user, alert)]
+        url = (
+            f"{(dashboard_url or app_url).rstrip('/')}/jobs/{job.id}"
+            if for_office
+            else f"{app_url.rstrip('/')}/tech/#/jobs/{job.id}"
+        )
+        alerts += [
+            MessageQueued(
+                id=PENDING,
+                channel="push",
+                purpose=alert,
+                recipient=user.name,
+                subject=subject,
+                body=body or _where_when(job, directory.timezone(user.name)),
+                url=url,
+                about_kind="job",
+                about_id=job.id,
+                not_before=directory.quiet_until(user.name, now),
+            )
+            for user in targets
+            if directory.wants(user, alert)
+        ]
     return alerts
 
 
@@ -222,34 +263,100 @@ def render(purpose: str, language: str, **values: object) -> tuple[str, str]:
 
 def invoice_email(issued: InvoiceIssued, attachments: list[str]) -> MessageQueued:
     subject, body = render(
-        "invoice", issued.language, number=issued.number, seller=issued.seller.name, buyer=issued.buyer.name,
+        "invoice",
+        issued.language,
+        number=issued.number,
+        seller=issued.seller.name,
+        buyer=issued.buyer.name,
         job=issued.job_summary or issued.job_type or issued.number,
-        amount=money(issued.gross_total, issued.currency, issued.language), due_date=issued.due_date,
-        reference=issued.payment_reference, iban=issued.seller.bank_account)
-    return MessageQueued(id=PENDING, channel="email", purpose="invoice", recipient=issued.buyer.email, subject=subject, body=body,
-                    language=issued.language, about_kind="invoice", about_id=issued.id, attachments=attachments)
+        amount=money(issued.gross_total, issued.currency, issued.language),
+        due_date=issued.due_date,
+        reference=issued.payment_reference,
+        iban=issued.seller.bank_account,
+    )
+    return MessageQueued(
+        id=PENDING,
+        channel="email",
+        purpose="invoice",
+        recipient=issued.buyer.email,
+        subject=subject,
+        body=body,
+        language=issued.language,
+        about_kind="invoice",
+        about_id=issued.id,
+        attachments=attachments,
+    )
 
 
 def credit_note_email(note: CreditNoteIssued, attachments: list[str]) -> MessageQueued:
     subject, body = render(
-        "credit_note", note.language, number=note.number, seller=note.seller.name, buyer=note.buyer.name,
-        corrects=note.invoice_number, amount=money(note.gross_total, note.currency, note.language))
-    return MessageQueued(id=PENDING, channel="email", purpose="credit_note", recipient=note.buyer.email, subject=subject,
-                    body=body, language=note.language, about_kind="credit_note", about_id=note.id,
-                    attachments=attachments)
+        "credit_note",
+        note.language,
+        number=note.number,
+        seller=note.seller.name,
+        buyer=note.buyer.name,
+        corrects=note.invoice_number,
+        amount=money(note.gross_total, note.currency, note.language),
+    )
+    return MessageQueued(
+        id=PENDING,
+        channel="email",
+        purpose="credit_note",
+        recipient=note.buyer.email,
+        subject=subject,
+        body=body,
+        language=note.language,
+        about_kind="credit_note",
+        about_id=note.id,
+        attachments=attachments,
+    )
 
 
-def reminder_email(due: PaymentReminderDue, issued: InvoiceIssued, attachments: list[str], office_email: str,
-                   dashboard_url: str) -> MessageQueued:
-    values: dict[str, object] = dict(number=issued.number, seller=issued.seller.name, buyer=issued.buyer.name,
-                  buyer_email=issued.buyer.email, days=due.days_overdue, level=due.level, due_date=due.due_date,
-                  reference=issued.payment_reference, iban=issued.seller.bank_account)
+def reminder_email(
+    due: PaymentReminderDue, issued: InvoiceIssued, attachments: list[str], office_email: str, dashboard_url: str
+) -> MessageQueued:
+    values: dict[str, object] = dict(
+        number=issued.number,
+        seller=issued.seller.name,
+        buyer=issued.buyer.name,
+        buyer_email=issued.buyer.email,
+        days=due.days_overdue,
+        level=due.level,
+        due_date=due.due_date,
+        reference=issued.payment_reference,
+        iban=issued.seller.bank_account,
+    )
     if due.level == "escalation":
-        subject, body = render("escalation", "en", amount=money(due.outstanding, due.currency, "en"),
-                               url=dashboard_url.rstrip("/") + "/invoices", **values)
-        return MessageQueued(id=PENDING, channel="email", purpose="escalation", recipient=office_email, subject=subject, body=body,
-                        about_kind="invoice", about_id=issued.id, attachments=attachments)
-    subject, body = render("reminder", issued.language, amount=money(due.outstanding, due.currency, issued.language),
-                           **values)
-    return MessageQueued(id=PENDING, channel="email", purpose="reminder", recipient=issued.buyer.email, subject=subject, body=body,
-                    language=issued.language, about_kind="invoice", about_id=issued.id, attachments=attachments)
+        subject, body = render(
+            "escalation",
+            "en",
+            amount=money(due.outstanding, due.currency, "en"),
+            url=dashboard_url.rstrip("/") + "/invoices",
+            **values,
+        )
+        return MessageQueued(
+            id=PENDING,
+            channel="email",
+            purpose="escalation",
+            recipient=office_email,
+            subject=subject,
+            body=body,
+            about_kind="invoice",
+            about_id=issued.id,
+            attachments=attachments,
+        )
+    subject, body = render(
+        "reminder", issued.language, amount=money(due.outstanding, due.currency, issued.language), **values
+    )
+    return MessageQueued(
+        id=PENDING,
+        channel="email",
+        purpose="reminder",
+        recipient=issued.buyer.email,
+        subject=subject,
+        body=body,
+        language=issued.language,
+        about_kind="invoice",
+        about_id=issued.id,
+        attachments=attachments,
+    )

@@ -52,9 +52,14 @@ class SmtpSettings(msgspec.Struct, frozen=True, kw_only=True):
         security = (get("SMTP_SECURITY") or "").lower()
         if security not in ("", "starttls", "tls"):
             raise SystemExit(f"SMTP_SECURITY {security!r}: use starttls, tls, or leave it unset")
-        return cls(host=get("SMTP_HOST", ""), port=int(get("SMTP_PORT") or 25), user=get("SMTP_USER", ""),
-                   password=get("SMTP_PASSWORD", ""), security=security,
-                   sender=get("MAIL_FROM") or get("JOBSTREAM_COMPANY_EMAIL") or SENDER)
+        return cls(
+            host=get("SMTP_HOST", ""),
+            port=int(get("SMTP_PORT") or 25),
+            user=get("SMTP_USER", ""),
+            password=get("SMTP_PASSWORD", ""),
+            security=security,
+            sender=get("MAIL_FROM") or get("JOBSTREAM_COMPANY_EMAIL") or SENDER,
+        )
 
 
 Fetch = Callable[[str], Awaitable[bytes]]
@@ -94,8 +99,15 @@ class Mailer:
         s = self.settings
         try:
             errors, reply = await aiosmtplib.send(
-                mail, hostname=s.host, port=s.port, username=s.user or None, password=s.password or None,
-                start_tls=s.security == "starttls", use_tls=s.security == "tls", timeout=s.timeout)
+                mail,
+                hostname=s.host,
+                port=s.port,
+                username=s.user or None,
+                password=s.password or None,
+                start_tls=s.security == "starttls",
+                use_tls=s.security == "tls",
+                timeout=s.timeout,
+            )
         except aiosmtplib.SMTPRecipientsRefused as error:
             raise Failed(f"the server refused {queued.recipient}: {error}", permanent=True) from None
         except aiosmtplib.SMTPResponseException as error:
@@ -118,8 +130,10 @@ class PushSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> PushSettings:
-        return cls(private_key=env.get("VAPID_PRIVATE_KEY", ""),
-                   subject=env.get("VAPID_SUBJECT") or f"mailto:{env.get('JOBSTREAM_COMPANY_EMAIL') or 'noreply@localhost'}")
+        return cls(
+            private_key=env.get("VAPID_PRIVATE_KEY", ""),
+            subject=env.get("VAPID_SUBJECT") or f"mailto:{env.get('JOBSTREAM_COMPANY_EMAIL') or 'noreply@localhost'}",
+        )
 
 
 class Gone(Exception):
@@ -141,8 +155,15 @@ class Pusher:
         await self.client.aclose()
 
     def payload(self, message_id: UUID, queued: MessageQueued) -> bytes:
-        return orjson.dumps({"id": str(message_id), "title": queued.subject, "body": queued.body,
-                             "url": queued.url, "tag": f"{queued.about_kind}:{queued.about_id}"})
+        return orjson.dumps(
+            {
+                "id": str(message_id),
+                "title": queued.subject,
+                "body": queued.body,
+                "url": queued.url,
+                "tag": f"{queued.about_kind}:{queued.about_id}",
+            }
+        )
 
     async def send(self, message_id: UUID, queued: MessageQueued, endpoint: str, p256dh: str, auth: str) -> str:
         """Encrypt for one subscription (RFC 8291, aes128gcm) and post it; the service's status."""
@@ -151,13 +172,20 @@ class Pusher:
         if self._vapid is None:
             raise Failed("no VAPID key configured (set VAPID_PRIVATE_KEY)")
         body = WebPusher({"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth}}).encode(
-            self.payload(message_id, queued), "aes128gcm")["body"]
+            self.payload(message_id, queued), "aes128gcm"
+        )["body"]
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(endpoint))
         expires = int(time.time()) + self.settings.token_seconds
         headers = self._vapid.sign({"aud": origin, "sub": self.settings.subject, "exp": expires})
-        headers.update({"TTL": str(self.settings.ttl), "Content-Encoding": "aes128gcm",
-                        "Content-Type": "application/octet-stream", "Urgency": "high",
-                        "Topic": base64.urlsafe_b64encode(message_id.bytes[:24]).decode().rstrip("=")})
+        headers.update(
+            {
+                "TTL": str(self.settings.ttl),
+                "Content-Encoding": "aes128gcm",
+                "Content-Type": "application/octet-stream",
+                "Urgency": "high",
+                "Topic": base64.urlsafe_b64encode(message_id.bytes[:24]).decode().rstrip("="),
+            }
+        )
         try:
             response = await self.client.post(endpoint, content=body, headers=headers)
         except httpx.HTTPError as error:
@@ -165,6 +193,7 @@ class Pusher:
         if response.status_code in (404, 410):
             raise Gone(f"{response.status_code}")
         if response.status_code >= 400:
-            raise Failed(f"push service answered {response.status_code}",
-                         permanent=response.status_code in (400, 401, 403, 413))
+            raise Failed(
+                f"push service answered {response.status_code}", permanent=response.status_code in (400, 401, 403, 413)
+            )
         return str(response.status_code)

@@ -62,8 +62,9 @@ log = logging.getLogger("notifier")
 
 NAME = "notifier"
 NAMESPACE = UUID("0c5e7a2e-93f4-4b8e-a1f6-2d1b9f3c6e07")
-JOB_TRIGGERS = frozenset({"JobScheduled", "JobRescheduled", "JobCancelled", "JobUnassigned", "JobCompleted",
-                          "SlaAtRisk"})
+JOB_TRIGGERS = frozenset(
+    {"JobScheduled", "JobRescheduled", "JobCancelled", "JobUnassigned", "JobCompleted", "SlaAtRisk"}
+)
 TRIGGERS = JOB_TRIGGERS | {"InvoiceDocumentStored", "CreditNoteDocumentStored", "PaymentReminderDue"}
 DEFAULT_RETRIES = "5,30,120,600,1800"  # seconds before each further attempt
 LEASE = timedelta(seconds=60)  # an attempt longer than this is taken as abandoned
@@ -88,11 +89,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             retries = tuple(float(part) for part in text.split(",") if part.strip())
         except ValueError:
             raise SystemExit(f"NOTIFIER_RETRIES {text!r}: seconds between attempts, e.g. {DEFAULT_RETRIES}") from None
-        return cls(smtp=SmtpSettings.from_env(env), push=PushSettings.from_env(env), retries=retries,
-                   office_email=env.get("JOBSTREAM_OFFICE_EMAIL") or env.get("JOBSTREAM_COMPANY_EMAIL", ""),
-                   app_url=env.get("JOBSTREAM_APP_URL") or APP_URL,
-                   dashboard_url=env.get("JOBSTREAM_DASHBOARD_URL") or DASHBOARD_URL,
-                   lease=float(env.get("NOTIFIER_LEASE_SECONDS") or LEASE.total_seconds()))
+        return cls(
+            smtp=SmtpSettings.from_env(env),
+            push=PushSettings.from_env(env),
+            retries=retries,
+            office_email=env.get("JOBSTREAM_OFFICE_EMAIL") or env.get("JOBSTREAM_COMPANY_EMAIL", ""),
+            app_url=env.get("JOBSTREAM_APP_URL") or APP_URL,
+            dashboard_url=env.get("JOBSTREAM_DASHBOARD_URL") or DASHBOARD_URL,
+            lease=float(env.get("NOTIFIER_LEASE_SECONDS") or LEASE.total_seconds()),
+        )
 
 
 def message_id_of(event_id: UUID, channel: str, recipient: str) -> UUID:
@@ -157,11 +162,21 @@ class Notifier(Consumer):
     async def compose(self, topic: str, event: Event, position: int, now: datetime) -> list[MessageQueued]:
         if topic in JOB_TRIGGERS:
             await self.refresh_directory()
-            history = [e for _, s in await self.recorder.select_positioned_async(event.id, lte=position)
-                       for e in [decode_event(s.state)]]
+            history = [
+                e
+                for _, s in await self.recorder.select_positioned_async(event.id, lte=position)
+                for e in [decode_event(s.state)]
+            ]
             before = job_facts(event.id, history[:-1]).technician_ids
-            return job_alerts(event, job_facts(event.id, history), before, self.directory, now,
-                              self.settings.app_url, self.settings.dashboard_url)
+            return job_alerts(
+                event,
+                job_facts(event.id, history),
+                before,
+                self.directory,
+                now,
+                self.settings.app_url,
+                self.settings.dashboard_url,
+            )
         if isinstance(event, InvoiceDocumentStored | CreditNoteDocumentStored):
             if event.media_type != "application/pdf":
                 return []  # one email per document, sent when its PDF is stored (the XML is in the same batch)
@@ -198,8 +213,14 @@ class Notifier(Consumer):
                 case MessageQueued():
                     self._track(id, event)  # type: ignore[arg-type]
                 case RedeliveryRequested() if id not in self.pending:
-                    queued = next((decode_event(s.state) for _, s in await self.recorder.select_positioned_async(id)
-                                   if s.topic == "MessageQueued"), None)
+                    queued = next(
+                        (
+                            decode_event(s.state)
+                            for _, s in await self.recorder.select_positioned_async(id)
+                            if s.topic == "MessageQueued"
+                        ),
+                        None,
+                    )
                     if isinstance(queued, MessageQueued):
                         self.pending[id] = Pending(queued=msgspec.structs.replace(queued, not_before=None), due=now)  # type: ignore[index]
                 case DeliveryAttempted() if pending is not None:
@@ -251,13 +272,13 @@ class Notifier(Consumer):
             self.pending.pop(id, None)
             return
         if isinstance(last, MessageDelivered | DeliveryUncertain) or (
-                isinstance(last, DeliveryFailed) and last.retry_at is None):
+            isinstance(last, DeliveryFailed) and last.retry_at is None
+        ):
             self.pending.pop(id, None)
             return
         queued = next(e for e in stored.events if isinstance(e, MessageQueued))
         attempt = sum(isinstance(e, DeliveryAttempted) for e in stored.events) + 1
-        claim = DeliveryAttempted(id=id, attempt=attempt,
-                                  lease_until=now + timedelta(seconds=self.settings.lease))
+        claim = DeliveryAttempted(id=id, attempt=attempt, lease_until=now + timedelta(seconds=self.settings.lease))
         try:
             stored = await self._append(id, stored, [claim])
         except IntegrityError:
@@ -266,10 +287,16 @@ class Notifier(Consumer):
             detail = await self.send(id, queued)
         except Failed as failure:
             retry = None if failure.permanent else self._retry_at(stored, now)
-            await self._append(id, stored, [DeliveryFailed(id=id, attempt=attempt, error=str(failure)[:500],
-                                                          retry_at=retry)])
-            (log.info if retry else log.warning)("message %s to %s: %s%s", id, queued.recipient, failure,
-                                                 f"; again at {retry:%H:%M:%S}" if retry else "; given up")
+            await self._append(
+                id, stored, [DeliveryFailed(id=id, attempt=attempt, error=str(failure)[:500], retry_at=retry)]
+            )
+            (log.info if retry else log.warning)(
+                "message %s to %s: %s%s",
+                id,
+                queued.recipient,
+                failure,
+                f"; again at {retry:%H:%M:%S}" if retry else "; given up",
+            )
             return
         await self._append(id, stored, [MessageDelivered(id=id, attempt=attempt, detail=detail[:500])])
         self.pending.pop(id, None)
@@ -312,9 +339,20 @@ class Notifier(Consumer):
     async def _forget(self, user_name: str, endpoint: str) -> None:
         recipient = recipient_id(user_name)
         try:
-            await self.save(None, [(recipient, await self.head(recipient),
-                                    [PushSubscriptionRemoved(id=recipient, endpoint=endpoint,
-                                                             reason="the push service says it is gone")])])
+            await self.save(
+                None,
+                [
+                    (
+                        recipient,
+                        await self.head(recipient),
+                        [
+                            PushSubscriptionRemoved(
+                                id=recipient, endpoint=endpoint, reason="the push service says it is gone"
+                            )
+                        ],
+                    )
+                ],
+            )
         except IntegrityError:
             pass  # the user changed something meanwhile; the next failure removes it
         self.directory.subscriptions.get(user_name, {}).pop(endpoint, None)
@@ -358,8 +396,10 @@ async def serve(env: dict[str, str], stop: asyncio.Event | None = None) -> None:
     stop = stop or stop_on_signals()
     notifier = Notifier(connection, settings)
     where = f"SMTP {settings.smtp.host}:{settings.smtp.port}" if settings.smtp.host else "no SMTP server (SMTP_HOST)"
-    print(f"notifier: sending email through {where}; push {'on' if settings.push.private_key else 'off (no VAPID key)'}",
-          flush=True)
+    print(
+        f"notifier: sending email through {where}; push {'on' if settings.push.private_key else 'off (no VAPID key)'}",
+        flush=True,
+    )
     try:
         await notifier.run(stop)
     finally:

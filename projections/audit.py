@@ -35,12 +35,25 @@ from typing import Any, TextIO
 from uuid import UUID
 
 import msgspec
-from nats.errors import Error as NatsError
 from eventsourcing.persistence import Notification, PersistenceError
+from nats.errors import Error as NatsError
 
 from events.contract import (
-    CreditNoteIssued, Event, InvoiceEvent, InvoiceIssued, InvoiceNumberAllocated, InvoicingHeld, JobCompleted, JobEvent,
-    JobInvoiced, JobNotBilled, JobReopened, JobRequested, ProformaIssued, decode_event, event_hash,
+    CreditNoteIssued,
+    Event,
+    InvoiceEvent,
+    InvoiceIssued,
+    InvoiceNumberAllocated,
+    InvoicingHeld,
+    JobCompleted,
+    JobEvent,
+    JobInvoiced,
+    JobNotBilled,
+    JobReopened,
+    JobRequested,
+    ProformaIssued,
+    decode_event,
+    event_hash,
 )
 from events.jetstream import PAGE, STREAM_VARIABLES, NatsConnection, StreamSettings, notification_of
 from projections.rows import InvoiceRow, JobRow, evolve_invoice, evolve_job, invoice_status, iso, summary
@@ -83,17 +96,24 @@ class Criteria:
 def entry_of(notification: Notification, event: Event) -> Entry:
     meta = event.meta
     return Entry(
-        position=notification.id, aggregate=event.aggregate, aggregate_id=str(notification.originator_id),
-        version=notification.originator_version, type=notification.topic,
-        occurred_at=meta.occurred_at if meta else None, actor_id=meta.actor_id if meta else "",
-        actor_role=meta.actor_role if meta else "", command_id=meta.command_id if meta else "",
-        correlation_id=meta.correlation_id if meta else "", summary=summary(event),
+        position=notification.id,
+        aggregate=event.aggregate,
+        aggregate_id=str(notification.originator_id),
+        version=notification.originator_version,
+        type=notification.topic,
+        occurred_at=meta.occurred_at if meta else None,
+        actor_id=meta.actor_id if meta else "",
+        actor_role=meta.actor_role if meta else "",
+        command_id=meta.command_id if meta else "",
+        correlation_id=meta.correlation_id if meta else "",
+        summary=summary(event),
         event=msgspec.Raw(notification.state),
     )
 
 
-async def events(connection: NatsConnection, after: int = 0, until: int | None = None,
-                 progress: Callable[[int], None] | None = None) -> AsyncIterator[tuple[Notification, Event]]:
+async def events(
+    connection: NatsConnection, after: int = 0, until: int | None = None, progress: Callable[[int], None] | None = None
+) -> AsyncIterator[tuple[Notification, Event]]:
     """Every event of the stream after ``after`` (up to ``until``), decoded, in order."""
     pages = connection.stream_events(after, until)
     try:
@@ -159,8 +179,10 @@ class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
         return f"the checkpoint of {self.taken_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
     def line(self) -> str:
-        return (f"Checkpoint of stream {self.stream} at {iso(self.taken_at)}: head {self.head}, "
-                f"{self.messages} messages, digest {self.digest} ({self.algorithm})")
+        return (
+            f"Checkpoint of stream {self.stream} at {iso(self.taken_at)}: head {self.head}, "
+            f"{self.messages} messages, digest {self.digest} ({self.algorithm})"
+        )
 
 
 _checkpoint_decoder = msgspec.json.Decoder(Checkpoint)
@@ -178,8 +200,9 @@ class TailMissing(Exception):
     """The stream no longer holds what a checkpoint saw: no new checkpoint is taken over it."""
 
 
-async def stored_messages(connection: NatsConnection, after: int = 0, until: int | None = None,
-                          progress: Callable[[int], None] | None = None) -> AsyncIterator[tuple[int, str, Any]]:
+async def stored_messages(
+    connection: NatsConnection, after: int = 0, until: int | None = None, progress: Callable[[int], None] | None = None
+) -> AsyncIterator[tuple[int, str, Any]]:
     """Every message of the stream after ``after`` (up to ``until``), in order, as
     (sequence, subject, message): events, snapshots and tracking records."""
     everything = f"{connection.settings.prefix}>"
@@ -199,8 +222,12 @@ async def stored_messages(connection: NatsConnection, after: int = 0, until: int
             progress(position)
 
 
-async def take_checkpoint(connection: NatsConnection, known: Sequence[Checkpoint], now: datetime,
-                          progress: Callable[[int], None] | None = None) -> Checkpoint:
+async def take_checkpoint(
+    connection: NatsConnection,
+    known: Sequence[Checkpoint],
+    now: datetime,
+    progress: Callable[[int], None] | None = None,
+) -> Checkpoint:
     """A checkpoint of the stream as it is now, extending the latest of ``known`` that still
     holds (its head message is the one it saw); refused (TailMissing) when the stream no
     longer reaches a checkpoint's head or no longer begins where it did."""
@@ -209,28 +236,43 @@ async def take_checkpoint(connection: NatsConnection, known: Sequence[Checkpoint
     mine = sorted((c for c in known if c.stream == connection.settings.stream), key=lambda c: c.head)
     if mine and mine[-1].head > last:
         reach = mine[-1]
-        raise TailMissing(f"positions {last + 1:,}-{reach.head:,} are missing: the stream ends at {last:,}, "
-                          f"{reach.seen()} saw {reach.head:,}; run `jobstream audit verify`")
+        raise TailMissing(
+            f"positions {last + 1:,}-{reach.head:,} are missing: the stream ends at {last:,}, "
+            f"{reach.seen()} saw {reach.head:,}; run `jobstream audit verify`"
+        )
     base: Checkpoint | None = None
     if mine and mine[-1].head:
         latest = mine[-1]
         if latest.first != first:
-            raise TailMissing(f"the stream begins at {first:,}, {latest.seen()} saw it begin at {latest.first:,}; "
-                              "run `jobstream audit verify`")
-        at = await connection.direct_batch({"seq": latest.head, "next_by_subj": f"{connection.settings.prefix}>",
-                                            "batch": 1})
+            raise TailMissing(
+                f"the stream begins at {first:,}, {latest.seen()} saw it begin at {latest.first:,}; "
+                "run `jobstream audit verify`"
+            )
+        at = await connection.direct_batch(
+            {"seq": latest.head, "next_by_subj": f"{connection.settings.prefix}>", "batch": 1}
+        )
         here = [m for m in at if int(m.headers["Nats-Sequence"]) == latest.head]  # type: ignore[index]
         if not here or link(latest.head, here[0].headers["Nats-Subject"], here[0].data) != latest.head_link:
-            raise TailMissing(f"the message at position {latest.head:,} is not the one {latest.seen()} saw; "
-                              "run `jobstream audit verify`")
+            raise TailMissing(
+                f"the message at position {latest.head:,} is not the one {latest.seen()} saw; "
+                "run `jobstream audit verify`"
+            )
         base = latest
     digest, messages = (base.digest, base.messages) if base else (DIGEST_START, 0)
     head, head_link = (base.head, base.head_link) if base else (0, "")
     async for sequence, subject, msg in stored_messages(connection, head, last, progress):
         head_link = link(sequence, subject, msg.data)
         digest, head, messages = chained(digest, head_link), sequence, messages + 1
-    return Checkpoint(stream=connection.settings.stream, created=info.created, first=first if messages else 0,
-                      head=head, messages=messages, digest=digest, head_link=head_link, taken_at=now)
+    return Checkpoint(
+        stream=connection.settings.stream,
+        created=info.created,
+        first=first if messages else 0,
+        head=head,
+        messages=messages,
+        digest=digest,
+        head_link=head_link,
+        taken_at=now,
+    )
 
 
 class Checkpoints:
@@ -305,8 +347,12 @@ class Checkpoints:
             self._view = None
 
 
-async def checkpoint_and_keep(connection: NatsConnection, places: Checkpoints, known: Sequence[Checkpoint] | None = None,
-                              progress: Callable[[int], None] | None = None) -> tuple[Checkpoint, list[str]]:
+async def checkpoint_and_keep(
+    connection: NatsConnection,
+    places: Checkpoints,
+    known: Sequence[Checkpoint] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Checkpoint, list[str]]:
     """A checkpoint of the stream as it is now (TailMissing if it lost what one saw), kept in
     each place; with what could not be kept where."""
     if known is None:
@@ -336,8 +382,9 @@ def checkpoints_in(path: Path) -> list[Checkpoint]:
     return found
 
 
-async def keep_checkpointing(connection: NatsConnection, places: Checkpoints, stop: asyncio.Event,
-                             every_seconds: float, every_messages: int) -> None:
+async def keep_checkpointing(
+    connection: NatsConnection, places: Checkpoints, stop: asyncio.Event, every_seconds: float, every_messages: int
+) -> None:
     """Take a checkpoint whenever ``every_messages`` messages were added since the last, or
     ``every_seconds`` passed and any were; until ``stop``. A stream that lost what a
     checkpoint saw gets no new checkpoint: it is logged, and the next look tries again."""
@@ -388,8 +435,9 @@ def checkpoint_intervals(env: Mapping[str, str]) -> tuple[float, int]:
         seconds = float(env.get("JOBSTREAM_CHECKPOINT_SECONDS") or 300)
         messages = int(env.get("JOBSTREAM_CHECKPOINT_MESSAGES") or 1000)
     except ValueError:
-        raise SystemExit("JOBSTREAM_CHECKPOINT_SECONDS and JOBSTREAM_CHECKPOINT_MESSAGES are numbers "
-                         "(seconds, messages)") from None
+        raise SystemExit(
+            "JOBSTREAM_CHECKPOINT_SECONDS and JOBSTREAM_CHECKPOINT_MESSAGES are numbers (seconds, messages)"
+        ) from None
     if seconds <= 0 or messages <= 0:
         raise SystemExit("JOBSTREAM_CHECKPOINT_SECONDS and JOBSTREAM_CHECKPOINT_MESSAGES must be above 0")
     return seconds, messages
@@ -424,8 +472,9 @@ class Verdict:
         self.bad.append(position)
 
 
-async def verify(connection: NatsConnection, checkpoints: Sequence[Checkpoint] = (),
-                 progress: Callable[[int], None] | None = None) -> Verdict:
+async def verify(
+    connection: NatsConnection, checkpoints: Sequence[Checkpoint] = (), progress: Callable[[int], None] | None = None
+) -> Verdict:
     """Prove the log whole and untampered, or name what is wrong.
 
     - every stream sequence from the first to the last is present;
@@ -447,12 +496,16 @@ async def verify(connection: NatsConnection, checkpoints: Sequence[Checkpoint] =
     differing: list[tuple[int, int]] = []  # ranges whose digest differs from a checkpoint's
     for checkpoint in {(c.created, c.first): c for c in pending}.values():
         if checkpoint.created is not None and info.created is not None and checkpoint.created != info.created:
-            verdict.flag(verdict.first, f"the stream was made at {iso(info.created)}; {checkpoint.seen()} saw one "
-                                        f"made at {iso(checkpoint.created)}: it was deleted and made again")
+            verdict.flag(
+                verdict.first,
+                f"the stream was made at {iso(info.created)}; {checkpoint.seen()} saw one "
+                f"made at {iso(checkpoint.created)}: it was deleted and made again",
+            )
         if checkpoint.messages and checkpoint.first != verdict.first:
-            verdict.flag(min(checkpoint.first, verdict.first),
-                         f"the stream begins at {verdict.first:,}; {checkpoint.seen()} saw it begin at "
-                         f"{checkpoint.first:,}")
+            verdict.flag(
+                min(checkpoint.first, verdict.first),
+                f"the stream begins at {verdict.first:,}; {checkpoint.seen()} saw it begin at {checkpoint.first:,}",
+            )
     digest, end = DIGEST_START, verdict.first - 1
     async for sequence, subject, msg in stored_messages(connection, verdict.first - 1, progress=progress):
         if sequence != expected:
@@ -467,9 +520,11 @@ async def verify(connection: NatsConnection, checkpoints: Sequence[Checkpoint] =
                 matched.append(checkpoint)
                 continue
             since = matched[-1].head if matched else verdict.first - 1
-            verdict.problems.append(f"positions {since + 1:,}-{checkpoint.head:,} are not what {checkpoint.seen()} "
-                                    f"saw (the digest of the log up to {checkpoint.head:,} differs): a message "
-                                    f"among them was altered, removed or replaced")
+            verdict.problems.append(
+                f"positions {since + 1:,}-{checkpoint.head:,} are not what {checkpoint.seen()} "
+                f"saw (the digest of the log up to {checkpoint.head:,} differs): a message "
+                f"among them was altered, removed or replaced"
+            )
             differing.append((since + 1, checkpoint.head))
         if subject.startswith(f"{connection.settings.prefix}events."):
             verdict.events += 1
@@ -478,8 +533,11 @@ async def verify(connection: NatsConnection, checkpoints: Sequence[Checkpoint] =
         verdict.flag(expected, f"sequences {expected}..{verdict.last} are missing from the stream")
     if pending:  # the stream ends before these checkpoints' heads: its tail is gone
         reach = pending[-1]
-        verdict.flag(end + 1, f"positions {end + 1:,}-{reach.head:,} are missing: the stream ends at {end:,}, "
-                              f"{reach.seen()} saw {reach.head:,}")
+        verdict.flag(
+            end + 1,
+            f"positions {end + 1:,}-{reach.head:,} are missing: the stream ends at {end:,}, "
+            f"{reach.seen()} saw {reach.head:,}",
+        )
     for low, high in differing:  # a range that differs, where nothing above named the culprit
         if not any(low <= position <= high for position in verdict.bad):
             verdict.bad.append(low)
@@ -489,8 +547,9 @@ async def verify(connection: NatsConnection, checkpoints: Sequence[Checkpoint] =
     return verdict
 
 
-def _check_event(verdict: Verdict, chains: dict[str, tuple[int, str, int]], sequence: int,
-                 subject: str, msg: Any) -> None:
+def _check_event(
+    verdict: Verdict, chains: dict[str, tuple[int, str, int]], sequence: int, subject: str, msg: Any
+) -> None:
     notification = notification_of(msg)
     name = f"event #{sequence} ({notification.topic} v{notification.originator_version} of {subject})"
     try:
@@ -503,26 +562,33 @@ def _check_event(verdict: Verdict, chains: dict[str, tuple[int, str, int]], sequ
     after = f" (the last one seen is event #{previous_position})" if previous_position else ""
     claimed = event.meta.previous_hash if event.meta else ""
     if notification.originator_version != version + 1:
-        verdict.flag(previous_position + 1 if notification.originator_version > version + 1 else sequence,
+        verdict.flag(
+            previous_position + 1 if notification.originator_version > version + 1 else sequence,
             f"{name}: versions {version + 1}..{notification.originator_version - 1} of this aggregate are "
-            f"missing{after}" if notification.originator_version > version + 1 else
-            f"{name}: version {notification.originator_version} repeats or goes back{after}")
+            f"missing{after}"
+            if notification.originator_version > version + 1
+            else f"{name}: version {notification.originator_version} repeats or goes back{after}",
+        )
     elif claimed != previous_hash:
         culprit = f"event #{previous_position}" if previous_position else "the event before it"
-        verdict.flag(previous_position or sequence,
-                     f"{name}: the hash chain is broken: {culprit} is not the event this one "
-                     f"followed (it was altered, or this one was forged)")
+        verdict.flag(
+            previous_position or sequence,
+            f"{name}: the hash chain is broken: {culprit} is not the event this one "
+            f"followed (it was altered, or this one was forged)",
+        )
     chains[subject] = (notification.originator_version, event_hash(msg.data), sequence)
 
 
 # --- as-of ------------------------------------------------------------------------------
 
 
-async def _events_until(connection: NatsConnection, aggregate_id: UUID,
-                        moment: datetime) -> list[tuple[Notification, Event]]:
+async def _events_until(
+    connection: NatsConnection, aggregate_id: UUID, moment: datetime
+) -> list[tuple[Notification, Event]]:
     """An aggregate's events up to ``moment``, from the stream."""
     stored = await connection.direct_batch(
-        {"seq": 1, "next_by_subj": connection.settings.aggregate_filter("events", aggregate_id), "batch": PAGE})
+        {"seq": 1, "next_by_subj": connection.settings.aggregate_filter("events", aggregate_id), "batch": PAGE}
+    )
     found = []
     for msg in stored:
         notification = notification_of(msg)
@@ -544,8 +610,9 @@ async def job_as_of(connection: NatsConnection, job_id: UUID, moment: datetime) 
     return row, entries
 
 
-async def invoice_as_of(connection: NatsConnection, invoice_id: UUID,
-                        moment: datetime) -> tuple[InvoiceRow | None, list[Entry]]:
+async def invoice_as_of(
+    connection: NatsConnection, invoice_id: UUID, moment: datetime
+) -> tuple[InvoiceRow | None, list[Entry]]:
     """The invoice as it stood at ``moment`` (issued, paid, credited, reminded), by the board's code."""
     row: InvoiceRow | None = None
     entries = []
@@ -571,15 +638,24 @@ class Comparison:
 
 
 TABLES = {
-    "board": ["jobs", "job_technicians", "customers", "technicians", "users", "job_history", "invoices",
-              "unmatched_lines"],
+    "board": [
+        "jobs",
+        "job_technicians",
+        "customers",
+        "technicians",
+        "users",
+        "job_history",
+        "invoices",
+        "unmatched_lines",
+    ],
     "timesheets": ["time_entries"],
     "ledger": ["journal", "ledger_invoices"],
 }
 
 
-async def rebuild(connection: NatsConnection, live_url: str, into_url: str,
-                  progress: Callable[[str, int], None] | None = None) -> list[Comparison]:
+async def rebuild(
+    connection: NatsConnection, live_url: str, into_url: str, progress: Callable[[str, int], None] | None = None
+) -> list[Comparison]:
     """Every projection rebuilt into ``into_url`` from the stream, then compared with the live one."""
     results = []
     for name, tables in TABLES.items():
@@ -591,7 +667,10 @@ async def rebuild(connection: NatsConnection, live_url: str, into_url: str,
             await runner.catch_up(until=target, progress=(lambda p, n=name: progress(n, p)) if progress else None)
             counts = {}
             for table in tables:
-                a, b = await asyncio.to_thread(_rows, live.view, table), await asyncio.to_thread(_rows, fresh.view, table)
+                a, b = (
+                    await asyncio.to_thread(_rows, live.view, table),
+                    await asyncio.to_thread(_rows, fresh.view, table),
+                )
                 counts[table] = (len(a), len(b), len(a.symmetric_difference(b)))
             if (await asyncio.to_thread(live.view.max_tracking_id, name) or 0) == target:
                 break  # the live one did not move while we compared
@@ -607,8 +686,20 @@ def _rows(view: Any, table: str) -> set[tuple[str, ...]]:
 
 # --- export -----------------------------------------------------------------------------
 
-COLUMNS = ["position", "occurred_at", "aggregate", "aggregate_id", "version", "type", "actor_id",
-           "actor_role", "command_id", "correlation_id", "summary", "event"]
+COLUMNS = [
+    "position",
+    "occurred_at",
+    "aggregate",
+    "aggregate_id",
+    "version",
+    "type",
+    "actor_id",
+    "actor_role",
+    "command_id",
+    "correlation_id",
+    "summary",
+    "event",
+]
 
 
 HELD_HOURS = 24.0  # JOBSTREAM_AUDIT_HELD_HOURS: how long a completed job may wait for the office
@@ -628,9 +719,14 @@ class Reconciliation(msgspec.Struct, kw_only=True):
         return not self.problems
 
 
-async def reconcile(connection: NatsConnection, progress: Callable[[int], None] | None = None, *,
-                    now: datetime | None = None, held_limit: timedelta = timedelta(hours=HELD_HOURS),
-                    checkpoints: Sequence[Checkpoint] = ()) -> Reconciliation:
+async def reconcile(
+    connection: NatsConnection,
+    progress: Callable[[int], None] | None = None,
+    *,
+    now: datetime | None = None,
+    held_limit: timedelta = timedelta(hours=HELD_HOURS),
+    checkpoints: Sequence[Checkpoint] = (),
+) -> Reconciliation:
     """From the stream alone: each completed job has exactly one invoice or an explicit reason
     it is not billed; no job has two invoices; each series' numbers run 1, 2, 3 ... without a
     gap, and each number allocated numbers a document that is in the stream; no completed job
@@ -686,9 +782,11 @@ async def reconcile(connection: NatsConnection, progress: Callable[[int], None] 
             waited = f" (since {iso(since)})" if since else ""
             result.held.append(f"{job}: {reasons[job]}{waited}")
             if since is not None and now - since > held_limit:
-                result.problems.append(f"job {job} has been held for the office since {iso(since)}, "
-                                       f"{_hours(now - since)}, longer than the {_hours(held_limit)} allowed: "
-                                       f"{reasons[job]}")
+                result.problems.append(
+                    f"job {job} has been held for the office since {iso(since)}, "
+                    f"{_hours(now - since)}, longer than the {_hours(held_limit)} allowed: "
+                    f"{reasons[job]}"
+                )
         else:
             result.problems.append(f"job {job} is completed but has no invoice and no reason it is not billed")
     result.not_billed = not_billed
@@ -705,18 +803,23 @@ async def reconcile(connection: NatsConnection, progress: Callable[[int], None] 
         if document not in documents:
             result.problems.append(
                 f"number {allocation.number} was allocated at position {position} to document {document}, "
-                f"but no invoice, credit note or pro forma {document} is in the stream")
+                f"but no invoice, credit note or pro forma {document} is in the stream"
+            )
     for invoice, (job, invoiced, position) in invoiced_by.items():
         if invoice not in documents and invoice not in allocated:
-            result.problems.append(f"job {job} was invoiced at position {position} by invoice {invoiced.number} "
-                                   f"({invoice}), which is not in the stream")
+            result.problems.append(
+                f"job {job} was invoiced at position {position} by invoice {invoiced.number} "
+                f"({invoice}), which is not in the stream"
+            )
     if checkpoints:
         head = await connection.last_position()
         reach = max(checkpoints, key=lambda c: c.head)
         if reach.head > head:
-            result.problems.append(f"positions {head + 1:,}-{reach.head:,} are missing: the stream ends at "
-                                   f"{head:,}, {reach.seen()} saw {reach.head:,} (`jobstream audit verify` "
-                                   "names what is gone)")
+            result.problems.append(
+                f"positions {head + 1:,}-{reach.head:,} are missing: the stream ends at "
+                f"{head:,}, {reach.seen()} saw {reach.head:,} (`jobstream audit verify` "
+                "names what is gone)"
+            )
     return result
 
 
@@ -731,11 +834,21 @@ CHECKPOINT_TYPE = "Checkpoint"
 def checkpoint_entry(checkpoint: Checkpoint) -> Entry:
     """The checkpoint as an export's last record, in the same columns as the events: its
     type ``Checkpoint``, its position the stream's head, the checkpoint itself as the event."""
-    return Entry(position=checkpoint.head, aggregate="stream", aggregate_id=checkpoint.stream, version=0,
-                 type=CHECKPOINT_TYPE, occurred_at=checkpoint.taken_at, actor_id="", actor_role="", command_id="",
-                 correlation_id="", summary=f"head {checkpoint.head}, {checkpoint.messages} messages, "
-                                        f"digest {checkpoint.digest} ({checkpoint.algorithm})",
-                 event=msgspec.Raw(msgspec.json.encode(checkpoint)))
+    return Entry(
+        position=checkpoint.head,
+        aggregate="stream",
+        aggregate_id=checkpoint.stream,
+        version=0,
+        type=CHECKPOINT_TYPE,
+        occurred_at=checkpoint.taken_at,
+        actor_id="",
+        actor_role="",
+        command_id="",
+        correlation_id="",
+        summary=f"head {checkpoint.head}, {checkpoint.messages} messages, "
+        f"digest {checkpoint.digest} ({checkpoint.algorithm})",
+        event=msgspec.Raw(msgspec.json.encode(checkpoint)),
+    )
 
 
 def write_entries(entries: Iterable[Entry], out: TextIO, fmt: str, checkpoint: Checkpoint | None = None) -> int:
@@ -759,8 +872,10 @@ def write_entries(entries: Iterable[Entry], out: TextIO, fmt: str, checkpoint: C
 def table_line(entry: Entry) -> str:
     when = entry.occurred_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if entry.occurred_at else "-"
     who = f"{entry.actor_id} ({entry.actor_role})" if entry.actor_id else "-"
-    return (f"{entry.position:>8}  {when}  {entry.type:<22} {entry.aggregate:<10} "
-            f"{entry.aggregate_id[:8]} v{entry.version:<4} {who:<24} {entry.summary}")
+    return (
+        f"{entry.position:>8}  {when}  {entry.type:<22} {entry.aggregate:<10} "
+        f"{entry.aggregate_id[:8]} v{entry.version:<4} {who:<24} {entry.summary}"
+    )
 
 
 # --- the command line -------------------------------------------------------------------
@@ -770,8 +885,9 @@ def _moment(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise SystemExit(f"jobstream audit: {text!r} is not a date or time (use 2026-11-23 or "
-                         "2026-11-23T10:00:00Z)") from None
+        raise SystemExit(
+            f"jobstream audit: {text!r} is not a date or time (use 2026-11-23 or 2026-11-23T10:00:00Z)"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -779,16 +895,21 @@ def _id(text: str, option: str) -> UUID:
     try:
         return UUID(text)
     except ValueError:
-        raise SystemExit(f"jobstream audit: {option} {text!r} is not an id (ids look like "
-                         "5b1f0c2e-8a7d-4c1e-9f0a-2d3b4c5d6e7f)") from None
+        raise SystemExit(
+            f"jobstream audit: {option} {text!r} is not an id (ids look like 5b1f0c2e-8a7d-4c1e-9f0a-2d3b4c5d6e7f)"
+        ) from None
 
 
 def criteria_from(args: argparse.Namespace) -> Criteria:
     return Criteria(
         job=_id(args.job, "--job") if args.job else None,
         customer=_id(args.customer, "--customer") if args.customer else None,
-        types=set(args.type or ()), since=_moment(args.since) if args.since else None,
-        before=_moment(args.before) if args.before else None, after=args.after, until=args.until)
+        types=set(args.type or ()),
+        since=_moment(args.since) if args.since else None,
+        before=_moment(args.before) if args.before else None,
+        after=args.after,
+        until=args.until,
+    )
 
 
 class Bar:
@@ -797,8 +918,15 @@ class Bar:
     def __init__(self, total: int, what: str) -> None:
         from tqdm import tqdm
 
-        self._bar = tqdm(total=total, desc=what, unit=" events", unit_scale=True, file=sys.stderr,
-                         mininterval=0.5, disable=not sys.stderr.isatty() and not os.environ.get("JOBSTREAM_PROGRESS"))
+        self._bar = tqdm(
+            total=total,
+            desc=what,
+            unit=" events",
+            unit_scale=True,
+            file=sys.stderr,
+            mininterval=0.5,
+            disable=not sys.stderr.isatty() and not os.environ.get("JOBSTREAM_PROGRESS"),
+        )
         self._at = 0
 
     def __call__(self, position: int) -> None:
@@ -843,8 +971,9 @@ async def _known(places: Checkpoints, files: Sequence[str] = ()) -> tuple[list[C
     return known, problems
 
 
-async def _command(args: argparse.Namespace, connection: NatsConnection, read_model_url: str,
-                   places: Checkpoints) -> int:
+async def _command(
+    args: argparse.Namespace, connection: NatsConnection, read_model_url: str, places: Checkpoints
+) -> int:
     out = sys.stdout
     if args.audit_command == "replay":
         count = 0
@@ -885,7 +1014,7 @@ async def _command(args: argparse.Namespace, connection: NatsConnection, read_mo
             checkpoint = await _checkpoint_now(connection, places, known)
         except TailMissing as error:
             refused = str(error)
-        target = open(args.out, "w", newline="", encoding="utf-8") if args.out else out  # noqa: SIM115
+        target = open(args.out, "w", newline="", encoding="utf-8") if args.out else out
         try:
             count = write_entries(entries, target, args.format, checkpoint)
         finally:
@@ -903,42 +1032,54 @@ async def _command(args: argparse.Namespace, connection: NatsConnection, read_mo
         verdict = await verify(connection, known, bar)
         bar.close()
         verdict.problems.extend(problems)
-        print(f"Read {verdict.messages} messages (sequences {verdict.first}..{verdict.last}): "
-              f"{verdict.events} events of {verdict.aggregates} aggregates.")
+        print(
+            f"Read {verdict.messages} messages (sequences {verdict.first}..{verdict.last}): "
+            f"{verdict.events} events of {verdict.aggregates} aggregates."
+        )
         if known:
             latest = max(known, key=lambda c: c.head)
-            print(f"Compared with {len(known)} checkpoint(s) kept outside the stream; the furthest, "
-                  f"{latest.seen()}, saw position {latest.head:,}.")
+            print(
+                f"Compared with {len(known)} checkpoint(s) kept outside the stream; the furthest, "
+                f"{latest.seen()}, saw position {latest.head:,}."
+            )
         else:
-            print("No checkpoint to compare with: a tail cut from the stream would not show "
-                  "(take one with `jobstream audit checkpoint`).")
+            print(
+                "No checkpoint to compare with: a tail cut from the stream would not show "
+                "(take one with `jobstream audit checkpoint`)."
+            )
         if verdict.whole:
-            print("The log is whole: every sequence present, every aggregate's versions contiguous, "
-                  "every hash chain intact" + (", every checkpoint matched." if known else "."))
+            print(
+                "The log is whole: every sequence present, every aggregate's versions contiguous, "
+                "every hash chain intact" + (", every checkpoint matched." if known else ".")
+            )
             return 0
         print(f"The log is NOT whole: {len(verdict.problems)} problem(s).")
         for problem in verdict.problems:
             print(f"  - {problem}")
-        proven = (f"; {verdict.proven.seen()} proves the log up to {verdict.proven.head:,}"
-                  if verdict.proven else "")
+        proven = f"; {verdict.proven.seen()} proves the log up to {verdict.proven.head:,}" if verdict.proven else ""
         print(f"The last intact position is {verdict.last_intact:,}{proven}.")
         return 1
     if args.audit_command == "reconcile":
         known, problems = await _known(places)
         bar = Bar(await connection.last_position(), "reconciling")
         limit = timedelta(hours=args.held_hours)
-        found = await reconcile(connection, bar, now=_moment(args.now) if args.now else None, held_limit=limit,
-                                checkpoints=known)
+        found = await reconcile(
+            connection, bar, now=_moment(args.now) if args.now else None, held_limit=limit, checkpoints=known
+        )
         bar.close()
         found.problems.extend(problems)
         reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(found.not_billed.items())) or "none"
-        print(f"{found.completed} completed jobs: {found.invoiced} invoiced, not billed: {reasons}, "
-              f"held for the office: {len(found.held)} (allowed {_hours(limit)}).")
+        print(
+            f"{found.completed} completed jobs: {found.invoiced} invoiced, not billed: {reasons}, "
+            f"held for the office: {len(found.held)} (allowed {_hours(limit)})."
+        )
         for held in found.held:
             print(f"  held  {held}")
         if found.whole:
-            print("Every completed job has exactly one invoice, a reason it is not billed, or has been held "
-                  "less long than allowed; every series' numbers run without a gap, each on its document.")
+            print(
+                "Every completed job has exactly one invoice, a reason it is not billed, or has been held "
+                "less long than allowed; every series' numbers run without a gap, each on its document."
+            )
             return 0
         print(f"{len(found.problems)} problem(s):")
         for problem in found.problems:
@@ -955,16 +1096,25 @@ async def _command(args: argparse.Namespace, connection: NatsConnection, read_mo
             return 0
         print(f"Invoice {invoice.number} as it stood at {moment.isoformat()}:")
         status = invoice_status(invoice, moment.date().isoformat())
-        for key, value in [("customer", invoice.customer), ("issued", invoice.issue_date), ("due", invoice.due_date),
-                           ("total", f"{invoice.gross_total} {invoice.currency}"), ("status", status),
-                           ("paid", invoice.paid), ("credited", invoice.credited),
-                           ("credit notes", ", ".join(invoice.credit_notes)), ("reminded", invoice.reminder)]:
+        for key, value in [
+            ("customer", invoice.customer),
+            ("issued", invoice.issue_date),
+            ("due", invoice.due_date),
+            ("total", f"{invoice.gross_total} {invoice.currency}"),
+            ("status", status),
+            ("paid", invoice.paid),
+            ("credited", invoice.credited),
+            ("credit notes", ", ".join(invoice.credit_notes)),
+            ("reminded", invoice.reminder),
+        ]:
             if value not in ("", "0.00"):
                 print(f"  {key:<14} {value}")
         if invoice.issued is not None:
             for line in invoice.issued.lines:
-                print(f"  line           {line.description}: {line.quantity} {line.unit} × {line.unit_price}"
-                      f" = {line.net} (VAT {line.vat_rate} %)")
+                print(
+                    f"  line           {line.description}: {line.quantity} {line.unit} × {line.unit_price}"
+                    f" = {line.net} (VAT {line.vat_rate} %)"
+                )
         print(f"Its {len(entries)} event(s) up to then:")
         for entry in entries:
             print("  " + table_line(entry))
@@ -981,8 +1131,20 @@ async def _command(args: argparse.Namespace, connection: NatsConnection, read_mo
             out.write(msgspec.json.encode({"as_of": moment, "job": row, "events": entries}).decode() + "\n")
             return 0
         print(f"Job {row.id} as it stood at {moment.isoformat()} (after event #{row.position}, version {row.version}):")
-        for key in ("status", "job_type", "description", "site", "priority", "sla_deadline", "billing_kind",
-                    "technician_ids", "scheduled_start", "duration_minutes", "completed_at", "reason"):
+        for key in (
+            "status",
+            "job_type",
+            "description",
+            "site",
+            "priority",
+            "sla_deadline",
+            "billing_kind",
+            "technician_ids",
+            "scheduled_start",
+            "duration_minutes",
+            "completed_at",
+            "reason",
+        ):
             value = getattr(row, key)
             if value not in (None, "", [], 0):
                 shown = ", ".join(map(str, value)) if isinstance(value, list) else getattr(value, "value", value)
@@ -1036,19 +1198,30 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     sub.add_argument("--out", help="file to write (default: standard output)")
     sub = commands.add_parser("verify", help="prove the log whole and untampered, and as long as every checkpoint saw")
-    sub.add_argument("--checkpoints", action="append", metavar="FILE",
-                     help="also compare with the checkpoints in this file: an export, or a copy of "
-                          f"{CHECKPOINT_FILE} (repeatable)")
+    sub.add_argument(
+        "--checkpoints",
+        action="append",
+        metavar="FILE",
+        help=f"also compare with the checkpoints in this file: an export, or a copy of {CHECKPOINT_FILE} (repeatable)",
+    )
     sub = commands.add_parser("reconcile", help="every completed job has one invoice or a reason; numbers have no gaps")
-    sub.add_argument("--held-hours", type=float, default=None,
-                     help="how long a completed job may be held for the office (default: "
-                          f"JOBSTREAM_AUDIT_HELD_HOURS, else {HELD_HOURS:g})")
+    sub.add_argument(
+        "--held-hours",
+        type=float,
+        default=None,
+        help="how long a completed job may be held for the office (default: "
+        f"JOBSTREAM_AUDIT_HELD_HOURS, else {HELD_HOURS:g})",
+    )
     sub.add_argument("--now", help="judge how long jobs were held as at this moment (default: now)")
-    sub = commands.add_parser("checkpoint", help="record the stream's head and the digest of the whole log, "
-                                                 "outside the stream")
-    sub.add_argument("--keep", action="store_true",
-                     help="and go on taking one every JOBSTREAM_CHECKPOINT_SECONDS (300) or "
-                          "JOBSTREAM_CHECKPOINT_MESSAGES (1000) new messages, until stopped (`jobstream run checkpoints`)")
+    sub = commands.add_parser(
+        "checkpoint", help="record the stream's head and the digest of the whole log, outside the stream"
+    )
+    sub.add_argument(
+        "--keep",
+        action="store_true",
+        help="and go on taking one every JOBSTREAM_CHECKPOINT_SECONDS (300) or "
+        "JOBSTREAM_CHECKPOINT_MESSAGES (1000) new messages, until stopped (`jobstream run checkpoints`)",
+    )
     sub = commands.add_parser("as-of", help="a job or an invoice as it stood at a moment")
     sub.add_argument("--job", default="")
     sub.add_argument("--invoice", default="", help="an invoice's id (as /api/invoices lists them)")
@@ -1079,4 +1252,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

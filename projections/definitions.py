@@ -13,14 +13,26 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple
 
 from eventsourcing.persistence import IntegrityError, Tracking
-from msgspec import structs
 from eventsourcing.projection import Projection
+from msgspec import structs
 
 from events.contract import (
-    EVENT_TYPES, CreditNoteIssued, CustomerEvent, Event, InvoiceEvent, MessageEvent, RecurrenceEvent, InvoiceIssued, JobEvent, PaymentApplied, ProformaIssued,
+    EVENT_TYPES,
+    CreditNoteIssued,
+    CustomerEvent,
+    Event,
+    InvoiceEvent,
+    InvoiceIssued,
+    JobEvent,
+    MessageEvent,
+    PaymentApplied,
+    ProformaIssued,
+    RecurrenceEvent,
     StatementLineUnmatched,
-    TechnicianEvent, TokenEvent,
+    TechnicianEvent,
+    TokenEvent,
 )
+from projections.ledger import journal
 from projections.rows import (
     evolve_customer,
     evolve_invoice,
@@ -34,7 +46,6 @@ from projections.rows import (
     time_entry_id,
     unmatched_row,
 )
-from projections.ledger import journal
 from projections.store import Batch, BoardTables, LedgerTables, TimesheetTables
 
 
@@ -89,14 +100,24 @@ class BoardProjection(BatchProjection):
     notifier's messages."""
 
     name = "board"
-    wanted = (JobEvent, CustomerEvent, TechnicianEvent, TokenEvent, InvoiceEvent, StatementLineUnmatched,
-              ProformaIssued, MessageEvent, RecurrenceEvent)
+    wanted = (
+        JobEvent,
+        CustomerEvent,
+        TechnicianEvent,
+        TokenEvent,
+        InvoiceEvent,
+        StatementLineUnmatched,
+        ProformaIssued,
+        MessageEvent,
+        RecurrenceEvent,
+    )
     view: BoardTables
 
     def evolve(self, items: Sequence[Positioned]) -> Batch:
         batch = Batch()
         jobs = {item.event.id for item in items if isinstance(item.event, JobEvent)} | {
-            item.event.job_id for item in items if isinstance(item.event, ProformaIssued)}
+            item.event.job_id for item in items if isinstance(item.event, ProformaIssued)
+        }
         customers = {item.event.id for item in items if isinstance(item.event, CustomerEvent)}
         technicians = {item.event.id for item in items if isinstance(item.event, TechnicianEvent)}
         users = {item.event.id for item in items if isinstance(item.event, TokenEvent)}
@@ -105,21 +126,32 @@ class BoardProjection(BatchProjection):
         known_technicians = self.view.technicians_by_id(technicians)
         known_users = self.view.users_by_id(users)
         known_invoices = self.view.invoices_by_id(
-            {item.event.id for item in items if isinstance(item.event, InvoiceEvent)})
+            {item.event.id for item in items if isinstance(item.event, InvoiceEvent)}
+        )
         known_recurrences = self.view.recurrences_by_id(
-            {item.event.id for item in items if isinstance(item.event, RecurrenceEvent)})
+            {item.event.id for item in items if isinstance(item.event, RecurrenceEvent)}
+        )
         known_messages = self.view.messages_by_id(
-            {item.event.id for item in items if isinstance(item.event, MessageEvent)})
+            {item.event.id for item in items if isinstance(item.event, MessageEvent)}
+        )
         for position, version, event in items:
             if isinstance(event, JobEvent):
                 row = _kept(known_jobs, batch.jobs, event.id, evolve_job(known_jobs.get(event.id), event, position))
                 batch.history.append(history_row(event, position, version or (row.version if row else 0)))
             elif isinstance(event, CustomerEvent):
-                _kept(known_customers, batch.customers, event.id,
-                      evolve_customer(known_customers.get(event.id), event, position))
+                _kept(
+                    known_customers,
+                    batch.customers,
+                    event.id,
+                    evolve_customer(known_customers.get(event.id), event, position),
+                )
             elif isinstance(event, TechnicianEvent):
-                _kept(known_technicians, batch.technicians, event.id,
-                      evolve_technician(known_technicians.get(event.id), event, position))
+                _kept(
+                    known_technicians,
+                    batch.technicians,
+                    event.id,
+                    evolve_technician(known_technicians.get(event.id), event, position),
+                )
             elif isinstance(event, TokenEvent):
                 _kept(known_users, batch.users, event.id, evolve_user(known_users.get(event.id), event))
             elif isinstance(event, ProformaIssued) and event.job_id in known_jobs:
@@ -128,14 +160,26 @@ class BoardProjection(BatchProjection):
             elif isinstance(event, StatementLineUnmatched):
                 batch.unmatched.append(unmatched_row(event, position))
             elif isinstance(event, RecurrenceEvent):
-                _kept(known_recurrences, batch.recurrences, event.id,
-                      evolve_recurrence_row(known_recurrences.get(event.id), event, position))
+                _kept(
+                    known_recurrences,
+                    batch.recurrences,
+                    event.id,
+                    evolve_recurrence_row(known_recurrences.get(event.id), event, position),
+                )
             elif isinstance(event, MessageEvent):
-                _kept(known_messages, batch.messages, event.id,
-                      evolve_message(known_messages.get(event.id), event, position))
+                _kept(
+                    known_messages,
+                    batch.messages,
+                    event.id,
+                    evolve_message(known_messages.get(event.id), event, position),
+                )
             elif isinstance(event, InvoiceEvent):
-                _kept(known_invoices, batch.invoices, event.id,
-                      evolve_invoice(known_invoices.get(event.id), event, position))
+                _kept(
+                    known_invoices,
+                    batch.invoices,
+                    event.id,
+                    evolve_invoice(known_invoices.get(event.id), event, position),
+                )
         return batch
 
 

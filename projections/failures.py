@@ -69,15 +69,33 @@ def evolve_failure(row: FailureRow | None, event: Event) -> FailureRow | None:
     match event:
         case ProcessingFailed():
             kind = EVENT_TYPES[event.topic].aggregate if event.topic in EVENT_TYPES else ""
-            return FailureRow(id=event.id, consumer=event.consumer, doing=CONSUMERS.get(event.consumer, event.consumer),
-                              position=event.position, topic=event.topic, what=words(event.topic), aggregate=kind,
-                              aggregate_id=event.aggregate_id, event_id=event.event_id, error_type=event.error_type,
-                              error=event.error, state="open", failed_at=at, updated_at=at)
+            return FailureRow(
+                id=event.id,
+                consumer=event.consumer,
+                doing=CONSUMERS.get(event.consumer, event.consumer),
+                position=event.position,
+                topic=event.topic,
+                what=words(event.topic),
+                aggregate=kind,
+                aggregate_id=event.aggregate_id,
+                event_id=event.event_id,
+                error_type=event.error_type,
+                error=event.error,
+                state="open",
+                failed_at=at,
+                updated_at=at,
+            )
         case ProcessingRetryRequested() if row is not None:
             return msgspec.structs.replace(row, state="retrying", updated_at=at, reason=event.reason)
         case ProcessingFailedAgain() if row is not None:
-            return msgspec.structs.replace(row, state="open", attempts=row.attempts + 1, error_type=event.error_type,
-                                           error=event.error, updated_at=at)
+            return msgspec.structs.replace(
+                row,
+                state="open",
+                attempts=row.attempts + 1,
+                error_type=event.error_type,
+                error=event.error,
+                updated_at=at,
+            )
         case ProcessingResolved() if row is not None:
             return msgspec.structs.replace(row, state="resolved", attempts=row.attempts + 1, updated_at=at)
     return row

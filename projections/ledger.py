@@ -47,24 +47,62 @@ def journal(event: Event, position: int, number: str = "", customer_id: UUID | N
             revenue = f"revenue:{event.job_type or 'other'}"
             lines.append((revenue, zero, event.net_total))
             lines.extend((f"vat payable:{v.rate.normalize():f}%", zero, v.vat) for v in event.vat if v.vat)
-            return [JournalLine(entry=str(event.id), line=n, day=event.issue_date.isoformat(), account=account, debit=debit,
-                                credit=credit, currency=event.currency, document=event.number,
-                                customer_id=event.customer_id, source="InvoiceIssued", position=position)
-                    for n, (account, debit, credit) in enumerate(lines, start=1)]
+            return [
+                JournalLine(
+                    entry=str(event.id),
+                    line=n,
+                    day=event.issue_date.isoformat(),
+                    account=account,
+                    debit=debit,
+                    credit=credit,
+                    currency=event.currency,
+                    document=event.number,
+                    customer_id=event.customer_id,
+                    source="InvoiceIssued",
+                    position=position,
+                )
+                for n, (account, debit, credit) in enumerate(lines, start=1)
+            ]
         case CreditNoteIssued():  # the invoice's posting reversed, for what is credited
-            lines = [("receivables", zero, event.gross_total),
-                     (f"revenue:{event.job_type or 'other'}", event.net_total, zero)]
+            lines = [
+                ("receivables", zero, event.gross_total),
+                (f"revenue:{event.job_type or 'other'}", event.net_total, zero),
+            ]
             lines.extend((f"vat payable:{v.rate.normalize():f}%", v.vat, zero) for v in event.vat if v.vat)
-            return [JournalLine(entry=str(event.id), line=n, day=event.issue_date.isoformat(), account=account, debit=debit,
-                                credit=credit, currency=event.currency, document=event.number,
-                                customer_id=event.customer_id, source="CreditNoteIssued", position=position)
-                    for n, (account, debit, credit) in enumerate(lines, start=1)]
+            return [
+                JournalLine(
+                    entry=str(event.id),
+                    line=n,
+                    day=event.issue_date.isoformat(),
+                    account=account,
+                    debit=debit,
+                    credit=credit,
+                    currency=event.currency,
+                    document=event.number,
+                    customer_id=event.customer_id,
+                    source="CreditNoteIssued",
+                    position=position,
+                )
+                for n, (account, debit, credit) in enumerate(lines, start=1)
+            ]
         case PaymentApplied() if customer_id is not None:
             lines = [("bank", event.amount, zero), ("receivables", zero, event.amount)]
-            return [JournalLine(entry=str(event.payment_id), line=n, day=event.received_on.isoformat(), account=account,
-                                debit=debit, credit=credit, currency=event.currency, document=number,
-                                customer_id=customer_id, source="PaymentApplied", position=position)
-                    for n, (account, debit, credit) in enumerate(lines, start=1)]
+            return [
+                JournalLine(
+                    entry=str(event.payment_id),
+                    line=n,
+                    day=event.received_on.isoformat(),
+                    account=account,
+                    debit=debit,
+                    credit=credit,
+                    currency=event.currency,
+                    document=number,
+                    customer_id=customer_id,
+                    source="PaymentApplied",
+                    position=position,
+                )
+                for n, (account, debit, credit) in enumerate(lines, start=1)
+            ]
     return []
 
 
@@ -86,8 +124,10 @@ def trial_balance(lines: Iterable[JournalLine]) -> list[Balance]:
         total = totals[(line.currency, line.account)]
         total[0] += line.debit
         total[1] += line.credit
-    return [Balance(account=account, currency=currency, debit=d, credit=c)
-            for (currency, account), (d, c) in sorted(totals.items())]
+    return [
+        Balance(account=account, currency=currency, debit=d, credit=c)
+        for (currency, account), (d, c) in sorted(totals.items())
+    ]
 
 
 def unbalanced(balances: Iterable[Balance]) -> dict[str, Decimal]:

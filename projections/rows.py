@@ -17,20 +17,11 @@ from msgspec import Struct, structs
 
 from events.contract import (
     Address,
+    CustomerDetailsChanged,
+    CustomerRegistered,
     DeliveryAttempted,
     DeliveryFailed,
     DeliveryUncertain,
-    MessageDelivered,
-    MessageQueued,
-    OccurrenceGenerated,
-    OccurrenceWithdrawn,
-    RecurringPlan,
-    RecurringServiceChanged,
-    RecurringServiceDefined,
-    RecurringServiceEnded,
-    RedeliveryRequested,
-    CustomerDetailsChanged,
-    CustomerRegistered,
     Event,
     HoursPackageSold,
     InvoiceCredited,
@@ -39,11 +30,6 @@ from events.contract import (
     InvoiceIssued,
     InvoicingHeld,
     InvoicingReleaseRequested,
-    PaymentApplied,
-    PaymentReminderDue,
-    PrepaidBalanceLow,
-    PrepaidHoursConsumed,
-    StatementLineUnmatched,
     JobCancelled,
     JobCompleted,
     JobDetailsChanged,
@@ -61,10 +47,24 @@ from events.contract import (
     JobTaken,
     JobUnassigned,
     MaterialUsed,
+    MessageDelivered,
+    MessageQueued,
     NoteAdded,
+    OccurrenceGenerated,
+    OccurrenceWithdrawn,
+    PaymentApplied,
+    PaymentReminderDue,
     PhotoAttached,
+    PrepaidBalanceLow,
+    PrepaidHoursConsumed,
     QuoteAccepted,
     QuoteRejected,
+    RecurringPlan,
+    RecurringServiceChanged,
+    RecurringServiceDefined,
+    RecurringServiceEnded,
+    RedeliveryRequested,
+    StatementLineUnmatched,
     Status,
     TechnicianDeactivated,
     TechnicianDetailsChanged,
@@ -166,22 +166,32 @@ def evolve_job(row: JobRow | None, event: JobEvent, position: int) -> JobRow | N
     """The job's row after ``event``; None only for an event of a job the board never saw."""
     if isinstance(event, JobRequested):
         row = JobRow(
-            id=event.id, status=Status.NEW, customer_id=event.customer_id,
-            job_type=event.job_type, source=event.source.value, site=one_line(event.site_address),
-            site_address=event.site_address, description=event.description, scope=event.scope,
-            priority=event.priority.value, sla_deadline=event.sla_deadline,
-            billing_kind=event.billing_kind.value, location=event.location.value,
-            estimate_minutes=event.estimate_minutes, requested_at=_when(event),
+            id=event.id,
+            status=Status.NEW,
+            customer_id=event.customer_id,
+            job_type=event.job_type,
+            source=event.source.value,
+            site=one_line(event.site_address),
+            site_address=event.site_address,
+            description=event.description,
+            scope=event.scope,
+            priority=event.priority.value,
+            sla_deadline=event.sla_deadline,
+            billing_kind=event.billing_kind.value,
+            location=event.location.value,
+            estimate_minutes=event.estimate_minutes,
+            requested_at=_when(event),
         )
     elif row is None:
         return None
     else:
         row = structs.replace(row, **_job_changes(row, event))
-    return structs.replace(row, last_event=type(event).__name__, last_change_at=_when(event),
-                           version=row.version + 1, position=position)
+    return structs.replace(
+        row, last_event=type(event).__name__, last_change_at=_when(event), version=row.version + 1, position=position
+    )
 
 
-def _job_changes(row: JobRow, event: JobEvent) -> dict[str, object]:  # noqa: PLR0911
+def _job_changes(row: JobRow, event: JobEvent) -> dict[str, object]:
     match event:
         case JobDetailsChanged():
             changes: dict[str, object] = {}
@@ -199,18 +209,23 @@ def _job_changes(row: JobRow, event: JobEvent) -> dict[str, object]:  # noqa: PL
         case QuoteRejected():
             return {"quote_status": "rejected", "reason": event.reason}
         case JobScheduled() | JobRescheduled():
-            return {"status": Status.SCHEDULED if row.status is Status.NEW else row.status,
-                    "technician_ids": list(event.technician_ids), "scheduled_start": event.start,
-                    "duration_minutes": event.duration_minutes}
+            return {
+                "status": Status.SCHEDULED if row.status is Status.NEW else row.status,
+                "technician_ids": list(event.technician_ids),
+                "scheduled_start": event.start,
+                "duration_minutes": event.duration_minutes,
+            }
         case JobUnassigned():
-            return {"status": Status.NEW, "technician_ids": [], "scheduled_start": None,
-                    "reason": event.reason}
+            return {"status": Status.NEW, "technician_ids": [], "scheduled_start": None, "reason": event.reason}
         case JobTaken():
-            return {"status": Status.SCHEDULED, "technician_ids": [event.technician_id],
-                    "scheduled_start": event.start, "duration_minutes": event.duration_minutes}
+            return {
+                "status": Status.SCHEDULED,
+                "technician_ids": [event.technician_id],
+                "scheduled_start": event.start,
+                "duration_minutes": event.duration_minutes,
+            }
         case WorkStarted():
-            return {"status": Status.IN_PROGRESS, "running_since": event.started_at,
-                    "visits": row.visits + 1}
+            return {"status": Status.IN_PROGRESS, "running_since": event.started_at, "visits": row.visits + 1}
         case WorkStopped():
             entries = {**row.entries, str(event.entry_id): Entry(event.minutes, event.billable)}
             return {"entries": entries, "running_since": None}
@@ -223,13 +238,22 @@ def _job_changes(row: JobRow, event: JobEvent) -> dict[str, object]:  # noqa: PL
         case MaterialUsed():
             return {"materials": row.materials + 1}
         case JobCompleted():
-            return {"status": Status.COMPLETED, "completed_at": _when(event),
-                    "first_visit": event.first_visit and row.visits <= 1, "running_since": None}
+            return {
+                "status": Status.COMPLETED,
+                "completed_at": _when(event),
+                "first_visit": event.first_visit and row.visits <= 1,
+                "running_since": None,
+            }
         case JobSignedOff():
             return {"signed_by": event.signed_by, "signature": event.signature}
         case PhotoAttached():
             photos = [p for p in row.photos if p.id != event.photo_id]
-            return {"photos": [*photos, Photo(id=event.photo_id, name=event.name, caption=event.caption, media_type=event.media_type)]}
+            return {
+                "photos": [
+                    *photos,
+                    Photo(id=event.photo_id, name=event.name, caption=event.caption, media_type=event.media_type),
+                ]
+            }
         case JobPutOnHold():
             return {"status": Status.ON_HOLD, "reason": event.reason}
         case JobResumed():
@@ -237,11 +261,14 @@ def _job_changes(row: JobRow, event: JobEvent) -> dict[str, object]:  # noqa: PL
         case JobCancelled():
             return {"status": Status.CANCELLED, "reason": event.reason, "running_since": None}
         case JobReopened():
-            return {"status": event.status, "reason": event.reason, "completed_at": None,
-                    "billing_note": ""}
+            return {"status": event.status, "reason": event.reason, "completed_at": None, "billing_note": ""}
         case JobInvoiced():
-            return {"status": Status.INVOICED, "invoice_id": event.invoice_id,
-                    "invoice_number": event.number, "billing_note": ""}
+            return {
+                "status": Status.INVOICED,
+                "invoice_id": event.invoice_id,
+                "invoice_number": event.number,
+                "billing_note": "",
+            }
         case JobNotBilled():
             return {"billing_note": f"not billed: {event.reason}"}
         case InvoicingHeld():
@@ -277,22 +304,29 @@ class CustomerRow(Struct, kw_only=True):
 
 def evolve_customer(row: CustomerRow | None, event: Event, position: int) -> CustomerRow | None:
     if isinstance(event, CustomerRegistered):
-        fields = {f: getattr(event, f) for f in CustomerRow.__struct_fields__
-                  if f not in ("position", "prepaid_minutes", "prepaid_low")}
+        fields = {
+            f: getattr(event, f)
+            for f in CustomerRow.__struct_fields__
+            if f not in ("position", "prepaid_minutes", "prepaid_low")
+        }
         return CustomerRow(**fields, position=position)
     if row is None:
         return row
     if isinstance(event, HoursPackageSold):
-        return structs.replace(row, prepaid_minutes=row.prepaid_minutes + int(event.hours * 60), prepaid_low=False,
-                               position=position)
+        return structs.replace(
+            row, prepaid_minutes=row.prepaid_minutes + int(event.hours * 60), prepaid_low=False, position=position
+        )
     if isinstance(event, PrepaidHoursConsumed):
         return structs.replace(row, prepaid_minutes=event.balance_minutes, position=position)
     if isinstance(event, PrepaidBalanceLow):
         return structs.replace(row, prepaid_low=True, position=position)
     if not isinstance(event, CustomerDetailsChanged):
         return row
-    changed = {f: getattr(event, f) for f in event.__struct_fields__
-               if f in CustomerRow.__struct_fields__ and f != "id" and getattr(event, f) is not None}
+    changed = {
+        f: getattr(event, f)
+        for f in event.__struct_fields__
+        if f in CustomerRow.__struct_fields__ and f != "id" and getattr(event, f) is not None
+    }
     return structs.replace(row, **changed, position=position)
 
 
@@ -309,11 +343,19 @@ class TechnicianRow(Struct, kw_only=True):
 def evolve_technician(row: TechnicianRow | None, event: Event, position: int) -> TechnicianRow | None:
     match event:
         case TechnicianRegistered():
-            return TechnicianRow(id=event.id, name=event.name, skills=list(event.skills),
-                                 email=event.email, phone=event.phone, active=True, position=position)
+            return TechnicianRow(
+                id=event.id,
+                name=event.name,
+                skills=list(event.skills),
+                email=event.email,
+                phone=event.phone,
+                active=True,
+                position=position,
+            )
         case TechnicianDetailsChanged() if row is not None:
-            changed = {f: getattr(event, f) for f in ("name", "skills", "email", "phone")
-                       if getattr(event, f) is not None}
+            changed = {
+                f: getattr(event, f) for f in ("name", "skills", "email", "phone") if getattr(event, f) is not None
+            }
             return structs.replace(row, **changed, position=position)
         case TechnicianDeactivated() if row is not None:
             return structs.replace(row, active=False, position=position)
@@ -335,8 +377,14 @@ class UserRow(Struct, kw_only=True):
 
 def evolve_user(row: UserRow | None, event: Event) -> UserRow | None:
     if isinstance(event, TokenIssued):
-        return UserRow(token_id=event.id, token_hash=event.token_hash, user_name=event.user_name,
-                       role=event.role.value, technician_id=event.technician_id, revoked=False)
+        return UserRow(
+            token_id=event.id,
+            token_hash=event.token_hash,
+            user_name=event.user_name,
+            role=event.role.value,
+            technician_id=event.technician_id,
+            revoked=False,
+        )
     if isinstance(event, TokenRevoked) and row is not None:
         return structs.replace(row, revoked=True)
     return row
@@ -360,10 +408,16 @@ class HistoryRow(Struct, kw_only=True):
 
 def history_row(event: JobEvent, position: int, version: int) -> HistoryRow:
     meta = event.meta
-    return HistoryRow(job_id=event.id, position=position, version=version,
-                      occurred_at=meta.occurred_at if meta else None, event_type=type(event).__name__,
-                      actor_id=meta.actor_id if meta else "", actor_role=meta.actor_role if meta else "",
-                      summary=summary(event))
+    return HistoryRow(
+        job_id=event.id,
+        position=position,
+        version=version,
+        occurred_at=meta.occurred_at if meta else None,
+        event_type=type(event).__name__,
+        actor_id=meta.actor_id if meta else "",
+        actor_role=meta.actor_role if meta else "",
+        summary=summary(event),
+    )
 
 
 _NOT_SUMMED_UP = frozenset({"id", "meta", "signature"})
@@ -429,30 +483,46 @@ class InvoiceRow(Struct, kw_only=True):
 def evolve_invoice(row: InvoiceRow | None, event: InvoiceEvent, position: int) -> InvoiceRow | None:
     match event:
         case InvoiceIssued():
-            return InvoiceRow(id=event.id, number=event.number, job_id=event.job_id,
-                              customer_id=event.customer_id, customer=event.buyer.name,
-                              issue_date=event.issue_date.isoformat(), due_date=event.due_date.isoformat(),
-                              currency=event.currency, gross_total=str(event.gross_total),
-                              position=position, issued=event)
+            return InvoiceRow(
+                id=event.id,
+                number=event.number,
+                job_id=event.job_id,
+                customer_id=event.customer_id,
+                customer=event.buyer.name,
+                issue_date=event.issue_date.isoformat(),
+                due_date=event.due_date.isoformat(),
+                currency=event.currency,
+                gross_total=str(event.gross_total),
+                position=position,
+                issued=event,
+            )
         case PaymentApplied() if row is not None:
             paid = Decimal(row.paid) + event.amount
-            row = structs.replace(row, paid=str(paid), payments=row.payments + 1,
-                                  last_paid_on=max(row.last_paid_on, event.received_on.isoformat()), position=position)
+            row = structs.replace(
+                row,
+                paid=str(paid),
+                payments=row.payments + 1,
+                last_paid_on=max(row.last_paid_on, event.received_on.isoformat()),
+                position=position,
+            )
             return structs.replace(row, status=_settlement(row))
         case InvoiceCredited() if row is not None:
-            row = structs.replace(row, credited=str(Decimal(row.credited) + event.amount),
-                                  credit_notes=[*row.credit_notes, event.number],
-                                  credit_note_ids=[*row.credit_note_ids, event.credit_note_id], position=position)
+            row = structs.replace(
+                row,
+                credited=str(Decimal(row.credited) + event.amount),
+                credit_notes=[*row.credit_notes, event.number],
+                credit_note_ids=[*row.credit_note_ids, event.credit_note_id],
+                position=position,
+            )
             return structs.replace(row, status=_settlement(row))
         case PaymentReminderDue() if row is not None:
-            return structs.replace(row, reminder=f"{event.level} ({event.days_overdue} days overdue)",
-                                   position=position)
+            return structs.replace(
+                row, reminder=f"{event.level} ({event.days_overdue} days overdue)", position=position
+            )
         case InvoiceDocumentStored() if row is not None and event.media_type == "application/pdf":
-            return structs.replace(row, document=event.name, document_sha256=event.sha256,
-                                   position=position)
+            return structs.replace(row, document=event.name, document_sha256=event.sha256, position=position)
         case InvoiceDocumentStored() if row is not None and event.media_type == "application/xml":
-            return structs.replace(row, xml_document=event.name, xml_sha256=event.sha256,
-                                   position=position)
+            return structs.replace(row, xml_document=event.name, xml_sha256=event.sha256, position=position)
     return row
 
 
@@ -496,8 +566,16 @@ class UnmatchedRow(Struct, kw_only=True):
 
 
 def unmatched_row(event: StatementLineUnmatched, position: int) -> UnmatchedRow:
-    return UnmatchedRow(statement_id=event.id, line=event.line, amount=str(event.amount), currency=event.currency,
-                        payer=event.payer, text=event.text, reason=event.reason, position=position)
+    return UnmatchedRow(
+        statement_id=event.id,
+        line=event.line,
+        amount=str(event.amount),
+        currency=event.currency,
+        payer=event.payer,
+        text=event.text,
+        reason=event.reason,
+        position=position,
+    )
 
 
 class TimeRow(Struct, kw_only=True):
@@ -518,16 +596,35 @@ class TimeRow(Struct, kw_only=True):
 def evolve_time(row: TimeRow | None, event: JobEvent, position: int) -> TimeRow | None:
     match event:
         case WorkStopped():
-            return TimeRow(entry_id=event.entry_id, job_id=event.id, technician_id=event.technician_id,
-                           started_at=event.started_at, minutes=event.minutes, billable=event.billable,
-                           activity=event.activity, manual=False, corrected=False, position=position)
+            return TimeRow(
+                entry_id=event.entry_id,
+                job_id=event.id,
+                technician_id=event.technician_id,
+                started_at=event.started_at,
+                minutes=event.minutes,
+                billable=event.billable,
+                activity=event.activity,
+                manual=False,
+                corrected=False,
+                position=position,
+            )
         case TimeEntryAdded():
-            return TimeRow(entry_id=event.entry_id, job_id=event.id, technician_id=event.technician_id,
-                           started_at=event.started_at, minutes=event.minutes, billable=event.billable,
-                           activity=event.activity, manual=True, corrected=False, position=position)
+            return TimeRow(
+                entry_id=event.entry_id,
+                job_id=event.id,
+                technician_id=event.technician_id,
+                started_at=event.started_at,
+                minutes=event.minutes,
+                billable=event.billable,
+                activity=event.activity,
+                manual=True,
+                corrected=False,
+                position=position,
+            )
         case TimeEntryCorrected() if row is not None:
-            return structs.replace(row, minutes=event.minutes, billable=event.billable,
-                                   corrected=True, position=position)
+            return structs.replace(
+                row, minutes=event.minutes, billable=event.billable, corrected=True, position=position
+            )
     return row
 
 
@@ -559,9 +656,17 @@ def evolve_message(row: MessageRow | None, event: Event, position: int) -> Messa
     when = iso(event.meta.occurred_at) if event.meta else ""
     match event:
         case MessageQueued():
-            return MessageRow(id=event.id, channel=event.channel, purpose=event.purpose, recipient=event.recipient,
-                              subject=event.subject, about_kind=event.about_kind, about_id=event.about_id,
-                              updated_at=when, position=position)
+            return MessageRow(
+                id=event.id,
+                channel=event.channel,
+                purpose=event.purpose,
+                recipient=event.recipient,
+                subject=event.subject,
+                about_kind=event.about_kind,
+                about_id=event.about_id,
+                updated_at=when,
+                position=position,
+            )
     if row is None:
         return None
     row = structs.replace(row, updated_at=when, position=position)
@@ -575,7 +680,9 @@ def evolve_message(row: MessageRow | None, event: Event, position: int) -> Messa
         case DeliveryUncertain():
             return structs.replace(row, state="uncertain", detail="the sender stopped during the attempt")
         case RedeliveryRequested():
-            return structs.replace(row, state="queued", detail=f"sent again at the office's request {event.reason}".strip())
+            return structs.replace(
+                row, state="queued", detail=f"sent again at the office's request {event.reason}".strip()
+            )
     return row
 
 

@@ -42,9 +42,16 @@ from events.contract import (
 )
 from events.faults import error_text, is_transient, parked, sealed
 from events.follow import follow
-from events.jetstream import PAGE, STREAM_VARIABLES, NatsApplicationRecorder, NatsConnection, StreamSettings, run_plainly
-from projections.failures import failures
+from events.jetstream import (
+    PAGE,
+    STREAM_VARIABLES,
+    NatsApplicationRecorder,
+    NatsConnection,
+    StreamSettings,
+    run_plainly,
+)
 from projections.definitions import PROJECTIONS, BatchProjection, Positioned
+from projections.failures import failures
 from projections.store import open_view
 
 log = logging.getLogger("jobstream.projector")
@@ -128,9 +135,14 @@ class Runner:
                 raise
             if len(part) == 1:
                 return await self._park(part[0], error)
-            log.warning("projector %s: a page of %s events after position %s failed (%s: %s); "
-                        "taking them one at a time", self.projection.name, len(part), self.position,
-                        type(error).__name__, error)
+            log.warning(
+                "projector %s: a page of %s events after position %s failed (%s: %s); taking them one at a time",
+                self.projection.name,
+                len(part),
+                self.position,
+                type(error).__name__,
+                error,
+            )
         for notification in part:
             if not await self._commit_part([notification]):
                 return False
@@ -152,11 +164,20 @@ class Runner:
         """Record the event as failed on the stream, then move the view's position past it
         (a crash between the two records it again: the same failure, one event)."""
         name = self.projection.name
-        failed = parked(name, notification.id, notification.topic, notification.originator_id,
-                        notification.state, error)
-        log.error("projector %s: cannot project the %s at stream position %s (%s: %s); recorded as failure %s, "
-                  "going on with the next event", name, notification.topic, notification.id, failed.error_type,
-                  failed.error, failed.id, exc_info=error)
+        failed = parked(
+            name, notification.id, notification.topic, notification.originator_id, notification.state, error
+        )
+        log.error(
+            "projector %s: cannot project the %s at stream position %s (%s: %s); recorded as failure %s, "
+            "going on with the next event",
+            name,
+            notification.topic,
+            notification.id,
+            failed.error_type,
+            failed.error,
+            failed.id,
+            exc_info=error,
+        )
         await self._record(sealed(name, failed.id, 0, "", failed, f"{name}:failed:{notification.id}"))
         self.parked += 1
         return await self._commit_items([], notification.id)
@@ -192,8 +213,16 @@ class Runner:
 
     async def _outcome(self, request: Notification, outcome: Event) -> None:
         name = self.projection.name
-        await self._record(sealed(name, outcome.id, request.originator_version, event_hash(request.state),
-                                  outcome, f"{name}:retried:{request.id}"))
+        await self._record(
+            sealed(
+                name,
+                outcome.id,
+                request.originator_version,
+                event_hash(request.state),
+                outcome,
+                f"{name}:retried:{request.id}",
+            )
+        )
 
     async def _settle_interrupted(self) -> None:
         """A runner stopped between committing a retried event and recording that it was
@@ -204,9 +233,16 @@ class Runner:
                 continue
             position, last = (await self.recorder.select_positioned_async(row.id))[-1]
             if last.topic == RETRY and position <= committed:
-                await self._record(sealed(name, row.id, last.originator_version, event_hash(last.state),
-                                          ProcessingResolved(id=row.id, outcome="projected"),
-                                          f"{name}:retried:{position}"))
+                await self._record(
+                    sealed(
+                        name,
+                        row.id,
+                        last.originator_version,
+                        event_hash(last.state),
+                        ProcessingResolved(id=row.id, outcome="projected"),
+                        f"{name}:retried:{position}",
+                    )
+                )
 
     async def _record(self, stored: list[Any]) -> None:
         try:
@@ -228,8 +264,13 @@ def build(name: str, read_model_url: str) -> BatchProjection:
     return PROJECTIONS[name](view=open_view(name, read_model_url))
 
 
-async def serve(names: Sequence[str], env: dict[str, str], read_model_url: str, once: bool = False,
-                stop: asyncio.Event | None = None) -> None:
+async def serve(
+    names: Sequence[str],
+    env: dict[str, str],
+    read_model_url: str,
+    once: bool = False,
+    stop: asyncio.Event | None = None,
+) -> None:
     """Keep the named projections up to date (on one connection, in this one process) until
     ``stop`` (else SIGINT or SIGTERM), or with ``once`` catch each up with what is stored now
     and stop."""
@@ -245,8 +286,10 @@ async def serve(names: Sequence[str], env: dict[str, str], read_model_url: str, 
                 started, before = time.perf_counter(), runner._committed()
                 reached = await runner.catch_up(until=await connection.last_position())
                 elapsed = time.perf_counter() - started
-                print(f"projector {projection.name}: caught up from position {before} to {reached} "
-                      f"in {elapsed:.2f} s", flush=True)
+                print(
+                    f"projector {projection.name}: caught up from position {before} to {reached} in {elapsed:.2f} s",
+                    flush=True,
+                )
             return
         stop = stop or stop_on_signals()
         runners = [Runner(projection, connection) for projection in projections]
@@ -276,8 +319,9 @@ def environment() -> tuple[dict[str, str], str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jobstream run projector")
-    parser.add_argument("projection", choices=[*sorted(PROJECTIONS), "all"],
-                        help="one projection, or all of them in this one process")
+    parser.add_argument(
+        "projection", choices=[*sorted(PROJECTIONS), "all"], help="one projection, or all of them in this one process"
+    )
     parser.add_argument("--once", action="store_true", help="catch up with the stream as it is now, then stop")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -289,4 +333,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -42,9 +42,9 @@ from projections.rows import (
     JobRow,
     MessageRow,
     RecurrenceRow,
-    UnmatchedRow,
     TechnicianRow,
     TimeRow,
+    UnmatchedRow,
     UserRow,
     iso,
 )
@@ -65,19 +65,27 @@ def store_env(url: str) -> dict[str, str]:
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         path = parsed.path if not parsed.netloc else parsed.netloc + parsed.path
-        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path,
-                "SQLITE_LOCK_TIMEOUT": "30", "CREATE_TABLE": "y"}
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": path,
+            "SQLITE_LOCK_TIMEOUT": "30",
+            "CREATE_TABLE": "y",
+        }
     if parsed.scheme in ("postgres", "postgresql"):
         schema = parse_qs(parsed.query).get("schema", ["public"])[0]
-        return {"PERSISTENCE_MODULE": "eventsourcing.postgres",
-                "POSTGRES_DBNAME": parsed.path.lstrip("/") or "postgres",
-                "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
-                "POSTGRES_PORT": str(parsed.port or 5432),
-                "POSTGRES_USER": parsed.username or os.environ.get("USER", "postgres"),
-                "POSTGRES_PASSWORD": parsed.password or "",
-                "POSTGRES_SCHEMA": schema, "CREATE_TABLE": "y",
-                # two connections held open per view, up to ten under load
-                "POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "8"}
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": parsed.path.lstrip("/") or "postgres",
+            "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parsed.port or 5432),
+            "POSTGRES_USER": parsed.username or os.environ.get("USER", "postgres"),
+            "POSTGRES_PASSWORD": parsed.password or "",
+            "POSTGRES_SCHEMA": schema,
+            "CREATE_TABLE": "y",
+            # two connections held open per view, up to ten under load
+            "POSTGRES_POOL_SIZE": "2",
+            "POSTGRES_MAX_OVERFLOW": "8",
+        }
     raise ValueError(f"read model URL: {url!r} is neither sqlite:///path nor postgresql://...")
 
 
@@ -147,18 +155,26 @@ class Tables:
         with self.writing() as cursor:
             self.write(cursor, batch)
             if expected:
-                cursor.execute(self.sql(
-                    "UPDATE {t}%s SET notification_id = ? WHERE application_name = ? AND notification_id = ? "
-                    "RETURNING notification_id" % self.tracking_table),
-                    (tracking.notification_id, tracking.application_name, expected))
+                cursor.execute(
+                    self.sql(
+                        "UPDATE {t}%s SET notification_id = ? WHERE application_name = ? AND notification_id = ? "
+                        "RETURNING notification_id" % self.tracking_table
+                    ),
+                    (tracking.notification_id, tracking.application_name, expected),
+                )
             else:
-                cursor.execute(self.sql(
-                    "INSERT INTO {t}%s (application_name, notification_id) VALUES (?, ?) "
-                    "ON CONFLICT (application_name) DO NOTHING RETURNING notification_id" % self.tracking_table),
-                    (tracking.application_name, tracking.notification_id))
+                cursor.execute(
+                    self.sql(
+                        "INSERT INTO {t}%s (application_name, notification_id) VALUES (?, ?) "
+                        "ON CONFLICT (application_name) DO NOTHING RETURNING notification_id" % self.tracking_table
+                    ),
+                    (tracking.application_name, tracking.notification_id),
+                )
             if cursor.fetchone() is None:
-                raise IntegrityError(f"{tracking.application_name}: position moved on from {expected}; "
-                                     f"not recording {tracking.notification_id}")
+                raise IntegrityError(
+                    f"{tracking.application_name}: position moved on from {expected}; "
+                    f"not recording {tracking.notification_id}"
+                )
 
     def write(self, cursor: Any, batch: Batch) -> None:
         raise NotImplementedError
@@ -220,35 +236,117 @@ class BoardTables(Tables):
     def write(self, cursor: Any, batch: Batch) -> None:
         jobs = batch.jobs.values()
         self.many(cursor, JOB_UPSERT, (_job_values(row) for row in jobs))
-        self.many(cursor, "DELETE FROM {t}job_technicians WHERE job_id = ?",
-                  ((str(row.id),) for row in jobs))
-        self.many(cursor, "INSERT INTO {t}job_technicians VALUES (?, ?)",
-                  ((str(row.id), str(tech)) for row in jobs for tech in dict.fromkeys(row.technician_ids)))
-        self.many(cursor, CUSTOMER_UPSERT, (
-            (str(c.id), c.name, f"{c.name} {c.email} {c.billing_address.city}".lower(), c.position,
-             _encode(c).decode()) for c in batch.customers.values()))
-        self.many(cursor, TECHNICIAN_UPSERT, (
-            (str(t.id), t.name, int(t.active), t.position, _encode(t).decode())
-            for t in batch.technicians.values()))
-        self.many(cursor, USER_UPSERT, (
-            (str(u.token_id), u.token_hash, u.user_name, u.role, str(u.technician_id) if u.technician_id else None,
-             int(u.revoked)) for u in batch.users.values()))
-        self.many(cursor, INVOICE_UPSERT, (
-            (str(i.id), i.number, str(i.job_id), str(i.customer_id), i.issue_date, i.due_date, i.status,
-             i.position, _encode(i).decode()) for i in batch.invoices.values()))
-        self.many(cursor, "INSERT INTO {t}recurrences VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                          "customer_id = excluded.customer_id, position = excluded.position, doc = excluded.doc", (
-            (str(r.id), str(r.plan.customer_id), r.position, _encode(r).decode()) for r in batch.recurrences.values()))
-        self.many(cursor, MESSAGE_UPSERT, (
-            (str(m.id), m.channel, m.purpose, m.recipient, m.subject, m.about_kind, str(m.about_id or ""), m.state,
-             m.attempts, m.detail, m.updated_at, m.position) for m in batch.messages.values()))
-        self.many(cursor, "INSERT INTO {t}unmatched_lines VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                          "ON CONFLICT (statement_id, line) DO NOTHING", (
-            (str(u.statement_id), u.line, u.amount, u.currency, u.payer, u.text, u.reason, u.position)
-            for u in batch.unmatched))
-        self.many(cursor, HISTORY_INSERT, (
-            (str(h.job_id), h.position, h.version, iso(h.occurred_at), h.event_type, h.actor_id,
-             h.actor_role, h.summary) for h in batch.history))
+        self.many(cursor, "DELETE FROM {t}job_technicians WHERE job_id = ?", ((str(row.id),) for row in jobs))
+        self.many(
+            cursor,
+            "INSERT INTO {t}job_technicians VALUES (?, ?)",
+            ((str(row.id), str(tech)) for row in jobs for tech in dict.fromkeys(row.technician_ids)),
+        )
+        self.many(
+            cursor,
+            CUSTOMER_UPSERT,
+            (
+                (
+                    str(c.id),
+                    c.name,
+                    f"{c.name} {c.email} {c.billing_address.city}".lower(),
+                    c.position,
+                    _encode(c).decode(),
+                )
+                for c in batch.customers.values()
+            ),
+        )
+        self.many(
+            cursor,
+            TECHNICIAN_UPSERT,
+            ((str(t.id), t.name, int(t.active), t.position, _encode(t).decode()) for t in batch.technicians.values()),
+        )
+        self.many(
+            cursor,
+            USER_UPSERT,
+            (
+                (
+                    str(u.token_id),
+                    u.token_hash,
+                    u.user_name,
+                    u.role,
+                    str(u.technician_id) if u.technician_id else None,
+                    int(u.revoked),
+                )
+                for u in batch.users.values()
+            ),
+        )
+        self.many(
+            cursor,
+            INVOICE_UPSERT,
+            (
+                (
+                    str(i.id),
+                    i.number,
+                    str(i.job_id),
+                    str(i.customer_id),
+                    i.issue_date,
+                    i.due_date,
+                    i.status,
+                    i.position,
+                    _encode(i).decode(),
+                )
+                for i in batch.invoices.values()
+            ),
+        )
+        self.many(
+            cursor,
+            "INSERT INTO {t}recurrences VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "customer_id = excluded.customer_id, position = excluded.position, doc = excluded.doc",
+            ((str(r.id), str(r.plan.customer_id), r.position, _encode(r).decode()) for r in batch.recurrences.values()),
+        )
+        self.many(
+            cursor,
+            MESSAGE_UPSERT,
+            (
+                (
+                    str(m.id),
+                    m.channel,
+                    m.purpose,
+                    m.recipient,
+                    m.subject,
+                    m.about_kind,
+                    str(m.about_id or ""),
+                    m.state,
+                    m.attempts,
+                    m.detail,
+                    m.updated_at,
+                    m.position,
+                )
+                for m in batch.messages.values()
+            ),
+        )
+        self.many(
+            cursor,
+            "INSERT INTO {t}unmatched_lines VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (statement_id, line) DO NOTHING",
+            (
+                (str(u.statement_id), u.line, u.amount, u.currency, u.payer, u.text, u.reason, u.position)
+                for u in batch.unmatched
+            ),
+        )
+        self.many(
+            cursor,
+            HISTORY_INSERT,
+            (
+                (
+                    str(h.job_id),
+                    h.position,
+                    h.version,
+                    iso(h.occurred_at),
+                    h.event_type,
+                    h.actor_id,
+                    h.actor_role,
+                    h.summary,
+                )
+                for h in batch.history
+            ),
+        )
 
     # --- rows the projector evolves ------------------------------------------------------
 
@@ -297,15 +395,24 @@ class BoardTables(Tables):
         if job_id is not None:
             rows = self.query("SELECT doc FROM {t}invoices WHERE job_id = ? ORDER BY number", (str(job_id),))
         else:
-            rows = self.query("SELECT doc FROM {t}invoices ORDER BY issue_date DESC, number DESC LIMIT ?",
-                              (limit,))
+            rows = self.query("SELECT doc FROM {t}invoices ORDER BY issue_date DESC, number DESC LIMIT ?", (limit,))
         return [_invoice_decoder.decode(r["doc"]) for r in rows]
 
     def unmatched_list(self, limit: int = 500) -> list[UnmatchedRow]:
         rows = self.query("SELECT * FROM {t}unmatched_lines ORDER BY position DESC, line LIMIT ?", (limit,))
-        return [UnmatchedRow(statement_id=UUID(r["statement_id"]), line=r["line"], amount=r["amount"],
-                             currency=r["currency"], payer=r["payer"], text=r["text"], reason=r["reason"],
-                             position=r["position"]) for r in rows]
+        return [
+            UnmatchedRow(
+                statement_id=UUID(r["statement_id"]),
+                line=r["line"],
+                amount=r["amount"],
+                currency=r["currency"],
+                payer=r["payer"],
+                text=r["text"],
+                reason=r["reason"],
+                position=r["position"],
+            )
+            for r in rows
+        ]
 
     def users_by_id(self, ids: Iterable[UUID]) -> dict[UUID, UserRow]:
         wanted = [str(i) for i in ids]
@@ -319,34 +426,51 @@ class BoardTables(Tables):
         return user_row(rows[0]) if rows else None
 
     def users_by_hash(self, token_hashes: Sequence[str]) -> dict[str, UserRow]:
-        return {r["token_hash"]: user_row(r)
-                for r in self.query_in("SELECT * FROM {t}users WHERE token_hash", token_hashes)}
+        return {
+            r["token_hash"]: user_row(r) for r in self.query_in("SELECT * FROM {t}users WHERE token_hash", token_hashes)
+        }
 
     def _docs(self, table: str, ids: Iterable[UUID], decoder: msgspec.json.Decoder[Any]) -> list[Any]:
-        return [decoder.decode(r["doc"])
-                for r in self.query_in(f"SELECT doc FROM {{t}}{table} WHERE id", [str(i) for i in ids])]
+        return [
+            decoder.decode(r["doc"])
+            for r in self.query_in(f"SELECT doc FROM {{t}}{table} WHERE id", [str(i) for i in ids])
+        ]
 
     def query_in(self, select: str, values: Sequence[str]) -> list[Any]:
         """The rows of ``<select> IN (values)``, asked 500 values at a time."""
         rows: list[Any] = []
         for start in range(0, len(values), 500):
-            chunk = values[start:start + 500]
+            chunk = values[start : start + 500]
             rows.extend(self.query(f"{select} IN ({_marks(chunk)})", chunk))
         return rows
 
 
 def user_row(r: Any) -> UserRow:
-    return UserRow(token_id=UUID(r["token_id"]), token_hash=r["token_hash"], user_name=r["user_name"],
-                   role=r["role"], revoked=bool(r["revoked"]),
-                   technician_id=UUID(r["technician_id"]) if r["technician_id"] else None)
+    return UserRow(
+        token_id=UUID(r["token_id"]),
+        token_hash=r["token_hash"],
+        user_name=r["user_name"],
+        role=r["role"],
+        revoked=bool(r["revoked"]),
+        technician_id=UUID(r["technician_id"]) if r["technician_id"] else None,
+    )
 
 
 def message_row(r: dict[str, Any]) -> MessageRow:
-    return MessageRow(id=UUID(r["id"]), channel=r["channel"], purpose=r["purpose"], recipient=r["recipient"],
-                      subject=r["subject"], about_kind=r["about_kind"],
-                      about_id=UUID(r["about_id"]) if r["about_id"] else None, state=r["state"],
-                      attempts=int(r["attempts"]), detail=r["detail"], updated_at=r["updated_at"],
-                      position=int(r["position"]))
+    return MessageRow(
+        id=UUID(r["id"]),
+        channel=r["channel"],
+        purpose=r["purpose"],
+        recipient=r["recipient"],
+        subject=r["subject"],
+        about_kind=r["about_kind"],
+        about_id=UUID(r["about_id"]) if r["about_id"] else None,
+        state=r["state"],
+        attempts=int(r["attempts"]),
+        detail=r["detail"],
+        updated_at=r["updated_at"],
+        position=int(r["position"]),
+    )
 
 
 def _marks(values: Sequence[object]) -> str:
@@ -398,10 +522,24 @@ NO_DEADLINE = "9999-12-31T00:00:00.000000Z"
 
 def _job_values(row: JobRow) -> tuple[Any, ...]:
     search = f"{row.site} {row.description} {row.scope} {row.job_type}".lower()
-    return (str(row.id), row.status.value, str(row.customer_id), row.job_type, row.priority,
-            iso(row.sla_deadline) or NO_DEADLINE, row.billing_kind, iso(row.requested_at),
-            iso(row.last_change_at), iso(row.scheduled_start), iso(row.completed_at),
-            row.minutes_logged, _bool(row.first_visit), search, row.position, _encode(row).decode())
+    return (
+        str(row.id),
+        row.status.value,
+        str(row.customer_id),
+        row.job_type,
+        row.priority,
+        iso(row.sla_deadline) or NO_DEADLINE,
+        row.billing_kind,
+        iso(row.requested_at),
+        iso(row.last_change_at),
+        iso(row.scheduled_start),
+        iso(row.completed_at),
+        row.minutes_logged,
+        _bool(row.first_visit),
+        search,
+        row.position,
+        _encode(row).decode(),
+    )
 
 
 class TimesheetTables(Tables):
@@ -415,10 +553,25 @@ class TimesheetTables(Tables):
     )
 
     def write(self, cursor: Any, batch: Batch) -> None:
-        self.many(cursor, TIME_UPSERT, (
-            (str(r.entry_id), str(r.job_id), str(r.technician_id), iso(r.started_at), r.minutes,
-             int(r.billable), r.activity, int(r.manual), int(r.corrected), r.position)
-            for r in batch.times.values()))
+        self.many(
+            cursor,
+            TIME_UPSERT,
+            (
+                (
+                    str(r.entry_id),
+                    str(r.job_id),
+                    str(r.technician_id),
+                    iso(r.started_at),
+                    r.minutes,
+                    int(r.billable),
+                    r.activity,
+                    int(r.manual),
+                    int(r.corrected),
+                    r.position,
+                )
+                for r in batch.times.values()
+            ),
+        )
 
     def times_by_id(self, ids: Iterable[UUID]) -> dict[UUID, TimeRow]:
         wanted = [str(i) for i in ids]
@@ -440,13 +593,34 @@ class LedgerTables(Tables):
     )
 
     def write(self, cursor: Any, batch: Batch) -> None:
-        self.many(cursor, "INSERT INTO {t}ledger_invoices VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING", (
-            (str(id), number, str(customer), currency)
-            for id, (number, customer, currency) in batch.ledger_invoices.items()))
-        self.many(cursor, "INSERT INTO {t}journal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                          "ON CONFLICT (entry, line) DO NOTHING", (
-            (j.entry, j.line, j.day, j.account, str(j.debit), str(j.credit), j.currency, j.document,
-             str(j.customer_id), j.source, j.position) for j in batch.journal))
+        self.many(
+            cursor,
+            "INSERT INTO {t}ledger_invoices VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (
+                (str(id), number, str(customer), currency)
+                for id, (number, customer, currency) in batch.ledger_invoices.items()
+            ),
+        )
+        self.many(
+            cursor,
+            "INSERT INTO {t}journal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (entry, line) DO NOTHING",
+            (
+                (
+                    j.entry,
+                    j.line,
+                    j.day,
+                    j.account,
+                    str(j.debit),
+                    str(j.credit),
+                    j.currency,
+                    j.document,
+                    str(j.customer_id),
+                    j.source,
+                    j.position,
+                )
+                for j in batch.journal
+            ),
+        )
 
     def invoices_by_id(self, ids: Iterable[UUID]) -> dict[UUID, tuple[str, UUID, str]]:
         wanted = [str(i) for i in ids]
@@ -456,12 +630,25 @@ class LedgerTables(Tables):
         return {UUID(r["id"]): (r["number"], UUID(r["customer_id"]), r["currency"]) for r in rows}
 
     def journal_lines(self, since: str = "", until: str = "9999") -> list[JournalLine]:
-        rows = self.query("SELECT * FROM {t}journal WHERE day >= ? AND day < ? ORDER BY position, entry, line",
-                          (since, until))
-        return [JournalLine(entry=r["entry"], line=r["line"], day=r["day"], account=r["account"],
-                            debit=Decimal(r["debit"]), credit=Decimal(r["credit"]), currency=r["currency"],
-                            document=r["document"], customer_id=UUID(r["customer_id"]), source=r["source"],
-                            position=r["position"]) for r in rows]
+        rows = self.query(
+            "SELECT * FROM {t}journal WHERE day >= ? AND day < ? ORDER BY position, entry, line", (since, until)
+        )
+        return [
+            JournalLine(
+                entry=r["entry"],
+                line=r["line"],
+                day=r["day"],
+                account=r["account"],
+                debit=Decimal(r["debit"]),
+                credit=Decimal(r["credit"]),
+                currency=r["currency"],
+                document=r["document"],
+                customer_id=UUID(r["customer_id"]),
+                source=r["source"],
+                position=r["position"],
+            )
+            for r in rows
+        ]
 
 
 class CheckpointTables(Tables):
@@ -475,21 +662,33 @@ class CheckpointTables(Tables):
 
     def add_checkpoint(self, stream: str, head: int, digest: str, doc: str) -> None:
         with self.writing() as cursor:
-            self.execute(cursor, "INSERT INTO {t}audit_checkpoints VALUES (?, ?, ?, ?) "
-                                 "ON CONFLICT (stream, head, digest) DO NOTHING", (stream, head, digest, doc))
+            self.execute(
+                cursor,
+                "INSERT INTO {t}audit_checkpoints VALUES (?, ?, ?, ?) ON CONFLICT (stream, head, digest) DO NOTHING",
+                (stream, head, digest, doc),
+            )
 
     def checkpoint_docs(self, stream: str) -> list[str]:
         """The stream's checkpoints as they were recorded (JSON), oldest head first."""
-        return [r["doc"] for r in self.query("SELECT doc FROM {t}audit_checkpoints WHERE stream = ? "
-                                             "ORDER BY head", (stream,))]
+        return [
+            r["doc"]
+            for r in self.query("SELECT doc FROM {t}audit_checkpoints WHERE stream = ? ORDER BY head", (stream,))
+        ]
 
 
 def _time_row(r: Any) -> TimeRow:
-    return TimeRow(entry_id=UUID(r["entry_id"]), job_id=UUID(r["job_id"]),
-                   technician_id=UUID(r["technician_id"]),
-                   started_at=datetime.fromisoformat(r["started_at"]),
-                   minutes=r["minutes"], billable=bool(r["billable"]), activity=r["activity"],
-                   manual=bool(r["manual"]), corrected=bool(r["corrected"]), position=r["position"])
+    return TimeRow(
+        entry_id=UUID(r["entry_id"]),
+        job_id=UUID(r["job_id"]),
+        technician_id=UUID(r["technician_id"]),
+        started_at=datetime.fromisoformat(r["started_at"]),
+        minutes=r["minutes"],
+        billable=bool(r["billable"]),
+        activity=r["activity"],
+        manual=bool(r["manual"]),
+        corrected=bool(r["corrected"]),
+        position=r["position"],
+    )
 
 
 TIME_UPSERT = (
@@ -513,8 +712,10 @@ class SQLiteView(SQLiteTrackingRecorder):
 
     def ddl(self) -> list[str]:
         # SQLite only: tables keyed by their primary key, one B-tree instead of two
-        return [f"{s} WITHOUT ROWID" if s.startswith("CREATE TABLE") and "PRIMARY KEY (" in s else s
-                for s in Tables.ddl(self)]  # type: ignore[arg-type]
+        return [
+            f"{s} WITHOUT ROWID" if s.startswith("CREATE TABLE") and "PRIMARY KEY (" in s else s
+            for s in Tables.ddl(self)
+        ]  # type: ignore[arg-type]
 
     @contextmanager
     def writing(self) -> Iterator[Any]:
@@ -574,8 +775,12 @@ def _postgres_classes() -> tuple[type, type, type, type]:
     return PostgresBoard, PostgresTimesheets, PostgresLedger, PostgresCheckpoints
 
 
-VIEWS = {"board": (SQLiteBoard, 0), "timesheets": (SQLiteTimesheets, 1), "ledger": (SQLiteLedger, 2),
-         "checkpoints": (SQLiteCheckpoints, 3)}
+VIEWS = {
+    "board": (SQLiteBoard, 0),
+    "timesheets": (SQLiteTimesheets, 1),
+    "ledger": (SQLiteLedger, 2),
+    "checkpoints": (SQLiteCheckpoints, 3),
+}
 
 
 def open_view(name: str, url: str) -> Any:
@@ -594,7 +799,9 @@ def open_view(name: str, url: str) -> Any:
                 raise
             time.sleep(0.1 * (attempt + 1))
         except InterfaceError as error:  # no such directory, no permission: say where
-            raise ReadModelsUnavailable(f"the {name} projection cannot open its read models at {url}: {error}") from None
+            raise ReadModelsUnavailable(
+                f"the {name} projection cannot open its read models at {url}: {error}"
+            ) from None
     raise AssertionError("unreachable")
 
 

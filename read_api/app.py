@@ -29,8 +29,20 @@ from fastapi.staticfiles import StaticFiles
 
 from events.jetstream import NatsConnection, StreamSettings
 from events.revocations import Revocations
-from read_api import (audit, billing, board, dashboard, directory, documents, failures, ledger, live, messages,
-                      planning, reports)
+from read_api import (
+    audit,
+    billing,
+    board,
+    dashboard,
+    directory,
+    documents,
+    failures,
+    ledger,
+    live,
+    messages,
+    planning,
+    reports,
+)
 from read_api.errors import HANDLERS
 from read_api.fastboard import BoardFromMemory, Filters
 from read_api.once import OneValueEach
@@ -43,8 +55,20 @@ __all__ = ["Settings", "app_from_environment", "create_app", "settings_from_envi
 # 0.165 that keeps a router as a branch, matched again on every request, and `app.routes`
 # (which tests/integration/test_access.py walks) no longer lists its routes. So each router
 # declares the shared ERRORS itself (`responses=ERRORS`), as the app's own router would.
-ROUTERS = (board.router, billing.router, documents.router, ledger.router, directory.router, planning.router,
-           reports.router, live.router, audit.router, messages.router, failures.router, *dashboard.ROUTERS)
+ROUTERS = (
+    board.router,
+    billing.router,
+    documents.router,
+    ledger.router,
+    directory.router,
+    planning.router,
+    reports.router,
+    live.router,
+    audit.router,
+    messages.router,
+    failures.router,
+    *dashboard.ROUTERS,
+)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -74,8 +98,13 @@ def create_app(settings: Settings) -> FastAPI:
         if app.state.stream is not None:
             await app.state.stream.aclose()
 
-    app = FastAPI(title="jobstream read API", version="0.1.0", lifespan=lifespan, exception_handlers=HANDLERS,
-                  description=__doc__.split("\n\n")[0] if __doc__ else "")
+    app = FastAPI(
+        title="jobstream read API",
+        version="0.1.0",
+        lifespan=lifespan,
+        exception_handlers=HANDLERS,
+        description=__doc__.split("\n\n")[0] if __doc__ else "",
+    )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(BoardFromMemory)
     app.add_middleware(OneValueEach)  # outermost: in front of the board's fast path too

@@ -24,21 +24,38 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["audit"], responses=ERRORS)
 
 
-def audit_criteria(job: UUID | None, customer: UUID | None, event_type: list[str], since: datetime | None,
-                   before: datetime | None, after: int, until: int | None) -> Criteria:
-    return Criteria(job=job, customer=customer, types=set(event_type),
-                    since=since.replace(tzinfo=since.tzinfo or UTC) if since else None,
-                    before=before.replace(tzinfo=before.tzinfo or UTC) if before else None,
-                    after=after, until=until)
+def audit_criteria(
+    job: UUID | None,
+    customer: UUID | None,
+    event_type: list[str],
+    since: datetime | None,
+    before: datetime | None,
+    after: int,
+    until: int | None,
+) -> Criteria:
+    return Criteria(
+        job=job,
+        customer=customer,
+        types=set(event_type),
+        since=since.replace(tzinfo=since.tzinfo or UTC) if since else None,
+        before=before.replace(tzinfo=before.tzinfo or UTC) if before else None,
+        after=after,
+        until=until,
+    )
 
 
 @router.get("/api/audit/replay", summary="Events straight from the stream, as JSON Lines")
-async def audit_replay(request: Request, who: CurrentUser, job: UUID | None = None, customer: UUID | None = None,
-                       event_type: Annotated[list[str], Query(alias="type")] = [],  # noqa: B006
-                       since: Annotated[datetime | None, Query(alias="from")] = None,
-                       before: Annotated[datetime | None, Query(alias="to")] = None,
-                       after: Annotated[int, Query(ge=0)] = 0,
-                       until: Annotated[int | None, Query(ge=0)] = None) -> StreamingResponse:
+async def audit_replay(
+    request: Request,
+    who: CurrentUser,
+    job: UUID | None = None,
+    customer: UUID | None = None,
+    event_type: Annotated[list[str], Query(alias="type")] = [],  # noqa: B006
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    before: Annotated[datetime | None, Query(alias="to")] = None,
+    after: Annotated[int, Query(ge=0)] = 0,
+    until: Annotated[int | None, Query(ge=0)] = None,
+) -> StreamingResponse:
     stream = auditors_only(request, who)
     criteria = audit_criteria(job, customer, event_type, since, before, after, until)
 
@@ -50,14 +67,18 @@ async def audit_replay(request: Request, who: CurrentUser, job: UUID | None = No
 
 
 @router.get("/api/audit/export", summary="Events of a period as CSV or JSON Lines (a download)")
-async def audit_export(request: Request, who: CurrentUser,
-                       format: Annotated[str, Query(pattern="^(csv|jsonl)$")] = "csv",
-                       job: UUID | None = None, customer: UUID | None = None,
-                       event_type: Annotated[list[str], Query(alias="type")] = [],  # noqa: B006
-                       since: Annotated[datetime | None, Query(alias="from")] = None,
-                       before: Annotated[datetime | None, Query(alias="to")] = None,
-                       after: Annotated[int, Query(ge=0)] = 0,
-                       until: Annotated[int | None, Query(ge=0)] = None) -> Response:
+async def audit_export(
+    request: Request,
+    who: CurrentUser,
+    format: Annotated[str, Query(pattern="^(csv|jsonl)$")] = "csv",
+    job: UUID | None = None,
+    customer: UUID | None = None,
+    event_type: Annotated[list[str], Query(alias="type")] = [],  # noqa: B006
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    before: Annotated[datetime | None, Query(alias="to")] = None,
+    after: Annotated[int, Query(ge=0)] = 0,
+    until: Annotated[int | None, Query(ge=0)] = None,
+) -> Response:
     stream = auditors_only(request, who)
     criteria = audit_criteria(job, customer, event_type, since, before, after, until)
     entries: list[Entry] = [entry async for entry in replay(stream, criteria)]

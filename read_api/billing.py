@@ -13,8 +13,16 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from read_api import links
-from read_api.deps import (CurrentUser, billing_readers, fresh, invoice_or_404, job_or_404, models, settings_of,
-                           stream_of)
+from read_api.deps import (
+    CurrentUser,
+    billing_readers,
+    fresh,
+    invoice_or_404,
+    job_or_404,
+    models,
+    settings_of,
+    stream_of,
+)
 from read_api.errors import ERRORS, Refused
 from read_api.responses import json
 
@@ -22,26 +30,33 @@ router = APIRouter(tags=["billing"], responses=ERRORS)
 
 
 @router.get("/api/invoices", summary="Invoices, the latest first (or one job's)")
-async def api_invoices(request: Request, who: CurrentUser, job: UUID | None = None,
-                       limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-                       position: int | None = None, wait: float | None = None) -> Response:
+async def api_invoices(
+    request: Request,
+    who: CurrentUser,
+    job: UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    position: int | None = None,
+    wait: float | None = None,
+) -> Response:
     billing_readers(who)
     await fresh(request, position, wait)
     rows = await asyncio.to_thread(models(request).invoices, limit, job)
     return json([{k: v for k, v in msgspec.to_builtins(r).items() if k != "issued"} for r in rows])
 
 
-@router.get("/api/invoices/{invoice_id}",
-            summary="An invoice with every line, exactly as issued")
+@router.get("/api/invoices/{invoice_id}", summary="An invoice with every line, exactly as issued")
 async def api_invoice(request: Request, who: CurrentUser, invoice_id: UUID) -> Response:
     billing_readers(who)
     return json(await invoice_or_404(request, invoice_id))
 
 
-@router.get("/api/invoices/{invoice_id}/link",
-            summary="A signed link the customer opens the invoice's PDF with, without an account")
-async def api_invoice_link(request: Request, who: CurrentUser, invoice_id: UUID,
-                           days: Annotated[int, Query(ge=1, le=365)] = links.DEFAULT_DAYS) -> Response:
+@router.get(
+    "/api/invoices/{invoice_id}/link",
+    summary="A signed link the customer opens the invoice's PDF with, without an account",
+)
+async def api_invoice_link(
+    request: Request, who: CurrentUser, invoice_id: UUID, days: Annotated[int, Query(ge=1, le=365)] = links.DEFAULT_DAYS
+) -> Response:
     billing_readers(who)
     found = await invoice_or_404(request, invoice_id)
     settings = settings_of(request)
@@ -49,42 +64,53 @@ async def api_invoice_link(request: Request, who: CurrentUser, invoice_id: UUID,
         raise Refused(404, "no customer links here: they are off until JOBSTREAM_LINK_SECRET is set")
     token, expires = links.sign(found.id, settings.link_secret, days)
     base = settings.public_url or str(request.base_url).rstrip("/")
-    return json({"invoice": found.number, "url": f"{base}/d/{token}",
-                 "expires": datetime.fromtimestamp(expires, UTC).isoformat()})
+    return json(
+        {
+            "invoice": found.number,
+            "url": f"{base}/d/{token}",
+            "expires": datetime.fromtimestamp(expires, UTC).isoformat(),
+        }
+    )
 
 
 async def invoice_preview(request: Request, job_id: UUID) -> dict[str, Any]:
     """The invoicer's dry run for a job, asked over NATS (request-reply)."""
     stream = stream_of(request)
     try:
-        reply = await stream.nc.request(stream.settings.rpc_subject("invoice-preview"), str(job_id).encode(),
-                                        timeout=3.0)
+        reply = await stream.nc.request(
+            stream.settings.rpc_subject("invoice-preview"), str(job_id).encode(), timeout=3.0
+        )
     except Exception:  # no responders, or a timeout: the invoicer is not running
         raise Refused(503, "the invoicer is not answering: is 'jobstream run invoicer' running?") from None
     return msgspec.json.decode(reply.data)  # type: ignore[no-any-return]
 
 
-@router.get("/api/jobs/{job_id}/invoice-preview",
-            summary="The invoice the job would get if it were completed now (a dry run by the invoicer)")
+@router.get(
+    "/api/jobs/{job_id}/invoice-preview",
+    summary="The invoice the job would get if it were completed now (a dry run by the invoicer)",
+)
 async def api_invoice_preview(request: Request, who: CurrentUser, job_id: UUID) -> Response:
     billing_readers(who)
     await job_or_404(request, who, job_id)
     return json(await invoice_preview(request, job_id))
 
 
-@router.get("/api/bank/unmatched",
-            summary="Bank credits no rule matched to an invoice: the office's review queue")
-async def api_unmatched(request: Request, who: CurrentUser, position: int | None = None,
-                        wait: float | None = None) -> Response:
+@router.get("/api/bank/unmatched", summary="Bank credits no rule matched to an invoice: the office's review queue")
+async def api_unmatched(
+    request: Request, who: CurrentUser, position: int | None = None, wait: float | None = None
+) -> Response:
     billing_readers(who)
     await fresh(request, position, wait)
     return json(await asyncio.to_thread(models(request).unmatched))
 
 
-@router.get("/api/billing/reconciliation",
-            summary="Completed jobs against billing: invoiced, not billed (why), held (why), still waiting")
-async def api_reconciliation(request: Request, who: CurrentUser, position: int | None = None,
-                             wait: float | None = None) -> Response:
+@router.get(
+    "/api/billing/reconciliation",
+    summary="Completed jobs against billing: invoiced, not billed (why), held (why), still waiting",
+)
+async def api_reconciliation(
+    request: Request, who: CurrentUser, position: int | None = None, wait: float | None = None
+) -> Response:
     billing_readers(who)
     await fresh(request, position, wait)
     return json(await asyncio.to_thread(models(request).reconciliation))

@@ -29,18 +29,41 @@ async def position(request: Request, who: CurrentUser) -> Response:
 
 
 @router.get("/api/board", tags=["read"], summary="The job board: filter, sort, search, page")
-async def board(request: Request, who: CurrentUser, position: Position = None, wait: Wait = None,
-                status: Annotated[list[str], Query()] = [],  # noqa: B006
-                job_type: str = "", technician: str = "", customer: str = "",
-                priority: Annotated[str, Query(pattern="^(|normal|urgent)$")] = "",
-                sla: Annotated[str, Query(pattern="^(|at_risk|breached)$")] = "",
-                requested_from: str = "", requested_to: str = "",
-                q: Annotated[str, Query(max_length=200)] = "",
-                sort: Annotated[str, Query(pattern="^(last_change|requested|sla|scheduled|status|time)$")] = "last_change",
-                order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
-                after: str = "", limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
-    f = board_filter(who, status, job_type, technician, customer, priority, sla, requested_from,
-                     requested_to, q, sort, order, after, limit)
+async def board(
+    request: Request,
+    who: CurrentUser,
+    position: Position = None,
+    wait: Wait = None,
+    status: Annotated[list[str], Query()] = [],  # noqa: B006
+    job_type: str = "",
+    technician: str = "",
+    customer: str = "",
+    priority: Annotated[str, Query(pattern="^(|normal|urgent)$")] = "",
+    sla: Annotated[str, Query(pattern="^(|at_risk|breached)$")] = "",
+    requested_from: str = "",
+    requested_to: str = "",
+    q: Annotated[str, Query(max_length=200)] = "",
+    sort: Annotated[str, Query(pattern="^(last_change|requested|sla|scheduled|status|time)$")] = "last_change",
+    order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+    after: str = "",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Response:
+    f = board_filter(
+        who,
+        status,
+        job_type,
+        technician,
+        customer,
+        priority,
+        sla,
+        requested_from,
+        requested_to,
+        q,
+        sort,
+        order,
+        after,
+        limit,
+    )
     m, live = models(request), request.app.state.live
     request.app.state.board_filters.remember(request.scope["query_string"], who, f)  # see fastboard
     kept = from_memory(m.latest_board(f), position, live, f)
@@ -56,8 +79,9 @@ async def board(request: Request, who: CurrentUser, position: Position = None, w
 
 
 @router.get("/api/jobs/{job_id}", tags=["read"], summary="A job as the board has it, with its timeline")
-async def job(request: Request, who: CurrentUser, job_id: UUID, position: Position = None,
-              wait: Wait = None) -> Response:
+async def job(
+    request: Request, who: CurrentUser, job_id: UUID, position: Position = None, wait: Wait = None
+) -> Response:
     await fresh(request, position, wait)
     reached = await asyncio.to_thread(models(request).position)
     found = await job_or_404(request, who, job_id)

@@ -35,6 +35,7 @@ Wait = Annotated[float | None, Query(ge=0, le=MAX_WAIT, description="seconds to 
 
 # --- what the lifespan opened ------------------------------------------------------------
 
+
 def settings_of(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
@@ -56,6 +57,7 @@ def stream_of(request: Request) -> NatsConnection:
 
 
 # --- who is asking -----------------------------------------------------------------------
+
 
 def token_of(request: Request) -> str:
     return token_in(dict(request.scope["headers"]))
@@ -84,6 +86,7 @@ CurrentUser = Annotated[UserRow, Depends(current_user)]
 
 
 # --- what each role may read -------------------------------------------------------------
+
 
 def billing_readers(who: UserRow) -> None:
     if who.role not in ("office", "accountant", "admin"):
@@ -128,14 +131,38 @@ async def invoice_or_404(request: Request, invoice_id: UUID) -> InvoiceRow:
     return found
 
 
-def board_filter(who: UserRow, status: list[str], job_type: str, technician: str, customer: str,
-                 priority: str, sla: str, requested_from: str, requested_to: str, q: str,
-                 sort: str, order: str, after: str, limit: int) -> BoardFilter:
+def board_filter(
+    who: UserRow,
+    status: list[str],
+    job_type: str,
+    technician: str,
+    customer: str,
+    priority: str,
+    sla: str,
+    requested_from: str,
+    requested_to: str,
+    q: str,
+    sort: str,
+    order: str,
+    after: str,
+    limit: int,
+) -> BoardFilter:
     """The board's filter as asked, narrowed for a technician to their own jobs and the pool."""
-    f = BoardFilter(status=[s for s in status if s], job_type=job_type, technician_id=technician,
-                    customer_id=customer, priority=priority, sla=sla,
-                    requested_from=requested_from, requested_to=requested_to, q=q.strip(),
-                    sort=sort, descending=order != "asc", after=after, limit=limit)
+    f = BoardFilter(
+        status=[s for s in status if s],
+        job_type=job_type,
+        technician_id=technician,
+        customer_id=customer,
+        priority=priority,
+        sla=sla,
+        requested_from=requested_from,
+        requested_to=requested_to,
+        q=q.strip(),
+        sort=sort,
+        descending=order != "asc",
+        after=after,
+        limit=limit,
+    )
     if who.role == "technician":
         f.technician_id = str(who.technician_id)
         f.open_pool_too = True
@@ -143,6 +170,7 @@ def board_filter(who: UserRow, status: list[str], job_type: str, technician: str
 
 
 # --- reading your own writes -------------------------------------------------------------
+
 
 def waiting_time(request: Request, wait: float | None = None) -> float:
     """How long a read may wait for a position: ``wait`` (seconds) if given, at most MAX_WAIT."""
@@ -160,8 +188,9 @@ async def reachable(request: Request, position: int) -> None:
         return
     head = await stream.last_position()
     if position > head:
-        raise Refused(422, f"position: {position} is beyond the stream's head ({head}); "
-                           "send a position a command answered")
+        raise Refused(
+            422, f"position: {position} is beyond the stream's head ({head}); send a position a command answered"
+        )
 
 
 async def fresh(request: Request, position: int | None, wait: float | None = None) -> int:

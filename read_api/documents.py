@@ -24,47 +24,64 @@ router = APIRouter(responses=ERRORS)
 async def stored_document(request: Request, invoice_id: UUID, kind: str) -> Response:
     """The invoice's stored PDF or XML, checked against the hash recorded when it was stored."""
     found = await invoice_or_404(request, invoice_id)
-    name, digest = (found.document, found.document_sha256) if kind == "pdf" else (
-        found.xml_document, found.xml_sha256)
+    name, digest = (found.document, found.document_sha256) if kind == "pdf" else (found.xml_document, found.xml_sha256)
     if not name:
         stream = request.app.state.stream
-        parked = [f for f in await failures(stream, ["open", "retrying"])
-                  if f.aggregate_id == str(invoice_id)] if stream is not None else []
+        parked = (
+            [f for f in await failures(stream, ["open", "retrying"]) if f.aggregate_id == str(invoice_id)]
+            if stream is not None
+            else []
+        )
         if parked:
-            raise Refused(404, f"invoice {found.number} has no {kind.upper()}: {parked[0].error} "
-                               "(the Failures page has it, with Try again)")
+            raise Refused(
+                404,
+                f"invoice {found.number} has no {kind.upper()}: {parked[0].error} "
+                "(the Failures page has it, with Try again)",
+            )
         raise Refused(404, f"invoice {found.number} has no {kind.upper()} yet; it is being rendered")
     store = await stream_of(request).documents()
     data = (await store.get(name)).data or b""
     if hashlib.sha256(data).hexdigest() != digest:
-        raise Refused(409, f"the stored {kind.upper()} of {found.number} does not match the hash "
-                           "recorded when it was issued")
+        raise Refused(
+            409, f"the stored {kind.upper()} of {found.number} does not match the hash recorded when it was issued"
+        )
     filename = found.number.replace("/", "-") + "." + kind
     media_type = "application/pdf" if kind == "pdf" else "application/xml"
-    return Response(data, media_type=media_type,
-                    headers={"Content-Disposition": f'inline; filename="{filename}"'})
+    return Response(data, media_type=media_type, headers={"Content-Disposition": f'inline; filename="{filename}"'})
 
 
 async def issued_document(request: Request, who: UserRow, document_id: UUID, kind: str) -> Response:
     """A credit note's (or a proforma's) stored document, found by its event in the stream."""
     billing_readers(who)
     stream = stream_of(request)
-    messages = await stream.direct_batch({"seq": 1, "next_by_subj": stream.settings.aggregate_filter(
-        "events", document_id), "batch": 50})
-    found = [e for e in (decode_event(m.data) for m in messages)
-             if isinstance(e, CreditNoteDocumentStored | ProformaDocumentStored)
-             and e.media_type == ("application/pdf" if kind == "pdf" else "application/xml")]
+    messages = await stream.direct_batch(
+        {"seq": 1, "next_by_subj": stream.settings.aggregate_filter("events", document_id), "batch": 50}
+    )
+    found = [
+        e
+        for e in (decode_event(m.data) for m in messages)
+        if isinstance(e, CreditNoteDocumentStored | ProformaDocumentStored)
+        and e.media_type == ("application/pdf" if kind == "pdf" else "application/xml")
+    ]
     if not found:
         raise Refused(404, f"credit note {document_id} has no {kind.upper()} (yet)")
     data = (await (await stream.documents()).get(found[-1].name)).data or b""
     if hashlib.sha256(data).hexdigest() != found[-1].sha256:
         raise Refused(409, "the stored document does not match the hash recorded when it was issued")
-    return Response(data, media_type=found[-1].media_type,
-                    headers={"Content-Disposition": f'inline; filename="document-{document_id}.{kind}"'})
+    return Response(
+        data,
+        media_type=found[-1].media_type,
+        headers={"Content-Disposition": f'inline; filename="document-{document_id}.{kind}"'},
+    )
 
 
-@router.get("/jobs/{job_id}/photos/{photo_id}", tags=["read"], summary="A photo a technician took on the job",
-            response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+@router.get(
+    "/jobs/{job_id}/photos/{photo_id}",
+    tags=["read"],
+    summary="A photo a technician took on the job",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
 async def job_photo(request: Request, who: CurrentUser, job_id: UUID, photo_id: UUID) -> Response:
     job = await job_or_404(request, who, job_id)
     photo = next((p for p in job.photos if p.id == photo_id), None)
@@ -75,27 +92,47 @@ async def job_photo(request: Request, who: CurrentUser, job_id: UUID, photo_id: 
     return Response(data, media_type=photo.media_type, headers={"Cache-Control": "private, max-age=86400"})
 
 
-@router.get("/proformas/{proforma_id}.pdf", tags=["billing"], summary="A proforma invoice's PDF, as stored",
-            response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
+@router.get(
+    "/proformas/{proforma_id}.pdf",
+    tags=["billing"],
+    summary="A proforma invoice's PDF, as stored",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
 async def proforma_pdf(request: Request, who: CurrentUser, proforma_id: UUID) -> Response:
     return await issued_document(request, who, proforma_id, "pdf")
 
 
-@router.get("/credit-notes/{note_id}.pdf", tags=["billing"], summary="A credit note's PDF, as stored",
-            response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
+@router.get(
+    "/credit-notes/{note_id}.pdf",
+    tags=["billing"],
+    summary="A credit note's PDF, as stored",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
 async def credit_note_pdf(request: Request, who: CurrentUser, note_id: UUID) -> Response:
     return await issued_document(request, who, note_id, "pdf")
 
 
-@router.get("/credit-notes/{note_id}.xml", tags=["billing"], summary="A credit note as UBL 2.1 CreditNote XML",
-            response_class=Response, responses={200: {"content": {"application/xml": {}}}})
+@router.get(
+    "/credit-notes/{note_id}.xml",
+    tags=["billing"],
+    summary="A credit note as UBL 2.1 CreditNote XML",
+    response_class=Response,
+    responses={200: {"content": {"application/xml": {}}}},
+)
 async def credit_note_xml(request: Request, who: CurrentUser, note_id: UUID) -> Response:
     return await issued_document(request, who, note_id, "xml")
 
 
-@router.get("/d/{token}", tags=["billing"], response_class=Response, openapi_extra={"security": []},
-            summary="The invoice's PDF through a signed link (for the customer; no sign-in)",
-            responses={200: {"content": {"application/pdf": {}}}, 403: {"description": "altered or expired"}})
+@router.get(
+    "/d/{token}",
+    tags=["billing"],
+    response_class=Response,
+    openapi_extra={"security": []},
+    summary="The invoice's PDF through a signed link (for the customer; no sign-in)",
+    responses={200: {"content": {"application/pdf": {}}}, 403: {"description": "altered or expired"}},
+)
 async def customer_document(request: Request, token: str) -> Response:
     try:
         invoice_id = links.verify(token, settings_of(request).link_secret)
@@ -104,16 +141,25 @@ async def customer_document(request: Request, token: str) -> Response:
     return await stored_document(request, invoice_id, "pdf")
 
 
-@router.get("/invoices/{invoice_id}.pdf", tags=["billing"], summary="The invoice's PDF, as stored",
-            response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
+@router.get(
+    "/invoices/{invoice_id}.pdf",
+    tags=["billing"],
+    summary="The invoice's PDF, as stored",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
 async def invoice_pdf(request: Request, who: CurrentUser, invoice_id: UUID) -> Response:
     billing_readers(who)
     return await stored_document(request, invoice_id, "pdf")
 
 
-@router.get("/invoices/{invoice_id}.xml", tags=["billing"],
-            summary="The invoice as an EN 16931 e-invoice (UBL 2.1), as stored",
-            response_class=Response, responses={200: {"content": {"application/xml": {}}}})
+@router.get(
+    "/invoices/{invoice_id}.xml",
+    tags=["billing"],
+    summary="The invoice as an EN 16931 e-invoice (UBL 2.1), as stored",
+    response_class=Response,
+    responses={200: {"content": {"application/xml": {}}}},
+)
 async def invoice_xml(request: Request, who: CurrentUser, invoice_id: UUID) -> Response:
     billing_readers(who)
     return await stored_document(request, invoice_id, "xml")

@@ -12,14 +12,23 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from read_api.queries import Unavailable
 from read_api.templating import page
 
-PROBLEM = {"type": "object", "required": ["detail"], "properties": {"detail": {"anyOf": [
-    {"type": "string"}, {"type": "array", "items": {"type": "object"}}]}}}
+PROBLEM = {
+    "type": "object",
+    "required": ["detail"],
+    "properties": {"detail": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]}},
+}
 # What every route may answer besides its own: declared once, for the OpenAPI document
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"description": text, "content": {"application/json": {"schema": PROBLEM}}}
-    for code, text in {401: "no valid access token", 403: "the role may not read this", 404: "not found",
-                       409: "a stored document does not match its hash", 422: "invalid input",
-                       503: "not configured here", 504: "the read models did not reach the position in time"}.items()
+    for code, text in {
+        401: "no valid access token",
+        403: "the role may not read this",
+        404: "not found",
+        409: "a stored document does not match its hash",
+        422: "invalid input",
+        503: "not configured here",
+        504: "the read models did not reach the position in time",
+    }.items()
 }
 
 
@@ -44,8 +53,9 @@ async def refused(request: Request, error: Refused) -> Response:
         if error.status == 401:
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
         if error.status in (403, 404):
-            return page(request, "message.html", None, status_code=error.status,
-                        title="Not available", message=error.detail)
+            return page(
+                request, "message.html", None, status_code=error.status, title="Not available", message=error.detail
+            )
     response = JSONResponse({"detail": error.detail}, status_code=error.status)
     if error.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
@@ -62,4 +72,7 @@ async def bad_value(request: Request, error: ValueError) -> Response:
 
 # for FastAPI(exception_handlers=...): each refusal's answer
 HANDLERS: dict[int | type[Exception], Callable[[Request, Any], Coroutine[Any, Any, Response]]] = {
-    Refused: refused, Unavailable: unavailable, ValueError: bad_value}
+    Refused: refused,
+    Unavailable: unavailable,
+    ValueError: bad_value,
+}

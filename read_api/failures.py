@@ -19,11 +19,15 @@ async def failure_rows(request: Request, states: list[str]) -> list[FailureRow]:
     return await failures(stream_of(request), states)
 
 
-@router.get("/api/failures", summary="Events a consumer could not process",
-            description="Each failure as recorded on the stream (read now, not from a read model): which "
-            "consumer, the stream position and event, the error, and its state (open, retrying, resolved). "
-            "`state` filters; repeat it for several.")
-async def api_failures(request: Request, who: CurrentUser,
-                       state: Annotated[list[FailureState], Query()] = []) -> Response:  # noqa: B006
+@router.get(
+    "/api/failures",
+    summary="Events a consumer could not process",
+    description="Each failure as recorded on the stream (read now, not from a read model): which "
+    "consumer, the stream position and event, the error, and its state (open, retrying, resolved). "
+    "`state` filters; repeat it for several.",
+)
+async def api_failures(
+    request: Request, who: CurrentUser, state: Annotated[list[FailureState], Query()] = []
+) -> Response:  # noqa: B006
     office_only(who)
     return json(await failure_rows(request, list(state)))

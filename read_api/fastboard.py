@@ -95,8 +95,16 @@ class BoardFromMemory:
         if scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "GET":
             data = self.page(scope)
             if data is not None:
-                await send({"type": "http.response.start", "status": 200, "headers": [
-                    (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(data)).encode()),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": data})
                 return
         await self.app(scope, receive, send)

@@ -24,9 +24,11 @@ router = APIRouter(tags=["read"], responses=ERRORS)
 @router.get("/api/live", summary="Server-sent events: the read models' position as it moves")
 async def live(request: Request, who: CurrentUser) -> StreamingResponse:
     revocations = request.app.state.revocations
-    return StreamingResponse(request.app.state.live.stream(request, lambda: who.token_id in revocations),
-                             media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        request.app.state.live.stream(request, lambda: who.token_id in revocations),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 class Live:
@@ -78,7 +80,8 @@ class Live:
         while not self._stopping.is_set():
             try:
                 reached, self.board_position = await asyncio.to_thread(
-                    lambda: (self.models.position(), self.models.board_position()))
+                    lambda: (self.models.position(), self.models.board_position())
+                )
                 if self.board_position != self.users_position:
                     await asyncio.to_thread(self.models.refresh_users)
                     self.users_position = self.board_position

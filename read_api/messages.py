@@ -17,13 +17,20 @@ MessageState = Literal["queued", "sending", "delivered", "retrying", "failed", "
 router = APIRouter(tags=["billing"], responses=ERRORS)
 
 
-@router.get("/api/messages", summary="What the notifier sent or tries to send",
-            description="Emails and push alerts with their delivery state (queued, sending, delivered, "
-            "retrying, failed, uncertain), the latest first. `state` filters; repeat it for several.")
-async def api_messages(request: Request, who: CurrentUser,
-                       state: Annotated[list[MessageState], Query()] = [],  # noqa: B006
-                       position: Position = None, wait: Wait = None,
-                       limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> Response:
+@router.get(
+    "/api/messages",
+    summary="What the notifier sent or tries to send",
+    description="Emails and push alerts with their delivery state (queued, sending, delivered, "
+    "retrying, failed, uncertain), the latest first. `state` filters; repeat it for several.",
+)
+async def api_messages(
+    request: Request,
+    who: CurrentUser,
+    state: Annotated[list[MessageState], Query()] = [],  # noqa: B006
+    position: Position = None,
+    wait: Wait = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> Response:
     office_only(who)
     await fresh(request, position, wait)
     return json(await asyncio.to_thread(models(request).messages, state, (), limit))

@@ -34,8 +34,16 @@ class OneValueEach:
             names = [pair.partition(b"=")[0] for pair in scope["query_string"].split(b"&")]
             if len(names) != len(set(names)) and (problems := repeated(scope)):
                 body = orjson.dumps({"detail": problems})
-                await send({"type": "http.response.start", "status": 422, "headers": [
-                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 422,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
@@ -43,17 +51,25 @@ class OneValueEach:
 
 def repeated(scope: Scope) -> list[dict[str, Any]]:
     """The route's one-value query parameters given more than once, as FastAPI words a problem."""
-    route = next((r for r in scope["app"].router.routes
-                  if isinstance(r, APIRoute) and r.matches(scope)[0] is Match.FULL), None)
+    route = next(
+        (r for r in scope["app"].router.routes if isinstance(r, APIRoute) and r.matches(scope)[0] is Match.FULL), None
+    )
     if route is None:
         return []
     values: dict[str, list[str]] = {}
     for name, value in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True):
         values.setdefault(name, []).append(value)
     single = {param.alias for param in query_params(route.dependant) if not takes_many(param.field_info.annotation)}
-    return [{"type": "repeated", "loc": ["query", name],
-             "msg": f"given {len(given)} times: {name} takes one value", "input": given}
-            for name, given in values.items() if len(given) > 1 and name in single]
+    return [
+        {
+            "type": "repeated",
+            "loc": ["query", name],
+            "msg": f"given {len(given)} times: {name} takes one value",
+            "input": given,
+        }
+        for name, given in values.items()
+        if len(given) > 1 and name in single
+    ]
 
 
 def query_params(dependant: Dependant) -> list[Any]:

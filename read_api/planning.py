@@ -17,9 +17,15 @@ router = APIRouter(tags=["read"], responses=ERRORS)
 
 
 @router.get("/api/schedule", summary="Per technician per day: visits, free slots, double bookings")
-async def schedule(request: Request, who: CurrentUser, start: Day | None = None,
-                   days: Annotated[int, Query(ge=1, le=31)] = 7, technician: str = "",
-                   position: Position = None, wait: Wait = None) -> Response:
+async def schedule(
+    request: Request,
+    who: CurrentUser,
+    start: Day | None = None,
+    days: Annotated[int, Query(ge=1, le=31)] = 7,
+    technician: str = "",
+    position: Position = None,
+    wait: Wait = None,
+) -> Response:
     await fresh(request, position, wait)
     if who.role == "technician":
         technician = str(who.technician_id)
@@ -27,11 +33,18 @@ async def schedule(request: Request, who: CurrentUser, start: Day | None = None,
 
 
 @router.get("/api/timesheets", summary="Minutes per technician or job, billable and not")
-async def timesheets(request: Request, who: CurrentUser,
-                     period: Annotated[str, Query(pattern="^(day|week|month)$")] = "week",
-                     start: Day | None = None, end: Day | None = None, technician: str = "",
-                     job: str = "", by: Annotated[str, Query(pattern="^(technician|job)$")] = "technician",
-                     position: Position = None, wait: Wait = None) -> Response:
+async def timesheets(
+    request: Request,
+    who: CurrentUser,
+    period: Annotated[str, Query(pattern="^(day|week|month)$")] = "week",
+    start: Day | None = None,
+    end: Day | None = None,
+    technician: str = "",
+    job: str = "",
+    by: Annotated[str, Query(pattern="^(technician|job)$")] = "technician",
+    position: Position = None,
+    wait: Wait = None,
+) -> Response:
     await fresh(request, position, wait)
     if who.role == "technician":
         technician = str(who.technician_id)

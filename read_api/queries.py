@@ -21,17 +21,31 @@ from zoneinfo import ZoneInfo
 import msgspec
 from msgspec import structs
 
-from projections.rows import (
-    CustomerRow, InvoiceRow, JobRow, MessageRow, RecurrenceRow, TechnicianRow, UnmatchedRow, UserRow, invoice_status, iso, outstanding,
-)
 from projections.ledger import JournalLine, trial_balance, unbalanced
+from projections.rows import (
+    CustomerRow,
+    InvoiceRow,
+    JobRow,
+    MessageRow,
+    RecurrenceRow,
+    TechnicianRow,
+    UnmatchedRow,
+    UserRow,
+    invoice_status,
+    iso,
+    outstanding,
+)
 from projections.store import NO_DEADLINE, BoardTables, LedgerTables, TimesheetTables, open_view
 
 OPEN = ("new", "scheduled", "in_progress", "on_hold")
 AT_RISK_WITHIN = timedelta(hours=2)
 SORTS = {
-    "last_change": "last_change_at", "requested": "requested_at", "sla": "sla_deadline",
-    "scheduled": "scheduled_start", "status": "status", "time": "minutes_logged",
+    "last_change": "last_change_at",
+    "requested": "requested_at",
+    "sla": "sla_deadline",
+    "scheduled": "scheduled_start",
+    "status": "status",
+    "time": "minutes_logged",
 }
 _jobs = msgspec.json.Decoder(JobRow)
 _customers = msgspec.json.Decoder(CustomerRow)
@@ -154,8 +168,10 @@ class ReadModels:
             reached = self.position()
             if reached >= position:
                 return reached
-        raise Unavailable(f"the read models are at position {reached}; position {position} "
-                          f"was not reached within {timeout:g} s. Try again shortly.")
+        raise Unavailable(
+            f"the read models are at position {reached}; position {position} "
+            f"was not reached within {timeout:g} s. Try again shortly."
+        )
 
     # --- who is asking -------------------------------------------------------------------
 
@@ -229,9 +245,10 @@ class ReadModels:
         rows = self.board.query(
             f"SELECT doc, {column} AS sort_value FROM {{t}}jobs WHERE {clause}{keyset} "
             f"ORDER BY {column} {direction}, id {direction} LIMIT ?",
-            [*params, *keyset_params, f.limit + 1])
+            [*params, *keyset_params, f.limit + 1],
+        )
         more = len(rows) > f.limit
-        rows = rows[:f.limit]
+        rows = rows[: f.limit]
         jobs = [_jobs.decode(r["doc"]) for r in rows]
         items = self._items(jobs, now)
         next_cursor = _cursor_encode(rows[-1]["sort_value"], str(jobs[-1].id)) if more else None
@@ -243,8 +260,7 @@ class ReadModels:
         if f.status:
             where.append(f"status IN ({', '.join('?' for _ in f.status)})")
             params.extend(f.status)
-        for column, value in (("job_type", f.job_type), ("customer_id", f.customer_id),
-                              ("priority", f.priority)):
+        for column, value in (("job_type", f.job_type), ("customer_id", f.customer_id), ("priority", f.priority)):
             if value:
                 where.append(f"{column} = ?")
                 params.append(value)
@@ -278,15 +294,27 @@ class ReadModels:
         technicians = self.technicians_by_id({t for j in jobs for t in j.technician_ids})
         return [
             BoardItem(
-                id=j.id, status=j.status.value, job_type=j.job_type, customer_id=j.customer_id,
+                id=j.id,
+                status=j.status.value,
+                job_type=j.job_type,
+                customer_id=j.customer_id,
                 customer=customers[j.customer_id].name if j.customer_id in customers else "?",
-                site=j.site, description=j.description,
+                site=j.site,
+                description=j.description,
                 technicians=[technicians[t].name if t in technicians else "?" for t in j.technician_ids],
-                technician_ids=j.technician_ids, priority=j.priority, sla_deadline=j.sla_deadline,
-                sla=sla_state(j, now), billing_kind=j.billing_kind, minutes_logged=j.minutes_logged,
-                billable_minutes=j.billable_minutes, scheduled_start=j.scheduled_start,
-                requested_at=j.requested_at, last_change_at=j.last_change_at,
-                last_event=j.last_event, version=j.version, position=j.position,
+                technician_ids=j.technician_ids,
+                priority=j.priority,
+                sla_deadline=j.sla_deadline,
+                sla=sla_state(j, now),
+                billing_kind=j.billing_kind,
+                minutes_logged=j.minutes_logged,
+                billable_minutes=j.billable_minutes,
+                scheduled_start=j.scheduled_start,
+                requested_at=j.requested_at,
+                last_change_at=j.last_change_at,
+                last_event=j.last_event,
+                version=j.version,
+                position=j.position,
             )
             for j in jobs
         ]
@@ -297,8 +325,9 @@ class ReadModels:
     def invoices(self, limit: int = 200, job_id: UUID | None = None) -> list[InvoiceRow]:
         """Invoices with their status as of today in the company's time zone (overdue included)."""
         today = datetime.now(self.zone).date().isoformat()
-        return [structs.replace(row, status=invoice_status(row, today))
-                for row in self.board.invoice_list(limit, job_id)]
+        return [
+            structs.replace(row, status=invoice_status(row, today)) for row in self.board.invoice_list(limit, job_id)
+        ]
 
     def messages(self, states: Sequence[str] = (), about: Iterable[UUID] = (), limit: int = 200) -> list[MessageRow]:
         return self.board.messages(states, about, limit)
@@ -325,8 +354,13 @@ class ReadModels:
         for row in self.board.query("SELECT doc FROM {t}jobs WHERE status = 'completed'"):
             job = msgspec.json.decode(row["doc"], type=JobRow)
             note = job.billing_note
-            kind = "not billed" if note.startswith("not billed") else "held" if note.startswith("invoice held") \
+            kind = (
+                "not billed"
+                if note.startswith("not billed")
+                else "held"
+                if note.startswith("invoice held")
                 else "waiting"
+            )
             found[kind].append({"job_id": str(job.id), "job_type": job.job_type, "reason": note})
         return {"invoiced": invoiced, **{k.replace(" ", "_"): v for k, v in found.items()}}
 
@@ -357,11 +391,19 @@ class ReadModels:
                 amounts["credit"] -= left
                 continue
             late = (today - date.fromisoformat(row.due_date)).days
-            amounts[buckets[0 if late <= 0 else 1 if late <= 30 else 2 if late <= 60 else 3 if late <= 90 else 4]] += left
-        return [{"customer_id": customer, "customer": names[customer], "currency": currency,
-                 **{b: str(v) for b, v in amounts.items()},
-                 "total": str(sum(amounts[b] for b in buckets) - amounts["credit"])}
-                for (customer, currency), amounts in sorted(owed.items(), key=lambda kv: names[kv[0][0]])]
+            amounts[buckets[0 if late <= 0 else 1 if late <= 30 else 2 if late <= 60 else 3 if late <= 90 else 4]] += (
+                left
+            )
+        return [
+            {
+                "customer_id": customer,
+                "customer": names[customer],
+                "currency": currency,
+                **{b: str(v) for b, v in amounts.items()},
+                "total": str(sum(amounts[b] for b in buckets) - amounts["credit"]),
+            }
+            for (customer, currency), amounts in sorted(owed.items(), key=lambda kv: names[kv[0][0]])
+        ]
 
     def invoice(self, invoice_id: UUID) -> InvoiceRow | None:
         return self.board.invoices_by_id([invoice_id]).get(invoice_id)
@@ -370,9 +412,11 @@ class ReadModels:
         return self._items([job], datetime.now(UTC))[0]
 
     def history(self, job_id: UUID) -> list[dict[str, Any]]:
-        return self.board.query("SELECT position, version, occurred_at, event_type, actor_id, actor_role, "
-                                "summary FROM {t}job_history WHERE job_id = ? ORDER BY position",
-                                (str(job_id),))
+        return self.board.query(
+            "SELECT position, version, occurred_at, event_type, actor_id, actor_role, "
+            "summary FROM {t}job_history WHERE job_id = ? ORDER BY position",
+            (str(job_id),),
+        )
 
     def customers_by_id(self, ids: Iterable[UUID]) -> dict[UUID, CustomerRow]:
         return self.board.customers_by_id(ids)
@@ -389,13 +433,13 @@ class ReadModels:
         return [_technicians.decode(r["doc"]) for r in rows]
 
     def job_types(self) -> list[str]:
-        return [r["job_type"] for r in self.board.query(
-            "SELECT DISTINCT job_type FROM {t}jobs ORDER BY job_type")]
+        return [r["job_type"] for r in self.board.query("SELECT DISTINCT job_type FROM {t}jobs ORDER BY job_type")]
 
     # --- the schedule ----------------------------------------------------------------------
 
-    def schedule(self, start: date, days: int, technician_id: str = "",
-                 work_hours: tuple[int, int] = (8, 17)) -> list[dict[str, Any]]:
+    def schedule(
+        self, start: date, days: int, technician_id: str = "", work_hours: tuple[int, int] = (8, 17)
+    ) -> list[dict[str, Any]]:
         """Per technician per day: the visits (busy), the free slots, and double bookings."""
         begin = datetime.combine(start, datetime.min.time(), self.zone)
         end = begin + timedelta(days=days)
@@ -407,7 +451,8 @@ class ReadModels:
         rows = self.board.query(
             "SELECT jt.technician_id, j.doc FROM {t}jobs j JOIN {t}job_technicians jt ON jt.job_id = j.id "
             "WHERE j.scheduled_start >= ? AND j.scheduled_start < ? AND j.status <> 'cancelled'" + extra,
-            params)
+            params,
+        )
         technicians = [t for t in self.technicians() if t.active and (not technician_id or str(t.id) == technician_id)]
         visits: dict[tuple[str, date], list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
@@ -416,8 +461,16 @@ class ReadModels:
             local_start = job.scheduled_start.astimezone(self.zone)
             local_end = local_start + timedelta(minutes=job.duration_minutes or 60)
             visits[(r["technician_id"], local_start.date())].append(
-                {"job_id": str(job.id), "start": local_start, "end": local_end, "status": job.status.value,
-                 "job_type": job.job_type, "site": job.site, "description": job.description})
+                {
+                    "job_id": str(job.id),
+                    "start": local_start,
+                    "end": local_end,
+                    "status": job.status.value,
+                    "job_type": job.job_type,
+                    "site": job.site,
+                    "description": job.description,
+                }
+            )
         result = []
         for technician in technicians:
             for offset in range(days):
@@ -426,18 +479,27 @@ class ReadModels:
                 for earlier, later in zip(busy, busy[1:], strict=False):
                     if later["start"] < earlier["end"]:
                         earlier["conflict"] = later["conflict"] = True
-                result.append({"technician_id": str(technician.id), "technician": technician.name,
-                               "day": day, "busy": busy,
-                               "free": _free_slots(day, busy, self.zone, work_hours)})
+                result.append(
+                    {
+                        "technician_id": str(technician.id),
+                        "technician": technician.name,
+                        "day": day,
+                        "busy": busy,
+                        "free": _free_slots(day, busy, self.zone, work_hours),
+                    }
+                )
         return result
 
     # --- timesheets --------------------------------------------------------------------------
 
-    def timesheet(self, period: str, begin: date, end: date, technician_id: str = "",
-                  job_id: str = "", by: str = "technician") -> list[dict[str, Any]]:
+    def timesheet(
+        self, period: str, begin: date, end: date, technician_id: str = "", job_id: str = "", by: str = "technician"
+    ) -> list[dict[str, Any]]:
         """Minutes per technician or per job, per day, week or month, billable and not."""
-        params: list[Any] = [iso(datetime.combine(begin, datetime.min.time(), self.zone)),
-                             iso(datetime.combine(end, datetime.min.time(), self.zone))]
+        params: list[Any] = [
+            iso(datetime.combine(begin, datetime.min.time(), self.zone)),
+            iso(datetime.combine(end, datetime.min.time(), self.zone)),
+        ]
         extra = ""
         if technician_id:
             extra += " AND technician_id = ?"
@@ -445,8 +507,11 @@ class ReadModels:
         if job_id:
             extra += " AND job_id = ?"
             params.append(job_id)
-        rows = self.times.query("SELECT technician_id, job_id, started_at, minutes, billable FROM "
-                                "{t}time_entries WHERE started_at >= ? AND started_at < ?" + extra, params)
+        rows = self.times.query(
+            "SELECT technician_id, job_id, started_at, minutes, billable FROM "
+            "{t}time_entries WHERE started_at >= ? AND started_at < ?" + extra,
+            params,
+        )
         per_job = by == "job" or bool(job_id)
         if per_job:
             jobs = self.board.jobs_by_id({UUID(r["job_id"]) for r in rows})
@@ -458,48 +523,82 @@ class ReadModels:
             local = datetime.fromisoformat(r["started_at"]).astimezone(self.zone).date()
             key = (r["job_id"] if per_job else r["technician_id"], _period(local, period))
             totals[key][0 if r["billable"] else 1] += r["minutes"]
-        return [{"who": names.get(who, who), "id": who, "period": label, "billable_minutes": b,
-                 "non_billable_minutes": n, "total_minutes": b + n}
-                for (who, label), (b, n) in sorted(totals.items(), key=lambda kv: (kv[0][1], names.get(kv[0][0], "")))]
+        return [
+            {
+                "who": names.get(who, who),
+                "id": who,
+                "period": label,
+                "billable_minutes": b,
+                "non_billable_minutes": n,
+                "total_minutes": b + n,
+            }
+            for (who, label), (b, n) in sorted(totals.items(), key=lambda kv: (kv[0][1], names.get(kv[0][0], "")))
+        ]
 
     # --- reports -------------------------------------------------------------------------
 
     def reports(self, now: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
         now = now or datetime.now(UTC)
         q = self.board.query
-        in_progress = q("SELECT id, job_type, requested_at FROM {t}jobs WHERE status = 'in_progress' "
-                        "ORDER BY requested_at")
+        in_progress = q(
+            "SELECT id, job_type, requested_at FROM {t}jobs WHERE status = 'in_progress' ORDER BY requested_at"
+        )
         open_rows = q("SELECT requested_at FROM {t}jobs WHERE status IN ('new', 'scheduled', 'on_hold')")
         ages = Counter(_age_bucket(now - datetime.fromisoformat(r["requested_at"])) for r in open_rows)
-        overdue = q("SELECT id, job_type, sla_deadline, status FROM {t}jobs WHERE status IN "
-                    "('new', 'scheduled', 'in_progress', 'on_hold') AND sla_deadline < ? ORDER BY sla_deadline",
-                    (iso(now),))
+        overdue = q(
+            "SELECT id, job_type, sla_deadline, status FROM {t}jobs WHERE status IN "
+            "('new', 'scheduled', 'in_progress', 'on_hold') AND sla_deadline < ? ORDER BY sla_deadline",
+            (iso(now),),
+        )
         done = q("SELECT requested_at, completed_at, first_visit FROM {t}jobs WHERE completed_at <> ''")
-        hours = [(datetime.fromisoformat(r["completed_at"]) - datetime.fromisoformat(r["requested_at"]))
-                 .total_seconds() / 3600 for r in done]
+        hours = [
+            (datetime.fromisoformat(r["completed_at"]) - datetime.fromisoformat(r["requested_at"])).total_seconds()
+            / 3600
+            for r in done
+        ]
         completion = Counter(_duration_bucket(h) for h in hours)
         types = q("SELECT job_type, COUNT(*) AS jobs FROM {t}jobs GROUP BY job_type ORDER BY COUNT(*) DESC, job_type")
         first = [r["first_visit"] for r in done if r["first_visit"] is not None]
-        per_tech = q("SELECT jt.technician_id, COUNT(*) AS completed FROM {t}jobs j JOIN {t}job_technicians jt "
-                     "ON jt.job_id = j.id WHERE j.completed_at <> '' GROUP BY jt.technician_id")
-        minutes = {r["technician_id"]: r["minutes"] for r in self.times.query(
-            "SELECT technician_id, SUM(minutes) AS minutes FROM {t}time_entries GROUP BY technician_id")}
+        per_tech = q(
+            "SELECT jt.technician_id, COUNT(*) AS completed FROM {t}jobs j JOIN {t}job_technicians jt "
+            "ON jt.job_id = j.id WHERE j.completed_at <> '' GROUP BY jt.technician_id"
+        )
+        minutes = {
+            r["technician_id"]: r["minutes"]
+            for r in self.times.query(
+                "SELECT technician_id, SUM(minutes) AS minutes FROM {t}time_entries GROUP BY technician_id"
+            )
+        }
         names = {str(t.id): t.name for t in self.technicians()}
         completed = {r["technician_id"]: r["completed"] for r in per_tech}
         return {
-            "in_progress": [{"job_id": r["id"], "job_type": r["job_type"], "requested_at": r["requested_at"]}
-                            for r in in_progress],
+            "in_progress": [
+                {"job_id": r["id"], "job_type": r["job_type"], "requested_at": r["requested_at"]} for r in in_progress
+            ],
             "backlog_by_age": [{"age": bucket, "jobs": ages.get(bucket, 0)} for bucket in AGE_BUCKETS],
-            "overdue": [{"job_id": r["id"], "job_type": r["job_type"], "sla_deadline": r["sla_deadline"],
-                         "status": r["status"]} for r in overdue if r["sla_deadline"] != NO_DEADLINE],
+            "overdue": [
+                {"job_id": r["id"], "job_type": r["job_type"], "sla_deadline": r["sla_deadline"], "status": r["status"]}
+                for r in overdue
+                if r["sla_deadline"] != NO_DEADLINE
+            ],
             "completion_time": [{"took": bucket, "jobs": completion.get(bucket, 0)} for bucket in DURATION_BUCKETS]
             + ([{"took": "median hours", "jobs": round(statistics.median(hours), 1)}] if hours else []),
             "job_types": [{"job_type": r["job_type"], "jobs": r["jobs"]} for r in types],
-            "first_visit": [{"completed": len(first), "first_visit": sum(1 for f in first if f),
-                             "rate_percent": round(100 * sum(1 for f in first if f) / len(first), 1) if first else 0.0}],
-            "technicians": [{"technician": names.get(t, t), "completed_jobs": completed.get(t, 0),
-                             "hours": round(minutes.get(t, 0) / 60, 2)}
-                            for t in sorted(set(completed) | set(minutes), key=lambda t: names.get(t, t))],
+            "first_visit": [
+                {
+                    "completed": len(first),
+                    "first_visit": sum(1 for f in first if f),
+                    "rate_percent": round(100 * sum(1 for f in first if f) / len(first), 1) if first else 0.0,
+                }
+            ],
+            "technicians": [
+                {
+                    "technician": names.get(t, t),
+                    "completed_jobs": completed.get(t, 0),
+                    "hours": round(minutes.get(t, 0) / 60, 2),
+                }
+                for t in sorted(set(completed) | set(minutes), key=lambda t: names.get(t, t))
+            ],
         }
 
 
@@ -540,8 +639,9 @@ def _period(day: date, period: str) -> str:
     return day.isoformat()
 
 
-def _free_slots(day: date, busy: list[dict[str, Any]], zone: ZoneInfo,
-                work_hours: tuple[int, int]) -> list[dict[str, datetime]]:
+def _free_slots(
+    day: date, busy: list[dict[str, Any]], zone: ZoneInfo, work_hours: tuple[int, int]
+) -> list[dict[str, datetime]]:
     cursor = datetime.combine(day, datetime.min.time(), zone).replace(hour=work_hours[0])
     close = cursor.replace(hour=work_hours[1])
     free = []

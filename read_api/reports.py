@@ -27,5 +27,8 @@ async def report_csv(request: Request, who: CurrentUser, name: str) -> Response:
     everything = await asyncio.to_thread(models(request).reports)
     if name not in everything:
         raise Refused(404, f"no report named {name!r}; one of: {', '.join(everything)}")
-    return Response(to_csv(everything[name]), media_type="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    return Response(
+        to_csv(everything[name]),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )

@@ -27,12 +27,18 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("read API: READ_MODEL_URL is not set (sqlite:///path or postgresql://...)")
     gc.set_threshold(100_000, 50, 50)  # as the command API: fewer young-generation pauses
     if args.workers > 1:
-        uvicorn.run("read_api.app:app_from_environment", factory=True, workers=args.workers,
-                    host=args.host, port=args.port, log_level="warning", access_log=False)
+        uvicorn.run(
+            "read_api.app:app_from_environment",
+            factory=True,
+            workers=args.workers,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            access_log=False,
+        )
         return 0
     settings = settings_from_environment()
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning",
-                access_log=False)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 
 

@@ -19,8 +19,10 @@ HERE = Path(__file__).parent
 def templates_for(zone: ZoneInfo) -> Jinja2Templates:
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["local"] = lambda moment, fmt="%d %b %H:%M": (
-        moment.astimezone(zone).strftime(fmt) if isinstance(moment, datetime) else
-        (datetime.fromisoformat(moment).astimezone(zone).strftime(fmt) if moment else ""))
+        moment.astimezone(zone).strftime(fmt)
+        if isinstance(moment, datetime)
+        else (datetime.fromisoformat(moment).astimezone(zone).strftime(fmt) if moment else "")
+    )
     templates.env.filters["hours"] = lambda minutes: f"{minutes // 60}:{minutes % 60:02d}"
     templates.env.filters["label"] = lambda text: str(text).replace("_", " ")
     return templates

@@ -7,15 +7,14 @@ naming the field, 403 refused with the reason, 401 no valid token, 503 the event
 answering (try again).
 """
 
-
 import asyncio
-import logging
 import json as pyjson
+import logging
 import re
-from datetime import datetime
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -33,9 +32,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from events import contract
 from events.contract import (
     EMAIL,
-    LINE_CHARACTER,
-    Bound,
     LINE,
+    LINE_CHARACTER,
     LINE_RULE,
     LINES,
     LINES_RULE,
@@ -44,6 +42,7 @@ from events.contract import (
     AddNote,
     AddTimeEntry,
     AgreeRetainer,
+    Bound,
     CancelJob,
     ChangeCustomerDetails,
     ChangeJobDetails,
@@ -74,8 +73,8 @@ from events.contract import (
     RequestJob,
     RequestRedelivery,
     RescheduleJob,
-    RetryProcessing,
     ResumeJob,
+    RetryProcessing,
     Role,
     ScheduleJob,
     SellHoursPackage,
@@ -86,13 +85,12 @@ from events.contract import (
     UnassignJob,
     UseMaterial,
     decode_event,
-    unreadable,
     recipient_id,
+    unreadable,
 )
 from services import recurring
 from services.application import COMMAND_KINDS, JobstreamApp, Kind, Result, Revoked, VersionConflict, WrongKind, a
 from services.deps import ERRORS, CurrentActor, Unauthorized, authenticated, jobstream
-from services.domain.job import FOR_TECHNICIANS
 from services.domain.common import (
     Actor,
     Forbidden,
@@ -100,6 +98,7 @@ from services.domain.common import (
     InvalidTransition,
     NotFound,
 )
+from services.domain.job import FOR_TECHNICIANS
 
 # Who may send a command or read an aggregate, checked right after the token (before the
 # body is read); the deciders check the rest (a technician's job is theirs). The role matrix
@@ -109,6 +108,7 @@ READERS = frozenset({Role.OFFICE, Role.ACCOUNTANT, Role.ADMIN})
 EVERYONE = frozenset(Role)
 
 log = logging.getLogger("jobstream.api")
+
 
 def own_recipient(who: Actor) -> UUID:
     """The caller's own notification settings: their id derives from their user name."""
@@ -163,17 +163,27 @@ R = CommandRoute
 COMMANDS: tuple[CommandRoute, ...] = (
     R("/customers", RegisterCustomer, creates=True, summary="Register a customer"),
     R("/customers/{id}/details", ChangeCustomerDetails, summary="Change a customer's details (history is kept)"),
-    R("/customers/{id}/retainers", AgreeRetainer,
-      summary="Agree a monthly flat-rate retainer: invoiced on the first of each month"),
+    R(
+        "/customers/{id}/retainers",
+        AgreeRetainer,
+        summary="Agree a monthly flat-rate retainer: invoiced on the first of each month",
+    ),
     R("/customers/{id}/retainers/end", EndRetainer, summary="End a retainer after a given month"),
-    R("/customers/{id}/hours-packages", SellHoursPackage,
-      summary="Sell prepaid hours: the customer's time is billed from them first"),
+    R(
+        "/customers/{id}/hours-packages",
+        SellHoursPackage,
+        summary="Sell prepaid hours: the customer's time is billed from them first",
+    ),
     R("/technicians", RegisterTechnician, creates=True, summary="Register a technician"),
     R("/technicians/{id}/details", ChangeTechnicianDetails),
     R("/technicians/{id}/deactivate", DeactivateTechnician),
     R("/technicians/{id}/reactivate", ReactivateTechnician),
-    R("/price-lists", CreatePriceList, creates=True,
-      summary="Create a price list (the default one is the service catalogue)"),
+    R(
+        "/price-lists",
+        CreatePriceList,
+        creates=True,
+        summary="Create a price list (the default one is the service catalogue)",
+    ),
     R("/price-lists/{id}/activities", PriceActivity, summary="Add or change an activity's price"),
     R("/price-lists/{id}/activities/remove", RemoveActivity, summary="Remove an activity from a price list"),
     R("/jobs", RequestJob, creates=True, summary="Take a request: a new job"),
@@ -199,24 +209,68 @@ COMMANDS: tuple[CommandRoute, ...] = (
     R("/jobs/{id}/reopen", ReopenJob),
     R("/jobs/{id}/interim-invoice", RequestInterimInvoice),
     R("/jobs/{id}/release-invoicing", ReleaseInvoicing),
-    R("/recurring-services", DefineRecurringService, creates=True, then=generated, tag="recurring services",
-      summary="Plan a visit that repeats (RFC 5545 rule): its jobs are scheduled ahead at once"),
-    R("/recurring-services/{id}/change", ChangeRecurringService, then=generated, tag="recurring services",
-      summary="Change a recurring service: its future jobs are moved, added or cancelled to match"),
-    R("/recurring-services/{id}/end", EndRecurringService, then=generated, tag="recurring services",
-      summary="End a recurring service: its jobs after the end are cancelled"),
-    R("/me/notifications", ChangeNotificationPreferences, tag="notifications", own=own_recipient, roles=EVERYONE,
-      summary="Choose which alerts you get, and your quiet hours (push alerts wait them out)"),
-    R("/me/push-subscriptions", RegisterPushSubscription, tag="notifications", own=own_recipient, roles=EVERYONE,
-      summary="Register this device for Web Push: the body is the browser's PushSubscription"),
-    R("/messages/{id}/redeliver", RequestRedelivery, tag="notifications",
-      summary="Send a failed or uncertain message again (the office decides)"),
-    R("/failures/{id}/retry", RetryProcessing, tag="failures",
-      summary="Have the consumer that could not process an event try it again (once its cause is fixed)"),
-    R("/invoices/{id}/credit-notes", IssueCreditNote, tag="billing",
-      summary="Correct an issued invoice with a credit note (the invoicer issues it, numbered)"),
-    R("/invoices/{id}/payments", RecordPayment, tag="billing",
-      summary="Record money received for an invoice (cash, card, a transfer seen)"),
+    R(
+        "/recurring-services",
+        DefineRecurringService,
+        creates=True,
+        then=generated,
+        tag="recurring services",
+        summary="Plan a visit that repeats (RFC 5545 rule): its jobs are scheduled ahead at once",
+    ),
+    R(
+        "/recurring-services/{id}/change",
+        ChangeRecurringService,
+        then=generated,
+        tag="recurring services",
+        summary="Change a recurring service: its future jobs are moved, added or cancelled to match",
+    ),
+    R(
+        "/recurring-services/{id}/end",
+        EndRecurringService,
+        then=generated,
+        tag="recurring services",
+        summary="End a recurring service: its jobs after the end are cancelled",
+    ),
+    R(
+        "/me/notifications",
+        ChangeNotificationPreferences,
+        tag="notifications",
+        own=own_recipient,
+        roles=EVERYONE,
+        summary="Choose which alerts you get, and your quiet hours (push alerts wait them out)",
+    ),
+    R(
+        "/me/push-subscriptions",
+        RegisterPushSubscription,
+        tag="notifications",
+        own=own_recipient,
+        roles=EVERYONE,
+        summary="Register this device for Web Push: the body is the browser's PushSubscription",
+    ),
+    R(
+        "/messages/{id}/redeliver",
+        RequestRedelivery,
+        tag="notifications",
+        summary="Send a failed or uncertain message again (the office decides)",
+    ),
+    R(
+        "/failures/{id}/retry",
+        RetryProcessing,
+        tag="failures",
+        summary="Have the consumer that could not process an event try it again (once its cause is fixed)",
+    ),
+    R(
+        "/invoices/{id}/credit-notes",
+        IssueCreditNote,
+        tag="billing",
+        summary="Correct an issued invoice with a credit note (the invoicer issues it, numbered)",
+    ),
+    R(
+        "/invoices/{id}/payments",
+        RecordPayment,
+        tag="billing",
+        summary="Record money received for an invoice (cash, card, a transfer seen)",
+    ),
 )
 del R
 
@@ -234,9 +288,16 @@ MAX_COMMAND_BODY = 1_000_000
 # The event store not answering (NATS down, restarting, or slower than the request's
 # timeout): a 503 to try again, never a 500. A command that timed out may have been stored;
 # sent again with the same Idempotency-Key, it is applied once.
-UNAVAILABLE = (TimeoutError, ConnectionError, nats_errors.ConnectionClosedError,
-               nats_errors.ConnectionReconnectingError, nats_errors.ConnectionDrainingError,
-               nats_errors.StaleConnectionError, nats_errors.OutboundBufferLimitError, nats_errors.NoRespondersError)
+UNAVAILABLE = (
+    TimeoutError,
+    ConnectionError,
+    nats_errors.ConnectionClosedError,
+    nats_errors.ConnectionReconnectingError,
+    nats_errors.ConnectionDrainingError,
+    nats_errors.StaleConnectionError,
+    nats_errors.OutboundBufferLimitError,
+    nats_errors.NoRespondersError,
+)
 
 
 def json(content: Any, status_code: int = 200) -> Response:
@@ -248,8 +309,12 @@ def problem(status_code: int, detail: Any, **extra: Any) -> Response:
 
 
 # msgspec names the pattern a value missed: the text patterns, said in words
-READABLE = {EMAIL: "an email address like name@example.com, without spaces or control characters",
-            LINE: LINE_RULE, LINES: LINES_RULE, REASON: "a reason in words, not blank; " + LINES_RULE}
+READABLE = {
+    EMAIL: "an email address like name@example.com, without spaces or control characters",
+    LINE: LINE_RULE,
+    LINES: LINES_RULE,
+    REASON: "a reason in words, not blank; " + LINES_RULE,
+}
 LONE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 SURROGATE_CHARACTER = re.compile("[\ud800-\udfff]")
 
@@ -260,9 +325,10 @@ def field_error(message: str) -> dict[str, str]:
     assert match is not None
     path = (match.group("path") or "").lstrip(".")
     reason = match.group("reason")
-    reason = {"Invalid RFC3339 encoded date": "not a real day (YYYY-MM-DD)",
-              "Invalid RFC3339 encoded datetime": "not a date and time (RFC 3339, like 2026-11-23T09:00:00Z)",
-              }.get(reason, reason)
+    reason = {
+        "Invalid RFC3339 encoded date": "not a real day (YYYY-MM-DD)",
+        "Invalid RFC3339 encoded datetime": "not a date and time (RFC 3339, like 2026-11-23T09:00:00Z)",
+    }.get(reason, reason)
     for pattern, readable in READABLE.items():
         if f"matching regex {pattern!r}" in reason:
             reason = readable
@@ -324,9 +390,15 @@ def create_app(settings: Settings) -> FastAPI:
             app = jobstream(request)
             return json(await app.call(app.get_async(kind, id)))
 
-        app.add_api_route(path, read, methods=["GET"], summary=summary,
-                          responses={**ERRORS, 200: {"description": "the current state"}},
-                          tags=[kind], operation_id=f"get_{kind}")
+        app.add_api_route(
+            path,
+            read,
+            methods=["GET"],
+            summary=summary,
+            responses={**ERRORS, 200: {"description": "the current state"}},
+            tags=[kind],
+            operation_id=f"get_{kind}",
+        )
 
     read_route("/jobs/{id}", "job", "A job's current state, from its events (technicians: their own and the pool)")
     read_route("/customers/{id}", "customer", "A customer's current details")
@@ -334,14 +406,26 @@ def create_app(settings: Settings) -> FastAPI:
     read_route("/price-lists/{id}", "pricelist", "A price list with its activities")
     read_route("/invoices/{id}", "invoice", "An invoice: its number, total and what has been paid")
 
-    @app.get("/jobs/{id}/customer", tags=["job"], responses={**ERRORS},
-             summary="How to reach the job's customer: name, phone, email, address (for whoever sees the job)")
+    @app.get(
+        "/jobs/{id}/customer",
+        tags=["job"],
+        responses={**ERRORS},
+        summary="How to reach the job's customer: name, phone, email, address (for whoever sees the job)",
+    )
     async def job_customer(request: Request, id: UUID, who: CurrentActor) -> Response:
         job = await visible_job(request, id, who)
         app_ = jobstream(request)
         customer = await app_.call(app_.get_async("customer", job.customer_id))
-        return json({"id": customer.id, "name": customer.name, "phone": customer.phone, "email": customer.email,
-                     "language": customer.language, "site_address": job.site_address})
+        return json(
+            {
+                "id": customer.id,
+                "name": customer.name,
+                "phone": customer.phone,
+                "email": customer.email,
+                "language": customer.language,
+                "site_address": job.site_address,
+            }
+        )
 
     read_route("/recurring-services/{id}", "recurrence", "A recurring service: its plan and occurrences")
 
@@ -353,19 +437,34 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.booking = booking.Desk(settings.env)
     include(app, booking.router)
 
-    @app.get("/push/public-key", tags=["notifications"], openapi_extra={"security": []}, responses={**ERRORS},
-             summary="The VAPID public key a browser subscribes with (applicationServerKey)")
+    @app.get(
+        "/push/public-key",
+        tags=["notifications"],
+        openapi_extra={"security": []},
+        responses={**ERRORS},
+        summary="The VAPID public key a browser subscribes with (applicationServerKey)",
+    )
     def push_public_key() -> dict[str, str]:
         if not settings.vapid_public_key:
             raise NotFound("push key", "configured (set VAPID_PRIVATE_KEY)")
         return {"public_key": settings.vapid_public_key}
 
-    @app.post("/bank-statements", tags=["billing"], status_code=201,
-              responses={**ERRORS, 201: ACCEPTED},
-              summary="Import a bank statement (camt.053 XML or MT940): its credits are matched to invoices",
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/xml": {"schema": {"type": "string"}},
-                  "text/plain": {"schema": {"type": "string"}}}}})
+    @app.post(
+        "/bank-statements",
+        tags=["billing"],
+        status_code=201,
+        responses={**ERRORS, 201: ACCEPTED},
+        summary="Import a bank statement (camt.053 XML or MT940): its credits are matched to invoices",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/xml": {"schema": {"type": "string"}},
+                    "text/plain": {"schema": {"type": "string"}},
+                },
+            }
+        },
+    )
     async def import_statement(request: Request, who: CurrentActor) -> Response:
         from services.bank import StatementError
 
@@ -382,30 +481,41 @@ def create_app(settings: Settings) -> FastAPI:
             raise Invalid("statement", str(error).removeprefix("statement: ")) from None
         return json(result, 201)  # again: the first import's answer, as a command's retry gets
 
-    @app.get("/jobs/{id}/events", tags=["job"], responses={**ERRORS},
-             summary="Every event of a job, in order, straight from the stream")
+    @app.get(
+        "/jobs/{id}/events",
+        tags=["job"],
+        responses={**ERRORS},
+        summary="Every event of a job, in order, straight from the stream",
+    )
     async def job_events(request: Request, id: UUID, who: CurrentActor) -> Response:
         await visible_job(request, id, who)
         app_ = jobstream(request)
         history = await asyncio.to_thread(app_.history, id)
-        return json([
-            {"version": s.originator_version, "type": s.topic,
-             "event": msgspec.to_builtins(decode_event(s.state), enc_hook=str)}
-            for s in history
-        ])
+        return json(
+            [
+                {
+                    "version": s.originator_version,
+                    "type": s.topic,
+                    "event": msgspec.to_builtins(decode_event(s.state), enc_hook=str),
+                }
+                for s in history
+            ]
+        )
 
-    @app.get("/health", tags=["service"], openapi_extra={"security": []},
-             summary="Liveness, for load balancers and `jobstream up`: the only public route")
+    @app.get(
+        "/health",
+        tags=["service"],
+        openapi_extra={"security": []},
+        summary="Liveness, for load balancers and `jobstream up`: the only public route",
+    )
     def health(request: Request) -> dict[str, Any]:
         return {"status": "ok", "position": jobstream(request).recorder.max_notification_id() or 0}
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            spec = get_openapi(title=app.title, version=app.version,
-                               description=app.description, routes=app.routes)
+            spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             spec.setdefault("components", {}).setdefault("schemas", {}).update(COMMAND_SCHEMAS)
-            spec["components"]["securitySchemes"] = {
-                "bearer": {"type": "http", "scheme": "bearer"}}
+            spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
             spec["security"] = [{"bearer": []}]
             app.openapi_schema = spec
         return app.openapi_schema
@@ -421,9 +531,11 @@ DECIMAL = {
 
 
 # A wall-clock time without an offset, as msgspec decodes one (its schema says only "string")
-LOCAL_TIME = {"type": "string",
-              "pattern": r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$",
-              "description": "a local date and time, without an offset: 2027-01-04T09:00:00"}
+LOCAL_TIME = {
+    "type": "string",
+    "pattern": r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$",
+    "description": "a local date and time, without an offset: 2027-01-04T09:00:00",
+}
 
 
 def decimal_schema(bound: Bound) -> dict[str, Any]:
@@ -434,10 +546,14 @@ def decimal_schema(bound: Bound) -> dict[str, Any]:
         text = rf"^([1-9][0-9]{{0,{digits - 1}}}(\.[0-9]{{1,6}})?|0\.[0-9]{{0,5}}[1-9])$"
     else:
         text = rf"^[0-9]{{1,{digits}}}(\.[0-9]{{1,6}})?$"
-    return {"anyOf": [{"type": "number", low: float(bound.low), "maximum": float(bound.high)},
-                      {"type": "string", "pattern": text}],
-            "description": f"a decimal number {'from' if bound.low_inclusive else 'above'} {bound.low} "
-                           f"to {bound.high}, at most 6 decimal places; as a string it keeps every digit"}
+    return {
+        "anyOf": [
+            {"type": "number", low: float(bound.low), "maximum": float(bound.high)},
+            {"type": "string", "pattern": text},
+        ],
+        "description": f"a decimal number {'from' if bound.low_inclusive else 'above'} {bound.low} "
+        f"to {bound.high}, at most 6 decimal places; as a string it keeps every digit",
+    }
 
 
 def _as_accepted(components: dict[str, Any]) -> dict[str, Any]:
@@ -449,13 +565,18 @@ def _as_accepted(components: dict[str, Any]) -> dict[str, Any]:
         properties = schema.get("properties", {})
         for field, bound in getattr(command_type, "decimals", {}).items():
             nullable = any(option.get("type") == "null" for option in properties[field].get("anyOf", []))
-            properties[field] = {"anyOf": [decimal_schema(bound), {"type": "null"}]} if nullable else \
-                decimal_schema(bound)
+            properties[field] = (
+                {"anyOf": [decimal_schema(bound), {"type": "null"}]} if nullable else decimal_schema(bound)
+            )
         for field in msgspec.structs.fields(command_type):
             kind = field.type
             options = getattr(kind, "__args__", (kind,)) if not hasattr(kind, "__metadata__") else (kind,)
-            if any(getattr(o, "__metadata__", [None])[0] is not None and getattr(o, "__origin__", None) is datetime
-                   and o.__metadata__[0].tz is False for o in options):
+            if any(
+                getattr(o, "__metadata__", [None])[0] is not None
+                and getattr(o, "__origin__", None) is datetime
+                and o.__metadata__[0].tz is False
+                for o in options
+            ):
                 nullable = type(None) in options
                 properties[field.encode_name] = {"anyOf": [LOCAL_TIME, {"type": "null"}]} if nullable else LOCAL_TIME
     return components
@@ -549,8 +670,9 @@ def _decoded(decoder: msgspec.json.Decoder[Any], raw: bytes) -> msgspec.Struct:
         raise Invalid(**field_error(str(error))) from None
     except msgspec.DecodeError as error:
         if LONE_SURROGATE.search(raw):  # a pair decodes; one alone is no character
-            raise Invalid(_surrogate_field(raw), "a lone surrogate (\\ud800-\\udfff without its pair) "
-                                                 "is not a character") from None
+            raise Invalid(
+                _surrogate_field(raw), "a lone surrogate (\\ud800-\\udfff without its pair) is not a character"
+            ) from None
         raise Invalid("body", f"not valid JSON: {error}") from None
 
 
@@ -628,8 +750,11 @@ def error_response(error: Exception) -> Response:
         return problem(422, [{"field": error.field, "reason": error.reason}])
     if isinstance(error, UNAVAILABLE):
         log.warning("the event store did not answer: %s", error or type(error).__name__)
-        response = problem(503, "the event store did not answer; try again (a command sent again with the "
-                                "same Idempotency-Key is applied once)")
+        response = problem(
+            503,
+            "the event store did not answer; try again (a command sent again with the "
+            "same Idempotency-Key is applied once)",
+        )
         response.headers["Retry-After"] = "1"
         return response
     raise TypeError(f"no HTTP answer for {type(error).__name__}")
@@ -645,8 +770,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def request_invalid(request: Request, error: RequestValidationError) -> Response:
         details = [
-            {"field": ".".join(str(p) for p in e["loc"] if p not in ("body",)) or "body",
-             "reason": e["msg"]}
+            {"field": ".".join(str(p) for p in e["loc"] if p not in ("body",)) or "body", "reason": e["msg"]}
             for e in error.errors()
         ]
         return problem(422, details)
@@ -664,14 +788,27 @@ def door_handler(route: CommandRoute) -> CommandHandler:
     roles, what = route.allowed, route.summary or route.command.__name__
     own, then = route.own, route.then
 
-    async def run(app: JobstreamApp, who: Actor, command: msgspec.Struct, key: str | None, if_match: str | None,
-                  correlation_id: str | None, id: UUID | None) -> Response:
+    async def run(
+        app: JobstreamApp,
+        who: Actor,
+        command: msgspec.Struct,
+        key: str | None,
+        if_match: str | None,
+        correlation_id: str | None,
+        id: UUID | None,
+    ) -> Response:
         target = id if id is not None else own(who) if own is not None else app.new_id(who, key)
         try:
-            result = await app.call(app.execute_async(
-                target, command, who, command_id=key, correlation_id=correlation_id,
-                expected_version=int(if_match) if if_match else None,
-            ))
+            result = await app.call(
+                app.execute_async(
+                    target,
+                    command,
+                    who,
+                    command_id=key,
+                    correlation_id=correlation_id,
+                    expected_version=int(if_match) if if_match else None,
+                )
+            )
         except WrongKind as wrong:
             if id is not None:
                 raise
@@ -715,14 +852,21 @@ def door_handler(route: CommandRoute) -> CommandHandler:
 # The command headers as FastAPI documents them; as strings, not nullable: a header is there or not
 IdempotencyKey = Annotated[
     str,
-    Header(alias="Idempotency-Key", max_length=MAX_HEADER, pattern=HEADER_TEXT,
-           description="the command's id: a retry with the same key returns the first "
-           "result and appends nothing"),
+    Header(
+        alias="Idempotency-Key",
+        max_length=MAX_HEADER,
+        pattern=HEADER_TEXT,
+        description="the command's id: a retry with the same key returns the first result and appends nothing",
+    ),
 ]
 IfMatch = Annotated[
     str,
-    Header(alias="If-Match", max_length=20, pattern=VERSION.pattern,
-           description="the version the command was decided on; 409 if it moved on"),
+    Header(
+        alias="If-Match",
+        max_length=20,
+        pattern=VERSION.pattern,
+        description="the version the command was decided on; 409 if it moved on",
+    ),
 ]
 CorrelationId = Annotated[str, Header(alias="X-Correlation-Id", max_length=MAX_HEADER, pattern=HEADER_TEXT)]
 
@@ -747,22 +891,36 @@ def declare(router: APIRouter, route: CommandRoute) -> None:
     body, the answers) and for its 405 on other methods. CommandDoor serves every POST first."""
     served_elsewhere = f"POST {route.path} is served by CommandDoor, before FastAPI's routing"
     if "{id}" in route.path:
-        async def declared_on_one(id: UUID, who: CurrentActor, idempotency_key: IdempotencyKey = "",
-                                  if_match: IfMatch = "", correlation_id: CorrelationId = "") -> Response:
+
+        async def declared_on_one(
+            id: UUID,
+            who: CurrentActor,
+            idempotency_key: IdempotencyKey = "",
+            if_match: IfMatch = "",
+            correlation_id: CorrelationId = "",
+        ) -> Response:
             raise RuntimeError(served_elsewhere)
 
         endpoint: Callable[..., Awaitable[Response]] = declared_on_one
     else:
-        async def declared_new(who: CurrentActor, idempotency_key: IdempotencyKey = "",
-                               correlation_id: CorrelationId = "") -> Response:
+
+        async def declared_new(
+            who: CurrentActor, idempotency_key: IdempotencyKey = "", correlation_id: CorrelationId = ""
+        ) -> Response:
             raise RuntimeError(served_elsewhere)
 
         endpoint = declared_new
     status = 201 if route.creates else 200
     router.add_api_route(
-        route.path, endpoint, methods=["POST"], summary=route.summary or route.command.__name__,
-        responses={**ERRORS, status: ACCEPTED}, openapi_extra=request_body(route.command),
-        tags=[route.tag or route.kind.name], operation_id=route.command.__name__, status_code=status,
+        route.path,
+        endpoint,
+        methods=["POST"],
+        summary=route.summary or route.command.__name__,
+        responses={**ERRORS, status: ACCEPTED},
+        openapi_extra=request_body(route.command),
+        tags=[route.tag or route.kind.name],
+        operation_id=route.command.__name__,
+        status_code=status,
     )
 
 

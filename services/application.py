@@ -15,33 +15,47 @@ import hashlib
 import secrets
 import threading
 import time
+import typing
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence, Set
 from datetime import UTC, datetime
-import typing
 from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
-
 from eventsourcing.persistence import InfrastructureFactory, IntegrityError, StoredEvent
 from eventsourcing.utils import Environment
 
 from events.contract import (
-    BankStatementImported, ChangeRecurringService, DefineRecurringService, Event, JobCommand, PriceListEvents, RequestJob, RescheduleJob, Role, ScheduleJob, StopwatchStarted,
-    StopwatchStopped, TakeJob, TokenIssued, TokenRevoked, WorkStarted, WorkStopped, decode_event,
-    event_hash, topic_of,
+    BankStatementImported,
+    ChangeRecurringService,
+    DefineRecurringService,
+    Event,
+    JobCommand,
+    PriceListEvents,
+    RequestJob,
+    RescheduleJob,
+    Role,
+    ScheduleJob,
+    StopwatchStarted,
+    StopwatchStopped,
+    TakeJob,
+    TokenIssued,
+    TokenRevoked,
+    WorkStarted,
+    WorkStopped,
+    decode_event,
+    event_hash,
+    topic_of,
 )
 from events.jetstream import NatsAggregateRecorder, NatsApplicationRecorder, NatsFactory
-from events.wire import TOPIC_AGGREGATES
 from events.revocations import Revocations
+from events.wire import TOPIC_AGGREGATES
 from events.writes import Author, write
-from services.domain import billing, failures, notices, recurring
+from services.domain import billing, failures, notices, parties, recurring, slots
 from services.domain import job as jobs
-from services.domain import parties, slots
-from services.domain.common import Actor, Context, DomainError, check_dates, Forbidden, Invalid, NotFound, derived_id
-
+from services.domain.common import Actor, Context, DomainError, Forbidden, Invalid, NotFound, check_dates, derived_id
 
 T = TypeVar("T")
 
@@ -58,11 +72,23 @@ class Revoked(DomainError):
 
 
 # Each kind of aggregate in words, for a refusal that names it
-NAMES = {"job": "job", "customer": "customer", "technician": "technician", "pricelist": "price list",
-         "token": "access token", "invoice": "invoice", "statement": "bank statement",
-         "recipient": "user's notification settings", "message": "message", "recurrence": "recurring service",
-         "creditnote": "credit note", "proforma": "proforma invoice", "series": "invoice series",
-         "failure": "processing failure", "slot": "booking slot"}
+NAMES = {
+    "job": "job",
+    "customer": "customer",
+    "technician": "technician",
+    "pricelist": "price list",
+    "token": "access token",
+    "invoice": "invoice",
+    "statement": "bank statement",
+    "recipient": "user's notification settings",
+    "message": "message",
+    "recurrence": "recurring service",
+    "creditnote": "credit note",
+    "proforma": "proforma invoice",
+    "series": "invoice series",
+    "failure": "processing failure",
+    "slot": "booking slot",
+}
 
 
 def a(kind: str) -> str:
@@ -75,8 +101,9 @@ class WrongKind(NotFound):
     """An id of another kind of aggregate than the one asked for: 404, naming both."""
 
     def __init__(self, expected: str, id: UUID, actual: str) -> None:
-        DomainError.__init__(self, f"no {NAMES.get(expected, expected)} {id}: that id is {a(actual)}, "
-                                   f"not {a(expected)}")
+        DomainError.__init__(
+            self, f"no {NAMES.get(expected, expected)} {id}: that id is {a(actual)}, not {a(expected)}"
+        )
         self.expected, self.actual = expected, actual
 
 
@@ -146,9 +173,14 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def of(cls, kind: str, loaded: Loaded) -> Snapshot:
-        return cls(kind=kind, version=loaded.version, position=loaded.position,
-                   last_hash=loaded.last_hash, state=msgspec.Raw(encode_state(loaded.state)),
-                   commands=[(a, c, o) for (a, c), o in loaded.commands.items()])
+        return cls(
+            kind=kind,
+            version=loaded.version,
+            position=loaded.position,
+            last_hash=loaded.last_hash,
+            state=msgspec.Raw(encode_state(loaded.state)),
+            commands=[(a, c, o) for (a, c), o in loaded.commands.items()],
+        )
 
     def loaded(self) -> Loaded:
         state: Any = msgspec.json.decode(self.state, type=KINDS[self.kind].state_type)
@@ -217,8 +249,9 @@ class JobstreamApp:
     RETRIES = 3
     AUTH_TTL = 5.0
 
-    def __init__(self, env: dict[str, str], factory: NatsFactory | None = None,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self, env: dict[str, str], factory: NatsFactory | None = None, clock: Callable[[], datetime] = utc_now
+    ) -> None:
         self.clock = clock  # read once per command: its events record the time it was decided at
         self.factory = factory or InfrastructureFactory.construct(Environment(env=env))
         recorder = self.factory.application_recorder()
@@ -235,8 +268,9 @@ class JobstreamApp:
         self.revocations.listen(self._forget_token)
         self._turns: dict[UUID, list[Any]] = {}  # id -> [lock, users]
         # the seller's currency: set, else its country's (EUR when the company's country is not set)
-        self.company_currency = env.get("JOBSTREAM_COMPANY_CURRENCY") or \
-            parties.currency_of(env.get("JOBSTREAM_COMPANY_COUNTRY") or "")
+        self.company_currency = env.get("JOBSTREAM_COMPANY_CURRENCY") or parties.currency_of(
+            env.get("JOBSTREAM_COMPANY_COUNTRY") or ""
+        )
 
     def _forget_token(self, token_id: UUID) -> None:
         self._tokens.pop(token_id, None)
@@ -294,7 +328,8 @@ class JobstreamApp:
         snapshot = msgspec.json.encode(Snapshot.of(kind, loaded))
         with contextlib.suppress(IntegrityError):  # another process took this one
             await self.snapshots.insert_events_async(
-                [StoredEvent(id, loaded.version, f"jobstream:{kind}.Snapshot", snapshot)])
+                [StoredEvent(id, loaded.version, f"jobstream:{kind}.Snapshot", snapshot)]
+            )
 
     def _remember(self, id: UUID, loaded: Loaded) -> None:
         """Cache an aggregate as loaded or saved; never an id with no events, which is of no
@@ -316,9 +351,19 @@ class JobstreamApp:
             id, event = stored.originator_id, decode_event(stored.state)
             assert isinstance(id, UUID) and isinstance(event, PriceListEvents)  # a price list's, by its subject
             lists[id] = parties.evolve_price_list(lists.get(id) or parties.PriceList(id=id), event)
-        return [{"code": a.code, "name": a.name, "unit": a.unit.value, "rate": str(a.rate), "currency": p.currency,
-                 "price_list": p.name}
-                for p in lists.values() if p.is_default for a in sorted(p.activities.values(), key=lambda a: a.code)]
+        return [
+            {
+                "code": a.code,
+                "name": a.name,
+                "unit": a.unit.value,
+                "rate": str(a.rate),
+                "currency": p.currency,
+                "price_list": p.name,
+            }
+            for p in lists.values()
+            if p.is_default
+            for a in sorted(p.activities.values(), key=lambda a: a.code)
+        ]
 
     async def events_since(self, kind: str, after: int, topics: Set[str]) -> tuple[int, list[Event]]:
         """Every event of one kind stored after a position, decoding only the wanted types;
@@ -352,9 +397,15 @@ class JobstreamApp:
     def get(self, kind: str, id: UUID) -> Any:
         return self.run(self.get_async(kind, id))
 
-    def execute(self, id: UUID, command: msgspec.Struct, actor: Actor,
-                command_id: str | None = None, correlation_id: str | None = None,
-                expected_version: int | None = None) -> Result:
+    def execute(
+        self,
+        id: UUID,
+        command: msgspec.Struct,
+        actor: Actor,
+        command_id: str | None = None,
+        correlation_id: str | None = None,
+        expected_version: int | None = None,
+    ) -> Result:
         return self.run(self.execute_async(id, command, actor, command_id, correlation_id, expected_version))
 
     def authenticate(self, token: str) -> Actor | None:
@@ -383,8 +434,7 @@ class JobstreamApp:
         """
         kind = COMMAND_KINDS[type(command)]
         async with self._turn(id):  # one command at a time per aggregate in this process
-            return await self._execute(kind, id, command, actor, command_id, correlation_id,
-                                       expected_version)
+            return await self._execute(kind, id, command, actor, command_id, correlation_id, expected_version)
 
     @contextlib.asynccontextmanager
     async def _turn(self, id: UUID) -> AsyncIterator[None]:
@@ -398,17 +448,29 @@ class JobstreamApp:
             if turn[1] == 0:
                 del self._turns[id]
 
-    async def _execute(self, kind: Kind, id: UUID, command: msgspec.Struct, actor: Actor,
-                       command_id: str | None, correlation_id: str | None,
-                       expected_version: int | None) -> Result:
+    async def _execute(
+        self,
+        kind: Kind,
+        id: UUID,
+        command: msgspec.Struct,
+        actor: Actor,
+        command_id: str | None,
+        correlation_id: str | None,
+        expected_version: int | None,
+    ) -> Result:
         key = (actor.id, command_id) if command_id else None
         for attempt in range(self.RETRIES):
             fresh = attempt > 0 or expected_version is not None or kind.name in CONSUMERS_WRITE
             loaded = await self.load_async(kind.name, id, fresh=fresh)
             if key is not None and key in loaded.commands:
                 outcome = loaded.commands[key]
-                return Result(id=id, version=outcome.version, position=outcome.position,
-                              events=list(outcome.events), replayed=True)
+                return Result(
+                    id=id,
+                    version=outcome.version,
+                    position=outcome.position,
+                    events=list(outcome.events),
+                    replayed=True,
+                )
             if expected_version is not None and loaded.version != expected_version:
                 raise VersionConflict(kind.name, id, loaded.version, expected_version)
             ctx = Context(now=self.clock(), actor=actor, company_currency=self.company_currency)
@@ -424,8 +486,9 @@ class JobstreamApp:
                 return await self._save(id, touched, actor, command_id, correlation_id, ctx.now)
             except IntegrityError:
                 if expected_version is not None:
-                    raise VersionConflict(kind.name, id, (await self.load_async(kind.name, id)).version,
-                                          expected_version) from None
+                    raise VersionConflict(
+                        kind.name, id, (await self.load_async(kind.name, id)).version, expected_version
+                    ) from None
         raise VersionConflict(kind.name, id, (await self.load_async(kind.name, id)).version)
 
     async def _decide(self, kind: Kind, id: UUID, command: msgspec.Struct, loaded: Loaded, ctx: Context) -> Touched:
@@ -469,11 +532,26 @@ class JobstreamApp:
             raise Revoked("the token was revoked")  # seen since the request was authenticated
         command_id = command_id or f"{AUTO}{uuid.uuid4().hex}"
         order = [other for other in touched if other != id] + [id]
-        author = Author(actor_id=actor.id, actor_role=actor.role.value, command_id=command_id,
-                        correlation_id=correlation_id or command_id)
+        author = Author(
+            actor_id=actor.id,
+            actor_role=actor.role.value,
+            command_id=command_id,
+            correlation_id=correlation_id or command_id,
+        )
         stored, positions = await write(
-            self.recorder, [(aggregate_id, touched[aggregate_id][0].version, touched[aggregate_id][0].last_hash,
-                             touched[aggregate_id][1]) for aggregate_id in order], author, now)
+            self.recorder,
+            [
+                (
+                    aggregate_id,
+                    touched[aggregate_id][0].version,
+                    touched[aggregate_id][0].last_hash,
+                    touched[aggregate_id][1],
+                )
+                for aggregate_id in order
+            ],
+            author,
+            now,
+        )
         if not stored:  # nothing to change (a change to what already is): nothing appended
             loaded = touched[id][0]
             return Result(id=id, version=loaded.version, position=loaded.position, events=[])
@@ -481,7 +559,7 @@ class JobstreamApp:
         for aggregate_id in order:
             loaded, events = touched[aggregate_id]
             count = len(events)
-            mine = list(zip(positions[offset:offset + count], stored[offset:offset + count], strict=True))
+            mine = list(zip(positions[offset : offset + count], stored[offset : offset + count], strict=True))
             offset += count
             if events:
                 kind = events[0].aggregate
@@ -490,8 +568,9 @@ class JobstreamApp:
                 if after.version // SNAPSHOT_EVERY > loaded.version // SNAPSHOT_EVERY:
                     await self._snapshot(kind, aggregate_id, after)
         own = touched[id][1]
-        return Result(id=id, version=touched[id][0].version + len(own), position=positions[-1],
-                      events=[topic_of(e) for e in own])
+        return Result(
+            id=id, version=touched[id][0].version + len(own), position=positions[-1], events=[topic_of(e) for e in own]
+        )
 
     # --- bank statements -----------------------------------------------------------------
 
@@ -511,24 +590,46 @@ class JobstreamApp:
             lines = statement.lines
             parts = max(1, -(-len(lines) // STATEMENT_PART))
             events: list[Event] = [
-                BankStatementImported(id=statement_id, format=statement.format, account=statement.account,
-                                      reference=statement.reference, sha256=statement.digest, part=n + 1,
-                                      parts=parts, lines=lines[n * STATEMENT_PART:(n + 1) * STATEMENT_PART])
-                for n in range(parts)]
+                BankStatementImported(
+                    id=statement_id,
+                    format=statement.format,
+                    account=statement.account,
+                    reference=statement.reference,
+                    sha256=statement.digest,
+                    part=n + 1,
+                    parts=parts,
+                    lines=lines[n * STATEMENT_PART : (n + 1) * STATEMENT_PART],
+                )
+                for n in range(parts)
+            ]
             try:
-                return await self._save(statement_id, {statement_id: (loaded, events)}, actor,
-                                        f"statement-{statement.digest}", None, self.clock())
+                return await self._save(
+                    statement_id,
+                    {statement_id: (loaded, events)},
+                    actor,
+                    f"statement-{statement.digest}",
+                    None,
+                    self.clock(),
+                )
             except IntegrityError:  # imported meanwhile, by another request or replica
                 return await self._first_import(statement_id)
 
     async def _first_import(self, statement_id: UUID) -> Result:
         """The first import's answer, again: its parts' version and position, whatever the
         matcher has appended to the statement since (the lines it left for review)."""
-        parts = [(position, stored) for position, stored in await self.recorder.select_positioned_async(statement_id)
-                 if stored.topic == "BankStatementImported"]
+        parts = [
+            (position, stored)
+            for position, stored in await self.recorder.select_positioned_async(statement_id)
+            if stored.topic == "BankStatementImported"
+        ]
         position, last = parts[-1]
-        return Result(id=statement_id, version=last.originator_version, position=position,
-                      events=["BankStatementImported"] * len(parts), replayed=True)
+        return Result(
+            id=statement_id,
+            version=last.originator_version,
+            position=position,
+            events=["BankStatementImported"] * len(parts),
+            replayed=True,
+        )
 
     # --- access tokens -------------------------------------------------------------------
 
@@ -546,16 +647,23 @@ class JobstreamApp:
         even after its tokens are revoked; the same user may have several tokens (phones)."""
         for _, stored in await self.recorder.kind_events_async("token"):
             held = decode_event(stored.state)
-            if isinstance(held, TokenIssued) and held.user_name == user_name and (
-                    held.role, held.technician_id) != (role, technician_id):
+            if (
+                isinstance(held, TokenIssued)
+                and held.user_name == user_name
+                and (held.role, held.technician_id) != (role, technician_id)
+            ):
                 whose = f" (technician {held.technician_id})" if held.technician_id else ""
-                raise Invalid("name", f"{user_name!r} is already the name of a {held.role.value} user{whose}: "
-                                      "their alerts and phones are kept under it; choose another name")
+                raise Invalid(
+                    "name",
+                    f"{user_name!r} is already the name of a {held.role.value} user{whose}: "
+                    "their alerts and phones are kept under it; choose another name",
+                )
         token = "js_" + secrets.token_urlsafe(32)
         digest = token_hash(token)
         token_id = derived_id("token", digest)
-        issued = TokenIssued(id=token_id, user_name=user_name, role=role,
-                             technician_id=technician_id, token_hash=digest)
+        issued = TokenIssued(
+            id=token_id, user_name=user_name, role=role, technician_id=technician_id, token_hash=digest
+        )
         admin = Actor(id="admin-cli", role=Role.ADMIN)
         loaded = await self.load_async("token", token_id)
         await self._save(token_id, {token_id: (loaded, [issued])}, admin, None, None, self.clock())
@@ -593,7 +701,6 @@ class JobstreamApp:
         return self.recorder.select_events(id)
 
 
-
 # --- the kinds of aggregate, and what each is checked on, given and moves -----------------
 
 
@@ -605,7 +712,8 @@ async def job_references(app: JobstreamApp, command: JobCommand, ctx: Context) -
             if command.site_address is None:  # the customer's site, else their billing address
                 sites = customer.state.site_addresses
                 return msgspec.structs.replace(
-                    command, site_address=sites[0] if sites else customer.state.billing_address)
+                    command, site_address=sites[0] if sites else customer.state.billing_address
+                )
         case ScheduleJob() | RescheduleJob():
             for technician_id in command.technician_ids:
                 await app._active_technician(technician_id, "technician_ids")
@@ -633,17 +741,21 @@ async def stopwatches(app: JobstreamApp, job_id: UUID, loaded: Loaded, decided: 
                 if stopped:
                     touched[running] = (other, list(stopped))
                 (await technician_events(event.technician_id)).append(
-                    StopwatchStopped(id=event.technician_id, job_id=running, at=event.started_at))
+                    StopwatchStopped(id=event.technician_id, job_id=running, at=event.started_at)
+                )
             (await technician_events(event.technician_id)).append(
-                StopwatchStarted(id=event.technician_id, job_id=job_id, at=event.started_at))
+                StopwatchStarted(id=event.technician_id, job_id=job_id, at=event.started_at)
+            )
         elif isinstance(event, WorkStopped):
             (await technician_events(event.technician_id)).append(
-                StopwatchStopped(id=event.technician_id, job_id=job_id, at=event.stopped_at))
+                StopwatchStopped(id=event.technician_id, job_id=job_id, at=event.stopped_at)
+            )
     return touched
 
 
-async def plan_references(app: JobstreamApp, command: recurring.RecurrenceCommand,
-                          ctx: Context) -> recurring.RecurrenceCommand:
+async def plan_references(
+    app: JobstreamApp, command: recurring.RecurrenceCommand, ctx: Context
+) -> recurring.RecurrenceCommand:
     """A recurring service's customer must exist, and its technicians be active."""
     if isinstance(command, DefineRecurringService):
         await app._referenced("customer", command.customer_id, "customer_id")
@@ -659,24 +771,44 @@ async def slot_holder(app: JobstreamApp, slot: slots.Slot) -> tuple[jobs.Job | N
     return ((await app.load_async("job", held)).state if held is not None else None,)
 
 
-KINDS = {kind.name: kind for kind in [
-    Kind("job", jobs.Job, jobs.evolve, JobCommand, jobs.decide, checks=job_references, also=stopwatches),
-    Kind("customer", parties.Customer, parties.evolve_customer, parties.CustomerCommand, parties.decide_customer),
-    Kind("technician", parties.Technician, parties.evolve_technician, parties.TechnicianCommand,
-         parties.decide_technician),
-    Kind("pricelist", parties.PriceList, parties.evolve_price_list, parties.PriceListCommand,
-         parties.decide_price_list),
-    Kind("token", parties.Token, parties.evolve_token),
-    Kind("invoice", billing.Invoice, billing.evolve_invoice, billing.InvoiceCommand, billing.decide_invoice),
-    Kind("statement", billing.Statement, billing.evolve_statement),
-    Kind("recipient", notices.Recipient, notices.evolve_recipient, notices.RecipientCommand,
-         notices.decide_recipient),
-    Kind("message", notices.Message, notices.evolve_message, notices.MessageCommand, notices.decide_message),
-    Kind("recurrence", recurring.Recurrence, recurring.evolve_recurrence, recurring.RecurrenceCommand,
-         recurring.decide_recurrence, checks=plan_references),
-    Kind("failure", failures.Failure, failures.evolve_failure, failures.FailureCommand, failures.decide_failure),
-    Kind("slot", slots.Slot, slots.evolve_slot, slots.SlotCommand, slots.decide_slot, given=slot_holder),
-]}
+KINDS = {
+    kind.name: kind
+    for kind in [
+        Kind("job", jobs.Job, jobs.evolve, JobCommand, jobs.decide, checks=job_references, also=stopwatches),
+        Kind("customer", parties.Customer, parties.evolve_customer, parties.CustomerCommand, parties.decide_customer),
+        Kind(
+            "technician",
+            parties.Technician,
+            parties.evolve_technician,
+            parties.TechnicianCommand,
+            parties.decide_technician,
+        ),
+        Kind(
+            "pricelist",
+            parties.PriceList,
+            parties.evolve_price_list,
+            parties.PriceListCommand,
+            parties.decide_price_list,
+        ),
+        Kind("token", parties.Token, parties.evolve_token),
+        Kind("invoice", billing.Invoice, billing.evolve_invoice, billing.InvoiceCommand, billing.decide_invoice),
+        Kind("statement", billing.Statement, billing.evolve_statement),
+        Kind(
+            "recipient", notices.Recipient, notices.evolve_recipient, notices.RecipientCommand, notices.decide_recipient
+        ),
+        Kind("message", notices.Message, notices.evolve_message, notices.MessageCommand, notices.decide_message),
+        Kind(
+            "recurrence",
+            recurring.Recurrence,
+            recurring.evolve_recurrence,
+            recurring.RecurrenceCommand,
+            recurring.decide_recurrence,
+            checks=plan_references,
+        ),
+        Kind("failure", failures.Failure, failures.evolve_failure, failures.FailureCommand, failures.decide_failure),
+        Kind("slot", slots.Slot, slots.evolve_slot, slots.SlotCommand, slots.decide_slot, given=slot_holder),
+    ]
+}
 # Which kind of aggregate a command is for, from the kinds' command unions (Cosmic Python's
 # COMMAND_HANDLERS): `execute(id, command, ...)` needs no kind
 COMMAND_KINDS: dict[type, Kind] = {command: kind for kind in KINDS.values() for command in kind.command_types()}

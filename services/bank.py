@@ -9,9 +9,9 @@ IBAN in the 16-character customer reference of :61:).
 from __future__ import annotations
 
 import hashlib
-from datetime import date
 import re
 from collections.abc import Iterator
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from xml.etree import ElementTree as ET
 
@@ -26,10 +26,8 @@ class StatementError(ValueError):
 
 
 class Statement:
-    def __init__(self, format: str, account: str, reference: str, lines: list[StatementLine],
-                 digest: str) -> None:
-        self.format, self.account, self.reference, self.lines, self.digest = (
-            format, account, reference, lines, digest)
+    def __init__(self, format: str, account: str, reference: str, lines: list[StatementLine], digest: str) -> None:
+        self.format, self.account, self.reference, self.lines, self.digest = (format, account, reference, lines, digest)
 
 
 def parse_statement(data: bytes) -> Statement:
@@ -98,8 +96,10 @@ def _camt(data: bytes, digest: str) -> Statement:
     except ET.ParseError as error:
         raise StatementError(f"statement: not well-formed XML ({error})") from None
     if "camt.053" not in root.tag:
-        raise StatementError(f"statement: {_local(root.tag)} from {root.tag.partition('}')[0][1:] or 'no namespace'}"
-                             " is not a camt.053 document")
+        raise StatementError(
+            f"statement: {_local(root.tag)} from {root.tag.partition('}')[0][1:] or 'no namespace'}"
+            " is not a camt.053 document"
+        )
     lines: list[StatementLine] = []
     accounts, references = [], []
     for statement in _all(root, "Stmt"):
@@ -118,31 +118,52 @@ def _camt_entry(entry: ET.Element, account: str, statement: str, number: int, be
     entry_amount = _decimal(amount_element.text if amount_element is not None else "", f"entry {number}")
     currency = amount_element.get("Ccy", "") if amount_element is not None else ""
     credit = _text(entry, "CdtDbtInd") == "CRDT"
-    booked = _text(entry, "BookgDt", "Dt") or _text(entry, "BookgDt", "DtTm")[:10] or \
-        _text(entry, "ValDt", "Dt")
+    booked = _text(entry, "BookgDt", "Dt") or _text(entry, "BookgDt", "DtTm")[:10] or _text(entry, "ValDt", "Dt")
     details = [d for d in _all(entry, "TxDtls")] or [entry]
     lines = []
     for index, tx in enumerate(details):
         amount_element = _find(tx, "Amt") if tx is not entry else None
         # some banks give the amount only at entry level (Ntry/Amt)
-        amount = _decimal(amount_element.text, f"entry {number}") if amount_element is not None and \
-            len(details) > 1 else entry_amount
+        amount = (
+            _decimal(amount_element.text, f"entry {number}")
+            if amount_element is not None and len(details) > 1
+            else entry_amount
+        )
         side = "Dbtr" if credit else "Cdtr"
         payer = _text(tx, "RltdPties", side, "Nm") or _text(tx, "RltdPties", side, "Pty", "Nm")
         payer_iban = _text(tx, "RltdPties", f"{side}Acct", "Id", "IBAN")
         structured = _text(tx, "RmtInf", "Strd", "CdtrRefInf", "Ref")
-        unstructured = " ".join(u.text.strip() for u in _all(tx, "Ustrd") if u.text) if tx is not entry else \
-            " ".join(u.text.strip() for u in _all(entry, "Ustrd") if u.text)
+        unstructured = (
+            " ".join(u.text.strip() for u in _all(tx, "Ustrd") if u.text)
+            if tx is not entry
+            else " ".join(u.text.strip() for u in _all(entry, "Ustrd") if u.text)
+        )
         own_ref = _text(tx, "Refs", "AcctSvcrRef") if tx is not entry else ""
         entry_ref = _text(entry, "AcctSvcrRef")
         bank_ref = own_ref or entry_ref or _text(tx, "Refs", "EndToEndId")
         # the bank's reference identifies the entry (a transaction of a batch entry by its place in it)
-        key = f"camt:{account}:{own_ref}" if own_ref else \
-            f"camt:{account}:{entry_ref}" + (f"#{index + 1}" if len(details) > 1 else "") if entry_ref else ""
-        lines.append(StatementLine(
-            index=before + len(lines) + 1, booked_on=_day(booked[:10], before + len(lines) + 1), amount=amount if credit else -amount,
-            currency=currency, payer=payer, payer_iban=payer_iban,
-            reference=structured, text=unstructured, bank_reference=bank_ref, account=account, entry_key=key))
+        key = (
+            f"camt:{account}:{own_ref}"
+            if own_ref
+            else f"camt:{account}:{entry_ref}" + (f"#{index + 1}" if len(details) > 1 else "")
+            if entry_ref
+            else ""
+        )
+        lines.append(
+            StatementLine(
+                index=before + len(lines) + 1,
+                booked_on=_day(booked[:10], before + len(lines) + 1),
+                amount=amount if credit else -amount,
+                currency=currency,
+                payer=payer,
+                payer_iban=payer_iban,
+                reference=structured,
+                text=unstructured,
+                bank_reference=bank_ref,
+                account=account,
+                entry_key=key,
+            )
+        )
     return lines
 
 
@@ -192,14 +213,21 @@ def _mt940(data: bytes, digest: str) -> Statement:
         details = str(values.get("transaction_details") or "")
         bank_ref = str(values.get("bank_reference") or "").strip()
         key = f"mt940:{account}:{bank_ref}" if bank_ref and bank_ref.upper() != "NONREF" else ""
-        lines.append(StatementLine(
-            index=index, booked_on=_day(str(values.get("entry_date") or values.get("date") or ""), index),
-            amount=Decimal(str(amount.amount)), currency=str(amount.currency or ""),
-            payer=str(values.get("applicant_name") or ""), payer_iban=str(values.get("applicant_iban") or ""),
-            reference=str(values.get("end_to_end_reference") or ""),
-            text=re.sub(r"\s+", " ", " ".join(filter(None, [details, str(values.get("purpose") or "")]))).strip(),
-            bank_reference=str(values.get("bank_reference") or values.get("customer_reference") or ""),
-            account=account, entry_key=key))
+        lines.append(
+            StatementLine(
+                index=index,
+                booked_on=_day(str(values.get("entry_date") or values.get("date") or ""), index),
+                amount=Decimal(str(amount.amount)),
+                currency=str(amount.currency or ""),
+                payer=str(values.get("applicant_name") or ""),
+                payer_iban=str(values.get("applicant_iban") or ""),
+                reference=str(values.get("end_to_end_reference") or ""),
+                text=re.sub(r"\s+", " ", " ".join(filter(None, [details, str(values.get("purpose") or "")]))).strip(),
+                bank_reference=str(values.get("bank_reference") or values.get("customer_reference") or ""),
+                account=account,
+                entry_key=key,
+            )
+        )
     if not lines and ":61:" not in text:
         raise StatementError("statement: the MT940 file holds no transactions (:61:)")
     return Statement("MT940", account, str(transactions.data.get("transaction_reference", "")), lines, digest)

@@ -69,12 +69,23 @@ from services.domain.slots import SlotTaken, slot_id
 
 BOOKER = Actor(id="booking-page", role=Role.OFFICE)
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-COUNTRIES = {"CZ": "Czechia", "PL": "Poland", "DE": "Germany", "AT": "Austria", "SK": "Slovakia",
-             "RO": "Romania", "IE": "Ireland", "GB": "United Kingdom"}
+COUNTRIES = {
+    "CZ": "Czechia",
+    "PL": "Poland",
+    "DE": "Germany",
+    "AT": "Austria",
+    "SK": "Slovakia",
+    "RO": "Romania",
+    "IE": "Ireland",
+    "GB": "United Kingdom",
+}
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE = re.compile(r"^\+?[0-9 ()/-]{6,20}$")
-_pages = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-                            autoescape=True, undefined=jinja2.StrictUndefined)
+_pages = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
 
 
 class Service(msgspec.Struct, frozen=True):
@@ -111,8 +122,13 @@ class BookingSettings(msgspec.Struct, frozen=True, kw_only=True):
                 raise ValueError(f"JOBSTREAM_BOOKING_SERVICES: {part!r} is not code:skill:minutes:Name")
             services.append(Service(code, skill, int(minutes), name.strip()))
         days, hours = cls.hours_of(env.get("JOBSTREAM_BOOKING_HOURS", "Mon-Fri 08:00-17:00"))
-        return cls(services=services, weekdays=days, opening=hours[0], closing=hours[1],
-                   timezone=env.get("JOBSTREAM_TIMEZONE") or "UTC")
+        return cls(
+            services=services,
+            weekdays=days,
+            opening=hours[0],
+            closing=hours[1],
+            timezone=env.get("JOBSTREAM_TIMEZONE") or "UTC",
+        )
 
     @staticmethod
     def hours_of(text: str) -> tuple[frozenset[int], tuple[clock, clock]]:
@@ -138,10 +154,12 @@ class Technician(msgspec.Struct):
 class Calendar:
     """Technicians and when they are busy, read from the stream incrementally."""
 
-    TECHNICIAN_TYPES = frozenset({"TechnicianRegistered", "TechnicianDetailsChanged", "TechnicianDeactivated",
-                                  "TechnicianReactivated"})
-    JOB_TYPES = frozenset({"JobRequested", "JobScheduled", "JobRescheduled", "JobTaken", "JobUnassigned",
-                           "JobCancelled", "JobCompleted"})
+    TECHNICIAN_TYPES = frozenset(
+        {"TechnicianRegistered", "TechnicianDetailsChanged", "TechnicianDeactivated", "TechnicianReactivated"}
+    )
+    JOB_TYPES = frozenset(
+        {"JobRequested", "JobScheduled", "JobRescheduled", "JobTaken", "JobUnassigned", "JobCancelled", "JobCompleted"}
+    )
 
     def __init__(self) -> None:
         self.technicians: dict[UUID, Technician] = {}
@@ -183,8 +201,13 @@ class Calendar:
             case JobUnassigned() | JobCancelled() | JobCompleted():
                 self.busy.pop(event.id, None)
 
-    def free(self, skill: str, start: datetime, minutes: int,
-             busy: Iterable[tuple[tuple[UUID, ...], datetime, datetime]] | None = None) -> list[UUID]:
+    def free(
+        self,
+        skill: str,
+        start: datetime,
+        minutes: int,
+        busy: Iterable[tuple[tuple[UUID, ...], datetime, datetime]] | None = None,
+    ) -> list[UUID]:
         """Active technicians with the skill and nothing else on, least busy that day first;
         ``busy`` narrows what is looked at (a day's visits, for the many slots of that day)."""
         end = start + timedelta(minutes=minutes)
@@ -196,8 +219,11 @@ class Calendar:
             if begins.date() == start.date():
                 for technician in who:
                     load[technician] += (ends - begins).total_seconds()
-        able = [t for t, tech in self.technicians.items()
-                if tech.active and (not skill or skill in tech.skills) and t not in taken]
+        able = [
+            t
+            for t, tech in self.technicians.items()
+            if tech.active and (not skill or skill in tech.skills) and t not in taken
+        ]
         return sorted(able, key=lambda t: (load[t], self.technicians[t].name))
 
 
@@ -259,8 +285,9 @@ class Booking(msgspec.Struct, frozen=True, kw_only=True):
     details: str
 
 
-def check(form: dict[str, str], settings: BookingSettings, offered: dict[date, list[datetime]]
-          ) -> tuple[Booking | None, dict[str, str]]:
+def check(
+    form: dict[str, str], settings: BookingSettings, offered: dict[date, list[datetime]]
+) -> tuple[Booking | None, dict[str, str]]:
     """The booking, or what is wrong with each field; ``offered`` is the chosen service's free slots."""
     errors: dict[str, str] = {}
 
@@ -314,8 +341,16 @@ def check(form: dict[str, str], settings: BookingSettings, offered: dict[date, l
     if errors or service is None:
         return None, errors
     address = Address(street=street, city=city, postal_code=postal_code, country=country)
-    return Booking(key=key, service=service, slot=slot, name=name, email=email.lower(), phone=phone,
-                   address=address, details=details), errors
+    return Booking(
+        key=key,
+        service=service,
+        slot=slot,
+        name=name,
+        email=email.lower(),
+        phone=phone,
+        address=address,
+        details=details,
+    ), errors
 
 
 class Desk:
@@ -333,18 +368,26 @@ class Desk:
         self.zone = ZoneInfo(settings.timezone if settings else "UTC")
 
     def page(self, name: str, status: int = 200, **values: Any) -> HTMLResponse:
-        html = _pages.get_template(name).render(settings=self.settings, countries=COUNTRIES, weekdays=WEEKDAYS,
-                                               zone=self.zone, **values)
+        html = _pages.get_template(name).render(
+            settings=self.settings, countries=COUNTRIES, weekdays=WEEKDAYS, zone=self.zone, **values
+        )
         return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
     def not_offered(self) -> HTMLResponse:
-        return self.page("book_done.html", 404, title="Online booking is not offered",
-                         message="Please call or email us to book a visit.")
+        return self.page(
+            "book_done.html",
+            404,
+            title="Online booking is not offered",
+            message="Please call or email us to book a visit.",
+        )
 
     def too_many(self, wait: int) -> HTMLResponse:
-        response = self.page("book_done.html", 429, title="Too many requests",
-                             message=f"Too many requests from your connection. Please try again in "
-                                     f"{wait // 60 + 1} min.")
+        response = self.page(
+            "book_done.html",
+            429,
+            title="Too many requests",
+            message=f"Too many requests from your connection. Please try again in {wait // 60 + 1} min.",
+        )
         response.headers["Retry-After"] = str(wait)
         return response
 
@@ -353,10 +396,12 @@ class Desk:
         await app_.call(self.calendar.refresh(app_))
         return self.calendar
 
-    def form_page(self, form: dict[str, str], errors: dict[str, str], free: dict[date, list[datetime]],
-                  status: int = 200) -> HTMLResponse:
-        return self.page("book.html", status, form=form, errors=errors, free=free,
-                         key=form.get("key") or str(uuid.uuid4()))
+    def form_page(
+        self, form: dict[str, str], errors: dict[str, str], free: dict[date, list[datetime]], status: int = 200
+    ) -> HTMLResponse:
+        return self.page(
+            "book.html", status, form=form, errors=errors, free=free, key=form.get("key") or str(uuid.uuid4())
+        )
 
 
 def desk(request: Request) -> Desk:
@@ -417,8 +462,9 @@ async def book(request: Request) -> Response:
             job_id, technician = await app_.call(_book(app_, booking, current, settings.step_minutes))
         except SlotTaken:  # another replica booked it a moment ago
             errors["slot"] = "that time is no longer free: please choose another"
-            return here.form_page(form, errors, slots(await here.refreshed(request), settings, booking.service, now),
-                                  409)
+            return here.form_page(
+                form, errors, slots(await here.refreshed(request), settings, booking.service, now), 409
+            )
         if technician is not None and booking.slot is not None:
             end = booking.slot + timedelta(minutes=booking.service.minutes)
             current.busy[job_id] = ((technician,), booking.slot, end)  # before the stream says so
@@ -444,8 +490,9 @@ def thanks(request: Request, job: str = "", slot: str = "", scheduled: str = "")
 
 
 def _thanks(job_id: UUID, slot: datetime | None, scheduled: bool) -> RedirectResponse:
-    query = urlencode({"job": str(job_id), "slot": slot.isoformat() if slot else "",
-                       "scheduled": "yes" if scheduled else "no"})
+    query = urlencode(
+        {"job": str(job_id), "slot": slot.isoformat() if slot else "", "scheduled": "yes" if scheduled else "no"}
+    )
     return RedirectResponse(f"/book/thanks?{query}", status_code=303)
 
 
@@ -473,18 +520,32 @@ async def _book(app: Any, booking: Booking, calendar: Calendar, step: int) -> tu
     customer_id = _web_customer(booking)
     known = await app.load_async("customer", customer_id)
     if known.version == 0:
-        await app.execute_async(customer_id, RegisterCustomer(
-            name=booking.name, billing_address=booking.address, email=booking.email, phone=booking.phone),
-            BOOKER, command_id=f"{key}:customer")
+        await app.execute_async(
+            customer_id,
+            RegisterCustomer(
+                name=booking.name, billing_address=booking.address, email=booking.email, phone=booking.phone
+            ),
+            BOOKER,
+            command_id=f"{key}:customer",
+        )
     job_id = app.new_id(BOOKER, f"{key}:request")
     contact = f"Booked online by {booking.name}, {booking.email}" + (f", {booking.phone}" if booking.phone else "")
 
     async def request() -> None:  # once a slot is ours, or for the open pool (again: replayed)
-        await app.execute_async(job_id, RequestJob(
-            customer_id=customer_id, job_type=booking.service.code, description=booking.service.name,
-            scope=(booking.details + "\n\n" if booking.details else "") + contact, source=Source.WEB,
-            site_address=booking.address, estimate_minutes=booking.service.minutes), BOOKER,
-            command_id=f"{key}:request")
+        await app.execute_async(
+            job_id,
+            RequestJob(
+                customer_id=customer_id,
+                job_type=booking.service.code,
+                description=booking.service.name,
+                scope=(booking.details + "\n\n" if booking.details else "") + contact,
+                source=Source.WEB,
+                site_address=booking.address,
+                estimate_minutes=booking.service.minutes,
+            ),
+            BOOKER,
+            command_id=f"{key}:request",
+        )
 
     if booking.slot is not None:
         for technician in calendar.free(booking.service.skill, booking.slot, booking.service.minutes):
@@ -494,17 +555,23 @@ async def _book(app: Any, booking: Booking, calendar: Calendar, step: int) -> tu
                 continue
             await request()
             try:
-                await app.execute_async(job_id, ScheduleJob(
-                    technician_ids=[technician], start=booking.slot, duration_minutes=booking.service.minutes),
-                    BOOKER, command_id=f"{key}:schedule")
+                await app.execute_async(
+                    job_id,
+                    ScheduleJob(
+                        technician_ids=[technician], start=booking.slot, duration_minutes=booking.service.minutes
+                    ),
+                    BOOKER,
+                    command_id=f"{key}:schedule",
+                )
                 return job_id, technician
             except DomainError:  # deactivated a moment ago: the next one
                 continue
         if not (await app.load_async("job", job_id)).state.exists:
             raise SlotTaken(booking.slot)  # every one able was taken by another booking
     await request()
-    await app.execute_async(job_id, UnassignJob(reason="booked online: any technician may take it"),
-                            BOOKER, command_id=f"{key}:pool")
+    await app.execute_async(
+        job_id, UnassignJob(reason="booked online: any technician may take it"), BOOKER, command_id=f"{key}:pool"
+    )
     return job_id, None
 
 
@@ -513,8 +580,9 @@ async def _claimed(app: Any, technician: UUID, start: datetime, minutes: int, st
     at = start
     while at < start + timedelta(minutes=minutes):
         try:
-            await app.execute_async(slot_id(technician, at),
-                                    ClaimSlot(technician_id=technician, start=at, job_id=job_id), BOOKER)
+            await app.execute_async(
+                slot_id(technician, at), ClaimSlot(technician_id=technician, start=at, job_id=job_id), BOOKER
+            )
         except (SlotTaken, VersionConflict):
             return False
         at += timedelta(minutes=step)

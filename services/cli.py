@@ -30,10 +30,10 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any
 from collections.abc import Iterable, Sequence
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -52,33 +52,48 @@ SERVICES = {
     "checkpoints": "the audit's checkpoints of the stream, at intervals, kept outside it (jobstream audit verify)",
     "web": "the command API and the read API in one process (what `jobstream up` runs)",
     "workers": "every projection, the invoicer, the notifier, the scheduler and the audit's checkpoints in one "
-               "process (what `up` runs)",
+    "process (what `up` runs)",
 }
 # Several services in one process, as `jobstream up` runs them on one machine: each package
 # exposes what it runs (an ASGI app factory, or `run_service(env, stop)`), named here the way
 # the command line names a module to run (`python -m projections.runner`) and loaded by that
 # name, so no package imports another's code.
 WEB = {"command-api": "services.api:app_from_environment", "read-api": "read_api.app:app_from_environment"}
-WORKERS = {"projector": "projections.runner:run_service", "invoicer": "invoicer.service:run_service",
-           "notifier": "notifier.service:run_service", "scheduler": "services.recurring:run_service",
-           "checkpoints": "projections.audit:run_service"}
+WORKERS = {
+    "projector": "projections.runner:run_service",
+    "invoicer": "invoicer.service:run_service",
+    "notifier": "notifier.service:run_service",
+    "scheduler": "services.recurring:run_service",
+    "checkpoints": "projections.audit:run_service",
+}
 # The NATS user each service signs in as (nats.conf: what each may publish)
-NATS_USERS = {"command-api": "command", "read-api": "read", "projector": "projector", "invoicer": "invoicer",
-              "checkpoints": "projector",  # the audit's checkpoints: it only reads the stream
-              "notifier": "notifier", "scheduler": "scheduler"}
+NATS_USERS = {
+    "command-api": "command",
+    "read-api": "read",
+    "projector": "projector",
+    "invoicer": "invoicer",
+    "checkpoints": "projector",  # the audit's checkpoints: it only reads the stream
+    "notifier": "notifier",
+    "scheduler": "scheduler",
+}
 PROJECTIONS = ("board", "timesheets", "ledger")
 ROLES = ("office", "technician", "accountant", "admin")  # events.contract.Role's values
 DEFAULT_PORTS = {"command-api": 8000, "read-api": 8001}
 DEMO_SELLER = {
-    "JOBSTREAM_COMPANY_NAME": "Instalacje Demo sp. z o.o.", "JOBSTREAM_COMPANY_STREET": "ul. Długa 1",
-    "JOBSTREAM_COMPANY_CITY": "Kraków", "JOBSTREAM_COMPANY_POSTAL_CODE": "31-147",
-    "JOBSTREAM_COMPANY_COUNTRY": "PL", "JOBSTREAM_COMPANY_VAT_ID": "PL5261040828",
+    "JOBSTREAM_COMPANY_NAME": "Instalacje Demo sp. z o.o.",
+    "JOBSTREAM_COMPANY_STREET": "ul. Długa 1",
+    "JOBSTREAM_COMPANY_CITY": "Kraków",
+    "JOBSTREAM_COMPANY_POSTAL_CODE": "31-147",
+    "JOBSTREAM_COMPANY_COUNTRY": "PL",
+    "JOBSTREAM_COMPANY_VAT_ID": "PL5261040828",
     "JOBSTREAM_COMPANY_IBAN": "PL61 1090 1014 0000 0712 1981 2874",
     "JOBSTREAM_COMPANY_EMAIL": "faktury@demo.example",
     "JOBSTREAM_COMPANY_CURRENCY": "EUR",  # the demo's default price list is in EUR
 }
-DEMO_BOOKING = ("boiler-service:boilers:90:Annual boiler service;deep-clean:cleaning:180:Kitchen deep clean;"
-                "it-support:it:60:IT support visit")
+DEMO_BOOKING = (
+    "boiler-service:boilers:90:Annual boiler service;deep-clean:cleaning:180:Kitchen deep clean;"
+    "it-support:it:60:IT support visit"
+)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -161,12 +176,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             key = ec.generate_private_key(ec.SECP256R1())
             self.data_dir.mkdir(parents=True, exist_ok=True)
             path.touch(mode=0o600)
-            path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+            path.write_bytes(
+                key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                )
+            )
         pem = path.read_bytes()
         loaded = serialization.load_pem_private_key(pem, password=None)
-        raw = loaded.public_key().public_bytes(serialization.Encoding.X962,  # type: ignore[union-attr]
-                                               serialization.PublicFormat.UncompressedPoint)
+        raw = loaded.public_key().public_bytes(
+            serialization.Encoding.X962,  # type: ignore[union-attr]
+            serialization.PublicFormat.UncompressedPoint,
+        )
         import base64
 
         return pem.decode(), base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -188,8 +208,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             # the tech client, served by the command API, reads through it
             "READ_API_URL": os.environ.get("READ_API_URL", ""),
             # the public booking page: what can be booked, and when (services/booking.py)
-            **{name: os.environ[name] for name in ("JOBSTREAM_BOOKING_SERVICES", "JOBSTREAM_BOOKING_HOURS")
-               if os.environ.get(name)},
+            **{
+                name: os.environ[name]
+                for name in ("JOBSTREAM_BOOKING_SERVICES", "JOBSTREAM_BOOKING_HOURS")
+                if os.environ.get(name)
+            },
         }
 
 
@@ -261,9 +284,11 @@ def up(args: argparse.Namespace) -> int:
     settings = Settings.from_env(args.data)
     if not settings.nats_url and (settings.stream != "JOBSTREAM" or os.environ.get("NATS_SUBJECT_PREFIX")):
         # nats.conf's users own the subjects and the documents' store of JOBSTREAM
-        raise SystemExit("jobstream: NATS_STREAM and NATS_SUBJECT_PREFIX need a NATS server of your own "
-                         "(NATS_URL): the embedded one's users may publish only to the JOBSTREAM stream's "
-                         "subjects (nats.conf)")
+        raise SystemExit(
+            "jobstream: NATS_STREAM and NATS_SUBJECT_PREFIX need a NATS server of your own "
+            "(NATS_URL): the embedded one's users may publish only to the JOBSTREAM stream's "
+            "subjects (nats.conf)"
+        )
     held = _hold(settings.data_dir)  # until `up` ends
     server = None
     children: list[Child] = []
@@ -283,16 +308,18 @@ def up(args: argparse.Namespace) -> int:
             url = settings.nats_url
             say(f"Using NATS at {url} (NATS_URL)")
         else:
-            server = EmbeddedNats(settings.data_dir / "nats", port=args.nats_port,
-                                  passwords=kept_passwords(settings.passwords_file)).start()
+            server = EmbeddedNats(
+                settings.data_dir / "nats", port=args.nats_port, passwords=kept_passwords(settings.passwords_file)
+            ).start()
             url = server.url
             settings.url_file.write_text(url)
             say(f"Started nats-server with JetStream at {url} (data in {settings.data_dir / 'nats'})")
         env = settings.env(url)
         # create or verify the stream (and load the demo) before anything runs, in a process
         # that ends when done: the supervisor itself stays small
-        prepare = Child("demo" if args.demo else "stream", [*me, "demo" if args.demo else "stream"],
-                        {**os.environ, **env})
+        prepare = Child(
+            "demo" if args.demo else "stream", [*me, "demo" if args.demo else "stream"], {**os.environ, **env}
+        )
         prepare.start()
         assert prepare.process is not None
         while prepare.process.poll() is None:
@@ -312,13 +339,24 @@ def up(args: argparse.Namespace) -> int:
         if not os.environ.get("SMTP_HOST"):  # no mail server named: keep what is sent, to read
             outbox = _local_mail(settings.data_dir / "outbox")
             mail = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(outbox.port)}
-        child_env = {**demo, **os.environ, **env, **mail, "COMMAND_API_URL": base, "READ_API_URL": dashboard,
-                     "JOBSTREAM_APP_URL": base, "JOBSTREAM_DASHBOARD_URL": dashboard}
+        child_env = {
+            **demo,
+            **os.environ,
+            **env,
+            **mail,
+            "COMMAND_API_URL": base,
+            "READ_API_URL": dashboard,
+            "JOBSTREAM_APP_URL": base,
+            "JOBSTREAM_DASHBOARD_URL": dashboard,
+        }
         # two processes on one machine (compose runs each service in its own container): the
         # two HTTP doors, and every service working behind them
         plan = [
-            ("web", [*me, "run", "web", "--host", args.host, "--port", str(args.port),
-                     "--read-port", str(args.read_port)], (args.port, args.read_port)),
+            (
+                "web",
+                [*me, "run", "web", "--host", args.host, "--port", str(args.port), "--read-port", str(args.read_port)],
+                (args.port, args.read_port),
+            ),
             ("workers", [*me, "run", "workers"], ()),
         ]
         for name, argv, _ports in plan:
@@ -339,12 +377,16 @@ def up(args: argparse.Namespace) -> int:
             say(f"  booking       {base}/book   (the public booking page for customers)")
         say(f"  command API   {base}   (API docs: {base}/docs)")
         say(f"  read API      {dashboard}/api   (API docs: {dashboard}/docs)")
-        say(f"  NATS          {url}   stream {settings.stream}"
-            + (f"   (each service its own user; passwords in {settings.passwords_file})" if server else ""))
+        say(
+            f"  NATS          {url}   stream {settings.stream}"
+            + (f"   (each service its own user; passwords in {settings.passwords_file})" if server else "")
+        )
         say(f"  read models   {settings.read_model_url}")
         if mail:
-            say(f"  mail          kept in {settings.data_dir / 'outbox'} (no SMTP_HOST set; "
-                f"a local SMTP server on port {mail['SMTP_PORT']} takes it)")
+            say(
+                f"  mail          kept in {settings.data_dir / 'outbox'} (no SMTP_HOST set; "
+                f"a local SMTP server on port {mail['SMTP_PORT']} takes it)"
+            )
         else:
             say(f"  mail          sent through {os.environ['SMTP_HOST']}")
         say("Press Ctrl-C to stop.")
@@ -403,15 +445,17 @@ def _hold(data_dir: Path) -> Any:
     import fcntl
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(data_dir / "up.lock", "a+")  # noqa: SIM115 - held open while `up` runs
+    handle = open(data_dir / "up.lock", "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.seek(0)
         pid = handle.read().strip() or "?"
         handle.close()
-        raise SystemExit(f"jobstream: already running with the data in {data_dir} (pid {pid}); stop that one "
-                         "first, or give this one its own --data") from None
+        raise SystemExit(
+            f"jobstream: already running with the data in {data_dir} (pid {pid}); stop that one "
+            "first, or give this one its own --data"
+        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))
@@ -443,8 +487,9 @@ def _local_mail(directory: Path) -> Any:
     return controller
 
 
-def _wait_until_listening(child: Child, host: str, port: int, stopping: Any = lambda: False,
-                          timeout: float = 60.0) -> None:
+def _wait_until_listening(
+    child: Child, host: str, port: int, stopping: Any = lambda: False, timeout: float = 60.0
+) -> None:
     """Print the URLs only once the service answers, so they work when they are read (or
     until `up` is asked to stop)."""
     import socket
@@ -455,8 +500,10 @@ def _wait_until_listening(child: Child, host: str, port: int, stopping: Any = la
             return
         assert child.process is not None
         if child.process.poll() is not None:
-            raise SystemExit(f"jobstream: {child.name} exited with {child.process.returncode} "
-                             f"while starting (is port {port} free? try --port)")
+            raise SystemExit(
+                f"jobstream: {child.name} exited with {child.process.returncode} "
+                f"while starting (is port {port} free? try --port)"
+            )
         try:
             socket.create_connection((host, port), timeout=0.5).close()
             return
@@ -507,14 +554,26 @@ def run(args: argparse.Namespace) -> int:
             argv = [sys.executable, "-m", "projections.audit", "checkpoint", "--keep"]
         else:
             port = args.port or DEFAULT_PORTS[args.service]
-            argv = [sys.executable, "-m", "read_api.serve", "--host", args.host, "--port", str(port),
-                    "--workers", str(args.workers)]
+            argv = [
+                sys.executable,
+                "-m",
+                "read_api.serve",
+                "--host",
+                args.host,
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ]
         os.execve(sys.executable, argv, env)
     if args.service == "scheduler":
         from services.recurring import serve
 
-        return serve(env, every_seconds=float(env.get("JOBSTREAM_SCHEDULER_SECONDS", "60")),
-                     sla_warn_minutes=int(env.get("JOBSTREAM_SLA_WARN_MINUTES", "60")))
+        return serve(
+            env,
+            every_seconds=float(env.get("JOBSTREAM_SCHEDULER_SECONDS", "60")),
+            sla_warn_minutes=int(env.get("JOBSTREAM_SLA_WARN_MINUTES", "60")),
+        )
     if args.service == "command-api":
         from services.api import Settings as ApiSettings
         from services.api import create_app
@@ -523,8 +582,15 @@ def run(args: argparse.Namespace) -> int:
         if args.workers > 1:  # separate processes: they read their settings from the env
             os.environ.clear()
             os.environ.update(env)
-            uvicorn.run("services.api:app_from_environment", factory=True, workers=args.workers,
-                        host=args.host, port=port, log_level="warning", access_log=False)
+            uvicorn.run(
+                "services.api:app_from_environment",
+                factory=True,
+                workers=args.workers,
+                host=args.host,
+                port=port,
+                log_level="warning",
+                access_log=False,
+            )
             return 0
         app = create_app(ApiSettings(env=env))
         uvicorn.run(app, host=args.host, port=port, log_level="warning", access_log=False)
@@ -541,10 +607,14 @@ async def _run_together(group: str, args: argparse.Namespace) -> None:
     stop = stop_on_signals()
     env = dict(os.environ)  # each service signs in to NATS as its own user
     if group == "web":
-        ports = {"command-api": args.port or DEFAULT_PORTS["command-api"],
-                 "read-api": args.read_port or DEFAULT_PORTS["read-api"]}
-        runs = {name: _serve_http(_load(target)(service_env(env, NATS_USERS[name])), args.host, ports[name], stop)
-                for name, target in WEB.items()}
+        ports = {
+            "command-api": args.port or DEFAULT_PORTS["command-api"],
+            "read-api": args.read_port or DEFAULT_PORTS["read-api"],
+        }
+        runs = {
+            name: _serve_http(_load(target)(service_env(env, NATS_USERS[name])), args.host, ports[name], stop)
+            for name, target in WEB.items()
+        }
     else:
         runs = {name: _load(target)(service_env(env, NATS_USERS[name]), stop) for name, target in WORKERS.items()}
     tasks = {asyncio.create_task(run, name=name): name for name, run in runs.items()}
@@ -666,9 +736,18 @@ def events(args: argparse.Namespace) -> int:
         for position, stored in rows:
             event = decode_event(stored.state)
             if args.json:
-                sys.stdout.write(msgspec.json.encode(
-                    {"position": position, "version": stored.originator_version,
-                     "type": stored.topic, "event": event}, enc_hook=str).decode() + "\n")
+                sys.stdout.write(
+                    msgspec.json.encode(
+                        {
+                            "position": position,
+                            "version": stored.originator_version,
+                            "type": stored.topic,
+                            "event": event,
+                        },
+                        enc_hook=str,
+                    ).decode()
+                    + "\n"
+                )
                 continue
             meta = event.meta
             when = meta.occurred_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if meta else "-"
@@ -712,14 +791,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = commands.add_parser("run", help="run one service alone")
     p.add_argument("service", choices=sorted(SERVICES))
-    p.add_argument("name", nargs="?", default="",
-                   help="the projection, for `run projector`; issue or documents for `run invoicer`")
+    p.add_argument(
+        "name", nargs="?", default="", help="the projection, for `run projector`; issue or documents for `run invoicer`"
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--workers", type=int, default=1, help="worker processes (HTTP services)")
     p.add_argument("--read-port", type=int, default=None, help="the read API's port, for `run web`")
-    p.add_argument("--once", action="store_true",
-                   help="`run projector`: catch up with the stream as it is now, report, and stop")
+    p.add_argument(
+        "--once", action="store_true", help="`run projector`: catch up with the stream as it is now, report, and stop"
+    )
     p.add_argument("--data", default=argparse.SUPPRESS, help="data directory")
     p.set_defaults(handler=run)
 
@@ -751,9 +832,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data", default=argparse.SUPPRESS, help="data directory")
     p.set_defaults(handler=events)
 
-    p = commands.add_parser("audit", help="replay, verify, reconcile, checkpoint, as-of, rebuild, export "
-                                          "(jobstream audit -h)",
-                            add_help=False)
+    p = commands.add_parser(
+        "audit",
+        help="replay, verify, reconcile, checkpoint, as-of, rebuild, export (jobstream audit -h)",
+        add_help=False,
+    )
     p.add_argument("--data", default=argparse.SUPPRESS, help="data directory")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(handler=audit)
@@ -761,8 +844,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "audit" in argv:  # everything after `audit` is the audit tool's own (including -h)
         at = argv.index("audit")
-        args, _ = parser.parse_known_args(argv[:at + 1])
-        args.rest = argv[at + 1:]
+        args, _ = parser.parse_known_args(argv[: at + 1])
+        args.rest = argv[at + 1 :]
     else:
         args = parser.parse_args(argv)
     try:

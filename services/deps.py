@@ -46,10 +46,18 @@ CurrentActor = Annotated[Actor, Depends(current_actor)]
 PROBLEM = {
     "type": "object",
     "properties": {
-        "detail": {"anyOf": [{"type": "string"}, {"type": "array", "items": {
-            "type": "object",
-            "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
-        }}]},
+        "detail": {
+            "anyOf": [
+                {"type": "string"},
+                {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+                    },
+                },
+            ]
+        },
         "current_version": {"type": "integer"},
         "status": {"type": "string"},
     },

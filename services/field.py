@@ -3,7 +3,6 @@ photo uploads to the NATS object store, the catalogue of materials, a live strea
 user's alerts (server-sent events), and the read API's answers forwarded under /tech/api
 so the phone talks to one origin."""
 
-
 import asyncio
 import hashlib
 import re
@@ -26,8 +25,11 @@ from services.domain.common import Forbidden, Invalid, NotFound
 
 STATIC = Path(__file__).parent / "tech"
 MAX_PHOTO = 8_000_000  # bytes; the tech client scales photos down to about 200 kB before sending
-PHOTO_TYPES = {b"\xff\xd8\xff": ("image/jpeg", "jpg"), b"\x89PNG\r\n\x1a\n": ("image/png", "png"),
-               b"RIFF": ("image/webp", "webp")}
+PHOTO_TYPES = {
+    b"\xff\xd8\xff": ("image/jpeg", "jpg"),
+    b"\x89PNG\r\n\x1a\n": ("image/png", "png"),
+    b"RIFF": ("image/webp", "webp"),
+}
 NAMESPACE = UUID("a4a3f0c1-1d0b-4f7e-9a53-3c0d8e2b7f19")
 KEEPALIVE = 15.0  # seconds between comments on an idle alert stream (proxies close silent ones)
 
@@ -53,10 +55,12 @@ def read_api(request: Request) -> httpx.AsyncClient | None:
 
 # --- the tech client (the PWA) --------------------------------------------------------------------------
 
+
 @router.get("/tech", include_in_schema=False)
 @router.get("/tech/", include_in_schema=False)
 def tech_index() -> FileResponse:
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
 
 @router.get("/tech/{name}", include_in_schema=False)
 def tech_file(name: str) -> FileResponse:
@@ -68,22 +72,47 @@ def tech_file(name: str) -> FileResponse:
         headers["Service-Worker-Allowed"] = "/tech/"
     return FileResponse(path, headers=headers)
 
+
 @router.get("/me", tags=["notifications"], summary="Who this token belongs to", responses={**ERRORS})
 def me(who: CurrentActor) -> Response:
-    return Response(orjson.dumps({"user": who.id, "role": who.role.value,
-                                  "technician_id": str(who.technician_id) if who.technician_id else None}),
-                    media_type="application/json")
+    return Response(
+        orjson.dumps(
+            {
+                "user": who.id,
+                "role": who.role.value,
+                "technician_id": str(who.technician_id) if who.technician_id else None,
+            }
+        ),
+        media_type="application/json",
+    )
+
 
 # --- photos ---------------------------------------------------------------------------
 
-@router.post("/jobs/{id}/photos", tags=["job"], status_code=201, responses={**ERRORS},
-          summary="Attach a photo to a job: the body is the image (JPEG, PNG or WebP, up to 8 MB)",
-          openapi_extra={"requestBody": {"required": True, "content": {
-              "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-              "image/png": {"schema": {"type": "string", "format": "binary"}}}}})
-async def attach_photo(request: Request, id: UUID, who: CurrentActor,
-                       idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
-                       caption: Annotated[str, Header(alias="X-Caption", max_length=400)] = "") -> Response:
+
+@router.post(
+    "/jobs/{id}/photos",
+    tags=["job"],
+    status_code=201,
+    responses={**ERRORS},
+    summary="Attach a photo to a job: the body is the image (JPEG, PNG or WebP, up to 8 MB)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
+async def attach_photo(
+    request: Request,
+    id: UUID,
+    who: CurrentActor,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+    caption: Annotated[str, Header(alias="X-Caption", max_length=400)] = "",
+) -> Response:
     if who.role is Role.ACCOUNTANT:  # before the photo is read or stored
         raise Forbidden("accountants have read-only access")
     data = await request.body()
@@ -109,25 +138,44 @@ async def attach_photo(request: Request, id: UUID, who: CurrentActor,
         raise Forbidden("this job is not assigned to you")
     # the same name on a retry: replaced, not doubled
     await app_.call(_put(app_.recorder.connection, name, data))
-    result = await app_.call(app_.execute_async(
-        id, AttachPhoto(photo_id=photo_id, name=name, media_type=media_type, size=len(data),
-                        sha256=digest, caption=caption), who, command_id=idempotency_key))
+    result = await app_.call(
+        app_.execute_async(
+            id,
+            AttachPhoto(
+                photo_id=photo_id, name=name, media_type=media_type, size=len(data), sha256=digest, caption=caption
+            ),
+            who,
+            command_id=idempotency_key,
+        )
+    )
     body = orjson.dumps({**msgspec.to_builtins(result), "photo_id": str(photo_id), "name": name})
     return Response(body, 201, media_type="application/json")  # a retry gets the first answer
 
+
 # --- the catalogue --------------------------------------------------------------------
 
-@router.get("/catalogue", tags=["job"], responses={**ERRORS},
-         summary="What a technician can record as used: the default price lists' items")
+
+@router.get(
+    "/catalogue",
+    tags=["job"],
+    responses={**ERRORS},
+    summary="What a technician can record as used: the default price lists' items",
+)
 async def catalogue(request: Request, who: CurrentActor) -> Response:
     app_ = jobstream(request)
     items = await app_.call(app_.catalogue_async())
     return Response(orjson.dumps(items), media_type="application/json")
 
+
 # --- alerts, live ----------------------------------------------------------------------
 
-@router.get("/me/alerts", tags=["notifications"], responses={**ERRORS},
-         summary="Server-sent events: each push alert for you, as it is queued (for open clients)")
+
+@router.get(
+    "/me/alerts",
+    tags=["notifications"],
+    responses={**ERRORS},
+    summary="Server-sent events: each push alert for you, as it is queued (for open clients)",
+)
 async def alerts(request: Request, who: CurrentActor) -> StreamingResponse:
     app_ = jobstream(request)
     connection = app_.recorder.connection
@@ -139,9 +187,15 @@ async def alerts(request: Request, who: CurrentActor) -> StreamingResponse:
             return
         if event.not_before is not None and event.not_before > datetime.now(UTC):
             return  # quiet hours: it comes later, as a push
-        alert = {"id": str(event.id), "title": event.subject, "body": event.body, "url": event.url,
-                 "position": event.cause_position,
-                 "purpose": event.purpose, "about_id": str(event.about_id) if event.about_id else None}
+        alert = {
+            "id": str(event.id),
+            "title": event.subject,
+            "body": event.body,
+            "url": event.url,
+            "position": event.cause_position,
+            "purpose": event.purpose,
+            "about_id": str(event.about_id) if event.about_id else None,
+        }
         if not queue.full():
             queue.put_nowait(orjson.dumps(alert))
 
@@ -170,10 +224,13 @@ async def alerts(request: Request, who: CurrentActor) -> StreamingResponse:
             stop_listening()
             await app_.call(subscription.unsubscribe())
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
 
 # --- the read side, through this origin ----------------------------------------------
+
 
 @router.get("/tech/api/{path:path}", include_in_schema=False)
 async def read_side(request: Request, path: str, authorization: Annotated[str | None, Header()] = None) -> Response:
@@ -181,14 +238,17 @@ async def read_side(request: Request, path: str, authorization: Annotated[str | 
         raise NotFound("read-API route", f"{path[:80]!r} through /tech/api (it forwards {FORWARDED_NAMES})")
     client = read_api(request)
     if client is None:
-        return Response(b'{"detail": "the read API is not configured (READ_API_URL)"}', 503,
-                        media_type="application/json")
+        return Response(
+            b'{"detail": "the read API is not configured (READ_API_URL)"}', 503, media_type="application/json"
+        )
     try:
-        answer = await client.get(f"/api/{path}", params=request.query_params.multi_items(),
-                                  headers={"Authorization": authorization or ""})
+        answer = await client.get(
+            f"/api/{path}", params=request.query_params.multi_items(), headers={"Authorization": authorization or ""}
+        )
     except httpx.HTTPError as error:
-        return Response(orjson.dumps({"detail": f"the read API is unreachable: {error}"}), 503,
-                        media_type="application/json")
+        return Response(
+            orjson.dumps({"detail": f"the read API is unreachable: {error}"}), 503, media_type="application/json"
+        )
     return Response(answer.content, answer.status_code, media_type=answer.headers.get("content-type"))
 
 

@@ -51,8 +51,10 @@ def kept_passwords(path: Path) -> dict[str, str]:
         try:
             kept = json.loads(path.read_text())
         except ValueError:
-            raise SystemExit(f"jobstream: {path} is not the JSON `jobstream up` wrote; remove it, and the next "
-                             f"`jobstream up` makes new NATS passwords") from None
+            raise SystemExit(
+                f"jobstream: {path} is not the JSON `jobstream up` wrote; remove it, and the next "
+                f"`jobstream up` makes new NATS passwords"
+            ) from None
         if set(kept) >= set(USERS):
             return {user: kept[user] for user in USERS}
         passwords = {**new_passwords(), **kept}  # a user added since: a password for it too
@@ -97,8 +99,14 @@ class EmbeddedNats:
     (SIGTERM, a clean shutdown) when the process that started it dies, however that dies:
     start it from the main thread."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, conf: Path = PROJECT_CONF,
-                 extra: Sequence[str] = (), passwords: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        conf: Path = PROJECT_CONF,
+        extra: Sequence[str] = (),
+        passwords: Mapping[str, str] | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.conf = conf
@@ -122,20 +130,32 @@ class EmbeddedNats:
 
     def start(self, timeout: float = 10.0) -> EmbeddedNats:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.data_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the child
+        log = open(self.data_dir / "nats-server.log", "ab")
         self.process = subprocess.Popen(
-            [nats_server_binary(), "-c", str(self.conf), "-a", "127.0.0.1",
-             "-p", str(self.port), "-sd", str(self.data_dir), *self.extra],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,  # Ctrl-C is for its parent
-            env=self._environment(), preexec_fn=tied_to_parent(signal.SIGTERM),
+            [
+                nats_server_binary(),
+                "-c",
+                str(self.conf),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-sd",
+                str(self.data_dir),
+                *self.extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C is for its parent
+            env=self._environment(),
+            preexec_fn=tied_to_parent(signal.SIGTERM),
         )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"nats-server exited with {self.process.returncode}; "
-                    f"see {self.data_dir / 'nats-server.log'}"
+                    f"nats-server exited with {self.process.returncode}; see {self.data_dir / 'nats-server.log'}"
                 )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:

@@ -30,15 +30,15 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from events.contract import (
     CancelJob,
     Event,
-    ProcessingFailed,
-    ProcessingFailedAgain,
-    ProcessingResolved,
-    ProcessingRetryRequested,
     JobCancelled,
     JobCompleted,
     JobInvoiced,
     JobReopened,
     JobRequested,
+    ProcessingFailed,
+    ProcessingFailedAgain,
+    ProcessingResolved,
+    ProcessingRetryRequested,
     RecordOccurrence,
     RequestJob,
     RescheduleJob,
@@ -94,13 +94,26 @@ async def generate(app: JobstreamApp, recurrence_id: UUID, now: datetime | None 
     for at in todo.create:
         occurrence = f"{key}:{at.isoformat()}"
         job_id = app.new_id(SCHEDULER, f"{occurrence}:request")
-        await run(job_id, RequestJob(
-            customer_id=plan.customer_id, job_type=plan.job_type, description=plan.description,
-            source=Source.RECURRING, site_address=plan.site_address, scope=plan.scope,
-            billing_kind=plan.billing_kind, estimate_minutes=plan.duration_minutes), f"{occurrence}:request")
+        await run(
+            job_id,
+            RequestJob(
+                customer_id=plan.customer_id,
+                job_type=plan.job_type,
+                description=plan.description,
+                source=Source.RECURRING,
+                site_address=plan.site_address,
+                scope=plan.scope,
+                billing_kind=plan.billing_kind,
+                estimate_minutes=plan.duration_minutes,
+            ),
+            f"{occurrence}:request",
+        )
         try:
-            await run(job_id, ScheduleJob(technician_ids=plan.technician_ids, start=at,
-                                                 duration_minutes=plan.duration_minutes), f"{occurrence}:schedule")
+            await run(
+                job_id,
+                ScheduleJob(technician_ids=plan.technician_ids, start=at, duration_minutes=plan.duration_minutes),
+                f"{occurrence}:schedule",
+            )
         except DomainError as refused:  # a technician left since: the job waits in the open pool
             log.warning("recurring service %s: the job of %s is left unscheduled: %s", recurrence_id, at, refused)
         await run(recurrence_id, RecordOccurrence(at=at, job_id=job_id), f"{occurrence}:record")
@@ -108,9 +121,16 @@ async def generate(app: JobstreamApp, recurrence_id: UUID, now: datetime | None 
     for at, job_id in todo.move:
         occurrence = f"{key}:{at.isoformat()}"
         try:
-            await run(job_id, RescheduleJob(technician_ids=plan.technician_ids, start=at,
-                                                   duration_minutes=plan.duration_minutes,
-                                                   reason="the recurring service changed"), f"{occurrence}:move")
+            await run(
+                job_id,
+                RescheduleJob(
+                    technician_ids=plan.technician_ids,
+                    start=at,
+                    duration_minutes=plan.duration_minutes,
+                    reason="the recurring service changed",
+                ),
+                f"{occurrence}:move",
+            )
         except InvalidTransition:  # started, on hold or taken by hand: the office decides
             pass
         await run(recurrence_id, RecordOccurrence(at=at, job_id=job_id), f"{occurrence}:record")
@@ -118,13 +138,14 @@ async def generate(app: JobstreamApp, recurrence_id: UUID, now: datetime | None 
     for at, job_id in todo.withdraw:
         occurrence = f"{key}:{at.isoformat()}"
         try:
-            await run(job_id, CancelJob(reason="no longer in the recurring service's plan"),
-                      f"{occurrence}:cancel")
+            await run(job_id, CancelJob(reason="no longer in the recurring service's plan"), f"{occurrence}:cancel")
         except InvalidTransition:  # already worked on, done or cancelled: it stays as it is
             pass
-        await run(recurrence_id, WithdrawOccurrence(at=at, job_id=job_id,
-                                                                  reason="no longer in the plan"),
-                  f"{occurrence}:withdraw")
+        await run(
+            recurrence_id,
+            WithdrawOccurrence(at=at, job_id=job_id, reason="no longer in the plan"),
+            f"{occurrence}:withdraw",
+        )
         done.withdrawn += 1
     return done
 
@@ -144,7 +165,8 @@ class Watch:
 
     async def refresh(self, app: JobstreamApp) -> None:
         self.recurrence_position, defined = await app.events_since(
-            "recurrence", self.recurrence_position, {"RecurringServiceDefined"})
+            "recurrence", self.recurrence_position, {"RecurringServiceDefined"}
+        )
         self.recurrences.update(event.id for event in defined)
         self.job_position, events = await app.events_since("job", self.job_position, self.JOB_TYPES)
         for event in events:
@@ -161,8 +183,9 @@ class Scheduler:
     """The calendar's work in the command service's domain: recurring services' jobs generated
     ahead as the horizon moves, and the office alerted to urgent jobs close to their SLA."""
 
-    def __init__(self, app: JobstreamApp, sla_warn_minutes: int = 60,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self, app: JobstreamApp, sla_warn_minutes: int = 60, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self.app = app
         self.sla_warn_minutes = sla_warn_minutes
         self.clock = clock
@@ -204,8 +227,11 @@ class Scheduler:
             self.watch.deadlines.pop(job_id, None)  # warned once per deadline
             try:
                 result = await self.app.execute_async(
-                    job_id, WarnSlaAtRisk(within_minutes=self.sla_warn_minutes), SCHEDULER,
-                    command_id=f"sla:{job_id}:{deadline.isoformat()}")
+                    job_id,
+                    WarnSlaAtRisk(within_minutes=self.sla_warn_minutes),
+                    SCHEDULER,
+                    command_id=f"sla:{job_id}:{deadline.isoformat()}",
+                )
             except DomainError as refused:
                 log.warning("job %s: no SLA alert: %s", job_id, refused)
             except Exception as error:
@@ -225,8 +251,13 @@ class Scheduler:
         for aggregate_id in list(retried):  # nothing of it is due now: done as far as the scheduler goes
             await self._settle(aggregate_id, None, "nothing due now")
         if total.created or total.moved or total.withdrawn or warned:
-            log.info("recurring services: %s created, %s moved, %s withdrawn; %s SLA alerts",
-                     total.created, total.moved, total.withdrawn, warned)
+            log.info(
+                "recurring services: %s created, %s moved, %s withdrawn; %s SLA alerts",
+                total.created,
+                total.moved,
+                total.withdrawn,
+                warned,
+            )
         return total
 
     async def _park(self, aggregate_id: UUID, error: BaseException) -> None:
@@ -236,9 +267,16 @@ class Scheduler:
         positioned = await recorder.select_positioned_async(aggregate_id)
         position, last = positioned[-1]
         failed = parked(NAME, position, last.topic, aggregate_id, last.state, error)
-        log.error("scheduler: cannot work on %s (its last event at stream position %s): %s: %s; recorded as "
-                  "failure %s, going on with the others", aggregate_id, position, failed.error_type, failed.error,
-                  failed.id, exc_info=error)
+        log.error(
+            "scheduler: cannot work on %s (its last event at stream position %s): %s: %s; recorded as "
+            "failure %s, going on with the others",
+            aggregate_id,
+            position,
+            failed.error_type,
+            failed.error,
+            failed.id,
+            exc_info=error,
+        )
         with contextlib.suppress(IntegrityError):  # recorded by an earlier run, or another replica
             await recorder.insert_events_async(sealed(NAME, failed.id, 0, "", failed, f"{NAME}:failed:{position}"))
         self.parked.add(aggregate_id)
@@ -270,9 +308,16 @@ class Scheduler:
             outcome = ProcessingFailedAgain(id=request.id, error_type=error_type, error=message)
             self.parked.add(aggregate_id)
         with contextlib.suppress(IntegrityError):
-            await self.app.recorder.insert_events_async(sealed(
-                NAME, request.id, stored.originator_version, event_hash(stored.state), outcome,
-                f"{NAME}:retried:{request.id}:{stored.originator_version}"))
+            await self.app.recorder.insert_events_async(
+                sealed(
+                    NAME,
+                    request.id,
+                    stored.originator_version,
+                    event_hash(stored.state),
+                    outcome,
+                    f"{NAME}:retried:{request.id}:{stored.originator_version}",
+                )
+            )
         del self.retrying[aggregate_id]
 
 
@@ -292,9 +337,15 @@ async def run_service(env: dict[str, str], stop: asyncio.Event) -> None:
     """The scheduler until ``stop``, beside the other services (`jobstream run workers`): its
     runs are synchronous (the application's), so they go on a thread of their own."""
     stopped = threading.Event()
-    schedule = asyncio.create_task(asyncio.to_thread(
-        _schedule, env, float(env.get("JOBSTREAM_SCHEDULER_SECONDS") or 60),
-        int(env.get("JOBSTREAM_SLA_WARN_MINUTES") or 60), stopped))
+    schedule = asyncio.create_task(
+        asyncio.to_thread(
+            _schedule,
+            env,
+            float(env.get("JOBSTREAM_SCHEDULER_SECONDS") or 60),
+            int(env.get("JOBSTREAM_SLA_WARN_MINUTES") or 60),
+            stopped,
+        )
+    )
     asked = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait([schedule, asked], return_when=asyncio.FIRST_COMPLETED)
@@ -307,13 +358,16 @@ async def run_service(env: dict[str, str], stop: asyncio.Event) -> None:
 def _schedule(env: dict[str, str], every_seconds: float, sla_warn_minutes: int, stop: threading.Event) -> None:
     app = JobstreamApp(env)
     scheduler = Scheduler(app, sla_warn_minutes=sla_warn_minutes)
-    log.info("scheduling recurring services' jobs and watching SLAs (within %s min) every %s s",
-             sla_warn_minutes, every_seconds)
+    log.info(
+        "scheduling recurring services' jobs and watching SLAs (within %s min) every %s s",
+        sla_warn_minutes,
+        every_seconds,
+    )
     try:
         while not stop.is_set():
             try:
                 app.run(scheduler.run_once())
-            except Exception:  # noqa: BLE001 - a bad run must not end the schedule; the next one retries
+            except Exception:
                 log.exception("a scheduler run failed; trying again in %s s", every_seconds)
             stop.wait(every_seconds)
     finally:

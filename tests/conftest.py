@@ -75,8 +75,8 @@ class Projectors:
     """Every projection following the stream live, on a loop thread of their own."""
 
     def __init__(self, env: dict[str, str], url: str) -> None:
-        from projections.definitions import PROJECTIONS
         from events.jetstream import StreamSettings
+        from projections.definitions import PROJECTIONS
         from projections.runner import Runner, build
 
         self.views = {name: build(name, url) for name in PROJECTIONS}
@@ -89,8 +89,9 @@ class Projectors:
 
             connection = await NatsConnection.open_on_running_loop(StreamSettings.from_env(env))
             stop = asyncio.Event()
-            tasks = [asyncio.ensure_future(Runner(projection, connection).follow(stop))
-                     for projection in self.views.values()]
+            tasks = [
+                asyncio.ensure_future(Runner(projection, connection).follow(stop)) for projection in self.views.values()
+            ]
             self._connection = connection
             return stop, tasks
 

@@ -34,7 +34,7 @@ class Mailbox:
         self.arrived_at: list[float] = []
         self.arrived = threading.Condition()
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.arrived:
             self.messages.append(message)  # type: ignore[arg-type]
@@ -58,10 +58,13 @@ class PushReceiver:
         self.arrived = threading.Condition()
 
     def subscription(self, path: str = "/push/device-1") -> dict[str, Any]:
-        raw = self.key.public_key().public_bytes(serialization.Encoding.X962,
-                                                 serialization.PublicFormat.UncompressedPoint)
-        return {"endpoint": f"http://127.0.0.1:{self.port}{path}",
-                "keys": {"p256dh": base64.urlsafe_b64encode(raw).decode().rstrip("="), "auth": self.auth}}
+        raw = self.key.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        return {
+            "endpoint": f"http://127.0.0.1:{self.port}{path}",
+            "keys": {"p256dh": base64.urlsafe_b64encode(raw).decode().rstrip("="), "auth": self.auth},
+        }
 
     async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         import orjson
@@ -80,8 +83,9 @@ class PushReceiver:
         token = headers["authorization"].removeprefix("vapid ").split(",")[0].removeprefix("t=")
         claims = orjson.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
         assert headers["content-encoding"] == "aes128gcm"
-        plain = http_ece.decrypt(body, private_key=self.key, auth_secret=base64.urlsafe_b64decode(self.auth + "=="),
-                                 version="aes128gcm")
+        plain = http_ece.decrypt(
+            body, private_key=self.key, auth_secret=base64.urlsafe_b64decode(self.auth + "=="), version="aes128gcm"
+        )
         with self.arrived:
             self.received.append({"path": scope["path"], **orjson.loads(plain)})
             self.claims.append(claims)
@@ -95,8 +99,11 @@ class PushReceiver:
         """The receiver listening on its port (uvicorn, in a thread of its own) until the block ends."""
         import uvicorn
 
-        server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                               lifespan="off", interface="asgi3"))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", interface="asgi3"
+            )
+        )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         while not server.started:

@@ -16,86 +16,275 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from events.contract.values import (
-    CONTROLS, LINE_CHARACTER, TEXT_CHARACTER, whole, LINE, LINES, LINE_RULE, LINES_RULE, unreadable, line,
-    lines, Text, LongText, OptionalText, REASON, Reason, EMAIL, Email, Phone, Country, Currency, Language,
-    Minutes, PositiveMinutes, Money, VatRate, Quantity, UtcTime, TimeEntryMinutes, Day, Code, Role, Status,
-    Source, Priority, BillingKind, Location, Unit, Address, TimeZone,
-)
 from events.contract.base import (
-    EventMeta, Event, Bound, Command, check_decimal,
-)
-from events.contract.customer import (
-    CustomerEvent, CustomerRegistered, CustomerDetailsChanged, HoursPackageSold, PrepaidHoursConsumed,
-    RetainerAgreed, RetainerEnded, PrepaidBalanceLow, CustomerEvents, RegisterCustomer, ChangeCustomerDetails,
-    SellHoursPackage, Month, AgreeRetainer, EndRetainer,
-)
-from events.contract.technician import (
-    TechnicianEvent, TechnicianRegistered, TechnicianDetailsChanged, TechnicianDeactivated,
-    TechnicianReactivated, StopwatchStarted, StopwatchStopped, TechnicianEvents, RegisterTechnician,
-    ChangeTechnicianDetails, DeactivateTechnician, ReactivateTechnician,
-)
-from events.contract.pricelist import (
-    PriceListEvent, PriceListCreated, ActivityPriced, ActivityRemoved, PriceListEvents, CreatePriceList,
-    PriceActivity, RemoveActivity,
-)
-from events.contract.job import (
-    JobEvent, JobRequested, JobDetailsChanged, JobQuoted, QuoteAccepted, QuoteRejected, JobScheduled,
-    JobRescheduled, JobUnassigned, JobTaken, WorkStarted, WorkStopped, TimeEntryAdded, TimeEntryCorrected,
-    NoteAdded, MaterialUsed, SlaAtRisk, PhotoAttached, JobCompleted, JobSignedOff, JobPutOnHold, JobResumed,
-    JobCancelled, JobReopened, InterimInvoiceRequested, InterimInvoiced, JobInvoiced, JobNotBilled,
-    InvoicingHeld, InvoicingReleaseRequested, JobEvents, RequestJob, ChangeJobDetails, QuoteJob, AcceptQuote,
-    RejectQuote, ScheduleJob, RescheduleJob, UnassignJob, TakeJob, StartWork, StopWork, AddTimeEntry,
-    CorrectTimeEntry, AddNote, UseMaterial, RequestInterimInvoice, ReleaseInvoicing, AttachPhoto, CompleteJob,
-    SignOffJob, PutJobOnHold, ResumeJob, CancelJob, ReopenJob, WarnSlaAtRisk, JobCommand,
-)
-from events.contract.document import (
-    Party, InvoiceLine, VatSubtotal,
-)
-from events.contract.invoice import (
-    InvoiceEvent, InvoiceIssued, CreditNoteRequested, InvoiceCredited, InvoiceDocumentStored, PaymentApplied,
-    PaymentReminderDue, InvoiceEvents, IssueCreditNote, RecordPayment,
-)
-from events.contract.statement import (
-    StatementLine, StatementEvent, BankStatementImported, StatementLineUnmatched, StatementEvents,
-)
-from events.contract.proforma import (
-    ProformaEvent, ProformaIssued, ProformaDocumentStored, ProformaEvents,
+    Bound,
+    Command,
+    Event,
+    EventMeta,
+    check_decimal,
 )
 from events.contract.creditnote import (
-    CreditNoteEvent, CreditNoteIssued, CreditNoteDocumentStored, CreditNoteEvents,
+    CreditNoteDocumentStored,
+    CreditNoteEvent,
+    CreditNoteEvents,
+    CreditNoteIssued,
 )
-from events.contract.series import (
-    SeriesEvent, InvoiceNumberAllocated, SeriesEvents,
+from events.contract.customer import (
+    AgreeRetainer,
+    ChangeCustomerDetails,
+    CustomerDetailsChanged,
+    CustomerEvent,
+    CustomerEvents,
+    CustomerRegistered,
+    EndRetainer,
+    HoursPackageSold,
+    Month,
+    PrepaidBalanceLow,
+    PrepaidHoursConsumed,
+    RegisterCustomer,
+    RetainerAgreed,
+    RetainerEnded,
+    SellHoursPackage,
 )
-from events.contract.token import (
-    TokenEvent, TokenIssued, TokenRevoked, TokenEvents,
-)
-from events.contract.message import (
-    MessageEvent, MessageQueued, DeliveryAttempted, MessageDelivered, DeliveryFailed, DeliveryUncertain,
-    RedeliveryRequested, MessageEvents, RequestRedelivery,
-)
-from events.contract.recipient import (
-    RECIPIENTS, recipient_id, RecipientEvent, NotificationPreferencesChanged, PushSubscriptionRegistered,
-    PushSubscriptionRemoved, RecipientEvents, Alert, ClockTime, ChangeNotificationPreferences, PushKeys,
-    RegisterPushSubscription,
-)
-from events.contract.recurrence import (
-    LocalTime, Rule, RecurrenceEvent, RecurringPlan, RecurringServiceDefined, RecurringServiceChanged,
-    RecurringServiceEnded, OccurrenceGenerated, OccurrenceWithdrawn, RecurrenceEvents, DefineRecurringService,
-    ChangeRecurringService, EndRecurringService, RecordOccurrence, WithdrawOccurrence,
-)
-from events.contract.slot import (
-    SlotEvent, SlotClaimed, SlotEvents, ClaimSlot,
+from events.contract.document import (
+    InvoiceLine,
+    Party,
+    VatSubtotal,
 )
 from events.contract.failure import (
-    FAILURES, failure_id, FailureEvent, ProcessingFailed, ProcessingRetryRequested, ProcessingResolved,
-    ProcessingFailedAgain, FailureEvents, RetryProcessing,
+    FAILURES,
+    FailureEvent,
+    FailureEvents,
+    ProcessingFailed,
+    ProcessingFailedAgain,
+    ProcessingResolved,
+    ProcessingRetryRequested,
+    RetryProcessing,
+    failure_id,
+)
+from events.contract.invoice import (
+    CreditNoteRequested,
+    InvoiceCredited,
+    InvoiceDocumentStored,
+    InvoiceEvent,
+    InvoiceEvents,
+    InvoiceIssued,
+    IssueCreditNote,
+    PaymentApplied,
+    PaymentReminderDue,
+    RecordPayment,
+)
+from events.contract.job import (
+    AcceptQuote,
+    AddNote,
+    AddTimeEntry,
+    AttachPhoto,
+    CancelJob,
+    ChangeJobDetails,
+    CompleteJob,
+    CorrectTimeEntry,
+    InterimInvoiced,
+    InterimInvoiceRequested,
+    InvoicingHeld,
+    InvoicingReleaseRequested,
+    JobCancelled,
+    JobCommand,
+    JobCompleted,
+    JobDetailsChanged,
+    JobEvent,
+    JobEvents,
+    JobInvoiced,
+    JobNotBilled,
+    JobPutOnHold,
+    JobQuoted,
+    JobReopened,
+    JobRequested,
+    JobRescheduled,
+    JobResumed,
+    JobScheduled,
+    JobSignedOff,
+    JobTaken,
+    JobUnassigned,
+    MaterialUsed,
+    NoteAdded,
+    PhotoAttached,
+    PutJobOnHold,
+    QuoteAccepted,
+    QuoteJob,
+    QuoteRejected,
+    RejectQuote,
+    ReleaseInvoicing,
+    ReopenJob,
+    RequestInterimInvoice,
+    RequestJob,
+    RescheduleJob,
+    ResumeJob,
+    ScheduleJob,
+    SignOffJob,
+    SlaAtRisk,
+    StartWork,
+    StopWork,
+    TakeJob,
+    TimeEntryAdded,
+    TimeEntryCorrected,
+    UnassignJob,
+    UseMaterial,
+    WarnSlaAtRisk,
+    WorkStarted,
+    WorkStopped,
+)
+from events.contract.message import (
+    DeliveryAttempted,
+    DeliveryFailed,
+    DeliveryUncertain,
+    MessageDelivered,
+    MessageEvent,
+    MessageEvents,
+    MessageQueued,
+    RedeliveryRequested,
+    RequestRedelivery,
+)
+from events.contract.pricelist import (
+    ActivityPriced,
+    ActivityRemoved,
+    CreatePriceList,
+    PriceActivity,
+    PriceListCreated,
+    PriceListEvent,
+    PriceListEvents,
+    RemoveActivity,
+)
+from events.contract.proforma import (
+    ProformaDocumentStored,
+    ProformaEvent,
+    ProformaEvents,
+    ProformaIssued,
+)
+from events.contract.recipient import (
+    RECIPIENTS,
+    Alert,
+    ChangeNotificationPreferences,
+    ClockTime,
+    NotificationPreferencesChanged,
+    PushKeys,
+    PushSubscriptionRegistered,
+    PushSubscriptionRemoved,
+    RecipientEvent,
+    RecipientEvents,
+    RegisterPushSubscription,
+    recipient_id,
+)
+from events.contract.recurrence import (
+    ChangeRecurringService,
+    DefineRecurringService,
+    EndRecurringService,
+    LocalTime,
+    OccurrenceGenerated,
+    OccurrenceWithdrawn,
+    RecordOccurrence,
+    RecurrenceEvent,
+    RecurrenceEvents,
+    RecurringPlan,
+    RecurringServiceChanged,
+    RecurringServiceDefined,
+    RecurringServiceEnded,
+    Rule,
+    WithdrawOccurrence,
+)
+from events.contract.series import (
+    InvoiceNumberAllocated,
+    SeriesEvent,
+    SeriesEvents,
+)
+from events.contract.slot import (
+    ClaimSlot,
+    SlotClaimed,
+    SlotEvent,
+    SlotEvents,
+)
+from events.contract.statement import (
+    BankStatementImported,
+    StatementEvent,
+    StatementEvents,
+    StatementLine,
+    StatementLineUnmatched,
+)
+from events.contract.technician import (
+    ChangeTechnicianDetails,
+    DeactivateTechnician,
+    ReactivateTechnician,
+    RegisterTechnician,
+    StopwatchStarted,
+    StopwatchStopped,
+    TechnicianDeactivated,
+    TechnicianDetailsChanged,
+    TechnicianEvent,
+    TechnicianEvents,
+    TechnicianReactivated,
+    TechnicianRegistered,
+)
+from events.contract.token import (
+    TokenEvent,
+    TokenEvents,
+    TokenIssued,
+    TokenRevoked,
+)
+from events.contract.values import (
+    CONTROLS,
+    EMAIL,
+    LINE,
+    LINE_CHARACTER,
+    LINE_RULE,
+    LINES,
+    LINES_RULE,
+    REASON,
+    TEXT_CHARACTER,
+    Address,
+    BillingKind,
+    Code,
+    Country,
+    Currency,
+    Day,
+    Email,
+    Language,
+    Location,
+    LongText,
+    Minutes,
+    Money,
+    OptionalText,
+    Phone,
+    PositiveMinutes,
+    Priority,
+    Quantity,
+    Reason,
+    Role,
+    Source,
+    Status,
+    Text,
+    TimeEntryMinutes,
+    TimeZone,
+    Unit,
+    UtcTime,
+    VatRate,
+    line,
+    lines,
+    unreadable,
+    whole,
 )
 
 AnyEvent = (
-    CustomerEvents | TechnicianEvents | PriceListEvents | JobEvents | InvoiceEvents | SeriesEvents
-    | StatementEvents | CreditNoteEvents | ProformaEvents | TokenEvents | MessageEvents | RecipientEvents
+    CustomerEvents
+    | TechnicianEvents
+    | PriceListEvents
+    | JobEvents
+    | InvoiceEvents
+    | SeriesEvents
+    | StatementEvents
+    | CreditNoteEvents
+    | ProformaEvents
+    | TokenEvents
+    | MessageEvents
+    | RecipientEvents
     | RecurrenceEvents
     | FailureEvents
     | SlotEvents
@@ -106,17 +295,32 @@ AnyEvent = (
 # each declared in its own struct: msgspec encodes a base's fields first, so a shared base
 # struct would reorder the fields of every document as stored, and their hashes with them.
 IssuedDocument = InvoiceIssued | CreditNoteIssued | ProformaIssued
-DOCUMENT_FIELDS = ("number", "customer_id", "issue_date", "currency", "language", "seller", "buyer", "lines", "vat",
-                   "net_total", "vat_total", "gross_total", "reverse_charge", "job_type")
+DOCUMENT_FIELDS = (
+    "number",
+    "customer_id",
+    "issue_date",
+    "currency",
+    "language",
+    "seller",
+    "buyer",
+    "lines",
+    "vat",
+    "net_total",
+    "vat_total",
+    "gross_total",
+    "reverse_charge",
+    "job_type",
+)
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.__name__: cls for cls in AnyEvent.__args__  # type: ignore[attr-defined]
+    cls.__name__: cls
+    for cls in AnyEvent.__args__  # type: ignore[attr-defined]
 }
 
 # The codec, the hash chain and ``seal`` live in events.wire; their names are still found here.
 _WIRE = frozenset({"encode_event", "decode_event", "topic_of", "event_hash", "seal"})
 if TYPE_CHECKING:
-    from events.wire import decode_event, encode_event, event_hash, seal, topic_of  # noqa: F401
+    from events.wire import decode_event, encode_event, event_hash, seal, topic_of
 
 
 def __getattr__(name: str) -> object:

@@ -48,8 +48,7 @@ class Command(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             check_decimal(field, getattr(self, field), *bound)
 
 
-def check_decimal(field: str, value: Decimal | None, low: Decimal, high: Decimal,
-                  low_inclusive: bool = True) -> None:
+def check_decimal(field: str, value: Decimal | None, low: Decimal, high: Decimal, low_inclusive: bool = True) -> None:
     """Raise ValueError (a 422 naming the field) unless low <= value <= high."""
     if value is None:
         return

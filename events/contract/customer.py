@@ -9,7 +9,19 @@ from uuid import UUID
 from msgspec import Meta
 
 from events.contract.base import Bound, Command, Event
-from events.contract.values import Address, Currency, Email, Language, Money, OptionalText, Phone, Quantity, Text, VatRate, whole
+from events.contract.values import (
+    Address,
+    Currency,
+    Email,
+    Language,
+    Money,
+    OptionalText,
+    Phone,
+    Quantity,
+    Text,
+    VatRate,
+    whole,
+)
 
 
 class CustomerEvent(Event, frozen=True, kw_only=True, tag=True):
@@ -87,8 +99,13 @@ class PrepaidBalanceLow(CustomerEvent, frozen=True, kw_only=True, tag=True):
 
 
 CustomerEvents = (
-    CustomerRegistered | CustomerDetailsChanged | HoursPackageSold | PrepaidHoursConsumed | PrepaidBalanceLow
-    | RetainerAgreed | RetainerEnded
+    CustomerRegistered
+    | CustomerDetailsChanged
+    | HoursPackageSold
+    | PrepaidHoursConsumed
+    | PrepaidBalanceLow
+    | RetainerAgreed
+    | RetainerEnded
 )
 
 
@@ -128,8 +145,10 @@ class SellHoursPackage(Command, frozen=True, kw_only=True, forbid_unknown_fields
     warn_below_hours: Quantity = Decimal(2)
     note: OptionalText = ""
 
-    decimals: ClassVar[dict[str, Bound]] = {"hours": Bound(Decimal(0), Decimal(100_000), low_inclusive=False),
-                                         "warn_below_hours": Bound(Decimal(0), Decimal(100_000))}
+    decimals: ClassVar[dict[str, Bound]] = {
+        "hours": Bound(Decimal(0), Decimal(100_000), low_inclusive=False),
+        "warn_below_hours": Bound(Decimal(0), Decimal(100_000)),
+    }
 
 
 Month = Annotated[str, Meta(pattern=whole(r"\d{4}-(0[1-9]|1[0-2])"))]
@@ -143,8 +162,10 @@ class AgreeRetainer(Command, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     vat_rate: VatRate
     first_month: Month
 
-    decimals: ClassVar[dict[str, Bound]] = {"amount": Bound(Decimal(0), Decimal("1e9"), low_inclusive=False),
-                                         "vat_rate": Bound(Decimal(0), Decimal(100))}
+    decimals: ClassVar[dict[str, Bound]] = {
+        "amount": Bound(Decimal(0), Decimal("1e9"), low_inclusive=False),
+        "vat_rate": Bound(Decimal(0), Decimal(100)),
+    }
 
 
 class EndRetainer(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):

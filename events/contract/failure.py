@@ -11,7 +11,6 @@ from msgspec import Meta
 
 from events.contract.base import Command, Event
 
-
 FAILURES = UUID("6b1f0c1e-2f7d-4f4e-9a51-7e0d3c2b8a94")
 
 

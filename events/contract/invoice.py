@@ -100,8 +100,7 @@ class PaymentReminderDue(InvoiceEvent, frozen=True, kw_only=True, tag=True):
 
 
 InvoiceEvents = (
-    InvoiceIssued | InvoiceDocumentStored | PaymentApplied | PaymentReminderDue | CreditNoteRequested
-    | InvoiceCredited
+    InvoiceIssued | InvoiceDocumentStored | PaymentApplied | PaymentReminderDue | CreditNoteRequested | InvoiceCredited
 )
 
 

@@ -10,7 +10,28 @@ from uuid import UUID
 from msgspec import Meta
 
 from events.contract.base import Bound, Command, Event
-from events.contract.values import Address, BillingKind, Code, Location, LongText, Minutes, Money, OptionalText, PositiveMinutes, Priority, Quantity, Reason, Source, Status, Text, TimeEntryMinutes, UtcTime, line, lines, whole
+from events.contract.values import (
+    Address,
+    BillingKind,
+    Code,
+    Location,
+    LongText,
+    Minutes,
+    Money,
+    OptionalText,
+    PositiveMinutes,
+    Priority,
+    Quantity,
+    Reason,
+    Source,
+    Status,
+    Text,
+    TimeEntryMinutes,
+    UtcTime,
+    line,
+    lines,
+    whole,
+)
 
 
 class JobEvent(Event, frozen=True, kw_only=True, tag=True):
@@ -222,11 +243,35 @@ class InvoicingReleaseRequested(JobEvent, frozen=True, kw_only=True, tag=True):
 
 
 JobEvents = (
-    JobRequested | JobDetailsChanged | JobQuoted | QuoteAccepted | QuoteRejected | JobScheduled
-    | JobRescheduled | JobUnassigned | JobTaken | WorkStarted | WorkStopped | TimeEntryAdded
-    | TimeEntryCorrected | NoteAdded | MaterialUsed | JobCompleted | JobSignedOff | JobPutOnHold
-    | JobResumed | JobCancelled | JobReopened | JobInvoiced | JobNotBilled | InvoicingHeld | InvoicingReleaseRequested
-    | InterimInvoiceRequested | InterimInvoiced | PhotoAttached | SlaAtRisk
+    JobRequested
+    | JobDetailsChanged
+    | JobQuoted
+    | QuoteAccepted
+    | QuoteRejected
+    | JobScheduled
+    | JobRescheduled
+    | JobUnassigned
+    | JobTaken
+    | WorkStarted
+    | WorkStopped
+    | TimeEntryAdded
+    | TimeEntryCorrected
+    | NoteAdded
+    | MaterialUsed
+    | JobCompleted
+    | JobSignedOff
+    | JobPutOnHold
+    | JobResumed
+    | JobCancelled
+    | JobReopened
+    | JobInvoiced
+    | JobNotBilled
+    | InvoicingHeld
+    | InvoicingReleaseRequested
+    | InterimInvoiceRequested
+    | InterimInvoiced
+    | PhotoAttached
+    | SlaAtRisk
 )
 
 
@@ -329,9 +374,11 @@ class UseMaterial(Command, frozen=True, kw_only=True, forbid_unknown_fields=True
     billable: bool = True
     discount_percent: Decimal = Decimal(0)
 
-    decimals: ClassVar[dict[str, Bound]] = {"quantity": Bound(Decimal(0), Decimal("1e9"), low_inclusive=False),
-                                         "unit_price": Bound(Decimal(0), Decimal("1e9")),
-                                         "discount_percent": Bound(Decimal(0), Decimal(100))}
+    decimals: ClassVar[dict[str, Bound]] = {
+        "quantity": Bound(Decimal(0), Decimal("1e9"), low_inclusive=False),
+        "unit_price": Bound(Decimal(0), Decimal("1e9")),
+        "discount_percent": Bound(Decimal(0), Decimal(100)),
+    }
 
 
 class RequestInterimInvoice(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -362,7 +409,9 @@ class CompleteJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True
 
 class SignOffJob(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
     signed_by: Text
-    signature: Annotated[str, Meta(max_length=500_000, pattern=whole(r"(data:image/(png|svg\+xml);base64,[A-Za-z0-9+/=]+)?"))] = ""
+    signature: Annotated[
+        str, Meta(max_length=500_000, pattern=whole(r"(data:image/(png|svg\+xml);base64,[A-Za-z0-9+/=]+)?"))
+    ] = ""
 
 
 class PutJobOnHold(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -388,8 +437,29 @@ class WarnSlaAtRisk(Command, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 
 JobCommand = (
-    RequestJob | ChangeJobDetails | QuoteJob | AcceptQuote | RejectQuote | ScheduleJob
-    | RescheduleJob | UnassignJob | TakeJob | StartWork | StopWork | AddTimeEntry
-    | CorrectTimeEntry | AddNote | UseMaterial | CompleteJob | SignOffJob | PutJobOnHold
-    | ResumeJob | CancelJob | ReopenJob | RequestInterimInvoice | AttachPhoto | WarnSlaAtRisk | ReleaseInvoicing
+    RequestJob
+    | ChangeJobDetails
+    | QuoteJob
+    | AcceptQuote
+    | RejectQuote
+    | ScheduleJob
+    | RescheduleJob
+    | UnassignJob
+    | TakeJob
+    | StartWork
+    | StopWork
+    | AddTimeEntry
+    | CorrectTimeEntry
+    | AddNote
+    | UseMaterial
+    | CompleteJob
+    | SignOffJob
+    | PutJobOnHold
+    | ResumeJob
+    | CancelJob
+    | ReopenJob
+    | RequestInterimInvoice
+    | AttachPhoto
+    | WarnSlaAtRisk
+    | ReleaseInvoicing
 )

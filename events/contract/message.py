@@ -67,8 +67,7 @@ class RedeliveryRequested(MessageEvent, frozen=True, kw_only=True, tag=True):
 
 
 MessageEvents = (
-    MessageQueued | DeliveryAttempted | MessageDelivered | DeliveryFailed | DeliveryUncertain
-    | RedeliveryRequested
+    MessageQueued | DeliveryAttempted | MessageDelivered | DeliveryFailed | DeliveryUncertain | RedeliveryRequested
 )
 
 

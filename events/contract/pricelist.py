@@ -52,9 +52,11 @@ class PriceActivity(Command, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     minimum_charge: Money = Decimal(0)
     vat_rate: VatRate = Decimal(0)
 
-    decimals: ClassVar[dict[str, Bound]] = {"rate": Bound(Decimal(0), Decimal("1e9")),
-                                         "minimum_charge": Bound(Decimal(0), Decimal("1e9")),
-                                         "vat_rate": Bound(Decimal(0), Decimal(100))}
+    decimals: ClassVar[dict[str, Bound]] = {
+        "rate": Bound(Decimal(0), Decimal("1e9")),
+        "minimum_charge": Bound(Decimal(0), Decimal("1e9")),
+        "vat_rate": Bound(Decimal(0), Decimal(100)),
+    }
 
 
 class RemoveActivity(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):

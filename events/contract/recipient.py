@@ -13,7 +13,6 @@ from msgspec import Meta, Struct
 from events.contract.base import Command, Event
 from events.contract.values import CONTROLS, TimeZone, whole
 
-
 RECIPIENTS = UUID("3f3a9a0e-6a43-4f0e-8f57-0b8c4f3f2d11")
 
 
@@ -82,6 +81,12 @@ class PushKeys(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
 class RegisterPushSubscription(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What the browser's ``PushSubscription.toJSON()`` gives."""
 
-    endpoint: Annotated[str, Meta(max_length=1000, pattern=whole(rf"https://[^\s{CONTROLS}]+|http://(127\.0\.0\.1|localhost)(:[0-9]+)?/[^\s{CONTROLS}]*"))]
+    endpoint: Annotated[
+        str,
+        Meta(
+            max_length=1000,
+            pattern=whole(rf"https://[^\s{CONTROLS}]+|http://(127\.0\.0\.1|localhost)(:[0-9]+)?/[^\s{CONTROLS}]*"),
+        ),
+    ]
     keys: PushKeys
-    expirationTime: int | None = None  # noqa: N815 - the browser's own name
+    expirationTime: int | None = None

@@ -9,8 +9,17 @@ from uuid import UUID
 from msgspec import Meta, Struct
 
 from events.contract.base import Command, Event
-from events.contract.values import Address, BillingKind, Code, LongText, PositiveMinutes, Reason, TimeZone, UtcTime, whole
-
+from events.contract.values import (
+    Address,
+    BillingKind,
+    Code,
+    LongText,
+    PositiveMinutes,
+    Reason,
+    TimeZone,
+    UtcTime,
+    whole,
+)
 
 LocalTime = Annotated[datetime, Meta(tz=False)]
 Rule = Annotated[str, Meta(min_length=6, max_length=300, pattern=whole(r"[A-Z0-9=;,+-]+"))]
@@ -71,7 +80,10 @@ class OccurrenceWithdrawn(RecurrenceEvent, frozen=True, kw_only=True, tag=True):
 
 
 RecurrenceEvents = (
-    RecurringServiceDefined | RecurringServiceChanged | RecurringServiceEnded | OccurrenceGenerated
+    RecurringServiceDefined
+    | RecurringServiceChanged
+    | RecurringServiceEnded
+    | OccurrenceGenerated
     | OccurrenceWithdrawn
 )
 

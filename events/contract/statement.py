@@ -32,8 +32,18 @@ class StatementLine(Struct, frozen=True, kw_only=True):
         """What identifies the entry across statements: the bank's reference, else its content."""
         if self.entry_key:
             return self.entry_key
-        content = "|".join([self.account, Day.text(self.booked_on), format(self.amount.normalize(), "f"), self.currency,
-                            self.payer_iban, self.payer, self.reference, self.text])
+        content = "|".join(
+            [
+                self.account,
+                Day.text(self.booked_on),
+                format(self.amount.normalize(), "f"),
+                self.currency,
+                self.payer_iban,
+                self.payer,
+                self.reference,
+                self.text,
+            ]
+        )
         return "content:" + hashlib.sha256(content.encode()).hexdigest()
 
 

@@ -51,8 +51,12 @@ class StopwatchStopped(TechnicianEvent, frozen=True, kw_only=True, tag=True):
 
 
 TechnicianEvents = (
-    TechnicianRegistered | TechnicianDetailsChanged | TechnicianDeactivated
-    | TechnicianReactivated | StopwatchStarted | StopwatchStopped
+    TechnicianRegistered
+    | TechnicianDetailsChanged
+    | TechnicianDeactivated
+    | TechnicianReactivated
+    | StopwatchStarted
+    | StopwatchStopped
 )
 
 

@@ -12,7 +12,6 @@ from typing import Annotated
 
 from msgspec import Meta, Struct
 
-
 # Characters no text field takes: the C0 and C1 control characters and the noncharacters
 # U+FFFE and U+FFFF, which XML cannot hold (a customer's name ends up in invoice XML).
 # Multi-line fields (notes, descriptions, scope, summaries, reasons) keep tab, newline and CR.
@@ -32,10 +31,14 @@ def whole(body: str) -> str:
 LINE = whole(f"{LINE_CHARACTER}*")  # one line: no control characters at all
 LINES = f"^{TEXT_CHARACTER}*$"  # several lines: tab, newline and CR allowed
 _UNREADABLE = {False: re.compile(rf"[\t\n\r{CONTROLS}\ud800-\udfff]"), True: re.compile(rf"[{CONTROLS}\ud800-\udfff]")}
-LINE_RULE = ("one line of text: no tab, newline or other control character (U+0000-U+001F, "
-             "U+007F-U+009F), and no U+FFFE or U+FFFF")
-LINES_RULE = ("text without control characters (U+0000-U+001F, U+007F-U+009F; tab and newline are "
-              "allowed) and without U+FFFE or U+FFFF")
+LINE_RULE = (
+    "one line of text: no tab, newline or other control character (U+0000-U+001F, "
+    "U+007F-U+009F), and no U+FFFE or U+FFFF"
+)
+LINES_RULE = (
+    "text without control characters (U+0000-U+001F, U+007F-U+009F; tab and newline are "
+    "allowed) and without U+FFFE or U+FFFF"
+)
 
 
 def unreadable(text: str, multiline: bool = False) -> str:

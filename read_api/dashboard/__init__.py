@@ -14,5 +14,4 @@ from __future__ import annotations
 
 from read_api.dashboard import billing, board, jobs, planning, recurring, retries, signin
 
-ROUTERS = (signin.router, board.router, jobs.router, planning.router, billing.router, recurring.router,
-           retries.router)
+ROUTERS = (signin.router, board.router, jobs.router, planning.router, billing.router, recurring.router, retries.router)

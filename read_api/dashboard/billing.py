@@ -26,9 +26,16 @@ async def invoices_page(request: Request, who: CurrentUser, position: int | None
     await fresh(request, position)
     invoices = await asyncio.to_thread(models(request).invoices)
     emails = await asyncio.to_thread(models(request).invoice_emails, invoices)
-    return page(request, "invoices.html", who, invoices=invoices, emails=emails,
-                error=request.query_params.get("error", ""), key=uuid.uuid4().hex,
-                today=datetime.now(zone_of(request)).date().isoformat())
+    return page(
+        request,
+        "invoices.html",
+        who,
+        invoices=invoices,
+        emails=emails,
+        error=request.query_params.get("error", ""),
+        key=uuid.uuid4().hex,
+        today=datetime.now(zone_of(request)).date().isoformat(),
+    )
 
 
 @router.post("/invoices/{invoice_id}/{action}", include_in_schema=False)
@@ -37,8 +44,11 @@ async def invoice_command(request: Request, who: CurrentUser, invoice_id: UUID, 
     writers_only(who)
     form = dict(await request.form())
     if action == "payments":
-        body: dict[str, Any] = {"amount": str(form.get("amount", "")).strip().replace(",", "."),
-                                "received_on": str(form.get("received_on", "")), "payer": form.get("payer", "")}
+        body: dict[str, Any] = {
+            "amount": str(form.get("amount", "")).strip().replace(",", "."),
+            "received_on": str(form.get("received_on", "")),
+            "payer": form.get("payer", ""),
+        }
     elif action == "credit-notes":
         body = {"reason": form.get("reason", "")}
         if str(form.get("amount", "")).strip():
@@ -52,8 +62,14 @@ async def invoice_command(request: Request, who: CurrentUser, invoice_id: UUID, 
 async def payments_page(request: Request, who: CurrentUser, position: int | None = None) -> Response:
     billing_readers(who)
     await fresh(request, position)
-    return page(request, "payments.html", who, unmatched=await asyncio.to_thread(models(request).unmatched),
-                error=request.query_params.get("error", ""), done=request.query_params.get("done", ""))
+    return page(
+        request,
+        "payments.html",
+        who,
+        unmatched=await asyncio.to_thread(models(request).unmatched),
+        error=request.query_params.get("error", ""),
+        done=request.query_params.get("done", ""),
+    )
 
 
 @router.post("/payments/statements", include_in_schema=False)
@@ -65,8 +81,10 @@ async def upload_statement(request: Request, who: CurrentUser) -> Response:
         return RedirectResponse("/payments?error=" + quote("statement: choose a file"), status_code=303)
     data = await upload.read()
     response = await request.app.state.commands.post(
-        "/bank-statements", content=data,
-        headers={"Authorization": f"Bearer {token_of(request)}", "Content-Type": "application/octet-stream"})
+        "/bank-statements",
+        content=data,
+        headers={"Authorization": f"Bearer {token_of(request)}", "Content-Type": "application/octet-stream"},
+    )
     answer = response.json()
     if response.status_code >= 400:
         return RedirectResponse("/payments?error=" + quote(problem(answer)), status_code=303)

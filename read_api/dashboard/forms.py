@@ -20,14 +20,18 @@ from read_api.responses import encode
 
 async def forward(request: Request, path: str, body: dict[str, Any], key: str) -> tuple[int, dict[str, Any]]:
     response = await request.app.state.commands.post(
-        path, content=encode(body),
-        headers={"Authorization": f"Bearer {token_of(request)}", "Idempotency-Key": key,
-                 "Content-Type": "application/json"})
+        path,
+        content=encode(body),
+        headers={
+            "Authorization": f"Bearer {token_of(request)}",
+            "Idempotency-Key": key,
+            "Content-Type": "application/json",
+        },
+    )
     return response.status_code, response.json()
 
 
-async def submitted(request: Request, path: str, body: dict[str, Any], form: dict[str, Any],
-                    back: str) -> Response:
+async def submitted(request: Request, path: str, body: dict[str, Any], form: dict[str, Any], back: str) -> Response:
     """A form's command, forwarded; back to the page, which waits until it shows the
     command's effect, or shows why it was refused."""
     status, answer = await forward(request, path, body, str(form.get("key") or uuid.uuid4().hex))

@@ -22,8 +22,15 @@ router = APIRouter()
 @router.get("/jobs/new", response_class=HTMLResponse, include_in_schema=False)
 async def new_job_form(request: Request, who: CurrentUser) -> Response:
     writers_only(who)
-    return page(request, "job_new.html", who, customers=await asyncio.to_thread(models(request).customers),
-                key=uuid.uuid4().hex, error="", form={})
+    return page(
+        request,
+        "job_new.html",
+        who,
+        customers=await asyncio.to_thread(models(request).customers),
+        key=uuid.uuid4().hex,
+        error="",
+        form={},
+    )
 
 
 @router.get("/customers/new", response_class=HTMLResponse, include_in_schema=False)
@@ -38,20 +45,40 @@ async def job_page(request: Request, who: CurrentUser, job_id: UUID, position: i
     reached = await asyncio.to_thread(models(request).position)
     found = await job_or_404(request, who, job_id)
     m = models(request)
-    item, history, techs, customer, invoices = await asyncio.to_thread(lambda: (
-        m.board_item(found), m.history(job_id), m.technicians(), m.customers_by_id([found.customer_id]),
-        m.invoices(job_id=job_id) if who.role != "technician" else []))
+    item, history, techs, customer, invoices = await asyncio.to_thread(
+        lambda: (
+            m.board_item(found),
+            m.history(job_id),
+            m.technicians(),
+            m.customers_by_id([found.customer_id]),
+            m.invoices(job_id=job_id) if who.role != "technician" else [],
+        )
+    )
     preview: dict[str, Any] | None = None
-    if who.role != "technician" and found.status.value in ("new", "scheduled", "in_progress", "on_hold",
-                                                             "completed") and not invoices:
+    if (
+        who.role != "technician"
+        and found.status.value in ("new", "scheduled", "in_progress", "on_hold", "completed")
+        and not invoices
+    ):
         try:
             preview = await invoice_preview(request, job_id)
         except Refused as refused:
             preview = {"billable": False, "reason": refused.detail}
-    return page(request, "job.html", who, job=found, item=item, history=history, invoices=invoices,
-                preview=preview,
-                technicians=[t for t in techs if t.active], customer=customer.get(found.customer_id),
-                key=uuid.uuid4().hex, error=request.query_params.get("error", ""), reached=reached)
+    return page(
+        request,
+        "job.html",
+        who,
+        job=found,
+        item=item,
+        history=history,
+        invoices=invoices,
+        preview=preview,
+        technicians=[t for t in techs if t.active],
+        customer=customer.get(found.customer_id),
+        key=uuid.uuid4().hex,
+        error=request.query_params.get("error", ""),
+        reached=reached,
+    )
 
 
 @router.post("/jobs/new", include_in_schema=False)
@@ -59,9 +86,12 @@ async def new_job(request: Request, who: CurrentUser) -> Response:
     writers_only(who)
     form = dict(await request.form())
     body: dict[str, Any] = {
-        "customer_id": form.get("customer_id", ""), "job_type": form.get("job_type", ""),
-        "description": form.get("description", ""), "source": form.get("source", "phone"),
-        "priority": form.get("priority", "normal"), "billing_kind": form.get("billing_kind", "paid"),
+        "customer_id": form.get("customer_id", ""),
+        "job_type": form.get("job_type", ""),
+        "description": form.get("description", ""),
+        "source": form.get("source", "phone"),
+        "priority": form.get("priority", "normal"),
+        "billing_kind": form.get("billing_kind", "paid"),
     }
     if form.get("street"):
         body["site_address"] = {k: form.get(k, "") for k in ("street", "city", "postal_code", "country")}
@@ -69,8 +99,15 @@ async def new_job(request: Request, who: CurrentUser) -> Response:
         body["sla_deadline"] = local_to_utc(str(form["sla_deadline"]), "sla_deadline", zone_of(request))
     status, answer = await forward(request, "/jobs", body, str(form.get("key") or uuid.uuid4().hex))
     if status >= 400:
-        return page(request, "job_new.html", who, customers=await asyncio.to_thread(models(request).customers),
-                    key=form.get("key"), error=problem(answer), form=form)
+        return page(
+            request,
+            "job_new.html",
+            who,
+            customers=await asyncio.to_thread(models(request).customers),
+            key=form.get("key"),
+            error=problem(answer),
+            form=form,
+        )
     return RedirectResponse(f"/jobs/{answer['id']}?position={answer['position']}", status_code=303)
 
 

@@ -22,13 +22,15 @@ from read_api.templating import page
 router = APIRouter()
 
 
-async def office_list(request: Request, who: UserRow, template: str,
-                      lists: Callable[[], Awaitable[dict[str, Any]]]) -> Response:
+async def office_list(
+    request: Request, who: UserRow, template: str, lists: Callable[[], Awaitable[dict[str, Any]]]
+) -> Response:
     """An office page of lists whose rows each carry a form: the role is checked before the
     lists are read, and the forms' idempotency key is fixed as the page is drawn."""
     office_only(who)
-    return page(request, template, who, **await lists(), key=uuid.uuid4().hex,
-                error=request.query_params.get("error", ""))
+    return page(
+        request, template, who, **await lists(), key=uuid.uuid4().hex, error=request.query_params.get("error", "")
+    )
 
 
 @router.get("/messages", response_class=HTMLResponse, include_in_schema=False)
@@ -51,8 +53,10 @@ async def redeliver(request: Request, who: CurrentUser, message_id: UUID) -> Res
 async def failures_page(request: Request, who: CurrentUser) -> Response:
     async def lists() -> dict[str, Any]:
         rows = await failure_rows(request, [])
-        return {"open": [r for r in rows if r.state != "resolved"],
-                "resolved": [r for r in rows if r.state == "resolved"][:20]}
+        return {
+            "open": [r for r in rows if r.state != "resolved"],
+            "resolved": [r for r in rows if r.state == "resolved"][:20],
+        }
 
     return await office_list(request, who, "failures.html", lists)
 

@@ -6,17 +6,28 @@ what is still due) and a recorded payment is decided on.
 
 from __future__ import annotations
 
-from typing import assert_never
 from decimal import Decimal
+from typing import assert_never
 from uuid import UUID
 
 import msgspec
 from msgspec.structs import replace
 
 from events.contract import (
-    InvoiceCredited, InvoiceDocumentStored, InvoiceEvents, PaymentReminderDue, StatementEvents, StatementLineUnmatched,
-    BankStatementImported, CreditNoteRequested, Day, InvoiceIssued, IssueCreditNote, PaymentApplied, RecordPayment,
+    BankStatementImported,
+    CreditNoteRequested,
+    Day,
+    InvoiceCredited,
+    InvoiceDocumentStored,
+    InvoiceEvents,
+    InvoiceIssued,
+    IssueCreditNote,
+    PaymentApplied,
+    PaymentReminderDue,
+    RecordPayment,
     Role,
+    StatementEvents,
+    StatementLineUnmatched,
 )
 from services.domain.common import Context, Forbidden, Invalid, InvalidTransition, NotFound, derived_id
 
@@ -37,9 +48,14 @@ def evolve_invoice(invoice: Invoice, event: InvoiceEvents) -> Invoice:
     invoice = replace(invoice, version=invoice.version + 1)
     match event:
         case InvoiceIssued():
-            return replace(invoice, number=event.number, currency=event.currency,
-                           gross_total=event.gross_total, customer_id=event.customer_id,
-                           vat_rates=len(event.vat))
+            return replace(
+                invoice,
+                number=event.number,
+                currency=event.currency,
+                gross_total=event.gross_total,
+                customer_id=event.customer_id,
+                vat_rates=len(event.vat),
+            )
         case PaymentApplied():
             return replace(invoice, paid=invoice.paid + event.amount)
         case CreditNoteRequested():
@@ -53,8 +69,9 @@ def evolve_invoice(invoice: Invoice, event: InvoiceEvents) -> Invoice:
 InvoiceCommand = RecordPayment | IssueCreditNote
 
 
-def decide_invoice(command: InvoiceCommand, invoice: Invoice,
-                   ctx: Context) -> list[PaymentApplied | CreditNoteRequested]:
+def decide_invoice(
+    command: InvoiceCommand, invoice: Invoice, ctx: Context
+) -> list[PaymentApplied | CreditNoteRequested]:
     if ctx.actor.role not in (Role.OFFICE, Role.ADMIN):
         raise Forbidden(f"the {ctx.actor.role.value} role may not change invoices; the office can")
     if not invoice.version:
@@ -63,9 +80,17 @@ def decide_invoice(command: InvoiceCommand, invoice: Invoice,
         return [_credit_note(command, invoice)]
     if command.amount.as_tuple().exponent < -2:  # type: ignore[operator]
         raise Invalid("amount", f"{invoice.currency} has cents: at most 2 decimal places")
-    return [PaymentApplied(id=invoice.id, payment_id=derived_id(invoice.id, invoice.version, "payment"),
-                           amount=command.amount, currency=invoice.currency, received_on=Day.of(command.received_on),
-                           rule="office", payer=command.payer)]
+    return [
+        PaymentApplied(
+            id=invoice.id,
+            payment_id=derived_id(invoice.id, invoice.version, "payment"),
+            amount=command.amount,
+            currency=invoice.currency,
+            received_on=Day.of(command.received_on),
+            rule="office",
+            payer=command.payer,
+        )
+    ]
 
 
 class Statement(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,8 +117,11 @@ def _credit_note(command: IssueCreditNote, invoice: Invoice) -> CreditNoteReques
         raise InvalidTransition("invoice", "credited in full", "credit it again")
     if command.amount is None:
         if invoice.credited:
-            raise Invalid("amount", f"part of {invoice.number} is credited already: name the amount "
-                                    f"to credit (at most {left} {invoice.currency})")
+            raise Invalid(
+                "amount",
+                f"part of {invoice.number} is credited already: name the amount "
+                f"to credit (at most {left} {invoice.currency})",
+            )
         amount, whole = invoice.gross_total, True
     else:
         if command.amount > left:
@@ -101,8 +129,15 @@ def _credit_note(command: IssueCreditNote, invoice: Invoice) -> CreditNoteReques
         if command.amount.as_tuple().exponent < -2:  # type: ignore[operator]
             raise Invalid("amount", f"{invoice.currency} has cents: at most 2 decimal places")
         if invoice.vat_rates > 1:
-            raise Invalid("amount", f"{invoice.number} has several VAT rates: credit it whole (no amount) "
-                                    "and issue what is right again")
+            raise Invalid(
+                "amount",
+                f"{invoice.number} has several VAT rates: credit it whole (no amount) and issue what is right again",
+            )
         amount, whole = command.amount, command.amount == invoice.gross_total and not invoice.credited
-    return CreditNoteRequested(id=invoice.id, request_id=derived_id(invoice.id, invoice.version, "credit"),
-                               reason=command.reason, amount=amount, whole=whole)
+    return CreditNoteRequested(
+        id=invoice.id,
+        request_id=derived_id(invoice.id, invoice.version, "credit"),
+        reason=command.reason,
+        amount=amount,
+        whole=whole,
+    )

@@ -69,8 +69,14 @@ class Forbidden(DomainError):
 # arithmetic (a visit starting at 9999-12-31T23:30 ends in year 10000).
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 YEAR = timedelta(days=366)
-AHEAD = {"received_on": YEAR, "sla_deadline": 5 * YEAR, "valid_until": 5 * YEAR, "start": 5 * YEAR,
-         "started_at": timedelta(days=1), "after": 10 * YEAR}
+AHEAD = {
+    "received_on": YEAR,
+    "sla_deadline": 5 * YEAR,
+    "valid_until": 5 * YEAR,
+    "start": 5 * YEAR,
+    "started_at": timedelta(days=1),
+    "after": 10 * YEAR,
+}
 MONTHS = {"first_month": 10 * YEAR, "last_month": 10 * YEAR}  # YYYY-MM
 
 
@@ -86,8 +92,11 @@ def check_dates(command: msgspec.Struct, now: datetime) -> None:
             if moment.tzinfo is None:  # a local wall-clock time (a recurring visit's first)
                 moment = moment.replace(tzinfo=UTC)
             if not EARLIEST <= moment <= latest:
-                shown = (lambda d: d.date().isoformat()) if not isinstance(value, datetime) else (
-                    lambda d: d.isoformat(timespec="minutes"))
+                shown = (
+                    (lambda d: d.date().isoformat())
+                    if not isinstance(value, datetime)
+                    else (lambda d: d.isoformat(timespec="minutes"))
+                )
                 raise Invalid(field, f"must be between {shown(EARLIEST)} and {shown(latest)}")
         elif field in MONTHS and isinstance(value, str):
             latest_month = (now + MONTHS[field]).strftime("%Y-%m")

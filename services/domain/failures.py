@@ -57,8 +57,14 @@ def decide_failure(command: FailureCommand, failure: Failure, ctx: Context) -> l
     if failure.version == 0:
         raise NotFound("failure", failure.id)
     if failure.state != "open":
-        hint = "it is being tried again: wait for the outcome" if failure.state == "retrying" else \
-            "the event has been processed"
+        hint = (
+            "it is being tried again: wait for the outcome"
+            if failure.state == "retrying"
+            else "the event has been processed"
+        )
         raise InvalidTransition("failure", failure.state, "try it again", hint)
-    return [ProcessingRetryRequested(id=failure.id, consumer=failure.consumer, position=failure.position,
-                                     reason=command.reason)]
+    return [
+        ProcessingRetryRequested(
+            id=failure.id, consumer=failure.consumer, position=failure.position, reason=command.reason
+        )
+    ]

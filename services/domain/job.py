@@ -10,15 +10,68 @@ import msgspec
 from msgspec.structs import replace
 
 from events.contract import (
-    AttachPhoto, PhotoAttached, SlaAtRisk, WarnSlaAtRisk,
-    InvoicingHeld, InvoicingReleaseRequested, JobNotBilled, ReleaseInvoicing,
-    AcceptQuote, AddNote, InterimInvoiceRequested, InterimInvoiced, JobEvents, RequestInterimInvoice, AddTimeEntry, Address, BillingKind, CancelJob, ChangeJobDetails,
-    CompleteJob, CorrectTimeEntry, JobCancelled, JobCommand, JobCompleted, JobDetailsChanged,
-    JobEvent, JobInvoiced, JobPutOnHold, JobQuoted, JobReopened, JobRequested, JobRescheduled, JobResumed,
-    JobScheduled, JobSignedOff, JobTaken, JobUnassigned, MaterialUsed, NoteAdded, Priority,
-    PutJobOnHold, QuoteAccepted, QuoteJob, QuoteRejected, RejectQuote, ReopenJob, RequestJob,
-    RescheduleJob, ResumeJob, Role, ScheduleJob, SignOffJob, StartWork, Status, StopWork, TakeJob,
-    TimeEntryAdded, TimeEntryCorrected, UnassignJob, UseMaterial, WorkStarted, WorkStopped,
+    AcceptQuote,
+    AddNote,
+    Address,
+    AddTimeEntry,
+    AttachPhoto,
+    BillingKind,
+    CancelJob,
+    ChangeJobDetails,
+    CompleteJob,
+    CorrectTimeEntry,
+    InterimInvoiced,
+    InterimInvoiceRequested,
+    InvoicingHeld,
+    InvoicingReleaseRequested,
+    JobCancelled,
+    JobCommand,
+    JobCompleted,
+    JobDetailsChanged,
+    JobEvent,
+    JobEvents,
+    JobInvoiced,
+    JobNotBilled,
+    JobPutOnHold,
+    JobQuoted,
+    JobReopened,
+    JobRequested,
+    JobRescheduled,
+    JobResumed,
+    JobScheduled,
+    JobSignedOff,
+    JobTaken,
+    JobUnassigned,
+    MaterialUsed,
+    NoteAdded,
+    PhotoAttached,
+    Priority,
+    PutJobOnHold,
+    QuoteAccepted,
+    QuoteJob,
+    QuoteRejected,
+    RejectQuote,
+    ReleaseInvoicing,
+    ReopenJob,
+    RequestInterimInvoice,
+    RequestJob,
+    RescheduleJob,
+    ResumeJob,
+    Role,
+    ScheduleJob,
+    SignOffJob,
+    SlaAtRisk,
+    StartWork,
+    Status,
+    StopWork,
+    TakeJob,
+    TimeEntryAdded,
+    TimeEntryCorrected,
+    UnassignJob,
+    UseMaterial,
+    WarnSlaAtRisk,
+    WorkStarted,
+    WorkStopped,
 )
 from events.job_status import status_after
 from services.domain.common import Context, Forbidden, Invalid, InvalidTransition, NotFound, derived_id
@@ -88,8 +141,7 @@ def _acting_technician(job: Job, given: UUID | None, ctx: Context, action: str) 
         technician = actor.technician_id
     elif given is None:
         if len(job.technician_ids) != 1:
-            raise Invalid("technician_id", "name the technician: the job has "
-                          f"{len(job.technician_ids)} assigned")
+            raise Invalid("technician_id", f"name the technician: the job has {len(job.technician_ids)} assigned")
         technician = job.technician_ids[0]
     else:
         technician = given
@@ -102,8 +154,17 @@ def _acting_technician(job: Job, given: UUID | None, ctx: Context, action: str) 
 # them. The command API refuses every other job command from a technician before reading
 # its body; ``authorize`` checks the job is theirs.
 FOR_TECHNICIANS = (
-    TakeJob, StartWork, StopWork, AddTimeEntry, CorrectTimeEntry, AddNote, AttachPhoto, UseMaterial, CompleteJob,
-    SignOffJob, PutJobOnHold,
+    TakeJob,
+    StartWork,
+    StopWork,
+    AddTimeEntry,
+    CorrectTimeEntry,
+    AddNote,
+    AttachPhoto,
+    UseMaterial,
+    CompleteJob,
+    SignOffJob,
+    PutJobOnHold,
 )
 
 
@@ -128,8 +189,9 @@ def _action(command: JobCommand) -> str:
     return words
 
 
-def stop_running(job: Job, technician: UUID, ctx: Context, billable: bool = True,
-                 activity: str = "", at: datetime | None = None) -> list[JobEvent]:
+def stop_running(
+    job: Job, technician: UUID, ctx: Context, billable: bool = True, activity: str = "", at: datetime | None = None
+) -> list[JobEvent]:
     """WorkStopped for the technician's running stopwatch on this job, if any."""
     running = job.running.get(technician)
     if running is None:
@@ -137,9 +199,18 @@ def stop_running(job: Job, technician: UUID, ctx: Context, billable: bool = True
     entry_id, started_at = running
     stopped_at = max(at or ctx.now, started_at)
     minutes = max(0, round((stopped_at - started_at).total_seconds() / 60))
-    return [WorkStopped(id=job.id, technician_id=technician, entry_id=entry_id,
-                        started_at=started_at, stopped_at=stopped_at, minutes=minutes,
-                        billable=billable, activity=activity)]
+    return [
+        WorkStopped(
+            id=job.id,
+            technician_id=technician,
+            entry_id=entry_id,
+            started_at=started_at,
+            stopped_at=stopped_at,
+            minutes=minutes,
+            billable=billable,
+            activity=activity,
+        )
+    ]
 
 
 CLOCK_SKEW = timedelta(minutes=5)  # a phone's clock may run this far ahead
@@ -172,22 +243,40 @@ def decide(command: JobCommand, job: Job, ctx: Context) -> list[JobEvent]:
                 raise InvalidTransition("job", job.status, "request it again")
             if ctx.actor.role not in (Role.OFFICE, Role.ADMIN):
                 raise Forbidden("only the office takes requests")
-            return [JobRequested(
-                id=job.id, source=command.source, customer_id=command.customer_id,
-                site_address=command.site_address, job_type=command.job_type,
-                description=command.description, scope=command.scope,
-                priority=command.priority, sla_deadline=command.sla_deadline,
-                billing_kind=command.billing_kind, location=command.location,
-                estimate_minutes=command.estimate_minutes)]
+            return [
+                JobRequested(
+                    id=job.id,
+                    source=command.source,
+                    customer_id=command.customer_id,
+                    site_address=command.site_address,
+                    job_type=command.job_type,
+                    description=command.description,
+                    scope=command.scope,
+                    priority=command.priority,
+                    sla_deadline=command.sla_deadline,
+                    billing_kind=command.billing_kind,
+                    location=command.location,
+                    estimate_minutes=command.estimate_minutes,
+                )
+            ]
         case ChangeJobDetails():
             _require(job, OPEN | {Status.ON_HOLD}, "change the details")
-            return [JobDetailsChanged(id=job.id, site_address=command.site_address,
-                                      description=command.description, scope=command.scope)]
+            return [
+                JobDetailsChanged(
+                    id=job.id, site_address=command.site_address, description=command.description, scope=command.scope
+                )
+            ]
         case QuoteJob():
             _require(job, {Status.NEW}, "quote")
-            return [JobQuoted(id=job.id, quote_id=derived_id(job.id, job.version, "quote"),
-                              amount=command.amount, valid_until=command.valid_until,
-                              note=command.note)]
+            return [
+                JobQuoted(
+                    id=job.id,
+                    quote_id=derived_id(job.id, job.version, "quote"),
+                    amount=command.amount,
+                    valid_until=command.valid_until,
+                    note=command.note,
+                )
+            ]
         case AcceptQuote() | RejectQuote():
             if job.pending_quote is None:
                 raise InvalidTransition("job", job.status, _action(command), "there is no open quote")
@@ -195,16 +284,32 @@ def decide(command: JobCommand, job: Job, ctx: Context) -> list[JobEvent]:
                 return [QuoteAccepted(id=job.id, quote_id=job.pending_quote)]
             return [QuoteRejected(id=job.id, quote_id=job.pending_quote, reason=command.reason)]
         case ScheduleJob():
-            _require(job, {Status.NEW}, "schedule", "reschedule a scheduled job instead"
-                     if job.status is Status.SCHEDULED else "")
+            _require(
+                job,
+                {Status.NEW},
+                "schedule",
+                "reschedule a scheduled job instead" if job.status is Status.SCHEDULED else "",
+            )
             _schedulable(job)
-            return [JobScheduled(id=job.id, technician_ids=list(command.technician_ids),
-                                 start=command.start, duration_minutes=command.duration_minutes)]
+            return [
+                JobScheduled(
+                    id=job.id,
+                    technician_ids=list(command.technician_ids),
+                    start=command.start,
+                    duration_minutes=command.duration_minutes,
+                )
+            ]
         case RescheduleJob():
             _require(job, {Status.SCHEDULED}, "reschedule")
-            return [JobRescheduled(id=job.id, technician_ids=list(command.technician_ids),
-                                   start=command.start, duration_minutes=command.duration_minutes,
-                                   reason=command.reason)]
+            return [
+                JobRescheduled(
+                    id=job.id,
+                    technician_ids=list(command.technician_ids),
+                    start=command.start,
+                    duration_minutes=command.duration_minutes,
+                    reason=command.reason,
+                )
+            ]
         case UnassignJob():  # a scheduled job back to the pool, or a new one put there
             _require(job, {Status.SCHEDULED, Status.NEW}, "put it in the open pool")
             if job.in_pool:
@@ -216,18 +321,27 @@ def decide(command: JobCommand, job: Job, ctx: Context) -> list[JobEvent]:
             if not job.in_open_pool:
                 raise InvalidTransition("job", job.status, "take it", "it is not in the open pool")
             _schedulable(job)
-            return [JobTaken(id=job.id, technician_id=ctx.actor.technician_id,
-                             start=command.start or ctx.now,
-                             duration_minutes=command.duration_minutes)]
+            return [
+                JobTaken(
+                    id=job.id,
+                    technician_id=ctx.actor.technician_id,
+                    start=command.start or ctx.now,
+                    duration_minutes=command.duration_minutes,
+                )
+            ]
         case StartWork():
             _require(job, WORKABLE, "start work")
             technician = _acting_technician(job, command.technician_id, ctx, "start work")
             if technician in job.running:
-                raise InvalidTransition("job", job.status, "start work",
-                                        "the stopwatch is already running")
-            return [WorkStarted(id=job.id, technician_id=technician,
-                                entry_id=derived_id(job.id, job.version, technician),
-                                started_at=_when(command.at, ctx))]
+                raise InvalidTransition("job", job.status, "start work", "the stopwatch is already running")
+            return [
+                WorkStarted(
+                    id=job.id,
+                    technician_id=technician,
+                    entry_id=derived_id(job.id, job.version, technician),
+                    started_at=_when(command.at, ctx),
+                )
+            ]
         case StopWork():
             technician = _acting_technician(job, command.technician_id, ctx, "stop work")
             if technician not in job.running:
@@ -239,11 +353,18 @@ def decide(command: JobCommand, job: Job, ctx: Context) -> list[JobEvent]:
         case AddTimeEntry():
             _require(job, WORKABLE | {Status.COMPLETED, Status.ON_HOLD}, "add time")
             technician = _acting_technician(job, command.technician_id, ctx, "add time")
-            return [TimeEntryAdded(id=job.id, technician_id=technician,
-                                   entry_id=derived_id(job.id, job.version, "entry"),
-                                   started_at=command.started_at, minutes=command.minutes,
-                                   billable=command.billable, activity=command.activity,
-                                   note=command.note)]
+            return [
+                TimeEntryAdded(
+                    id=job.id,
+                    technician_id=technician,
+                    entry_id=derived_id(job.id, job.version, "entry"),
+                    started_at=command.started_at,
+                    minutes=command.minutes,
+                    billable=command.billable,
+                    activity=command.activity,
+                    note=command.note,
+                )
+            ]
         case CorrectTimeEntry():
             _require(job, WORKABLE | {Status.COMPLETED, Status.ON_HOLD}, "correct time")
             entry = job.entries.get(command.entry_id)
@@ -251,56 +372,88 @@ def decide(command: JobCommand, job: Job, ctx: Context) -> list[JobEvent]:
                 raise Invalid("entry_id", f"no time entry {command.entry_id} on this job")
             if ctx.actor.role is Role.TECHNICIAN and entry.technician_id != ctx.actor.technician_id:
                 raise Forbidden("a technician may correct only their own time")
-            return [TimeEntryCorrected(id=job.id, entry_id=command.entry_id,
-                                       minutes=command.minutes, billable=command.billable,
-                                       reason=command.reason)]
+            return [
+                TimeEntryCorrected(
+                    id=job.id,
+                    entry_id=command.entry_id,
+                    minutes=command.minutes,
+                    billable=command.billable,
+                    reason=command.reason,
+                )
+            ]
         case AddNote():
             return [NoteAdded(id=job.id, text=command.text)]
         case AttachPhoto():
             _require(job, WORKABLE | {Status.COMPLETED, Status.ON_HOLD}, "attach a photo")
-            return [PhotoAttached(id=job.id, photo_id=command.photo_id, name=command.name,
-                                  media_type=command.media_type, size=command.size, sha256=command.sha256,
-                                  caption=command.caption)]
+            return [
+                PhotoAttached(
+                    id=job.id,
+                    photo_id=command.photo_id,
+                    name=command.name,
+                    media_type=command.media_type,
+                    size=command.size,
+                    sha256=command.sha256,
+                    caption=command.caption,
+                )
+            ]
         case UseMaterial():
             _require(job, WORKABLE | {Status.COMPLETED}, "record material")
-            return [MaterialUsed(id=job.id, code=command.code, description=command.description,
-                                 quantity=command.quantity, unit=command.unit,
-                                 unit_price=command.unit_price, billable=command.billable,
-                                 discount_percent=command.discount_percent)]
+            return [
+                MaterialUsed(
+                    id=job.id,
+                    code=command.code,
+                    description=command.description,
+                    quantity=command.quantity,
+                    unit=command.unit,
+                    unit_price=command.unit_price,
+                    billable=command.billable,
+                    discount_percent=command.discount_percent,
+                )
+            ]
         case WarnSlaAtRisk():
             if ctx.actor.role is not Role.ADMIN:
                 raise Forbidden("the scheduler flags SLAs at risk")
             deadline = job.sla_deadline
-            if (job.status not in OPEN | {Status.ON_HOLD} or job.priority is not Priority.URGENT
-                    or deadline is None or job.sla_warned_for == deadline
-                    or deadline - ctx.now > timedelta(minutes=command.within_minutes)):
+            if (
+                job.status not in OPEN | {Status.ON_HOLD}
+                or job.priority is not Priority.URGENT
+                or deadline is None
+                or job.sla_warned_for == deadline
+                or deadline - ctx.now > timedelta(minutes=command.within_minutes)
+            ):
                 return []  # not at risk, or the office knows
             left = (deadline - ctx.now) // timedelta(minutes=1)
             return [SlaAtRisk(id=job.id, deadline=deadline, minutes_left=left)]
         case RequestInterimInvoice():
             if ctx.actor.role not in (Role.OFFICE, Role.ADMIN):
                 raise Forbidden("only the office asks for an interim invoice")
-            _require(job, WORKABLE | {Status.ON_HOLD}, "invoice the work to date",
-                     "a completed job gets its final invoice" if job.status is Status.COMPLETED else "")
+            _require(
+                job,
+                WORKABLE | {Status.ON_HOLD},
+                "invoice the work to date",
+                "a completed job gets its final invoice" if job.status is Status.COMPLETED else "",
+            )
             return [InterimInvoiceRequested(id=job.id, request_id=derived_id(job.id, job.version, "interim"))]
         case CompleteJob():
-            _require(job, {Status.IN_PROGRESS}, "complete",
-                     "start work first" if job.status is Status.SCHEDULED else "")
-            return [*stop_all_running(job, ctx),
-                    JobCompleted(id=job.id, summary=command.summary,
-                                 first_visit=command.first_visit and job.visits <= 1)]
+            _require(
+                job, {Status.IN_PROGRESS}, "complete", "start work first" if job.status is Status.SCHEDULED else ""
+            )
+            return [
+                *stop_all_running(job, ctx),
+                JobCompleted(id=job.id, summary=command.summary, first_visit=command.first_visit and job.visits <= 1),
+            ]
         case SignOffJob():
             # the invoice may already be out (issued on completion): the signature still counts
             _require(job, {Status.COMPLETED, Status.INVOICED}, "sign off")
             if job.signed_off_by:
-                raise InvalidTransition("job", job.status, "sign off",
-                                        f"already signed off by {job.signed_off_by}")
-            return [JobSignedOff(id=job.id, signed_by=command.signed_by,
-                                 signature=command.signature)]
+                raise InvalidTransition("job", job.status, "sign off", f"already signed off by {job.signed_off_by}")
+            return [JobSignedOff(id=job.id, signed_by=command.signed_by, signature=command.signature)]
         case PutJobOnHold():
             _require(job, OPEN, "put on hold")
-            return [*stop_all_running(job, ctx),
-                    JobPutOnHold(id=job.id, reason=command.reason, previous_status=job.status)]
+            return [
+                *stop_all_running(job, ctx),
+                JobPutOnHold(id=job.id, reason=command.reason, previous_status=job.status),
+            ]
         case ResumeJob():
             _require(job, {Status.ON_HOLD}, "resume")
             previous = job.status_before_hold or Status.NEW
@@ -336,16 +489,24 @@ def evolve(job: Job, event: JobEvents) -> Job:
     job = replace(job, version=job.version + 1, status=status_after(before, event))
     match event:
         case JobRequested():
-            return replace(job, customer_id=event.customer_id,
-                           site_address=event.site_address, description=event.description,
-                           job_type=event.job_type, priority=event.priority,
-                           sla_deadline=event.sla_deadline, billing_kind=event.billing_kind)
+            return replace(
+                job,
+                customer_id=event.customer_id,
+                site_address=event.site_address,
+                description=event.description,
+                job_type=event.job_type,
+                priority=event.priority,
+                sla_deadline=event.sla_deadline,
+                billing_kind=event.billing_kind,
+            )
         case SlaAtRisk():
             return replace(job, sla_warned_for=event.deadline)
         case JobDetailsChanged():
-            return replace(job, site_address=event.site_address or job.site_address,
-                           description=event.description if event.description is not None
-                           else job.description)
+            return replace(
+                job,
+                site_address=event.site_address or job.site_address,
+                description=event.description if event.description is not None else job.description,
+            )
         case JobQuoted():
             return replace(job, pending_quote=event.quote_id)
         case QuoteAccepted():
@@ -353,29 +514,45 @@ def evolve(job: Job, event: JobEvents) -> Job:
         case QuoteRejected():
             return replace(job, pending_quote=None)
         case JobScheduled() | JobRescheduled():
-            return replace(job, technician_ids=tuple(event.technician_ids),
-                           start=event.start, duration_minutes=event.duration_minutes,
-                           in_pool=False)
+            return replace(
+                job,
+                technician_ids=tuple(event.technician_ids),
+                start=event.start,
+                duration_minutes=event.duration_minutes,
+                in_pool=False,
+            )
         case JobUnassigned():
             return replace(job, technician_ids=(), start=None, in_pool=True)
         case JobTaken():
-            return replace(job, technician_ids=(event.technician_id,),
-                           start=event.start, duration_minutes=event.duration_minutes,
-                           in_pool=False)
+            return replace(
+                job,
+                technician_ids=(event.technician_id,),
+                start=event.start,
+                duration_minutes=event.duration_minutes,
+                in_pool=False,
+            )
         case WorkStarted():
             running = {**job.running, event.technician_id: (event.entry_id, event.started_at)}
             visits = job.visits + (0 if before is Status.IN_PROGRESS else 1)
             return replace(job, running=running, visits=visits)
         case WorkStopped():
             running = {k: v for k, v in job.running.items() if k != event.technician_id}
-            entry = TimeEntry(technician_id=event.technician_id, started_at=event.started_at,
-                              minutes=event.minutes, billable=event.billable,
-                              activity=event.activity)
+            entry = TimeEntry(
+                technician_id=event.technician_id,
+                started_at=event.started_at,
+                minutes=event.minutes,
+                billable=event.billable,
+                activity=event.activity,
+            )
             return replace(job, running=running, entries={**job.entries, event.entry_id: entry})
         case TimeEntryAdded():
-            entry = TimeEntry(technician_id=event.technician_id, started_at=event.started_at,
-                              minutes=event.minutes, billable=event.billable,
-                              activity=event.activity)
+            entry = TimeEntry(
+                technician_id=event.technician_id,
+                started_at=event.started_at,
+                minutes=event.minutes,
+                billable=event.billable,
+                activity=event.activity,
+            )
             return replace(job, entries={**job.entries, event.entry_id: entry})
         case TimeEntryCorrected():
             old = job.entries[event.entry_id]
@@ -390,8 +567,7 @@ def evolve(job: Job, event: JobEvents) -> Job:
         case JobSignedOff():
             return replace(job, signed_off_by=event.signed_by)
         case JobPutOnHold():
-            return replace(job, status_before_hold=event.previous_status,
-                           running={})
+            return replace(job, status_before_hold=event.previous_status, running={})
         case JobResumed():
             return replace(job, status_before_hold=None)
         case JobCancelled():

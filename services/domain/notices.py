@@ -15,16 +15,17 @@ import msgspec
 from msgspec.structs import replace
 
 from events.contract import (
-    MessageEvents, RecipientEvents,
     ChangeNotificationPreferences,
     DeliveryAttempted,
     DeliveryFailed,
     DeliveryUncertain,
     MessageDelivered,
+    MessageEvents,
     MessageQueued,
     NotificationPreferencesChanged,
     PushSubscriptionRegistered,
     PushSubscriptionRemoved,
+    RecipientEvents,
     RedeliveryRequested,
     RegisterPushSubscription,
     RequestRedelivery,
@@ -75,18 +76,34 @@ def decide_recipient(command: RecipientCommand, recipient: Recipient, ctx: Conte
                 ZoneInfo(command.timezone)
             except (ZoneInfoNotFoundError, ValueError):
                 raise Invalid("timezone", f"unknown time zone {command.timezone!r}") from None
-            return [NotificationPreferencesChanged(
-                id=recipient.id, user_name=ctx.actor.id, alerts=sorted({a.value for a in command.alerts}),
-                quiet_from=command.quiet_from, quiet_until=command.quiet_until, timezone=command.timezone)]
+            return [
+                NotificationPreferencesChanged(
+                    id=recipient.id,
+                    user_name=ctx.actor.id,
+                    alerts=sorted({a.value for a in command.alerts}),
+                    quiet_from=command.quiet_from,
+                    quiet_until=command.quiet_until,
+                    timezone=command.timezone,
+                )
+            ]
         case RegisterPushSubscription():
             events: list[object] = []
             others = [e for e in recipient.endpoints if e != command.endpoint]
             if len(others) >= MAX_SUBSCRIPTIONS:
-                events.append(PushSubscriptionRemoved(id=recipient.id, endpoint=others[0],
-                                                      reason=f"more than {MAX_SUBSCRIPTIONS} devices"))
-            events.append(PushSubscriptionRegistered(
-                id=recipient.id, user_name=ctx.actor.id, endpoint=command.endpoint,
-                p256dh=command.keys.p256dh, auth=command.keys.auth))
+                events.append(
+                    PushSubscriptionRemoved(
+                        id=recipient.id, endpoint=others[0], reason=f"more than {MAX_SUBSCRIPTIONS} devices"
+                    )
+                )
+            events.append(
+                PushSubscriptionRegistered(
+                    id=recipient.id,
+                    user_name=ctx.actor.id,
+                    endpoint=command.endpoint,
+                    p256dh=command.keys.p256dh,
+                    auth=command.keys.auth,
+                )
+            )
             return events
     raise ValueError(f"no decision for {type(command).__name__}")
 
@@ -123,6 +140,7 @@ def decide_message(command: MessageCommand, message: Message, ctx: Context) -> l
     if message.version == 0:
         raise NotFound("message", message.id)
     if message.state not in ("failed", "uncertain"):
-        raise InvalidTransition("message", message.state, "send it again",
-                                "only a failed or uncertain message is sent again")
+        raise InvalidTransition(
+            "message", message.state, "send it again", "only a failed or uncertain message is sent again"
+        )
     return [RedeliveryRequested(id=message.id, reason=command.reason)]

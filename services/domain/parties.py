@@ -10,14 +10,46 @@ import msgspec
 from msgspec.structs import replace
 
 from events.contract import (
-    CustomerEvents, PrepaidBalanceLow, PrepaidHoursConsumed, PriceListEvents, TechnicianEvents, TokenEvents,
-    ActivityPriced, ActivityRemoved, Address, ChangeCustomerDetails, ChangeTechnicianDetails,
-    AgreeRetainer, CreatePriceList, CustomerDetailsChanged, CustomerEvent, CustomerRegistered, EndRetainer,
-    HoursPackageSold, RetainerAgreed, RetainerEnded, SellHoursPackage,
-    DeactivateTechnician, PriceActivity, PriceListCreated, PriceListEvent, ReactivateTechnician,
-    RegisterCustomer, RegisterTechnician, RemoveActivity, StopwatchStarted, StopwatchStopped,
-    TechnicianDeactivated, TechnicianDetailsChanged, TechnicianEvent, TechnicianReactivated,
-    TechnicianRegistered, TokenIssued, TokenRevoked, Role, Unit,
+    ActivityPriced,
+    ActivityRemoved,
+    Address,
+    AgreeRetainer,
+    ChangeCustomerDetails,
+    ChangeTechnicianDetails,
+    CreatePriceList,
+    CustomerDetailsChanged,
+    CustomerEvent,
+    CustomerEvents,
+    CustomerRegistered,
+    DeactivateTechnician,
+    EndRetainer,
+    HoursPackageSold,
+    PrepaidBalanceLow,
+    PrepaidHoursConsumed,
+    PriceActivity,
+    PriceListCreated,
+    PriceListEvent,
+    PriceListEvents,
+    ReactivateTechnician,
+    RegisterCustomer,
+    RegisterTechnician,
+    RemoveActivity,
+    RetainerAgreed,
+    RetainerEnded,
+    Role,
+    SellHoursPackage,
+    StopwatchStarted,
+    StopwatchStopped,
+    TechnicianDeactivated,
+    TechnicianDetailsChanged,
+    TechnicianEvent,
+    TechnicianEvents,
+    TechnicianReactivated,
+    TechnicianRegistered,
+    TokenEvents,
+    TokenIssued,
+    TokenRevoked,
+    Unit,
 )
 from services.domain.common import Context, Forbidden, Invalid, InvalidTransition, NotFound, derived_id
 
@@ -78,18 +110,33 @@ def decide_customer(command: CustomerCommand, customer: Customer, ctx: Context) 
         case RegisterCustomer():
             if customer.version:
                 raise InvalidTransition("customer", "registered", "register it again")
-            return [CustomerRegistered(id=customer.id, **_fields(
-                command, email=command.email or "", currency=command.currency or ctx.company_currency,
-                language=command.language or language_of(command.billing_address.country)))]
+            return [
+                CustomerRegistered(
+                    id=customer.id,
+                    **_fields(
+                        command,
+                        email=command.email or "",
+                        currency=command.currency or ctx.company_currency,
+                        language=command.language or language_of(command.billing_address.country),
+                    ),
+                )
+            ]
         case ChangeCustomerDetails():
             changes = {k: v for k, v in msgspec.structs.asdict(command).items() if v is not None}
             if not changes:
                 raise Invalid("body", "name at least one detail to change")
             return [CustomerDetailsChanged(id=customer.id, **changes)]
         case AgreeRetainer():
-            return [RetainerAgreed(id=customer.id, retainer_id=derived_id(customer.id, customer.version, "retainer"),
-                                   description=command.description, amount=command.amount,
-                                   vat_rate=command.vat_rate, first_month=command.first_month)]
+            return [
+                RetainerAgreed(
+                    id=customer.id,
+                    retainer_id=derived_id(customer.id, customer.version, "retainer"),
+                    description=command.description,
+                    amount=command.amount,
+                    vat_rate=command.vat_rate,
+                    first_month=command.first_month,
+                )
+            ]
         case EndRetainer():
             retainer = customer.retainers.get(command.retainer_id)
             if retainer is None:
@@ -100,9 +147,15 @@ def decide_customer(command: CustomerCommand, customer: Customer, ctx: Context) 
                 raise Invalid("last_month", f"the retainer starts in {retainer.first_month}")
             return [RetainerEnded(id=customer.id, retainer_id=command.retainer_id, last_month=command.last_month)]
         case SellHoursPackage():
-            return [HoursPackageSold(id=customer.id, package_id=derived_id(customer.id, customer.version, "hours"),
-                                     hours=command.hours, warn_below_hours=command.warn_below_hours,
-                                     note=command.note)]
+            return [
+                HoursPackageSold(
+                    id=customer.id,
+                    package_id=derived_id(customer.id, customer.version, "hours"),
+                    hours=command.hours,
+                    warn_below_hours=command.warn_below_hours,
+                    note=command.note,
+                )
+            ]
         case _:
             assert_never(command)
 
@@ -117,8 +170,9 @@ def evolve_customer(customer: Customer, event: CustomerEvents) -> Customer:
             ended = replace(customer.retainers[event.retainer_id], ended=True)
             return replace(customer, retainers={**customer.retainers, event.retainer_id: ended})
         case CustomerRegistered() | CustomerDetailsChanged():
-            fields = {k: v for k, v in msgspec.structs.asdict(event).items()
-                      if k not in ("id", "meta") and v is not None}
+            fields = {
+                k: v for k, v in msgspec.structs.asdict(event).items() if k not in ("id", "meta") and v is not None
+            }
             return replace(customer, **fields)
         case HoursPackageSold() | PrepaidHoursConsumed() | PrepaidBalanceLow():  # the invoicer's to count
             return customer
@@ -177,8 +231,9 @@ def evolve_technician(tech: Technician, event: TechnicianEvents) -> Technician:
     tech = replace(tech, version=tech.version + 1)
     match event:
         case TechnicianRegistered() | TechnicianDetailsChanged():
-            fields = {k: v for k, v in msgspec.structs.asdict(event).items()
-                      if k not in ("id", "meta") and v is not None}
+            fields = {
+                k: v for k, v in msgspec.structs.asdict(event).items() if k not in ("id", "meta") and v is not None
+            }
             return replace(tech, **fields)
         case TechnicianDeactivated():
             return replace(tech, active=False)
@@ -187,8 +242,7 @@ def evolve_technician(tech: Technician, event: TechnicianEvents) -> Technician:
         case StopwatchStarted():
             return replace(tech, running_job_id=event.job_id)
         case StopwatchStopped():
-            return replace(tech, running_job_id=None if tech.running_job_id == event.job_id
-                           else tech.running_job_id)
+            return replace(tech, running_job_id=None if tech.running_job_id == event.job_id else tech.running_job_id)
         case _:
             assert_never(event)
 
@@ -241,15 +295,25 @@ def evolve_price_list(prices: PriceList, event: PriceListEvents) -> PriceList:
     prices = replace(prices, version=prices.version + 1)
     match event:
         case PriceListCreated():
-            return replace(prices, name=event.name, currency=event.currency,
-                           is_default=event.is_default, customer_id=event.customer_id)
+            return replace(
+                prices,
+                name=event.name,
+                currency=event.currency,
+                is_default=event.is_default,
+                customer_id=event.customer_id,
+            )
         case ActivityPriced():
-            activity = Activity(code=event.code, name=event.name, unit=event.unit, rate=event.rate,
-                                minimum_charge=event.minimum_charge, vat_rate=event.vat_rate)
+            activity = Activity(
+                code=event.code,
+                name=event.name,
+                unit=event.unit,
+                rate=event.rate,
+                minimum_charge=event.minimum_charge,
+                vat_rate=event.vat_rate,
+            )
             return replace(prices, activities={**prices.activities, event.code: activity})
         case ActivityRemoved():
-            return replace(prices, activities={k: v for k, v in prices.activities.items()
-                                               if k != event.code})
+            return replace(prices, activities={k: v for k, v in prices.activities.items() if k != event.code})
         case _:
             assert_never(event)
 
@@ -270,8 +334,7 @@ def evolve_token(token: Token, event: TokenEvents) -> Token:
     token = replace(token, version=token.version + 1)
     match event:
         case TokenIssued():
-            return replace(token, user_name=event.user_name, role=event.role,
-                           technician_id=event.technician_id)
+            return replace(token, user_name=event.user_name, role=event.role, technician_id=event.technician_id)
         case TokenRevoked():
             return replace(token, revoked=True)
         case _:

@@ -9,8 +9,8 @@ future matches the plan. Running it again once that is done finds nothing to do.
 
 from __future__ import annotations
 
-from typing import assert_never
 from datetime import UTC, datetime, timedelta
+from typing import assert_never
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,13 +19,13 @@ from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule, rrulestr
 from msgspec.structs import replace
 
 from events.contract import (
-    RecurrenceEvents,
     ChangeRecurringService,
     DefineRecurringService,
     EndRecurringService,
     OccurrenceGenerated,
     OccurrenceWithdrawn,
     RecordOccurrence,
+    RecurrenceEvents,
     RecurringPlan,
     RecurringServiceChanged,
     RecurringServiceDefined,
@@ -62,11 +62,13 @@ def evolve_recurrence(state: Recurrence, event: RecurrenceEvents) -> Recurrence:
         case RecurringServiceEnded():
             return replace(state, ended_after=event.after)
         case OccurrenceGenerated():
-            return replace(state, occurrences={**state.occurrences,
-                                               event.at: Occurrence(event.job_id, event.plan_version)})
+            return replace(
+                state, occurrences={**state.occurrences, event.at: Occurrence(event.job_id, event.plan_version)}
+            )
         case OccurrenceWithdrawn():
-            return replace(state, occurrences={**state.occurrences,
-                                               event.at: Occurrence(event.job_id, 0, withdrawn=True)})
+            return replace(
+                state, occurrences={**state.occurrences, event.at: Occurrence(event.job_id, 0, withdrawn=True)}
+            )
         case _:
             assert_never(event)
 
@@ -97,7 +99,7 @@ def parse_rule(text: str, start: datetime) -> rrule:
         raise ValueError(f"not an RFC 5545 recurrence rule ({error})") from None
     if not isinstance(rule, rrule):
         raise ValueError("one RRULE only")
-    if rule._freq not in FREQUENCIES:  # noqa: SLF001 - dateutil keeps the frequency private
+    if rule._freq not in FREQUENCIES:
         raise ValueError("a visit repeats at most daily: FREQ is DAILY, WEEKLY, MONTHLY or YEARLY")
     return rule
 
@@ -114,7 +116,7 @@ def _check(plan: RecurringPlan, now: datetime) -> RecurringPlan:
         rule = parse_rule(plan.rule, plan.start)
     except ValueError as error:
         raise Invalid("rule", str(error)) from None
-    until = rule._until  # noqa: SLF001 - dateutil keeps UNTIL private
+    until = rule._until
     latest = now + RULE_AHEAD
     if until is not None and (until if until.tzinfo else until.replace(tzinfo=UTC)) > latest:
         raise Invalid("rule", f"UNTIL must be at most {latest.date().isoformat()} (ten years ahead)")
@@ -134,19 +136,30 @@ def decide_recurrence(command: RecurrenceCommand, state: Recurrence, ctx: Contex
             if state.version:
                 raise InvalidTransition("recurring service", "defined", "define it again")
             plan = RecurringPlan(
-                customer_id=command.customer_id, site_address=command.site_address, job_type=command.job_type,
-                description=command.description, scope=command.scope, technician_ids=list(command.technician_ids),
-                rule=command.rule, start=command.start, timezone=command.timezone,
-                duration_minutes=command.duration_minutes, horizon_days=command.horizon_days,
-                billing_kind=command.billing_kind)
+                customer_id=command.customer_id,
+                site_address=command.site_address,
+                job_type=command.job_type,
+                description=command.description,
+                scope=command.scope,
+                technician_ids=list(command.technician_ids),
+                rule=command.rule,
+                start=command.start,
+                timezone=command.timezone,
+                duration_minutes=command.duration_minutes,
+                horizon_days=command.horizon_days,
+                billing_kind=command.billing_kind,
+            )
             return [RecurringServiceDefined(id=state.id, plan=_check(plan, ctx.now))]
     if state.plan is None:
         raise NotFound("recurring service", state.id)
     match command:
         case ChangeRecurringService():
             _still_running(state, ctx, "change it")
-            given = {f: getattr(command, f) for f in command.__struct_fields__
-                     if f != "reason" and getattr(command, f) is not None}
+            given = {
+                f: getattr(command, f)
+                for f in command.__struct_fields__
+                if f != "reason" and getattr(command, f) is not None
+            }
             plan = _check(replace(state.plan, **given), ctx.now)
             if plan == state.plan:
                 return []
@@ -158,8 +171,9 @@ def decide_recurrence(command: RecurrenceCommand, state: Recurrence, ctx: Contex
             known = state.occurrences.get(command.at)
             if known is not None and known.job_id == command.job_id and known.plan_version == state.plan_version:
                 return []  # recorded already: a retried generation
-            return [OccurrenceGenerated(id=state.id, at=command.at, job_id=command.job_id,
-                                        plan_version=state.plan_version)]
+            return [
+                OccurrenceGenerated(id=state.id, at=command.at, job_id=command.job_id, plan_version=state.plan_version)
+            ]
         case WithdrawOccurrence():
             known = state.occurrences.get(command.at)
             if known is None or known.withdrawn:
@@ -198,6 +212,9 @@ def to_generate(state: Recurrence, now: datetime) -> Plan:
     wanted = {at for at in planned if at <= until}
     create = sorted(at for at in wanted if at not in live)
     move = sorted((at, o.job_id) for at, o in live.items() if at in wanted and o.plan_version < state.plan_version)
-    withdraw = sorted((at, o.job_id) for at, o in live.items()
-                      if at not in planned or (state.ended_after is not None and at > state.ended_after))
+    withdraw = sorted(
+        (at, o.job_id)
+        for at, o in live.items()
+        if at not in planned or (state.ended_after is not None and at > state.ended_after)
+    )
     return Plan(create, move, withdraw)

@@ -11,8 +11,8 @@ the slot can be claimed again (at the version seen, so again by one booking only
 
 from __future__ import annotations
 
-from typing import assert_never
 from datetime import datetime, timedelta
+from typing import assert_never
 from uuid import UUID
 
 import msgspec

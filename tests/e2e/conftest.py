@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
 import os
 import queue
@@ -15,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,8 +83,9 @@ def alive(pid: int) -> bool:
 
 def described(pid: int) -> str:
     try:
-        status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                      if ":\t" in line)
+        status = dict(
+            line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":\t" in line
+        )
         command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return f"{pid} (gone)"
@@ -130,10 +130,14 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def jobstream_up(clean_env: dict[str, str]) -> Iterator[tuple[Running, int]]:
     port = free_port()
-    process = subprocess.Popen([*JOBSTREAM, "up", "--demo", "--port", str(port),
-                                "--read-port", str(free_port())], env=clean_env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [*JOBSTREAM, "up", "--demo", "--port", str(port), "--read-port", str(free_port())],
+        env=clean_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     running = Running(process, Path(clean_env["JOBSTREAM_DATA"]))
     yield running, port
     tree = descendants(process.pid)
@@ -155,10 +159,9 @@ def jobstream_up(clean_env: dict[str, str]) -> Iterator[tuple[Running, int]]:
     assert "Violation" not in log, [line for line in log.splitlines() if "Violation" in line]
 
 
-
-
-async def stream_events_of(nats_url: str, subject: str, topic: str, count: int,
-                           timeout: float = 30.0, where: Any = None) -> tuple[int, list[dict[str, Any]]]:
+async def stream_events_of(
+    nats_url: str, subject: str, topic: str, count: int, timeout: float = 30.0, where: Any = None
+) -> tuple[int, list[dict[str, Any]]]:
     """Wait on the stream itself until ``count`` events of this type (that ``where`` accepts)
     are stored under ``subject`` (a wildcard filter): their last stream position, and the
     events. No polling, no sleeping."""
@@ -194,8 +197,9 @@ async def stream_events_of(nats_url: str, subject: str, topic: str, count: int,
     return last, found
 
 
-def wait_for_events(nats_url: str, subject: str, topic: str, count: int,
-                    timeout: float = 30.0, where: Any = None) -> tuple[int, list[dict[str, Any]]]:
+def wait_for_events(
+    nats_url: str, subject: str, topic: str, count: int, timeout: float = 30.0, where: Any = None
+) -> tuple[int, list[dict[str, Any]]]:
     """stream_events_of, from synchronous code (a thread of its own: Playwright's sync API
     already runs an event loop on this one)."""
     import asyncio

@@ -8,13 +8,14 @@ import httpx
 from playwright.sync_api import Browser, expect
 
 from tests.e2e.conftest import Running
-from tests.e2e.test_dashboard import PHONE, browser, shot, sign_in  # noqa: F401 - the browser fixture
+from tests.e2e.test_dashboard import PHONE, browser, shot, sign_in
 
 __all__ = ["browser"]
 
 
 def test_a_customer_books_a_visit_on_a_phone_and_the_office_plans_a_recurring_service(
-        jobstream_up: tuple[Running, int], browser: Browser) -> None:  # noqa: F811
+    jobstream_up: tuple[Running, int], browser: Browser
+) -> None:
     expect.set_options(timeout=20_000)
     running, _port = jobstream_up
     office_token = running.wait_for(r"office \(Olga\)\s+(js_\S+)").group(1)

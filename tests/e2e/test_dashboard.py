@@ -19,8 +19,15 @@ from tests.e2e.conftest import Running, wait_for_events
 from tests.integration.test_payments import camt
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 
@@ -144,7 +151,8 @@ def test_the_board_works_on_a_phone(jobstream_up: tuple[Running, int], browser: 
 
 
 def test_invoices_and_a_bank_statement_in_the_browser(
-        jobstream_up: tuple[Running, int], browser: Browser, tmp_path: Path) -> None:
+    jobstream_up: tuple[Running, int], browser: Browser, tmp_path: Path
+) -> None:
     running, _port = jobstream_up
     nats_url = running.as_admin(running.wait_for(r"Started nats-server with JetStream at (nats://\S+)").group(1))
     office = running.wait_for(r"office \(Olga\)\s+(js_\S+)").group(1)
@@ -169,16 +177,23 @@ def test_invoices_and_a_bank_statement_in_the_browser(
     content_left = """td => Math.min(...Array.from(td.childNodes).flatMap(node => {
         const range = document.createRange(); range.selectNodeContents(node);
         return Array.from(range.getClientRects()).map(r => r.left); }))"""
-    lefts = [row.locator(f"td[data-label={label}]").evaluate(content_left) for label in ("Customer", "Email", "Documents")]
+    lefts = [
+        row.locator(f"td[data-label={label}]").evaluate(content_left) for label in ("Customer", "Email", "Documents")
+    ]
     assert max(lefts) - min(lefts) < 2, lefts
     shot(page, "invoices-phone")
     pdf = page.request.get(f"{dashboard}/invoices/{novak['id']}.pdf")
     assert pdf.ok and pdf.headers["content-type"] == "application/pdf" and pdf.body().startswith(b"%PDF")
 
     statement = tmp_path / "statement.xml"
-    statement.write_bytes(camt([("5550.00", "CZK", "Novák Stavby s.r.o.", "CZ6508000000192000145399",
-                                 f"Faktura {novak['number']}"),
-                                ("99.00", "CZK", "Neznámý plátce", "CZ5855000000001265098001", "záloha")]))
+    statement.write_bytes(
+        camt(
+            [
+                ("5550.00", "CZK", "Novák Stavby s.r.o.", "CZ6508000000192000145399", f"Faktura {novak['number']}"),
+                ("99.00", "CZK", "Neznámý plátce", "CZ5855000000001265098001", "záloha"),
+            ]
+        )
+    )
     page.goto(f"{dashboard}/payments")
     page.set_input_files("#statement-form input[name=statement]", str(statement))
     page.click("#statement-form button")
@@ -213,7 +228,8 @@ def test_invoices_and_a_bank_statement_in_the_browser(
 
 
 def test_the_office_releases_a_held_invoice_from_the_job_page(
-        jobstream_up: tuple[Running, int], browser: Browser) -> None:
+    jobstream_up: tuple[Running, int], browser: Browser
+) -> None:
     from services.domain.common import derived_id
 
     running, _port = jobstream_up
@@ -226,13 +242,18 @@ def test_the_office_releases_a_held_invoice_from_the_job_page(
     harbour, default_prices = derived_id("demo", "customer", "harbour"), derived_id("demo", "prices", "default")
 
     with httpx.Client(base_url=command_api, headers={"Authorization": f"Bearer {office}"}) as api:
+
         def ok(path: str, body: dict[str, object]) -> dict[str, object]:
             answer = api.post(path, json=body)
             assert answer.status_code in (200, 201), answer.text
             return answer.json()  # type: ignore[no-any-return]
 
-        job = str(ok("/jobs", {"customer_id": str(harbour), "job_type": "espresso-repair",
-                               "description": "Espresso machine leaks"})["id"])
+        job = str(
+            ok(
+                "/jobs",
+                {"customer_id": str(harbour), "job_type": "espresso-repair", "description": "Espresso machine leaks"},
+            )["id"]
+        )
         ok(f"/jobs/{job}/schedule", {"technician_ids": [jana.group(1)], "start": "2026-11-24T09:00:00Z"})
         ok(f"/jobs/{job}/start", {})
         ok(f"/jobs/{job}/materials", {"code": "valve-x", "description": "Valve X", "quantity": 1})  # no price
@@ -256,8 +277,10 @@ def test_the_office_releases_a_held_invoice_from_the_job_page(
         expect(page.locator("#release-form button")).to_have_text("Try invoicing again")
 
         # the office prices the valve on the default list: the invoicer releases the job by itself
-        ok(f"/price-lists/{default_prices}/activities", {"code": "valve-x", "name": "Valve X", "unit": "piece",
-                                                         "rate": "12.00", "vat_rate": "21"})
+        ok(
+            f"/price-lists/{default_prices}/activities",
+            {"code": "valve-x", "name": "Valve X", "unit": "piece", "rate": "12.00", "vat_rate": "21"},
+        )
         wait_for_events(nats_url, f"events.job.{job}", "JobInvoiced", 1)
         expect(page.locator("#job-status")).to_have_text("invoiced", timeout=10_000)
         expect(page.locator("#invoice")).to_contain_text("EUR")

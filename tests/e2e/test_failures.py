@@ -20,7 +20,8 @@ ADDRESS = {"street": "1 Quay Street", "city": "Dublin", "postal_code": "D02 X285
 
 
 def test_a_parked_event_is_shown_and_tried_again_once_its_cause_is_fixed(
-        jobstream_up: tuple[Running, int], browser: Browser) -> None:  # noqa: F811 - the fixture
+    jobstream_up: tuple[Running, int], browser: Browser
+) -> None:  # noqa: F811 - the fixture
     running, _port = jobstream_up
     office_token = running.wait_for(r"office \(Olga\)\s+(js_\S+)").group(1)
     jana = running.wait_for(r"technician \(jana, id (\S+)\)\s+(js_\S+)")
@@ -40,23 +41,43 @@ def test_a_parked_event_is_shown_and_tried_again_once_its_cause_is_fixed(
     prices = str(ok(office, "/price-lists", {"name": "Harbour rates", "currency": "EUR"})["id"])
     repair = {"code": "repair", "name": "Repair work", "unit": "started_hour", "vat_rate": "23"}
     ok(office, f"/price-lists/{prices}/activities", {**repair, "rate": "50.00"})
-    customer = ok(office, "/customers", {"name": "Harbour Café", "email": "hello@harbourcafe.example",
-                                         "billing_address": ADDRESS, "price_list_id": prices})["id"]
+    customer = ok(
+        office,
+        "/customers",
+        {
+            "name": "Harbour Café",
+            "email": "hello@harbourcafe.example",
+            "billing_address": ADDRESS,
+            "price_list_id": prices,
+        },
+    )["id"]
     # an old import stored a rate the door refuses today
     app = JobstreamApp({"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": nats_url})
     try:
-        straight(app, UUID(prices), ActivityPriced(id=UUID(prices), code="repair", name="Repair work",
-                                                   unit=Unit.STARTED_HOUR, rate=Decimal("Infinity"),
-                                                   vat_rate=Decimal(23)))
+        straight(
+            app,
+            UUID(prices),
+            ActivityPriced(
+                id=UUID(prices),
+                code="repair",
+                name="Repair work",
+                unit=Unit.STARTED_HOUR,
+                rate=Decimal("Infinity"),
+                vat_rate=Decimal(23),
+            ),
+        )
     finally:
         app.close()
-    job = ok(office, "/jobs", {"customer_id": customer, "job_type": "repair", "description": "Coffee machine leaks"})["id"]
+    job = ok(office, "/jobs", {"customer_id": customer, "job_type": "repair", "description": "Coffee machine leaks"})[
+        "id"
+    ]
     ok(office, f"/jobs/{job}/schedule", {"technician_ids": [jana_id], "start": "2026-11-24T09:00:00Z"})
     ok(tech, f"/jobs/{job}/start", {})
     ok(tech, f"/jobs/{job}/time-entries", {"started_at": "2026-11-24T09:00:00Z", "minutes": 60})
     ok(tech, f"/jobs/{job}/complete", {"summary": "Gasket replaced"})
-    _, (failed,) = wait_for_events(nats_url, "events.failure.*", "ProcessingFailed", 1,
-                                   where=lambda e: e["consumer"] == "invoicer")
+    _, (failed,) = wait_for_events(
+        nats_url, "events.failure.*", "ProcessingFailed", 1, where=lambda e: e["consumer"] == "invoicer"
+    )
     assert failed["aggregate_id"] == job and failed["error_type"] == "InvalidOperation"
 
     context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
@@ -74,10 +95,12 @@ def test_a_parked_event_is_shown_and_tried_again_once_its_cause_is_fixed(
     row.get_by_role("button", name="Try again").click()
     expect(page).to_have_url(f"{dashboard}/failures?position=" + page.url.rsplit("=", 1)[-1])
     wait_for_events(nats_url, "events.failure.*", "ProcessingResolved", 1, where=lambda e: e["id"] == failed["id"])
-    _, (invoice,) = wait_for_events(nats_url, "events.invoice.*", "InvoiceIssued", 1,
-                                    where=lambda e: e["job_id"] == job)
+    _, (invoice,) = wait_for_events(
+        nats_url, "events.invoice.*", "InvoiceIssued", 1, where=lambda e: e["job_id"] == job
+    )
     assert [(line["quantity"], line["unit_price"]) for line in invoice["lines"] if line["code"] == "repair"] == [
-        ("1", "80.00")]  # the hour at the rate as the office fixed it
+        ("1", "80.00")
+    ]  # the hour at the rate as the office fixed it
     page.reload()
     expect(page.locator("#open-failures")).to_contain_text("Nothing is set aside")
     expect(page.locator(f"#resolved-failures tr[data-failure='{failed['id']}']")).to_contain_text("Invoicing")

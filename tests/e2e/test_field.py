@@ -9,9 +9,9 @@ dashboard, and the customer's invoice arrives in the mail outbox, once.
 from __future__ import annotations
 
 import email
-import re
 import email.policy
 import io
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import httpx
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import Running, wait_for_events
-from tests.e2e.test_dashboard import PHONE, browser, shot, sign_in  # noqa: F401 - the browser fixture
+from tests.e2e.test_dashboard import PHONE, browser, shot, sign_in
 
 __all__ = ["browser"]
 
@@ -49,8 +49,9 @@ def settled(page: Page) -> None:
     expect(page.locator("#view")).not_to_have_attribute("aria-busy", "true")
 
 
-def test_a_technicians_day_on_a_phone(jobstream_up: tuple[Running, int], browser: Browser,  # noqa: F811
-                                      clean_env: dict[str, str], tmp_path: Path) -> None:
+def test_a_technicians_day_on_a_phone(
+    jobstream_up: tuple[Running, int], browser: Browser, clean_env: dict[str, str], tmp_path: Path
+) -> None:
     # the whole product runs on two shared cores beside the rest of the suite: be patient
     expect.set_options(timeout=20_000)
     running, _port = jobstream_up
@@ -64,8 +65,15 @@ def test_a_technicians_day_on_a_phone(jobstream_up: tuple[Running, int], browser
     office = httpx.Client(base_url=app_url, headers={"Authorization": f"Bearer {office_token}"}, timeout=30)
     # the read models have read the demo (waited on the stream position, as the API offers)
     loaded = office.get("/health").json()["position"]
-    assert httpx.get(f"{dashboard}/api/board", params={"position": loaded, "wait": 30}, timeout=40,
-                     headers={"Authorization": f"Bearer {office_token}"}).status_code == 200
+    assert (
+        httpx.get(
+            f"{dashboard}/api/board",
+            params={"position": loaded, "wait": 30},
+            timeout=40,
+            headers={"Authorization": f"Bearer {office_token}"},
+        ).status_code
+        == 200
+    )
 
     phone = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     page = phone.new_page()
@@ -82,8 +90,14 @@ def test_a_technicians_day_on_a_phone(jobstream_up: tuple[Running, int], browser
     # the office takes a request and gives it to Jana: it arrives live on her phone
     customers = httpx.get(f"{dashboard}/api/customers", headers={"Authorization": f"Bearer {office_token}"}).json()
     novak = next(c for c in customers if c["name"].startswith("Novák"))
-    job = office.post("/jobs", json={"customer_id": novak["id"], "job_type": "boiler-service",
-                                     "description": "Boiler pressure drops overnight"}).json()["id"]
+    job = office.post(
+        "/jobs",
+        json={
+            "customer_id": novak["id"],
+            "job_type": "boiler-service",
+            "description": "Boiler pressure drops overnight",
+        },
+    ).json()["id"]
     start = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
     assert office.post(f"/jobs/{job}/schedule", json={"technician_ids": [jana_id], "start": start}).status_code == 200
     expect(page.locator(".toast")).to_contain_text("New job: Boiler pressure drops overnight", timeout=20_000)
@@ -178,8 +192,14 @@ def test_a_technicians_day_on_a_phone(jobstream_up: tuple[Running, int], browser
 
     # the customer's invoice arrives in the mail outbox, with its PDF, once
     _, (invoiced,) = wait_for_events(nats_url, f"events.job.{job}", "JobInvoiced", 1, timeout=60)
-    _, delivered = wait_for_events(nats_url, "events.message.*", "MessageDelivered", 1, timeout=60,
-                                   where=lambda e: e["id"] == _invoice_message(nats_url, invoiced["invoice_id"]))
+    _, delivered = wait_for_events(
+        nats_url,
+        "events.message.*",
+        "MessageDelivered",
+        1,
+        timeout=60,
+        where=lambda e: e["id"] == _invoice_message(nats_url, invoiced["invoice_id"]),
+    )
     outbox = Path(clean_env["JOBSTREAM_DATA"]) / "outbox"
     sent = [m for m in mails(outbox) if invoiced["number"] in m["Subject"]]
     assert len(sent) == 1 and sent[0]["To"] == "ucetni@novak-stavby.example"
@@ -187,6 +207,12 @@ def test_a_technicians_day_on_a_phone(jobstream_up: tuple[Running, int], browser
 
 
 def _invoice_message(nats_url: str, invoice_id: str) -> str:
-    _, (queued,) = wait_for_events(nats_url, "events.message.*", "MessageQueued", 1, timeout=60,
-                                   where=lambda e: e.get("about_id") == invoice_id and e["channel"] == "email")
+    _, (queued,) = wait_for_events(
+        nats_url,
+        "events.message.*",
+        "MessageQueued",
+        1,
+        timeout=60,
+        where=lambda e: e.get("about_id") == invoice_id and e["channel"] == "email",
+    )
     return str(queued["id"])

@@ -32,8 +32,7 @@ async def next_event_of(nats_url: str, job: str, topic: str, timeout: float = 20
             if msg.headers and msg.headers.get(TOPIC_HEADER) == topic and not found.done():
                 found.set_result(json.loads(msg.data))
 
-        sub = await connection.jetstream().subscribe(f"events.job.{id_token(job)}", cb=delivered,
-                                                     ordered_consumer=True)
+        sub = await connection.jetstream().subscribe(f"events.job.{id_token(job)}", cb=delivered, ordered_consumer=True)
         try:
             return await asyncio.wait_for(found, timeout)
         finally:
@@ -43,8 +42,9 @@ async def next_event_of(nats_url: str, job: str, topic: str, timeout: float = 20
 
 
 def children_of(pid: int) -> list[int]:
-    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
-            for child in (task / "children").read_text().split()]
+    return [
+        int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()
+    ]
 
 
 def cmdline(pid: int) -> bytes:
@@ -52,7 +52,8 @@ def cmdline(pid: int) -> bytes:
 
 
 def test_up_demo_walk_a_job_list_its_events_and_stop(
-        jobstream_up: tuple[Running, int], clean_env: dict[str, str]) -> None:
+    jobstream_up: tuple[Running, int], clean_env: dict[str, str]
+) -> None:
     running, port = jobstream_up
     printed = running.wait_for(r"Started nats-server with JetStream at (nats://\S+)").group(1)
     nats_url = running.as_admin(printed)
@@ -72,13 +73,29 @@ def test_up_demo_walk_a_job_list_its_events_and_stop(
 
     as_office = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {office}"}, timeout=10)
     as_jana = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {jana_token}"}, timeout=10)
-    customer = as_office.post("/customers", json={"name": "Harbour Café", "billing_address": {
-        "street": "1 Quay Street", "city": "Dublin", "postal_code": "D02 X285", "country": "IE"}})
+    customer = as_office.post(
+        "/customers",
+        json={
+            "name": "Harbour Café",
+            "billing_address": {
+                "street": "1 Quay Street",
+                "city": "Dublin",
+                "postal_code": "D02 X285",
+                "country": "IE",
+            },
+        },
+    )
     assert customer.status_code == 201, customer.text
-    job = as_office.post("/jobs", json={"customer_id": customer.json()["id"], "job_type": "repair",
-                                        "description": "Coffee machine leaks"}).json()["id"]
-    assert as_office.post(f"/jobs/{job}/schedule", json={
-        "technician_ids": [jana], "start": "2026-11-24T09:00:00Z"}).status_code == 200
+    job = as_office.post(
+        "/jobs",
+        json={"customer_id": customer.json()["id"], "job_type": "repair", "description": "Coffee machine leaks"},
+    ).json()["id"]
+    assert (
+        as_office.post(
+            f"/jobs/{job}/schedule", json={"technician_ids": [jana], "start": "2026-11-24T09:00:00Z"}
+        ).status_code
+        == 200
+    )
     assert as_jana.post(f"/jobs/{job}/start", json={}).status_code == 200
     assert as_jana.post(f"/jobs/{job}/notes", json={"text": "Gasket replaced"}).status_code == 200
     done = as_jana.post(f"/jobs/{job}/complete", json={"summary": "Fixed"})
@@ -88,12 +105,20 @@ def test_up_demo_walk_a_job_list_its_events_and_stop(
     invoiced = asyncio.run(next_event_of(nats_url, job, "JobInvoiced"))
     assert invoiced["number"].startswith("FV/")
 
-    listed = subprocess.run([*JOBSTREAM, "events", "--job", job], env=clean_env,
-                            capture_output=True, text=True, timeout=60)
+    listed = subprocess.run(
+        [*JOBSTREAM, "events", "--job", job], env=clean_env, capture_output=True, text=True, timeout=60
+    )
     assert listed.returncode == 0, listed.stderr
     types = [line.split()[4] for line in listed.stdout.splitlines()]
-    assert types == ["JobRequested", "JobScheduled", "WorkStarted", "NoteAdded", "WorkStopped",
-                     "JobCompleted", "JobInvoiced"]
+    assert types == [
+        "JobRequested",
+        "JobScheduled",
+        "WorkStarted",
+        "NoteAdded",
+        "WorkStopped",
+        "JobCompleted",
+        "JobInvoiced",
+    ]
     assert "olga (office)" in listed.stdout and "jana (technician)" in listed.stdout
     assert "invoicer (system)" in listed.stdout
 
@@ -105,4 +130,3 @@ def test_up_demo_walk_a_job_list_its_events_and_stop(
         socket.create_connection((host, int(nats_port)), timeout=1).close()
     with pytest.raises(httpx.ConnectError):
         as_office.get("/health")
-

@@ -27,10 +27,14 @@ class Up:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.data = Path(env["JOBSTREAM_DATA"])
-        self.errors = open(self.data.parent / "up.stderr", "w+b")  # noqa: SIM115 - closed in close()
+        self.errors = open(self.data.parent / "up.stderr", "w+b")
         self.process = subprocess.Popen(
             [*JOBSTREAM, "up", "--demo", "--port", str(free_port()), "--read-port", str(free_port())],
-            env=env, stdout=subprocess.PIPE, stderr=self.errors, start_new_session=True)
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=self.errors,
+            start_new_session=True,
+        )
         assert self.process.stdout is not None
         self.output = self.process.stdout.fileno()
         self.said = b""
@@ -54,8 +58,9 @@ class Up:
         while True:
             self.tree |= descendants(self.process.pid)
             commands = [described(pid) for pid in self.tree]
-            if (any("multiprocessing.spawn" in c for c in commands)
-                    and any("multiprocessing.resource_tracker" in c for c in commands)):
+            if any("multiprocessing.spawn" in c for c in commands) and any(
+                "multiprocessing.resource_tracker" in c for c in commands
+            ):
                 return
             assert time.monotonic() < deadline, self.story(f"no render process in time: {commands}")
             if select.select([self.output], [], [], 0.05)[0]:  # keep the pipe drained
@@ -63,8 +68,10 @@ class Up:
 
     def story(self, what: str) -> str:
         self.errors.seek(0)
-        return (f"{what}\n--- up said:\n{self.said.decode(errors='replace')}\n--- on stderr:\n"
-                f"{self.errors.read().decode(errors='replace')[-6000:]}")
+        return (
+            f"{what}\n--- up said:\n{self.said.decode(errors='replace')}\n--- on stderr:\n"
+            f"{self.errors.read().decode(errors='replace')[-6000:]}"
+        )
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -119,16 +126,23 @@ def test_up_piped_into_head_stops_and_leaves_nothing(clean_env: dict[str, str]) 
     """`jobstream up | head -1`: head reads the first line and goes; up's next line finds no
     reader. It stops everything it started, and the pipeline ends."""
     data = Path(clean_env["JOBSTREAM_DATA"])
-    line = " ".join(shlex.quote(part) for part in [*JOBSTREAM, "up", "--port", str(free_port()),
-                                                    "--read-port", str(free_port())])
-    pipeline = subprocess.Popen(["sh", "-c", f"{line} | head -1"], env=clean_env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+    line = " ".join(
+        shlex.quote(part) for part in [*JOBSTREAM, "up", "--port", str(free_port()), "--read-port", str(free_port())]
+    )
+    pipeline = subprocess.Popen(
+        ["sh", "-c", f"{line} | head -1"],
+        env=clean_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         try:
             out, err = pipeline.communicate(timeout=UP_FOR)  # the shell waits for both sides of the pipe
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"up went on after head had gone: "
-                                 f"{[described(pid) for pid in running_with(data)]}") from None
+            raise AssertionError(
+                f"up went on after head had gone: {[described(pid) for pid in running_with(data)]}"
+            ) from None
         assert out.decode().startswith("Started nats-server with JetStream at nats://"), out
         assert left_behind(set(), data) == [], err.decode()
         assert b"BrokenPipeError" not in err and b"Traceback" not in err, err.decode()

@@ -58,8 +58,9 @@ class Api:
         return self.ok("/customers", {"name": "Novák Stavby", "billing_address": ADDRESS})["id"]  # type: ignore[no-any-return]
 
     def scheduled_job(self, tech: UUID, customer: str | None = None) -> str:
-        job = self.ok("/jobs", {"customer_id": customer or self.customer(), "job_type": "repair",
-                                "description": "Boiler leaks"})["id"]
+        job = self.ok(
+            "/jobs", {"customer_id": customer or self.customer(), "job_type": "repair", "description": "Boiler leaks"}
+        )["id"]
         self.ok(f"/jobs/{job}/schedule", {"technician_ids": [str(tech)], "start": "2026-11-23T09:00:00Z"})
         return job  # type: ignore[no-any-return]
 
@@ -95,8 +96,9 @@ def read_settings(stream_env: dict[str, str], read_model_url: str, **extra: Any)
 
 
 @contextlib.contextmanager
-def read_side(api: Api, stream_env: dict[str, str], read_model_url: str, who: str = "office",
-              **extra: Any) -> Iterator[TestClient]:
+def read_side(
+    api: Api, stream_env: dict[str, str], read_model_url: str, who: str = "office", **extra: Any
+) -> Iterator[TestClient]:
     """Every projection caught up with what the test stored, and the read API over them, as ``who``."""
     from read_api.app import create_app as create_read_app
     from tests.conftest import Projectors

@@ -20,7 +20,6 @@ from events.contract import decode_event
 from events.jetstream import NatsConnection, StreamSettings
 from invoicer.invoicing import Invoicer
 from invoicer.settings import Settings as InvoicerSettings
-
 from services.natsd import free_port
 from tests.conftest import Projectors, new_read_model
 from tests.integration.conftest import Api, read_settings
@@ -60,17 +59,28 @@ class Servers:
 @pytest.fixture
 def servers(api: Api, stream_env: dict[str, str], tmp_path: Path) -> Iterator[Servers]:
     from read_api.app import create_app as create_read_app
-    from services.api import Settings as CommandSettings, create_app as create_command_app
+    from services.api import Settings as CommandSettings
+    from services.api import create_app as create_command_app
 
     read_port, command_port = free_port(), free_port()
     with new_read_model("sqlite", tmp_path) as url:
         projectors = Projectors(stream_env, url)
         try:
-            reader = create_read_app(read_settings(stream_env, url, command_api_url=f"http://127.0.0.1:{command_port}",
-                                                   link_secret="matrix-secret"))
-            commands = create_command_app(CommandSettings(env={
-                **stream_env, "READ_API_URL": f"http://127.0.0.1:{read_port}", "VAPID_PUBLIC_KEY": "BPublicKeyForTests",
-                "JOBSTREAM_BOOKING_SERVICES": "boiler-service:hvac:60:Annual boiler service"}))
+            reader = create_read_app(
+                read_settings(
+                    stream_env, url, command_api_url=f"http://127.0.0.1:{command_port}", link_secret="matrix-secret"
+                )
+            )
+            commands = create_command_app(
+                CommandSettings(
+                    env={
+                        **stream_env,
+                        "READ_API_URL": f"http://127.0.0.1:{read_port}",
+                        "VAPID_PUBLIC_KEY": "BPublicKeyForTests",
+                        "JOBSTREAM_BOOKING_SERVICES": "boiler-service:hvac:60:Annual boiler service",
+                    }
+                )
+            )
             with serving(reader, read_port) as read, serving(commands, command_port) as command:
                 yield Servers(api, command, read, projectors, (commands, reader))
         finally:
@@ -80,12 +90,24 @@ def servers(api: Api, stream_env: dict[str, str], tmp_path: Path) -> Iterator[Se
 def invoiced_job(api: Api, tech: Any, env: dict[str, str]) -> tuple[str, str]:
     """A job of ``tech``'s, completed and invoiced by the real invoicer: (job id, invoice id)."""
     prices = api.ok("/price-lists", {"name": "Standard", "currency": "EUR", "is_default": True})["id"]
-    api.ok(f"/price-lists/{prices}/activities", {"code": "repair", "name": "Repair", "unit": "hour",
-                                                 "rate": "60.00", "vat_rate": "21"})
-    customer = api.ok("/customers", {"name": "Harbour Café", "phone": "+353 1 555 0101",
-                                     "email": "hello@harbourcafe.example", "billing_address": {
-                                         "street": "1 Quay Street", "city": "Dublin", "postal_code": "D02 X285",
-                                         "country": "IE"}})["id"]
+    api.ok(
+        f"/price-lists/{prices}/activities",
+        {"code": "repair", "name": "Repair", "unit": "hour", "rate": "60.00", "vat_rate": "21"},
+    )
+    customer = api.ok(
+        "/customers",
+        {
+            "name": "Harbour Café",
+            "phone": "+353 1 555 0101",
+            "email": "hello@harbourcafe.example",
+            "billing_address": {
+                "street": "1 Quay Street",
+                "city": "Dublin",
+                "postal_code": "D02 X285",
+                "country": "IE",
+            },
+        },
+    )["id"]
     job = api.scheduled_job(tech, customer)
     name = next(n for n, t in api.tokens.items() if n not in ("office", "accountant", "admin"))
     api.ok(f"/jobs/{job}/start", {}, who=name)
@@ -106,7 +128,8 @@ def invoiced_job(api: Api, tech: Any, env: dict[str, str]) -> tuple[str, str]:
 
 
 def test_a_technician_reads_on_the_command_api_only_their_own_jobs_the_pool_and_themselves(
-        api: Api, stream_env: dict[str, str]) -> None:
+    api: Api, stream_env: dict[str, str]
+) -> None:
     tom, eve = api.technician("tom"), api.technician("eve")
     job, invoice = invoiced_job(api, tom, stream_env)
     customer = api.get(f"/jobs/{job}").json()["customer_id"]
@@ -152,16 +175,37 @@ def test_a_role_that_may_not_send_a_command_is_refused_before_its_body_is_read(a
         assert api.post("/customers", {}, who).status_code == 403
     assert api.post(f"/jobs/{job}/schedule", {}, "office").status_code == 422  # the office may: the body is wrong
     # nor may an accountant attach a photo
-    photo = api.client.post(f"/jobs/{job}/photos", content=b"\x89PNG\r\n\x1a\n" + b"0" * 100,
-                            headers=api.headers("accountant", **{"Content-Type": "image/png"}))
+    photo = api.client.post(
+        f"/jobs/{job}/photos",
+        content=b"\x89PNG\r\n\x1a\n" + b"0" * 100,
+        headers=api.headers("accountant", **{"Content-Type": "image/png"}),
+    )
     assert photo.status_code == 403, photo.text
 
 
 TRAVERSALS = [
-    "..%2Fhealth", "..%2fhealth", "%2e%2e%2fhealth", "%2E%2E%2Fhealth", "..%252Fhealth", "..%252fhealth",
-    "%252e%252e%252fhealth", "..%5Chealth", "..%5chealth", "..%255Chealth", "..\\health", "%2e%2e/health",
-    "board%2F..%2F..%2Fhealth", "jobs%2F..%2F..%2Fhealth", "..%2F..%2Fhealth", "..%2Fdocs", "..%2Fopenapi.json",
-    "..%2Finvoices", "..%2F%2E%2E%2Fhealth", ".%2E%2Fhealth", "%2E.%2Fhealth", "..;%2Fhealth",
+    "..%2Fhealth",
+    "..%2fhealth",
+    "%2e%2e%2fhealth",
+    "%2E%2E%2Fhealth",
+    "..%252Fhealth",
+    "..%252fhealth",
+    "%252e%252e%252fhealth",
+    "..%5Chealth",
+    "..%5chealth",
+    "..%255Chealth",
+    "..\\health",
+    "%2e%2e/health",
+    "board%2F..%2F..%2Fhealth",
+    "jobs%2F..%2F..%2Fhealth",
+    "..%2F..%2Fhealth",
+    "..%2Fdocs",
+    "..%2Fopenapi.json",
+    "..%2Finvoices",
+    "..%2F%2E%2E%2Fhealth",
+    ".%2E%2Fhealth",
+    "%2E.%2Fhealth",
+    "..;%2Fhealth",
 ]
 
 
@@ -182,13 +226,19 @@ def test_the_technicians_read_door_forwards_only_the_reads_of_the_app(servers: S
             assert '"status":"ok"' not in answer.text.replace(" ", ""), path  # the read API's /health
 
 
-
-DOWNLOADS = ["/invoices/{invoice}.pdf", "/invoices/{invoice}.xml", "/credit-notes/{invoice}.pdf",
-             "/credit-notes/{invoice}.xml", "/proformas/{invoice}.pdf", "/jobs/{job}/photos/{invoice}"]
+DOWNLOADS = [
+    "/invoices/{invoice}.pdf",
+    "/invoices/{invoice}.xml",
+    "/credit-notes/{invoice}.pdf",
+    "/credit-notes/{invoice}.xml",
+    "/proformas/{invoice}.pdf",
+    "/jobs/{job}/photos/{invoice}",
+]
 
 
 def test_a_download_without_a_token_is_a_401_for_an_api_client_and_the_sign_in_page_for_a_browser(
-        api: Api, stream_env: dict[str, str], servers: Servers) -> None:
+    api: Api, stream_env: dict[str, str], servers: Servers
+) -> None:
     job, invoice = invoiced_job(api, api.technician("tom"), stream_env)
     servers.caught_up()
     with httpx.Client(base_url=servers.read) as anonymous:
@@ -198,8 +248,10 @@ def test_a_download_without_a_token_is_a_401_for_an_api_client_and_the_sign_in_p
                 answer = anonymous.get(path, headers=accept)
                 assert answer.status_code == 401, (path, accept, answer.status_code)
                 assert answer.headers["www-authenticate"] == "Bearer" and answer.json()["detail"]
-            for browser in ({"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"},
-                            {"Accept": "*/*", "Sec-Fetch-Mode": "navigate"}):
+            for browser in (
+                {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"},
+                {"Accept": "*/*", "Sec-Fetch-Mode": "navigate"},
+            ):
                 answer = anonymous.get(path, headers=browser)
                 assert answer.status_code == 303 and answer.headers["location"] == f"/login?next={path}", path
 
@@ -210,9 +262,13 @@ def revoke_with_the_cli(token: str, env: dict[str, str], data: Path) -> None:
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "services.cli", "admin", "revoke", token, "--reason", "lost phone"],
-                          env={**os.environ, **env, "JOBSTREAM_DATA": str(data)}, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "admin", "revoke", token, "--reason", "lost phone"],
+        env={**os.environ, **env, "JOBSTREAM_DATA": str(data)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0 and "Revoked" in done.stdout, done.stdout + done.stderr
 
 
@@ -255,7 +311,8 @@ def token_position(api: Api, token: str) -> int:
 
 
 def test_a_revoked_token_writes_and_reads_nothing_once_a_process_has_seen_the_revocation(
-        api: Api, stream_env: dict[str, str], servers: Servers, tmp_path: Path) -> None:
+    api: Api, stream_env: dict[str, str], servers: Servers, tmp_path: Path
+) -> None:
     from events.contract import Role
 
     customer = api.customer()
@@ -267,8 +324,10 @@ def test_a_revoked_token_writes_and_reads_nothing_once_a_process_has_seen_the_re
     headers = {"Authorization": f"Bearer {token}"}
     writing = httpx.Client(base_url=servers.command, headers=headers)
     reading = httpx.Client(base_url=servers.read, headers=headers)
-    writer = Loop(lambda: writing.post("/jobs", json={"customer_id": customer, "job_type": "repair",
-                                                       "description": "Again"}), lambda: commands.position)
+    writer = Loop(
+        lambda: writing.post("/jobs", json={"customer_id": customer, "job_type": "repair", "description": "Again"}),
+        lambda: commands.position,
+    )
     board = Loop(lambda: reading.get("/api/board"), lambda: reads.position)  # the board's hot path
     job_page = Loop(lambda: reading.get(f"/api/jobs/{job}"), lambda: reads.position)
     phone = Loop(lambda: writing.get(f"/tech/api/jobs/{job}"), lambda: reads.position)  # the app, forwarded
@@ -278,7 +337,8 @@ def test_a_revoked_token_writes_and_reads_nothing_once_a_process_has_seen_the_re
     deadline = time.monotonic() + 60
     while any(len(loop.answers) < 10 for loop in loops):  # each answered with the token a few times
         assert time.monotonic() < deadline and all(loop.thread.is_alive() for loop in loops), [
-            loop.answers[-1:] for loop in loops]
+            loop.answers[-1:] for loop in loops
+        ]
         threading.Event().wait(0.01)
     assert all(status in (200, 201) for loop in loops for _, status, _ in loop.answers[:10])
 
@@ -305,20 +365,24 @@ def test_a_revoked_token_writes_and_reads_nothing_once_a_process_has_seen_the_re
     print(f"writes accepted after the revocation's position {revoked_at}: {len(after)} of {len(written)}")
 
 
-def test_a_revoked_tokens_open_streams_end(api: Api, stream_env: dict[str, str], servers: Servers,
-                                          tmp_path: Path) -> None:
+def test_a_revoked_tokens_open_streams_end(
+    api: Api, stream_env: dict[str, str], servers: Servers, tmp_path: Path
+) -> None:
     """The technician's alerts (command API) and the dashboard's live position (read API)."""
     tom = api.technician("tom")
     servers.caught_up()
-    with httpx.Client(headers=api.headers("tom"), timeout=60) as phone, \
-            phone.stream("GET", f"{servers.command}/me/alerts") as alerts, \
-            phone.stream("GET", f"{servers.read}/api/live") as live:
+    with (
+        httpx.Client(headers=api.headers("tom"), timeout=60) as phone,
+        phone.stream("GET", f"{servers.command}/me/alerts") as alerts,
+        phone.stream("GET", f"{servers.read}/api/live") as live,
+    ):
         streams = {"alerts": alerts.iter_lines(), "live": live.iter_lines()}
         assert next(streams["alerts"]) == ": connected" and next(streams["live"]).startswith("retry:")
         revoke_with_the_cli(api.tokens["tom"], stream_env, tmp_path / "cli")
         rest: dict[str, list[str]] = {name: [] for name in streams}
-        readers = [threading.Thread(target=rest[name].extend, args=(lines,), daemon=True)
-                   for name, lines in streams.items()]
+        readers = [
+            threading.Thread(target=rest[name].extend, args=(lines,), daemon=True) for name, lines in streams.items()
+        ]
         for reader in readers:
             reader.start()
         for reader in readers:
@@ -329,7 +393,6 @@ def test_a_revoked_tokens_open_streams_end(api: Api, stream_env: dict[str, str],
         assert phone.get(f"{servers.command}/me/alerts").status_code == 401
         assert phone.get(f"{servers.command}/technicians/{tom}").status_code == 401
         assert phone.get(f"{servers.read}/api/live").status_code == 401
-
 
 
 # --- the role matrix (docs/architecture.md), walked --------------------------------------
@@ -345,12 +408,16 @@ def app_routes() -> dict[str, set[str]]:
     its path and '/{path}')."""
     from starlette.routing import Mount
 
-    from read_api.app import Settings as ReadSettings, create_app as create_read_app
-    from services.api import Settings as CommandSettings, create_app as create_command_app
+    from read_api.app import Settings as ReadSettings
+    from read_api.app import create_app as create_read_app
+    from services.api import Settings as CommandSettings
+    from services.api import create_app as create_command_app
 
     found: dict[str, set[str]] = {}
-    for name, app in (("command", create_command_app(CommandSettings(env={}))),
-                      ("read", create_read_app(ReadSettings(read_model_url="sqlite://")))):
+    for name, app in (
+        ("command", create_command_app(CommandSettings(env={}))),
+        ("read", create_read_app(ReadSettings(read_model_url="sqlite://"))),
+    ):
         found[name] = set()
         for route in app.routes:
             if isinstance(route, Mount):
@@ -369,7 +436,7 @@ def documented_matrix() -> dict[str, dict[str, dict[str, str]]]:
         start = next(i for i, line in enumerate(lines) if line.startswith("#") and heading in line)
         rows: dict[str, dict[str, str]] = {}
         header: list[str] = []
-        for line in lines[start + 1:]:
+        for line in lines[start + 1 :]:
             if line.startswith("#"):
                 break
             if not line.startswith("|") or set(line) <= set("|- "):
@@ -402,7 +469,8 @@ class Business:
 
     def __init__(self, api: Api, env: dict[str, str], servers: Servers) -> None:
         from invoicer.writer import DocumentWriter
-        from notifier.service import Notifier, Settings as NotifierSettings
+        from notifier.service import Notifier
+        from notifier.service import Settings as NotifierSettings
 
         tom, eve = api.technician("tom"), api.technician("eve")
         self.job, self.invoice = invoiced_job(api, tom, env)
@@ -412,8 +480,9 @@ class Business:
         png = b"\x89PNG\r\n\x1a\n" + b"0" * 64
         self.photos = {}
         for job in (self.own_job, self.other_job):
-            attached = api.client.post(f"/jobs/{job}/photos", content=png,
-                                       headers=api.headers("office", **{"Content-Type": "image/png"}))
+            attached = api.client.post(
+                f"/jobs/{job}/photos", content=png, headers=api.headers("office", **{"Content-Type": "image/png"})
+            )
             assert attached.status_code == 201, attached.text
             self.photos[job] = attached.json()["photo_id"]
         api.ok(f"/invoices/{self.invoice}/credit-notes", {"reason": "wrong address"})
@@ -421,10 +490,18 @@ class Business:
         quoted = api.ok("/jobs", {"customer_id": customer, "job_type": "repair", "description": "New boiler"})["id"]
         api.ok(f"/jobs/{quoted}/quote", {"amount": "900.00"})
         api.ok(f"/jobs/{quoted}/quote/accept", {})
-        self.recurrence = api.ok("/recurring-services", {
-            "customer_id": customer, "job_type": "repair", "description": "Boiler check",
-            "technician_ids": [str(eve)], "rule": "FREQ=MONTHLY", "start": "2027-01-04T09:00:00",
-            "horizon_days": 31})["id"]
+        self.recurrence = api.ok(
+            "/recurring-services",
+            {
+                "customer_id": customer,
+                "job_type": "repair",
+                "description": "Boiler check",
+                "technician_ids": [str(eve)],
+                "rule": "FREQ=MONTHLY",
+                "start": "2027-01-04T09:00:00",
+                "horizon_days": 31,
+            },
+        )["id"]
 
         async def work() -> None:
             connection = await NatsConnection.open_on_running_loop(StreamSettings.from_env(env))
@@ -451,14 +528,33 @@ class Business:
     def path(self, route: str, mine: bool) -> str:
         """The route with real ids: a technician's own (``mine``) or another technician's."""
         job = self.own_job if mine else self.other_job
-        kinds = {"/jobs/": job, "/customers/": self.customer, "/technicians/": self.tom if mine else self.eve,
-                 "/price-lists/": self.prices, "/invoices/": self.invoice, "/recurring-services/": self.recurrence,
-                 "/messages/": self.message, "/failures/": NO_FAILURE}
+        kinds = {
+            "/jobs/": job,
+            "/customers/": self.customer,
+            "/technicians/": self.tom if mine else self.eve,
+            "/price-lists/": self.prices,
+            "/invoices/": self.invoice,
+            "/recurring-services/": self.recurrence,
+            "/messages/": self.message,
+            "/failures/": NO_FAILURE,
+        }
         id = next((value for prefix, value in kinds.items() if route.startswith(prefix)), "")
-        named = {"{id}": id, "{job_id}": job, "{photo_id}": self.photos[job], "{invoice_id}": self.invoice,
-                 "{note_id}": self.note, "{proforma_id}": self.proforma, "{recurrence_id}": self.recurrence,
-                 "{message_id}": self.message, "{failure_id}": NO_FAILURE, "{token}": self.link, "{path:path}": "board",
-                 "{path}": "style.css", "/tech/{name}": "/tech/pwa.js", "/reports/{name}": "/reports/job_types"}
+        named = {
+            "{id}": id,
+            "{job_id}": job,
+            "{photo_id}": self.photos[job],
+            "{invoice_id}": self.invoice,
+            "{note_id}": self.note,
+            "{proforma_id}": self.proforma,
+            "{recurrence_id}": self.recurrence,
+            "{message_id}": self.message,
+            "{failure_id}": NO_FAILURE,
+            "{token}": self.link,
+            "{path:path}": "board",
+            "{path}": "style.css",
+            "/tech/{name}": "/tech/pwa.js",
+            "/reports/{name}": "/reports/job_types",
+        }
         if route.startswith("/jobs/{job_id}/{action}"):
             route = route.replace("{action}", "notes")
         if route.startswith("/invoices/{invoice_id}/{action}"):
@@ -476,9 +572,11 @@ NO_FAILURE = str(UUID(int=2))  # no consumer failed here: an unknown failure's i
 BODIES: dict[str, Any] = {
     "/time-entries": {"started_at": "2026-11-23T09:00:00Z", "minutes": 30},
     "/time-entries/correct": {"entry_id": str(UUID(int=7)), "minutes": 10, "reason": "typo"},
-    "/notes": {"text": "Checked the valve"}, "/complete": {"summary": "Done"},
+    "/notes": {"text": "Checked the valve"},
+    "/complete": {"summary": "Done"},
     "/materials": {"code": "gasket", "description": "Gasket", "quantity": 1},
-    "/sign-off": {"signed_by": "Máire Byrne"}, "/hold": {"reason": "waiting for a part"},
+    "/sign-off": {"signed_by": "Máire Byrne"},
+    "/hold": {"reason": "waiting for a part"},
 }
 
 
@@ -497,38 +595,53 @@ def answer(client: httpx.Client, method: str, path: str, token: str | None, logi
 
 
 def test_every_route_answers_every_role_as_the_role_matrix_says(
-        api: Api, stream_env: dict[str, str], servers: Servers) -> None:
+    api: Api, stream_env: dict[str, str], servers: Servers
+) -> None:
     matrix = documented_matrix()
     business = Business(api, stream_env, servers)
-    tokens = {"anonymous": None, "technician": api.tokens["tom"], "office": api.tokens["office"],
-              "accountant": api.tokens["accountant"], "admin": api.tokens["admin"]}
+    tokens = {
+        "anonymous": None,
+        "technician": api.tokens["tom"],
+        "office": api.tokens["office"],
+        "accountant": api.tokens["accountant"],
+        "admin": api.tokens["admin"],
+    }
     wrong: list[str] = []
     walked = 0
-    with httpx.Client(base_url=servers.command, timeout=30) as command, \
-            httpx.Client(base_url=servers.read, timeout=30) as read:
+    with (
+        httpx.Client(base_url=servers.command, timeout=30) as command,
+        httpx.Client(base_url=servers.read, timeout=30) as read,
+    ):
         clients = {"command": command, "read": read}
         for role in ROLES:  # technicians before the office, whose commands move the jobs on
             for name, rows in matrix.items():
                 for route, cells in sorted(rows.items()):
                     method, path = route.split(" ", 1)
                     cell = cells[role]
-                    tries = [(True, "allowed"), (False, "403")] if cell == "own" else [
-                        (True, "allowed" if cell == "yes" else cell)]
+                    tries = (
+                        [(True, "allowed"), (False, "403")]
+                        if cell == "own"
+                        else [(True, "allowed" if cell == "yes" else cell)]
+                    )
                     for mine, expected in tries:
                         url = business.path(path, mine)
                         status = answer(clients[name], method, url, tokens[role], name == "read")
                         walked += 1
                         refused = status in (401, 403)
-                        if expected == "allowed" and (refused or status == 500) or (
-                                expected != "allowed" and str(status) != expected):
-                            wrong.append(f"{role} {method} {url} ({name} API): {status}, the matrix says {cell}"
-                                         + ("" if cell != "own" else " (own job)" if mine else " (another's job)"))
+                        if (expected == "allowed" and (refused or status == 500)) or (
+                            expected != "allowed" and str(status) != expected
+                        ):
+                            wrong.append(
+                                f"{role} {method} {url} ({name} API): {status}, the matrix says {cell}"
+                                + ("" if cell != "own" else " (own job)" if mine else " (another's job)")
+                            )
     assert walked > 5 * 120
     assert not wrong, "\n".join(wrong)
 
 
 def test_a_user_name_is_never_given_to_another_technician_or_role(
-        api: Api, stream_env: dict[str, str], tmp_path: Path) -> None:
+    api: Api, stream_env: dict[str, str], tmp_path: Path
+) -> None:
     """Alerts, quiet hours and phones are kept under the user's name: a second Jana, or an
     office user named like a technician, would get the first one's alerts on their phone."""
     import os
@@ -546,7 +659,11 @@ def test_a_user_name_is_never_given_to_another_technician_or_role(
     api.jobstream.revoke_token(api.tokens["jana"])
     with pytest.raises(Invalid):  # revoked, the name still holds her alert settings and phones
         api.jobstream.issue_token("jana", Role.TECHNICIAN, second)
-    created = subprocess.run([sys.executable, "-m", "services.cli", "admin", "create-user", "jana", "--role", "office"],
-                             env={**os.environ, **stream_env, "JOBSTREAM_DATA": str(tmp_path)}, capture_output=True,
-                             text=True, timeout=120)
+    created = subprocess.run(
+        [sys.executable, "-m", "services.cli", "admin", "create-user", "jana", "--role", "office"],
+        env={**os.environ, **stream_env, "JOBSTREAM_DATA": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert created.returncode != 0 and "already the name of a technician user" in created.stderr, created.stderr

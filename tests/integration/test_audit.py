@@ -17,7 +17,6 @@ import msgspec
 from services.application import JobstreamApp
 from services.demo import load_demo
 from services.natsd import EmbeddedNats
-
 from tests.integration.conftest import Api
 from tests.integration.test_invoicer import Office
 from tests.integration.test_projections import catch_up, work_a_day
@@ -28,9 +27,14 @@ ROOT = Path(__file__).resolve().parents[2]
 def audit(env: dict[str, str], *args: str, read_model_url: str = "") -> subprocess.CompletedProcess[str]:
     """`jobstream audit ...`; its checkpoints in the test's data directory (else a new one), never the user's."""
     data = env.get("JOBSTREAM_DATA") or tempfile.mkdtemp(prefix="jobstream-audit-")
-    return subprocess.run([sys.executable, "-m", "services.cli", "audit", *args], cwd=ROOT,
-                          env={**os.environ, **env, "JOBSTREAM_DATA": data, "READ_MODEL_URL": read_model_url},
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", "audit", *args],
+        cwd=ROOT,
+        env={**os.environ, **env, "JOBSTREAM_DATA": data, "READ_MODEL_URL": read_model_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def altered_copy(original: Path, copy: Path, text: bytes, instead: bytes) -> int:
@@ -51,12 +55,16 @@ def test_replay_selects_by_job_customer_type_time_and_position(api: Api, stream_
     lines = audit(stream_env, "replay", "--after", str(positions[0] - 1), "--json").stdout.splitlines()
     job = msgspec.json.decode(lines[0])
     assert job["type"] == "JobRequested" and job["actor_role"] == "office"
-    mine = [msgspec.json.decode(line) for line in
-            audit(stream_env, "replay", "--job", job["aggregate_id"], "--json").stdout.splitlines()]
+    mine = [
+        msgspec.json.decode(line)
+        for line in audit(stream_env, "replay", "--job", job["aggregate_id"], "--json").stdout.splitlines()
+    ]
     assert [e["version"] for e in mine] == list(range(1, len(mine) + 1)) and len(mine) == 7
     customer = job["event"]["customer_id"]
-    theirs = [msgspec.json.decode(line) for line in
-              audit(stream_env, "replay", "--customer", customer, "--json").stdout.splitlines()]
+    theirs = [
+        msgspec.json.decode(line)
+        for line in audit(stream_env, "replay", "--customer", customer, "--json").stdout.splitlines()
+    ]
     assert {e["aggregate_id"] for e in theirs} == {customer, job["aggregate_id"]}
     completed = audit(stream_env, "replay", "--type", "JobCompleted", "--json").stdout.splitlines()
     assert len(completed) == 3  # two in the demo, one today
@@ -75,8 +83,10 @@ def test_export_writes_csv_and_json_lines(api: Api, stream_env: dict[str, str], 
     assert done.returncode == 0, done.stderr
     rows = out.read_text().splitlines()
     assert rows[0].startswith("position,occurred_at,aggregate") and len(rows) > 7
-    jsonl = [msgspec.json.decode(line) for line in
-             audit(stream_env, "export", "--format", "jsonl", "--type", "NoteAdded").stdout.splitlines()]
+    jsonl = [
+        msgspec.json.decode(line)
+        for line in audit(stream_env, "export", "--format", "jsonl", "--type", "NoteAdded").stdout.splitlines()
+    ]
     assert [entry["event"]["text"] for entry in jsonl[:-1]] == ["Seal worn out"]
 
 
@@ -99,7 +109,8 @@ async def digest_as_documented(env: dict[str, str], head: int) -> str:
 
 
 def test_every_export_carries_a_checkpoint_that_verify_compares(
-        api: Api, stream_env: dict[str, str], tmp_path: Path) -> None:
+    api: Api, stream_env: dict[str, str], tmp_path: Path
+) -> None:
     """The export's last record is a checkpoint of the whole stream (its head, the digest of
     every message up to it), kept in the data directory too: the accountant files it, and
     verify compares the stream with it later."""
@@ -136,8 +147,10 @@ def test_every_export_carries_a_checkpoint_that_verify_compares(
 
 def test_as_of_shows_a_job_as_it_stood(api: Api, stream_env: dict[str, str]) -> None:
     positions = work_a_day(api)
-    events = [msgspec.json.decode(line) for line in
-              audit(stream_env, "replay", "--after", str(positions[0] - 1), "--json").stdout.splitlines()]
+    events = [
+        msgspec.json.decode(line)
+        for line in audit(stream_env, "replay", "--after", str(positions[0] - 1), "--json").stdout.splitlines()
+    ]
     job = events[0]["aggregate_id"]
     started = next(e for e in events if e["type"] == "WorkStarted")["occurred_at"]
     then = msgspec.json.decode(audit(stream_env, "as-of", "--job", job, "--at", started, "--json").stdout)
@@ -162,8 +175,12 @@ def test_rebuild_compares_with_the_live_read_model(api: Api, stream_env: dict[st
 def test_verify_catches_a_tampered_copy_of_the_data_and_names_the_event(tmp_path: Path) -> None:
     original = tmp_path / "nats"
     server = EmbeddedNats(original).start()
-    env = {"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": server.admin_url, "NATS_STREAM": "AUDITED",
-           "JOBSTREAM_DATA": str(tmp_path / "data")}
+    env = {
+        "PERSISTENCE_MODULE": "events.jetstream",
+        "NATS_URL": server.admin_url,
+        "NATS_STREAM": "AUDITED",
+        "JOBSTREAM_DATA": str(tmp_path / "data"),
+    }
     app = JobstreamApp(env)
     try:
         load_demo(app, lambda line: None)
@@ -171,7 +188,9 @@ def test_verify_catches_a_tampered_copy_of_the_data_and_names_the_event(tmp_path
         app.close()
     assert audit(env, "checkpoint").returncode == 0
     assert audit(env, "verify").returncode == 0
-    notes = [msgspec.json.decode(line) for line in audit(env, "replay", "--type", "NoteAdded", "--json").stdout.splitlines()]
+    notes = [
+        msgspec.json.decode(line) for line in audit(env, "replay", "--type", "NoteAdded", "--json").stdout.splitlines()
+    ]
     note = next(n for n in notes if n["event"]["text"] == "Burner cleaned, seals replaced.")
     server.stop()
 
@@ -190,16 +209,17 @@ def test_verify_catches_a_tampered_copy_of_the_data_and_names_the_event(tmp_path
     lines = found.stdout.splitlines()
     gone, version = note["position"], note["version"]
     assert any(f"sequences {gone}..{gone} are missing from the stream" in line for line in lines), found.stdout
-    assert any(f"v{version + 1} of events.job.{note['aggregate_id']})" in line
-               and f"versions {version}..{version} of this aggregate are missing" in line
-               for line in lines), found.stdout
+    assert any(
+        f"v{version + 1} of events.job.{note['aggregate_id']})" in line
+        and f"versions {version}..{version} of this aggregate are missing" in line
+        for line in lines
+    ), found.stdout
     # the checkpoint saw another log up to its head; the gap is the first thing wrong
     assert any(line.startswith("  - positions 1-") and "the digest of the log up to" in line for line in lines)
     assert f"The last intact position is {gone - 1:,}." in found.stdout, found.stdout
 
 
-def test_as_of_shows_an_invoice_as_it_stood_and_reconcile_checks_billing(
-        api: Api, stream_env: dict[str, str]) -> None:
+def test_as_of_shows_an_invoice_as_it_stood_and_reconcile_checks_billing(api: Api, stream_env: dict[str, str]) -> None:
     from datetime import timedelta
 
     from events.contract import InvoiceIssued, PaymentApplied
@@ -217,8 +237,14 @@ def test_as_of_shows_an_invoice_as_it_stood_and_reconcile_checks_billing(
     before = audit(stream_env, "as-of", "--invoice", str(invoice.id), "--at", between.isoformat())
     assert before.returncode == 0, before.stderr
     assert "status         issued" in before.stdout and "\n  paid " not in before.stdout
-    after = audit(stream_env, "as-of", "--invoice", str(invoice.id),
-                  "--at", (payment.meta.occurred_at + timedelta(seconds=1)).isoformat())  # type: ignore[union-attr]
+    after = audit(
+        stream_env,
+        "as-of",
+        "--invoice",
+        str(invoice.id),
+        "--at",
+        (payment.meta.occurred_at + timedelta(seconds=1)).isoformat(),
+    )  # type: ignore[union-attr]
     assert "status         partially paid" in after.stdout and "paid           100.00" in after.stdout
     assert "Repair work: 3 started_hour × 50.00 = 150.00 (VAT 21 %)" in after.stdout
 
@@ -229,8 +255,14 @@ def test_as_of_shows_an_invoice_as_it_stood_and_reconcile_checks_billing(
 
 def test_the_audit_tools_help_needs_no_running_jobstream(tmp_path: Path) -> None:
     nowhere = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
-    helped = subprocess.run([sys.executable, "-m", "services.cli", "--data", str(tmp_path), "audit", "-h"],
-                            cwd=ROOT, env=nowhere, capture_output=True, text=True, timeout=60)
+    helped = subprocess.run(
+        [sys.executable, "-m", "services.cli", "--data", str(tmp_path), "audit", "-h"],
+        cwd=ROOT,
+        env=nowhere,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert helped.returncode == 0 and "{replay,export,verify,reconcile,checkpoint,as-of,rebuild}" in helped.stdout
 
 
@@ -240,8 +272,12 @@ def test_verify_names_the_tail_cut_from_a_copy_of_the_store(tmp_path: Path) -> N
     stream, saw further: verify (and reconcile) name the missing positions."""
     original, data = tmp_path / "nats", tmp_path / "data"
     server = EmbeddedNats(original).start()
-    env = {"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": server.admin_url, "NATS_STREAM": "CUT",
-           "JOBSTREAM_DATA": str(data)}
+    env = {
+        "PERSISTENCE_MODULE": "events.jetstream",
+        "NATS_URL": server.admin_url,
+        "NATS_STREAM": "CUT",
+        "JOBSTREAM_DATA": str(data),
+    }
     app = JobstreamApp(env)
     try:
         load_demo(app, lambda line: None)
@@ -263,8 +299,9 @@ def test_verify_names_the_tail_cut_from_a_copy_of_the_store(tmp_path: Path) -> N
 
     copy = tmp_path / "copy"
     shutil.copytree(original, copy)
-    blocks = sorted((copy / "jetstream" / "$G" / "streams" / "CUT" / "msgs").glob("*.blk"),
-                    key=lambda block: int(block.stem))
+    blocks = sorted(
+        (copy / "jetstream" / "$G" / "streams" / "CUT" / "msgs").glob("*.blk"), key=lambda block: int(block.stem)
+    )
     last = blocks[-1]
     assert last.stat().st_size > 20_000
     with last.open("r+b") as block:
@@ -281,8 +318,9 @@ def test_verify_names_the_tail_cut_from_a_copy_of_the_store(tmp_path: Path) -> N
     ends = int(found.stdout.split("sequences ")[1].split("..")[1].split(")")[0])
     assert ends < head, found.stdout + taken.stdout
     assert "sequences" not in found.stdout.split("problem(s).")[1]  # no gap: the chains alone saw nothing
-    assert f"positions {ends + 1:,}-{head:,} are missing: the stream ends at {ends:,}, the checkpoint of " \
-        in found.stdout, found.stdout
+    assert (
+        f"positions {ends + 1:,}-{head:,} are missing: the stream ends at {ends:,}, the checkpoint of " in found.stdout
+    ), found.stdout
     assert f"saw {head:,}" in found.stdout
     assert f"The last intact position is {ends:,}" in found.stdout, found.stdout
     assert "Compared with 2 checkpoint(s)" in found.stdout
@@ -300,8 +338,12 @@ def test_reconcile_reports_a_number_whose_invoice_is_gone(tmp_path: Path) -> Non
 
     original = tmp_path / "nats"
     server = EmbeddedNats(original).start()
-    env = {"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": server.admin_url, "NATS_STREAM": "BILLED",
-           "JOBSTREAM_DATA": str(tmp_path / "data")}
+    env = {
+        "PERSISTENCE_MODULE": "events.jetstream",
+        "NATS_URL": server.admin_url,
+        "NATS_STREAM": "BILLED",
+        "JOBSTREAM_DATA": str(tmp_path / "data"),
+    }
     app = JobstreamApp(env)
     try:
         price_list(app)
@@ -311,8 +353,10 @@ def test_reconcile_reports_a_number_whose_invoice_is_gone(tmp_path: Path) -> Non
         app.close()
     whole = audit(env, "reconcile")
     assert whole.returncode == 0 and "1 completed jobs: 1 invoiced" in whole.stdout, whole.stdout
-    (issued,) = [msgspec.json.decode(line) for line in
-                 audit(env, "replay", "--type", "InvoiceIssued", "--json").stdout.splitlines()]
+    (issued,) = [
+        msgspec.json.decode(line)
+        for line in audit(env, "replay", "--type", "InvoiceIssued", "--json").stdout.splitlines()
+    ]
     server.stop()
 
     copy = tmp_path / "copy"
@@ -326,12 +370,15 @@ def test_reconcile_reports_a_number_whose_invoice_is_gone(tmp_path: Path) -> Non
         tampered.stop()
     assert found.returncode == 1, found.stdout + found.stderr
     number, invoice = issued["event"]["number"], issued["aggregate_id"]
-    assert (f"number {number} was allocated at position {issued['position'] - 1} to document {invoice}, "
-            f"but no invoice, credit note or pro forma {invoice} is in the stream") in found.stdout, found.stdout
+    assert (
+        f"number {number} was allocated at position {issued['position'] - 1} to document {invoice}, "
+        f"but no invoice, credit note or pro forma {invoice} is in the stream"
+    ) in found.stdout, found.stdout
 
 
 def test_reconcile_fails_while_a_completed_job_is_held_longer_than_allowed(
-        jobstream: JobstreamApp, stream_env: dict[str, str]) -> None:
+    jobstream: JobstreamApp, stream_env: dict[str, str]
+) -> None:
     """Held for the office (no price list in the customer's currency) is fine for a while;
     past the limit (a day, unless JOBSTREAM_AUDIT_HELD_HOURS or --held-hours says otherwise)
     reconcile fails and names the job. Time is the event's occurred_at against --now."""
@@ -370,8 +417,9 @@ def test_reconcile_fails_while_a_completed_job_is_held_longer_than_allowed(
     assert at(25).returncode == 1
 
 
-def test_the_workers_take_checkpoints_as_the_stream_grows(jobstream: JobstreamApp, stream_env: dict[str, str],
-                                                          tmp_path: Path) -> None:
+def test_the_workers_take_checkpoints_as_the_stream_grows(
+    jobstream: JobstreamApp, stream_env: dict[str, str], tmp_path: Path
+) -> None:
     """`jobstream run workers` (what `up` runs) checkpoints the stream every
     JOBSTREAM_CHECKPOINT_MESSAGES new messages, into the data directory and the read models."""
     import time
@@ -380,8 +428,14 @@ def test_the_workers_take_checkpoints_as_the_stream_grows(jobstream: JobstreamAp
     from projections.store import open_view
 
     data, url = tmp_path / "data", f"sqlite:///{tmp_path / 'readmodels.sqlite3'}"
-    env = {**os.environ, **stream_env, "JOBSTREAM_DATA": str(data), "READ_MODEL_URL": url,
-           "JOBSTREAM_CHECKPOINT_MESSAGES": "1", "JOBSTREAM_CHECKPOINT_SECONDS": "3600"}
+    env = {
+        **os.environ,
+        **stream_env,
+        "JOBSTREAM_DATA": str(data),
+        "READ_MODEL_URL": url,
+        "JOBSTREAM_CHECKPOINT_MESSAGES": "1",
+        "JOBSTREAM_CHECKPOINT_SECONDS": "3600",
+    }
     kept = data / "audit-checkpoints.jsonl"
 
     def checkpoint_reaching(head: int) -> Checkpoint:
@@ -396,8 +450,13 @@ def test_the_workers_take_checkpoints_as_the_stream_grows(jobstream: JobstreamAp
         raise AssertionError(f"no checkpoint reached position {head}: {kept.read_text() if kept.exists() else ''}")
 
     office = Office(jobstream)
-    workers = subprocess.Popen([sys.executable, "-m", "services.cli", "run", "workers"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "run", "workers"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         first = checkpoint_reaching(jobstream.recorder.max_notification_id() or 0)
         office.completed_job()
@@ -408,8 +467,9 @@ def test_the_workers_take_checkpoints_as_the_stream_grows(jobstream: JobstreamAp
     assert later.messages > first.messages and later.digest != first.digest
     view = open_view("checkpoints", url)
     try:
-        assert later.digest in {msgspec.json.decode(doc, type=Checkpoint).digest
-                                for doc in view.checkpoint_docs(stream_env["NATS_STREAM"])}
+        assert later.digest in {
+            msgspec.json.decode(doc, type=Checkpoint).digest for doc in view.checkpoint_docs(stream_env["NATS_STREAM"])
+        }
     finally:
         view.datastore.close()
     verified = audit({**stream_env, "JOBSTREAM_DATA": str(data)}, "verify", read_model_url=url)

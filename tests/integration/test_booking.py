@@ -26,8 +26,12 @@ SERVICES = "boiler-service:boilers:90:Annual boiler service;deep-clean:cleaning:
 
 @pytest.fixture
 def public(stream_env: dict[str, str]) -> Iterator[TestClient]:
-    env = {**stream_env, "JOBSTREAM_BOOKING_SERVICES": SERVICES, "JOBSTREAM_BOOKING_HOURS": "Mon-Sun 08:00-17:00",
-           "JOBSTREAM_TIMEZONE": "Europe/Prague"}
+    env = {
+        **stream_env,
+        "JOBSTREAM_BOOKING_SERVICES": SERVICES,
+        "JOBSTREAM_BOOKING_HOURS": "Mon-Sun 08:00-17:00",
+        "JOBSTREAM_TIMEZONE": "Europe/Prague",
+    }
     with TestClient(create_app(Settings(env=env)), follow_redirects=False) as client:
         yield client
 
@@ -39,9 +43,20 @@ def offered(client: TestClient, service: str = "boiler-service") -> list[str]:
 
 
 def form(at: str, **change: str) -> dict[str, str]:
-    return {"service": "boiler-service", "key": str(uuid.uuid4()), "slot": at, "name": "Petra Svobodová",
-            "email": "petra@example.cz", "phone": "+420 602 123 456", "street": "Lidická 5", "city": "Brno",
-            "postal_code": "602 00", "country": "CZ", "details": "The boiler clicks but does not light.", **change}
+    return {
+        "service": "boiler-service",
+        "key": str(uuid.uuid4()),
+        "slot": at,
+        "name": "Petra Svobodová",
+        "email": "petra@example.cz",
+        "phone": "+420 602 123 456",
+        "street": "Lidická 5",
+        "city": "Brno",
+        "postal_code": "602 00",
+        "country": "CZ",
+        "details": "The boiler clicks but does not light.",
+        **change,
+    }
 
 
 def boiler_technicians(api: Api) -> tuple[str, str]:
@@ -113,10 +128,13 @@ def test_bad_input_is_named_by_field_and_nothing_is_stored(api: Api, public: Tes
         assert answer.status_code == 422, (change, answer.status_code)
         assert f'data-field="{field}"' in answer.text and reason in answer.text, (change, answer.text[-800:])
         assert "<script>" not in answer.text  # what was typed comes back escaped
-    junk = public.post("/book", content=b"\xff\xfe\x00garbage" * 100,
-                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    junk = public.post(
+        "/book", content=b"\xff\xfe\x00garbage" * 100, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert junk.status_code in (400, 422)
-    huge = public.post("/book", content=b"a=" + b"x" * 50_000, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    huge = public.post(
+        "/book", content=b"a=" + b"x" * 50_000, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert huge.status_code == 413
     honeypot = public.post("/book", data=form(slot, website="http://spam.example"))
     assert honeypot.status_code == 200 and "Thank you" in honeypot.text
@@ -140,37 +158,54 @@ def test_without_bookable_services_the_page_says_so(api: Api) -> None:
 
 
 def test_a_customer_no_door_asked_takes_the_sellers_currency_and_the_address_countrys_language(
-        api: Api, stream_env: dict[str, str]) -> None:
+    api: Api, stream_env: dict[str, str]
+) -> None:
     """A Czech seller: a booked customer, and one the office registers without saying, are
     billed in CZK, in the language of their address's country."""
-    env = {**stream_env, "JOBSTREAM_BOOKING_SERVICES": SERVICES, "JOBSTREAM_BOOKING_HOURS": "Mon-Sun 08:00-17:00",
-           "JOBSTREAM_COMPANY_COUNTRY": "CZ"}
+    env = {
+        **stream_env,
+        "JOBSTREAM_BOOKING_SERVICES": SERVICES,
+        "JOBSTREAM_BOOKING_HOURS": "Mon-Sun 08:00-17:00",
+        "JOBSTREAM_COMPANY_COUNTRY": "CZ",
+    }
     boiler_technicians(api)
     with TestClient(create_app(Settings(env=env)), follow_redirects=False) as czech:
         assert czech.post("/book", data=form(offered(czech)[0])).status_code == 303
         office = api.headers("office")
         for name, country in (("Weber GmbH", "DE"), ("Harbour Café", "IE")):
             address = {"street": "1 Main Street", "city": "Town", "postal_code": "12345", "country": country}
-            assert czech.post("/customers", json={"name": name, "billing_address": address},
-                              headers=office).status_code == 201
+            assert (
+                czech.post("/customers", json={"name": name, "billing_address": address}, headers=office).status_code
+                == 201
+            )
         asked = {"name": "Told", "billing_address": {**address, "country": "CZ"}, "currency": "EUR", "language": "de"}
         assert czech.post("/customers", json=asked, headers=office).status_code == 201
     (customers,) = stored(api.jobstream, CustomerRegistered)
     assert {(c.name, c.currency, c.language) for c in customers} == {
-        ("Petra Svobodová", "CZK", "cs"), ("Weber GmbH", "CZK", "de"), ("Harbour Café", "CZK", "en"),
-        ("Told", "EUR", "de")}  # what the office chose stands
+        ("Petra Svobodová", "CZK", "cs"),
+        ("Weber GmbH", "CZK", "de"),
+        ("Harbour Café", "CZK", "en"),
+        ("Told", "EUR", "de"),
+    }  # what the office chose stands
 
 
 def test_two_command_api_replicas_booking_one_slot_at_once_give_it_to_one_customer(
-        api: Api, stream_env: dict[str, str]) -> None:
+    api: Api, stream_env: dict[str, str]
+) -> None:
     """Each replica has its own calendar and lock; the slot claim on the stream decides."""
     import threading
 
     jana = api.ok("/technicians", {"name": "Jana", "skills": ["boilers"]})["id"]  # the only one able
-    env = {**stream_env, "JOBSTREAM_BOOKING_SERVICES": SERVICES, "JOBSTREAM_BOOKING_HOURS": "Mon-Sun 08:00-17:00",
-           "JOBSTREAM_TIMEZONE": "Europe/Prague"}
-    with (TestClient(create_app(Settings(env=env)), follow_redirects=False) as one,
-          TestClient(create_app(Settings(env=env)), follow_redirects=False) as two):
+    env = {
+        **stream_env,
+        "JOBSTREAM_BOOKING_SERVICES": SERVICES,
+        "JOBSTREAM_BOOKING_HOURS": "Mon-Sun 08:00-17:00",
+        "JOBSTREAM_TIMEZONE": "Europe/Prague",
+    }
+    with (
+        TestClient(create_app(Settings(env=env)), follow_redirects=False) as one,
+        TestClient(create_app(Settings(env=env)), follow_redirects=False) as two,
+    ):
         contested = [at for at in offered(one) if at != "call"][:8:2]  # four slots, none overlapping
         assert set(contested) <= set(offered(two))
         answers: dict[tuple[str, str], Any] = {}
@@ -180,8 +215,11 @@ def test_two_command_api_replicas_booking_one_slot_at_once_give_it_to_one_custom
             start.wait()
             answers[(at, replica)] = client.post("/book", data=form(at, email=f"{replica}-{at[11:13]}@example.cz"))
 
-        racers = [threading.Thread(target=book, args=(name, client, at))
-                  for at in contested for name, client in (("one", one), ("two", two))]
+        racers = [
+            threading.Thread(target=book, args=(name, client, at))
+            for at in contested
+            for name, client in (("one", one), ("two", two))
+        ]
         for racer in racers:
             racer.start()
         for racer in racers:
@@ -202,10 +240,15 @@ def test_the_per_email_cap_counts_the_bookings_every_replica_made(api: Api, stre
     replica reads them from the stream with its calendar, not from its own memory."""
     boiler_technicians(api)
     env = {**stream_env, "JOBSTREAM_BOOKING_SERVICES": SERVICES, "JOBSTREAM_BOOKING_HOURS": "Mon-Sun 08:00-17:00"}
-    with (TestClient(create_app(Settings(env=env)), follow_redirects=False) as one,
-          TestClient(create_app(Settings(env=env)), follow_redirects=False) as two):
-        made = [one.post("/book", data=form("call")), two.post("/book", data=form("call")),
-                one.post("/book", data=form("call", email="Petra@Example.cz"))]  # the same address
+    with (
+        TestClient(create_app(Settings(env=env)), follow_redirects=False) as one,
+        TestClient(create_app(Settings(env=env)), follow_redirects=False) as two,
+    ):
+        made = [
+            one.post("/book", data=form("call")),
+            two.post("/book", data=form("call")),
+            one.post("/book", data=form("call", email="Petra@Example.cz")),
+        ]  # the same address
         assert [answer.status_code for answer in made] == [303] * 3, [a.text for a in made]
         for replica in (two, one):
             fourth = replica.post("/book", data=form("call"))

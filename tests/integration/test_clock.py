@@ -36,11 +36,15 @@ def test_an_event_records_the_time_its_command_was_decided_at(stream_env: dict[s
         app.execute(technician, RegisterTechnician(name="Jana"), OFFICE)
         app.execute(job, RequestJob(customer_id=customer, job_type="repair", description="Leak"), OFFICE)
         decided_at = len(clock.said)
-        app.execute(job, ScheduleJob(technician_ids=[technician], start=datetime(2026, 11, 24, 9, 0, tzinfo=UTC)),
-                    OFFICE)
+        app.execute(
+            job, ScheduleJob(technician_ids=[technician], start=datetime(2026, 11, 24, 9, 0, tzinfo=UTC)), OFFICE
+        )
         assert len(clock.said) == decided_at + 1, "the clock is read once per command"
-        stamped = [decode_event(stored.state).meta for aggregate in (customer, technician, job)
-                   for stored in app.history(aggregate)]
+        stamped = [
+            decode_event(stored.state).meta
+            for aggregate in (customer, technician, job)
+            for stored in app.history(aggregate)
+        ]
         assert sorted(meta.occurred_at for meta in stamped if meta is not None) == clock.said
     finally:
         app.close()

@@ -42,9 +42,22 @@ def cluster(tmp_path: Path) -> Iterator[list[EmbeddedNats]]:
     nodes = []
     for n in range(3):
         others = ",".join(f"nats://127.0.0.1:{routes[m]}" for m in range(3) if m != n)
-        nodes.append(EmbeddedNats(tmp_path / f"nats-{n + 1}", extra=[
-            "--server_name", f"nats-{n + 1}", "--cluster_name", "jobstream",
-            "--cluster", f"nats://127.0.0.1:{routes[n]}", "--routes", others], passwords=passwords))
+        nodes.append(
+            EmbeddedNats(
+                tmp_path / f"nats-{n + 1}",
+                extra=[
+                    "--server_name",
+                    f"nats-{n + 1}",
+                    "--cluster_name",
+                    "jobstream",
+                    "--cluster",
+                    f"nats://127.0.0.1:{routes[n]}",
+                    "--routes",
+                    others,
+                ],
+                passwords=passwords,
+            )
+        )
     try:
         for node in nodes:
             node.start()
@@ -92,18 +105,24 @@ def _create_stream(env: dict[str, str], within: float = 60.0) -> None:
 def test_the_compose_cluster_keeps_a_job_going_with_a_node_down(cluster: list[EmbeddedNats]) -> None:
     urls = ",".join(node.admin_url for node in cluster)
     stream = f"C{uuid.uuid4().hex[:8]}"
-    env = {"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": urls, "NATS_STREAM": stream,
-           "NATS_REPLICAS": "3"}
+    env = {"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": urls, "NATS_STREAM": stream, "NATS_REPLICAS": "3"}
     _create_stream(env)  # admin creates the stream, once the cluster's JetStream has elected a leader
     # the work is done as the command API does it: signed in as its own NATS user on every node
-    app = JobstreamApp({**env, "NATS_URL": ",".join(node.url for node in cluster), "NATS_USER": "command",
-                        "NATS_PASSWORD": cluster[0].passwords["command"]})
+    app = JobstreamApp(
+        {
+            **env,
+            "NATS_URL": ",".join(node.url for node in cluster),
+            "NATS_USER": "command",
+            "NATS_PASSWORD": cluster[0].passwords["command"],
+        }
+    )
     try:
         customer, job = uuid.uuid4(), uuid.uuid4()
         address = Address(street="1 Quay Street", city="Dublin", postal_code="D02", country="IE")
         app.execute(customer, RegisterCustomer(name="Harbour Café", billing_address=address), OFFICE)
-        app.execute(job, RequestJob(customer_id=customer, job_type="repair", description="Leak",
-                                           site_address=address), OFFICE)
+        app.execute(
+            job, RequestJob(customer_id=customer, job_type="repair", description="Leak", site_address=address), OFFICE
+        )
         assert asyncio.run(_replicas_current(cluster[0].admin_url, stream)) == (3, 3)
 
         cluster[2].stop()  # one node of three gone: the other two still make a quorum

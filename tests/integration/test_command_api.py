@@ -6,7 +6,6 @@ from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
 from events.contract import Role
-
 from tests.integration.conftest import ADDRESS, Api
 
 
@@ -15,13 +14,18 @@ def test_a_job_from_request_to_completion(api: Api) -> None:
     customer = api.customer()
     job = api.ok("/jobs", {"customer_id": customer, "job_type": "repair", "description": "Boiler leaks"})
     assert job["version"] == 1 and job["position"] > 0 and job["events"] == ["JobRequested"]
-    scheduled = api.ok(f"/jobs/{job['id']}/schedule",
-                       {"technician_ids": [str(tom)], "start": "2026-11-23T09:00:00Z", "duration_minutes": 90})
+    scheduled = api.ok(
+        f"/jobs/{job['id']}/schedule",
+        {"technician_ids": [str(tom)], "start": "2026-11-23T09:00:00Z", "duration_minutes": 90},
+    )
     assert scheduled["version"] == 2 and scheduled["position"] > job["position"]
     api.ok(f"/jobs/{job['id']}/start", {}, who="tom")
     api.ok(f"/jobs/{job['id']}/notes", {"text": "Seal worn out"}, who="tom")
-    api.ok(f"/jobs/{job['id']}/materials", {"code": "seal-22", "description": "Seal 22 mm",
-                                             "quantity": "2", "unit_price": "3.40"}, who="tom")
+    api.ok(
+        f"/jobs/{job['id']}/materials",
+        {"code": "seal-22", "description": "Seal 22 mm", "quantity": "2", "unit_price": "3.40"},
+        who="tom",
+    )
     done = api.ok(f"/jobs/{job['id']}/complete", {"summary": "Seal replaced"}, who="tom")
     assert done["events"] == ["WorkStopped", "JobCompleted"]
     api.ok(f"/jobs/{job['id']}/sign-off", {"signed_by": "Pavel Novák"}, who="tom")
@@ -31,8 +35,15 @@ def test_a_job_from_request_to_completion(api: Api) -> None:
     assert state["site_address"] == {**ADDRESS, "label": ""}  # defaulted from the customer
     history = api.get(f"/jobs/{job['id']}/events").json()
     assert [e["type"] for e in history] == [
-        "JobRequested", "JobScheduled", "WorkStarted", "NoteAdded", "MaterialUsed",
-        "WorkStopped", "JobCompleted", "JobSignedOff"]
+        "JobRequested",
+        "JobScheduled",
+        "WorkStarted",
+        "NoteAdded",
+        "MaterialUsed",
+        "WorkStopped",
+        "JobCompleted",
+        "JobSignedOff",
+    ]
     metas = [e["event"]["meta"] for e in history]
     assert [m["actor_role"] for m in metas][:3] == ["office", "office", "technician"]
     assert metas[0]["previous_hash"] == "" and all(m["previous_hash"] for m in metas[1:])
@@ -47,7 +58,8 @@ def test_a_retried_command_is_applied_once(api: Api) -> None:
     again = api.post("/jobs", body, **{"Idempotency-Key": "req-42"})
     assert again.status_code == 201 and again.json()["replayed"] is True
     assert {k: v for k, v in again.json().items() if k != "replayed"} == {
-        k: v for k, v in first.json().items() if k != "replayed"}
+        k: v for k, v in first.json().items() if k != "replayed"
+    }
     assert api.jobstream.recorder.max_notification_id() == position  # nothing appended
 
 
@@ -75,8 +87,7 @@ def test_racing_writers_lose_no_update(api: Api) -> None:
     tom = api.technician("tom")
     job = api.scheduled_job(tom)
     with ThreadPoolExecutor(8) as pool:
-        responses = list(pool.map(
-            lambda n: api.post(f"/jobs/{job}/notes", {"text": f"note {n}"}), range(16)))
+        responses = list(pool.map(lambda n: api.post(f"/jobs/{job}/notes", {"text": f"note {n}"}), range(16)))
     accepted = [r for r in responses if r.status_code == 200]
     assert all(r.status_code in (200, 409) for r in responses)
     notes = [e for e in api.get(f"/jobs/{job}/events").json() if e["type"] == "NoteAdded"]
@@ -101,7 +112,9 @@ def test_errors_name_the_field_and_the_reason(api: Api) -> None:
     job = api.scheduled_job(tom)
     missing = api.post("/jobs", {"job_type": "repair", "description": "x"})
     assert missing.status_code == 422
-    assert missing.json()["detail"] == [{"field": "customer_id", "reason": "Object missing required field `customer_id`"}]
+    assert missing.json()["detail"] == [
+        {"field": "customer_id", "reason": "Object missing required field `customer_id`"}
+    ]
     bad_time = api.post(f"/jobs/{job}/reschedule", {"technician_ids": [str(tom)], "start": "tomorrow"})
     assert bad_time.status_code == 422 and bad_time.json()["detail"][0]["field"] == "start"
     unknown = api.post(f"/jobs/{job}/notes", {"text": "x", "colour": "red"})
@@ -110,8 +123,9 @@ def test_errors_name_the_field_and_the_reason(api: Api) -> None:
     assert negative.status_code == 422 and negative.json()["detail"][0]["field"] == "quantity"
     not_json = api.client.post(f"/jobs/{job}/notes", content=b"{oops", headers=api.headers("office"))
     assert not_json.status_code == 422 and not_json.json()["detail"][0]["field"] == "body"
-    no_customer = api.post("/jobs", {"customer_id": "6b0f3f0e-2b8f-4f3e-9d4a-6a1c3c1d7e55",
-                                     "job_type": "repair", "description": "x"})
+    no_customer = api.post(
+        "/jobs", {"customer_id": "6b0f3f0e-2b8f-4f3e-9d4a-6a1c3c1d7e55", "job_type": "repair", "description": "x"}
+    )
     assert no_customer.status_code == 422 and no_customer.json()["detail"][0]["field"] == "customer_id"
 
 
@@ -120,16 +134,23 @@ def test_a_commands_headers_path_and_size_are_checked_before_it_runs(api: Api) -
     FastAPI's routing): each problem named, nothing appended."""
     job = api.scheduled_job(api.technician("tom"))
     before = api.jobstream.recorder.max_notification_id()
-    bad = api.post(f"/jobs/{job}/notes", {"text": "x"}, **{"If-Match": "two", "Idempotency-Key": "k" * 201,
-                                                          "X-Correlation-Id": "c" * 201})
+    bad = api.post(
+        f"/jobs/{job}/notes",
+        {"text": "x"},
+        **{"If-Match": "two", "Idempotency-Key": "k" * 201, "X-Correlation-Id": "c" * 201},
+    )
     assert bad.status_code == 422
     assert [problem["field"] for problem in bad.json()["detail"]] == [
-        "header.Idempotency-Key", "header.If-Match", "header.X-Correlation-Id"]
+        "header.Idempotency-Key",
+        "header.If-Match",
+        "header.X-Correlation-Id",
+    ]
     not_an_id = api.post("/jobs/not-a-uuid/notes", {"text": "x"})
     assert not_an_id.status_code == 422 and not_an_id.json()["detail"][0]["field"] == "path.id"
     huge = api.post(f"/jobs/{job}/notes", {"text": "x" * 1_100_000})
     assert huge.status_code == 422 and huge.json()["detail"] == [
-        {"field": "body", "reason": "larger than 1 MB: a command is a few fields"}]
+        {"field": "body", "reason": "larger than 1 MB: a command is a few fields"}
+    ]
     unauthenticated = api.client.post(f"/jobs/{job}/notes", json={"text": "x"})
     assert unauthenticated.status_code == 401 and unauthenticated.headers["WWW-Authenticate"] == "Bearer"
     assert api.get(f"/jobs/{job}/notes").status_code == 405  # FastAPI still answers other methods
@@ -155,8 +176,10 @@ def test_unknown_jobs_are_404_and_illegal_transitions_409(api: Api) -> None:
     assert api.get("/jobs/not-a-uuid").status_code == 422
     illegal = api.post(f"/jobs/{job}/complete", {"summary": "done"})
     assert illegal.status_code == 409
-    assert illegal.json() == {"detail": "cannot complete: the job is scheduled (start work first)",
-                              "status": "scheduled"}
+    assert illegal.json() == {
+        "detail": "cannot complete: the job is scheduled (start work first)",
+        "status": "scheduled",
+    }
 
 
 def test_authentication_and_roles(api: Api) -> None:
@@ -211,16 +234,24 @@ def test_customer_details_change_and_history_is_kept(api: Api) -> None:
 
 def test_price_lists(api: Api) -> None:
     prices = api.ok("/price-lists", {"name": "Standard", "is_default": True})["id"]
-    api.ok(f"/price-lists/{prices}/activities", {"code": "labour", "name": "Labour", "unit": "started_hour",
-                                                  "rate": "65.00", "minimum_charge": "65", "vat_rate": "21"})
+    api.ok(
+        f"/price-lists/{prices}/activities",
+        {
+            "code": "labour",
+            "name": "Labour",
+            "unit": "started_hour",
+            "rate": "65.00",
+            "minimum_charge": "65",
+            "vat_rate": "21",
+        },
+    )
     state = api.get(f"/price-lists/{prices}").json()
     assert state["activities"]["labour"]["rate"] == "65.00"
     bad_unit = api.post(f"/price-lists/{prices}/activities", {"code": "x", "name": "x", "unit": "day", "rate": "1"})
     assert bad_unit.status_code == 422 and bad_unit.json()["detail"][0]["field"] == "unit"
 
 
-def test_a_retry_is_recognised_from_the_log_by_a_fresh_process(
-        api: Api, stream_env: dict[str, str]) -> None:
+def test_a_retry_is_recognised_from_the_log_by_a_fresh_process(api: Api, stream_env: dict[str, str]) -> None:
     from events.contract import AddNote
     from services.application import JobstreamApp
     from services.domain.common import Actor
@@ -230,8 +261,9 @@ def test_a_retry_is_recognised_from_the_log_by_a_fresh_process(
     first = api.ok(f"/jobs/{job}/notes", {"text": "Parts ordered"}, **{"Idempotency-Key": "note-7"})
     restarted = JobstreamApp(stream_env)  # another replica, or the API after a restart
     try:
-        again = restarted.execute(UUID(job), AddNote(text="Parts ordered"),
-                                  Actor(id="olga", role=Role.OFFICE), command_id="note-7")
+        again = restarted.execute(
+            UUID(job), AddNote(text="Parts ordered"), Actor(id="olga", role=Role.OFFICE), command_id="note-7"
+        )
     finally:
         restarted.close()
     assert (again.replayed, again.version, again.position) == (True, first["version"], first["position"])

@@ -12,8 +12,17 @@ from uuid import UUID
 from eventsourcing.persistence import Tracking
 
 from events.contract import (
-    AddTimeEntry, Address, CompleteJob, InvoiceIssued, InvoicingHeld, InvoicingReleaseRequested, JobInvoiced,
-    RegisterCustomer, RequestJob, ScheduleJob, StartWork,
+    Address,
+    AddTimeEntry,
+    CompleteJob,
+    InvoiceIssued,
+    InvoicingHeld,
+    InvoicingReleaseRequested,
+    JobInvoiced,
+    RegisterCustomer,
+    RequestJob,
+    ScheduleJob,
+    StartWork,
 )
 from events.jetstream import NatsConnection, NatsProcessRecorder, StreamSettings
 from services.application import JobstreamApp
@@ -48,8 +57,9 @@ def test_a_held_job_is_invoiced_once_its_customers_currency_is_fixed(api: Api, s
     """The probe: registered in EUR, priced in CZK; the office sets the customer's currency."""
     price_list(api.jobstream, "CZK")
     office = Office(api.jobstream)
-    customer = UUID(api.ok("/customers", {"name": "Petra Svobodová", "billing_address": ADDRESS,
-                                          "currency": "EUR"})["id"])
+    customer = UUID(
+        api.ok("/customers", {"name": "Petra Svobodová", "billing_address": ADDRESS, "currency": "EUR"})["id"]
+    )
     job = held_job(api.jobstream, customer, office.tech)
     asyncio.run(invoice_all(stream_env))
     assert reasons(api.jobstream) == ["no price list in EUR for this customer"]
@@ -76,8 +86,10 @@ def test_a_price_list_change_releases_every_held_job_it_fixes_each_once(api: Api
     asyncio.run(invoice_all(stream_env))
     assert len(reasons(api.jobstream)) == 2 and len(invoices(api.jobstream)[0]) == 1
 
-    api.ok(f"/price-lists/{prices}/activities", {"code": "boiler", "name": "Boiler work", "unit": "started_hour",
-                                                 "rate": "60.00", "vat_rate": "21"})
+    api.ok(
+        f"/price-lists/{prices}/activities",
+        {"code": "boiler", "name": "Boiler work", "unit": "started_hour", "rate": "60.00", "vat_rate": "21"},
+    )
     asyncio.run(invoice_all(stream_env, replicas=3))  # three replicas race for both
     asyncio.run(invoice_all(stream_env))
     issued = assert_invoiced_once(api.jobstream, [done, first, second])
@@ -91,8 +103,11 @@ def test_the_office_releases_a_held_job_by_hand(api: Api, stream_env: dict[str, 
     went past the change): the office asks it to try again."""
     price_list(api.jobstream, "CZK")
     office = Office(api.jobstream)
-    customer = api.jobstream.execute(api.jobstream.new_id(OFFICE, None), RegisterCustomer(
-        name="Petra Svobodová", billing_address=Address(**ADDRESS), currency="EUR"), OFFICE).id
+    customer = api.jobstream.execute(
+        api.jobstream.new_id(OFFICE, None),
+        RegisterCustomer(name="Petra Svobodová", billing_address=Address(**ADDRESS), currency="EUR"),
+        OFFICE,
+    ).id
     job = held_job(api.jobstream, customer, office.tech)
     asyncio.run(invoice_all(stream_env))
     assert api.post(f"/jobs/{job}/release-invoicing", {}, who="accountant").status_code == 403

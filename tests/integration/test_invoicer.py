@@ -20,21 +20,30 @@ from uuid import UUID
 
 from fastapi.testclient import TestClient
 
-from events.contract import (
-    AddTimeEntry, Address, CompleteJob, CreatePriceList, InvoiceIssued, InvoiceNumberAllocated, PriceActivity,
-    RegisterCustomer, RegisterTechnician, RequestJob, Role, ScheduleJob, StartWork, Unit,
-)
 from events.bridge import LoopThread
-from events.jetstream import TOPIC_HEADER, NatsConnection
+from events.contract import (
+    Address,
+    AddTimeEntry,
+    CompleteJob,
+    CreatePriceList,
+    InvoiceIssued,
+    InvoiceNumberAllocated,
+    PriceActivity,
+    RegisterCustomer,
+    RegisterTechnician,
+    RequestJob,
+    Role,
+    ScheduleJob,
+    StartWork,
+    Unit,
+)
+from events.jetstream import TOPIC_HEADER, NatsConnection, StreamSettings
 from invoicer.ids import invoice_id_of
 from invoicer.invoicing import Invoicer
 from invoicer.settings import Settings
 from services.application import JobstreamApp
 from services.domain.common import Actor
-
 from tests.integration.conftest import ADDRESS, Api, read_settings, read_side, stored
-
-from events.jetstream import StreamSettings
 
 settings_of = StreamSettings.from_env  # a service's stream settings from its environment
 
@@ -61,10 +70,16 @@ def invoices(app: JobstreamApp) -> tuple[list[InvoiceIssued], list[InvoiceNumber
 
 
 def price_list(app: JobstreamApp, currency: str = "CZK") -> UUID:
-    prices = app.execute(app.new_id(OFFICE, None),
-                         CreatePriceList(name="Standard", currency=currency, is_default=True), OFFICE).id
-    app.execute(prices, PriceActivity(code="repair", name="Repair work", unit=Unit.STARTED_HOUR,
-                                                   rate=Decimal("50.00"), vat_rate=Decimal(21)), OFFICE)
+    prices = app.execute(
+        app.new_id(OFFICE, None), CreatePriceList(name="Standard", currency=currency, is_default=True), OFFICE
+    ).id
+    app.execute(
+        prices,
+        PriceActivity(
+            code="repair", name="Repair work", unit=Unit.STARTED_HOUR, rate=Decimal("50.00"), vat_rate=Decimal(21)
+        ),
+        OFFICE,
+    )
     return prices
 
 
@@ -74,8 +89,11 @@ class Office:
     def __init__(self, app: JobstreamApp) -> None:
         self.app = app
         self.tech = app.execute(app.new_id(OFFICE, None), RegisterTechnician(name="Tom"), OFFICE).id
-        self.customer = app.execute(app.new_id(OFFICE, None), RegisterCustomer(
-            name="Novák Stavby", billing_address=Address(**ADDRESS), currency="CZK", language="en"), OFFICE).id
+        self.customer = app.execute(
+            app.new_id(OFFICE, None),
+            RegisterCustomer(name="Novák Stavby", billing_address=Address(**ADDRESS), currency="CZK", language="en"),
+            OFFICE,
+        ).id
 
     def completed_job(self, minutes: int = 130) -> UUID:
         app, job = self.app, self.app.new_id(OFFICE, None)
@@ -89,16 +107,29 @@ class Office:
 
 def test_a_job_completed_in_the_api_is_invoiced_once(api: Api, stream_env: dict[str, str]) -> None:
     prices = api.ok("/price-lists", {"name": "Standard", "currency": "CZK", "is_default": True})["id"]
-    api.ok(f"/price-lists/{prices}/activities", {"code": "repair", "name": "Repair work",
-                                                 "unit": "started_hour", "rate": "50.00", "vat_rate": "21"})
+    api.ok(
+        f"/price-lists/{prices}/activities",
+        {"code": "repair", "name": "Repair work", "unit": "started_hour", "rate": "50.00", "vat_rate": "21"},
+    )
     tom = api.technician("tom")
-    customer = api.ok("/customers", {"name": "Novák Stavby", "billing_address": ADDRESS, "currency": "CZK",
-                                     "email": "ucetni@novak.example", "language": "cs"})["id"]
+    customer = api.ok(
+        "/customers",
+        {
+            "name": "Novák Stavby",
+            "billing_address": ADDRESS,
+            "currency": "CZK",
+            "email": "ucetni@novak.example",
+            "language": "cs",
+        },
+    )["id"]
     job = api.scheduled_job(tom, customer)
     api.ok(f"/jobs/{job}/start", {}, who="tom")
     api.ok(f"/jobs/{job}/time-entries", {"started_at": "2026-11-23T09:00:00Z", "minutes": 130}, who="tom")
-    api.ok(f"/jobs/{job}/materials", {"code": "seal-22", "description": "Seal 22 mm", "quantity": "2",
-                                      "unit_price": "3.40"}, who="tom")
+    api.ok(
+        f"/jobs/{job}/materials",
+        {"code": "seal-22", "description": "Seal 22 mm", "quantity": "2", "unit_price": "3.40"},
+        who="tom",
+    )
     api.ok(f"/jobs/{job}/complete", {"summary": "Seal replaced"}, who="tom")
 
     asyncio.run(invoice_all(stream_env))
@@ -108,9 +139,14 @@ def test_a_job_completed_in_the_api_is_invoiced_once(api: Api, stream_env: dict[
     assert invoice.id == invoice_id_of(UUID(job)) and invoice.number == f"FV/{YEAR}/000001"
     assert allocated.sequence == 1 and allocated.invoice_id == invoice.id
     assert [(l.code, l.quantity, l.net, l.logged_minutes) for l in invoice.lines] == [
-        ("repair", Decimal(3), Decimal("150.00"), 130), ("seal-22", Decimal(2), Decimal("6.80"), 0)]
+        ("repair", Decimal(3), Decimal("150.00"), 130),
+        ("seal-22", Decimal(2), Decimal("6.80"), 0),
+    ]
     assert (invoice.net_total, invoice.vat_total, invoice.gross_total) == (
-        Decimal("156.80"), Decimal("33.06"), Decimal("189.86"))  # 31.50 on 150 at 21 %, 1.56 on 6.80 at 23 %
+        Decimal("156.80"),
+        Decimal("33.06"),
+        Decimal("189.86"),
+    )  # 31.50 on 150 at 21 %, 1.56 on 6.80 at 23 %
     assert invoice.currency == "CZK" and invoice.language == "cs" and invoice.buyer.name == "Novák Stavby"
     state = api.get(f"/jobs/{job}").json()
     assert state["status"] == "invoiced"
@@ -120,25 +156,31 @@ def test_a_job_completed_in_the_api_is_invoiced_once(api: Api, stream_env: dict[
 
 def test_jobs_that_get_no_invoice_say_why(api: Api, stream_env: dict[str, str]) -> None:
     prices = api.ok("/price-lists", {"name": "Standard", "currency": "EUR", "is_default": True})["id"]
-    api.ok(f"/price-lists/{prices}/activities", {"code": "repair", "name": "Repair work",
-                                                 "unit": "started_hour", "rate": "50.00", "vat_rate": "21"})
+    api.ok(
+        f"/price-lists/{prices}/activities",
+        {"code": "repair", "name": "Repair work", "unit": "started_hour", "rate": "50.00", "vat_rate": "21"},
+    )
     tom = api.technician("tom")
     customer = api.customer()  # pays in EUR
     in_czk = api.ok("/customers", {"name": "Dvořák", "billing_address": ADDRESS, "currency": "CZK"})["id"]
     jobs = {
-        "warranty": api.ok("/jobs", {"customer_id": customer, "job_type": "repair", "description": "Leak",
-                                     "billing_kind": "warranty"})["id"],
-        "unpriced activity": api.ok("/jobs", {"customer_id": customer, "job_type": "repair",
-                                              "description": "Leak"})["id"],
-        "no list in CZK": api.ok("/jobs", {"customer_id": in_czk, "job_type": "repair",
-                                           "description": "Leak"})["id"],
+        "warranty": api.ok(
+            "/jobs", {"customer_id": customer, "job_type": "repair", "description": "Leak", "billing_kind": "warranty"}
+        )["id"],
+        "unpriced activity": api.ok("/jobs", {"customer_id": customer, "job_type": "repair", "description": "Leak"})[
+            "id"
+        ],
+        "no list in CZK": api.ok("/jobs", {"customer_id": in_czk, "job_type": "repair", "description": "Leak"})["id"],
     }
     for case, job in jobs.items():
         api.ok(f"/jobs/{job}/schedule", {"technician_ids": [str(tom)], "start": "2026-11-23T09:00:00Z"})
         api.ok(f"/jobs/{job}/start", {}, who="tom")
         activity = "commissioning" if case == "unpriced activity" else ""
-        api.ok(f"/jobs/{job}/time-entries", {"started_at": "2026-11-23T09:00:00Z", "minutes": 60,
-                                             "activity": activity}, who="tom")
+        api.ok(
+            f"/jobs/{job}/time-entries",
+            {"started_at": "2026-11-23T09:00:00Z", "minutes": 60, "activity": activity},
+            who="tom",
+        )
         api.ok(f"/jobs/{job}/complete", {"summary": "Done"}, who="tom")
 
     asyncio.run(invoice_all(stream_env))
@@ -146,7 +188,10 @@ def test_jobs_that_get_no_invoice_say_why(api: Api, stream_env: dict[str, str]) 
     assert invoices(api.jobstream) == ([], [])
     last = {case: api.get(f"/jobs/{job}/events").json()[-1] for case, job in jobs.items()}
     assert {case: event["type"] for case, event in last.items()} == {
-        "warranty": "JobNotBilled", "unpriced activity": "InvoicingHeld", "no list in CZK": "InvoicingHeld"}
+        "warranty": "JobNotBilled",
+        "unpriced activity": "InvoicingHeld",
+        "no list in CZK": "InvoicingHeld",
+    }
     assert last["warranty"]["event"]["cost"] == "50.00"  # one started hour, at no charge
     assert "'commissioning'" in last["unpriced activity"]["event"]["reason"]
     assert "no price list in CZK" in last["no list in CZK"]["event"]["reason"]
@@ -154,7 +199,8 @@ def test_jobs_that_get_no_invoice_say_why(api: Api, stream_env: dict[str, str]) 
 
 
 def test_three_replicas_racing_issue_one_invoice_per_job_without_gaps(
-        jobstream: JobstreamApp, stream_env: dict[str, str]) -> None:
+    jobstream: JobstreamApp, stream_env: dict[str, str]
+) -> None:
     price_list(jobstream)
     office = Office(jobstream)
     jobs: list[UUID] = []
@@ -201,8 +247,9 @@ class IssuedCount:
                     self.count += 1
                     self.changed.notify_all()
 
-        await connection.jetstream().subscribe(self.settings.kind_filter("events", "invoice"), cb=stored,
-                                               ordered_consumer=True)
+        await connection.jetstream().subscribe(
+            self.settings.kind_filter("events", "invoice"), cb=stored, ordered_consumer=True
+        )
         return connection
 
     def wait_until(self, reached: Any, timeout: float) -> bool:
@@ -215,7 +262,8 @@ class IssuedCount:
 
 
 def test_killing_the_invoicer_at_random_points_loses_and_duplicates_nothing(
-        jobstream: JobstreamApp, stream_env: dict[str, str]) -> None:
+    jobstream: JobstreamApp, stream_env: dict[str, str]
+) -> None:
     price_list(jobstream)
     office = Office(jobstream)
     jobs = [office.completed_job() for _ in range(40)]  # a backlog, so the first kills land mid-work
@@ -239,10 +287,19 @@ def test_killing_the_invoicer_at_random_points_loses_and_duplicates_nothing(
         while kills < 6 or not done.is_set() or issued.count < 60:
             before = issued.count
             more = rng.randint(1, 5)
-            replicas = [subprocess.Popen([sys.executable, "-m", "invoicer", "issue"], cwd=ROOT, env=env,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
-            moved = issued.wait_until(lambda count: count >= before + more or (done.is_set() and count >= len(jobs)),
-                                      timeout=120)
+            replicas = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "invoicer", "issue"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for _ in range(2)
+            ]
+            moved = issued.wait_until(
+                lambda count: count >= before + more or (done.is_set() and count >= len(jobs)), timeout=120
+            )
             for replica in replicas:
                 os.kill(replica.pid, signal.SIGKILL)
                 replica.wait()
@@ -264,19 +321,28 @@ def test_killing_the_invoicer_at_random_points_loses_and_duplicates_nothing(
 
 
 def test_the_invoice_pdf_is_stored_once_and_served_to_the_office(
-        api: Api, stream_env: dict[str, str], read_model_url: str) -> None:
+    api: Api, stream_env: dict[str, str], read_model_url: str
+) -> None:
     from pypdf import PdfReader
 
     from invoicer.writer import DocumentWriter
     from read_api.app import create_app as create_read_app
 
     prices = api.ok("/price-lists", {"name": "Cennik", "currency": "PLN", "is_default": True})["id"]
-    api.ok(f"/price-lists/{prices}/activities", {"code": "repair", "name": "Naprawa pieca", "unit": "hour",
-                                                 "rate": "120.00", "vat_rate": "23"})
+    api.ok(
+        f"/price-lists/{prices}/activities",
+        {"code": "repair", "name": "Naprawa pieca", "unit": "hour", "rate": "120.00", "vat_rate": "23"},
+    )
     tom = api.technician("tom")
-    customer = api.ok("/customers", {"name": "Piekarnia Kowalski – Łódź", "currency": "PLN", "language": "pl",
-                                     "billing_address": {"street": "ul. Długa 3", "city": "Kraków",
-                                                         "postal_code": "31-147", "country": "PL"}})["id"]
+    customer = api.ok(
+        "/customers",
+        {
+            "name": "Piekarnia Kowalski – Łódź",
+            "currency": "PLN",
+            "language": "pl",
+            "billing_address": {"street": "ul. Długa 3", "city": "Kraków", "postal_code": "31-147", "country": "PL"},
+        },
+    )["id"]
     job = api.scheduled_job(tom, customer)
     api.ok(f"/jobs/{job}/start", {}, who="tom")
     api.ok(f"/jobs/{job}/time-entries", {"started_at": "2026-11-23T09:00:00Z", "minutes": 90}, who="tom")
@@ -312,7 +378,8 @@ def test_the_invoice_pdf_is_stored_once_and_served_to_the_office(
             assert signed_out.status_code == 401 and signed_out.headers["www-authenticate"] == "Bearer"
         listed = reader.get("/api/invoices").json()
         assert [(i["number"], i["gross_total"], i["currency"]) for i in listed] == [
-            (invoice.number, "221.40", "PLN")]  # 1.5 h at 120.00 plus 23 %
+            (invoice.number, "221.40", "PLN")
+        ]  # 1.5 h at 120.00 plus 23 %
         pdf = reader.get(f"/invoices/{invoice.id}.pdf")
         assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
         text = PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
@@ -325,13 +392,15 @@ def test_the_invoice_pdf_is_stored_once_and_served_to_the_office(
         assert xml.status_code == 200 and f"<cbc:ID>{invoice.number}</cbc:ID>".encode() in xml.content
         page = reader.get(f"/jobs/{job}")
         assert invoice.number in page.text and f"/invoices/{invoice.id}.pdf" in page.text
-        as_technician = reader.get(f"/invoices/{invoice.id}.pdf",
-                                   headers={"Authorization": f"Bearer {api.tokens['tom']}"})
+        as_technician = reader.get(
+            f"/invoices/{invoice.id}.pdf", headers={"Authorization": f"Bearer {api.tokens['tom']}"}
+        )
         assert as_technician.status_code == 403
 
 
 def test_reconciliation_names_a_completed_job_without_an_invoice(
-        jobstream: JobstreamApp, stream_env: dict[str, str]) -> None:
+    jobstream: JobstreamApp, stream_env: dict[str, str]
+) -> None:
     from projections.audit import reconcile
 
     price_list(jobstream)
@@ -355,7 +424,8 @@ def test_reconciliation_names_a_completed_job_without_an_invoice(
 
 
 def test_the_dry_run_shows_what_completing_the_job_would_invoice(
-        api: Api, stream_env: dict[str, str], read_model_url: str) -> None:
+    api: Api, stream_env: dict[str, str], read_model_url: str
+) -> None:
     from events.bridge import LoopThread
 
     price_list(api.jobstream)
@@ -373,8 +443,7 @@ def test_the_dry_run_shows_what_completing_the_job_would_invoice(
         with read_side(api, stream_env, read_model_url) as reader:
             preview = reader.get(f"/api/jobs/{job}/invoice-preview").json()
             assert preview["billable"] and preview["status"] == "in_progress"
-            assert [(l["code"], l["quantity"], l["logged_minutes"]) for l in preview["lines"]] == [
-                ("repair", "2", 95)]
+            assert [(l["code"], l["quantity"], l["logged_minutes"]) for l in preview["lines"]] == [("repair", "2", 95)]
             assert "Invoice if completed now" in reader.get(f"/jobs/{job}").text
             assert invoices(api.jobstream) == ([], [])  # a dry run stores nothing
             api.ok(f"/jobs/{job}/complete", {"summary": "Done"}, who="tom")
@@ -410,8 +479,7 @@ def test_a_signed_link_opens_the_pdf_for_the_customer_and_nothing_else() -> None
                 links.verify(altered, "s3cret")
 
 
-def test_prepaid_hours_are_spent_once_and_a_low_balance_is_flagged(
-        api: Api, stream_env: dict[str, str]) -> None:
+def test_prepaid_hours_are_spent_once_and_a_low_balance_is_flagged(api: Api, stream_env: dict[str, str]) -> None:
     from events.contract import PrepaidBalanceLow, PrepaidHoursConsumed
 
     price_list(api.jobstream)
@@ -423,8 +491,7 @@ def test_prepaid_hours_are_spent_once_and_a_low_balance_is_flagged(
     asyncio.run(invoice_all(stream_env, replicas=3))  # racing replicas: the same hours are never spent twice
 
     consumed, low = stored(api.jobstream, PrepaidHoursConsumed, PrepaidBalanceLow)
-    assert [(c.job_id, c.minutes, c.balance_minutes) for c in consumed] == [
-        (jobs[0], 130, 110), (jobs[1], 110, 0)]
+    assert [(c.job_id, c.minutes, c.balance_minutes) for c in consumed] == [(jobs[0], 130, 110), (jobs[1], 110, 0)]
     assert [(l.balance_minutes, l.warn_below_minutes) for l in low] == [(0, 90)]
     issued = {i.job_id: i for i in invoices(api.jobstream)[0]}
     assert issued[jobs[0]].gross_total == Decimal("0.00")
@@ -433,17 +500,22 @@ def test_prepaid_hours_are_spent_once_and_a_low_balance_is_flagged(
 
 
 def test_a_retainer_is_invoiced_once_a_month_from_its_first_month_until_it_ends(
-        api: Api, stream_env: dict[str, str]) -> None:
+    api: Api, stream_env: dict[str, str]
+) -> None:
     from datetime import date
 
     from invoicer.retainers import RetainerBilling
 
     office = Office(api.jobstream)
-    agreed = api.post(f"/customers/{office.customer}/retainers", {
-        "description": "Monthly HVAC care", "amount": "200.00", "vat_rate": "21", "first_month": "2026-09"})
+    agreed = api.post(
+        f"/customers/{office.customer}/retainers",
+        {"description": "Monthly HVAC care", "amount": "200.00", "vat_rate": "21", "first_month": "2026-09"},
+    )
     assert agreed.status_code == 200, agreed.text
-    bad = api.post(f"/customers/{office.customer}/retainers", {
-        "description": "x", "amount": "10", "vat_rate": "21", "first_month": "2026-13"})
+    bad = api.post(
+        f"/customers/{office.customer}/retainers",
+        {"description": "x", "amount": "10", "vat_rate": "21", "first_month": "2026-13"},
+    )
     assert bad.status_code == 422 and "first_month" in bad.text
 
     async def run(*days: date) -> list[int]:
@@ -462,25 +534,29 @@ def test_a_retainer_is_invoiced_once_a_month_from_its_first_month_until_it_ends(
     issued, allocated = invoices(api.jobstream)
     assert sorted(i.period for i in issued) == ["2026-09", "2026-10", "2026-11"]
     assert sorted(a.sequence for a in allocated) == [1, 2, 3]
-    assert all(i.gross_total == Decimal("242.00") and i.lines[0].description.startswith("Monthly HVAC care")
-               for i in issued)
+    assert all(
+        i.gross_total == Decimal("242.00") and i.lines[0].description.startswith("Monthly HVAC care") for i in issued
+    )
 
     retainer_id = str(issued[0].retainer_id)
-    ended = api.post(f"/customers/{office.customer}/retainers/end", {"retainer_id": retainer_id,
-                                                                      "last_month": "2026-12"})
+    ended = api.post(
+        f"/customers/{office.customer}/retainers/end", {"retainer_id": retainer_id, "last_month": "2026-12"}
+    )
     assert ended.status_code == 200, ended.text
     assert asyncio.run(run(date(2026, 12, 1), date(2027, 1, 1), date(2027, 2, 1))) == [1, 0, 0]
     assert len(invoices(api.jobstream)[0]) == 4
 
 
 def test_an_accepted_quote_gets_a_proforma_when_the_customer_wants_one(
-        api: Api, stream_env: dict[str, str], read_model_url: str) -> None:
+    api: Api, stream_env: dict[str, str], read_model_url: str
+) -> None:
     from events.contract import ProformaDocumentStored, ProformaIssued
     from tests.integration.test_payments import render_documents
 
     price_list(api.jobstream)
-    wants = api.ok("/customers", {"name": "Dvořák", "billing_address": ADDRESS, "currency": "CZK",
-                                  "wants_proforma": True})["id"]
+    wants = api.ok(
+        "/customers", {"name": "Dvořák", "billing_address": ADDRESS, "currency": "CZK", "wants_proforma": True}
+    )["id"]
     does_not = api.ok("/customers", {"name": "Horák", "billing_address": ADDRESS, "currency": "CZK"})["id"]
     jobs = {}
     for customer in (wants, does_not):
@@ -494,7 +570,10 @@ def test_an_accepted_quote_gets_a_proforma_when_the_customer_wants_one(
 
     (proforma,), (document,) = stored(api.jobstream, ProformaIssued, ProformaDocumentStored)
     assert (proforma.job_id, proforma.number, proforma.gross_total) == (
-        UUID(jobs[wants]), f"PRO/{YEAR}/000001", Decimal("605.00"))  # 500 plus 21 %, the job type's rate
+        UUID(jobs[wants]),
+        f"PRO/{YEAR}/000001",
+        Decimal("605.00"),
+    )  # 500 plus 21 %, the job type's rate
     assert document.media_type == "application/pdf" and invoices(api.jobstream)[0] == []  # no tax invoice
 
     with read_side(api, stream_env, read_model_url) as r:
@@ -504,7 +583,8 @@ def test_an_accepted_quote_gets_a_proforma_when_the_customer_wants_one(
 
 
 def test_an_interim_invoice_bills_the_work_to_date_and_the_final_one_only_the_rest(
-        api: Api, stream_env: dict[str, str]) -> None:
+    api: Api, stream_env: dict[str, str]
+) -> None:
     price_list(api.jobstream)
     tom = api.technician("tom")
     customer = api.ok("/customers", {"name": "Dvořák", "billing_address": ADDRESS, "currency": "CZK"})["id"]
@@ -528,7 +608,8 @@ def test_an_interim_invoice_bills_the_work_to_date_and_the_final_one_only_the_re
 
 
 def test_documents_rendered_ahead_by_worker_processes_are_stored_once_each(
-        jobstream: JobstreamApp, stream_env: dict[str, str]) -> None:
+    jobstream: JobstreamApp, stream_env: dict[str, str]
+) -> None:
     from events.contract import InvoiceDocumentStored
     from invoicer.writer import DocumentWriter
 
@@ -558,4 +639,5 @@ def test_documents_rendered_ahead_by_worker_processes_are_stored_once_each(
     assert len(asyncio.run(render())) == len(jobs) == 7
     (stored_documents,) = stored(jobstream, InvoiceDocumentStored)
     assert Counter((d.id, d.media_type) for d in stored_documents) == Counter(
-        {(invoice_id_of(job), kind): 1 for job in jobs for kind in ("application/pdf", "application/xml")})
+        {(invoice_id_of(job), kind): 1 for job in jobs for kind in ("application/pdf", "application/xml")}
+    )

@@ -20,11 +20,27 @@ from tests.integration.test_poison import straight
 # a value for each field a command requires (what it says is beside the point: the kind is
 # checked before any rule of the command)
 SAMPLES: dict[str, Any] = {
-    "description": "Service", "amount": "10", "vat_rate": "21", "first_month": "2026-01", "last_month": "2026-02",
-    "retainer_id": str(uuid.uuid4()), "hours": "5", "code": "valve", "name": "Valve", "unit": "hour", "rate": "10",
-    "start": "2026-11-23T09:00:00Z", "started_at": "2026-11-23T09:00:00Z", "minutes": 30,
-    "entry_id": str(uuid.uuid4()), "reason": "because", "text": "a note", "quantity": "1", "summary": "done",
-    "signed_by": "Petra", "received_on": "2026-03-01",
+    "description": "Service",
+    "amount": "10",
+    "vat_rate": "21",
+    "first_month": "2026-01",
+    "last_month": "2026-02",
+    "retainer_id": str(uuid.uuid4()),
+    "hours": "5",
+    "code": "valve",
+    "name": "Valve",
+    "unit": "hour",
+    "rate": "10",
+    "start": "2026-11-23T09:00:00Z",
+    "started_at": "2026-11-23T09:00:00Z",
+    "minutes": 30,
+    "entry_id": str(uuid.uuid4()),
+    "reason": "because",
+    "text": "a note",
+    "quantity": "1",
+    "summary": "done",
+    "signed_by": "Petra",
+    "received_on": "2026-03-01",
 }
 
 
@@ -38,29 +54,78 @@ def ids_of_every_kind(api: Api) -> dict[str, str]:
     customer = api.customer()
     job = api.scheduled_job(tech, customer)
     price_list = api.ok("/price-lists", {"name": "Default", "is_default": True})["id"]
-    recurrence = api.ok("/recurring-services", {
-        "customer_id": customer, "job_type": "inspection", "description": "Monthly check",
-        "technician_ids": [str(tech)], "rule": "FREQ=MONTHLY;COUNT=2", "start": "2027-01-04T09:00:00"})["id"]
-    api.ok("/me/push-subscriptions", {"endpoint": "https://push.example/1", "keys": {
-        "p256dh": "B" + "A" * 86, "auth": "A" * 22}}, who="jana")
+    recurrence = api.ok(
+        "/recurring-services",
+        {
+            "customer_id": customer,
+            "job_type": "inspection",
+            "description": "Monthly check",
+            "technician_ids": [str(tech)],
+            "rule": "FREQ=MONTHLY;COUNT=2",
+            "start": "2027-01-04T09:00:00",
+        },
+    )["id"]
+    api.ok(
+        "/me/push-subscriptions",
+        {"endpoint": "https://push.example/1", "keys": {"p256dh": "B" + "A" * 86, "auth": "A" * 22}},
+        who="jana",
+    )
     address = Address(**ADDRESS)
     invoice, message = uuid.uuid4(), uuid.uuid4()
-    straight(api.jobstream, invoice, InvoiceIssued(
-        id=invoice, number="2026-000001", series="2026", sequence=1, job_id=UUID(job), customer_id=UUID(customer),
-        issue_date=date(2026, 3, 1), supply_date=date(2026, 3, 1), due_date=date(2026, 3, 15), currency="EUR", language="en",
-        seller=Party(name="Seller", address=address), buyer=Party(name="Novák", address=address), lines=[], vat=[],
-        net_total=Decimal(0), vat_total=Decimal(0), gross_total=Decimal(0), payment_reference="1"))
-    straight(api.jobstream, message, MessageQueued(id=message, channel="email", purpose="invoice",
-                                                   recipient="novak@example.cz", subject="Invoice", body="..."))
-    return {"job": job, "customer": customer, "technician": str(tech), "pricelist": price_list,
-            "invoice": str(invoice), "message": str(message), "recurrence": recurrence,
-            "recipient": str(recipient_id("jana"))}
+    straight(
+        api.jobstream,
+        invoice,
+        InvoiceIssued(
+            id=invoice,
+            number="2026-000001",
+            series="2026",
+            sequence=1,
+            job_id=UUID(job),
+            customer_id=UUID(customer),
+            issue_date=date(2026, 3, 1),
+            supply_date=date(2026, 3, 1),
+            due_date=date(2026, 3, 15),
+            currency="EUR",
+            language="en",
+            seller=Party(name="Seller", address=address),
+            buyer=Party(name="Novák", address=address),
+            lines=[],
+            vat=[],
+            net_total=Decimal(0),
+            vat_total=Decimal(0),
+            gross_total=Decimal(0),
+            payment_reference="1",
+        ),
+    )
+    straight(
+        api.jobstream,
+        message,
+        MessageQueued(
+            id=message, channel="email", purpose="invoice", recipient="novak@example.cz", subject="Invoice", body="..."
+        ),
+    )
+    return {
+        "job": job,
+        "customer": customer,
+        "technician": str(tech),
+        "pricelist": price_list,
+        "invoice": str(invoice),
+        "message": str(message),
+        "recurrence": recurrence,
+        "recipient": str(recipient_id("jana")),
+    }
 
 
 def kind_of_read(path: str) -> str:
     first = path.split("/")[1]
-    return {"jobs": "job", "customers": "customer", "technicians": "technician", "price-lists": "pricelist",
-            "invoices": "invoice", "recurring-services": "recurrence"}[first]
+    return {
+        "jobs": "job",
+        "customers": "customer",
+        "technicians": "technician",
+        "price-lists": "pricelist",
+        "invoices": "invoice",
+        "recurring-services": "recurrence",
+    }[first]
 
 
 def test_an_id_of_another_kind_is_a_404_naming_the_kind_expected(api: Api) -> None:
@@ -82,8 +147,11 @@ def test_an_id_of_another_kind_is_a_404_naming_the_kind_expected(api: Api) -> No
             tried += 1
     assert api.jobstream.recorder.max_notification_id() == before, "a refused command stored something"
     # the reads, as the office and as a technician (whose own settings' id is not a job)
-    reads = [p for p, item in api.client.app.openapi()["paths"].items()  # type: ignore[attr-defined]
-             if re.fullmatch(r"/[a-z-]+/\{id\}(/events)?", p) and "get" in item]
+    reads = [
+        p
+        for p, item in api.client.app.openapi()["paths"].items()  # type: ignore[attr-defined]
+        if re.fullmatch(r"/[a-z-]+/\{id\}(/events)?", p) and "get" in item
+    ]
     assert len(reads) >= 7
     for path in reads:
         kind = kind_of_read(path)
@@ -101,8 +169,9 @@ def test_an_id_of_another_kind_is_a_404_naming_the_kind_expected(api: Api) -> No
     wrong = api.post("/jobs", {"customer_id": ids["job"], "job_type": "repair", "description": "Leak"})
     assert wrong.status_code == 422 and wrong.json()["detail"][0]["field"] == "customer_id", wrong.text
     assert "that id is a job" in wrong.json()["detail"][0]["reason"]
-    wrong = api.post(f"/jobs/{ids['job']}/reschedule", {"technician_ids": [ids["customer"]],
-                                                       "start": "2026-11-24T09:00:00Z"})
+    wrong = api.post(
+        f"/jobs/{ids['job']}/reschedule", {"technician_ids": [ids["customer"]], "start": "2026-11-24T09:00:00Z"}
+    )
     assert wrong.status_code == 422 and wrong.json()["detail"][0]["field"] == "technician_ids", wrong.text
     assert tried > 250
 
@@ -126,8 +195,7 @@ def test_an_id_nothing_was_stored_for_is_a_404_of_no_kind_whatever_was_asked_bef
     assert api.get(f"/jobs/{unknown}").json()["detail"] == f"job {unknown} not found"
     # a refused creating command leaves its Idempotency-Key free for the next one
     key = {"Idempotency-Key": f"probe-{uuid.uuid4()}"}
-    refused = api.post("/jobs", {"customer_id": str(uuid.uuid4()), "job_type": "repair", "description": "Leak"},
-                       **key)
+    refused = api.post("/jobs", {"customer_id": str(uuid.uuid4()), "job_type": "repair", "description": "Leak"}, **key)
     assert refused.status_code == 422, refused.text
     registered = api.post("/customers", {"name": "Novák s.r.o.", "billing_address": ADDRESS}, **key)
     assert registered.status_code == 201, registered.text

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, UUIDAsHex
 from eventsourcing.tests.application import ExampleApplicationTestCase
 
@@ -34,8 +33,13 @@ def test_the_factory_uses_the_orjson_transcoder() -> None:
         transcoder.register(transcoding)
     from datetime import UTC, datetime
     from decimal import Decimal
-    value = {"id": uuid.uuid4(), "amount": Decimal("12.30"), "at": datetime.now(UTC),
-             "lines": [{"n": 1, "name": "Příplatek"}]}
+
+    value = {
+        "id": uuid.uuid4(),
+        "amount": Decimal("12.30"),
+        "at": datetime.now(UTC),
+        "lines": [{"n": 1, "name": "Příplatek"}],
+    }
     data = transcoder.encode(value)
     assert transcoder.decode(data) == value
     assert "Příplatek".encode() in data  # readable UTF-8 JSON on the wire

@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.tests.persistence import (
     AggregateRecorderTestCase,

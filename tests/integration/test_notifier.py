@@ -22,7 +22,7 @@ from events.contract import (
     MessageQueued,
     RedeliveryRequested,
 )
-from events.jetstream import NatsConnection
+from events.jetstream import NatsConnection, StreamSettings
 from invoicer.invoicing import Invoicer
 from invoicer.settings import Settings as InvoicerSettings
 from invoicer.writer import DocumentWriter
@@ -31,8 +31,6 @@ from notifier.service import Notifier, Settings
 from tests.integration.conftest import Api, stored
 from tests.integration.test_read_api import reader  # noqa: F401 - the read API fixture
 from tests.receivers import Mailbox, PushReceiver, free_port
-
-from events.jetstream import StreamSettings
 
 settings_of = StreamSettings.from_env  # a service's stream settings from its environment
 
@@ -49,8 +47,7 @@ def smtp() -> Iterator[tuple[Mailbox, int]]:
 
 
 def settings(port: int, **extra: Any) -> Settings:
-    return Settings(smtp=SmtpSettings(host="127.0.0.1", port=port, sender="Faktury <faktury@demo.example>"),
-                    **extra)
+    return Settings(smtp=SmtpSettings(host="127.0.0.1", port=port, sender="Faktury <faktury@demo.example>"), **extra)
 
 
 async def notify(env: dict[str, str], config: Settings, rounds: int = 1) -> Notifier:
@@ -71,13 +68,22 @@ async def notify(env: dict[str, str], config: Settings, rounds: int = 1) -> Noti
 def invoiced_job(api: Api, env: dict[str, str], email_address: str = "ucetni@novak.example") -> str:
     """A job taken to completion and invoiced, its PDF and XML stored."""
     prices = api.ok("/price-lists", {"name": "Ceník", "currency": "CZK", "is_default": True})["id"]
-    api.ok(f"/price-lists/{prices}/activities", {"code": "repair", "name": "Oprava kotle", "unit": "hour",
-                                                 "rate": "900.00", "vat_rate": "21"})
+    api.ok(
+        f"/price-lists/{prices}/activities",
+        {"code": "repair", "name": "Oprava kotle", "unit": "hour", "rate": "900.00", "vat_rate": "21"},
+    )
     tom = api.technician("tom")
     contact = {"email": email_address} if email_address else {}
-    customer = api.ok("/customers", {"name": "Novák Stavby", "currency": "CZK", "language": "cs", **contact,
-                                     "billing_address": {"street": "Údolní 12", "city": "Brno",
-                                                         "postal_code": "602 00", "country": "CZ"}})["id"]
+    customer = api.ok(
+        "/customers",
+        {
+            "name": "Novák Stavby",
+            "currency": "CZK",
+            "language": "cs",
+            **contact,
+            "billing_address": {"street": "Údolní 12", "city": "Brno", "postal_code": "602 00", "country": "CZ"},
+        },
+    )["id"]
     job = api.scheduled_job(tom, customer)
     api.ok(f"/jobs/{job}/start", {}, who="tom")
     api.ok(f"/jobs/{job}/time-entries", {"started_at": "2026-11-23T09:00:00Z", "minutes": 60}, who="tom")
@@ -96,7 +102,8 @@ def invoiced_job(api: Api, env: dict[str, str], email_address: str = "ucetni@nov
 
 
 def test_the_customer_gets_the_invoice_by_email_once_in_their_language(
-        api: Api, stream_env: dict[str, str], smtp: tuple[Mailbox, int]) -> None:
+    api: Api, stream_env: dict[str, str], smtp: tuple[Mailbox, int]
+) -> None:
     mailbox, port = smtp
     invoiced_job(api, stream_env)
 
@@ -110,8 +117,7 @@ def test_the_customer_gets_the_invoice_by_email_once_in_their_language(
     assert sorted(documents) == [f for f in sorted(documents) if f.endswith((".pdf", ".xml"))] and len(documents) == 2
     pdf = next(data for name, data in documents.items() if name.endswith(".pdf"))
     assert pdf.startswith(b"%PDF")
-    queued_all, delivered_all, attempted_all = stored(api.jobstream, MessageQueued, MessageDelivered,
-                                                      DeliveryAttempted)
+    queued_all, delivered_all, attempted_all = stored(api.jobstream, MessageQueued, MessageDelivered, DeliveryAttempted)
     (queued,) = [q for q in queued_all if q.channel == "email"]
     (delivered,) = [d for d in delivered_all if d.id == queued.id]
     (attempted,) = [a for a in attempted_all if a.id == queued.id]
@@ -121,12 +127,13 @@ def test_the_customer_gets_the_invoice_by_email_once_in_their_language(
     # the attachment is the very document the invoicer stored
     from events.contract import InvoiceDocumentStored
 
-    (pdf_stored, _), = stored(api.jobstream, InvoiceDocumentStored)
+    ((pdf_stored, _),) = stored(api.jobstream, InvoiceDocumentStored)
     assert hashlib.sha256(pdf).hexdigest() == pdf_stored.sha256
 
 
 def test_a_failing_mail_server_is_retried_then_shown_to_the_office_who_can_send_again(
-        api: Api, stream_env: dict[str, str], smtp: tuple[Mailbox, int]) -> None:
+    api: Api, stream_env: dict[str, str], smtp: tuple[Mailbox, int]
+) -> None:
     mailbox, port = smtp
     invoiced_job(api, stream_env)
     nobody = free_port()  # nothing listens here
@@ -152,7 +159,8 @@ def test_a_failing_mail_server_is_retried_then_shown_to_the_office_who_can_send_
 
 
 def test_a_customer_without_an_email_address_is_shown_not_retried(
-        api: Api, stream_env: dict[str, str], smtp: tuple[Mailbox, int]) -> None:
+    api: Api, stream_env: dict[str, str], smtp: tuple[Mailbox, int]
+) -> None:
     mailbox, port = smtp
     invoiced_job(api, stream_env, email_address="")
     asyncio.run(notify(stream_env, settings(port)))
@@ -161,7 +169,8 @@ def test_a_customer_without_an_email_address_is_shown_not_retried(
 
 
 def test_a_sender_stopped_mid_attempt_never_sends_twice(
-        api: Api, stream_env: dict[str, str], smtp: tuple[Mailbox, int]) -> None:
+    api: Api, stream_env: dict[str, str], smtp: tuple[Mailbox, int]
+) -> None:
     """The crash window: the attempt recorded, the outcome not. The next sender cannot know
     whether the server took it, so it does not send again: the office sees it as uncertain."""
     mailbox, port = smtp
@@ -175,8 +184,16 @@ def test_a_sender_stopped_mid_attempt_never_sends_twice(
             await notifier.catch_up()  # queued, not yet sent
             (id,) = [id for id, p in notifier.pending.items() if p.queued.channel == "email"]
             head = await notifier.load(id)
-            await notifier.save(None, [(id, head, [DeliveryAttempted(
-                id=id, attempt=1, lease_until=datetime.now(UTC) - timedelta(seconds=1))])])
+            await notifier.save(
+                None,
+                [
+                    (
+                        id,
+                        head,
+                        [DeliveryAttempted(id=id, attempt=1, lease_until=datetime.now(UTC) - timedelta(seconds=1))],
+                    )
+                ],
+            )
         finally:
             await notifier.pusher.aclose()
             await connection.aclose()
@@ -210,7 +227,8 @@ def vapid_key() -> str:
 
 
 def test_a_technician_gets_an_encrypted_push_when_a_job_is_assigned(
-        api: Api, stream_env: dict[str, str], push_receiver: PushReceiver) -> None:
+    api: Api, stream_env: dict[str, str], push_receiver: PushReceiver
+) -> None:
     tom = api.technician("tom")
     api.ok("/me/push-subscriptions", push_receiver.subscription(), who="tom")
     config = Settings(push=PushSettings(private_key=vapid_key()), app_url="http://127.0.0.1:8000")
@@ -227,7 +245,8 @@ def test_a_technician_gets_an_encrypted_push_when_a_job_is_assigned(
 
 
 def test_a_push_is_signed_with_a_vapid_token_that_holds_twelve_hours(
-        api: Api, stream_env: dict[str, str], push_receiver: PushReceiver) -> None:
+    api: Api, stream_env: dict[str, str], push_receiver: PushReceiver
+) -> None:
     """RFC 8292 allows at most 24 h, on the push service's clock: a token signed for exactly
     24 h is refused by a service whose clock runs behind. Ours holds 12 h from signing."""
     tom = api.technician("tom")
@@ -243,7 +262,8 @@ def test_a_push_is_signed_with_a_vapid_token_that_holds_twelve_hours(
 
 
 def test_alerts_follow_each_users_choice_and_wait_out_quiet_hours(
-        api: Api, stream_env: dict[str, str], push_receiver: PushReceiver) -> None:
+    api: Api, stream_env: dict[str, str], push_receiver: PushReceiver
+) -> None:
     tom, eva = api.technician("tom"), api.technician("eva")
     for who in ("tom", "eva"):
         api.ok("/me/push-subscriptions", push_receiver.subscription(f"/push/{who}"), who=who)
@@ -252,10 +272,14 @@ def test_alerts_follow_each_users_choice_and_wait_out_quiet_hours(
     now = datetime.now(UTC)
     quiet_from = (now - timedelta(minutes=1)).strftime("%H:%M")
     quiet_until = (now + timedelta(minutes=3)).strftime("%H:%M")
-    api.ok("/me/notifications", {"alerts": ["job_assigned"], "quiet_from": quiet_from, "quiet_until": quiet_until,
-                                 "timezone": "UTC"}, who="eva")
-    bad = api.post("/me/notifications", {"alerts": ["job_assigned"], "quiet_from": "25:00", "quiet_until": "07:00"},
-                   who="eva")
+    api.ok(
+        "/me/notifications",
+        {"alerts": ["job_assigned"], "quiet_from": quiet_from, "quiet_until": quiet_until, "timezone": "UTC"},
+        who="eva",
+    )
+    bad = api.post(
+        "/me/notifications", {"alerts": ["job_assigned"], "quiet_from": "25:00", "quiet_until": "07:00"}, who="eva"
+    )
     assert bad.status_code == 422 and "quiet_from" in bad.text
     unknown_zone = api.post("/me/notifications", {"alerts": [], "timezone": "Mars/Olympus"}, who="eva")
     assert unknown_zone.status_code == 422 and "timezone" in unknown_zone.text
@@ -269,7 +293,8 @@ def test_alerts_follow_each_users_choice_and_wait_out_quiet_hours(
 
 
 def test_a_subscription_the_push_service_says_is_gone_is_forgotten(
-        api: Api, stream_env: dict[str, str], push_receiver: PushReceiver) -> None:
+    api: Api, stream_env: dict[str, str], push_receiver: PushReceiver
+) -> None:
     from events.contract import PushSubscriptionRemoved
 
     tom = api.technician("tom")
@@ -283,21 +308,31 @@ def test_a_subscription_the_push_service_says_is_gone_is_forgotten(
 
 def test_push_subscriptions_are_validated(api: Api) -> None:
     api.technician("tom")
-    for body, field in [({"endpoint": "ftp://x/y", "keys": {"p256dh": "A" * 87, "auth": "B" * 22}}, "endpoint"),
-                        ({"endpoint": "https://push.example/1", "keys": {"p256dh": "short", "auth": "B" * 22}},
-                         "p256dh")]:
+    for body, field in [
+        ({"endpoint": "ftp://x/y", "keys": {"p256dh": "A" * 87, "auth": "B" * 22}}, "endpoint"),
+        ({"endpoint": "https://push.example/1", "keys": {"p256dh": "short", "auth": "B" * 22}}, "p256dh"),
+    ]:
         response = api.post("/me/push-subscriptions", body, who="tom")
         assert response.status_code == 422 and field in response.text, response.text
 
 
 def test_the_office_is_alerted_once_when_an_urgent_jobs_sla_is_at_risk(
-        api: Api, stream_env: dict[str, str], push_receiver: PushReceiver) -> None:
+    api: Api, stream_env: dict[str, str], push_receiver: PushReceiver
+) -> None:
     from services.recurring import Scheduler
 
     api.ok("/me/push-subscriptions", push_receiver.subscription("/push/olga"), who="office")
     deadline = datetime.now(UTC) + timedelta(minutes=20)
-    job = api.ok("/jobs", {"customer_id": api.customer(), "job_type": "repair", "description": "Server room too hot",
-                           "priority": "urgent", "sla_deadline": deadline.isoformat()})["id"]
+    job = api.ok(
+        "/jobs",
+        {
+            "customer_id": api.customer(),
+            "job_type": "repair",
+            "description": "Server room too hot",
+            "priority": "urgent",
+            "sla_deadline": deadline.isoformat(),
+        },
+    )["id"]
     config = Settings(push=PushSettings(private_key=vapid_key()), dashboard_url="http://127.0.0.1:8001")
     for _ in range(2):  # the scheduler and the notifier each run twice (restarted): one alert
         api.jobstream.run(Scheduler(api.jobstream, sla_warn_minutes=60).run_once())
@@ -308,7 +343,8 @@ def test_the_office_is_alerted_once_when_an_urgent_jobs_sla_is_at_risk(
 
 
 def test_the_dashboard_shows_each_invoices_email_and_what_needs_sending_again(
-        api: Api, stream_env: dict[str, str], smtp: tuple[Mailbox, int], projectors: Any, reader: Any) -> None:
+    api: Api, stream_env: dict[str, str], smtp: tuple[Mailbox, int], projectors: Any, reader: Any
+) -> None:
     mailbox, port = smtp
     invoiced_job(api, stream_env)
     asyncio.run(notify(stream_env, settings(free_port(), retries=(0.0,)), rounds=3))  # nothing listens: given up

@@ -49,14 +49,20 @@ READ_APP = create_read_app(ReadSettings(read_model_url=READ_MODELS, stream_env=E
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]  # 5xx: not_a_server_error's to catch
 # A 503 is a documented "try again": a service this one asks is not running (the invoicer's
 # preview, here); any other 5xx is a server error.
-CONFIG = schemathesis.Config.from_dict({"checks": {
-    "positive_data_acceptance": {"expected-statuses": ACCEPTED},
-    "not_a_server_error": {"expected-statuses": ["2xx", "3xx", "4xx", "503"]}}})
+CONFIG = schemathesis.Config.from_dict(
+    {
+        "checks": {
+            "positive_data_acceptance": {"expected-statuses": ACCEPTED},
+            "not_a_server_error": {"expected-statuses": ["2xx", "3xx", "4xx", "503"]},
+        }
+    }
+)
 # Streams without an end (server-sent events, the audit's follow) are driven by other tests.
 commands = schemathesis.openapi.from_dict(APP.openapi(), config=CONFIG).exclude(path="/me/alerts")
 commands.app = APP  # calls go to the app in-process, as from_asgi would send them
 reads = schemathesis.openapi.from_dict(READ_APP.openapi(), config=CONFIG).exclude(
-    path_regex="^/api/(live|audit/follow)")
+    path_regex="^/api/(live|audit/follow)"
+)
 READ_URL: list[str] = []  # where the read API listens: a server of its own, on its own loop
 IDS: dict[str, str] = {}  # kind -> a real id, seeded by the fixture
 TOKENS: dict[str, str] = {}
@@ -79,11 +85,16 @@ def schema_and_door_agree(ctx: Any, response: Any, case: Any) -> bool | None:
     refused = detail if isinstance(detail, list) else [{"field": "", "reason": str(detail)}]
     for problem in refused:
         field = str(problem.get("field") or ".".join(map(str, problem.get("loc", []))))
-        if route is not None and not field.startswith(("path.", "header.")) and "not valid JSON" not in str(
-                problem.get("reason")):
+        if (
+            route is not None
+            and not field.startswith(("path.", "header."))
+            and "not valid JSON" not in str(problem.get("reason"))
+        ):
             continue  # a domain rule, after the command was read
-        if route is None and ("beyond the stream's head" in str(problem.get("reason"))
-                              or "not a cursor this board gave out" in str(problem.get("reason"))):
+        if route is None and (
+            "beyond the stream's head" in str(problem.get("reason"))
+            or "not a cursor this board gave out" in str(problem.get("reason"))
+        ):
             continue  # a position no read model will reach: the stream decides, not the document
         if field == "header.Idempotency-Key" and "already used" in str(problem.get("reason")):
             continue  # the key made another kind of aggregate: the log decides
@@ -118,15 +129,24 @@ def seeded(case: Any) -> None:
             where[name] = real(value)
     if isinstance(case.body, dict):
         for name, value in list(case.body.items()):
-            case.body[name] = [real(v) for v in value] if isinstance(value, list) and name.endswith("_ids") else (
-                real(value) if name.endswith("_id") else value)
+            case.body[name] = (
+                [real(v) for v in value]
+                if isinstance(value, list) and name.endswith("_ids")
+                else (real(value) if name.endswith("_id") else value)
+            )
 
 
 @pytest.fixture(scope="module")
 def running(nats_server: EmbeddedNats) -> Iterator[None]:
     token = uuid.uuid4().hex[:12]
-    ENV.update({"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": nats_server.admin_url,
-                "NATS_STREAM": f"T{token}", "NATS_SUBJECT_PREFIX": f"t{token}"})
+    ENV.update(
+        {
+            "PERSISTENCE_MODULE": "events.jetstream",
+            "NATS_URL": nats_server.admin_url,
+            "NATS_STREAM": f"T{token}",
+            "NATS_SUBJECT_PREFIX": f"t{token}",
+        }
+    )
     issuer = JobstreamApp(ENV)
     TOKENS["office"] = issuer.issue_token("fuzz", Role.OFFICE)
     projectors = Projectors(ENV, READ_MODELS)
@@ -154,23 +174,70 @@ def running(nats_server: EmbeddedNats) -> Iterator[None]:
             job = ok("/jobs", {"customer_id": customer, "job_type": "repair", "description": "Boiler leaks"})
             ok(f"/jobs/{job}/schedule", {"technician_ids": [tech], "start": "2026-11-23T09:00:00Z"})
             price_list = ok("/price-lists", {"name": "Default", "is_default": True})
-            recurrence = ok("/recurring-services", {
-                "customer_id": customer, "job_type": "inspection", "description": "Monthly check",
-                "technician_ids": [tech], "rule": "FREQ=MONTHLY;COUNT=2", "start": "2027-01-04T09:00:00"})
+            recurrence = ok(
+                "/recurring-services",
+                {
+                    "customer_id": customer,
+                    "job_type": "inspection",
+                    "description": "Monthly check",
+                    "technician_ids": [tech],
+                    "rule": "FREQ=MONTHLY;COUNT=2",
+                    "start": "2027-01-04T09:00:00",
+                },
+            )
             address = Address(**ADDRESS)
             invoice, message = uuid.uuid4(), uuid.uuid4()
-            straight(issuer, invoice, InvoiceIssued(
-                id=invoice, number="2026-000001", series="2026", sequence=1, job_id=uuid.UUID(job),
-                customer_id=uuid.UUID(customer), issue_date="2026-03-01", supply_date="2026-03-01",
-                due_date="2026-03-15", currency="EUR", language="en", seller=Party(name="Seller", address=address),
-                buyer=Party(name="Novák", address=address), lines=[], vat=[], net_total=Decimal(100),
-                vat_total=Decimal(0), gross_total=Decimal(100), payment_reference="1"))
-            last = straight(issuer, message, MessageQueued(
-                id=message, channel="email", purpose="invoice", recipient="novak@example.cz", subject="Invoice",
-                body="...", about_kind="invoice", about_id=invoice))
-            IDS.update({"job": job, "customer": customer, "technician": tech, "pricelist": price_list,
-                        "invoice": str(invoice), "message": str(message), "recurrence": recurrence,
-                        "recipient": str(recipient_id("jana"))})
+            straight(
+                issuer,
+                invoice,
+                InvoiceIssued(
+                    id=invoice,
+                    number="2026-000001",
+                    series="2026",
+                    sequence=1,
+                    job_id=uuid.UUID(job),
+                    customer_id=uuid.UUID(customer),
+                    issue_date="2026-03-01",
+                    supply_date="2026-03-01",
+                    due_date="2026-03-15",
+                    currency="EUR",
+                    language="en",
+                    seller=Party(name="Seller", address=address),
+                    buyer=Party(name="Novák", address=address),
+                    lines=[],
+                    vat=[],
+                    net_total=Decimal(100),
+                    vat_total=Decimal(0),
+                    gross_total=Decimal(100),
+                    payment_reference="1",
+                ),
+            )
+            last = straight(
+                issuer,
+                message,
+                MessageQueued(
+                    id=message,
+                    channel="email",
+                    purpose="invoice",
+                    recipient="novak@example.cz",
+                    subject="Invoice",
+                    body="...",
+                    about_kind="invoice",
+                    about_id=invoice,
+                ),
+            )
+            IDS.update(
+                {
+                    "job": job,
+                    "customer": customer,
+                    "technician": tech,
+                    "pricelist": price_list,
+                    "invoice": str(invoice),
+                    "message": str(message),
+                    "recurrence": recurrence,
+                    "recipient": str(recipient_id("jana")),
+                }
+            )
             projectors.wait(last)
             yield
     finally:
@@ -188,8 +255,9 @@ FUZZ = settings(max_examples=20, deadline=None, suppress_health_check=list(Healt
 @FUZZ
 def test_no_input_breaks_the_command_api(case: Any, who: str, running: None) -> None:
     seeded(case)
-    case.call_and_validate(headers={"Authorization": f"Bearer {TOKENS[who]}"},
-                           additional_checks=[schema_and_door_agree])
+    case.call_and_validate(
+        headers={"Authorization": f"Bearer {TOKENS[who]}"}, additional_checks=[schema_and_door_agree]
+    )
 
 
 @pytest.mark.parametrize("who", ["office", "technician"])
@@ -197,5 +265,8 @@ def test_no_input_breaks_the_command_api(case: Any, who: str, running: None) -> 
 @FUZZ
 def test_no_input_breaks_the_read_api(case: Any, who: str, running: None) -> None:
     seeded(case)
-    case.call_and_validate(base_url=READ_URL[0], headers={"Authorization": f"Bearer {TOKENS[who]}"},
-                           additional_checks=[schema_and_door_agree])
+    case.call_and_validate(
+        base_url=READ_URL[0],
+        headers={"Authorization": f"Bearer {TOKENS[who]}"},
+        additional_checks=[schema_and_door_agree],
+    )

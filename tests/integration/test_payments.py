@@ -11,32 +11,32 @@ from typing import Any
 from uuid import UUID
 
 from events.contract import BankStatementImported, PaymentApplied, StatementLineUnmatched, decode_event
-from events.jetstream import NatsConnection
+from events.jetstream import NatsConnection, StreamSettings
 from invoicer.payments import PaymentMatcher
 from invoicer.pricing import creditor_reference, variable_symbol
 from invoicer.settings import Settings
 from services.application import JobstreamApp
-
 from tests.integration.conftest import Api, read_side, stored
 from tests.integration.test_invoicer import YEAR, Office, invoice_all, invoices, price_list
-
-from events.jetstream import StreamSettings
 
 settings_of = StreamSettings.from_env  # a service's stream settings from its environment
 
 
-def camt(entries: list[tuple[str, str, str, str, str]], statement: str = "STMT-1",
-         refs: list[str | None] | None = None) -> bytes:
+def camt(
+    entries: list[tuple[str, str, str, str, str]], statement: str = "STMT-1", refs: list[str | None] | None = None
+) -> bytes:
     """A camt.053.001.02 statement of credits: (amount, currency, payer, payer IBAN, text), each
     with the bank's reference ``refs[n]`` (None: no AcctSvcrRef), else ``<statement>-<n>``."""
     refs = refs or [f"{statement}-{n}" for n in range(1, len(entries) + 1)]
-    body = "".join(f"""
+    body = "".join(
+        f"""
       <Ntry><Amt Ccy="{currency}">{amount}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts>
         <BookgDt><Dt>2026-11-23</Dt></BookgDt><ValDt><Dt>2026-11-23</Dt></ValDt>
         <NtryDtls><TxDtls>{f"<Refs><AcctSvcrRef>{ref}</AcctSvcrRef></Refs>" if ref else ""}
           <RltdPties><Dbtr><Nm>{payer}</Nm></Dbtr><DbtrAcct><Id><IBAN>{iban}</IBAN></Id></DbtrAcct></RltdPties>
           <RmtInf><Ustrd>{text}</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>"""
-        for (amount, currency, payer, iban, text), ref in zip(entries, refs, strict=True))
+        for (amount, currency, payer, iban, text), ref in zip(entries, refs, strict=True)
+    )
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><BkToCstmrStmt>
   <GrpHdr><MsgId>{statement}</MsgId><CreDtTm>2026-11-23T18:00:00+01:00</CreDtTm></GrpHdr>
@@ -47,6 +47,7 @@ def camt(entries: list[tuple[str, str, str, str, str]], statement: str = "STMT-1
 
 def catch_up(env: dict[str, str], consumer: Callable[[NatsConnection], Any]) -> None:
     """One consumer of the invoicer's, on its own connection, through what is stored now."""
+
     async def run() -> None:
         connection = await NatsConnection.open_on_running_loop(settings_of(env))
         try:
@@ -76,13 +77,15 @@ def test_a_statement_pays_invoices_by_the_rule_that_finds_them(api: Api, stream_
     first, second, third, fourth = issued
     assert first.gross_total == Decimal("181.50")  # 3 started hours at 50.00, plus 21 %
 
-    statement = camt([
-        ("181.50", "CZK", "Novák Stavby", "CZ6508000000192000145399", f"Faktura {first.number} dekujeme"),
-        ("100.00", "CZK", "Novák Stavby", "CZ6508000000192000145399", creditor_reference(second.number)),
-        ("200.00", "CZK", "Jan Dvořák", "CZ2806000000000168540115", f"VS {variable_symbol(third.number)}"),
-        ("181.50", "EUR", "Someone", "DE89370400440532013000", f"{fourth.number}"),
-        ("55.00", "CZK", "Unknown", "CZ5855000000001265098001", "za opravu"),
-    ])
+    statement = camt(
+        [
+            ("181.50", "CZK", "Novák Stavby", "CZ6508000000192000145399", f"Faktura {first.number} dekujeme"),
+            ("100.00", "CZK", "Novák Stavby", "CZ6508000000192000145399", creditor_reference(second.number)),
+            ("200.00", "CZK", "Jan Dvořák", "CZ2806000000000168540115", f"VS {variable_symbol(third.number)}"),
+            ("181.50", "EUR", "Someone", "DE89370400440532013000", f"{fourth.number}"),
+            ("55.00", "CZK", "Unknown", "CZ5855000000001265098001", "za opravu"),
+        ]
+    )
     imported = api.client.post("/bank-statements", content=statement, headers=api.headers("office"))
     assert imported.status_code == 201, imported.text
     match_all(stream_env)
@@ -90,15 +93,24 @@ def test_a_statement_pays_invoices_by_the_rule_that_finds_them(api: Api, stream_
 
     again = api.client.post("/bank-statements", content=statement, headers=api.headers("office"))
     assert again.status_code == 201 and again.json()["replayed"] is True
-    assert sum(isinstance(decode_event(n.state), BankStatementImported)
-               for n in api.jobstream.recorder.select_notifications(1, 1_000_000)) == 1
+    assert (
+        sum(
+            isinstance(decode_event(n.state), BankStatementImported)
+            for n in api.jobstream.recorder.select_notifications(1, 1_000_000)
+        )
+        == 1
+    )
 
     applied, unmatched = payments(api.jobstream)
     assert {(p.id, p.amount, p.rule) for p in applied} == {
-        (first.id, Decimal("181.50"), "invoice number"), (second.id, Decimal("100.00"), "RF reference"),
-        (third.id, Decimal("200.00"), "variable symbol")}  # 200 of 181.50: 18.50 is the customer's credit
+        (first.id, Decimal("181.50"), "invoice number"),
+        (second.id, Decimal("100.00"), "RF reference"),
+        (third.id, Decimal("200.00"), "variable symbol"),
+    }  # 200 of 181.50: 18.50 is the customer's credit
     assert sorted((u.amount, u.reason.split(",")[0]) for u in unmatched) == [
-        (Decimal("55.00"), "no invoice number"), (Decimal("181.50"), f"names {fourth.number}")]
+        (Decimal("55.00"), "no invoice number"),
+        (Decimal("181.50"), f"names {fourth.number}"),
+    ]
     assert all(p.payer_iban for p in applied) and applied[0].statement_id == UUID(imported.json()["id"])
 
     # the payer's IBAN is known now: a plain transfer of the amount due matches by amount and payer
@@ -119,7 +131,8 @@ def invoiced_twice(api: Api, stream_env: dict[str, str]) -> list[Any]:
 
 
 def test_an_entry_listed_twice_is_applied_once_and_the_copy_waits_for_review(
-        api: Api, stream_env: dict[str, str], read_model_url: str) -> None:
+    api: Api, stream_env: dict[str, str], read_model_url: str
+) -> None:
     first, second = invoiced_twice(api, stream_env)
     paying_first = ("181.50", "CZK", "Novák Stavby", "CZ6508000000192000145399", f"Faktura {first.number}")
     paying_second = ("181.50", "CZK", "Novák Stavby", "CZ6508000000192000145399", f"Faktura {second.number}")
@@ -135,12 +148,14 @@ def test_an_entry_listed_twice_is_applied_once_and_the_copy_waits_for_review(
 
     applied, unmatched = payments(api.jobstream)
     assert sorted((p.id, p.amount) for p in applied) == sorted(
-        [(first.id, Decimal("181.50")), (second.id, Decimal("181.50"))])  # each once
+        [(first.id, Decimal("181.50")), (second.id, Decimal("181.50"))]
+    )  # each once
     assert api.get(f"/invoices/{first.id}").json()["paid"] == "181.50"
     assert len(unmatched) == 3 and all(u.reason.startswith("likely a duplicate") for u in unmatched)
     reasons = sorted(u.reason for u in unmatched)
-    assert any("bank reference BANK-0001" in r and "line 1 of this statement" in r and first.number in r
-               for r in reasons), reasons
+    assert any(
+        "bank reference BANK-0001" in r and "line 1 of this statement" in r and first.number in r for r in reasons
+    ), reasons
     assert any("bank reference BANK-0001" in r and "statement STMT-A, imported earlier" in r for r in reasons)
     assert any("the same date, amount, payer and text" in r and second.number in r for r in reasons)
 
@@ -151,16 +166,22 @@ def test_an_entry_listed_twice_is_applied_once_and_the_copy_waits_for_review(
 
 
 def test_the_same_statement_again_answers_as_the_first_import(api: Api, stream_env: dict[str, str]) -> None:
-    statement = camt([("55.00", "CZK", "Unknown", "CZ5855000000001265098001", "za opravu"),
-                      ("12.00", "CZK", "Unknown", "CZ5855000000001265098001", "zaloha")], "STMT-R")
+    statement = camt(
+        [
+            ("55.00", "CZK", "Unknown", "CZ5855000000001265098001", "za opravu"),
+            ("12.00", "CZK", "Unknown", "CZ5855000000001265098001", "zaloha"),
+        ],
+        "STMT-R",
+    )
     first = api.client.post("/bank-statements", content=statement, headers=api.headers("office"))
     assert first.status_code == 201, first.text
     match_all(stream_env)  # two lines for review: the matcher appends them to the statement
     again = api.client.post("/bank-statements", content=statement, headers=api.headers("office"))
     assert again.status_code == first.status_code
     answer, before = again.json(), first.json()
-    assert {k: answer[k] for k in ("id", "version", "position", "events")} == \
-        {k: before[k] for k in ("id", "version", "position", "events")}
+    assert {k: answer[k] for k in ("id", "version", "position", "events")} == {
+        k: before[k] for k in ("id", "version", "position", "events")
+    }
     assert (before["replayed"], answer["replayed"]) == (False, True)  # the first result, again
 
 
@@ -192,16 +213,18 @@ def test_real_banks_statements_are_read(tmp_path: Path) -> None:
 
     if not BANK.exists():
         pytest.skip("../shared/data/bank is not here")
-    counts = {path.name: len(parse_statement(path.read_bytes()).lines)
-              for path in sorted(BANK.glob("*/*")) if "LICENSE" not in path.name}
+    counts = {
+        path.name: len(parse_statement(path.read_bytes()).lines)
+        for path in sorted(BANK.glob("*/*"))
+        if "LICENSE" not in path.name
+    }
     assert counts["camt053.v2.multi.statement.xml"] == 2 and counts["camt053.v8.xml"] == 1
     assert counts["ASNB_0708271685_09022020_164516.940.txt"] == 8  # wraps its :61: lines
     assert counts["betterplace_sepa_mt9401.sta"] == 97
     assert all(count > 0 for count in counts.values()), counts
 
 
-def test_the_ledger_balances_and_shows_what_is_owed(api: Api, stream_env: dict[str, str],
-                                                    read_model_url: str) -> None:
+def test_the_ledger_balances_and_shows_what_is_owed(api: Api, stream_env: dict[str, str], read_model_url: str) -> None:
 
     price_list(api.jobstream)
     office = Office(api.jobstream)
@@ -217,11 +240,19 @@ def test_the_ledger_balances_and_shows_what_is_owed(api: Api, stream_env: dict[s
         trial = reader.get("/api/ledger/trial-balance").json()
         assert trial["unbalanced"] == {}
         balance = {b["account"]: b["balance"] for b in trial["balances"]}
-        assert balance == {"bank": "160.50", "receivables": "81.50", "revenue:repair": "-200.00",
-                           "vat payable:21%": "-42.00"}
+        assert balance == {
+            "bank": "160.50",
+            "receivables": "81.50",
+            "revenue:repair": "-200.00",
+            "vat payable:21%": "-42.00",
+        }
         (owed,) = reader.get("/api/receivables/aging").json()
         assert (owed["customer"], owed["currency"], owed["current"], owed["total"]) == (
-            "Novák Stavby", "CZK", "81.50", "81.50")
+            "Novák Stavby",
+            "CZK",
+            "81.50",
+            "81.50",
+        )
         statuses = {i["number"]: i["status"] for i in reader.get("/api/invoices").json()}
         assert statuses == {big.number: "partially paid", small.number: "paid"}
         journal = reader.get("/api/ledger/journal.csv").text.splitlines()
@@ -231,8 +262,9 @@ def test_the_ledger_balances_and_shows_what_is_owed(api: Api, stream_env: dict[s
         assert (reconciled["invoiced"], reconciled["waiting"], reconciled["held"]) == (2, [], [])
 
 
-def test_aging_shows_a_customers_overpayment_and_nets_it(api: Api, stream_env: dict[str, str],
-                                                          read_model_url: str) -> None:
+def test_aging_shows_a_customers_overpayment_and_nets_it(
+    api: Api, stream_env: dict[str, str], read_model_url: str
+) -> None:
     paid, unpaid = invoiced_twice(api, stream_env)
     assert paid.customer_id == unpaid.customer_id and paid.gross_total == Decimal("181.50")
     api.ok(f"/invoices/{paid.id}/payments", {"amount": "200.00", "received_on": "2026-11-23"})  # 18.50 too much
@@ -268,8 +300,10 @@ def test_dunning_reminds_on_schedule_and_never_reminds_a_paid_invoice(api: Api, 
             found = super().due_step(invoice, today)
             if found and invoice.id == paid_on_the_day.id and not getattr(self, "paid", False):
                 self.paid = True
-                api.ok(f"/invoices/{invoice.id}/payments",
-                       {"amount": str(paid_on_the_day.gross_total), "received_on": str(today)})
+                api.ok(
+                    f"/invoices/{invoice.id}/payments",
+                    {"amount": str(paid_on_the_day.gross_total), "received_on": str(today)},
+                )
             return found
 
     async def run(days_late: list[int]) -> list[int]:
@@ -283,7 +317,10 @@ def test_dunning_reminds_on_schedule_and_never_reminds_a_paid_invoice(api: Api, 
     assert asyncio.run(run([1, 3, 3, 20, 45])) == [0, 1, 0, 1, 1]
     (reminders,) = stored(api.jobstream, PaymentReminderDue)
     assert [(r.id, r.step, r.level, r.days_overdue, r.escalate_to) for r in reminders] == [
-        (unpaid.id, 1, "friendly", 3, ""), (unpaid.id, 2, "firm", 20, ""), (unpaid.id, 3, "escalation", 45, "olga")]
+        (unpaid.id, 1, "friendly", 3, ""),
+        (unpaid.id, 2, "firm", 20, ""),
+        (unpaid.id, 3, "escalation", 45, "olga"),
+    ]
     assert all(r.outstanding == unpaid.gross_total for r in reminders)
 
 
@@ -293,19 +330,18 @@ def render_documents(env: dict[str, str]) -> None:
     catch_up(env, DocumentWriter)
 
 
-def test_credit_notes_correct_an_invoice_by_reference(api: Api, stream_env: dict[str, str],
-                                                      read_model_url: str, tmp_path: Path) -> None:
+def test_credit_notes_correct_an_invoice_by_reference(
+    api: Api, stream_env: dict[str, str], read_model_url: str, tmp_path: Path
+) -> None:
     import io
     import subprocess
     import sys
 
     from pypdf import PdfReader
 
-    from tests.integration.test_einvoice import VALIDATOR
-
     from events.contract import CreditNoteIssued, InvoiceCredited
-
     from invoicer.pricing import Seller
+    from tests.integration.test_einvoice import VALIDATOR
 
     seller = Settings(seller=Seller(vat_id="PL5261040828"))  # an e-invoice names the seller's VAT id
     price_list(api.jobstream)
@@ -329,8 +365,9 @@ def test_credit_notes_correct_an_invoice_by_reference(api: Api, stream_env: dict
 
     notes, credited = stored(api.jobstream, CreditNoteIssued, InvoiceCredited)
     assert [(n.number, n.invoice_number, n.gross_total) for n in notes] == [
-        (f"KOR/{YEAR}/000001", wrong.number, Decimal("181.50")), (f"KOR/{YEAR}/000002", partly.number,
-                                                                   Decimal("12.10"))]
+        (f"KOR/{YEAR}/000001", wrong.number, Decimal("181.50")),
+        (f"KOR/{YEAR}/000002", partly.number, Decimal("12.10")),
+    ]
     assert notes[0].lines == wrong.lines and notes[0].vat == wrong.vat  # the whole invoice, line by line
     (line,) = notes[1].lines
     assert (line.net, notes[1].vat_total) == (Decimal("10.00"), Decimal("2.10"))  # 12.10 gross at 21 %
@@ -339,7 +376,9 @@ def test_credit_notes_correct_an_invoice_by_reference(api: Api, stream_env: dict
     with read_side(api, stream_env, read_model_url, who="accountant") as reader:
         rows = {i["number"]: i for i in reader.get("/api/invoices").json()}
         assert (rows[wrong.number]["status"], rows[wrong.number]["credit_notes"]) == (
-            "credited", [f"KOR/{YEAR}/000001"])
+            "credited",
+            [f"KOR/{YEAR}/000001"],
+        )
         assert (rows[partly.number]["status"], rows[partly.number]["credited"]) == ("issued", "12.10")
         trial = reader.get("/api/ledger/trial-balance").json()
         assert trial["unbalanced"] == {}
@@ -357,6 +396,10 @@ def test_credit_notes_correct_an_invoice_by_reference(api: Api, stream_env: dict
         if VALIDATOR.exists():  # the UBL CreditNote, and the PDF as a Factur-X credit note
             (tmp_path / "note.xml").write_bytes(xml.content)
             (tmp_path / "note.pdf").write_bytes(pdf.content)
-            checked = subprocess.run([sys.executable, str(VALIDATOR), str(tmp_path / "note.xml"),
-                                      str(tmp_path / "note.pdf")], capture_output=True, text=True, timeout=120)
+            checked = subprocess.run(
+                [sys.executable, str(VALIDATOR), str(tmp_path / "note.xml"), str(tmp_path / "note.pdf")],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert checked.returncode == 0, checked.stdout

@@ -29,7 +29,6 @@ from events.contract import (
     Event,
     InvoiceDocumentStored,
     InvoiceIssued,
-    JobScheduled,
     MessageQueued,
     PaymentApplied,
     ProcessingFailed,
@@ -40,15 +39,15 @@ from events.contract import (
     RecurringServiceDefined,
     StatementLine,
     Unit,
+    decode_event,
     event_hash,
     failure_id,
-    decode_event,
     seal,
 )
 from events.jetstream import NatsConnection, StreamSettings
-from invoicer.payments import PaymentMatcher
 from invoicer.ids import invoice_id_of
 from invoicer.invoicing import Invoicer
+from invoicer.payments import PaymentMatcher
 from invoicer.settings import Settings
 from invoicer.writer import DocumentWriter
 from notifier.service import Notifier
@@ -64,9 +63,17 @@ def straight(app: JobstreamApp, aggregate_id: UUID, *events: Event) -> int:
     version of jobstream may have stored them; the stream position of the last."""
     before = app.history(aggregate_id)
     version = before[-1].originator_version if before else 0
-    sealed = seal(aggregate_id, version, event_hash(before[-1].state) if before else "", list(events),
-                  now=datetime.now(UTC), actor_id="import", actor_role="admin",
-                  command_id=f"import:{uuid.uuid4()}", correlation_id="import")
+    sealed = seal(
+        aggregate_id,
+        version,
+        event_hash(before[-1].state) if before else "",
+        list(events),
+        now=datetime.now(UTC),
+        actor_id="import",
+        actor_role="admin",
+        command_id=f"import:{uuid.uuid4()}",
+        correlation_id="import",
+    )
     return app.recorder.insert_events(sealed)[-1]  # type: ignore[no-any-return]
 
 
@@ -77,8 +84,7 @@ def unreadable(app: JobstreamApp, aggregate_id: UUID, topic: str, payload: bytes
 
 def of_type(app: JobstreamApp, kind: type[Event]) -> list[Any]:
     """Every stored event of this type (only these are decoded: others here do not decode)."""
-    return [decode_event(n.state) for n in app.recorder.select_notifications(1, 1_000_000)
-            if n.topic == kind.__name__]
+    return [decode_event(n.state) for n in app.recorder.select_notifications(1, 1_000_000) if n.topic == kind.__name__]
 
 
 def failures(app: JobstreamApp, consumer: str) -> list[ProcessingFailed]:
@@ -126,8 +132,12 @@ def parked_by_the_board(api: Api, env: dict[str, str], tmp_path: Path) -> tuple[
     the view's URL and the failure it recorded."""
     url = f"sqlite:///{tmp_path / 'board.sqlite3'}"
     garbled = uuid.uuid4()
-    unreadable(api.jobstream, garbled, "CustomerRegistered", b'{"type":"CustomerRegistered","id":"%s","name":5}'
-               % str(garbled).encode())
+    unreadable(
+        api.jobstream,
+        garbled,
+        "CustomerRegistered",
+        b'{"type":"CustomerRegistered","id":"%s","name":5}' % str(garbled).encode(),
+    )
     asyncio.run(project(env, url))
     (failure,) = failures(api.jobstream, "board")
     return url, failure
@@ -136,8 +146,10 @@ def parked_by_the_board(api: Api, env: dict[str, str], tmp_path: Path) -> tuple[
 def billable_setup(api: Api, currency: str = "EUR") -> tuple[str, UUID]:
     """A default price list with repair work, and a technician with a token: (price list, tom)."""
     prices = api.ok("/price-lists", {"name": "Standard", "currency": currency, "is_default": True})["id"]
-    api.ok(f"/price-lists/{prices}/activities", {"code": "repair", "name": "Repair work",
-                                                 "unit": "started_hour", "rate": "50.00", "vat_rate": "21"})
+    api.ok(
+        f"/price-lists/{prices}/activities",
+        {"code": "repair", "name": "Repair work", "unit": "started_hour", "rate": "50.00", "vat_rate": "21"},
+    )
     return prices, api.technician("tom")
 
 
@@ -152,23 +164,33 @@ def completed(api: Api, tom: UUID, customer: str) -> str:
 def nul_customer(app: JobstreamApp) -> str:
     """The customer the probe registered, as it is stored (the door refuses such a name now)."""
     customer = uuid.uuid4()
-    straight(app, customer, CustomerRegistered(id=customer, name=NUL_CTL, email="nul@example.com",
-                                               billing_address=Address(**ADDRESS)))
+    straight(
+        app,
+        customer,
+        CustomerRegistered(id=customer, name=NUL_CTL, email="nul@example.com", billing_address=Address(**ADDRESS)),
+    )
     return str(customer)
 
 
 def test_the_document_writer_parks_the_nul_customers_invoice_and_documents_the_next(
-        api: Api, stream_env: dict[str, str], tmp_path: Path) -> None:
+    api: Api, stream_env: dict[str, str], tmp_path: Path
+) -> None:
     """The probe: lxml's "Char 0x0" in a render process came back as "cannot pickle
     '_ListErrorLog'", and every restart crashed on the same invoice. Now that invoice is
     parked with the reason in words, and the next gets its PDF, its XML and its email."""
     _prices, tom = billable_setup(api)
     poisoned = completed(api, tom, nul_customer(api.jobstream))
-    normal = completed(api, tom, api.ok("/customers", {
-        "name": "Harbour Café", "email": "hello@harbourcafe.example", "billing_address": ADDRESS})["id"])
+    normal = completed(
+        api,
+        tom,
+        api.ok(
+            "/customers", {"name": "Harbour Café", "email": "hello@harbourcafe.example", "billing_address": ADDRESS}
+        )["id"],
+    )
 
-    asyncio.run(catch_up(stream_env, lambda c: Invoicer(c, Settings()),
-                         lambda c: DocumentWriter(c, workers=1)))  # rendered in a worker process
+    asyncio.run(
+        catch_up(stream_env, lambda c: Invoicer(c, Settings()), lambda c: DocumentWriter(c, workers=1))
+    )  # rendered in a worker process
 
     (failure,) = failures(api.jobstream, "invoicer-documents")
     assert failure.aggregate_id == str(invoice_id_of(UUID(poisoned))) and failure.topic == "InvoiceIssued"
@@ -176,11 +198,12 @@ def test_the_document_writer_parks_the_nul_customers_invoice_and_documents_the_n
     assert failure.id == failure_id("invoicer-documents", failure.position) and failure.event_id is not None
     documents = of_type(api.jobstream, InvoiceDocumentStored)
     assert {(d.id, d.media_type) for d in documents} == {
-        (invoice_id_of(UUID(normal)), "application/pdf"), (invoice_id_of(UUID(normal)), "application/xml")}
+        (invoice_id_of(UUID(normal)), "application/pdf"),
+        (invoice_id_of(UUID(normal)), "application/xml"),
+    }
 
     # a restart goes on past it (nothing crashes, nothing is recorded twice), and the email goes out
-    asyncio.run(catch_up(stream_env, lambda c: DocumentWriter(c, workers=1),
-                         lambda c: Notifier(c, NotifierSettings())))
+    asyncio.run(catch_up(stream_env, lambda c: DocumentWriter(c, workers=1), lambda c: Notifier(c, NotifierSettings())))
     assert len(failures(api.jobstream, "invoicer-documents")) == 1
     queued = of_type(api.jobstream, MessageQueued)
     emails = [m for m in queued if m.channel == "email"]
@@ -194,11 +217,16 @@ def test_the_document_writer_parks_the_nul_customers_invoice_and_documents_the_n
 
 
 def test_a_projection_goes_on_past_events_it_cannot_project(
-        api: Api, stream_env: dict[str, str], read_model_url: str) -> None:
+    api: Api, stream_env: dict[str, str], read_model_url: str
+) -> None:
     first = api.ok("/customers", {"name": "Before", "billing_address": ADDRESS})
     garbled = uuid.uuid4()
-    bad = unreadable(api.jobstream, garbled, "CustomerRegistered",
-                     b'{"type":"CustomerRegistered","id":"%s","name":5}' % str(garbled).encode())
+    bad = unreadable(
+        api.jobstream,
+        garbled,
+        "CustomerRegistered",
+        b'{"type":"CustomerRegistered","id":"%s","name":5}' % str(garbled).encode(),
+    )
     nul = nul_customer(api.jobstream)  # PostgreSQL cannot hold U+0000 in text
     last = api.ok("/customers", {"name": "After", "billing_address": ADDRESS})
 
@@ -227,9 +255,13 @@ def test_the_notifier_goes_on_past_an_event_it_cannot_read(api: Api, stream_env:
     tom = api.technician("tom")
     customer = api.customer()
     broken_job = uuid.uuid4()
-    bad = unreadable(api.jobstream, broken_job, "JobScheduled",
-                     b'{"type":"JobScheduled","id":"%s","technician_ids":["not an id"],'
-                     b'"start":"2026-11-23T09:00:00Z","duration_minutes":60}' % str(broken_job).encode())
+    bad = unreadable(
+        api.jobstream,
+        broken_job,
+        "JobScheduled",
+        b'{"type":"JobScheduled","id":"%s","technician_ids":["not an id"],'
+        b'"start":"2026-11-23T09:00:00Z","duration_minutes":60}' % str(broken_job).encode(),
+    )
     job = api.scheduled_job(tom, customer)
 
     asyncio.run(catch_up(stream_env, lambda c: Notifier(c, NotifierSettings())))
@@ -240,8 +272,7 @@ def test_the_notifier_goes_on_past_an_event_it_cannot_read(api: Api, stream_env:
     assert [(m.recipient, m.about_id) for m in queued if m.purpose == "job_assigned"] == [("tom", UUID(job))]
 
 
-def test_the_payment_matcher_goes_on_past_a_statement_it_cannot_match(
-        api: Api, stream_env: dict[str, str]) -> None:
+def test_the_payment_matcher_goes_on_past_a_statement_it_cannot_match(api: Api, stream_env: dict[str, str]) -> None:
     from tests.integration.test_payments import camt
 
     _prices, tom = billable_setup(api)
@@ -249,13 +280,31 @@ def test_the_payment_matcher_goes_on_past_a_statement_it_cannot_match(
     asyncio.run(catch_up(stream_env, lambda c: Invoicer(c, Settings())))
     (invoice,) = of_type(api.jobstream, InvoiceIssued)
     statement = uuid.uuid4()
-    bad = straight(api.jobstream, statement, BankStatementImported(
-        id=statement, format="camt.053", account="X", reference="OLD-1", sha256="0" * 64, part=1, parts=1,
-        lines=[StatementLine(index=1, booked_on="2026-11-23", amount=Decimal("NaN"), currency="EUR",
-                             text=invoice.number)]))
-    response = api.client.post("/bank-statements", content=camt(
-        [(str(invoice.gross_total), "EUR", "Novák", "CZ6508000000192000145399", invoice.number)], "STMT-OK"),
-        headers=api.headers("office", **{"Content-Type": "application/xml"}))
+    bad = straight(
+        api.jobstream,
+        statement,
+        BankStatementImported(
+            id=statement,
+            format="camt.053",
+            account="X",
+            reference="OLD-1",
+            sha256="0" * 64,
+            part=1,
+            parts=1,
+            lines=[
+                StatementLine(
+                    index=1, booked_on="2026-11-23", amount=Decimal("NaN"), currency="EUR", text=invoice.number
+                )
+            ],
+        ),
+    )
+    response = api.client.post(
+        "/bank-statements",
+        content=camt(
+            [(str(invoice.gross_total), "EUR", "Novák", "CZ6508000000192000145399", invoice.number)], "STMT-OK"
+        ),
+        headers=api.headers("office", **{"Content-Type": "application/xml"}),
+    )
     assert response.status_code == 201, response.text
 
     asyncio.run(catch_up(stream_env, PaymentMatcher))
@@ -268,13 +317,23 @@ def test_the_payment_matcher_goes_on_past_a_statement_it_cannot_match(
 
 
 def test_the_office_has_a_parked_event_tried_again_once_its_cause_is_fixed(
-        api: Api, stream_env: dict[str, str]) -> None:
+    api: Api, stream_env: dict[str, str]
+) -> None:
     """A price imported as Infinity made pricing fail; the office prices the activity again
     and asks for the invoice once more: it is issued, and the failure is resolved."""
     prices, tom = billable_setup(api)
-    straight(api.jobstream, UUID(prices), ActivityPriced(id=UUID(prices), code="repair", name="Repair work",
-                                                         unit=Unit.STARTED_HOUR, rate=Decimal("Infinity"),
-                                                         vat_rate=Decimal(21)))
+    straight(
+        api.jobstream,
+        UUID(prices),
+        ActivityPriced(
+            id=UUID(prices),
+            code="repair",
+            name="Repair work",
+            unit=Unit.STARTED_HOUR,
+            rate=Decimal("Infinity"),
+            vat_rate=Decimal(21),
+        ),
+    )
     job = completed(api, tom, api.customer())
     asyncio.run(catch_up(stream_env, lambda c: Invoicer(c, Settings())))
     (failure,) = failures(api.jobstream, "invoicer")
@@ -288,8 +347,10 @@ def test_the_office_has_a_parked_event_tried_again_once_its_cause_is_fixed(
     (again,) = of_type(api.jobstream, ProcessingFailedAgain)
     assert again.id == failure.id and again.error_type == "InvalidOperation" and asked["position"]
 
-    api.ok(f"/price-lists/{prices}/activities", {"code": "repair", "name": "Repair work",
-                                                 "unit": "started_hour", "rate": "50.00", "vat_rate": "21"})
+    api.ok(
+        f"/price-lists/{prices}/activities",
+        {"code": "repair", "name": "Repair work", "unit": "started_hour", "rate": "50.00", "vat_rate": "21"},
+    )
     api.ok(f"/failures/{failure.id}/retry", {})
     (invoicer,) = asyncio.run(catch_up(stream_env, lambda c: Invoicer(c, Settings())))
     assert invoicer.issued == 1
@@ -305,7 +366,8 @@ def test_the_office_has_a_parked_event_tried_again_once_its_cause_is_fixed(
 
 
 def test_a_projection_tries_a_parked_event_again_when_asked(
-        api: Api, stream_env: dict[str, str], tmp_path: Path) -> None:
+    api: Api, stream_env: dict[str, str], tmp_path: Path
+) -> None:
     url, failure = parked_by_the_board(api, stream_env, tmp_path)
     api.ok(f"/failures/{failure.id}/retry", {})
     reached = asyncio.run(project(stream_env, url))
@@ -314,22 +376,39 @@ def test_a_projection_tries_a_parked_event_again_when_asked(
     assert reached == api.jobstream.recorder.max_notification_id()
 
 
-def test_the_scheduler_goes_on_past_a_recurring_service_it_cannot_plan(
-        api: Api, stream_env: dict[str, str]) -> None:
+def test_the_scheduler_goes_on_past_a_recurring_service_it_cannot_plan(api: Api, stream_env: dict[str, str]) -> None:
     from services.recurring import Scheduler
 
     tom = api.technician("tom")
     customer = api.customer()
     broken = uuid.uuid4()
-    plan = RecurringPlan(customer_id=UUID(customer), site_address=None, job_type="maintenance",
-                         description="Monthly check", technician_ids=[tom], rule="FREQ=FORTNIGHTLY",
-                         start=datetime(2026, 1, 5, 9, 0), timezone="Europe/Prague", duration_minutes=60,
-                         horizon_days=60)
+    plan = RecurringPlan(
+        customer_id=UUID(customer),
+        site_address=None,
+        job_type="maintenance",
+        description="Monthly check",
+        technician_ids=[tom],
+        rule="FREQ=FORTNIGHTLY",
+        start=datetime(2026, 1, 5, 9, 0),
+        timezone="Europe/Prague",
+        duration_minutes=60,
+        horizon_days=60,
+    )
     straight(api.jobstream, broken, RecurringServiceDefined(id=broken, plan=plan))
-    good = api.ok("/recurring-services", {
-        "customer_id": customer, "job_type": "maintenance", "description": "Weekly check",
-        "technician_ids": [str(tom)], "rule": "FREQ=WEEKLY", "start": "2026-01-05T09:00:00",
-        "timezone": "Europe/Prague", "duration_minutes": 60, "horizon_days": 30})
+    good = api.ok(
+        "/recurring-services",
+        {
+            "customer_id": customer,
+            "job_type": "maintenance",
+            "description": "Weekly check",
+            "technician_ids": [str(tom)],
+            "rule": "FREQ=WEEKLY",
+            "start": "2026-01-05T09:00:00",
+            "timezone": "Europe/Prague",
+            "duration_minutes": 60,
+            "horizon_days": 30,
+        },
+    )
     app = JobstreamApp(stream_env)
     try:
         scheduler = Scheduler(app)
@@ -344,8 +423,15 @@ def test_the_scheduler_goes_on_past_a_recurring_service_it_cannot_plan(
         app.run(scheduler.run_once())
         (again,) = of_type(api.jobstream, ProcessingFailedAgain)
         assert again.id == failure.id and "FORTNIGHTLY" in again.error
-        straight(api.jobstream, broken, RecurringServiceChanged(id=broken, plan=msgspec.structs.replace(
-            plan, rule="FREQ=WEEKLY;INTERVAL=2"), reason="fixed the imported rule"))
+        straight(
+            api.jobstream,
+            broken,
+            RecurringServiceChanged(
+                id=broken,
+                plan=msgspec.structs.replace(plan, rule="FREQ=WEEKLY;INTERVAL=2"),
+                reason="fixed the imported rule",
+            ),
+        )
         api.ok(f"/failures/{failure.id}/retry", {})
         app.run(scheduler.run_once())
         (resolved,) = of_type(api.jobstream, ProcessingResolved)
@@ -398,7 +484,8 @@ class Cuttable:
 
 
 def test_a_transient_failure_is_tried_again_not_parked(
-        api: Api, stream_env: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
+    api: Api, stream_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
     """The invoicer loses NATS while a job is completed; it tries again with backoff and
     issues the invoice once NATS is back: nothing is parked, nothing stops."""
     from urllib.parse import urlparse
@@ -452,21 +539,27 @@ def test_a_transient_failure_is_tried_again_not_parked(
 
 
 def test_the_read_api_lists_failures_straight_from_the_stream(
-        api: Api, stream_env: dict[str, str], tmp_path: Path) -> None:
+    api: Api, stream_env: dict[str, str], tmp_path: Path
+) -> None:
     from tests.integration.conftest import read_side
 
     tom = api.technician("tom")
     broken_job = uuid.uuid4()
-    unreadable(api.jobstream, broken_job, "JobScheduled",
-               b'{"type":"JobScheduled","id":"%s","technician_ids":["not an id"],'
-               b'"start":"2026-11-23T09:00:00Z","duration_minutes":60}' % str(broken_job).encode())
+    unreadable(
+        api.jobstream,
+        broken_job,
+        "JobScheduled",
+        b'{"type":"JobScheduled","id":"%s","technician_ids":["not an id"],'
+        b'"start":"2026-11-23T09:00:00Z","duration_minutes":60}' % str(broken_job).encode(),
+    )
     api.scheduled_job(tom)
     asyncio.run(catch_up(stream_env, lambda c: Notifier(c, NotifierSettings())))
     (failure,) = failures(api.jobstream, "notifier")
     with read_side(api, stream_env, f"sqlite:///{tmp_path / 'read.sqlite3'}") as reader:
         listed = reader.get("/api/failures", params={"state": "open"}).json()
-        assert [(f["id"], f["doing"], f["what"], f["aggregate"], f["state"]) for f in listed if f["consumer"] == "notifier"] == [
-            (str(failure.id), "Emails and alerts", "job scheduled", "job", "open")]
+        assert [
+            (f["id"], f["doing"], f["what"], f["aggregate"], f["state"]) for f in listed if f["consumer"] == "notifier"
+        ] == [(str(failure.id), "Emails and alerts", "job scheduled", "job", "open")]
         refused = reader.get("/api/failures", params={"state": "gone"})
         assert refused.status_code == 422 and isinstance(refused.json()["detail"], list)
         page = reader.get("/failures")
@@ -476,7 +569,8 @@ def test_the_read_api_lists_failures_straight_from_the_stream(
 
 
 def test_a_projector_stopped_after_committing_a_retry_records_its_resolution_when_it_starts(
-        api: Api, stream_env: dict[str, str], tmp_path: Path) -> None:
+    api: Api, stream_env: dict[str, str], tmp_path: Path
+) -> None:
     """The view committed the retried event with the request's position (one transaction)
     and the projector stopped before recording the outcome: the next start records it."""
     from eventsourcing.persistence import Tracking

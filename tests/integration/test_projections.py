@@ -7,9 +7,9 @@ batch changes nothing; and a rebuild from an empty store equals the live read mo
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -22,9 +22,9 @@ from projections.definitions import Positioned
 from projections.runner import Runner, build
 from read_api.queries import BoardFilter, ReadModels
 from services.demo import load_demo
-
 from tests.conftest import Projectors, new_read_model
 from tests.integration.conftest import Api
+
 
 @pytest.fixture
 def models(read_model_url: str) -> Iterator[ReadModels]:
@@ -34,8 +34,16 @@ def models(read_model_url: str) -> Iterator[ReadModels]:
 
 
 TABLES = {
-    "board": ["jobs", "job_technicians", "customers", "technicians", "users", "job_history", "invoices",
-              "unmatched_lines"],
+    "board": [
+        "jobs",
+        "job_technicians",
+        "customers",
+        "technicians",
+        "users",
+        "job_history",
+        "invoices",
+        "unmatched_lines",
+    ],
     "timesheets": ["time_entries"],
     "ledger": ["journal", "ledger_invoices"],
 }
@@ -90,44 +98,72 @@ def work_a_day(api: Api) -> list[int]:
     tom = api.technician("tom")
     customer = api.customer()
     positions = []
-    job = api.ok("/jobs", {"customer_id": customer, "job_type": "repair", "description": "Boiler leaks",
-                           "priority": "urgent", "sla_deadline": "2026-11-23T12:00:00Z"})
+    job = api.ok(
+        "/jobs",
+        {
+            "customer_id": customer,
+            "job_type": "repair",
+            "description": "Boiler leaks",
+            "priority": "urgent",
+            "sla_deadline": "2026-11-23T12:00:00Z",
+        },
+    )
     positions.append(job["position"])
     for path, body, who in [
         ("schedule", {"technician_ids": [str(tom)], "start": "2026-11-23T09:00:00Z"}, "office"),
         ("start", {}, "tom"),
         ("notes", {"text": "Seal worn out"}, "tom"),
-        ("time-entries", {"technician_id": str(tom), "started_at": "2026-11-23T07:00:00Z", "minutes": 25,
-                          "billable": False, "activity": "travel"}, "tom"),
+        (
+            "time-entries",
+            {
+                "technician_id": str(tom),
+                "started_at": "2026-11-23T07:00:00Z",
+                "minutes": 25,
+                "billable": False,
+                "activity": "travel",
+            },
+            "tom",
+        ),
         ("complete", {"summary": "Seal replaced"}, "tom"),
     ]:
         positions.append(api.ok(f"/jobs/{job['id']}/{path}", body, who=who)["position"])
     return positions
 
 
-def test_the_board_follows_the_office_and_the_technicians(api: Api, projectors: Projectors,
-                                                          models: ReadModels) -> None:
+def test_the_board_follows_the_office_and_the_technicians(api: Api, projectors: Projectors, models: ReadModels) -> None:
     positions = work_a_day(api)
     projectors.wait(positions[-1])
     page = models.board_page(BoardFilter())
     assert page.total == 1
     item = page.items[0]
     assert (item.status, item.customer, item.technicians, item.priority) == (
-        "completed", "Novák Stavby", ["tom"], "urgent")
+        "completed",
+        "Novák Stavby",
+        ["tom"],
+        "urgent",
+    )
     assert (item.minutes_logged >= 25, item.billable_minutes == item.minutes_logged - 25) == (True, True)
     history = models.history(item.id)
     assert [h["event_type"] for h in history] == [
-        "JobRequested", "JobScheduled", "WorkStarted", "NoteAdded", "TimeEntryAdded",
-        "WorkStopped", "JobCompleted"]
+        "JobRequested",
+        "JobScheduled",
+        "WorkStarted",
+        "NoteAdded",
+        "TimeEntryAdded",
+        "WorkStopped",
+        "JobCompleted",
+    ]
     assert history[2]["actor_role"] == "technician" and history[0]["actor_role"] == "office"
-    sheet = models.timesheet("day", item.requested_at.date().replace(year=2026, month=11, day=1),
-                             item.requested_at.date().replace(year=2027, month=1, day=1))
+    sheet = models.timesheet(
+        "day",
+        item.requested_at.date().replace(year=2026, month=11, day=1),
+        item.requested_at.date().replace(year=2027, month=1, day=1),
+    )
     assert sum(r["non_billable_minutes"] for r in sheet) == 25
     # the travel entry is dated 23 November; the stopwatch's time falls on the day the test runs
     per_job = models.timesheet("month", date(2026, 11, 1), date(2099, 1, 1), by="job")
     assert {(r["id"], r["who"]) for r in per_job} == {(str(item.id), "repair: Boiler leaks")}
-    assert [(r["period"], r["non_billable_minutes"]) for r in per_job if r["non_billable_minutes"]] == [
-        ("2026-11", 25)]
+    assert [(r["period"], r["non_billable_minutes"]) for r in per_job if r["non_billable_minutes"]] == [("2026-11", 25)]
     assert models.board_page(BoardFilter(q="novák")).total == 1  # customer name
     assert models.board_page(BoardFilter(q="boiler")).total == 1  # description
     assert models.board_page(BoardFilter(q="nothing like it")).total == 0
@@ -135,8 +171,8 @@ def test_the_board_follows_the_office_and_the_technicians(api: Api, projectors: 
 
 
 def test_a_rebuild_from_an_empty_store_equals_the_live_read_model(
-        api: Api, projectors: Projectors, read_model_url: str, stream_env: dict[str, str],
-        tmp_path: Path) -> None:
+    api: Api, projectors: Projectors, read_model_url: str, stream_env: dict[str, str], tmp_path: Path
+) -> None:
     load_demo(api.jobstream, lambda line: None)
     position = work_a_day(api)[-1]
     projectors.wait(position)
@@ -163,7 +199,8 @@ def test_a_redelivered_batch_changes_nothing(api: Api, stream_env: dict[str, str
 
 
 def test_replicas_racing_on_one_store_count_each_event_once(
-        api: Api, stream_env: dict[str, str], read_model_url: str, tmp_path: Path) -> None:
+    api: Api, stream_env: dict[str, str], read_model_url: str, tmp_path: Path
+) -> None:
     load_demo(api.jobstream, lambda line: None)
     work_a_day(api)
 
@@ -174,8 +211,9 @@ def test_replicas_racing_on_one_store_count_each_event_once(
         assert dump(read_model_url) == dump(alone)
 
 
-def test_a_rebuild_stops_where_it_is_told(api: Api, stream_env: dict[str, str], read_model_url: str,
-                                          models: ReadModels) -> None:
+def test_a_rebuild_stops_where_it_is_told(
+    api: Api, stream_env: dict[str, str], read_model_url: str, models: ReadModels
+) -> None:
     positions = work_a_day(api)
     reached = catch_up(stream_env, read_model_url, until=positions[2])
     assert reached == positions[2]
@@ -183,8 +221,8 @@ def test_a_rebuild_stops_where_it_is_told(api: Api, stream_env: dict[str, str], 
 
 
 def test_a_long_history_is_read_through_the_ordered_consumer_and_counted_once(
-        api: Api, stream_env: dict[str, str], read_model_url: str, tmp_path: Path,
-        models: ReadModels) -> None:
+    api: Api, stream_env: dict[str, str], read_model_url: str, tmp_path: Path, models: ReadModels
+) -> None:
     """Past one page (1,000 events) the runner reads with an ordered consumer: three
     replicas racing through 2,600 events end where one alone does."""
     from eventsourcing.persistence import StoredEvent
@@ -194,12 +232,19 @@ def test_a_long_history_is_read_through_the_ordered_consumer_and_counted_once(
     position = work_a_day(api)[0]
     job = UUID(api.jobstream.recorder.select_notifications(position, 1)[0].originator_id.hex)
     version = api.jobstream.load("job", job).version
-    meta = EventMeta(event_id=uuid4(), occurred_at=datetime.now(UTC), actor_id="tom", actor_role="technician",
-                     command_id="bulk", correlation_id="bulk")
+    meta = EventMeta(
+        event_id=uuid4(),
+        occurred_at=datetime.now(UTC),
+        actor_id="tom",
+        actor_role="technician",
+        command_id="bulk",
+        correlation_id="bulk",
+    )
     for start in range(0, 2600, 1000):
-        batch = [StoredEvent(job, version + n + 1, "NoteAdded",
-                             encode_event(NoteAdded(id=job, text=f"note {n}", meta=meta)))
-                 for n in range(start, min(start + 1000, 2600))]
+        batch = [
+            StoredEvent(job, version + n + 1, "NoteAdded", encode_event(NoteAdded(id=job, text=f"note {n}", meta=meta)))
+            for n in range(start, min(start + 1000, 2600))
+        ]
         api.jobstream.recorder.insert_events(batch)
 
     race(stream_env, read_model_url, replicas=3)

@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 
 from events.contract import Role
 from read_api.app import Settings, create_app
-
 from tests.conftest import Projectors
 from tests.integration.conftest import Api
 from tests.integration.test_projections import work_a_day
@@ -46,8 +45,10 @@ def test_a_reader_passes_the_position_a_command_returned_and_sees_its_effect(api
 def test_filters_search_sort_and_paging(api: Api, reader: TestClient) -> None:
     tom = api.technician("tom")
     customer = api.customer()
-    ids = [api.ok("/jobs", {"customer_id": customer, "job_type": kind, "description": f"{kind} job {n}"})["id"]
-           for n, kind in enumerate(["repair", "install", "repair", "repair", "service"])]
+    ids = [
+        api.ok("/jobs", {"customer_id": customer, "job_type": kind, "description": f"{kind} job {n}"})["id"]
+        for n, kind in enumerate(["repair", "install", "repair", "repair", "service"])
+    ]
     last = api.ok(f"/jobs/{ids[0]}/schedule", {"technician_ids": [str(tom)], "start": "2026-11-24T09:00:00Z"})
     board = lambda **p: get(reader, api, "/api/board", position=last["position"], **p).json()  # noqa: E731
     assert board(job_type="repair")["total"] == 3
@@ -128,8 +129,7 @@ def test_a_page_kept_in_memory_is_only_for_the_same_reader(api: Api, reader: Tes
     assert {i["id"] for i in tech.json()["items"]} == {toms}
 
 
-def test_a_page_kept_in_memory_is_not_served_once_it_is_both_out_of_date_and_old(
-        api: Api, reader: TestClient) -> None:
+def test_a_page_kept_in_memory_is_not_served_once_it_is_both_out_of_date_and_old(api: Api, reader: TestClient) -> None:
     customer = api.customer()
     first = api.ok("/jobs", {"customer_id": customer, "job_type": "install", "description": "first"})
     assert get(reader, api, "/api/board", job_type="install", position=first["position"]).json()["total"] == 1
@@ -144,8 +144,9 @@ def test_a_page_kept_in_memory_is_not_served_once_it_is_both_out_of_date_and_old
     assert get(reader, api, "/api/board", job_type="install").json()["total"] == 2
 
 
-def test_readers_opening_a_new_filter_together_wait_for_one_query(api: Api, reader: TestClient,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readers_opening_a_new_filter_together_wait_for_one_query(
+    api: Api, reader: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from read_api import fastboard
 
     monkeypatch.setattr(fastboard, "PAGE_TTL", 3600.0)  # no remake for the clock's sake while they read
@@ -155,8 +156,7 @@ def test_readers_opening_a_new_filter_together_wait_for_one_query(api: Api, read
     made, make = [], models.board_json
     models.board_json = lambda f: made.append(f) or make(f)
     with ThreadPoolExecutor(16) as pool:
-        answers = list(pool.map(lambda _: get(reader, api, "/api/board", job_type="repair", position=last),
-                                range(32)))
+        answers = list(pool.map(lambda _: get(reader, api, "/api/board", job_type="repair", position=last), range(32)))
     assert {a.status_code for a in answers} == {200} and len({a.content for a in answers}) == 1
     assert len(made) == 1
 

@@ -9,7 +9,7 @@ import uuid
 from eventsourcing.persistence import InfrastructureFactory, StoredEvent, Tracking
 from eventsourcing.utils import Environment
 
-from events.jetstream import NatsConnection, StreamSettings, _raw_header, _TOPIC_KEY, _VERSION_KEY
+from events.jetstream import _TOPIC_KEY, _VERSION_KEY, NatsConnection, StreamSettings, _raw_header
 
 
 def test_stream_events_reads_every_event_once_in_order_across_chunks(stream_env: dict[str, str]) -> None:
@@ -19,8 +19,9 @@ def test_stream_events_reads_every_event_once_in_order_across_chunks(stream_env:
     for n in range(40):  # events of three aggregates, and a tracking record after every few
         originator = uuid.UUID(int=n % 3 + 1)
         version = n // 3 + 1
-        event = StoredEvent(originator_id=originator, originator_version=version, topic=f"t:E{n}",
-                            state=f'{{"n":{n}}}'.encode())
+        event = StoredEvent(
+            originator_id=originator, originator_version=version, topic=f"t:E{n}", state=f'{{"n":{n}}}'.encode()
+        )
         tracking = Tracking(application_name="upstream", notification_id=n + 1) if n % 4 == 0 else None
         written.append((n, recorder.insert_events([event], tracking=tracking)[0]))
     factory.close()
@@ -28,8 +29,11 @@ def test_stream_events_reads_every_event_once_in_order_across_chunks(stream_env:
     async def read(chunk: int, page: int) -> list[tuple[int, str, int, bytes]]:
         connection = await NatsConnection.open_on_running_loop(StreamSettings.from_env(stream_env))
         try:
-            return [(n.id, n.topic, n.originator_version, n.state)
-                    async for p in connection.stream_events(0, chunk=chunk, page=page) for n in p]
+            return [
+                (n.id, n.topic, n.originator_version, n.state)
+                async for p in connection.stream_events(0, chunk=chunk, page=page)
+                for n in p
+            ]
         finally:
             await connection.aclose()
 

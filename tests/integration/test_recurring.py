@@ -47,9 +47,18 @@ def visits(weekday: int, days: int, now: datetime | None = None) -> int:
 
 
 def define(api: Api, tech: UUID, customer: str, **extra: Any) -> dict[str, Any]:
-    body = {"customer_id": customer, "job_type": "cleaning", "description": "Weekly office cleaning",
-            "technician_ids": [str(tech)], "rule": "FREQ=WEEKLY;BYDAY=MO", "start": next_weekday(0).isoformat(),
-            "timezone": "Europe/Prague", "duration_minutes": 90, "horizon_days": 28, **extra}
+    body = {
+        "customer_id": customer,
+        "job_type": "cleaning",
+        "description": "Weekly office cleaning",
+        "technician_ids": [str(tech)],
+        "rule": "FREQ=WEEKLY;BYDAY=MO",
+        "start": next_weekday(0).isoformat(),
+        "timezone": "Europe/Prague",
+        "duration_minutes": 90,
+        "horizon_days": 28,
+        **extra,
+    }
     return api.ok("/recurring-services", body)
 
 
@@ -89,10 +98,21 @@ def test_generation_is_idempotent_even_after_a_crash_between_its_steps(api: Api)
     [pending] = to_generate(state, later).create
     key = f"recurrence:{recurrence}:v{state.plan_version}:{pending.isoformat()}:request"
     plan = state.plan
-    early = app.execute(app.new_id(SCHEDULER, key), RequestJob(
-        customer_id=plan.customer_id, job_type=plan.job_type, description=plan.description,
-        source=Source.RECURRING, site_address=plan.site_address, estimate_minutes=plan.duration_minutes,
-        billing_kind=plan.billing_kind, scope=plan.scope), SCHEDULER, command_id=key)
+    early = app.execute(
+        app.new_id(SCHEDULER, key),
+        RequestJob(
+            customer_id=plan.customer_id,
+            job_type=plan.job_type,
+            description=plan.description,
+            source=Source.RECURRING,
+            site_address=plan.site_address,
+            estimate_minutes=plan.duration_minutes,
+            billing_kind=plan.billing_kind,
+            scope=plan.scope,
+        ),
+        SCHEDULER,
+        command_id=key,
+    )
     mended = app.run(generate(app, recurrence, later))
     assert mended.created == 1
     assert live_jobs(api, str(recurrence))[pending] == str(early.id)  # the same job, not a second
@@ -108,8 +128,10 @@ def test_changing_the_rule_moves_adds_and_withdraws_future_jobs(api: Api) -> Non
     mondays = live_jobs(api, recurrence)
     monday_count, tuesday_count = len(mondays), visits(1, 28)
     # another technician and a longer visit: the same jobs, moved
-    moved = api.ok(f"/recurring-services/{recurrence}/change",
-                   {"technician_ids": [str(eva)], "duration_minutes": 120, "reason": "Eva takes over"})
+    moved = api.ok(
+        f"/recurring-services/{recurrence}/change",
+        {"technician_ids": [str(eva)], "duration_minutes": 120, "reason": "Eva takes over"},
+    )
     assert moved["generated"] == {"created": 0, "moved": monday_count, "withdrawn": 0, "position": moved["position"]}
     assert live_jobs(api, recurrence) == mondays
     job = api.get(f"/jobs/{next(iter(mondays.values()))}").json()
@@ -145,10 +167,26 @@ def test_the_scheduler_moves_the_horizon_and_alerts_on_slas_at_risk(api: Api) ->
     assert api.jobstream.run(later.run_once()).created == 0
     assert len(live_jobs(api, answer["id"])) == first + 1
     # an urgent job due in 30 minutes: the office is alerted once; one due tomorrow is not at risk
-    soon = api.ok("/jobs", {"customer_id": customer, "job_type": "repair", "description": "Server down",
-                            "priority": "urgent", "sla_deadline": (now + timedelta(minutes=30)).isoformat()})
-    api.ok("/jobs", {"customer_id": customer, "job_type": "repair", "description": "Printer",
-                     "priority": "urgent", "sla_deadline": (now + timedelta(days=1)).isoformat()})
+    soon = api.ok(
+        "/jobs",
+        {
+            "customer_id": customer,
+            "job_type": "repair",
+            "description": "Server down",
+            "priority": "urgent",
+            "sla_deadline": (now + timedelta(minutes=30)).isoformat(),
+        },
+    )
+    api.ok(
+        "/jobs",
+        {
+            "customer_id": customer,
+            "job_type": "repair",
+            "description": "Printer",
+            "priority": "urgent",
+            "sla_deadline": (now + timedelta(days=1)).isoformat(),
+        },
+    )
     watch = Scheduler(api.jobstream, sla_warn_minutes=60)
     api.jobstream.run(watch.run_once())
     api.jobstream.run(Scheduler(api.jobstream, sla_warn_minutes=60).run_once())  # a restarted scheduler
@@ -159,8 +197,15 @@ def test_the_scheduler_moves_the_horizon_and_alerts_on_slas_at_risk(api: Api) ->
 def test_bad_plans_are_refused_naming_the_field(api: Api) -> None:
     tom = api.technician("tom")
     customer = api.customer()
-    body = {"customer_id": customer, "job_type": "cleaning", "description": "x", "technician_ids": [str(tom)],
-            "rule": "FREQ=WEEKLY", "start": "2027-01-04T09:00:00", "timezone": "Europe/Prague"}
+    body = {
+        "customer_id": customer,
+        "job_type": "cleaning",
+        "description": "x",
+        "technician_ids": [str(tom)],
+        "rule": "FREQ=WEEKLY",
+        "start": "2027-01-04T09:00:00",
+        "timezone": "Europe/Prague",
+    }
     cases = [
         ({"rule": "FREQ=SOMETIMES"}, "rule"),
         ({"rule": "FREQ=HOURLY"}, "at most daily"),
@@ -180,7 +225,8 @@ def test_bad_plans_are_refused_naming_the_field(api: Api) -> None:
 
 
 def test_the_dashboard_lists_recurring_services_with_their_next_visits(
-        api: Api, projectors: Any, read_model_url: str, stream_env: dict[str, str]) -> None:
+    api: Api, projectors: Any, read_model_url: str, stream_env: dict[str, str]
+) -> None:
     from fastapi.testclient import TestClient
 
     from read_api.app import Settings, create_app
@@ -188,10 +234,10 @@ def test_the_dashboard_lists_recurring_services_with_their_next_visits(
     tom = api.technician("tom")
     answer = define(api, tom, api.customer())
     visits_before = sorted(live_jobs(api, answer["id"]))
-    ended = api.ok(f"/recurring-services/{answer['id']}/end", {"after": visits_before[1].isoformat(),
-                                                                "reason": "contract ends"})
-    settings = Settings(read_model_url=read_model_url, stream_env=stream_env, wait_seconds=10,
-                        timezone="Europe/Prague")
+    ended = api.ok(
+        f"/recurring-services/{answer['id']}/end", {"after": visits_before[1].isoformat(), "reason": "contract ends"}
+    )
+    settings = Settings(read_model_url=read_model_url, stream_env=stream_env, wait_seconds=10, timezone="Europe/Prague")
     with TestClient(create_app(settings)) as reader:
         page = reader.get("/recurring", params={"position": ended["position"]}, headers=api.headers("office"))
         assert page.status_code == 200, page.text

@@ -13,12 +13,16 @@ from services.domain.common import Actor
 OFFICE = Actor(id="olga", role=Role.OFFICE)
 
 
-def test_a_fresh_process_loads_from_the_latest_snapshot_and_gets_the_same_state(
-        stream_env: dict[str, str]) -> None:
+def test_a_fresh_process_loads_from_the_latest_snapshot_and_gets_the_same_state(stream_env: dict[str, str]) -> None:
     writer = JobstreamApp(stream_env)
     customer, job = uuid.uuid4(), uuid.uuid4()
-    writer.execute(customer, RegisterCustomer(name="Novák", billing_address=Address(
-        street="Údolní 12", city="Brno", postal_code="602 00", country="CZ")), OFFICE)
+    writer.execute(
+        customer,
+        RegisterCustomer(
+            name="Novák", billing_address=Address(street="Údolní 12", city="Brno", postal_code="602 00", country="CZ")
+        ),
+        OFFICE,
+    )
     writer.execute(job, RequestJob(customer_id=customer, job_type="repair", description="x"), OFFICE)
     for n in range(2 * SNAPSHOT_EVERY + 20):
         writer.execute(job, AddNote(text=f"note {n}"), OFFICE, command_id=f"note-{n}")
@@ -49,7 +53,8 @@ def test_a_snapshot_only_speeds_up_loading_the_events_stay_the_truth(stream_env:
         assert isinstance(app.recorder.select_events(job), list)
         assert app.snapshots.select_events(job) == []
         assert app.load("job", job).version == 0  # no snapshot, no events: a new job
-        assert not any(isinstance(n, StoredEvent) and "Snapshot" in n.topic
-                       for n in app.recorder.select_notifications(None, 1000))
+        assert not any(
+            isinstance(n, StoredEvent) and "Snapshot" in n.topic for n in app.recorder.select_notifications(None, 1000)
+        )
     finally:
         app.close()

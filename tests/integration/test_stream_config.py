@@ -36,16 +36,19 @@ def test_the_stream_is_created_with_what_jobstream_needs(nats_server: EmbeddedNa
     factory.close()
     config = asyncio.run(_stream_config(nats_server.admin_url, name))
     assert config.storage == StorageType.FILE
-    assert (config.deny_delete, config.deny_purge, config.allow_direct, config.allow_atomic) == (
-        True, True, True, True)
+    assert (config.deny_delete, config.deny_purge, config.allow_direct, config.allow_atomic) == (True, True, True, True)
     assert sorted(config.subjects or []) == [f"{name}.events.>", f"{name}.snapshots.>", f"{name}.tracking.>"]
 
 
 def test_a_mismatching_stream_is_reported_and_left_alone(nats_server: EmbeddedNats) -> None:
     name = f"S{uuid.uuid4().hex[:10]}"
     subjects = [f"{name}.{kind}.>" for kind in ("events", "snapshots", "tracking")]
-    asyncio.run(_add_stream(nats_server.admin_url, StreamConfig(
-        name=name, subjects=subjects, storage=StorageType.MEMORY, allow_direct=True)))
+    asyncio.run(
+        _add_stream(
+            nats_server.admin_url,
+            StreamConfig(name=name, subjects=subjects, storage=StorageType.MEMORY, allow_direct=True),
+        )
+    )
     factory = NatsFactory({"NATS_URL": nats_server.admin_url, "NATS_STREAM": name, "NATS_SUBJECT_PREFIX": name})
     with pytest.raises(StreamMismatchError) as reported:
         factory.application_recorder()

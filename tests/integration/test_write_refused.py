@@ -29,8 +29,9 @@ def test_a_message_over_the_streams_size_limit_is_refused_for_good(nats_server: 
             with pytest.raises(WriteRefused) as refused:
                 _parse_ack(big.data)
             assert not is_transient(refused.value), refused.value
-            wrong = await nc.request(f"{name}.a", b"x", timeout=5,
-                                     headers={"Nats-Expected-Last-Subject-Sequence": "99"})
+            wrong = await nc.request(
+                f"{name}.a", b"x", timeout=5, headers={"Nats-Expected-Last-Subject-Sequence": "99"}
+            )
             with pytest.raises(IntegrityError):  # a conflict, not a refusal
                 _parse_ack(wrong.data)
             assert not is_transient(nats.errors.MaxPayloadError())

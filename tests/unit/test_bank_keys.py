@@ -52,7 +52,7 @@ def test_control_characters_in_a_banks_texts_become_spaces_and_reach_no_statemen
     mt940 = MT940.replace(b":86:zaloha", ":86:zal\x00oha\x01 Nov\x85\u00e1k\uffff".encode())
     *_, unreferenced = parse_statement(mt940).lines
     assert unreferenced.text == "zal oha Nov ák"
-    entry = f"""<Ntry><Amt Ccy="CZK">50.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><BookgDt><Dt>2026-12-01</Dt></BookgDt>
+    entry = """<Ntry><Amt Ccy="CZK">50.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><BookgDt><Dt>2026-12-01</Dt></BookgDt>
       <NtryDtls><TxDtls><Amt Ccy="CZK">50.00</Amt><RltdPties><Dbtr><Nm>Petra&#x85;Nov\u00e1\u0086kov\u00e1</Nm></Dbtr>
       </RltdPties><RmtInf><Ustrd>FV&#x9f;1</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>"""
     (line,) = parse_statement(camt(entry)).lines

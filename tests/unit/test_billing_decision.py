@@ -11,11 +11,35 @@ from msgspec import structs
 
 from events.consumer import Stored
 from events.contract import (
-    ActivityPriced, Address, BillingKind, CustomerDetailsChanged, CustomerRegistered, Event, HoursPackageSold,
-    InterimInvoiced, InterimInvoiceRequested, InvoiceIssued, InvoiceNumberAllocated, InvoicingHeld,
-    InvoicingReleaseRequested, JobCompleted, JobEvent, JobInvoiced, JobNotBilled, JobReopened, JobRequested,
-    JobScheduled, JobSignedOff, PrepaidBalanceLow, PrepaidHoursConsumed, PriceListCreated, Source, Status,
-    TimeEntryAdded, Unit, WorkStarted,
+    ActivityPriced,
+    Address,
+    BillingKind,
+    CustomerDetailsChanged,
+    CustomerRegistered,
+    Event,
+    HoursPackageSold,
+    InterimInvoiced,
+    InterimInvoiceRequested,
+    InvoiceIssued,
+    InvoiceNumberAllocated,
+    InvoicingHeld,
+    InvoicingReleaseRequested,
+    JobCompleted,
+    JobEvent,
+    JobInvoiced,
+    JobNotBilled,
+    JobReopened,
+    JobRequested,
+    JobScheduled,
+    JobSignedOff,
+    PrepaidBalanceLow,
+    PrepaidHoursConsumed,
+    PriceListCreated,
+    Source,
+    Status,
+    TimeEntryAdded,
+    Unit,
+    WorkStarted,
 )
 from invoicer.billing import Hold, Issue, Loaded, NotBilled, Skip, Stage, concerns, decide, stage
 from invoicer.ids import interim_invoice_id_of, invoice_id_of, series_id_of
@@ -28,10 +52,10 @@ CUSTOMER = UUID("00000000-0000-0000-0000-0000000000cc")
 TECH = uuid4()
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 ADDRESS = Address(street="Údolní 12", city="Brno", postal_code="602 00", country="CZ")
-SETTINGS = Settings(seller=Seller(address=Address(street="Długa 1", city="Kraków", postal_code="31-147",
-                                                  country="PL")))
-REPAIR = Activity(code="repair", name="Repair work", unit=Unit.STARTED_HOUR, rate=Decimal("50.00"),
-                  vat_rate=Decimal(21))
+SETTINGS = Settings(seller=Seller(address=Address(street="Długa 1", city="Kraków", postal_code="31-147", country="PL")))
+REPAIR = Activity(
+    code="repair", name="Repair work", unit=Unit.STARTED_HOUR, rate=Decimal("50.00"), vat_rate=Decimal(21)
+)
 CZK = PriceList(id=uuid4(), name="Standard", currency="CZK", is_default=True, activities={"repair": REPAIR})
 REGISTERED = CustomerRegistered(id=CUSTOMER, name="Novák Stavby", billing_address=ADDRESS, currency="CZK")
 SERIES = Stored([], 4, "hash-of-the-fourth")  # FV/2026 has four numbers: the next is the fifth
@@ -39,13 +63,21 @@ INVOICE = invoice_id_of(JOB)
 
 
 def requested(job_type: str = "repair", billing_kind: BillingKind = BillingKind.PAID) -> JobRequested:
-    return JobRequested(id=JOB, source=Source.PHONE, customer_id=CUSTOMER, site_address=ADDRESS, job_type=job_type,
-                        description="Boiler leaks", billing_kind=billing_kind)
+    return JobRequested(
+        id=JOB,
+        source=Source.PHONE,
+        customer_id=CUSTOMER,
+        site_address=ADDRESS,
+        job_type=job_type,
+        description="Boiler leaks",
+        billing_kind=billing_kind,
+    )
 
 
 def worked(minutes: int = 130, activity: str = "") -> TimeEntryAdded:
-    return TimeEntryAdded(id=JOB, technician_id=TECH, entry_id=uuid4(), started_at=NOW, minutes=minutes,
-                          activity=activity)
+    return TimeEntryAdded(
+        id=JOB, technician_id=TECH, entry_id=uuid4(), started_at=NOW, minutes=minutes, activity=activity
+    )
 
 
 SCHEDULED = JobScheduled(id=JOB, technician_ids=[TECH], start=NOW, duration_minutes=60)
@@ -54,14 +86,22 @@ COMPLETED = JobCompleted(id=JOB, summary="Seal replaced")
 WORKED = worked()
 
 
-def given(*job: JobEvent, customer: list[Event] | None = None, lists: list[PriceList] | None = None,
-          invoice: Stored = Stored([], 0, "")) -> Loaded:
+def given(
+    *job: JobEvent,
+    customer: list[Event] | None = None,
+    lists: list[PriceList] | None = None,
+    invoice: Stored = Stored([], 0, ""),
+) -> Loaded:
     """The job's events (after its request), the customer's and the price lists, as loaded."""
     events: list[Event] = [requested(), *job] if not job or not isinstance(job[0], JobRequested) else [*job]
-    return Loaded(job_id=JOB, job=Stored(events, len(events), "hash-of-the-job"),
-                  customer=Stored(customer or [REGISTERED], len(customer or [REGISTERED]), "hash-of-the-customer"),
-                  price_lists={p.id: p for p in (lists if lists is not None else [CZK])}, invoice=invoice,
-                  number=numbered(SERIES, DEFAULT_PATTERN, "FV", 2026))
+    return Loaded(
+        job_id=JOB,
+        job=Stored(events, len(events), "hash-of-the-job"),
+        customer=Stored(customer or [REGISTERED], len(customer or [REGISTERED]), "hash-of-the-customer"),
+        price_lists={p.id: p for p in (lists if lists is not None else [CZK])},
+        invoice=invoice,
+        number=numbered(SERIES, DEFAULT_PATTERN, "FV", 2026),
+    )
 
 
 def test_a_completed_job_is_issued_its_invoice_with_the_next_number_in_one_batch() -> None:
@@ -70,22 +110,41 @@ def test_a_completed_job_is_issued_its_invoice_with_the_next_number_in_one_batch
     assert isinstance(decision, Issue)
     invoice = decision.invoice
     assert (invoice.id, invoice.number, invoice.sequence, invoice.job_id) == (INVOICE, "FV/2026/000005", 5, JOB)
-    assert (invoice.net_total, invoice.vat_total, invoice.gross_total) == (Decimal("150.00"), Decimal("31.50"),
-                                                                           Decimal("181.50"))
+    assert (invoice.net_total, invoice.vat_total, invoice.gross_total) == (
+        Decimal("150.00"),
+        Decimal("31.50"),
+        Decimal("181.50"),
+    )
     assert invoice.issue_date == NOW.date() and invoice.currency == "CZK"
     (series_id, series, allocated), (invoice_id, new, issued), (job_id, job, on_job) = decision.touched
-    assert (series_id, series, allocated) == (series_id_of("FV", 2026), SERIES, [InvoiceNumberAllocated(
-        id=series_id_of("FV", 2026), series="FV", year=2026, sequence=5, number="FV/2026/000005", invoice_id=INVOICE)])
+    assert (series_id, series, allocated) == (
+        series_id_of("FV", 2026),
+        SERIES,
+        [
+            InvoiceNumberAllocated(
+                id=series_id_of("FV", 2026),
+                series="FV",
+                year=2026,
+                sequence=5,
+                number="FV/2026/000005",
+                invoice_id=INVOICE,
+            )
+        ],
+    )
     assert (invoice_id, new, issued) == (INVOICE, Stored([], 0, ""), [invoice])  # a new invoice, or none
-    assert (job_id, job, on_job) == (JOB, loaded.job, [JobInvoiced(id=JOB, invoice_id=INVOICE,
-                                                                   number="FV/2026/000005")])
+    assert (job_id, job, on_job) == (
+        JOB,
+        loaded.job,
+        [JobInvoiced(id=JOB, invoice_id=INVOICE, number="FV/2026/000005")],
+    )
 
 
 def test_the_invoice_is_dated_by_the_sellers_calendar_at_the_one_now_it_was_decided_at() -> None:
     late = datetime(2026, 12, 31, 23, 30, tzinfo=UTC)  # already 2027 in Warsaw
     settings = Settings(seller=Seller(timezone="Europe/Warsaw", address=SETTINGS.seller.address))
-    loaded = structs.replace(given(SCHEDULED, STARTED, WORKED, COMPLETED),
-                             number=numbered(Stored([], 0, ""), DEFAULT_PATTERN, "FV", 2027))
+    loaded = structs.replace(
+        given(SCHEDULED, STARTED, WORKED, COMPLETED), number=numbered(Stored([], 0, ""), DEFAULT_PATTERN, "FV", 2027)
+    )
     decision = decide(COMPLETED, loaded, late, settings)
     assert isinstance(decision, Issue)
     assert (str(decision.invoice.issue_date), decision.invoice.number) == ("2027-01-01", "FV/2027/000001")
@@ -94,7 +153,8 @@ def test_the_invoice_is_dated_by_the_sellers_calendar_at_the_one_now_it_was_deci
 def test_a_job_that_cannot_be_priced_is_held_saying_why() -> None:
     assert decide(COMPLETED, given(SCHEDULED, STARTED, WORKED, COMPLETED, lists=[]), NOW, SETTINGS) == Hold(
         job=given(SCHEDULED, STARTED, WORKED, COMPLETED).job,
-        held=InvoicingHeld(id=JOB, reason="no price list in CZK for this customer"))
+        held=InvoicingHeld(id=JOB, reason="no price list in CZK for this customer"),
+    )
     decision = decide(COMPLETED, given(SCHEDULED, STARTED, worked(activity="welding"), COMPLETED), NOW, SETTINGS)
     assert isinstance(decision, Hold)
     assert decision.held.reason == "activity 'welding' is on no price list of this customer"
@@ -104,7 +164,8 @@ def test_a_job_that_cannot_be_priced_is_held_saying_why() -> None:
 def test_warranty_work_is_not_billed_and_its_cost_is_kept() -> None:
     loaded = given(requested(billing_kind=BillingKind.WARRANTY), SCHEDULED, STARTED, WORKED, COMPLETED)
     assert decide(COMPLETED, loaded, NOW, SETTINGS) == NotBilled(
-        job=loaded.job, not_billed=JobNotBilled(id=JOB, reason="warranty", cost=Decimal("150.00"), currency="CZK"))
+        job=loaded.job, not_billed=JobNotBilled(id=JOB, reason="warranty", cost=Decimal("150.00"), currency="CZK")
+    )
 
 
 def test_nothing_is_decided_for_a_job_that_is_not_due() -> None:
@@ -112,7 +173,8 @@ def test_nothing_is_decided_for_a_job_that_is_not_due() -> None:
     invoiced = JobInvoiced(id=JOB, invoice_id=INVOICE, number="FV/2026/000001")
     signed = JobSignedOff(id=JOB, signed_by="Jana")
     assert decide(signed, given(SCHEDULED, STARTED, WORKED, COMPLETED, invoiced, signed), NOW, SETTINGS) == Skip(
-        why="the job is settled")
+        why="the job is settled"
+    )
 
 
 def test_an_invoice_already_stored_is_never_issued_again() -> None:
@@ -124,7 +186,8 @@ def test_a_job_type_invoiced_on_sign_off_waits_for_the_signature() -> None:
     settings = Settings(seller=SETTINGS.seller, sign_off_job_types=frozenset({"repair"}))
     signed = JobSignedOff(id=JOB, signed_by="Jana")
     assert decide(COMPLETED, given(SCHEDULED, STARTED, WORKED, COMPLETED), NOW, settings) == Skip(
-        why="the job is not due")
+        why="the job is not due"
+    )
     assert isinstance(decide(signed, given(SCHEDULED, STARTED, WORKED, COMPLETED, signed), NOW, settings), Issue)
 
 
@@ -181,17 +244,27 @@ def test_an_interim_invoice_bills_the_open_jobs_work_to_date_and_records_what_it
     assert isinstance(decision, Issue) and decision.invoice.interim
     assert decision.invoice.id == interim_invoice_id_of(request.request_id)
     (_, _, on_job) = decision.touched[2]
-    assert on_job == [InterimInvoiced(id=JOB, invoice_id=decision.invoice.id, number="FV/2026/000005",
-                                      entries=[WORKED.entry_id], materials=0, visits=1)]
+    assert on_job == [
+        InterimInvoiced(
+            id=JOB,
+            invoice_id=decision.invoice.id,
+            number="FV/2026/000005",
+            entries=[WORKED.entry_id],
+            materials=0,
+            visits=1,
+        )
+    ]
 
 
 def test_no_interim_invoice_for_a_closed_job_nothing_new_or_one_issued_already() -> None:
     request = InterimInvoiceRequested(id=JOB, request_id=uuid4())
     assert decide(request, given(SCHEDULED, STARTED, WORKED, COMPLETED), NOW, SETTINGS) == Skip(
-        why="the job is completed: no interim invoice")
+        why="the job is completed: no interim invoice"
+    )
     assert decide(request, given(SCHEDULED, STARTED), NOW, SETTINGS) == Skip(why="nothing new to bill")
     assert decide(request, given(SCHEDULED, STARTED, WORKED, invoice=Stored([], 1, "h")), NOW, SETTINGS) == Skip(
-        why="issued already")
+        why="issued already"
+    )
 
 
 def test_prepaid_hours_are_spent_in_the_invoices_batch_at_the_customers_version() -> None:
@@ -200,9 +273,14 @@ def test_prepaid_hours_are_spent_in_the_invoices_batch_at_the_customers_version(
     decision = decide(COMPLETED, loaded, NOW, SETTINGS)
     assert isinstance(decision, Issue)
     assert [(line.kind, line.logged_minutes) for line in decision.invoice.lines] == [("prepaid", 120), ("time", 10)]
-    assert decision.touched[3] == (CUSTOMER, loaded.customer, [
-        PrepaidHoursConsumed(id=CUSTOMER, minutes=120, job_id=JOB, invoice_id=INVOICE, balance_minutes=0),
-        PrepaidBalanceLow(id=CUSTOMER, balance_minutes=0, warn_below_minutes=60)])
+    assert decision.touched[3] == (
+        CUSTOMER,
+        loaded.customer,
+        [
+            PrepaidHoursConsumed(id=CUSTOMER, minutes=120, job_id=JOB, invoice_id=INVOICE, balance_minutes=0),
+            PrepaidBalanceLow(id=CUSTOMER, balance_minutes=0, warn_below_minutes=60),
+        ],
+    )
 
 
 def test_the_decision_is_a_function_of_what_it_is_given() -> None:

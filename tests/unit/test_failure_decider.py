@@ -8,8 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from events.contract import (
-    FailureEvent, ProcessingFailed, ProcessingFailedAgain, ProcessingResolved, ProcessingRetryRequested, Role,
-    RetryProcessing, failure_id,
+    FailureEvent,
+    ProcessingFailed,
+    ProcessingFailedAgain,
+    ProcessingResolved,
+    ProcessingRetryRequested,
+    RetryProcessing,
+    Role,
+    failure_id,
 )
 from services.domain.common import Actor, Context, Forbidden, InvalidTransition, NotFound
 from services.domain.failures import Failure, decide_failure, evolve_failure
@@ -21,8 +27,14 @@ ADMIN = Context(now=NOW, actor=Actor(id="root", role=Role.ADMIN))
 TECHNICIAN = Context(now=NOW, actor=Actor(id="tom", role=Role.TECHNICIAN))
 ACCOUNTANT = Context(now=NOW, actor=Actor(id="anna", role=Role.ACCOUNTANT))
 
-FAILED = ProcessingFailed(id=FAILURE, consumer="invoicer", position=42, topic="JobCompleted",
-                          error_type="KeyError", error="no price for 'repair'")
+FAILED = ProcessingFailed(
+    id=FAILURE,
+    consumer="invoicer",
+    position=42,
+    topic="JobCompleted",
+    error_type="KeyError",
+    error="no price for 'repair'",
+)
 RETRYING = ProcessingRetryRequested(id=FAILURE, consumer="invoicer", position=42, reason="price added")
 
 
@@ -43,7 +55,8 @@ def test_a_failure_that_failed_again_is_open_again() -> None:
     again = ProcessingFailedAgain(id=FAILURE, error_type="KeyError", error="still no price")
     assert given(FAILED, RETRYING, again).state == "open"
     assert decide_failure(RetryProcessing(), given(FAILED, RETRYING, again), ADMIN) == [
-        ProcessingRetryRequested(id=FAILURE, consumer="invoicer", position=42)]
+        ProcessingRetryRequested(id=FAILURE, consumer="invoicer", position=42)
+    ]
 
 
 def test_a_failure_being_tried_again_or_resolved_is_not_tried_again() -> None:

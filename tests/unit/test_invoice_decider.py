@@ -10,7 +10,12 @@ from typing import Any, TypeVar
 import pytest
 
 from events.contract import (
-    CreditNoteRequested, InvoiceEvent, IssueCreditNote, PaymentApplied, RecordPayment, Role,
+    CreditNoteRequested,
+    InvoiceEvent,
+    IssueCreditNote,
+    PaymentApplied,
+    RecordPayment,
+    Role,
 )
 from services.domain.billing import Invoice, decide_invoice, evolve_invoice
 from services.domain.common import Actor, Context, Forbidden, Invalid, InvalidTransition, NotFound
@@ -32,8 +37,9 @@ def given(*events: InvoiceEvent) -> Invoice:
 
 
 def requested(amount: str, whole: bool = False) -> CreditNoteRequested:
-    return CreditNoteRequested(id=INVOICE_ID, request_id=INVOICE_ID, reason="returned", amount=Decimal(amount),
-                               whole=whole)
+    return CreditNoteRequested(
+        id=INVOICE_ID, request_id=INVOICE_ID, reason="returned", amount=Decimal(amount), whole=whole
+    )
 
 
 def one(kind: type[T], events: list[Any]) -> T:
@@ -50,30 +56,42 @@ def applied(command: RecordPayment) -> PaymentApplied:
 def test_an_issued_invoice_is_what_a_payment_is_decided_on() -> None:
     invoice = given(INVOICE)
     assert (invoice.version, invoice.number, invoice.currency, invoice.gross_total, invoice.vat_rates) == (
-        1, "FV/2026/000042", "PLN", Decimal("449.68"), 2)
+        1,
+        "FV/2026/000042",
+        "PLN",
+        Decimal("449.68"),
+        2,
+    )
 
 
 def test_a_payment_the_office_records_is_applied_in_the_invoice_s_currency() -> None:
     command = RecordPayment(amount=Decimal("200.00"), received_on=date(2026, 11, 25), payer="Jan Kowalski")
     payment = applied(command)
-    assert payment == PaymentApplied(id=INVOICE_ID, payment_id=payment.payment_id, amount=Decimal("200.00"),
-                                     currency="PLN", received_on=payment.received_on, rule="office",
-                                     payer="Jan Kowalski")
+    assert payment == PaymentApplied(
+        id=INVOICE_ID,
+        payment_id=payment.payment_id,
+        amount=Decimal("200.00"),
+        currency="PLN",
+        received_on=payment.received_on,
+        rule="office",
+        payer="Jan Kowalski",
+    )
     assert payment.received_on == date(2026, 11, 25)
     assert given(INVOICE, payment).paid == Decimal("200.00")
 
 
 def test_a_payment_s_id_is_derived_from_the_invoice_s_state() -> None:
     command = RecordPayment(amount=Decimal("100.00"), received_on=date(2026, 11, 25))
-    first, again, second = (one(PaymentApplied, decide_invoice(command, given(*before), ADMIN))
-                            for before in [(INVOICE,), (INVOICE,), (INVOICE, applied(command))])
+    first, again, second = (
+        one(PaymentApplied, decide_invoice(command, given(*before), ADMIN))
+        for before in [(INVOICE,), (INVOICE,), (INVOICE, applied(command))]
+    )
     assert first.payment_id == again.payment_id != second.payment_id
 
 
 def test_a_payment_has_at_most_cents() -> None:
     with pytest.raises(Invalid) as refused:
-        decide_invoice(RecordPayment(amount=Decimal("10.005"), received_on=date(2026, 11, 25)), given(INVOICE),
-                       OFFICE)
+        decide_invoice(RecordPayment(amount=Decimal("10.005"), received_on=date(2026, 11, 25)), given(INVOICE), OFFICE)
     assert (refused.value.field, refused.value.reason) == ("amount", "PLN has cents: at most 2 decimal places")
 
 
@@ -92,23 +110,33 @@ def test_nothing_happens_to_an_invoice_never_issued() -> None:
 
 def test_a_credit_note_without_an_amount_credits_the_whole_invoice() -> None:
     request = one(CreditNoteRequested, decide_invoice(IssueCreditNote(reason="wrong customer"), given(INVOICE), OFFICE))
-    assert request == CreditNoteRequested(id=INVOICE_ID, request_id=request.request_id,
-                                          reason="wrong customer", amount=Decimal("449.68"), whole=True)
+    assert request == CreditNoteRequested(
+        id=INVOICE_ID, request_id=request.request_id, reason="wrong customer", amount=Decimal("449.68"), whole=True
+    )
     assert given(INVOICE, request).credited == Decimal("449.68")
 
 
 def test_part_of_a_single_rate_invoice_can_be_credited() -> None:
-    request = one(CreditNoteRequested, decide_invoice(IssueCreditNote(reason="discount", amount=Decimal("15.50")),
-                                                      given(REVERSE_CHARGED), OFFICE))
-    assert request == CreditNoteRequested(id=INVOICE_ID, request_id=request.request_id,
-                                          reason="discount", amount=Decimal("15.50"), whole=False)
+    request = one(
+        CreditNoteRequested,
+        decide_invoice(IssueCreditNote(reason="discount", amount=Decimal("15.50")), given(REVERSE_CHARGED), OFFICE),
+    )
+    assert request == CreditNoteRequested(
+        id=INVOICE_ID, request_id=request.request_id, reason="discount", amount=Decimal("15.50"), whole=False
+    )
     # the rest of it, named, is not "the whole invoice": part of it was credited before
-    rest = one(CreditNoteRequested, decide_invoice(IssueCreditNote(reason="rest", amount=Decimal("44.50")),
-                                                   given(REVERSE_CHARGED, requested("15.50")), OFFICE))
+    rest = one(
+        CreditNoteRequested,
+        decide_invoice(
+            IssueCreditNote(reason="rest", amount=Decimal("44.50")), given(REVERSE_CHARGED, requested("15.50")), OFFICE
+        ),
+    )
     assert (rest.amount, rest.whole) == (Decimal("44.50"), False)
     # all of it, named, is
-    all_of_it = one(CreditNoteRequested, decide_invoice(IssueCreditNote(reason="all", amount=Decimal("60.00")),
-                                                        given(REVERSE_CHARGED), OFFICE))
+    all_of_it = one(
+        CreditNoteRequested,
+        decide_invoice(IssueCreditNote(reason="all", amount=Decimal("60.00")), given(REVERSE_CHARGED), OFFICE),
+    )
     assert all_of_it.whole
 
 
@@ -127,10 +155,15 @@ def test_once_part_is_credited_the_rest_must_be_named() -> None:
 
 def test_no_more_is_credited_than_is_left() -> None:
     with pytest.raises(Invalid) as refused:
-        decide_invoice(IssueCreditNote(reason="too much", amount=Decimal("50.00")),
-                       given(REVERSE_CHARGED, requested("15.50")), OFFICE)
+        decide_invoice(
+            IssueCreditNote(reason="too much", amount=Decimal("50.00")),
+            given(REVERSE_CHARGED, requested("15.50")),
+            OFFICE,
+        )
     assert (refused.value.field, refused.value.reason) == (
-        "amount", "at most 44.50 EUR of FV/2026/000043 is left to credit")
+        "amount",
+        "at most 44.50 EUR of FV/2026/000043 is left to credit",
+    )
 
 
 def test_a_credited_amount_has_at_most_cents() -> None:

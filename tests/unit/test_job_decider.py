@@ -9,11 +9,38 @@ from uuid import UUID, uuid4
 import pytest
 
 from events.contract import (
-    AddNote, Address, CancelJob, CompleteJob, CorrectTimeEntry, JobCancelled, JobCompleted,
-    JobEvent, JobPutOnHold, JobReopened, JobRequested, JobResumed, JobScheduled, JobTaken,
-    JobUnassigned, NoteAdded, PutJobOnHold, ReopenJob, RequestJob, ResumeJob, Role, ScheduleJob,
-    SignOffJob, Source, StartWork, Status, StopWork, TakeJob, TimeEntryCorrected, UseMaterial,
-    WorkStarted, WorkStopped,
+    AddNote,
+    Address,
+    CancelJob,
+    CompleteJob,
+    CorrectTimeEntry,
+    JobCancelled,
+    JobCompleted,
+    JobEvent,
+    JobPutOnHold,
+    JobReopened,
+    JobRequested,
+    JobResumed,
+    JobScheduled,
+    JobTaken,
+    JobUnassigned,
+    NoteAdded,
+    PutJobOnHold,
+    ReopenJob,
+    RequestJob,
+    ResumeJob,
+    Role,
+    ScheduleJob,
+    SignOffJob,
+    Source,
+    StartWork,
+    Status,
+    StopWork,
+    TakeJob,
+    TimeEntryCorrected,
+    UseMaterial,
+    WorkStarted,
+    WorkStopped,
 )
 from services.domain.common import Actor, Context, Forbidden, Invalid, InvalidTransition, NotFound
 from services.domain.job import Job, decide, evolve
@@ -39,8 +66,9 @@ def given(*events: JobEvent) -> Job:
 
 
 def requested(site: Address | None = SITE, description: str = "Boiler leaks") -> JobRequested:
-    return JobRequested(id=JOB, source=Source.PHONE, customer_id=CUSTOMER, site_address=site,
-                        job_type="repair", description=description)
+    return JobRequested(
+        id=JOB, source=Source.PHONE, customer_id=CUSTOMER, site_address=site, job_type="repair", description=description
+    )
 
 
 SCHEDULED = JobScheduled(id=JOB, technician_ids=[TECH], start=NOW, duration_minutes=60)
@@ -48,8 +76,7 @@ STARTED = WorkStarted(id=JOB, technician_id=TECH, entry_id=uuid4(), started_at=N
 
 
 def test_a_request_becomes_a_new_job() -> None:
-    command = RequestJob(customer_id=CUSTOMER, job_type="repair", description="Boiler leaks",
-                         site_address=SITE)
+    command = RequestJob(customer_id=CUSTOMER, job_type="repair", description="Boiler leaks", site_address=SITE)
     assert decide(command, given(), OFFICE) == [requested()]
     assert given(requested()).status is Status.NEW
 
@@ -60,12 +87,16 @@ def test_scheduling_a_new_job_assigns_the_technician() -> None:
     assert given(requested(), SCHEDULED).status is Status.SCHEDULED
 
 
-@pytest.mark.parametrize(("site", "description", "field"), [
-    (None, "Boiler leaks", "site_address"),
-    (SITE, "   ", "description"),
-])
+@pytest.mark.parametrize(
+    ("site", "description", "field"),
+    [
+        (None, "Boiler leaks", "site_address"),
+        (SITE, "   ", "description"),
+    ],
+)
 def test_a_job_cannot_be_scheduled_without_a_site_address_and_a_description(
-        site: Address | None, description: str, field: str) -> None:
+    site: Address | None, description: str, field: str
+) -> None:
     with pytest.raises(Invalid) as refused:
         decide(ScheduleJob(technician_ids=[TECH], start=NOW), given(requested(site, description)), OFFICE)
     assert refused.value.field == field
@@ -73,8 +104,11 @@ def test_a_job_cannot_be_scheduled_without_a_site_address_and_a_description(
 
 def test_an_illegal_transition_names_the_current_status() -> None:
     with pytest.raises(InvalidTransition, match="the job is completed"):
-        decide(ScheduleJob(technician_ids=[TECH], start=NOW),
-               given(requested(), SCHEDULED, STARTED, JobCompleted(id=JOB, summary="done")), OFFICE)
+        decide(
+            ScheduleJob(technician_ids=[TECH], start=NOW),
+            given(requested(), SCHEDULED, STARTED, JobCompleted(id=JOB, summary="done")),
+            OFFICE,
+        )
     with pytest.raises(InvalidTransition, match="cannot complete: the job is scheduled"):
         decide(CompleteJob(summary="done"), given(requested(), SCHEDULED), TECHNICIAN)
 
@@ -88,9 +122,15 @@ def test_starting_work_puts_the_job_in_progress() -> None:
 
 def test_stopping_work_records_the_time_entry_in_whole_minutes() -> None:
     [event] = decide(StopWork(billable=False), given(requested(), SCHEDULED, STARTED), TECHNICIAN)
-    assert event == WorkStopped(id=JOB, technician_id=TECH, entry_id=STARTED.entry_id,
-                                started_at=STARTED.started_at, stopped_at=NOW, minutes=90,
-                                billable=False)
+    assert event == WorkStopped(
+        id=JOB,
+        technician_id=TECH,
+        entry_id=STARTED.entry_id,
+        started_at=STARTED.started_at,
+        stopped_at=NOW,
+        minutes=90,
+        billable=False,
+    )
     job = given(requested(), SCHEDULED, STARTED, event)
     assert job.running == {} and job.entries[STARTED.entry_id].minutes == 90
 
@@ -122,10 +162,12 @@ def test_a_job_in_the_open_pool_can_be_taken_by_any_technician() -> None:
     pooled = given(requested(), SCHEDULED, JobUnassigned(id=JOB, reason="on leave"))
     assert pooled.status is Status.NEW and pooled.in_pool
     assert decide(TakeJob(), pooled, STRANGER) == [
-        JobTaken(id=JOB, technician_id=OTHER_TECH, start=NOW, duration_minutes=60)]
+        JobTaken(id=JOB, technician_id=OTHER_TECH, start=NOW, duration_minutes=60)
+    ]
     # a new request nobody has yet is in the pool too (the technicians' app lists it there)
     assert decide(TakeJob(), given(requested()), STRANGER) == [
-        JobTaken(id=JOB, technician_id=OTHER_TECH, start=NOW, duration_minutes=60)]
+        JobTaken(id=JOB, technician_id=OTHER_TECH, start=NOW, duration_minutes=60)
+    ]
     with pytest.raises(InvalidTransition, match="not in the open pool"):
         decide(TakeJob(), given(requested(), SCHEDULED), STRANGER)
 
@@ -144,7 +186,8 @@ def test_cancel_and_reopen() -> None:
     with pytest.raises(InvalidTransition, match="the job is cancelled"):
         decide(CancelJob(reason="again"), cancelled, OFFICE)
     assert decide(ReopenJob(reason="not a duplicate"), cancelled, OFFICE) == [
-        JobReopened(id=JOB, reason="not a duplicate", status=Status.SCHEDULED)]
+        JobReopened(id=JOB, reason="not a duplicate", status=Status.SCHEDULED)
+    ]
 
 
 def test_sign_off_only_once_and_only_when_completed() -> None:
@@ -160,8 +203,9 @@ def test_correcting_time_keeps_the_entry_and_records_the_reason() -> None:
     stopped = decide(StopWork(), given(requested(), SCHEDULED, STARTED), TECHNICIAN)
     job = given(requested(), SCHEDULED, STARTED, *stopped)
     command = CorrectTimeEntry(entry_id=STARTED.entry_id, minutes=75, billable=True, reason="forgot to stop")
-    assert decide(command, job, TECHNICIAN) == [TimeEntryCorrected(
-        id=JOB, entry_id=STARTED.entry_id, minutes=75, billable=True, reason="forgot to stop")]
+    assert decide(command, job, TECHNICIAN) == [
+        TimeEntryCorrected(id=JOB, entry_id=STARTED.entry_id, minutes=75, billable=True, reason="forgot to stop")
+    ]
     with pytest.raises(Invalid) as refused:
         decide(CorrectTimeEntry(entry_id=uuid4(), minutes=1, reason="x"), job, TECHNICIAN)
     assert refused.value.field == "entry_id"

@@ -9,8 +9,15 @@ from uuid import UUID
 import pytest
 
 from events.contract import (
-    DeliveryAttempted, DeliveryFailed, DeliveryUncertain, MessageDelivered, MessageEvent, MessageQueued,
-    RedeliveryRequested, RequestRedelivery, Role,
+    DeliveryAttempted,
+    DeliveryFailed,
+    DeliveryUncertain,
+    MessageDelivered,
+    MessageEvent,
+    MessageQueued,
+    RedeliveryRequested,
+    RequestRedelivery,
+    Role,
 )
 from services.domain.common import Actor, Context, Forbidden, InvalidTransition, NotFound
 from services.domain.notices import Message, decide_message, evolve_message
@@ -22,8 +29,14 @@ ADMIN = Context(now=NOW, actor=Actor(id="root", role=Role.ADMIN))
 TECHNICIAN = Context(now=NOW, actor=Actor(id="tom", role=Role.TECHNICIAN))
 ACCOUNTANT = Context(now=NOW, actor=Actor(id="anna", role=Role.ACCOUNTANT))
 
-QUEUED = MessageQueued(id=MESSAGE, channel="email", purpose="invoice", recipient="biuro@kowalski.example",
-                       subject="Faktura FV/2026/000042", body="...")
+QUEUED = MessageQueued(
+    id=MESSAGE,
+    channel="email",
+    purpose="invoice",
+    recipient="biuro@kowalski.example",
+    subject="Faktura FV/2026/000042",
+    body="...",
+)
 ATTEMPTED = DeliveryAttempted(id=MESSAGE, attempt=1, lease_until=NOW + timedelta(minutes=1))
 RETRYING = DeliveryFailed(id=MESSAGE, attempt=1, error="421 try later", retry_at=NOW + timedelta(minutes=5))
 FAILED = DeliveryFailed(id=MESSAGE, attempt=5, error="550 no such user")
@@ -38,32 +51,49 @@ def given(*events: MessageEvent) -> Message:
     return message
 
 
-@pytest.mark.parametrize(("history", "state"), [
-    ((QUEUED,), "queued"), ((QUEUED, ATTEMPTED), "attempting"), ((QUEUED, ATTEMPTED, RETRYING), "retrying"),
-    ((QUEUED, ATTEMPTED, FAILED), "failed"), ((QUEUED, ATTEMPTED, UNCERTAIN), "uncertain"),
-    ((QUEUED, ATTEMPTED, DELIVERED), "delivered"),
-    ((QUEUED, ATTEMPTED, FAILED, RedeliveryRequested(id=MESSAGE)), "queued"),
-], ids=lambda value: value if isinstance(value, str) else None)
+@pytest.mark.parametrize(
+    ("history", "state"),
+    [
+        ((QUEUED,), "queued"),
+        ((QUEUED, ATTEMPTED), "attempting"),
+        ((QUEUED, ATTEMPTED, RETRYING), "retrying"),
+        ((QUEUED, ATTEMPTED, FAILED), "failed"),
+        ((QUEUED, ATTEMPTED, UNCERTAIN), "uncertain"),
+        ((QUEUED, ATTEMPTED, DELIVERED), "delivered"),
+        ((QUEUED, ATTEMPTED, FAILED, RedeliveryRequested(id=MESSAGE)), "queued"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
 def test_a_message_s_state_follows_its_deliveries(history: tuple[MessageEvent, ...], state: str) -> None:
     assert given(*history).state == state
 
 
 @pytest.mark.parametrize("last", [FAILED, UNCERTAIN], ids=["failed", "uncertain"])
 def test_the_office_has_a_failed_or_uncertain_message_sent_again(last: MessageEvent) -> None:
-    assert decide_message(RequestRedelivery(reason="the address is fixed"), given(QUEUED, ATTEMPTED, last),
-                          OFFICE) == [RedeliveryRequested(id=MESSAGE, reason="the address is fixed")]
+    assert decide_message(RequestRedelivery(reason="the address is fixed"), given(QUEUED, ATTEMPTED, last), OFFICE) == [
+        RedeliveryRequested(id=MESSAGE, reason="the address is fixed")
+    ]
     assert decide_message(RequestRedelivery(), given(QUEUED, ATTEMPTED, last), ADMIN) == [
-        RedeliveryRequested(id=MESSAGE)]
+        RedeliveryRequested(id=MESSAGE)
+    ]
 
 
-@pytest.mark.parametrize(("history", "state"), [
-    ((QUEUED,), "queued"), ((QUEUED, ATTEMPTED), "attempting"), ((QUEUED, ATTEMPTED, RETRYING), "retrying"),
-    ((QUEUED, ATTEMPTED, DELIVERED), "delivered"),
-], ids=["queued", "attempting", "retrying", "delivered"])
+@pytest.mark.parametrize(
+    ("history", "state"),
+    [
+        ((QUEUED,), "queued"),
+        ((QUEUED, ATTEMPTED), "attempting"),
+        ((QUEUED, ATTEMPTED, RETRYING), "retrying"),
+        ((QUEUED, ATTEMPTED, DELIVERED), "delivered"),
+    ],
+    ids=["queued", "attempting", "retrying", "delivered"],
+)
 def test_a_message_on_its_way_or_delivered_is_not_sent_again(history: tuple[MessageEvent, ...], state: str) -> None:
-    with pytest.raises(InvalidTransition,
-                       match=f"cannot send it again: the message is {state} "
-                             r"\(only a failed or uncertain message is sent again\)") as refused:
+    with pytest.raises(
+        InvalidTransition,
+        match=f"cannot send it again: the message is {state} "
+        r"\(only a failed or uncertain message is sent again\)",
+    ) as refused:
         decide_message(RequestRedelivery(), given(*history), OFFICE)
     assert refused.value.status == state
 

@@ -20,21 +20,30 @@ def test_the_header_reader_is_a_static_method_that_process_headers_calls():
     assert "self._parse_header_lines(" in inspect.getsource(NATS._process_headers)
 
 
-@pytest.mark.parametrize("block", [
-    b"NATS/1.0\r\nEs-Topic: JobScheduled\r\nEs-Version: 3\r\n\r\n",
-    b"NATS/1.0\r\nNats-Stream: JOBSTREAM\r\nNats-Sequence: 12\r\nNats-Subject: events.job.x\r\n"
-    b"Nats-Time-Stamp: 2026-03-01T09:00:00Z\r\nNats-Num-Pending: 0\r\nNats-Last-Sequence: 11\r\n\r\n",
-    b"NATS/1.0\r\n  Spaced :  value with  spaces  \r\nX:\r\n\r\n",
-    "NATS/1.0\r\nCaption: café\r\n\r\n".encode(),
-])
+@pytest.mark.parametrize(
+    "block",
+    [
+        b"NATS/1.0\r\nEs-Topic: JobScheduled\r\nEs-Version: 3\r\n\r\n",
+        b"NATS/1.0\r\nNats-Stream: JOBSTREAM\r\nNats-Sequence: 12\r\nNats-Subject: events.job.x\r\n"
+        b"Nats-Time-Stamp: 2026-03-01T09:00:00Z\r\nNats-Num-Pending: 0\r\nNats-Last-Sequence: 11\r\n\r\n",
+        b"NATS/1.0\r\n  Spaced :  value with  spaces  \r\nX:\r\n\r\n",
+        "NATS/1.0\r\nCaption: café\r\n\r\n".encode(),
+    ],
+)
 def test_the_faster_header_reader_reads_as_nats_py_does(block):
-    raw = block[block.index(b"\r\n") + 2:]  # what _process_headers hands it: the lines after the status line
+    raw = block[block.index(b"\r\n") + 2 :]  # what _process_headers hands it: the lines after the status line
     assert Client._parse_header_lines(raw) == NATS._parse_header_lines(raw)
 
 
 def test_the_parser_hands_each_message_to_process_msg_with_its_header_block():
-    assert list(inspect.signature(NATS._process_msg).parameters) == ["self", "sid", "subject", "reply", "data",
-                                                                      "headers"]
+    assert list(inspect.signature(NATS._process_msg).parameters) == [
+        "self",
+        "sid",
+        "subject",
+        "reply",
+        "data",
+        "headers",
+    ]
     assert inspect.iscoroutinefunction(NATS._process_msg)
     assert "_process_msg(" in inspect.getsource(Parser)
 

@@ -21,11 +21,14 @@ def test_the_stream_sequence_is_read_from_either_form_of_reply_subject() -> None
         stream_sequence("_INBOX.abc.def")
 
 
-@pytest.mark.parametrize("moment", [
-    datetime(2026, 8, 1, 7, 0, tzinfo=UTC),
-    datetime(2026, 8, 1, 7, 0, 5, 123, tzinfo=timezone(timedelta(hours=2))),
-    msgspec.json.decode(b'"2026-12-01T23:59:59.5Z"', type=datetime),
-])
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 8, 1, 7, 0, tzinfo=UTC),
+        datetime(2026, 8, 1, 7, 0, 5, 123, tzinfo=timezone(timedelta(hours=2))),
+        msgspec.json.decode(b'"2026-12-01T23:59:59.5Z"', type=datetime),
+    ],
+)
 def test_iso_sorts_as_time_and_says_utc(moment: datetime) -> None:
     assert iso(moment) == moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -35,20 +38,43 @@ def _summary_of_builtins(event: object) -> str:
     fields = msgspec.to_builtins(event)
     for key in ("type", "id", "meta", "signature"):
         fields.pop(key, None)
-    shown = ", ".join(f"{key.replace('_', ' ')}: {_plain(value)}" for key, value in fields.items()
-                      if value not in (None, "", [], {}))
+    shown = ", ".join(
+        f"{key.replace('_', ' ')}: {_plain(value)}" for key, value in fields.items() if value not in (None, "", [], {})
+    )
     return shown if len(shown) <= 300 else shown[:297] + "..."
 
 
-@pytest.mark.parametrize("event", [
-    JobRequested(id=uuid.uuid4(), source=Source.PHONE, customer_id=uuid.uuid4(),
-                 site_address=Address(street="1 Quay Street", city="Dublin", postal_code="D02", country="IE"),
-                 job_type="repair", description="Leaks " * 80, priority=Priority.URGENT,
-                 sla_deadline=datetime(2026, 12, 1, 12, tzinfo=UTC), estimate_minutes=0),
-    MaterialUsed(id=uuid.uuid4(), code="g-12", description="Gasket", quantity=Decimal("1.50"),
-                 unit_price=None, billable=False),
-    TimeEntryAdded(id=uuid.uuid4(), technician_id=uuid.uuid4(), entry_id=uuid.uuid4(),
-                   started_at=datetime(2026, 11, 23, 7, tzinfo=UTC), minutes=25, activity="travel"),
-])
+@pytest.mark.parametrize(
+    "event",
+    [
+        JobRequested(
+            id=uuid.uuid4(),
+            source=Source.PHONE,
+            customer_id=uuid.uuid4(),
+            site_address=Address(street="1 Quay Street", city="Dublin", postal_code="D02", country="IE"),
+            job_type="repair",
+            description="Leaks " * 80,
+            priority=Priority.URGENT,
+            sla_deadline=datetime(2026, 12, 1, 12, tzinfo=UTC),
+            estimate_minutes=0,
+        ),
+        MaterialUsed(
+            id=uuid.uuid4(),
+            code="g-12",
+            description="Gasket",
+            quantity=Decimal("1.50"),
+            unit_price=None,
+            billable=False,
+        ),
+        TimeEntryAdded(
+            id=uuid.uuid4(),
+            technician_id=uuid.uuid4(),
+            entry_id=uuid.uuid4(),
+            started_at=datetime(2026, 11, 23, 7, tzinfo=UTC),
+            minutes=25,
+            activity="travel",
+        ),
+    ],
+)
 def test_a_timeline_summary_reads_as_it_did_from_the_whole_event(event: object) -> None:
     assert summary(event) == _summary_of_builtins(event)  # type: ignore[arg-type]

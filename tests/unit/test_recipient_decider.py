@@ -8,8 +8,16 @@ from datetime import UTC, datetime
 import pytest
 
 from events.contract import (
-    Alert, ChangeNotificationPreferences, NotificationPreferencesChanged, PushKeys, PushSubscriptionRegistered,
-    PushSubscriptionRemoved, RecipientEvent, RegisterPushSubscription, Role, recipient_id,
+    Alert,
+    ChangeNotificationPreferences,
+    NotificationPreferencesChanged,
+    PushKeys,
+    PushSubscriptionRegistered,
+    PushSubscriptionRemoved,
+    RecipientEvent,
+    RegisterPushSubscription,
+    Role,
+    recipient_id,
 )
 from services.domain.common import Actor, Context, Forbidden, Invalid
 from services.domain.notices import MAX_SUBSCRIPTIONS, Recipient, decide_recipient, evolve_recipient
@@ -32,22 +40,33 @@ def device(n: int) -> str:
 
 
 def registered(n: int) -> PushSubscriptionRegistered:
-    return PushSubscriptionRegistered(id=recipient_id("tom"), user_name="tom", endpoint=device(n), p256dh=KEYS.p256dh,
-                                      auth=KEYS.auth)
+    return PushSubscriptionRegistered(
+        id=recipient_id("tom"), user_name="tom", endpoint=device(n), p256dh=KEYS.p256dh, auth=KEYS.auth
+    )
 
 
 def test_a_user_chooses_their_alerts_and_quiet_hours() -> None:
-    command = ChangeNotificationPreferences(alerts=[Alert.JOB_CANCELLED, Alert.JOB_ASSIGNED, Alert.JOB_ASSIGNED],
-                                            quiet_from="22:00", quiet_until="07:00", timezone="Europe/Prague")
-    assert decide_recipient(command, given(), TOM) == [NotificationPreferencesChanged(
-        id=recipient_id("tom"), user_name="tom", alerts=["job_assigned", "job_cancelled"],  # once each, sorted
-        quiet_from="22:00", quiet_until="07:00", timezone="Europe/Prague")]
+    command = ChangeNotificationPreferences(
+        alerts=[Alert.JOB_CANCELLED, Alert.JOB_ASSIGNED, Alert.JOB_ASSIGNED],
+        quiet_from="22:00",
+        quiet_until="07:00",
+        timezone="Europe/Prague",
+    )
+    assert decide_recipient(command, given(), TOM) == [
+        NotificationPreferencesChanged(
+            id=recipient_id("tom"),
+            user_name="tom",
+            alerts=["job_assigned", "job_cancelled"],  # once each, sorted
+            quiet_from="22:00",
+            quiet_until="07:00",
+            timezone="Europe/Prague",
+        )
+    ]
 
 
 def test_no_alerts_at_all_is_a_choice_too() -> None:
     [event] = decide_recipient(ChangeNotificationPreferences(alerts=[]), given(user="olga"), OLGA)
-    assert event == NotificationPreferencesChanged(id=recipient_id("olga"), user_name="olga", alerts=[],
-                                                   timezone="UTC")
+    assert event == NotificationPreferencesChanged(id=recipient_id("olga"), user_name="olga", alerts=[], timezone="UTC")
 
 
 def test_a_time_zone_must_exist() -> None:
@@ -69,8 +88,9 @@ def test_a_device_subscribes_to_push() -> None:
 
 
 def test_a_device_subscribing_again_is_kept_once_as_the_newest() -> None:
-    assert decide_recipient(RegisterPushSubscription(endpoint=device(1), keys=KEYS),
-                            given(registered(1), registered(2)), TOM) == [registered(1)]
+    assert decide_recipient(
+        RegisterPushSubscription(endpoint=device(1), keys=KEYS), given(registered(1), registered(2)), TOM
+    ) == [registered(1)]
     assert given(registered(1), registered(2), registered(1)).endpoints == (device(2), device(1))
 
 
@@ -79,9 +99,11 @@ def test_beyond_the_limit_the_oldest_device_is_dropped() -> None:
     assert len(full.endpoints) == MAX_SUBSCRIPTIONS
     events = decide_recipient(RegisterPushSubscription(endpoint=device(99), keys=KEYS), full, TOM)
     assert events == [
-        PushSubscriptionRemoved(id=recipient_id("tom"), endpoint=device(0),
-                                reason=f"more than {MAX_SUBSCRIPTIONS} devices"),
-        registered(99)]
+        PushSubscriptionRemoved(
+            id=recipient_id("tom"), endpoint=device(0), reason=f"more than {MAX_SUBSCRIPTIONS} devices"
+        ),
+        registered(99),
+    ]
     after = full
     for event in events:
         after = evolve_recipient(after, event)

@@ -10,9 +10,21 @@ import msgspec
 import pytest
 
 from events.contract import (
-    Address, BillingKind, ChangeRecurringService, DefineRecurringService, EndRecurringService, OccurrenceGenerated,
-    OccurrenceWithdrawn, RecordOccurrence, RecurrenceEvent, RecurringPlan, RecurringServiceChanged,
-    RecurringServiceDefined, RecurringServiceEnded, Role, WithdrawOccurrence,
+    Address,
+    BillingKind,
+    ChangeRecurringService,
+    DefineRecurringService,
+    EndRecurringService,
+    OccurrenceGenerated,
+    OccurrenceWithdrawn,
+    RecordOccurrence,
+    RecurrenceEvent,
+    RecurringPlan,
+    RecurringServiceChanged,
+    RecurringServiceDefined,
+    RecurringServiceEnded,
+    Role,
+    WithdrawOccurrence,
 )
 from services.domain.common import Actor, Context, Forbidden, Invalid, InvalidTransition, NotFound
 from services.domain.recurring import Recurrence, decide_recurrence, evolve_recurrence
@@ -29,18 +41,38 @@ ADMIN = Context(now=NOW, actor=Actor(id="root", role=Role.ADMIN))
 TECHNICIAN = Context(now=NOW, actor=Actor(id="tom", role=Role.TECHNICIAN, technician_id=TECH))
 ACCOUNTANT = Context(now=NOW, actor=Actor(id="anna", role=Role.ACCOUNTANT))
 
-PLAN = RecurringPlan(customer_id=CUSTOMER, site_address=SITE, job_type="inspection", description="Boiler check",
-                     scope="Annual service", technician_ids=[TECH], rule="FREQ=MONTHLY;BYDAY=1MO",
-                     start=datetime(2027, 1, 4, 10, 0), timezone="Europe/Prague", duration_minutes=90,
-                     horizon_days=90, billing_kind=BillingKind.WARRANTY)
+PLAN = RecurringPlan(
+    customer_id=CUSTOMER,
+    site_address=SITE,
+    job_type="inspection",
+    description="Boiler check",
+    scope="Annual service",
+    technician_ids=[TECH],
+    rule="FREQ=MONTHLY;BYDAY=1MO",
+    start=datetime(2027, 1, 4, 10, 0),
+    timezone="Europe/Prague",
+    duration_minutes=90,
+    horizon_days=90,
+    billing_kind=BillingKind.WARRANTY,
+)
 DEFINED = RecurringServiceDefined(id=SERVICE, plan=PLAN)
 
 
 def define(**changes: object) -> DefineRecurringService:
-    fields = dict(customer_id=CUSTOMER, site_address=SITE, job_type="inspection", description="Boiler check",
-                  scope="Annual service", technician_ids=[TECH], rule="FREQ=MONTHLY;BYDAY=1MO",
-                  start=datetime(2027, 1, 4, 10, 0), timezone="Europe/Prague", duration_minutes=90,
-                  horizon_days=90, billing_kind=BillingKind.WARRANTY)
+    fields = dict(
+        customer_id=CUSTOMER,
+        site_address=SITE,
+        job_type="inspection",
+        description="Boiler check",
+        scope="Annual service",
+        technician_ids=[TECH],
+        rule="FREQ=MONTHLY;BYDAY=1MO",
+        start=datetime(2027, 1, 4, 10, 0),
+        timezone="Europe/Prague",
+        duration_minutes=90,
+        horizon_days=90,
+        billing_kind=BillingKind.WARRANTY,
+    )
     return DefineRecurringService(**{**fields, **changes})  # type: ignore[arg-type]  # the fields, as the test names them
 
 
@@ -74,26 +106,43 @@ def test_a_service_is_defined_once() -> None:
 
 
 @pytest.mark.parametrize("ctx", [TECHNICIAN, ACCOUNTANT], ids=["technician", "accountant"])
-@pytest.mark.parametrize("command", [
-    define(), ChangeRecurringService(duration_minutes=60), EndRecurringService(reason="contract over"),
-    RecordOccurrence(at=FIRST_VISIT, job_id=JOB), WithdrawOccurrence(at=FIRST_VISIT, job_id=JOB),
-], ids=lambda c: type(c).__name__)
+@pytest.mark.parametrize(
+    "command",
+    [
+        define(),
+        ChangeRecurringService(duration_minutes=60),
+        EndRecurringService(reason="contract over"),
+        RecordOccurrence(at=FIRST_VISIT, job_id=JOB),
+        WithdrawOccurrence(at=FIRST_VISIT, job_id=JOB),
+    ],
+    ids=lambda c: type(c).__name__,
+)
 def test_only_the_office_plans_recurring_services(
-        command: DefineRecurringService | ChangeRecurringService | EndRecurringService | RecordOccurrence
-        | WithdrawOccurrence, ctx: Context) -> None:
+    command: DefineRecurringService
+    | ChangeRecurringService
+    | EndRecurringService
+    | RecordOccurrence
+    | WithdrawOccurrence,
+    ctx: Context,
+) -> None:
     with pytest.raises(Forbidden, match="only the office plans recurring services"):
         decide_recurrence(command, given(DEFINED), ctx)
 
 
-@pytest.mark.parametrize(("command", "field", "reason"), [
-    (define(timezone="Mars/Olympus_Mons"), "timezone", "unknown time zone 'Mars/Olympus_Mons'"),
-    (define(rule="FREQ=HOURLY"), "rule", "a visit repeats at most daily"),
-    (define(rule="FREQ=WEEKLY;BYDAY=XX"), "rule", "not an RFC 5545 recurrence rule"),
-    (define(rule="DTSTART:20270104T100000"), "rule", "give the first visit as `start`"),
-    (define(rule="FREQ=WEEKLY;UNTIL=20401231T000000"), "rule", "UNTIL must be at most 2036-"),
-], ids=["time zone", "hourly", "not a rule", "dtstart", "until"])
-def test_a_plan_the_generator_could_not_follow_is_refused(command: DefineRecurringService, field: str,
-                                                          reason: str) -> None:
+@pytest.mark.parametrize(
+    ("command", "field", "reason"),
+    [
+        (define(timezone="Mars/Olympus_Mons"), "timezone", "unknown time zone 'Mars/Olympus_Mons'"),
+        (define(rule="FREQ=HOURLY"), "rule", "a visit repeats at most daily"),
+        (define(rule="FREQ=WEEKLY;BYDAY=XX"), "rule", "not an RFC 5545 recurrence rule"),
+        (define(rule="DTSTART:20270104T100000"), "rule", "give the first visit as `start`"),
+        (define(rule="FREQ=WEEKLY;UNTIL=20401231T000000"), "rule", "UNTIL must be at most 2036-"),
+    ],
+    ids=["time zone", "hourly", "not a rule", "dtstart", "until"],
+)
+def test_a_plan_the_generator_could_not_follow_is_refused(
+    command: DefineRecurringService, field: str, reason: str
+) -> None:
     with pytest.raises(Invalid) as refused:
         decide_recurrence(command, given(), OFFICE)
     assert refused.value.field == field
@@ -108,22 +157,34 @@ def test_an_until_within_ten_years_is_accepted() -> None:
 # --- changing and ending -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [
-    ChangeRecurringService(duration_minutes=60), EndRecurringService(reason="contract over"),
-    RecordOccurrence(at=FIRST_VISIT, job_id=JOB), WithdrawOccurrence(at=FIRST_VISIT, job_id=JOB),
-], ids=lambda c: type(c).__name__)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ChangeRecurringService(duration_minutes=60),
+        EndRecurringService(reason="contract over"),
+        RecordOccurrence(at=FIRST_VISIT, job_id=JOB),
+        WithdrawOccurrence(at=FIRST_VISIT, job_id=JOB),
+    ],
+    ids=lambda c: type(c).__name__,
+)
 def test_nothing_happens_to_a_service_never_defined(
-        command: ChangeRecurringService | EndRecurringService | RecordOccurrence | WithdrawOccurrence) -> None:
+    command: ChangeRecurringService | EndRecurringService | RecordOccurrence | WithdrawOccurrence,
+) -> None:
     with pytest.raises(NotFound, match=f"recurring service {SERVICE} not found"):
         decide_recurrence(command, given(), OFFICE)
 
 
 def test_a_change_gives_the_whole_plan_from_now_on() -> None:
-    command = ChangeRecurringService(technician_ids=[OTHER_TECH], rule="FREQ=MONTHLY;BYDAY=3MO",
-                                     reason="Tom moved to Ostrava")
-    assert decide_recurrence(command, given(DEFINED), OFFICE) == [RecurringServiceChanged(
-        id=SERVICE, plan=plan(technician_ids=[OTHER_TECH], rule="FREQ=MONTHLY;BYDAY=3MO"),
-        reason="Tom moved to Ostrava")]
+    command = ChangeRecurringService(
+        technician_ids=[OTHER_TECH], rule="FREQ=MONTHLY;BYDAY=3MO", reason="Tom moved to Ostrava"
+    )
+    assert decide_recurrence(command, given(DEFINED), OFFICE) == [
+        RecurringServiceChanged(
+            id=SERVICE,
+            plan=plan(technician_ids=[OTHER_TECH], rule="FREQ=MONTHLY;BYDAY=3MO"),
+            reason="Tom moved to Ostrava",
+        )
+    ]
     changed = given(DEFINED, RecurringServiceChanged(id=SERVICE, plan=plan(duration_minutes=60)))
     assert (changed.plan_version, changed.plan.duration_minutes if changed.plan else None) == (2, 60)
 
@@ -141,10 +202,12 @@ def test_a_changed_plan_is_checked_as_a_new_one_is() -> None:
 
 def test_ending_a_service_ends_it_now_unless_told_when() -> None:
     assert decide_recurrence(EndRecurringService(reason="contract over"), given(DEFINED), OFFICE) == [
-        RecurringServiceEnded(id=SERVICE, after=NOW, reason="contract over")]
+        RecurringServiceEnded(id=SERVICE, after=NOW, reason="contract over")
+    ]
     later = NOW + timedelta(days=30)
     assert decide_recurrence(EndRecurringService(after=later, reason="contract over"), given(DEFINED), OFFICE) == [
-        RecurringServiceEnded(id=SERVICE, after=later, reason="contract over")]
+        RecurringServiceEnded(id=SERVICE, after=later, reason="contract over")
+    ]
     assert given(DEFINED, RecurringServiceEnded(id=SERVICE, after=later)).ended_after == later
 
 
@@ -161,7 +224,8 @@ def test_a_service_that_ends_later_still_runs_until_then() -> None:
     [event] = decide_recurrence(ChangeRecurringService(duration_minutes=60), ending, OFFICE)
     assert isinstance(event, RecurringServiceChanged) and event.plan.duration_minutes == 60
     assert decide_recurrence(EndRecurringService(reason="sooner"), ending, OFFICE) == [
-        RecurringServiceEnded(id=SERVICE, after=NOW, reason="sooner")]
+        RecurringServiceEnded(id=SERVICE, after=NOW, reason="sooner")
+    ]
 
 
 # --- the generator's occurrences -----------------------------------------------------------
@@ -178,11 +242,13 @@ def test_an_occurrence_recorded_already_is_not_recorded_again() -> None:
 
 def test_an_occurrence_made_to_an_older_plan_is_recorded_again_when_moved() -> None:
     changed = RecurringServiceChanged(id=SERVICE, plan=plan(duration_minutes=60))
-    assert decide_recurrence(RecordOccurrence(at=FIRST_VISIT, job_id=JOB), given(DEFINED, generated(), changed),
-                             OFFICE) == [generated(plan_version=2)]
+    assert decide_recurrence(
+        RecordOccurrence(at=FIRST_VISIT, job_id=JOB), given(DEFINED, generated(), changed), OFFICE
+    ) == [generated(plan_version=2)]
     # another job at the same time is recorded too
-    assert decide_recurrence(RecordOccurrence(at=FIRST_VISIT, job_id=NEXT_JOB), given(DEFINED, generated()),
-                             OFFICE) == [generated(job=NEXT_JOB)]
+    assert decide_recurrence(
+        RecordOccurrence(at=FIRST_VISIT, job_id=NEXT_JOB), given(DEFINED, generated()), OFFICE
+    ) == [generated(job=NEXT_JOB)]
 
 
 def test_an_occurrence_is_withdrawn_once() -> None:

@@ -11,15 +11,56 @@ from uuid import UUID
 from msgspec.structs import replace
 
 from events.contract import (
-    Address, Event, EventMeta, InvoiceCredited, InvoiceDocumentStored, InvoiceEvent, InvoicingHeld,
-    InvoicingReleaseRequested, JobCancelled, JobCompleted, JobDetailsChanged, JobEvent, JobInvoiced, JobNotBilled,
-    JobPutOnHold, JobQuoted, JobReopened, JobRequested, JobRescheduled, JobResumed, JobScheduled, JobSignedOff,
-    JobTaken, JobUnassigned, MaterialUsed, NoteAdded, PaymentApplied, PaymentReminderDue, PhotoAttached, Priority,
-    QuoteAccepted, QuoteRejected, SlaAtRisk, Source, Status, TimeEntryAdded, TimeEntryCorrected, WorkStarted,
+    Address,
+    Event,
+    EventMeta,
+    InvoiceCredited,
+    InvoiceDocumentStored,
+    InvoiceEvent,
+    InvoicingHeld,
+    InvoicingReleaseRequested,
+    JobCancelled,
+    JobCompleted,
+    JobDetailsChanged,
+    JobEvent,
+    JobInvoiced,
+    JobNotBilled,
+    JobPutOnHold,
+    JobQuoted,
+    JobReopened,
+    JobRequested,
+    JobRescheduled,
+    JobResumed,
+    JobScheduled,
+    JobSignedOff,
+    JobTaken,
+    JobUnassigned,
+    MaterialUsed,
+    NoteAdded,
+    PaymentApplied,
+    PaymentReminderDue,
+    PhotoAttached,
+    Priority,
+    QuoteAccepted,
+    QuoteRejected,
+    SlaAtRisk,
+    Source,
+    Status,
+    TimeEntryAdded,
+    TimeEntryCorrected,
+    WorkStarted,
     WorkStopped,
 )
 from projections.rows import (
-    Entry, InvoiceRow, JobRow, Photo, credit, evolve_invoice, evolve_job, invoice_status, outstanding,
+    Entry,
+    InvoiceRow,
+    JobRow,
+    Photo,
+    credit,
+    evolve_invoice,
+    evolve_job,
+    invoice_status,
+    outstanding,
 )
 from tests.unit.invoices import CUSTOMER_ID, INVOICE, INVOICE_ID, JOB_ID
 
@@ -33,18 +74,45 @@ ELSEWHERE = Address(street="Nádražní 3", city="Ostrava", postal_code="702 00"
 
 def at(minutes: int, event: Event) -> Any:
     """The event as the application stored it, ``minutes`` after T0."""
-    meta = EventMeta(event_id=UUID(int=1000 + minutes), occurred_at=T0 + timedelta(minutes=minutes), actor_id="olga",
-                     actor_role="office", command_id="c", correlation_id="c")
+    meta = EventMeta(
+        event_id=UUID(int=1000 + minutes),
+        occurred_at=T0 + timedelta(minutes=minutes),
+        actor_id="olga",
+        actor_role="office",
+        command_id="c",
+        correlation_id="c",
+    )
     return replace(event, meta=meta)
 
 
-REQUESTED = at(0, JobRequested(id=JOB, source=Source.PHONE, customer_id=CUSTOMER, site_address=SITE,
-                               job_type="repair", description="Boiler leaks", scope="Check the seals",
-                               priority=Priority.URGENT, sla_deadline=T0 + timedelta(hours=4), estimate_minutes=90))
+REQUESTED = at(
+    0,
+    JobRequested(
+        id=JOB,
+        source=Source.PHONE,
+        customer_id=CUSTOMER,
+        site_address=SITE,
+        job_type="repair",
+        description="Boiler leaks",
+        scope="Check the seals",
+        priority=Priority.URGENT,
+        sla_deadline=T0 + timedelta(hours=4),
+        estimate_minutes=90,
+    ),
+)
 SCHEDULED = at(5, JobScheduled(id=JOB, technician_ids=[TECH], start=T0 + timedelta(hours=1), duration_minutes=60))
 STARTED = at(60, WorkStarted(id=JOB, technician_id=TECH, entry_id=ENTRY, started_at=T0 + timedelta(minutes=60)))
-STOPPED = at(150, WorkStopped(id=JOB, technician_id=TECH, entry_id=ENTRY, started_at=T0 + timedelta(minutes=60),
-                              stopped_at=T0 + timedelta(minutes=150), minutes=90))
+STOPPED = at(
+    150,
+    WorkStopped(
+        id=JOB,
+        technician_id=TECH,
+        entry_id=ENTRY,
+        started_at=T0 + timedelta(minutes=60),
+        stopped_at=T0 + timedelta(minutes=150),
+        minutes=90,
+    ),
+)
 COMPLETED = at(155, JobCompleted(id=JOB, summary="Seal replaced"))
 
 
@@ -67,10 +135,26 @@ def job(*events: JobEvent) -> JobRow:
 
 def test_a_request_puts_a_new_job_on_the_board() -> None:
     assert job(REQUESTED) == JobRow(
-        id=JOB, status=Status.NEW, customer_id=CUSTOMER, job_type="repair", source="phone",
-        site="Údolní 12, 602 00 Brno, CZ", site_address=SITE, description="Boiler leaks", scope="Check the seals",
-        priority="urgent", sla_deadline=T0 + timedelta(hours=4), billing_kind="paid", location="on_site",
-        estimate_minutes=90, requested_at=T0, last_event="JobRequested", last_change_at=T0, version=1, position=10)
+        id=JOB,
+        status=Status.NEW,
+        customer_id=CUSTOMER,
+        job_type="repair",
+        source="phone",
+        site="Údolní 12, 602 00 Brno, CZ",
+        site_address=SITE,
+        description="Boiler leaks",
+        scope="Check the seals",
+        priority="urgent",
+        sla_deadline=T0 + timedelta(hours=4),
+        billing_kind="paid",
+        location="on_site",
+        estimate_minutes=90,
+        requested_at=T0,
+        last_event="JobRequested",
+        last_change_at=T0,
+        version=1,
+        position=10,
+    )
 
 
 def test_an_event_of_a_job_the_board_never_saw_is_left_out() -> None:
@@ -81,7 +165,11 @@ def test_an_event_of_a_job_the_board_never_saw_is_left_out() -> None:
 def test_each_event_counts_a_version_and_moves_the_position() -> None:
     row = job(REQUESTED, SCHEDULED)
     assert (row.version, row.position, row.last_event, row.last_change_at) == (
-        2, 20, "JobScheduled", T0 + timedelta(minutes=5))
+        2,
+        20,
+        "JobScheduled",
+        T0 + timedelta(minutes=5),
+    )
     # an event the board shows nothing of still counts
     risk = job(REQUESTED, SCHEDULED, at(7, SlaAtRisk(id=JOB, deadline=T0 + timedelta(hours=4), minutes_left=30)))
     assert (risk.status, risk.version, risk.last_event) == (Status.SCHEDULED, 3, "SlaAtRisk")
@@ -94,7 +182,11 @@ def test_an_event_stored_without_metadata_is_dated_at_the_epoch() -> None:
 def test_details_change_only_what_is_named() -> None:
     row = job(REQUESTED, at(1, JobDetailsChanged(id=JOB, site_address=ELSEWHERE)))
     assert (row.site_address, row.site, row.description, row.scope) == (
-        ELSEWHERE, "Nádražní 3, 702 00 Ostrava, CZ", "Boiler leaks", "Check the seals")
+        ELSEWHERE,
+        "Nádražní 3, 702 00 Ostrava, CZ",
+        "Boiler leaks",
+        "Check the seals",
+    )
     row = job(REQUESTED, at(1, JobDetailsChanged(id=JOB, description="Boiler leaks badly", scope="")))
     assert (row.site_address, row.description, row.scope) == (SITE, "Boiler leaks badly", "")
 
@@ -111,32 +203,57 @@ def test_a_quote_is_quoted_then_accepted_or_rejected() -> None:
 def test_scheduling_assigns_and_rescheduling_keeps_the_status() -> None:
     row = job(REQUESTED, SCHEDULED)
     assert (row.status, row.technician_ids, row.scheduled_start, row.duration_minutes) == (
-        Status.SCHEDULED, [TECH], T0 + timedelta(hours=1), 60)
-    moved = at(100, JobRescheduled(id=JOB, technician_ids=[TECH, OTHER_TECH], start=T0 + timedelta(hours=2),
-                                   duration_minutes=120))
+        Status.SCHEDULED,
+        [TECH],
+        T0 + timedelta(hours=1),
+        60,
+    )
+    moved = at(
+        100,
+        JobRescheduled(id=JOB, technician_ids=[TECH, OTHER_TECH], start=T0 + timedelta(hours=2), duration_minutes=120),
+    )
     row = job(REQUESTED, SCHEDULED, STARTED, moved)
     assert (row.status, row.technician_ids, row.scheduled_start, row.duration_minutes) == (
-        Status.IN_PROGRESS, [TECH, OTHER_TECH], T0 + timedelta(hours=2), 120)
+        Status.IN_PROGRESS,
+        [TECH, OTHER_TECH],
+        T0 + timedelta(hours=2),
+        120,
+    )
 
 
 def test_an_unassigned_job_is_back_in_the_pool_until_taken() -> None:
     pooled = job(REQUESTED, SCHEDULED, at(10, JobUnassigned(id=JOB, reason="Tom is ill")))
     assert (pooled.status, pooled.technician_ids, pooled.scheduled_start, pooled.reason) == (
-        Status.NEW, [], None, "Tom is ill")
+        Status.NEW,
+        [],
+        None,
+        "Tom is ill",
+    )
     taken = at(20, JobTaken(id=JOB, technician_id=OTHER_TECH, start=T0 + timedelta(hours=3), duration_minutes=45))
     row = job(REQUESTED, SCHEDULED, at(10, JobUnassigned(id=JOB, reason="Tom is ill")), taken)
     assert (row.status, row.technician_ids, row.scheduled_start, row.duration_minutes) == (
-        Status.SCHEDULED, [OTHER_TECH], T0 + timedelta(hours=3), 45)
+        Status.SCHEDULED,
+        [OTHER_TECH],
+        T0 + timedelta(hours=3),
+        45,
+    )
 
 
 def test_the_stopwatch_logs_time_entries() -> None:
     running = job(REQUESTED, SCHEDULED, STARTED)
     assert (running.status, running.running_since, running.visits) == (
-        Status.IN_PROGRESS, T0 + timedelta(minutes=60), 1)
+        Status.IN_PROGRESS,
+        T0 + timedelta(minutes=60),
+        1,
+    )
     stopped = job(REQUESTED, SCHEDULED, STARTED, STOPPED)
     assert (stopped.running_since, stopped.entries) == (None, {str(ENTRY): Entry(90, True)})
-    added = at(160, TimeEntryAdded(id=JOB, technician_id=OTHER_TECH, entry_id=OTHER_ENTRY, started_at=T0,
-                                   minutes=30, billable=False))
+    added = at(
+        160,
+        TimeEntryAdded(
+            id=JOB, technician_id=OTHER_TECH, entry_id=OTHER_ENTRY, started_at=T0, minutes=30, billable=False
+        ),
+    )
     row = job(REQUESTED, SCHEDULED, STARTED, STOPPED, added)
     assert (row.minutes_logged, row.billable_minutes) == (120, 90)
     corrected = at(170, TimeEntryCorrected(id=JOB, entry_id=ENTRY, minutes=75, billable=True, reason="forgot"))
@@ -146,16 +263,25 @@ def test_the_stopwatch_logs_time_entries() -> None:
 
 
 def test_notes_and_materials_are_counted() -> None:
-    row = job(REQUESTED, SCHEDULED, STARTED, at(61, NoteAdded(id=JOB, text="Valve")),
-              at(62, NoteAdded(id=JOB, text="Seal")),
-              at(63, MaterialUsed(id=JOB, code="seal", description="Seal", quantity=Decimal(2))))
+    row = job(
+        REQUESTED,
+        SCHEDULED,
+        STARTED,
+        at(61, NoteAdded(id=JOB, text="Valve")),
+        at(62, NoteAdded(id=JOB, text="Seal")),
+        at(63, MaterialUsed(id=JOB, code="seal", description="Seal", quantity=Decimal(2))),
+    )
     assert (row.notes, row.materials) == (2, 1)
 
 
 def test_completing_records_when_and_whether_on_the_first_visit() -> None:
     row = job(REQUESTED, SCHEDULED, STARTED, STOPPED, COMPLETED)
     assert (row.status, row.completed_at, row.first_visit, row.running_since) == (
-        Status.COMPLETED, T0 + timedelta(minutes=155), True, None)
+        Status.COMPLETED,
+        T0 + timedelta(minutes=155),
+        True,
+        None,
+    )
     again = at(200, WorkStarted(id=JOB, technician_id=TECH, entry_id=OTHER_ENTRY, started_at=T0))
     assert job(REQUESTED, SCHEDULED, STARTED, STOPPED, again, COMPLETED).first_visit is False  # two visits
     said_not = at(155, JobCompleted(id=JOB, summary="Part ordered", first_visit=False))
@@ -164,8 +290,12 @@ def test_completing_records_when_and_whether_on_the_first_visit() -> None:
 
 def test_a_sign_off_and_photos() -> None:
     signed = at(156, JobSignedOff(id=JOB, signed_by="Pavel Novák", signature="data:image/png;base64,AAAA"))
-    photo = at(157, PhotoAttached(id=JOB, photo_id=PHOTO, name="photos/1.jpg", media_type="image/jpeg", size=10,
-                                  sha256="ab", caption="before"))
+    photo = at(
+        157,
+        PhotoAttached(
+            id=JOB, photo_id=PHOTO, name="photos/1.jpg", media_type="image/jpeg", size=10, sha256="ab", caption="before"
+        ),
+    )
     captioned = at(158, replace(photo, caption="the old seal"))
     row = job(REQUESTED, SCHEDULED, STARTED, COMPLETED, signed, photo, captioned)
     assert (row.signed_by, row.signature) == ("Pavel Novák", "data:image/png;base64,AAAA")
@@ -173,19 +303,33 @@ def test_a_sign_off_and_photos() -> None:
 
 
 def test_hold_resume_cancel_and_reopen() -> None:
-    held = job(REQUESTED, SCHEDULED,
-               at(10, JobPutOnHold(id=JOB, reason="parts", previous_status=Status.SCHEDULED)))
+    held = job(REQUESTED, SCHEDULED, at(10, JobPutOnHold(id=JOB, reason="parts", previous_status=Status.SCHEDULED)))
     assert (held.status, held.reason) == (Status.ON_HOLD, "parts")
-    resumed = job(REQUESTED, SCHEDULED, at(10, JobPutOnHold(id=JOB, reason="parts", previous_status=Status.SCHEDULED)),
-                  at(20, JobResumed(id=JOB, status=Status.SCHEDULED)))
+    resumed = job(
+        REQUESTED,
+        SCHEDULED,
+        at(10, JobPutOnHold(id=JOB, reason="parts", previous_status=Status.SCHEDULED)),
+        at(20, JobResumed(id=JOB, status=Status.SCHEDULED)),
+    )
     assert (resumed.status, resumed.reason) == (Status.SCHEDULED, "")
     cancelled = job(REQUESTED, SCHEDULED, STARTED, at(70, JobCancelled(id=JOB, reason="duplicate")))
     assert (cancelled.status, cancelled.reason, cancelled.running_since) == (Status.CANCELLED, "duplicate", None)
     not_billed = at(160, JobNotBilled(id=JOB, reason="warranty"))
-    reopened = job(REQUESTED, SCHEDULED, STARTED, STOPPED, COMPLETED, not_billed,
-                   at(170, JobReopened(id=JOB, reason="still leaks", status=Status.IN_PROGRESS)))
+    reopened = job(
+        REQUESTED,
+        SCHEDULED,
+        STARTED,
+        STOPPED,
+        COMPLETED,
+        not_billed,
+        at(170, JobReopened(id=JOB, reason="still leaks", status=Status.IN_PROGRESS)),
+    )
     assert (reopened.status, reopened.reason, reopened.completed_at, reopened.billing_note) == (
-        Status.IN_PROGRESS, "still leaks", None, "")
+        Status.IN_PROGRESS,
+        "still leaks",
+        None,
+        "",
+    )
 
 
 def test_the_board_says_why_a_completed_job_has_no_invoice_until_it_has_one() -> None:
@@ -197,7 +341,11 @@ def test_the_board_says_why_a_completed_job_has_no_invoice_until_it_has_one() ->
     assert job(*done, held, released).billing_note == "invoicing again, as the office asked"
     invoiced = job(*done, held, released, at(180, JobInvoiced(id=JOB, invoice_id=INVOICE_ID, number="FV/2026/42")))
     assert (invoiced.status, invoiced.invoice_id, invoiced.invoice_number, invoiced.billing_note) == (
-        Status.INVOICED, INVOICE_ID, "FV/2026/42", "")
+        Status.INVOICED,
+        INVOICE_ID,
+        "FV/2026/42",
+        "",
+    )
 
 
 # --- the invoice list ----------------------------------------------------------------------
@@ -212,8 +360,14 @@ def invoices(*events: InvoiceEvent) -> InvoiceRow:
 
 
 def paid(amount: str, on: date) -> PaymentApplied:
-    fields: dict[str, Any] = dict(id=INVOICE_ID, payment_id=UUID(int=int(on.strftime("%Y%m%d"))),
-                                  amount=Decimal(amount), currency="PLN", received_on=on, rule="RF reference")
+    fields: dict[str, Any] = dict(
+        id=INVOICE_ID,
+        payment_id=UUID(int=int(on.strftime("%Y%m%d"))),
+        amount=Decimal(amount),
+        currency="PLN",
+        received_on=on,
+        rule="RF reference",
+    )
     return PaymentApplied(**fields)
 
 
@@ -223,9 +377,18 @@ def credited(amount: str, number: str = "FK/2026/000007") -> InvoiceCredited:
 
 def test_an_issued_invoice_is_listed_with_the_whole_event() -> None:
     assert invoices(INVOICE) == InvoiceRow(
-        id=INVOICE_ID, number="FV/2026/000042", job_id=JOB_ID, customer_id=CUSTOMER_ID, customer="Piekarnia Kowalski",
-        issue_date="2026-11-23", due_date="2026-12-07", currency="PLN", gross_total="449.68", position=10,
-        issued=INVOICE)
+        id=INVOICE_ID,
+        number="FV/2026/000042",
+        job_id=JOB_ID,
+        customer_id=CUSTOMER_ID,
+        customer="Piekarnia Kowalski",
+        issue_date="2026-11-23",
+        due_date="2026-12-07",
+        currency="PLN",
+        gross_total="449.68",
+        position=10,
+        issued=INVOICE,
+    )
     row = invoices(INVOICE)
     assert (row.status, row.paid, row.credited, outstanding(row)) == ("issued", "0.00", "0.00", Decimal("449.68"))
 
@@ -238,7 +401,12 @@ def test_an_event_before_the_invoice_is_left_out() -> None:
 def test_payments_settle_the_invoice() -> None:
     part = invoices(INVOICE, paid("200.00", date(2026, 11, 28)))
     assert (part.status, part.paid, part.payments, part.last_paid_on, part.position) == (
-        "partially paid", "200.00", 1, "2026-11-28", 20)
+        "partially paid",
+        "200.00",
+        1,
+        "2026-11-28",
+        20,
+    )
     assert outstanding(part) == Decimal("249.68")
     # a payment received earlier but recorded later leaves the last day paid as it was
     full = invoices(INVOICE, paid("200.00", date(2026, 11, 28)), paid("249.68", date(2026, 11, 26)))
@@ -254,7 +422,11 @@ def test_paying_too_much_is_the_customer_s_credit() -> None:
 def test_credit_notes_reduce_what_is_owed() -> None:
     part = invoices(INVOICE, credited("80.68"))
     assert (part.status, part.credited, part.credit_notes, part.credit_note_ids) == (
-        "issued", "80.68", ["FK/2026/000007"], [UUID(int=77)])
+        "issued",
+        "80.68",
+        ["FK/2026/000007"],
+        [UUID(int=77)],
+    )
     assert outstanding(part) == Decimal("369.00")
     settled = invoices(INVOICE, credited("80.68"), paid("369.00", date(2026, 12, 1)))
     assert settled.status == "paid"
@@ -271,16 +443,30 @@ def test_an_unpaid_invoice_is_overdue_after_its_due_date() -> None:
 
 
 def test_a_reminder_and_the_stored_documents_are_shown() -> None:
-    due = PaymentReminderDue(id=INVOICE_ID, step=2, level="firm", days_overdue=14, outstanding=Decimal("449.68"),
-                             currency="PLN", due_date=date(2026, 12, 7))
-    pdf = InvoiceDocumentStored(id=INVOICE_ID, name="invoices/FV-42.pdf", media_type="application/pdf",
-                                sha256="aa", size=1000)
-    xml = InvoiceDocumentStored(id=INVOICE_ID, name="invoices/FV-42.xml", media_type="application/xml",
-                                sha256="bb", size=100)
-    other = InvoiceDocumentStored(id=INVOICE_ID, name="invoices/FV-42.txt", media_type="text/plain", sha256="cc",
-                                  size=1)
+    due = PaymentReminderDue(
+        id=INVOICE_ID,
+        step=2,
+        level="firm",
+        days_overdue=14,
+        outstanding=Decimal("449.68"),
+        currency="PLN",
+        due_date=date(2026, 12, 7),
+    )
+    pdf = InvoiceDocumentStored(
+        id=INVOICE_ID, name="invoices/FV-42.pdf", media_type="application/pdf", sha256="aa", size=1000
+    )
+    xml = InvoiceDocumentStored(
+        id=INVOICE_ID, name="invoices/FV-42.xml", media_type="application/xml", sha256="bb", size=100
+    )
+    other = InvoiceDocumentStored(
+        id=INVOICE_ID, name="invoices/FV-42.txt", media_type="text/plain", sha256="cc", size=1
+    )
     row = invoices(INVOICE, due, pdf, xml, other)
     assert row.reminder == "firm (14 days overdue)"
     assert (row.document, row.document_sha256, row.xml_document, row.xml_sha256) == (
-        "invoices/FV-42.pdf", "aa", "invoices/FV-42.xml", "bb")
+        "invoices/FV-42.pdf",
+        "aa",
+        "invoices/FV-42.xml",
+        "bb",
+    )
     assert row.position == 40  # the rendering it does not list leaves the row as it was

@@ -8,9 +8,18 @@ from uuid import UUID
 import pytest
 
 from events.contract import (
-    ChangeTechnicianDetails, DeactivateTechnician, ReactivateTechnician, RegisterTechnician, Role,
-    StopwatchStarted, StopwatchStopped, TechnicianDeactivated, TechnicianDetailsChanged, TechnicianEvent,
-    TechnicianReactivated, TechnicianRegistered,
+    ChangeTechnicianDetails,
+    DeactivateTechnician,
+    ReactivateTechnician,
+    RegisterTechnician,
+    Role,
+    StopwatchStarted,
+    StopwatchStopped,
+    TechnicianDeactivated,
+    TechnicianDetailsChanged,
+    TechnicianEvent,
+    TechnicianReactivated,
+    TechnicianRegistered,
 )
 from services.domain.common import Actor, Context, Forbidden, Invalid, InvalidTransition, NotFound
 from services.domain.parties import Technician, decide_technician, evolve_technician
@@ -37,10 +46,12 @@ DEACTIVATED = TechnicianDeactivated(id=TECH, reason="left the company")
 
 
 def test_a_technician_is_registered_with_their_skills() -> None:
-    command = RegisterTechnician(name="Tomáš Dvořák", skills=["boilers", "gas"], email="tom@example.cz",
-                                 phone="+420 3")
-    assert decide_technician(command, given(), OFFICE) == [TechnicianRegistered(
-        id=TECH, name="Tomáš Dvořák", skills=["boilers", "gas"], email="tom@example.cz", phone="+420 3")]
+    command = RegisterTechnician(name="Tomáš Dvořák", skills=["boilers", "gas"], email="tom@example.cz", phone="+420 3")
+    assert decide_technician(command, given(), OFFICE) == [
+        TechnicianRegistered(
+            id=TECH, name="Tomáš Dvořák", skills=["boilers", "gas"], email="tom@example.cz", phone="+420 3"
+        )
+    ]
     [without_email] = decide_technician(RegisterTechnician(name="Jan"), given(), ADMIN)
     assert without_email == TechnicianRegistered(id=TECH, name="Jan", email="")
     tech = given(REGISTERED)
@@ -60,11 +71,18 @@ def test_only_the_office_changes_technicians(ctx: Context) -> None:
         decide_technician(ChangeTechnicianDetails(phone="+420 4"), given(REGISTERED), ctx)
 
 
-@pytest.mark.parametrize("command", [
-    ChangeTechnicianDetails(phone="+420 4"), DeactivateTechnician(), ReactivateTechnician(),
-], ids=lambda c: type(c).__name__)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ChangeTechnicianDetails(phone="+420 4"),
+        DeactivateTechnician(),
+        ReactivateTechnician(),
+    ],
+    ids=lambda c: type(c).__name__,
+)
 def test_nothing_happens_to_a_technician_never_registered(
-        command: ChangeTechnicianDetails | DeactivateTechnician | ReactivateTechnician) -> None:
+    command: ChangeTechnicianDetails | DeactivateTechnician | ReactivateTechnician,
+) -> None:
     with pytest.raises(NotFound, match=f"technician {TECH} not found"):
         decide_technician(command, given(), OFFICE)
 
@@ -72,7 +90,8 @@ def test_nothing_happens_to_a_technician_never_registered(
 def test_changing_details_records_only_what_changed() -> None:
     command = ChangeTechnicianDetails(skills=["boilers", "heat pumps"])
     assert decide_technician(command, given(REGISTERED), OFFICE) == [
-        TechnicianDetailsChanged(id=TECH, skills=["boilers", "heat pumps"])]
+        TechnicianDetailsChanged(id=TECH, skills=["boilers", "heat pumps"])
+    ]
     changed = given(REGISTERED, TechnicianDetailsChanged(id=TECH, skills=["heat pumps"]))
     assert (changed.skills, changed.name, changed.email) == (["heat pumps"], "Tomáš Dvořák", "tom@example.cz")
 
@@ -85,10 +104,12 @@ def test_a_change_must_name_a_detail() -> None:
 
 def test_deactivating_and_reactivating() -> None:
     assert decide_technician(DeactivateTechnician(reason="left the company"), given(REGISTERED), OFFICE) == [
-        DEACTIVATED]
+        DEACTIVATED
+    ]
     assert not given(REGISTERED, DEACTIVATED).active
     assert decide_technician(ReactivateTechnician(), given(REGISTERED, DEACTIVATED), OFFICE) == [
-        TechnicianReactivated(id=TECH)]
+        TechnicianReactivated(id=TECH)
+    ]
     assert given(REGISTERED, DEACTIVATED, TechnicianReactivated(id=TECH)).active
 
 

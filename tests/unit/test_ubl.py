@@ -19,8 +19,10 @@ from tests.unit.invoices import CREDIT_NOTE, INVOICE, INVOICE_ID, JOB_ID, REVERS
 VALIDATOR = Path(__file__).resolve().parents[3] / "shared" / "tools" / "einvoice" / "validate.py"
 INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
 CREDIT_NOTE_NS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
-NS = {"cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
-      "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"}
+NS = {
+    "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
+    "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
+}
 
 
 def xml(document: InvoiceIssued | CreditNoteIssued) -> ET.Element:
@@ -55,9 +57,18 @@ def amount(element: ET.Element, path: str) -> tuple[str, str]:
 def test_the_invoice_s_header() -> None:
     root = xml(INVOICE)
     assert root.tag == f"{{{INVOICE_NS}}}Invoice"
-    assert [text(root, f"cbc:{tag}") for tag in (
-        "CustomizationID", "ID", "IssueDate", "DueDate", "InvoiceTypeCode", "DocumentCurrencyCode", "BuyerReference",
-    )] == ["urn:cen.eu:en16931:2017", "FV/2026/000042", "2026-11-23", "2026-12-07", "380", "PLN", str(JOB_ID)]
+    assert [
+        text(root, f"cbc:{tag}")
+        for tag in (
+            "CustomizationID",
+            "ID",
+            "IssueDate",
+            "DueDate",
+            "InvoiceTypeCode",
+            "DocumentCurrencyCode",
+            "BuyerReference",
+        )
+    ] == ["urn:cen.eu:en16931:2017", "FV/2026/000042", "2026-11-23", "2026-12-07", "380", "PLN", str(JOB_ID)]
     assert text(root, "cac:Delivery/cbc:ActualDeliveryDate") == "2026-11-20"
     assert root.find("cbc:Note", NS) is None  # nothing reverse-charged
 
@@ -66,13 +77,28 @@ def test_the_seller_and_the_buyer() -> None:
     root = xml(INVOICE)
     seller = root.find("cac:AccountingSupplierParty/cac:Party", NS)
     assert seller is not None
-    assert [text(seller, p) for p in (
-        "cac:PostalAddress/cbc:StreetName", "cac:PostalAddress/cbc:CityName", "cac:PostalAddress/cbc:PostalZone",
-        "cac:PostalAddress/cac:Country/cbc:IdentificationCode", "cac:PartyTaxScheme/cbc:CompanyID",
-        "cac:PartyTaxScheme/cac:TaxScheme/cbc:ID", "cac:PartyLegalEntity/cbc:RegistrationName",
-        "cac:Contact/cbc:ElectronicMail",
-    )] == ["ul. Długa 1", "Kraków", "31-147", "PL", "PL5261040828", "VAT", "Instalacje Nowak sp. z o.o.",
-           "faktury@nowak.example"]
+    assert [
+        text(seller, p)
+        for p in (
+            "cac:PostalAddress/cbc:StreetName",
+            "cac:PostalAddress/cbc:CityName",
+            "cac:PostalAddress/cbc:PostalZone",
+            "cac:PostalAddress/cac:Country/cbc:IdentificationCode",
+            "cac:PartyTaxScheme/cbc:CompanyID",
+            "cac:PartyTaxScheme/cac:TaxScheme/cbc:ID",
+            "cac:PartyLegalEntity/cbc:RegistrationName",
+            "cac:Contact/cbc:ElectronicMail",
+        )
+    ] == [
+        "ul. Długa 1",
+        "Kraków",
+        "31-147",
+        "PL",
+        "PL5261040828",
+        "VAT",
+        "Instalacje Nowak sp. z o.o.",
+        "faktury@nowak.example",
+    ]
     buyer = root.find("cac:AccountingCustomerParty/cac:Party", NS)
     assert buyer is not None
     assert text(buyer, "cac:PartyLegalEntity/cbc:RegistrationName") == "Piekarnia Kowalski"
@@ -84,7 +110,10 @@ def test_a_credit_transfer_names_the_account_and_the_reference() -> None:
     means = xml(INVOICE).find("cac:PaymentMeans", NS)
     assert means is not None
     assert [text(means, p) for p in ("cbc:PaymentMeansCode", "cbc:PaymentID", "cac:PayeeFinancialAccount/cbc:ID")] == [
-        "30", "RF43FV2026000042", "PL61109010140000071219812874"]  # the IBAN without its spaces
+        "30",
+        "RF43FV2026000042",
+        "PL61109010140000071219812874",
+    ]  # the IBAN without its spaces
     without_account = replace(INVOICE, seller=replace(INVOICE.seller, bank_account=""))
     assert xml(without_account).find("cac:PaymentMeans", NS) is None
 
@@ -92,15 +121,27 @@ def test_a_credit_transfer_names_the_account_and_the_reference() -> None:
 def test_the_vat_breakdown_and_the_totals() -> None:
     root = xml(INVOICE)
     assert amount(root, "cac:TaxTotal/cbc:TaxAmount") == ("74.98", "PLN")
-    subtotals = [(amount(s, "cbc:TaxableAmount")[0], amount(s, "cbc:TaxAmount")[0], text(s, "cac:TaxCategory/cbc:ID"),
-                  text(s, "cac:TaxCategory/cbc:Percent"))
-                 for s in root.findall("cac:TaxTotal/cac:TaxSubtotal", NS)]
+    subtotals = [
+        (
+            amount(s, "cbc:TaxableAmount")[0],
+            amount(s, "cbc:TaxAmount")[0],
+            text(s, "cac:TaxCategory/cbc:ID"),
+            text(s, "cac:TaxCategory/cbc:Percent"),
+        )
+        for s in root.findall("cac:TaxTotal/cac:TaxSubtotal", NS)
+    ]
     assert subtotals == [("300.00", "69.00", "S", "23"), ("74.70", "5.98", "S", "8")]
     totals = root.find("cac:LegalMonetaryTotal", NS)
     assert totals is not None
-    assert [amount(totals, f"cbc:{tag}") for tag in (
-        "LineExtensionAmount", "TaxExclusiveAmount", "TaxInclusiveAmount", "PayableAmount",
-    )] == [("374.70", "PLN"), ("374.70", "PLN"), ("449.68", "PLN"), ("449.68", "PLN")]
+    assert [
+        amount(totals, f"cbc:{tag}")
+        for tag in (
+            "LineExtensionAmount",
+            "TaxExclusiveAmount",
+            "TaxInclusiveAmount",
+            "PayableAmount",
+        )
+    ] == [("374.70", "PLN"), ("374.70", "PLN"), ("449.68", "PLN"), ("449.68", "PLN")]
 
 
 def test_the_totals_are_the_sums_of_what_is_written() -> None:
@@ -116,11 +157,17 @@ def test_the_totals_are_the_sums_of_what_is_written() -> None:
 
 def test_each_line_with_its_quantity_unit_price_and_rate() -> None:
     def written(line: ET.Element) -> tuple[object, ...]:
-        return (text(line, "cbc:ID"), text(line, "cbc:InvoicedQuantity"),
-                attribute(line, "cbc:InvoicedQuantity", "unitCode"), amount(line, "cbc:LineExtensionAmount"),
-                text(line, "cac:Item/cbc:Name"), text(line, "cac:Item/cac:SellersItemIdentification/cbc:ID"),
-                text(line, "cac:Item/cac:ClassifiedTaxCategory/cbc:ID"),
-                text(line, "cac:Item/cac:ClassifiedTaxCategory/cbc:Percent"), amount(line, "cac:Price/cbc:PriceAmount"))
+        return (
+            text(line, "cbc:ID"),
+            text(line, "cbc:InvoicedQuantity"),
+            attribute(line, "cbc:InvoicedQuantity", "unitCode"),
+            amount(line, "cbc:LineExtensionAmount"),
+            text(line, "cac:Item/cbc:Name"),
+            text(line, "cac:Item/cac:SellersItemIdentification/cbc:ID"),
+            text(line, "cac:Item/cac:ClassifiedTaxCategory/cbc:ID"),
+            text(line, "cac:Item/cac:ClassifiedTaxCategory/cbc:Percent"),
+            amount(line, "cac:Price/cbc:PriceAmount"),
+        )
 
     assert [written(line) for line in xml(INVOICE).findall("cac:InvoiceLine", NS)] == [
         ("1", "2", "HUR", ("240.00", "PLN"), "Naprawa", "repair", "S", "23", ("120", "PLN")),
@@ -132,11 +179,13 @@ def test_each_line_with_its_quantity_unit_price_and_rate() -> None:
 def test_a_reverse_charged_invoice_says_so_and_gives_the_exemption_reason() -> None:
     root = xml(REVERSE_CHARGED)
     assert texts(root, "cbc:Note") == [
-        "Reverse charge: VAT to be accounted for by the recipient (Art. 196 Directive 2006/112/EC)"]
+        "Reverse charge: VAT to be accounted for by the recipient (Art. 196 Directive 2006/112/EC)"
+    ]
     category = root.find("cac:TaxTotal/cac:TaxSubtotal/cac:TaxCategory", NS)
     assert category is not None
-    assert [text(category, p) for p in ("cbc:ID", "cbc:Percent", "cbc:TaxExemptionReasonCode",
-                                        "cbc:TaxExemptionReason")] == ["AE", "0", "VATEX-EU-AE", "Reverse charge"]
+    assert [
+        text(category, p) for p in ("cbc:ID", "cbc:Percent", "cbc:TaxExemptionReasonCode", "cbc:TaxExemptionReason")
+    ] == ["AE", "0", "VATEX-EU-AE", "Reverse charge"]
     assert text(root, "cac:AccountingCustomerParty/cac:Party/cac:PartyTaxScheme/cbc:CompanyID") == "CZ12345678"
     line_category = root.find("cac:InvoiceLine/cac:Item/cac:ClassifiedTaxCategory", NS)
     assert line_category is not None and line_category.find("cbc:TaxExemptionReasonCode", NS) is None
@@ -147,7 +196,11 @@ def test_a_credit_note_refers_to_the_invoice_it_corrects() -> None:
     root = xml(CREDIT_NOTE)
     assert root.tag == f"{{{CREDIT_NOTE_NS}}}CreditNote"
     assert [text(root, f"cbc:{tag}") for tag in ("ID", "IssueDate", "CreditNoteTypeCode", "BuyerReference")] == [
-        "FK/2026/000007", "2026-11-30", "381", str(INVOICE_ID)]
+        "FK/2026/000007",
+        "2026-11-30",
+        "381",
+        str(INVOICE_ID),
+    ]
     assert texts(root, "cbc:Note") == ["Credit note for FV/2026/000042: Filtry zwrócone"]
     reference = root.find("cac:BillingReference/cac:InvoiceDocumentReference", NS)
     assert reference is not None
@@ -160,10 +213,17 @@ def test_a_credit_note_refers_to_the_invoice_it_corrects() -> None:
     assert amount(root, "cac:LegalMonetaryTotal/cbc:PayableAmount") == ("80.68", "PLN")
 
 
-@pytest.mark.parametrize(("value", "written"), [
-    (Decimal("24.90"), "24.9"), (Decimal("2.000"), "2"), (Decimal("1E+2"), "100"), (Decimal("0.00"), "0"),
-    (Decimal("-0"), "0"), (Decimal("0.25"), "0.25"),
-])
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        (Decimal("24.90"), "24.9"),
+        (Decimal("2.000"), "2"),
+        (Decimal("1E+2"), "100"),
+        (Decimal("0.00"), "0"),
+        (Decimal("-0"), "0"),
+        (Decimal("0.25"), "0.25"),
+    ],
+)
 def test_numbers_are_written_plainly(value: Decimal, written: str) -> None:
     assert plain_number(value) == written
 
@@ -175,7 +235,8 @@ def test_the_documents_pass_the_official_en16931_rules(tmp_path: Path) -> None:
         path = tmp_path / f"{name}.xml"
         path.write_bytes(ubl_invoice(document))
         files.append(str(path))
-    result = subprocess.run([sys.executable, str(VALIDATOR), "--strict", "--quiet", *files], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(VALIDATOR), "--strict", "--quiet", *files], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("VALID") == 3

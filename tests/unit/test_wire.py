@@ -6,7 +6,6 @@ import hashlib
 import subprocess
 import sys
 import typing
-
 from pathlib import Path
 
 from events.contract import DOCUMENT_FIELDS, IssuedDocument
@@ -20,56 +19,109 @@ STORED = Path(__file__).with_name("stored_events.jsonl")
 
 TOPICS = {
     "customer": {
-        "CustomerDetailsChanged", "CustomerRegistered", "HoursPackageSold", "PrepaidBalanceLow",
-        "PrepaidHoursConsumed", "RetainerAgreed", "RetainerEnded",
+        "CustomerDetailsChanged",
+        "CustomerRegistered",
+        "HoursPackageSold",
+        "PrepaidBalanceLow",
+        "PrepaidHoursConsumed",
+        "RetainerAgreed",
+        "RetainerEnded",
     },
     "technician": {
-        "StopwatchStarted", "StopwatchStopped", "TechnicianDeactivated", "TechnicianDetailsChanged",
-        "TechnicianReactivated", "TechnicianRegistered",
+        "StopwatchStarted",
+        "StopwatchStopped",
+        "TechnicianDeactivated",
+        "TechnicianDetailsChanged",
+        "TechnicianReactivated",
+        "TechnicianRegistered",
     },
     "pricelist": {
-        "ActivityPriced", "ActivityRemoved", "PriceListCreated",
+        "ActivityPriced",
+        "ActivityRemoved",
+        "PriceListCreated",
     },
     "job": {
-        "InterimInvoiceRequested", "InterimInvoiced", "InvoicingHeld", "InvoicingReleaseRequested",
-        "JobCancelled", "JobCompleted", "JobDetailsChanged", "JobInvoiced", "JobNotBilled",
-        "JobPutOnHold", "JobQuoted", "JobReopened", "JobRequested", "JobRescheduled", "JobResumed",
-        "JobScheduled", "JobSignedOff", "JobTaken", "JobUnassigned", "MaterialUsed", "NoteAdded",
-        "PhotoAttached", "QuoteAccepted", "QuoteRejected", "SlaAtRisk", "TimeEntryAdded",
-        "TimeEntryCorrected", "WorkStarted", "WorkStopped",
+        "InterimInvoiceRequested",
+        "InterimInvoiced",
+        "InvoicingHeld",
+        "InvoicingReleaseRequested",
+        "JobCancelled",
+        "JobCompleted",
+        "JobDetailsChanged",
+        "JobInvoiced",
+        "JobNotBilled",
+        "JobPutOnHold",
+        "JobQuoted",
+        "JobReopened",
+        "JobRequested",
+        "JobRescheduled",
+        "JobResumed",
+        "JobScheduled",
+        "JobSignedOff",
+        "JobTaken",
+        "JobUnassigned",
+        "MaterialUsed",
+        "NoteAdded",
+        "PhotoAttached",
+        "QuoteAccepted",
+        "QuoteRejected",
+        "SlaAtRisk",
+        "TimeEntryAdded",
+        "TimeEntryCorrected",
+        "WorkStarted",
+        "WorkStopped",
     },
     "invoice": {
-        "CreditNoteRequested", "InvoiceCredited", "InvoiceDocumentStored", "InvoiceIssued",
-        "PaymentApplied", "PaymentReminderDue",
+        "CreditNoteRequested",
+        "InvoiceCredited",
+        "InvoiceDocumentStored",
+        "InvoiceIssued",
+        "PaymentApplied",
+        "PaymentReminderDue",
     },
     "series": {
         "InvoiceNumberAllocated",
     },
     "statement": {
-        "BankStatementImported", "StatementLineUnmatched",
+        "BankStatementImported",
+        "StatementLineUnmatched",
     },
     "creditnote": {
-        "CreditNoteDocumentStored", "CreditNoteIssued",
+        "CreditNoteDocumentStored",
+        "CreditNoteIssued",
     },
     "proforma": {
-        "ProformaDocumentStored", "ProformaIssued",
+        "ProformaDocumentStored",
+        "ProformaIssued",
     },
     "token": {
-        "TokenIssued", "TokenRevoked",
+        "TokenIssued",
+        "TokenRevoked",
     },
     "message": {
-        "DeliveryAttempted", "DeliveryFailed", "DeliveryUncertain", "MessageDelivered",
-        "MessageQueued", "RedeliveryRequested",
+        "DeliveryAttempted",
+        "DeliveryFailed",
+        "DeliveryUncertain",
+        "MessageDelivered",
+        "MessageQueued",
+        "RedeliveryRequested",
     },
     "recipient": {
-        "NotificationPreferencesChanged", "PushSubscriptionRegistered", "PushSubscriptionRemoved",
+        "NotificationPreferencesChanged",
+        "PushSubscriptionRegistered",
+        "PushSubscriptionRemoved",
     },
     "recurrence": {
-        "OccurrenceGenerated", "OccurrenceWithdrawn", "RecurringServiceChanged",
-        "RecurringServiceDefined", "RecurringServiceEnded",
+        "OccurrenceGenerated",
+        "OccurrenceWithdrawn",
+        "RecurringServiceChanged",
+        "RecurringServiceDefined",
+        "RecurringServiceEnded",
     },
     "failure": {
-        "ProcessingFailed", "ProcessingFailedAgain", "ProcessingResolved",
+        "ProcessingFailed",
+        "ProcessingFailedAgain",
+        "ProcessingResolved",
         "ProcessingRetryRequested",
     },
     "slot": {
@@ -96,17 +148,25 @@ def test_the_store_writes_each_topic_on_its_aggregates_subject():
 
 
 def test_the_store_and_the_contract_do_not_import_each_other():
-    code = ("import sys, {module}; "
-            "print(sorted(m for m in sys.modules if m in ('events.contract', 'events.jetstream', 'events.wire')))")
-    seen = {module: subprocess.run([sys.executable, "-c", code.format(module=module)], capture_output=True,
-                                   text=True, check=True).stdout.strip()
-            for module in ("events.jetstream", "events.contract")}
+    code = (
+        "import sys, {module}; "
+        "print(sorted(m for m in sys.modules if m in ('events.contract', 'events.jetstream', 'events.wire')))"
+    )
+    seen = {
+        module: subprocess.run(
+            [sys.executable, "-c", code.format(module=module)], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for module in ("events.jetstream", "events.contract")
+    }
     assert seen == {"events.jetstream": "['events.jetstream']", "events.contract": "['events.contract']"}
 
 
 def test_stored_events_decode_and_encode_again_to_the_same_bytes_and_hash():
     stored = STORED.read_bytes().splitlines()
-    assert hashlib.sha256(b"\n".join(stored)).hexdigest() == "ab5bc494797668e9259f5292e5e6a311107d386f54c423f9246f82f906e56010"  # the file as written
+    assert (
+        hashlib.sha256(b"\n".join(stored)).hexdigest()
+        == "ab5bc494797668e9259f5292e5e6a311107d386f54c423f9246f82f906e56010"
+    )  # the file as written
     assert sorted(decode_event(data).__class__.__name__ for data in stored) == sorted(EVENT_TYPES)
     for data in stored:
         again = encode_event(decode_event(data))
