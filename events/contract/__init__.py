@@ -133,6 +133,22 @@ from events.contract.job import (
     WorkStarted,
     WorkStopped,
 )
+from events.contract.ksef import (
+    KsefAccepted,
+    KsefAttemptFailed,
+    KsefDeadlineNear,
+    KsefDocumentKind,
+    KsefDocumentPrepared,
+    KsefEvent,
+    KsefEvents,
+    KsefHeld,
+    KsefIssuedOffline,
+    KsefRefused,
+    KsefSendStarted,
+    KsefSent,
+    KsefUpoStored,
+    OfflineMode,
+)
 from events.contract.message import (
     DeliveryAttempted,
     DeliveryFailed,
@@ -288,6 +304,7 @@ AnyEvent = (
     | RecurrenceEvents
     | FailureEvents
     | SlotEvents
+    | KsefEvents
 )
 
 # The three documents the invoicer issues and renders. They print the same parties, lines,
