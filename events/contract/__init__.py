@@ -47,7 +47,9 @@ from events.contract.customer import (
     SellHoursPackage,
 )
 from events.contract.document import (
+    DOCUMENT_FIELDS,
     InvoiceLine,
+    IssuedDocumentBase,
     Party,
     VatSubtotal,
 )
@@ -307,27 +309,9 @@ AnyEvent = (
     | KsefEvents
 )
 
-# The three documents the invoicer issues and renders. They print the same parties, lines,
-# VAT subtotals and totals (DOCUMENT_FIELDS, same names and types: tests/unit/test_wire.py),
-# each declared in its own struct: msgspec encodes a base's fields first, so a shared base
-# struct would reorder the fields of every document as stored, and their hashes with them.
+# The three documents the invoicer issues and renders; what they share is
+# events.contract.document.IssuedDocumentBase (DOCUMENT_FIELDS are its fields' names).
 IssuedDocument = InvoiceIssued | CreditNoteIssued | ProformaIssued
-DOCUMENT_FIELDS = (
-    "number",
-    "customer_id",
-    "issue_date",
-    "currency",
-    "language",
-    "seller",
-    "buyer",
-    "lines",
-    "vat",
-    "net_total",
-    "vat_total",
-    "gross_total",
-    "reverse_charge",
-    "job_type",
-)
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls

@@ -3,7 +3,10 @@ lines and the VAT subtotals."""
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
+from typing import Protocol
+from uuid import UUID
 
 from msgspec import Struct
 
@@ -38,3 +41,51 @@ class VatSubtotal(Struct, frozen=True, kw_only=True):
     rate: Decimal
     taxable: Decimal
     vat: Decimal
+
+
+class IssuedDocumentBase(Protocol):
+    """What the three issued documents (``InvoiceIssued``, ``CreditNoteIssued``,
+    ``ProformaIssued``) share, field for field: their common base, for the code that prints
+    any of them (the PDF, the e-invoices, the emails) and for the type checker.
+
+    It is a protocol, not a base struct, for two reasons. Each document must stay a
+    subclass of its own aggregate's event (``InvoiceEvent``, ``CreditNoteEvent``,
+    ``ProformaEvent``: the store and the projections route by them), and msgspec refuses a
+    struct with two field-carrying bases ("instance lay-out conflict"). And a base struct's
+    fields are encoded first, so every document would be stored in a new field order and no
+    longer re-encode to the bytes in the stream. tests/unit/test_wire.py checks that the
+    three declare these fields with these types.
+    """
+
+    @property
+    def number(self) -> str: ...
+    @property
+    def customer_id(self) -> UUID: ...
+    @property
+    def issue_date(self) -> date: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def language(self) -> str: ...
+    @property
+    def seller(self) -> Party: ...
+    @property
+    def buyer(self) -> Party: ...
+    @property
+    def lines(self) -> list[InvoiceLine]: ...
+    @property
+    def vat(self) -> list[VatSubtotal]: ...
+    @property
+    def net_total(self) -> Decimal: ...
+    @property
+    def vat_total(self) -> Decimal: ...
+    @property
+    def gross_total(self) -> Decimal: ...
+    @property
+    def reverse_charge(self) -> bool: ...
+    @property
+    def job_type(self) -> str: ...
+
+
+# The shared fields' names, in the protocol's order.
+DOCUMENT_FIELDS = tuple(name for name, value in vars(IssuedDocumentBase).items() if isinstance(value, property))
