@@ -412,6 +412,8 @@ def fa3_invoice(
     """The invoice (VAT) or the credit note (KOR) as FA(3) XML bytes; raises Fa3Refused naming
     the field that KSeF would refuse. ``original_ksef_number`` is the corrected invoice's KSeF
     number, when it has one; ``exemption_basis`` the legal basis of exempt (zw) lines."""
+    if not isinstance(document, InvoiceIssued | CreditNoteIssued):  # a proforma is no invoice in law
+        raise Fa3Refused("document", f"a {type(document).__name__} is not an invoice and gets no FA(3)")
     credit = isinstance(document, CreditNoteIssued)
     sign = Decimal(-1) if credit else Decimal(1)
     if document.currency not in CURRENCIES:
