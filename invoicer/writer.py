@@ -36,11 +36,13 @@ from events.lifetime import deaf_to_the_terminal, pool_worker
 from invoicer.documents import Branding, invoice_pdf
 from invoicer.einvoice import ubl_invoice
 from invoicer.facturx import facturx_pdf
+from invoicer.isdoc import MEDIA_TYPE as ISDOC_MEDIA_TYPE
+from invoicer.isdoc import has_isdoc, isdoc_invoice
 
 
 class DocumentWriter(Consumer):
     """Renders each issued invoice to a Factur-X PDF (PDF/A-3 with its CII XML) and to EN 16931
-    UBL XML, and each credit note to PDF and UBL; puts them in the documents object store and
+    UBL XML, and each credit note to PDF and UBL (a Czech seller's also to ISDOC); puts them in the documents object store and
     records their hashes (two ...DocumentStored events), once."""
 
     name = "invoicer-documents"
@@ -145,6 +147,8 @@ class DocumentWriter(Consumer):
         renderings = [("pdf", "application/pdf", pdf)]
         if not isinstance(issued, ProformaIssued):  # a proforma is no tax document: no e-invoice
             renderings.append(("xml", "application/xml", ubl_invoice(issued)))
+            if has_isdoc(issued):  # a Czech seller's: ISDOC, for the buyer's accountant
+                renderings.append(("isdoc", ISDOC_MEDIA_TYPE, isdoc_invoice(issued)))
         folder = {CreditNoteDocumentStored: "credit-notes", ProformaDocumentStored: "proformas"}.get(
             stored_type, "invoices"
         )

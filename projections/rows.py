@@ -476,6 +476,8 @@ class InvoiceRow(Struct, kw_only=True):
     document_sha256: str = ""
     xml_document: str = ""  # the EN 16931 UBL XML's
     xml_sha256: str = ""
+    isdoc_document: str = ""  # the ISDOC's, a Czech seller's only
+    isdoc_sha256: str = ""
     position: int = 0
     issued: InvoiceIssued | None = None
 
@@ -523,6 +525,8 @@ def evolve_invoice(row: InvoiceRow | None, event: InvoiceEvent, position: int) -
             return structs.replace(row, document=event.name, document_sha256=event.sha256, position=position)
         case InvoiceDocumentStored() if row is not None and event.media_type == "application/xml":
             return structs.replace(row, xml_document=event.name, xml_sha256=event.sha256, position=position)
+        case InvoiceDocumentStored() if row is not None and event.name.endswith(".isdoc"):
+            return structs.replace(row, isdoc_document=event.name, isdoc_sha256=event.sha256, position=position)
     return row
 
 

@@ -1,6 +1,6 @@
 """Stored documents, as the stream's object store keeps them: invoices' and credit notes' PDF and
-XML (checked against the hash recorded when they were stored), proformas, a customer's signed
-link, and the technicians' photos."""
+XML, a Czech seller's ISDOC (each checked against the hash recorded when it was stored),
+proformas, a customer's signed link, and the technicians' photos."""
 
 from __future__ import annotations
 
@@ -20,11 +20,20 @@ from read_api.templating import page
 
 router = APIRouter(responses=ERRORS)
 
+# What each download is served as; the stored event's name ends in the same suffix.
+MEDIA_TYPES = {"pdf": "application/pdf", "xml": "application/xml", "isdoc": "application/x-isdoc+xml"}
+
 
 async def stored_document(request: Request, invoice_id: UUID, kind: str) -> Response:
-    """The invoice's stored PDF or XML, checked against the hash recorded when it was stored."""
+    """The invoice's stored PDF, XML or ISDOC, checked against the hash recorded when it was stored."""
     found = await invoice_or_404(request, invoice_id)
-    name, digest = (found.document, found.document_sha256) if kind == "pdf" else (found.xml_document, found.xml_sha256)
+    name, digest = {
+        "pdf": (found.document, found.document_sha256),
+        "xml": (found.xml_document, found.xml_sha256),
+        "isdoc": (found.isdoc_document, found.isdoc_sha256),
+    }[kind]
+    if not name and kind == "isdoc" and found.document:
+        raise Refused(404, f"invoice {found.number} has no ISDOC: only a Czech seller's invoices have one")
     if not name:
         stream = request.app.state.stream
         parked = (
@@ -46,8 +55,9 @@ async def stored_document(request: Request, invoice_id: UUID, kind: str) -> Resp
             409, f"the stored {kind.upper()} of {found.number} does not match the hash recorded when it was issued"
         )
     filename = found.number.replace("/", "-") + "." + kind
-    media_type = "application/pdf" if kind == "pdf" else "application/xml"
-    return Response(data, media_type=media_type, headers={"Content-Disposition": f'inline; filename="{filename}"'})
+    return Response(
+        data, media_type=MEDIA_TYPES[kind], headers={"Content-Disposition": f'inline; filename="{filename}"'}
+    )
 
 
 async def issued_document(request: Request, who: UserRow, document_id: UUID, kind: str) -> Response:
@@ -60,8 +70,7 @@ async def issued_document(request: Request, who: UserRow, document_id: UUID, kin
     found = [
         e
         for e in (decode_event(m.data) for m in messages)
-        if isinstance(e, CreditNoteDocumentStored | ProformaDocumentStored)
-        and e.media_type == ("application/pdf" if kind == "pdf" else "application/xml")
+        if isinstance(e, CreditNoteDocumentStored | ProformaDocumentStored) and e.name.endswith("." + kind)
     ]
     if not found:
         raise Refused(404, f"credit note {document_id} has no {kind.upper()} (yet)")
@@ -126,6 +135,17 @@ async def credit_note_xml(request: Request, who: CurrentUser, note_id: UUID) -> 
 
 
 @router.get(
+    "/credit-notes/{note_id}.isdoc",
+    tags=["billing"],
+    summary="A Czech seller's credit note as ISDOC 6.0.2 (opravný daňový doklad), as stored",
+    response_class=Response,
+    responses={200: {"content": {MEDIA_TYPES["isdoc"]: {}}}},
+)
+async def credit_note_isdoc(request: Request, who: CurrentUser, note_id: UUID) -> Response:
+    return await issued_document(request, who, note_id, "isdoc")
+
+
+@router.get(
     "/d/{token}",
     tags=["billing"],
     response_class=Response,
@@ -163,3 +183,15 @@ async def invoice_pdf(request: Request, who: CurrentUser, invoice_id: UUID) -> R
 async def invoice_xml(request: Request, who: CurrentUser, invoice_id: UUID) -> Response:
     billing_readers(who)
     return await stored_document(request, invoice_id, "xml")
+
+
+@router.get(
+    "/invoices/{invoice_id}.isdoc",
+    tags=["billing"],
+    summary="A Czech seller's invoice as ISDOC 6.0.2, for Czech accounting software, as stored",
+    response_class=Response,
+    responses={200: {"content": {MEDIA_TYPES["isdoc"]: {}}}},
+)
+async def invoice_isdoc(request: Request, who: CurrentUser, invoice_id: UUID) -> Response:
+    billing_readers(who)
+    return await stored_document(request, invoice_id, "isdoc")

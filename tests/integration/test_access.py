@@ -229,8 +229,10 @@ def test_the_technicians_read_door_forwards_only_the_reads_of_the_app(servers: S
 DOWNLOADS = [
     "/invoices/{invoice}.pdf",
     "/invoices/{invoice}.xml",
+    "/invoices/{invoice}.isdoc",
     "/credit-notes/{invoice}.pdf",
     "/credit-notes/{invoice}.xml",
+    "/credit-notes/{invoice}.isdoc",
     "/proformas/{invoice}.pdf",
     "/jobs/{job}/photos/{invoice}",
 ]
