@@ -222,7 +222,7 @@ async def raw_batches(settings: StreamSettings, seconds: float) -> float:
         # tracking subjects: in the stream, read by nobody else (no consumer decodes them)
         messages = [
             (f"{settings.prefix}tracking.raw-{kind}-{i}", payload, {"Nats-Expected-Last-Subject-Sequence": "0"})
-            for kind, i in zip(("s", "i", "j"), ids)
+            for kind, i in zip(("s", "i", "j"), ids, strict=True)
         ]
         messages.append(
             (

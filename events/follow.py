@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from events.faults import backoff, is_transient, pause
+from events.faults import TRANSIENT, backoff, is_transient, pause
 from events.jetstream import NatsConnection
 
 log = logging.getLogger("jobstream.follow")
@@ -35,9 +35,9 @@ async def follow(
 
     failures = 0
 
-    async def failed(error: Exception) -> None:
+    async def failed(error: BaseException) -> None:
         nonlocal failures
-        if not is_transient(error):
+        if not is_transient(error):  # a permanent subclass of a transient kind
             raise error
         failures += 1
         log.warning(
@@ -54,13 +54,13 @@ async def follow(
     while subscription is None and not stop.is_set():
         try:
             subscription = await connection.watch(on_stored)
-        except Exception as error:
+        except TRANSIENT as error:
             await failed(error)
     try:
         while not stop.is_set():
             try:
                 reached = await catch_up()
-            except Exception as error:
+            except TRANSIENT as error:
                 await failed(error)
                 continue
             if failures:

@@ -928,7 +928,7 @@ class NatsSubscription(Subscription[NatsApplicationRecorder]):
     async def _on_message(self, msg: Msg) -> None:
         try:
             item: Notification | BaseException = _notification_from_delivery(msg)
-        except Exception as error:  # an undecodable message ends the subscription loudly
+        except Exception as error:  # noqa: BLE001 - any decoding error goes to the reader, which raises it (nats-py would only log it)
             item = error
         if isinstance(item, Notification) and self._wanted and item.topic not in self._wanted:
             return

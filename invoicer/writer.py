@@ -180,7 +180,7 @@ def render_document(document: InvoiceIssued | CreditNoteIssued | ProformaIssued,
     """``render_pdf``, its failure a RenderFailed naming the document and the cause."""
     try:
         return render_pdf(document, branding)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - any cause (xhtml2pdf, lxml, pikepdf) crosses back from the render process as a RenderFailed
         kind = type(document).__name__.removesuffix("Issued").lower().replace("creditnote", "credit note")
         cause = " ".join(str(error).split()) or repr(error)
         raise RenderFailed(

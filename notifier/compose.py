@@ -315,17 +315,17 @@ def credit_note_email(note: CreditNoteIssued, attachments: list[str]) -> Message
 def reminder_email(
     due: PaymentReminderDue, issued: InvoiceIssued, attachments: list[str], office_email: str, dashboard_url: str
 ) -> MessageQueued:
-    values: dict[str, object] = dict(
-        number=issued.number,
-        seller=issued.seller.name,
-        buyer=issued.buyer.name,
-        buyer_email=issued.buyer.email,
-        days=due.days_overdue,
-        level=due.level,
-        due_date=due.due_date,
-        reference=issued.payment_reference,
-        iban=issued.seller.bank_account,
-    )
+    values: dict[str, object] = {
+        "number": issued.number,
+        "seller": issued.seller.name,
+        "buyer": issued.buyer.name,
+        "buyer_email": issued.buyer.email,
+        "days": due.days_overdue,
+        "level": due.level,
+        "due_date": due.due_date,
+        "reference": issued.payment_reference,
+        "iban": issued.seller.bank_account,
+    }
     if due.level == "escalation":
         subject, body = render(
             "escalation",

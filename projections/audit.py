@@ -851,6 +851,12 @@ def checkpoint_entry(checkpoint: Checkpoint) -> Entry:
     )
 
 
+def export_file(entries: Iterable[Entry], path: str, fmt: str, checkpoint: Checkpoint | None = None) -> int:
+    """``write_entries`` into the file at ``path`` (blocking: run it off the event loop)."""
+    with open(path, "w", newline="", encoding="utf-8") as target:
+        return write_entries(entries, target, fmt, checkpoint)
+
+
 def write_entries(entries: Iterable[Entry], out: TextIO, fmt: str, checkpoint: Checkpoint | None = None) -> int:
     """The entries as CSV or JSON Lines, then the checkpoint taken with them, if any; how many entries."""
     count = 0
@@ -1014,12 +1020,10 @@ async def _command(
             checkpoint = await _checkpoint_now(connection, places, known)
         except TailMissing as error:
             refused = str(error)
-        target = open(args.out, "w", newline="", encoding="utf-8") if args.out else out
-        try:
-            count = write_entries(entries, target, args.format, checkpoint)
-        finally:
-            if args.out:
-                target.close()
+        if args.out:
+            count = await asyncio.to_thread(export_file, entries, args.out, args.format, checkpoint)
+        else:
+            count = write_entries(entries, out, args.format, checkpoint)
         print(f"Exported {count} events{f' to {args.out}' if args.out else ''}.", file=sys.stderr)
         if checkpoint is None:
             print(f"No checkpoint in this export: {refused}.", file=sys.stderr)

@@ -157,16 +157,16 @@ class Tables:
             if expected:
                 cursor.execute(
                     self.sql(
-                        "UPDATE {t}%s SET notification_id = ? WHERE application_name = ? AND notification_id = ? "
-                        "RETURNING notification_id" % self.tracking_table
+                        f"UPDATE {{t}}{self.tracking_table} SET notification_id = ? "
+                        "WHERE application_name = ? AND notification_id = ? RETURNING notification_id"
                     ),
                     (tracking.notification_id, tracking.application_name, expected),
                 )
             else:
                 cursor.execute(
                     self.sql(
-                        "INSERT INTO {t}%s (application_name, notification_id) VALUES (?, ?) "
-                        "ON CONFLICT (application_name) DO NOTHING RETURNING notification_id" % self.tracking_table
+                        f"INSERT INTO {{t}}{self.tracking_table} (application_name, notification_id) VALUES (?, ?) "
+                        "ON CONFLICT (application_name) DO NOTHING RETURNING notification_id"
                     ),
                     (tracking.application_name, tracking.notification_id),
                 )

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
+import nats.errors
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
@@ -80,7 +81,7 @@ async def invoice_preview(request: Request, job_id: UUID) -> dict[str, Any]:
         reply = await stream.nc.request(
             stream.settings.rpc_subject("invoice-preview"), str(job_id).encode(), timeout=3.0
         )
-    except Exception:  # no responders, or a timeout: the invoicer is not running
+    except nats.errors.Error:  # no responders, or a timeout: the invoicer is not running
         raise Refused(503, "the invoicer is not answering: is 'jobstream run invoicer' running?") from None
     return msgspec.json.decode(reply.data)  # type: ignore[no-any-return]
 

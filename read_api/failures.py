@@ -27,7 +27,9 @@ async def failure_rows(request: Request, states: list[str]) -> list[FailureRow]:
     "`state` filters; repeat it for several.",
 )
 async def api_failures(
-    request: Request, who: CurrentUser, state: Annotated[list[FailureState], Query()] = []
-) -> Response:  # noqa: B006
+    request: Request,
+    who: CurrentUser,
+    state: Annotated[list[FailureState], Query()] = [],  # noqa: B006 - FastAPI's way to say "none given"; never mutated
+) -> Response:
     office_only(who)
     return json(await failure_rows(request, list(state)))

@@ -7,6 +7,7 @@ position the read models had reached, so a reader knows how fresh it is.
 from __future__ import annotations
 
 import base64
+import itertools
 import statistics
 import threading
 import time
@@ -476,7 +477,7 @@ class ReadModels:
             for offset in range(days):
                 day = start + timedelta(days=offset)
                 busy = sorted(visits.get((str(technician.id), day), []), key=lambda v: v["start"])
-                for earlier, later in zip(busy, busy[1:], strict=False):
+                for earlier, later in itertools.pairwise(busy):
                     if later["start"] < earlier["end"]:
                         earlier["conflict"] = later["conflict"] = True
                 result.append(

@@ -119,7 +119,7 @@ def _camt_entry(entry: ET.Element, account: str, statement: str, number: int, be
     currency = amount_element.get("Ccy", "") if amount_element is not None else ""
     credit = _text(entry, "CdtDbtInd") == "CRDT"
     booked = _text(entry, "BookgDt", "Dt") or _text(entry, "BookgDt", "DtTm")[:10] or _text(entry, "ValDt", "Dt")
-    details = [d for d in _all(entry, "TxDtls")] or [entry]
+    details = list(_all(entry, "TxDtls")) or [entry]
     lines = []
     for index, tx in enumerate(details):
         amount_element = _find(tx, "Amt") if tx is not entry else None
@@ -201,7 +201,7 @@ def _mt940(data: bytes, digest: str) -> Statement:
     transactions = mt940.models.Transactions(tags={_LenientStatement.id: _LenientStatement()})
     try:
         transactions.parse(text)
-    except Exception as error:  # the library raises plain exceptions naming the tag
+    except Exception as error:  # noqa: BLE001 - mt-940 raises plain RuntimeError, ValueError, decimal's and more naming the tag: each is the file's fault
         raise StatementError(f"statement: MT940 could not be read ({str(error).splitlines()[0][:200]})") from None
     account = str(transactions.data.get("account_identification", ""))
     lines = []

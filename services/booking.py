@@ -117,7 +117,7 @@ class BookingSettings(msgspec.Struct, frozen=True, kw_only=True):
             return None
         services = []
         for part in filter(None, (p.strip() for p in text.split(";"))):
-            code, skill, minutes, name = (part.split(":", 3) + ["", "", "", ""])[:4]
+            code, skill, minutes, name = [*part.split(":", 3), "", "", "", ""][:4]
             if not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", code) or not minutes.isdigit() or not name.strip():
                 raise ValueError(f"JOBSTREAM_BOOKING_SERVICES: {part!r} is not code:skill:minutes:Name")
             services.append(Service(code, skill, int(minutes), name.strip()))

@@ -54,7 +54,7 @@ def evolve_recipient(recipient: Recipient, event: RecipientEvents) -> Recipient:
     match event:
         case PushSubscriptionRegistered():
             kept = tuple(e for e in recipient.endpoints if e != event.endpoint)
-            return replace(recipient, endpoints=kept + (event.endpoint,))
+            return replace(recipient, endpoints=(*kept, event.endpoint))
         case PushSubscriptionRemoved():
             return replace(recipient, endpoints=tuple(e for e in recipient.endpoints if e != event.endpoint))
         case NotificationPreferencesChanged():  # the notifier's to read

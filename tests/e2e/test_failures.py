@@ -20,8 +20,9 @@ ADDRESS = {"street": "1 Quay Street", "city": "Dublin", "postal_code": "D02 X285
 
 
 def test_a_parked_event_is_shown_and_tried_again_once_its_cause_is_fixed(
-    jobstream_up: tuple[Running, int], browser: Browser
-) -> None:  # noqa: F811 - the fixture
+    jobstream_up: tuple[Running, int],
+    browser: Browser,  # noqa: F811 - the fixture imported above
+) -> None:
     running, _port = jobstream_up
     office_token = running.wait_for(r"office \(Olga\)\s+(js_\S+)").group(1)
     jana = running.wait_for(r"technician \(jana, id (\S+)\)\s+(js_\S+)")

@@ -192,7 +192,7 @@ def test_a_technicians_day_on_a_phone(
 
     # the customer's invoice arrives in the mail outbox, with its PDF, once
     _, (invoiced,) = wait_for_events(nats_url, f"events.job.{job}", "JobInvoiced", 1, timeout=60)
-    _, delivered = wait_for_events(
+    wait_for_events(
         nats_url,
         "events.message.*",
         "MessageDelivered",

@@ -6,6 +6,7 @@ A job goes on being worked while one node is down, and nothing acknowledged is l
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ def compose_cluster_options() -> dict[str, str]:
     """The options compose.yaml starts nats-1 with, by name."""
     node = yaml.safe_load(COMPOSE.read_text())["services"]["nats-1"]
     command = node["command"]
-    return {option: value for option, value in zip(command, command[1:], strict=False) if option.startswith("-")}
+    return {option: value for option, value in itertools.pairwise(command) if option.startswith("-")}
 
 
 @pytest.fixture
@@ -83,7 +84,7 @@ async def _replicas_current(url: str, stream: str, within: float = 60.0) -> tupl
     """The stream's replicas once every one is current, or as they stand at the deadline: a
     follower on a busy machine reports itself current a moment after the leader acknowledged."""
     deadline = time.monotonic() + within
-    while (replicas := await _stream_replicas(url, stream)) != (3, 3) and time.monotonic() < deadline:
+    while (replicas := await _stream_replicas(url, stream)) != (3, 3) and time.monotonic() < deadline:  # noqa: ASYNC110 - polls the cluster's report: no event to wait on
         await asyncio.sleep(0.1)
     return replicas
 

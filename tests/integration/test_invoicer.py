@@ -298,7 +298,10 @@ def test_killing_the_invoicer_at_random_points_loses_and_duplicates_nothing(
                 for _ in range(2)
             ]
             moved = issued.wait_until(
-                lambda count: count >= before + more or (done.is_set() and count >= len(jobs)), timeout=120
+                lambda count, before=before, more=more: (
+                    count >= before + more or (done.is_set() and count >= len(jobs))
+                ),
+                timeout=120,
             )
             for replica in replicas:
                 os.kill(replica.pid, signal.SIGKILL)
@@ -361,7 +364,7 @@ def test_the_invoice_pdf_is_stored_once_and_served_to_the_office(
 
     asyncio.run(invoice_and_render())
     (invoice,), _ = invoices(api.jobstream)
-    stored = [e for e in api.jobstream.history(invoice.id)]
+    stored = list(api.jobstream.history(invoice.id))
     assert [s.topic for s in stored] == ["InvoiceIssued", "InvoiceDocumentStored", "InvoiceDocumentStored"]
 
     links = {"link_secret": "test-secret", "public_url": "https://billing.example"}
@@ -467,7 +470,7 @@ def test_a_signed_link_opens_the_pdf_for_the_customer_and_nothing_else() -> None
     token, expires = links.sign(invoice, "s3cret", days=30)
     assert links.verify(token, "s3cret") == invoice
     assert expires > clock.time() + 29 * 86400
-    body, _, mac = token.partition(".")
+    _, _, mac = token.partition(".")
     other = links.sign(uuids.uuid4(), "s3cret")[0].partition(".")[0]
     for altered, why in [(f"{other}.{mac}", "not valid"), (token, "not valid"), (token, "expired")]:
         with pytest.raises(links.BadLink, match=why):

@@ -343,7 +343,11 @@ def test_the_office_is_alerted_once_when_an_urgent_jobs_sla_is_at_risk(
 
 
 def test_the_dashboard_shows_each_invoices_email_and_what_needs_sending_again(
-    api: Api, stream_env: dict[str, str], smtp: tuple[Mailbox, int], projectors: Any, reader: Any
+    api: Api,
+    stream_env: dict[str, str],
+    smtp: tuple[Mailbox, int],
+    projectors: Any,
+    reader: Any,  # noqa: F811 - the read API fixture imported above
 ) -> None:
     mailbox, port = smtp
     invoiced_job(api, stream_env)

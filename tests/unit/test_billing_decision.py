@@ -58,6 +58,7 @@ REPAIR = Activity(
 )
 CZK = PriceList(id=uuid4(), name="Standard", currency="CZK", is_default=True, activities={"repair": REPAIR})
 REGISTERED = CustomerRegistered(id=CUSTOMER, name="Novák Stavby", billing_address=ADDRESS, currency="CZK")
+NOTHING = Stored([], 0, "")  # an aggregate not stored yet
 SERIES = Stored([], 4, "hash-of-the-fourth")  # FV/2026 has four numbers: the next is the fifth
 INVOICE = invoice_id_of(JOB)
 
@@ -90,7 +91,7 @@ def given(
     *job: JobEvent,
     customer: list[Event] | None = None,
     lists: list[PriceList] | None = None,
-    invoice: Stored = Stored([], 0, ""),
+    invoice: Stored = NOTHING,
 ) -> Loaded:
     """The job's events (after its request), the customer's and the price lists, as loaded."""
     events: list[Event] = [requested(), *job] if not job or not isinstance(job[0], JobRequested) else [*job]

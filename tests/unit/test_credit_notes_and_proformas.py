@@ -117,6 +117,7 @@ def customer(wants_proforma: bool = True) -> Stored:
 
 
 JOB_STORED = Stored([REQUESTED, QUOTED, ACCEPTED], 3, "hash-of-the-job")
+NOTHING = Stored([], 0, "")  # an aggregate not stored yet
 
 
 def test_an_accepted_quote_gets_a_proforma_at_the_job_types_rate() -> None:
@@ -136,7 +137,7 @@ def test_an_accepted_quote_gets_a_proforma_at_the_job_types_rate() -> None:
 
 
 def test_no_proforma_when_unwanted_unknown_or_issued_already() -> None:
-    def decided(existing: Stored = Stored([], 0, ""), job: Stored = JOB_STORED, who: Stored | None = None) -> object:
+    def decided(existing: Stored = NOTHING, job: Stored = JOB_STORED, who: Stored | None = None) -> object:
         return decide_proforma(ACCEPTED, existing, job, who or customer(), LISTS, PROFORMA_NUMBER, NOW, SETTINGS)
 
     assert decided(who=customer(wants_proforma=False)) == Skip(why="the customer wants no proforma")

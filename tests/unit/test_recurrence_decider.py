@@ -59,20 +59,20 @@ DEFINED = RecurringServiceDefined(id=SERVICE, plan=PLAN)
 
 
 def define(**changes: object) -> DefineRecurringService:
-    fields = dict(
-        customer_id=CUSTOMER,
-        site_address=SITE,
-        job_type="inspection",
-        description="Boiler check",
-        scope="Annual service",
-        technician_ids=[TECH],
-        rule="FREQ=MONTHLY;BYDAY=1MO",
-        start=datetime(2027, 1, 4, 10, 0),
-        timezone="Europe/Prague",
-        duration_minutes=90,
-        horizon_days=90,
-        billing_kind=BillingKind.WARRANTY,
-    )
+    fields = {
+        "customer_id": CUSTOMER,
+        "site_address": SITE,
+        "job_type": "inspection",
+        "description": "Boiler check",
+        "scope": "Annual service",
+        "technician_ids": [TECH],
+        "rule": "FREQ=MONTHLY;BYDAY=1MO",
+        "start": datetime(2027, 1, 4, 10, 0),
+        "timezone": "Europe/Prague",
+        "duration_minutes": 90,
+        "horizon_days": 90,
+        "billing_kind": BillingKind.WARRANTY,
+    }
     return DefineRecurringService(**{**fields, **changes})  # type: ignore[arg-type]  # the fields, as the test names them
 
 

@@ -360,14 +360,14 @@ def invoices(*events: InvoiceEvent) -> InvoiceRow:
 
 
 def paid(amount: str, on: date) -> PaymentApplied:
-    fields: dict[str, Any] = dict(
-        id=INVOICE_ID,
-        payment_id=UUID(int=int(on.strftime("%Y%m%d"))),
-        amount=Decimal(amount),
-        currency="PLN",
-        received_on=on,
-        rule="RF reference",
-    )
+    fields: dict[str, Any] = {
+        "id": INVOICE_ID,
+        "payment_id": UUID(int=int(on.strftime("%Y%m%d"))),
+        "amount": Decimal(amount),
+        "currency": "PLN",
+        "received_on": on,
+        "rule": "RF reference",
+    }
     return PaymentApplied(**fields)
 
 
