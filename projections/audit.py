@@ -646,6 +646,7 @@ TABLES = {
         "users",
         "job_history",
         "invoices",
+        "ksef_documents",
         "unmatched_lines",
     ],
     "timesheets": ["time_entries"],

@@ -24,6 +24,7 @@ from events.contract import (
     InvoiceEvent,
     InvoiceIssued,
     JobEvent,
+    KsefEvent,
     MessageEvent,
     PaymentApplied,
     ProformaIssued,
@@ -37,6 +38,7 @@ from projections.rows import (
     evolve_customer,
     evolve_invoice,
     evolve_job,
+    evolve_ksef,
     evolve_message,
     evolve_recurrence_row,
     evolve_technician,
@@ -96,8 +98,8 @@ def _kept(known: dict[Any, Any], written: dict[Any, Any], id: Any, row: Any) -> 
 
 
 class BoardProjection(BatchProjection):
-    """The job board, each job's timeline, customers, technicians, users, invoices and the
-    notifier's messages."""
+    """The job board, each job's timeline, customers, technicians, users, invoices, their
+    KSeF states and the notifier's messages."""
 
     name = "board"
     wanted = (
@@ -110,6 +112,7 @@ class BoardProjection(BatchProjection):
         ProformaIssued,
         MessageEvent,
         RecurrenceEvent,
+        KsefEvent,
     )
     view: BoardTables
 
@@ -131,6 +134,7 @@ class BoardProjection(BatchProjection):
         known_recurrences = self.view.recurrences_by_id(
             {item.event.id for item in items if isinstance(item.event, RecurrenceEvent)}
         )
+        known_ksef = self.view.ksef_by_id({item.event.id for item in items if isinstance(item.event, KsefEvent)})
         known_messages = self.view.messages_by_id(
             {item.event.id for item in items if isinstance(item.event, MessageEvent)}
         )
@@ -173,6 +177,8 @@ class BoardProjection(BatchProjection):
                     event.id,
                     evolve_message(known_messages.get(event.id), event, position),
                 )
+            elif isinstance(event, KsefEvent):
+                _kept(known_ksef, batch.ksef, event.id, evolve_ksef(known_ksef.get(event.id), event, position))
             elif isinstance(event, InvoiceEvent):
                 _kept(
                     known_invoices,

@@ -46,6 +46,16 @@ from events.contract import (
     JobSignedOff,
     JobTaken,
     JobUnassigned,
+    KsefAccepted,
+    KsefAttemptFailed,
+    KsefDeadlineNear,
+    KsefDocumentPrepared,
+    KsefHeld,
+    KsefIssuedOffline,
+    KsefRefused,
+    KsefSendStarted,
+    KsefSent,
+    KsefUpoStored,
     MaterialUsed,
     MessageDelivered,
     MessageQueued,
@@ -717,3 +727,124 @@ def evolve_recurrence_row(row: RecurrenceRow | None, event: Event, position: int
         case OccurrenceWithdrawn():
             return structs.replace(row, jobs={k: v for k, v in row.jobs.items() if k != iso(event.at)})
     return row
+
+
+# --- KSeF ---------------------------------------------------------------------------------
+
+# A document's KSeF state as the office filters by it: "none" is a document with no KSeF
+# aggregate (not Polish, or KSeF not configured when it was issued), never a stored state.
+KSEF_STATES = (
+    "none",
+    "waiting",
+    "sending",
+    "retrying",
+    "sent",
+    "accepted",
+    "refused",
+    "held",
+    "offline",
+    "deadline_near",
+)
+
+
+class KsefRow(Struct, kw_only=True):
+    """A Polish document's way through KSeF, as the office follows it (its aggregate's events
+    folded): its state, and what the state's event said."""
+
+    id: UUID  # the document's (an invoice's or a credit note's) own
+    document_kind: str
+    number: str
+    invoice_type: str = "VAT"
+    issue_date: str = ""
+    prepared_at: str = ""  # UTC ISO, when the FA(3) file was prepared
+    state: str = "waiting"
+    attempt: int = 0
+    retry_at: str = ""
+    ksef_number: str = ""
+    accepted_at: str = ""
+    duplicate: bool = False
+    upo: str = ""  # the UPO's name in the documents' store
+    upo_sha256: str = ""
+    code: int | None = None  # KSeF's refusal code
+    field: str = ""  # what held the document
+    reason: str = ""  # why it is held, refused, retried or offline
+    details: list[str] = []
+    offline_mode: str = ""  # offline24, unavailable, failure
+    deadline: str = ""  # UTC ISO: by when an offline document must be in KSeF
+    deadline_near: bool = False
+    position: int = 0
+
+
+def evolve_ksef(row: KsefRow | None, event: Event, position: int) -> KsefRow | None:
+    """The document's KSeF row after ``event``; None for an event of a document never prepared."""
+    if isinstance(event, KsefDocumentPrepared):
+        return KsefRow(
+            id=event.id,
+            document_kind=event.document_kind,
+            number=event.number,
+            invoice_type=event.invoice_type,
+            issue_date=event.issue_date.isoformat(),
+            prepared_at=iso(event.meta.occurred_at) if event.meta else "",
+            position=position,
+        )
+    if row is None:
+        return None
+    row = structs.replace(row, position=position)
+    match event:
+        case KsefHeld():
+            return structs.replace(row, state="held", field=event.field, reason=event.reason)
+        case KsefSendStarted():
+            return structs.replace(row, state="sending", attempt=event.attempt, retry_at="")
+        case KsefAttemptFailed():
+            return structs.replace(
+                row, state="retrying", attempt=event.attempt, reason=event.reason, retry_at=iso(event.retry_at)
+            )
+        case KsefSent():
+            return structs.replace(row, state="sent", attempt=event.attempt, retry_at="")
+        case KsefAccepted():
+            return structs.replace(
+                row,
+                state="accepted",
+                ksef_number=event.ksef_number,
+                accepted_at=iso(event.accepted_at),
+                duplicate=event.duplicate,
+                reason="",
+                retry_at="",
+                deadline_near=False,
+            )
+        case KsefUpoStored():
+            return structs.replace(row, upo=event.upo_name, upo_sha256=event.upo_sha256)
+        case KsefRefused():
+            return structs.replace(
+                row, state="refused", code=event.code, reason=event.reason, details=list(event.details), retry_at=""
+            )
+        case KsefIssuedOffline():
+            return structs.replace(
+                row, state="offline", offline_mode=event.mode, reason=event.reason, deadline=iso(event.deadline)
+            )
+        case KsefDeadlineNear() if row.state not in ("accepted", "refused", "held"):
+            return structs.replace(row, state="deadline_near", deadline=iso(event.deadline), deadline_near=True)
+    return row
+
+
+def ksef_summary(row: KsefRow | None) -> dict[str, object]:
+    """The document's KSeF state as the read API gives it (``ksef`` on an invoice)."""
+    if row is None:
+        return {"state": "none", "number": "", "accepted_at": "", "reason": "", "deadline": "", "upo": ""}
+    reason = row.reason
+    if row.state == "held" and row.field:
+        reason = f"{row.field}: {row.reason}"
+    elif row.state == "refused" and row.code is not None:
+        reason = f"KSeF {row.code}: {row.reason}" + "".join(f"; {d}" for d in row.details)
+    return {
+        "state": row.state,
+        "number": row.ksef_number,
+        "accepted_at": row.accepted_at,
+        "reason": reason,
+        "deadline": row.deadline,
+        "upo": row.upo,
+        "offline": row.offline_mode,
+        "attempt": row.attempt,
+        "retry_at": row.retry_at,
+        "deadline_near": row.deadline_near,
+    }

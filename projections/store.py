@@ -40,6 +40,7 @@ from projections.rows import (
     HistoryRow,
     InvoiceRow,
     JobRow,
+    KsefRow,
     MessageRow,
     RecurrenceRow,
     TechnicianRow,
@@ -55,6 +56,7 @@ _customer_decoder = msgspec.json.Decoder(CustomerRow)
 _technician_decoder = msgspec.json.Decoder(TechnicianRow)
 _recurrence_decoder = msgspec.json.Decoder(RecurrenceRow)
 _invoice_decoder = msgspec.json.Decoder(InvoiceRow)
+_ksef_decoder = msgspec.json.Decoder(KsefRow)
 
 
 def store_env(url: str) -> dict[str, str]:
@@ -103,6 +105,7 @@ class Batch:
     unmatched: list[UnmatchedRow] = field(default_factory=list)
     messages: dict[UUID, MessageRow] = field(default_factory=dict)
     recurrences: dict[UUID, RecurrenceRow] = field(default_factory=dict)
+    ksef: dict[UUID, KsefRow] = field(default_factory=dict)
     journal: list[JournalLine] = field(default_factory=list)
     ledger_invoices: dict[UUID, tuple[str, UUID, str]] = field(default_factory=dict)  # number, customer, currency
 
@@ -231,6 +234,11 @@ class BoardTables(Tables):
         "CREATE TABLE IF NOT EXISTS {t}unmatched_lines (statement_id TEXT NOT NULL, line BIGINT NOT NULL, "
         "amount TEXT NOT NULL, currency TEXT NOT NULL, payer TEXT NOT NULL, text TEXT NOT NULL, "
         "reason TEXT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (statement_id, line))",
+        # each Polish document's KSeF state (an invoice's or a credit note's, by its id)
+        "CREATE TABLE IF NOT EXISTS {t}ksef_documents (id TEXT PRIMARY KEY, document_kind TEXT NOT NULL, "
+        "number TEXT NOT NULL, state TEXT NOT NULL, deadline TEXT NOT NULL, position BIGINT NOT NULL, "
+        "doc TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS ksef_documents_state ON {t}ksef_documents (state, deadline)",
     )
 
     def write(self, cursor: Any, batch: Batch) -> None:
@@ -332,6 +340,14 @@ class BoardTables(Tables):
         )
         self.many(
             cursor,
+            KSEF_UPSERT,
+            (
+                (str(k.id), k.document_kind, k.number, k.state, k.deadline, k.position, _encode(k).decode())
+                for k in batch.ksef.values()
+            ),
+        )
+        self.many(
+            cursor,
             HISTORY_INSERT,
             (
                 (
@@ -390,13 +406,38 @@ class BoardTables(Tables):
         rows = self.query(f"SELECT * FROM {{t}}messages {clause}ORDER BY position DESC LIMIT ?", [*params, limit])
         return [message_row(r) for r in rows]
 
-    def invoice_list(self, limit: int = 200, job_id: UUID | None = None) -> list[InvoiceRow]:
-        """The latest invoices first (or one job's)."""
+    def invoice_list(self, limit: int = 200, job_id: UUID | None = None, ksef: str = "") -> list[InvoiceRow]:
+        """The latest invoices first (or one job's), or only those in this KSeF state ("none":
+        the invoices KSeF was never asked about)."""
         if job_id is not None:
             rows = self.query("SELECT doc FROM {t}invoices WHERE job_id = ? ORDER BY number", (str(job_id),))
+        elif ksef == "none":
+            rows = self.query(
+                "SELECT i.doc FROM {t}invoices i LEFT JOIN {t}ksef_documents k ON k.id = i.id WHERE k.id IS NULL "
+                "ORDER BY i.issue_date DESC, i.number DESC LIMIT ?",
+                (limit,),
+            )
+        elif ksef:
+            rows = self.query(
+                "SELECT i.doc FROM {t}invoices i JOIN {t}ksef_documents k ON k.id = i.id WHERE k.state = ? "
+                "ORDER BY i.issue_date DESC, i.number DESC LIMIT ?",
+                (ksef, limit),
+            )
         else:
             rows = self.query("SELECT doc FROM {t}invoices ORDER BY issue_date DESC, number DESC LIMIT ?", (limit,))
         return [_invoice_decoder.decode(r["doc"]) for r in rows]
+
+    def ksef_by_id(self, ids: Iterable[UUID]) -> dict[UUID, KsefRow]:
+        """The documents' KSeF rows (a document KSeF was never asked about has none)."""
+        return {row.id: row for row in self._docs("ksef_documents", ids, _ksef_decoder)}
+
+    def ksef_list(self, states: Sequence[str], limit: int = 500) -> list[KsefRow]:
+        """Documents in these KSeF states, the nearest deadline first."""
+        rows = self.query(
+            f"SELECT doc FROM {{t}}ksef_documents WHERE state IN ({_marks(states)}) ORDER BY deadline, number LIMIT ?",
+            [*states, limit],
+        )
+        return [_ksef_decoder.decode(r["doc"]) for r in rows]
 
     def unmatched_list(self, limit: int = 500) -> list[UnmatchedRow]:
         rows = self.query("SELECT * FROM {t}unmatched_lines ORDER BY position DESC, line LIMIT ?", (limit,))
@@ -512,6 +553,11 @@ INVOICE_UPSERT = (
     "INSERT INTO {t}invoices (id, number, job_id, customer_id, issue_date, due_date, status, position, doc) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
     "position = excluded.position, doc = excluded.doc"
+)
+KSEF_UPSERT = (
+    "INSERT INTO {t}ksef_documents (id, document_kind, number, state, deadline, position, doc) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
+    "deadline = excluded.deadline, position = excluded.position, doc = excluded.doc"
 )
 HISTORY_INSERT = (
     "INSERT INTO {t}job_history (job_id, position, version, occurred_at, event_type, actor_id, "

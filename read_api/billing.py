@@ -13,6 +13,7 @@ import nats.errors
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from projections.rows import KSEF_STATES, InvoiceRow, KsefRow, ksef_summary
 from read_api import links
 from read_api.deps import (
     CurrentUser,
@@ -30,25 +31,54 @@ from read_api.responses import json
 router = APIRouter(tags=["billing"], responses=ERRORS)
 
 
-@router.get("/api/invoices", summary="Invoices, the latest first (or one job's)")
+def ksef_state(text: str) -> str:
+    """A KSeF state asked for in a query (``ksef``), or a 422 naming the parameter."""
+    if text and text not in KSEF_STATES:
+        raise Refused(422, f"ksef: {text[:40]!r} is not a KSeF state; one of {', '.join(KSEF_STATES)}")
+    return text
+
+
+def with_ksef(row: InvoiceRow, ksef: KsefRow | None, whole: bool = True) -> dict[str, Any]:
+    """The invoice as the read API gives it: its row (without the issued event unless
+    ``whole``) and its KSeF state."""
+    found = msgspec.to_builtins(row)
+    if not whole:
+        found.pop("issued", None)
+    return {**found, "ksef": ksef_summary(ksef)}
+
+
+@router.get(
+    "/api/invoices",
+    summary="Invoices, the latest first (or one job's, or those in one KSeF state)",
+    description="`ksef` filters by KSeF state: " + ", ".join(KSEF_STATES) + " ('none': never sent to KSeF).",
+)
 async def api_invoices(
     request: Request,
     who: CurrentUser,
     job: UUID | None = None,
+    ksef: str = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     position: int | None = None,
     wait: float | None = None,
 ) -> Response:
     billing_readers(who)
+    state = ksef_state(ksef)
     await fresh(request, position, wait)
-    rows = await asyncio.to_thread(models(request).invoices, limit, job)
-    return json([{k: v for k, v in msgspec.to_builtins(r).items() if k != "issued"} for r in rows])
+    m = models(request)
+    rows = await asyncio.to_thread(m.invoices, limit, job, state)
+    states = await asyncio.to_thread(m.ksef, [r.id for r in rows])
+    return json([with_ksef(r, states.get(r.id), whole=False) for r in rows])
 
 
-@router.get("/api/invoices/{invoice_id}", summary="An invoice with every line, exactly as issued")
+@router.get(
+    "/api/invoices/{invoice_id}",
+    summary="An invoice with every line, exactly as issued, and its KSeF state",
+)
 async def api_invoice(request: Request, who: CurrentUser, invoice_id: UUID) -> Response:
     billing_readers(who)
-    return json(await invoice_or_404(request, invoice_id))
+    found = await invoice_or_404(request, invoice_id)
+    states = await asyncio.to_thread(models(request).ksef, [invoice_id])
+    return json(with_ksef(found, states.get(invoice_id)))
 
 
 @router.get(

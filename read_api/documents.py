@@ -4,6 +4,7 @@ proformas, a customer's signed link, and the technicians' photos."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from uuid import UUID
 
@@ -14,7 +15,7 @@ from events.contract import CreditNoteDocumentStored, ProformaDocumentStored, de
 from projections.failures import failures
 from projections.rows import UserRow
 from read_api import links
-from read_api.deps import CurrentUser, billing_readers, invoice_or_404, job_or_404, settings_of, stream_of
+from read_api.deps import CurrentUser, billing_readers, invoice_or_404, job_or_404, models, settings_of, stream_of
 from read_api.errors import ERRORS, Refused
 from read_api.templating import page
 
@@ -82,6 +83,45 @@ async def issued_document(request: Request, who: UserRow, document_id: UUID, kin
         media_type=found[-1].media_type,
         headers={"Content-Disposition": f'inline; filename="document-{document_id}.{kind}"'},
     )
+
+
+async def ksef_receipt(request: Request, who: UserRow, document_id: UUID) -> Response:
+    """The official receipt (UPO) KSeF gave for a document, checked against its recorded hash."""
+    billing_readers(who)
+    row = (await asyncio.to_thread(models(request).ksef, [document_id])).get(document_id)
+    if row is None:
+        raise Refused(404, f"document {document_id} was never sent to KSeF: it has no UPO")
+    if not row.upo:
+        raise Refused(404, f"{row.number} has no UPO yet (KSeF state: {row.state.replace('_', ' ')})")
+    data = (await (await stream_of(request).documents()).get(row.upo)).data or b""
+    if hashlib.sha256(data).hexdigest() != row.upo_sha256:
+        raise Refused(409, f"the stored UPO of {row.number} does not match the hash recorded when it was stored")
+    filename = "UPO-" + (row.ksef_number or row.number.replace("/", "-")) + ".xml"
+    return Response(
+        data, media_type="application/xml", headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
+
+
+@router.get(
+    "/invoices/{invoice_id}/upo.xml",
+    tags=["billing"],
+    summary="The official receipt (UPO) KSeF gave for the invoice, as stored",
+    response_class=Response,
+    responses={200: {"content": {"application/xml": {}}}},
+)
+async def invoice_upo(request: Request, who: CurrentUser, invoice_id: UUID) -> Response:
+    return await ksef_receipt(request, who, invoice_id)
+
+
+@router.get(
+    "/credit-notes/{note_id}/upo.xml",
+    tags=["billing"],
+    summary="The official receipt (UPO) KSeF gave for the credit note, as stored",
+    response_class=Response,
+    responses={200: {"content": {"application/xml": {}}}},
+)
+async def credit_note_upo(request: Request, who: CurrentUser, note_id: UUID) -> Response:
+    return await ksef_receipt(request, who, note_id)
 
 
 @router.get(

@@ -27,6 +27,7 @@ from projections.rows import (
     CustomerRow,
     InvoiceRow,
     JobRow,
+    KsefRow,
     MessageRow,
     RecurrenceRow,
     TechnicianRow,
@@ -323,12 +324,23 @@ class ReadModels:
     def job(self, job_id: UUID) -> JobRow | None:
         return self.board.jobs_by_id([job_id]).get(job_id)
 
-    def invoices(self, limit: int = 200, job_id: UUID | None = None) -> list[InvoiceRow]:
-        """Invoices with their status as of today in the company's time zone (overdue included)."""
+    def invoices(self, limit: int = 200, job_id: UUID | None = None, ksef: str = "") -> list[InvoiceRow]:
+        """Invoices with their status as of today in the company's time zone (overdue included),
+        or only those in one KSeF state."""
         today = datetime.now(self.zone).date().isoformat()
         return [
-            structs.replace(row, status=invoice_status(row, today)) for row in self.board.invoice_list(limit, job_id)
+            structs.replace(row, status=invoice_status(row, today))
+            for row in self.board.invoice_list(limit, job_id, ksef)
         ]
+
+    def ksef(self, ids: Iterable[UUID]) -> dict[UUID, KsefRow]:
+        """The documents' KSeF rows, by id (a document KSeF was never asked about has none)."""
+        return self.board.ksef_by_id(ids)
+
+    def ksef_warnings(self) -> list[KsefRow]:
+        """What the office must act on in KSeF: offline documents whose deadline nears, refused
+        and held documents; the nearest deadline first."""
+        return self.board.ksef_list(("deadline_near", "refused", "held"))
 
     def messages(self, states: Sequence[str] = (), about: Iterable[UUID] = (), limit: int = 200) -> list[MessageRow]:
         return self.board.messages(states, about, limit)

@@ -12,8 +12,20 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from projections.rows import KSEF_STATES
+from read_api.billing import ksef_state
 from read_api.dashboard.forms import problem, quote, submitted
-from read_api.deps import CurrentUser, billing_readers, fresh, models, office_only, token_of, writers_only, zone_of
+from read_api.deps import (
+    CurrentUser,
+    billing_readers,
+    fresh,
+    invoice_or_404,
+    models,
+    office_only,
+    token_of,
+    writers_only,
+    zone_of,
+)
 from read_api.errors import Refused
 from read_api.templating import page
 
@@ -21,20 +33,48 @@ router = APIRouter()
 
 
 @router.get("/invoices", response_class=HTMLResponse, include_in_schema=False)
-async def invoices_page(request: Request, who: CurrentUser, position: int | None = None) -> Response:
+async def invoices_page(request: Request, who: CurrentUser, position: int | None = None, ksef: str = "") -> Response:
     billing_readers(who)
+    state = ksef_state(ksef)
     await fresh(request, position)
-    invoices = await asyncio.to_thread(models(request).invoices)
-    emails = await asyncio.to_thread(models(request).invoice_emails, invoices)
+    m = models(request)
+    invoices = await asyncio.to_thread(m.invoices, 200, None, state)
+    emails, ksef_rows, warnings = await asyncio.to_thread(
+        lambda: (m.invoice_emails(invoices), m.ksef([i.id for i in invoices]), m.ksef_warnings())
+    )
     return page(
         request,
         "invoices.html",
         who,
         invoices=invoices,
         emails=emails,
+        ksef=ksef_rows,
+        ksef_filter=state,
+        ksef_states=KSEF_STATES,
+        warnings=warnings,
         error=request.query_params.get("error", ""),
         key=uuid.uuid4().hex,
         today=datetime.now(zone_of(request)).date().isoformat(),
+    )
+
+
+@router.get("/invoices/{invoice_id}", response_class=HTMLResponse, include_in_schema=False)
+async def invoice_page(request: Request, who: CurrentUser, invoice_id: UUID, position: int | None = None) -> Response:
+    """One invoice: what was issued, its documents, its email and its way through KSeF."""
+    billing_readers(who)
+    await fresh(request, position)
+    found = await invoice_or_404(request, invoice_id)
+    m = models(request)
+    emails, ksef_rows = await asyncio.to_thread(lambda: (m.invoice_emails([found]), m.ksef([invoice_id])))
+    notes = await asyncio.to_thread(m.ksef, found.credit_note_ids)
+    return page(
+        request,
+        "invoice.html",
+        who,
+        inv=found,
+        mail=emails.get(invoice_id),
+        k=ksef_rows.get(invoice_id),
+        notes=notes,
     )
 
 

@@ -56,6 +56,7 @@ async def failures_page(request: Request, who: CurrentUser) -> Response:
         return {
             "open": [r for r in rows if r.state != "resolved"],
             "resolved": [r for r in rows if r.state == "resolved"][:20],
+            "ksef": await asyncio.to_thread(models(request).ksef_warnings),
         }
 
     return await office_list(request, who, "failures.html", lists)

@@ -42,6 +42,7 @@ TABLES = {
         "users",
         "job_history",
         "invoices",
+        "ksef_documents",
         "unmatched_lines",
     ],
     "timesheets": ["time_entries"],
