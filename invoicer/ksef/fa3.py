@@ -73,6 +73,7 @@ KSEF_NUMBER = re.compile(
     r"([1-9]((\d[1-9])|([1-9]\d))\d{7}|M\d{9}|[A-Z]{3}\d{7})-(20[2-9][0-9]|2[1-9][0-9]{2}|[3-9][0-9]{3})"
     r"(0[1-9]|1[0-2])(0[1-9]|[1-2][0-9]|3[0-1])-([0-9A-F]{6})-?([0-9A-F]{6})-([0-9A-F]{2})"
 )
+XML_SPACE = re.compile(r"[ \t\n\r]+")  # what xsd:token collapses (not NEL, not a no-break space)
 EMAIL = re.compile(r"(.)+@(.)+", re.DOTALL)
 AMOUNT = re.compile(r"-?([1-9]\d{0,15}|0)(\.\d{1,2})?")  # tns:TKwotowy
 PRICE = re.compile(r"-?([1-9]\d{0,13}|0)(\.\d{1,8})?")  # tns:TKwotowy2
@@ -153,12 +154,18 @@ def text(field: str, value: str, max_length: int = 256, min_length: int = 1) -> 
     found = REFUSED_CHARACTERS.search(value)
     if found is not None:
         raise Fa3Refused(field, f"contains U+{ord(found.group()):04X}, which KSeF refuses")
-    collapsed = " ".join(value.split())
+    collapsed = XML_SPACE.sub(" ", value).strip(" ")
     if len(collapsed) < min_length:
         raise Fa3Refused(field, "is empty")
     if len(collapsed) > max_length:
         raise Fa3Refused(field, f"has {len(collapsed)} characters, at most {max_length} are allowed")
     return collapsed
+
+
+def finite(field: str, value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise Fa3Refused(field, f"{value} is not a number")
+    return value
 
 
 def amount(field: str, value: Decimal) -> str:
@@ -304,9 +311,8 @@ def buyer_id(buyer: Party) -> tuple[str, ...]:
         if EU_VAT_NUMBER.fullmatch(number) is None:
             raise Fa3Refused("buyer.vat_id", f"{buyer.vat_id!r}: an EU VAT number is 1 to 12 letters and digits")
         return ("UE", prefix, number)
-    if len(buyer.vat_id) > 50:
-        raise Fa3Refused("buyer.vat_id", "a tax id has at most 50 characters")
-    return ("ID", prefix or country, " ".join(buyer.vat_id.split()))
+    code = prefix if prefix in COUNTRIES else country if country in COUNTRIES else ""
+    return ("ID", code, text("buyer.vat_id", buyer.vat_id, 50))
 
 
 def _buyer(root: ET.Element, buyer: Party) -> None:
@@ -320,8 +326,6 @@ def _buyer(root: ET.Element, buyer: Party) -> None:
             _add(ids, "NrVatUE", number)
         case ("ID", code, number):
             if code:
-                if code not in COUNTRIES:
-                    raise Fa3Refused("buyer.vat_id", f"{code!r} is not a country code the schema knows")
                 _add(ids, "KodKraju", code)
             _add(ids, "NrID", number)
         case _:
@@ -335,13 +339,12 @@ def _buyer(root: ET.Element, buyer: Party) -> None:
 
 
 def _created(document: InvoiceIssued | CreditNoteIssued) -> str:
-    moment = (
-        document.meta.occurred_at.astimezone(UTC)
-        if document.meta is not None
-        else datetime.combine(document.issue_date, time(), UTC)
-    )
+    if document.meta is not None:
+        field, moment = "meta.occurred_at", document.meta.occurred_at.astimezone(UTC)
+    else:
+        field, moment = "issue_date", datetime.combine(document.issue_date, time(), UTC)
     if not FIRST_CREATED <= moment <= datetime(2050, 1, 1, 23, 59, 59, tzinfo=UTC):
-        raise Fa3Refused("issue_date", f"{moment.date().isoformat()}: FA(3) documents are made from 2025-09-01")
+        raise Fa3Refused(field, f"{moment.isoformat()}: FA(3) documents are made from 2025-09-01 to 2050-01-01")
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -358,6 +361,8 @@ def _sums(document: InvoiceIssued | CreditNoteIssued, sign: Decimal) -> dict[str
     for index, subtotal in enumerate(document.vat):
         rate = fa3_rate(f"vat[{index}].rate", subtotal.category, subtotal.rate, document.buyer)
         net_field, vat_field = RATE_FIELDS[rate]
+        amount(f"vat[{index}].taxable", finite(f"vat[{index}].taxable", subtotal.taxable))
+        amount(f"vat[{index}].vat", finite(f"vat[{index}].vat", subtotal.vat))
         sums[net_field] = sums.get(net_field, Decimal(0)) + sign * subtotal.taxable
         if vat_field is not None:
             sums[vat_field] = sums.get(vat_field, Decimal(0)) + sign * subtotal.vat
@@ -393,9 +398,11 @@ def _line(fa: ET.Element, index: int, line: InvoiceLine, buyer: Party, sign: Dec
     if line.code:
         _add(element, "Indeks", text(f"{field}.code", line.code, 50))
     _add(element, "P_8A", UNITS.get(line.unit) or text(f"{field}.unit", line.unit))
-    _add(element, "P_8B", plain(f"{field}.quantity", sign * line.quantity, QUANTITY, 6, 16))
+    _add(
+        element, "P_8B", plain(f"{field}.quantity", sign * finite(f"{field}.quantity", line.quantity), QUANTITY, 6, 16)
+    )
     _add(element, "P_9A", plain(f"{field}.unit_price", line.unit_price, PRICE, 8, 14))
-    _add(element, "P_11", amount(f"{field}.net", sign * line.net))
+    _add(element, "P_11", amount(f"{field}.net", sign * finite(f"{field}.net", line.net)))
     _add(element, "P_12", fa3_rate(f"{field}.vat_rate", line.vat_category, line.vat_rate, buyer))
 
 
@@ -438,7 +445,7 @@ def fa3_invoice(
     for name in SUM_ORDER:
         if name in sums:
             _add(fa, name, amount(name, sums[name]))
-    _add(fa, "P_15", amount("gross_total", sign * document.gross_total))
+    _add(fa, "P_15", amount("gross_total", sign * finite("gross_total", document.gross_total)))
     if not document.lines:
         raise Fa3Refused("lines", "an invoice needs at least one line")
     if len(document.lines) > 10_000:
@@ -474,3 +481,14 @@ def fa3_invoice(
     if len(data) > MAX_SIZE:
         raise Fa3Refused("lines", f"the document has {len(data)} bytes, KSeF takes at most {MAX_SIZE}")
     return data
+
+
+def fa3_refusal(
+    document: InvoiceIssued | CreditNoteIssued, *, original_ksef_number: str = "", exemption_basis: str = ""
+) -> Fa3Refused | None:
+    """Why KSeF would refuse the document's FA(3), or None when it would pass its checks."""
+    try:
+        fa3_invoice(document, original_ksef_number=original_ksef_number, exemption_basis=exemption_basis)
+    except Fa3Refused as refused:
+        return refused
+    return None
