@@ -2,9 +2,13 @@
 prepared (or held), sent, accepted with its KSeF number and official receipt (UPO),
 refused for its content, or issued offline and sent later.
 
-The aggregate's id is the document's own (an invoice's or a credit note's id), so its
-subject is ``events.ksef.<document id>``: the submitting consumer appends to it with the
-store's optimistic concurrency, and every attempt is an event. A document is sent at most
+Every event names its document: its ``id`` is the document's own (an invoice's or a credit
+note's id). The aggregate they are stored in is ``ksef_id(document id)``, derived from it, so
+its subject is ``events.ksef.<ksef_id(document id)>``: the store keeps one aggregate per id
+across ``events.*.<id>``, and the document's own events (its documents stored, payments,
+credits) are appended by other consumers at their own versions. The submitting consumer
+appends to the KSeF aggregate with the store's optimistic concurrency, and every attempt is
+an event. A document is sent at most
 once per ``KsefSendStarted``; after a restart between the send and its answer, sending again
 is safe because KSeF refuses a duplicate (same seller, type and number), and the consumer
 then looks the number up (``KsefAccepted.duplicate``).
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import ClassVar, Literal
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from events.contract.base import Event
 
@@ -130,6 +134,11 @@ KsefEvents = (
 )
 
 
+KSEF_NAMESPACE = UUID("6b1f3a0e-2c4d-5e8f-9a7b-0c1d2e3f4a5b")
+
+
 def ksef_id(document_id: UUID) -> UUID:
-    """The KSeF aggregate of a document has the document's own id."""
-    return document_id
+    """The KSeF aggregate of a document (its events' ``id`` is the document's own). A
+    separate id: with the document's own, the store would take the KSeF events for the
+    invoice's (one aggregate per id, whatever the subject's kind) and refuse them."""
+    return uuid5(KSEF_NAMESPACE, f"ksef:{document_id}")
