@@ -4,7 +4,7 @@
     jobstream run command-api [--port 8000]            one service alone (scale-out)
     jobstream run read-api [--port 8001]               the read API and the dashboard
     jobstream run projector board|timesheets|ledger|all    one projection (or all in one process)
-    jobstream run invoicer [issue|documents]            issues invoices, renders their PDFs
+    jobstream run invoicer [issue|documents|ksef]       issues invoices, renders their PDFs, sends Polish ones to KSeF
     jobstream run notifier                              emails and push alerts
     jobstream run checkpoints                           the audit's checkpoints of the stream, at intervals
     jobstream run web | workers                         several services in one process (what `up` runs)
@@ -51,8 +51,8 @@ SERVICES = {
     "scheduler": "schedules recurring services' jobs ahead and alerts the office to SLAs at risk",
     "checkpoints": "the audit's checkpoints of the stream, at intervals, kept outside it (jobstream audit verify)",
     "web": "the command API and the read API in one process (what `jobstream up` runs)",
-    "workers": "every projection, the invoicer, the notifier, the scheduler and the audit's checkpoints in one "
-    "process (what `up` runs)",
+    "workers": "every projection, the invoicer (and its KSeF submitter when KSEF_URL, KSEF_NIP and KSEF_TOKEN are "
+    "set), the notifier, the scheduler and the audit's checkpoints in one process (what `up` runs)",
 }
 # Several services in one process, as `jobstream up` runs them on one machine: each package
 # exposes what it runs (an ASGI app factory, or `run_service(env, stop)`), named here the way
@@ -66,6 +66,10 @@ WORKERS = {
     "scheduler": "services.recurring:run_service",
     "checkpoints": "projections.audit:run_service",
 }
+# The invoicer's KSeF submitter (Poland's e-invoicing) joins the workers, signed in as the
+# invoicer, when KSeF is configured: its URL, the seller's NIP and a KSeF token.
+KSEF_WORKER = "invoicer.ksef.submitter:run_service"
+KSEF_SETTINGS = ("KSEF_URL", "KSEF_NIP", "KSEF_TOKEN")
 # The NATS user each service signs in as (nats.conf: what each may publish)
 NATS_USERS = {
     "command-api": "command",
@@ -545,9 +549,11 @@ def run(args: argparse.Namespace) -> int:
             argv = [sys.executable, "-m", "projections.runner", args.name, *(["--once"] if args.once else [])]
         elif args.service == "invoicer":
             part = args.name or "all"
-            if part not in ("all", "issue", "documents"):
-                raise SystemExit("jobstream: run invoicer [issue|documents] (both when not named)")
+            if part not in ("all", "issue", "documents", "ksef"):
+                raise SystemExit("jobstream: run invoicer [issue|documents|ksef] (issue and documents when not named)")
             argv = [sys.executable, "-m", "invoicer", part]
+            if part == "ksef":
+                argv = [sys.executable, "-m", "invoicer.ksef.submitter"]
         elif args.service == "notifier":
             argv = [sys.executable, "-m", "notifier"]
         elif args.service == "checkpoints":
@@ -617,6 +623,8 @@ async def _run_together(group: str, args: argparse.Namespace) -> None:
         }
     else:
         runs = {name: _load(target)(service_env(env, NATS_USERS[name]), stop) for name, target in WORKERS.items()}
+        if ksef_configured(env):
+            runs["ksef"] = _load(KSEF_WORKER)(service_env(env, NATS_USERS["invoicer"]), stop)
     tasks = {asyncio.create_task(run, name=name): name for name, run in runs.items()}
     done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     asked = stop.is_set()
@@ -627,6 +635,11 @@ async def _run_together(group: str, args: argparse.Namespace) -> None:
         raise ended.exception()  # type: ignore[misc]
     if not asked:
         raise SystemExit(f"jobstream: {tasks[ended]} stopped by itself")
+
+
+def ksef_configured(env: dict[str, str]) -> bool:
+    """Whether invoices are sent to KSeF: its URL, the seller's NIP and a KSeF token are set."""
+    return all(env.get(name) for name in KSEF_SETTINGS)
 
 
 def _load(target: str) -> Any:
@@ -792,7 +805,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = commands.add_parser("run", help="run one service alone")
     p.add_argument("service", choices=sorted(SERVICES))
     p.add_argument(
-        "name", nargs="?", default="", help="the projection, for `run projector`; issue or documents for `run invoicer`"
+        "name",
+        nargs="?",
+        default="",
+        help="the projection, for `run projector`; issue, documents or ksef for `run invoicer`",
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=None)

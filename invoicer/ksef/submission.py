@@ -79,6 +79,11 @@ class Submission(msgspec.Struct, frozen=True, kw_only=True):
         return self.claimed_at is not None
 
     @property
+    def label(self) -> str:
+        """The document's number, for what is logged."""
+        return self.prepared.number if self.prepared is not None else str(self.id)
+
+    @property
     def final(self) -> bool:
         """Nothing more will ever be done: held, refused, or accepted with its UPO."""
         return self.held is not None or self.refused is not None or self.upo is not None

@@ -45,13 +45,22 @@ OWNERSHIP = [
             "tracking.invoicer",
             "tracking.payments",
             "tracking.invoicer-documents",
+            "events.ksef.k1",
+            "tracking.invoicer-ksef",
         ],
         ["events.technician.t1", "events.token.t1", "events.pricelist.p1", "tracking.notifier", "snapshots.job.j1"],
     ),
     (
         "notifier",
         ["events.message.m1", "events.recipient.r1", "events.failure.f1", "tracking.notifier"],
-        ["events.job.j1", "events.invoice.i1", "$O.JOBSTREAM-documents.C.x", "tracking.invoicer"],
+        [
+            "events.job.j1",
+            "events.invoice.i1",
+            "events.ksef.k1",
+            "tracking.invoicer-ksef",
+            "$O.JOBSTREAM-documents.C.x",
+            "tracking.invoicer",
+        ],
     ),
     (
         "scheduler",
