@@ -6,6 +6,9 @@ import base64
 import datetime as dt
 import hashlib
 import re
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -30,6 +33,7 @@ from tests.ksef_standin.server import (
     ARTEFACTS,
     SHARED,
     TEST_NIP,
+    TEST_TOKEN,
     _self_signed,
     crc8,
     fa3_schema,
@@ -367,3 +371,33 @@ async def test_the_stand_in_can_be_steered_over_http(ksef_standin: RunningStandI
         await ksef.authenticate()
     assert ("POST", "/v2/auth/challenge", 500) in ksef_standin.requests
     assert ksef_standin.faults.fail_next == 0
+
+
+@pytest.fixture
+def standin_process() -> Iterator[str]:
+    """``python -m tests.ksef_standin.server`` in a process of its own, stopped by its PID; its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.ksef_standin.server", "--port", "0"],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().strip()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def test_the_stand_in_runs_as_its_own_process(standin_process: str) -> None:
+    url = standin_process
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v2", url), url
+    async with httpx.AsyncClient() as http:
+        await http.post(url.replace("/v2", "/_standin/faults"), json={"rate_limit_next": 1, "retry_after": 3})
+    async with KsefClient(KsefConfig(url=url, nip=TEST_NIP, token=TEST_TOKEN)) as ksef:
+        with pytest.raises(Transient) as limited:
+            await ksef.authenticate()
+        assert limited.value.retry_after == 3
+        await ksef.authenticate()
+        await ksef.open_online_session()

@@ -952,8 +952,8 @@ class StandIn:
         }
 
     async def set_faults(self, request: Request) -> Response:
-        """The faults over HTTP, for a stand-in in its own process: the Faults fields, and
-        ``expire`` ("access" or "refresh")."""
+        """The faults over HTTP, for a stand-in in its own process: the Faults fields,
+        ``expire`` ("access" or "refresh") and ``down_seconds`` (down, then up again)."""
         body = await request.json()
         with self.lock:
             for name in ("fail_next", "fail_status", "rate_limit_next", "retry_after", "delay"):
@@ -963,7 +963,15 @@ class StandIn:
                 self.faults.refuse_next_invoice.append(str(body["refuse_next_invoice"]))
             if body.get("expire") in self._epochs:
                 self._epochs[body["expire"]] += 1
+        if body.get("down_seconds"):
+            # stopping waits for this very answer to be sent, so another thread does it
+            threading.Thread(target=self._down_for, args=(float(body["down_seconds"]),), daemon=True).start()
         return JSONResponse({"ok": True})
+
+    def _down_for(self, seconds: float) -> None:
+        self.down()
+        time.sleep(seconds)
+        self.up()
 
 
 def _now_text() -> str:
