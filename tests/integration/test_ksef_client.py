@@ -28,12 +28,12 @@ from invoicer.ksef.client import (
     Transient,
 )
 from invoicer.ksef.crypto import FileDigest
-from tests.ksef_standin.fixture import RunningStandIn
 from tests.ksef_standin.server import (
     ARTEFACTS,
     SHARED,
     TEST_NIP,
     TEST_TOKEN,
+    StandIn,
     _self_signed,
     crc8,
     fa3_schema,
@@ -57,7 +57,7 @@ def invoice(number: str = "FV/2026/000001") -> bytes:
     return re.sub(rb"<P_2>[^<]*</P_2>", f"<P_2>{number}</P_2>".encode(), xml, count=1)
 
 
-def calls(standin: RunningStandIn, path: str) -> int:
+def calls(standin: StandIn, path: str) -> int:
     return sum(1 for _, called, _ in standin.requests if called.endswith(path))
 
 
@@ -102,7 +102,7 @@ def test_settings_come_from_the_environment() -> None:
 
 
 @needs_example
-async def test_an_invoice_goes_through_to_its_number_and_upo(ksef_standin: RunningStandIn) -> None:
+async def test_an_invoice_goes_through_to_its_number_and_upo(ksef_standin: StandIn) -> None:
     xml = invoice()
     async with KsefClient(ksef_standin.config()) as ksef:
         tokens = await ksef.authenticate()
@@ -146,7 +146,7 @@ async def test_an_invoice_goes_through_to_its_number_and_upo(ksef_standin: Runni
 
 
 @needs_example
-async def test_an_expired_access_token_is_refreshed(ksef_standin: RunningStandIn) -> None:
+async def test_an_expired_access_token_is_refreshed(ksef_standin: StandIn) -> None:
     async with KsefClient(ksef_standin.config()) as ksef:
         await ksef.authenticate()
         ksef_standin.expire_access_tokens()
@@ -158,8 +158,8 @@ async def test_an_expired_access_token_is_refreshed(ksef_standin: RunningStandIn
     assert ("POST", "/v2/sessions/online", 401) in ksef_standin.requests
 
 
-async def test_a_token_near_its_valid_until_is_refreshed_before_use(ksef_standin: RunningStandIn) -> None:
-    ksef_standin.access_ttl = dt.timedelta(seconds=3)  # inside the client's margin: refreshed before each use
+async def test_a_token_near_its_valid_until_is_refreshed_before_use(ksef_standin: StandIn) -> None:
+    ksef_standin.access_ttl = dt.timedelta(seconds=4)  # inside the client's margin: refreshed before each use
     async with KsefClient(ksef_standin.config()) as ksef:
         await ksef.authenticate()
         await ksef.open_online_session()
@@ -167,7 +167,7 @@ async def test_a_token_near_its_valid_until_is_refreshed_before_use(ksef_standin
     assert not [r for r in ksef_standin.requests if r[2] == 401]
 
 
-async def test_an_expired_refresh_token_means_a_new_authentication(ksef_standin: RunningStandIn) -> None:
+async def test_an_expired_refresh_token_means_a_new_authentication(ksef_standin: StandIn) -> None:
     async with KsefClient(ksef_standin.config()) as ksef:
         await ksef.authenticate()
         ksef_standin.expire_access_tokens()
@@ -177,7 +177,7 @@ async def test_an_expired_refresh_token_means_a_new_authentication(ksef_standin:
     assert ("POST", "/v2/auth/token/refresh", 401) in ksef_standin.requests
 
 
-async def test_a_wrong_ksef_token_is_refused(ksef_standin: RunningStandIn) -> None:
+async def test_a_wrong_ksef_token_is_refused(ksef_standin: StandIn) -> None:
     async with KsefClient(ksef_standin.config(token="not-the-token")) as ksef:
         with pytest.raises(AuthExpired, match="Nieprawidłowy token"):
             await ksef.open_online_session()
@@ -187,7 +187,7 @@ async def test_a_wrong_ksef_token_is_refused(ksef_standin: RunningStandIn) -> No
 
 
 @needs_example
-async def test_a_duplicate_gives_the_original_s_number_and_upo(ksef_standin: RunningStandIn) -> None:
+async def test_a_duplicate_gives_the_original_s_number_and_upo(ksef_standin: StandIn) -> None:
     async with KsefClient(ksef_standin.config()) as ksef:
         first_session = await ksef.open_online_session()
         original = await ksef.wait_for_invoice(await ksef.send_invoice(first_session, invoice()))
@@ -207,7 +207,7 @@ async def test_a_duplicate_gives_the_original_s_number_and_upo(ksef_standin: Run
 
 
 @needs_example
-async def test_a_refusal_for_content_carries_ksef_s_code_and_reason(ksef_standin: RunningStandIn) -> None:
+async def test_a_refusal_for_content_carries_ksef_s_code_and_reason(ksef_standin: StandIn) -> None:
     ksef_standin.refuse_next_invoice("Kwota podatku nie zgadza się z sumą pozycji.")
     async with KsefClient(ksef_standin.config()) as ksef:
         session = await ksef.open_online_session()
@@ -222,7 +222,7 @@ async def test_a_refusal_for_content_carries_ksef_s_code_and_reason(ksef_standin
 
 @needs_example
 @needs_xsd
-async def test_an_invoice_the_xsd_refuses_is_refused_with_the_schema_s_words(ksef_standin: RunningStandIn) -> None:
+async def test_an_invoice_the_xsd_refuses_is_refused_with_the_schema_s_words(ksef_standin: StandIn) -> None:
     broken = re.sub(rb"<P_2>[^<]*</P_2>", b"", invoice(), count=1)
     assert fa3_schema(ARTEFACTS) is not None
     async with KsefClient(ksef_standin.config()) as ksef:
@@ -234,7 +234,7 @@ async def test_an_invoice_the_xsd_refuses_is_refused_with_the_schema_s_words(kse
 
 
 @needs_example
-async def test_an_invoice_of_another_seller_is_refused(ksef_standin: RunningStandIn) -> None:
+async def test_an_invoice_of_another_seller_is_refused(ksef_standin: StandIn) -> None:
     other = invoice().replace(f"<NIP>{TEST_NIP}</NIP>".encode(), b"<NIP>1111111111</NIP>", 1)
     async with KsefClient(ksef_standin.config()) as ksef:
         session = await ksef.open_online_session()
@@ -246,7 +246,7 @@ async def test_an_invoice_of_another_seller_is_refused(ksef_standin: RunningStan
 # ---------------------------------------------------------------- transient failures
 
 
-async def test_a_rate_limit_is_transient_with_ksef_s_retry_after(ksef_standin: RunningStandIn) -> None:
+async def test_a_rate_limit_is_transient_with_ksef_s_retry_after(ksef_standin: StandIn) -> None:
     async with KsefClient(ksef_standin.config()) as ksef:
         await ksef.authenticate()
         ksef_standin.rate_limit_next(1, retry_after=7)
@@ -256,7 +256,7 @@ async def test_a_rate_limit_is_transient_with_ksef_s_retry_after(ksef_standin: R
         await ksef.open_online_session()  # the next attempt goes through
 
 
-async def test_5xx_is_transient(ksef_standin: RunningStandIn) -> None:
+async def test_5xx_is_transient(ksef_standin: StandIn) -> None:
     ksef_standin.fail_next(2, status=503)
     async with KsefClient(ksef_standin.config()) as ksef:
         for _ in range(2):
@@ -270,7 +270,7 @@ async def test_5xx_is_transient(ksef_standin: RunningStandIn) -> None:
 
 
 @needs_example
-async def test_ksef_down_is_transient_and_the_session_goes_on_when_it_is_back(ksef_standin: RunningStandIn) -> None:
+async def test_ksef_down_is_transient_and_the_session_goes_on_when_it_is_back(ksef_standin: StandIn) -> None:
     async with KsefClient(ksef_standin.config()) as ksef:
         session = await ksef.open_online_session()
         ksef_standin.down()
@@ -281,7 +281,7 @@ async def test_ksef_down_is_transient_and_the_session_goes_on_when_it_is_back(ks
     assert ksef_number_valid(accepted.ksef_number)
 
 
-async def test_a_slow_ksef_is_transient(ksef_standin: RunningStandIn) -> None:
+async def test_a_slow_ksef_is_transient(ksef_standin: StandIn) -> None:
     ksef_standin.slow(2.0)
     async with KsefClient(ksef_standin.config(timeout=0.3)) as ksef:
         with pytest.raises(Transient, match="in time"):
@@ -291,7 +291,7 @@ async def test_a_slow_ksef_is_transient(ksef_standin: RunningStandIn) -> None:
 # ---------------------------------------------------------------- keys
 
 
-async def test_keys_pinned_to_other_certificates_are_not_used(ksef_standin: RunningStandIn, tmp_path: Path) -> None:
+async def test_keys_pinned_to_other_certificates_are_not_used(ksef_standin: StandIn, tmp_path: Path) -> None:
     stranger = _self_signed(rsa.generate_private_key(public_exponent=65537, key_size=2048), "KsefTokenEncryption")
     pinned = tmp_path / "other.pem"
     pinned.write_bytes(stranger.public_bytes(serialization.Encoding.PEM))
@@ -301,9 +301,7 @@ async def test_keys_pinned_to_other_certificates_are_not_used(ksef_standin: Runn
     assert calls(ksef_standin, "/auth/ksef-token") == 0
 
 
-async def test_keys_saved_from_the_endpoint_are_used_without_asking(
-    ksef_standin: RunningStandIn, tmp_path: Path
-) -> None:
+async def test_keys_saved_from_the_endpoint_are_used_without_asking(ksef_standin: StandIn, tmp_path: Path) -> None:
     saved = tmp_path / "keys.json"
     async with httpx.AsyncClient() as http:
         saved.write_text((await http.get(f"{ksef_standin.url}/security/public-key-certificates")).text)
@@ -316,7 +314,7 @@ async def test_keys_saved_from_the_endpoint_are_used_without_asking(
 # ---------------------------------------------------------------- the stand-in holds the client to the description
 
 
-def test_the_stand_in_refuses_requests_outside_the_description(ksef_standin: RunningStandIn) -> None:
+def test_the_stand_in_refuses_requests_outside_the_description(ksef_standin: StandIn) -> None:
     url = ksef_standin.url
     bad = httpx.post(
         f"{url}/auth/ksef-token", json={"challenge": "short", "contextIdentifier": {"type": "Pesel", "value": "1"}}
@@ -335,7 +333,7 @@ def test_the_stand_in_refuses_requests_outside_the_description(ksef_standin: Run
 
 
 @needs_example
-async def test_the_stand_in_checks_the_hashes_and_sizes(ksef_standin: RunningStandIn) -> None:
+async def test_the_stand_in_checks_the_hashes_and_sizes(ksef_standin: StandIn) -> None:
     async with KsefClient(ksef_standin.config()) as ksef:
         session = await ksef.open_online_session()
         access = (await ksef.authenticate()).access
@@ -361,7 +359,7 @@ async def test_the_stand_in_checks_the_hashes_and_sizes(ksef_standin: RunningSta
     assert not ksef_standin.invoices
 
 
-async def test_the_stand_in_can_be_steered_over_http(ksef_standin: RunningStandIn) -> None:
+async def test_the_stand_in_can_be_steered_over_http(ksef_standin: StandIn) -> None:
     async with httpx.AsyncClient() as http:
         steer = f"http://127.0.0.1:{ksef_standin.port}/_standin/faults"
         await http.post(steer, json={"fail_next": 1, "fail_status": 500})
@@ -401,3 +399,23 @@ async def test_the_stand_in_runs_as_its_own_process(standin_process: str) -> Non
         assert limited.value.retry_after == 3
         await ksef.authenticate()
         await ksef.open_online_session()
+
+
+@needs_xsd
+async def test_the_project_s_own_fa3_invoice_and_correction_are_accepted(ksef_standin: StandIn) -> None:
+    from invoicer.ksef.fa3 import fa3_invoice, seller_nip
+    from tests.unit.invoices import CREDIT_NOTE, INVOICE
+
+    nip = seller_nip(INVOICE.seller)
+    ksef_standin.tokens[nip] = "the-seller-s-ksef-token"
+    async with KsefClient(ksef_standin.config(nip=nip, token="the-seller-s-ksef-token")) as ksef:
+        session = await ksef.open_online_session()
+        invoice_accepted = await ksef.wait_for_invoice(await ksef.send_invoice(session, fa3_invoice(INVOICE)))
+        correction = fa3_invoice(CREDIT_NOTE, original_ksef_number=invoice_accepted.ksef_number)
+        correction_accepted = await ksef.wait_for_invoice(await ksef.send_invoice(session, correction))
+    assert invoice_accepted.ksef_number.startswith(f"{nip}-")
+    assert ksef_number_valid(correction_accepted.ksef_number)
+    assert [(i.invoice_type, i.number) for i in ksef_standin.accepted()] == [
+        ("VAT", INVOICE.number),
+        ("KOR", CREDIT_NOTE.number),
+    ]

@@ -67,6 +67,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from invoicer.ksef.client import KsefConfig
 from invoicer.ksef.crypto import (
     SYMMETRIC_KEY_USAGE,
     TOKEN_USAGE,
@@ -156,6 +157,17 @@ def fa3_schema(artefacts: Path) -> etree.XMLSchema | None:
             if start and location.startswith(start):
                 element.set("schemaLocation", local + "/" + location[len(start) :])
     return etree.XMLSchema(tree)
+
+
+@functools.cache
+def _ministry_keys() -> tuple[dict[str, rsa.RSAPrivateKey], dict[str, x509.Certificate]]:
+    """The stand-in's "Ministry" keys and certificates, one per usage: made once per process
+    (RSA key generation is the slowest part of starting a stand-in)."""
+    keys = {
+        usage: rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        for usage in (TOKEN_USAGE, SYMMETRIC_KEY_USAGE)
+    }
+    return keys, {usage: _self_signed(key, usage) for usage, key in keys.items()}
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -267,16 +279,13 @@ class StandIn:
         self.lock = threading.RLock()
         self._secret = secrets.token_bytes(32)
         self._epochs = {"access": 0, "refresh": 0}
-        self._keys = {
-            usage: rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            for usage in (TOKEN_USAGE, SYMMETRIC_KEY_USAGE)
-        }
-        self.certificates = {usage: _self_signed(key, usage) for usage, key in self._keys.items()}
+        self._keys, self.certificates = _ministry_keys()
         self._challenges: dict[str, int] = {}
         self._auth: dict[str, AuthOperation] = {}
         self.sessions: dict[str, Session] = {}
         self.invoices: dict[str, Invoice] = {}
         self._accepted: dict[tuple[str, str, str], Invoice] = {}  # (NIP, type, number) -> original
+        self.key_file: Path | None = None  # where the fixture wrote public_keys_pem()
         self.port = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -353,6 +362,23 @@ class StandIn:
     def expire_refresh_tokens(self) -> None:
         with self.lock:
             self._epochs["refresh"] += 1
+
+    def config(self, **overrides: Any) -> KsefConfig:
+        """The client's configuration for this stand-in (its certificates pinned when
+        ``key_file`` is set)."""
+        fields: dict[str, Any] = {"url": self.url, "nip": TEST_NIP, "token": self.tokens.get(TEST_NIP, TEST_TOKEN)}
+        if self.key_file is not None:
+            fields["public_key_file"] = str(self.key_file)
+        fields.update(overrides)
+        return KsefConfig(**fields)
+
+    def env(self) -> dict[str, str]:
+        """KSEF_URL, KSEF_NIP, KSEF_TOKEN (and KSEF_PUBLIC_KEY_FILE) for a process running jobstream."""
+        config = self.config()
+        env = {"KSEF_URL": config.url, "KSEF_NIP": config.nip, "KSEF_TOKEN": config.token}
+        if config.public_key_file:
+            env["KSEF_PUBLIC_KEY_FILE"] = config.public_key_file
+        return env
 
     def public_keys_pem(self) -> bytes:
         """The certificates as PEM, for KSEF_PUBLIC_KEY_FILE."""
