@@ -62,6 +62,7 @@ DUPLICATE_STATUS = 440
 # 400 codes that mean the session is gone: not found, or its status forbids sending
 SESSION_GONE_CODES = frozenset({21173, 21180})
 REFRESH_MARGIN = timedelta(seconds=5)
+AUTH_PATIENCE = 60.0  # seconds of "authentication in progress" before giving up for now
 
 
 class KsefError(Exception):
@@ -232,6 +233,16 @@ def _errors(response: httpx.Response) -> list[tuple[int, str, tuple[str, ...]]]:
     return found
 
 
+def _json(response: httpx.Response) -> Any:
+    """The answer's JSON; ``Transient`` when it is none (a proxy's page, a cut-off answer)."""
+    try:
+        return response.json()
+    except ValueError as error:
+        raise Transient(
+            f"KSeF's answer to {response.request.method} {response.request.url.path} is not JSON"
+        ) from error
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("Retry-After", "").strip()
     try:
@@ -338,7 +349,7 @@ class KsefClient:
                 keys = parse_certificates(json.loads(pinned))
             else:
                 response = await self._call("GET", "/security/public-key-certificates", "the public keys", auth="none")
-                keys = parse_certificates(response.json())
+                keys = parse_certificates(_json(response))
                 if pinned:
                     allowed = {public_key_id(certificate_key(c)) for c in x509.load_pem_x509_certificates(pinned)}
                     keys = [
@@ -358,7 +369,7 @@ class KsefClient:
     # ------------------------------------------------------------------ auth
     async def authenticate(self) -> Tokens:
         """Authenticate anew with the KSeF token: challenge, encrypted token, status, redeem."""
-        challenge = (await self._call("POST", "/auth/challenge", "the auth challenge", auth="none")).json()
+        challenge = _json(await self._call("POST", "/auth/challenge", "the auth challenge", auth="none"))
         key = await self._key(TOKEN_USAGE)
         request = {
             "challenge": challenge["challenge"],
@@ -371,13 +382,13 @@ class KsefClient:
             code, reason, details = _errors(response)[0]
             raise AuthExpired(f"KSeF refused the KSeF token: {code} {reason} {'; '.join(details)}".strip())
         self._raise_for(response, "the KSeF token")
-        started = response.json()
+        started = _json(response)
         operation, reference = started["authenticationToken"]["token"], started["referenceNumber"]
-        delay = self._poll
+        delay, waited = self._poll, 0.0
         while True:
             response = await self._send("GET", f"/auth/{reference}", bearer=operation)
             self._raise_for(response, "the authentication's status")
-            status = response.json()["status"]
+            status = _json(response)["status"]
             code = int(status["code"])
             if code == 200:
                 break
@@ -386,11 +397,14 @@ class KsefClient:
             if code != 100:
                 said = "; ".join(status.get("details") or ())
                 raise AuthExpired(f"KSeF refused the authentication: {code} {status.get('description', '')} {said}")
+            if waited >= AUTH_PATIENCE:
+                raise Transient(f"KSeF's authentication is still in progress after {AUTH_PATIENCE:g} s")
             await asyncio.sleep(delay)
+            waited += delay
             delay = min(delay * 2, 2.0)
         response = await self._send("POST", "/auth/token/redeem", bearer=operation)
         self._raise_for(response, "the tokens")
-        pair = response.json()
+        pair = _json(response)
         self._tokens = Tokens(
             access=pair["accessToken"]["token"],
             access_valid_until=_when(pair["accessToken"]["validUntil"]),
@@ -404,7 +418,7 @@ class KsefClient:
         if response.status_code in (400, 401):
             return await self.authenticate()
         self._raise_for(response, "the token's refresh")
-        access = response.json()["accessToken"]
+        access = _json(response)["accessToken"]
         self._tokens = Tokens(
             access=access["token"],
             access_valid_until=_when(access["validUntil"]),
@@ -443,7 +457,7 @@ class KsefClient:
                 "publicKeyId": key.public_key_id,
             },
         }
-        opened = (await self._call("POST", "/sessions/online", "the online session", body=body)).json()
+        opened = _json(await self._call("POST", "/sessions/online", "the online session", body=body))
         return OnlineSession(
             reference_number=opened["referenceNumber"],
             valid_until=_when(opened["validUntil"]),
@@ -464,7 +478,7 @@ class KsefClient:
             "offlineMode": offline,
         }
         path = f"/sessions/online/{session.reference_number}/invoices"
-        sent = (await self._call("POST", path, "the invoice", body=body)).json()
+        sent = _json(await self._call("POST", path, "the invoice", body=body))
         return SentInvoice(
             session_reference_number=session.reference_number, reference_number=sent["referenceNumber"], invoice=plain
         )
@@ -479,7 +493,7 @@ class KsefClient:
         """The invoice's status: ``Pending`` or ``Accepted``; raises ``Duplicate``, ``Refused``
         (KSeF's code, description and details) or ``Transient`` for the statuses that say so."""
         path = f"/sessions/{session_reference_number}/invoices/{reference_number}"
-        answer = (await self._call("GET", path, "the invoice's status")).json()
+        answer = _json(await self._call("GET", path, "the invoice's status"))
         status = answer["status"]
         code, description = int(status["code"]), str(status.get("description", ""))
         details = tuple(status.get("details") or ())
@@ -549,7 +563,7 @@ class KsefClient:
             "invoiceNumber": invoice_number,
             "sellerNip": self.config.nip,
         }
-        found = (await self._call("POST", "/invoices/query/metadata", "the invoice's metadata", body=body)).json()
+        found = _json(await self._call("POST", "/invoices/query/metadata", "the invoice's metadata", body=body))
         for invoice in found.get("invoices") or ():
             if invoice.get("invoiceNumber") == invoice_number and invoice.get("issueDate") == issue_date.isoformat():
                 return Accepted(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import re
@@ -27,7 +29,7 @@ from invoicer.ksef.client import (
     SessionClosed,
     Transient,
 )
-from invoicer.ksef.crypto import FileDigest
+from invoicer.ksef.crypto import FileDigest, SymmetricKey
 from tests.ksef_standin.server import (
     ARTEFACTS,
     SHARED,
@@ -419,3 +421,33 @@ async def test_the_project_s_own_fa3_invoice_and_correction_are_accepted(ksef_st
         ("VAT", INVOICE.number),
         ("KOR", CREDIT_NOTE.number),
     ]
+
+
+async def test_calls_that_see_the_token_expire_together_share_one_refresh(ksef_standin: StandIn) -> None:
+    async with KsefClient(ksef_standin.config()) as ksef:
+        await ksef.authenticate()
+        ksef_standin.expire_access_tokens()
+        sessions = await asyncio.gather(*(ksef.open_online_session() for _ in range(5)))
+    assert len({s.reference_number for s in sessions}) == 5
+    assert calls(ksef_standin, "/auth/token/refresh") == 1
+
+
+@needs_example
+async def test_an_invoice_under_another_key_does_not_decrypt(ksef_standin: StandIn) -> None:
+    async with KsefClient(ksef_standin.config()) as ksef:
+        session = await ksef.open_online_session()
+        impostor = dataclasses.replace(session, key=SymmetricKey.new())
+        with pytest.raises(Refused) as refused:
+            await ksef.wait_for_invoice(await ksef.send_invoice(impostor, invoice()))
+    # 435: it does not decrypt; once in about 256 keys the garbage ends in valid PKCS#7 padding,
+    # and then its SHA-256 is not the invoice's (21403, at sending)
+    assert refused.value.code in (435, 21403)
+    assert not ksef_standin.accepted()
+
+
+async def test_an_authentication_in_progress_is_polled_until_it_is_done(ksef_standin: StandIn) -> None:
+    ksef_standin.auth_pending_polls = 3
+    async with KsefClient(ksef_standin.config(), poll_interval=0.01) as ksef:
+        await ksef.authenticate()
+    statuses = [status for _, path, status in ksef_standin.requests if "/auth/2" in path]
+    assert statuses == [200] * 4  # three times "in progress" (100 in the body), then done
