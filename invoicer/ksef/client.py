@@ -59,8 +59,8 @@ KSEF_NUMBER = re.compile(r"\b\d{10}-\d{8}-[0-9A-F]{6}-?[0-9A-F]{6}-[0-9A-F]{2}\b
 PENDING_STATUSES = frozenset({100, 150})
 RETRY_STATUSES = frozenset({405, 500, 550})
 DUPLICATE_STATUS = 440
-# 400 codes that mean the session is gone: not found, or its status forbids sending
-SESSION_GONE_CODES = frozenset({21173, 21180})
+# 400 codes that mean another session is needed: not found, its status forbids sending, full
+SESSION_GONE_CODES = frozenset({21173, 21180, 21155})
 REFRESH_MARGIN = timedelta(seconds=5)
 AUTH_PATIENCE = 60.0  # seconds of "authentication in progress" before giving up for now
 
@@ -79,7 +79,7 @@ class Transient(KsefError):
 
 
 class SessionClosed(Transient):
-    """The online session is closed, expired or unknown to KSeF: open a new one and send again."""
+    """The online session is closed, expired, full or unknown to KSeF: open a new one and send again."""
 
 
 class Refused(KsefError):

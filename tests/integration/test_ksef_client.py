@@ -451,3 +451,27 @@ async def test_an_authentication_in_progress_is_polled_until_it_is_done(ksef_sta
         await ksef.authenticate()
     statuses = [status for _, path, status in ksef_standin.requests if "/auth/2" in path]
     assert statuses == [200] * 4  # three times "in progress" (100 in the body), then done
+
+
+@needs_example
+async def test_an_invoice_issued_offline_is_sent_as_such(ksef_standin: StandIn) -> None:
+    async with KsefClient(ksef_standin.config()) as ksef:
+        session = await ksef.open_online_session()
+        sent = await ksef.send_invoice(session, invoice(), offline=True)
+        await ksef.wait_for_invoice(sent)
+        upo = await ksef.upo(sent.session_reference_number, sent.reference_number)
+    (received,) = ksef_standin.accepted()
+    assert received.offline
+    assert b"<TrybWysylki>Offline</TrybWysylki>" in upo
+
+
+@needs_example
+async def test_a_full_session_means_another_one(ksef_standin: StandIn) -> None:
+    ksef_standin.session_invoice_limit = 1
+    async with KsefClient(ksef_standin.config()) as ksef:
+        session = await ksef.open_online_session()
+        await ksef.send_invoice(session, invoice())
+        with pytest.raises(SessionClosed, match="21155"):
+            await ksef.send_invoice(session, invoice("FV/2026/000002"))
+        await ksef.send_invoice(await ksef.open_online_session(), invoice("FV/2026/000002"))
+    assert len(ksef_standin.accepted()) == 2

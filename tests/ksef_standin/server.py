@@ -273,6 +273,7 @@ class StandIn:
         self.refresh_ttl = dt.timedelta(days=7)
         self.auth_pending_polls = 1  # status 100 answered this many times before the outcome
         self.invoice_pending_polls = 1  # status 150 answered this many times before the outcome
+        self.session_invoice_limit = 10_000  # weryfikacja-faktury.md: invoices in one session
         self.faults = Faults()
         self.response_errors: list[str] = []
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) as answered
@@ -666,6 +667,16 @@ class StandIn:
             if isinstance(session, Response):
                 return session
             now = dt.datetime.now(dt.UTC)
+            if len(session.invoices) >= self.session_invoice_limit:
+                limit = self.session_invoice_limit
+                return bad_request(
+                    request,
+                    21155,
+                    "Przekroczono dozwoloną liczbę faktur w sesji.",
+                    [
+                        f"Sesja o numerze referencyjnym {session.reference} osiągnęła dozwolony limit liczby faktur {limit}."
+                    ],
+                )
             if session.closed or session.valid_until <= now:
                 return bad_request(
                     request,
