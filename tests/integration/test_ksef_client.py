@@ -475,3 +475,22 @@ async def test_a_full_session_means_another_one(ksef_standin: StandIn) -> None:
             await ksef.send_invoice(session, invoice("FV/2026/000002"))
         await ksef.send_invoice(await ksef.open_online_session(), invoice("FV/2026/000002"))
     assert len(ksef_standin.accepted()) == 2
+
+
+@needs_example
+async def test_without_the_xsd_the_stand_in_says_so_and_skips_only_that_check(tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match="no FA\\(3\\) XSD"):
+        standin = StandIn(artefacts=tmp_path / "not-here")
+    standin.start()
+    try:
+        async with KsefClient(standin.config()) as ksef:
+            session = await ksef.open_online_session()
+            without_p2 = re.sub(rb"<P_2>[^<]*</P_2>", b"", invoice(), count=1)
+            await ksef.wait_for_invoice(await ksef.send_invoice(session, without_p2))
+            other = invoice("FV/2026/000002").replace(f"<NIP>{TEST_NIP}</NIP>".encode(), b"<NIP>1111111111</NIP>", 1)
+            with pytest.raises(Refused) as refused:
+                await ksef.wait_for_invoice(await ksef.send_invoice(session, other))
+    finally:
+        standin.stop()
+    assert refused.value.code == 410
+    assert not standin.response_errors
