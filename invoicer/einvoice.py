@@ -4,6 +4,10 @@ The same amounts as the PDF, rounded once by the pricing (line nets, VAT per cat
 rate), so BR-CO-10 (sum of lines), BR-S-08/09 (VAT per rate) and BR-CO-15 (total with VAT)
 hold by construction. Reverse-charged lines are category AE with the exemption code
 VATEX-EU-AE (BR-AE-10); zero-rated ones are Z.
+
+The seller's country picks the specification (BT-24): a German seller's is XRechnung 3.0
+(KoSIT's rules: business process BT-23, both electronic addresses, the seller's contact
+with a phone), a Romanian seller's CIUS-RO, anyone else's plain EN 16931.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from decimal import Decimal
 from xml.etree import ElementTree as ET
 
-from events.contract import Address, CreditNoteIssued, InvoiceIssued, InvoiceLine, Party
+from events.contract import Address, CreditNoteIssued, InvoiceIssued, InvoiceLine, Party, contact_of
 
 CREDIT_NOTE_NS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
 NS = {
@@ -25,6 +29,12 @@ ET.register_namespace("cn", CREDIT_NOTE_NS)
 
 # UN/ECE Recommendation 20 unit codes (BT-130)
 UNIT_CODES = {"hour": "HUR", "started_hour": "HUR", "quarter_hour": "C62", "piece": "H87", "flat": "LS", "visit": "C62"}
+EN16931 = "urn:cen.eu:en16931:2017"
+XRECHNUNG = "urn:cen.eu:en16931:2017#compliant#urn:xeinkauf.de:kosit:xrechnung_3.0"
+CIUS_RO = "urn:cen.eu:en16931:2017#compliant#urn:efactura.mfinante.ro:CIUS-RO:1.0.1"
+SPECIFICATIONS = {"DE": XRECHNUNG, "RO": CIUS_RO}  # by the seller's country; EN 16931 elsewhere
+CLEARING = "97"  # UNTDID 4461: a credit note is set off between the parties, not paid to an account
+PEPPOL_BILLING = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"  # BT-23, the business process
 REVERSE_CHARGE_NOTE = "Reverse charge: VAT to be accounted for by the recipient (Art. 196 Directive 2006/112/EC)"
 
 
@@ -53,16 +63,40 @@ def _address(parent: ET.Element, address: Address | None) -> None:
     _add(_add(postal, "cac:Country"), "cbc:IdentificationCode", address.country if address else "")
 
 
+def specification(document: InvoiceIssued | CreditNoteIssued) -> str:
+    """BT-24: the rules the document follows, by the seller's country."""
+    country = document.seller.address.country if document.seller.address else ""
+    return SPECIFICATIONS.get(country, EN16931)
+
+
+def electronic_address(party: Party) -> tuple[str, str]:
+    """BT-34/BT-49 and its EAS scheme: the party's own, or else its email (EM); ("", "") if neither."""
+    contact = contact_of(party)
+    if contact.electronic_address:
+        return contact.electronic_address, contact.electronic_address_scheme or "EM"
+    return (party.email, "EM") if party.email else ("", "")
+
+
 def _party(parent: ET.Element, role: str, party: Party) -> None:
     element = _add(_add(parent, role), "cac:Party")
+    address, scheme = electronic_address(party)
+    if address:
+        _add(element, "cbc:EndpointID", address, schemeID=scheme)
     _address(element, party.address)
     if party.vat_id:
         tax = _add(element, "cac:PartyTaxScheme")
         _add(tax, "cbc:CompanyID", party.vat_id)
         _add(_add(tax, "cac:TaxScheme"), "cbc:ID", "VAT")
     _add(_add(element, "cac:PartyLegalEntity"), "cbc:RegistrationName", party.name)
-    if party.email:
-        _add(_add(element, "cac:Contact"), "cbc:ElectronicMail", party.email)
+    contact = contact_of(party)
+    if party.email or contact.name or contact.phone:
+        point = _add(element, "cac:Contact")
+        if contact.name:
+            _add(point, "cbc:Name", contact.name)
+        if contact.phone:
+            _add(point, "cbc:Telephone", contact.phone)
+        if party.email:
+            _add(point, "cbc:ElectronicMail", party.email)
 
 
 def _category(parent: ET.Element, tag: str, category: str, rate: Decimal, with_reason: bool = False) -> None:
@@ -103,7 +137,8 @@ def ubl_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
     credit = isinstance(invoice, CreditNoteIssued)
     currency = invoice.currency
     root = ET.Element(f"{{{CREDIT_NOTE_NS}}}CreditNote" if credit else _q(":Invoice"))
-    _add(root, "cbc:CustomizationID", "urn:cen.eu:en16931:2017")
+    _add(root, "cbc:CustomizationID", specification(invoice))
+    _add(root, "cbc:ProfileID", PEPPOL_BILLING)
     _add(root, "cbc:ID", invoice.number)
     _add(root, "cbc:IssueDate", invoice.issue_date.isoformat())
     if not credit:
@@ -129,6 +164,9 @@ def ubl_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
             _add(means, "cbc:PaymentMeansCode", "30")
             _add(means, "cbc:PaymentID", invoice.payment_reference)  # type: ignore[union-attr]
             _add(_add(means, "cac:PayeeFinancialAccount"), "cbc:ID", invoice.seller.bank_account.replace(" ", ""))
+    elif specification(invoice) == XRECHNUNG:  # BR-DE-1 wants payment instructions on a credit note too
+        means = _add(root, "cac:PaymentMeans")
+        _add(means, "cbc:PaymentMeansCode", CLEARING, name="Clearing between partners")
     tax_total = _add(root, "cac:TaxTotal")
     _amount(tax_total, "cbc:TaxAmount", invoice.vat_total, currency)
     for subtotal in invoice.vat:

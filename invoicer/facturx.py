@@ -15,8 +15,18 @@ from datetime import date
 from decimal import Decimal
 from xml.etree import ElementTree as ET
 
-from events.contract import Address, CreditNoteIssued, InvoiceIssued, InvoiceLine, Party
-from invoicer.einvoice import UNIT_CODES, plain_number
+from events.contract import Address, CreditNoteIssued, InvoiceIssued, InvoiceLine, Party, contact_of
+from invoicer.einvoice import (
+    CIUS_RO,
+    CLEARING,
+    EN16931,
+    PEPPOL_BILLING,
+    UNIT_CODES,
+    XRECHNUNG,
+    electronic_address,
+    plain_number,
+    specification,
+)
 
 NS = {
     "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
@@ -56,9 +66,19 @@ def _address(parent: ET.Element, address: Address | None) -> None:
 def _party(parent: ET.Element, tag: str, party: Party) -> None:
     element = _add(parent, tag)
     _add(element, "ram:Name", party.name)
+    contact = contact_of(party)
+    if contact.name or contact.phone:  # BG-6, the seller's contact (XRechnung's BR-DE-2)
+        point = _add(element, "ram:DefinedTradeContact")
+        if contact.name:
+            _add(point, "ram:PersonName", contact.name)
+        if contact.phone:
+            _add(_add(point, "ram:TelephoneUniversalCommunication"), "ram:CompleteNumber", contact.phone)
+        if party.email:
+            _add(_add(point, "ram:EmailURIUniversalCommunication"), "ram:URIID", party.email)
     _address(element, party.address)
-    if party.email:
-        _add(_add(element, "ram:URIUniversalCommunication"), "ram:URIID", party.email, schemeID="EM")
+    address, scheme = electronic_address(party)
+    if address:
+        _add(_add(element, "ram:URIUniversalCommunication"), "ram:URIID", address, schemeID=scheme)
     if party.vat_id:
         _add(_add(element, "ram:SpecifiedTaxRegistration"), "ram:ID", party.vat_id, schemeID="VA")
 
@@ -90,7 +110,8 @@ def cii_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
     credit = isinstance(invoice, CreditNoteIssued)
     root = ET.Element(f"{{{NS['rsm']}}}CrossIndustryInvoice")
     context = _add(root, "rsm:ExchangedDocumentContext")
-    _add(_add(context, "ram:GuidelineSpecifiedDocumentContextParameter"), "ram:ID", "urn:cen.eu:en16931:2017")
+    _add(_add(context, "ram:BusinessProcessSpecifiedDocumentContextParameter"), "ram:ID", PEPPOL_BILLING)
+    _add(_add(context, "ram:GuidelineSpecifiedDocumentContextParameter"), "ram:ID", specification(invoice))
     document = _add(root, "rsm:ExchangedDocument")
     _add(document, "ram:ID", invoice.number)
     _add(document, "ram:TypeCode", "381" if credit else "380")
@@ -128,6 +149,8 @@ def cii_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
             "ram:IBANID",
             invoice.seller.bank_account.replace(" ", ""),
         )
+    elif credit and specification(invoice) == XRECHNUNG:  # BR-DE-1: payment instructions, even on a credit
+        _add(_add(settlement, "ram:SpecifiedTradeSettlementPaymentMeans"), "ram:TypeCode", CLEARING)
     for subtotal in invoice.vat:
         tax = _add(settlement, "ram:ApplicableTradeTax")
         _add(tax, "ram:CalculatedAmount", _money(subtotal.vat))
@@ -219,4 +242,49 @@ def facturx_pdf(pdf: bytes, invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
         pdf_metadata=metadata,
         lang=invoice.language,
     )
-    return made  # type: ignore[no-any-return]
+    return agreeing_metadata(made, metadata["keywords"], CONFORMANCE_LEVELS[specification(invoice)])
+
+
+PRODUCER = "jobstream (xhtml2pdf, pikepdf, factur-x)"
+CONFORMANCE_LEVELS = {EN16931: "EN 16931", XRECHNUNG: "XRECHNUNG", CIUS_RO: "EN 16931"}  # BT-24 -> fx:ConformanceLevel
+RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+PDF_NS = "http://ns.adobe.com/pdf/1.3/"
+FX_NS = "urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#"
+
+
+def agreeing_metadata(pdf: bytes, keywords: str, level: str) -> bytes:
+    """The document information dictionary and the XMP saying the same, as PDF/A-3 wants:
+    one Producer in both (the factur-x package leaves xhtml2pdf's in the dictionary and its
+    own in the XMP), the Keywords in both, ``rdf:about`` on every ``rdf:Description``, and
+    fx:ConformanceLevel the embedded XML's profile (XRECHNUNG for XRechnung's BT-24)."""
+    import pikepdf
+    from lxml import etree
+
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        xmp = etree.fromstring(document.Root.Metadata.read_bytes())
+        descriptions = xmp.findall(f".//{{{RDF}}}Description")
+        for description in descriptions:
+            description.set(f"{{{RDF}}}about", "")
+        producer = xmp.find(f".//{{{PDF_NS}}}Producer")
+        if producer is None:
+            producer = etree.SubElement(descriptions[0], f"{{{PDF_NS}}}Producer")
+        producer.text = PRODUCER
+        written = producer.getparent()
+        assert written is not None
+        etree.SubElement(written, f"{{{PDF_NS}}}Keywords").text = keywords
+        conformance = xmp.find(f".//{{{FX_NS}}}ConformanceLevel")
+        if conformance is not None:
+            conformance.text = level
+        packet = (
+            b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+            + etree.tostring(xmp, encoding="UTF-8")
+            + b'\n<?xpacket end="w"?>'
+        )
+        stream = document.make_stream(packet)
+        stream.Type, stream.Subtype = pikepdf.Name.Metadata, pikepdf.Name.XML
+        document.Root.Metadata = stream
+        document.docinfo[pikepdf.Name.Producer] = PRODUCER
+        document.docinfo[pikepdf.Name.Keywords] = keywords
+        out = io.BytesIO()
+        document.save(out)
+        return out.getvalue()

@@ -26,6 +26,7 @@ from events.contract import (
     ActivityRemoved,
     Address,
     BillingKind,
+    Contact,
     CustomerDetailsChanged,
     CustomerRegistered,
     Event,
@@ -292,11 +293,13 @@ class Seller(Struct, frozen=True, kw_only=True):
     bank_account: str = ""
     timezone: str = "UTC"
     material_vat_rate: Decimal = Decimal(23)
+    contact: Contact = Contact()  # the e-invoices' contact point and electronic address (XRechnung wants them)
 
     def party(self) -> Party:
-        return Party(
+        party = Party(
             name=self.name, address=self.address, vat_id=self.vat_id, email=self.email, bank_account=self.bank_account
         )
+        return structs.replace(party, contact=self.contact) if self.contact != Contact() else party
 
 
 class Bill(Struct, frozen=True, kw_only=True):

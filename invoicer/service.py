@@ -29,11 +29,8 @@ log = logging.getLogger("invoicer")
 async def serve(env: dict[str, str], part: str = "all", stop: asyncio.Event | None = None) -> None:
     """Run the invoicer, the document writer, or both, until ``stop`` (else SIGINT or SIGTERM)."""
     settings = Settings.from_env(env)
-    if not settings.seller.vat_id:
-        log.warning(
-            "JOBSTREAM_COMPANY_VAT_ID is not set: invoices will lack the seller's VAT id, "
-            "and their e-invoices will not pass EN 16931 (BR-S-02, BR-CO-26)"
-        )
+    for missing in settings.missing():
+        log.warning("%s", missing)
     connection = await NatsConnection.open_on_running_loop(StreamSettings.from_env(env))
     await connection.ensure_stream_async()
     stop = stop or stop_on_signals()

@@ -48,10 +48,12 @@ from events.contract.customer import (
 )
 from events.contract.document import (
     DOCUMENT_FIELDS,
+    Contact,
     InvoiceLine,
     IssuedDocumentBase,
     Party,
     VatSubtotal,
+    contact_of,
 )
 from events.contract.failure import (
     FAILURES,

@@ -8,9 +8,22 @@ from decimal import Decimal
 from typing import Protocol
 from uuid import UUID
 
-from msgspec import Struct
+from msgspec import UNSET, Struct, UnsetType
 
 from events.contract.values import Address
+
+
+class Contact(Struct, frozen=True, kw_only=True):
+    """Where a party's e-invoices go and whom to ask about them: the seller's contact point
+    (BG-6, which XRechnung requires with a phone) and its electronic address (BT-34/BT-49)."""
+
+    name: str = ""
+    phone: str = ""
+    electronic_address: str = ""
+    electronic_address_scheme: str = ""  # EAS code: EM an email, 0204 a Leitweg-ID, 9930 a German VAT id
+
+
+NO_CONTACT = Contact()
 
 
 class Party(Struct, frozen=True, kw_only=True):
@@ -19,6 +32,14 @@ class Party(Struct, frozen=True, kw_only=True):
     vat_id: str = ""
     email: str = ""
     bank_account: str = ""
+    # Written only when given (msgspec leaves an UNSET field out), so the documents stored
+    # before it existed still encode to the bytes in the stream.
+    contact: Contact | UnsetType = UNSET
+
+
+def contact_of(party: Party) -> Contact:
+    """The party's contact, or an empty one."""
+    return party.contact if isinstance(party.contact, Contact) else NO_CONTACT
 
 
 class InvoiceLine(Struct, frozen=True, kw_only=True):
