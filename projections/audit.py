@@ -4,7 +4,7 @@ as-of, rebuild, export.
     jobstream audit replay [--job ID] [--customer ID] [--type T] [--from T] [--to T]
                            [--after N] [--until N] [--json]
     jobstream audit verify [--checkpoints FILE]
-    jobstream audit reconcile [--held-hours 24] [--now 2026-11-23T10:00:00Z]
+    jobstream audit reconcile [--held-hours 24] [--now 2026-11-23T10:00:00Z] [--ksef] [--ksef-days 1]
     jobstream audit checkpoint
     jobstream audit as-of --job ID --at 2026-11-23T10:00:00Z [--json]
     jobstream audit rebuild [--into URL]
@@ -29,10 +29,11 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import msgspec
 from eventsourcing.persistence import Notification, PersistenceError
@@ -51,6 +52,9 @@ from events.contract import (
     JobNotBilled,
     JobReopened,
     JobRequested,
+    KsefAccepted,
+    KsefDocumentPrepared,
+    KsefIssuedOffline,
     ProformaIssued,
     decode_event,
     event_hash,
@@ -706,6 +710,10 @@ COLUMNS = [
 HELD_HOURS = 24.0  # JOBSTREAM_AUDIT_HELD_HOURS: how long a completed job may wait for the office
 
 
+KSEF_DAYS = 1  # JOBSTREAM_AUDIT_KSEF_DAYS: business days after issue an online document has to reach KSeF
+POLAND = ZoneInfo("Europe/Warsaw")
+
+
 class Reconciliation(msgspec.Struct, kw_only=True):
     """Every completed job against its billing: what the accountant signs off."""
 
@@ -713,6 +721,9 @@ class Reconciliation(msgspec.Struct, kw_only=True):
     invoiced: int = 0
     not_billed: dict[str, int] = {}  # reason -> jobs
     held: list[str] = []  # job: reason, waiting for the office
+    ksef_documents: int = 0  # Polish documents that must reach KSeF
+    ksef_accepted: int = 0
+    ksef_waiting: list[str] = []  # not yet accepted, still within their deadline
     problems: list[str] = []
 
     @property
@@ -727,12 +738,15 @@ async def reconcile(
     now: datetime | None = None,
     held_limit: timedelta = timedelta(hours=HELD_HOURS),
     checkpoints: Sequence[Checkpoint] = (),
+    ksef_all_polish: bool = False,
+    ksef_days: int = KSEF_DAYS,
 ) -> Reconciliation:
     """From the stream alone: each completed job has exactly one invoice or an explicit reason
     it is not billed; no job has two invoices; each series' numbers run 1, 2, 3 ... without a
     gap, and each number allocated numbers a document that is in the stream; no completed job
-    has been held for the office longer than ``held_limit`` (by ``now``); and the stream still
-    reaches the head of every checkpoint (``verify`` compares their digests)."""
+    has been held for the office longer than ``held_limit`` (by ``now``); every Polish document
+    that must reach KSeF has its KSeF number by its deadline (``_reconcile_ksef``); and the
+    stream still reaches the head of every checkpoint (``verify`` compares their digests)."""
     now = now or datetime.now(UTC)
     settled: dict[UUID, str] = {}  # job -> the billing decision since its last completion ("" = none)
     reasons: dict[UUID, str] = {}
@@ -742,7 +756,13 @@ async def reconcile(
     allocated: dict[UUID, tuple[InvoiceNumberAllocated, int]] = {}  # document -> its number, at a position
     documents: set[UUID] = set()
     invoiced_by: dict[UUID, tuple[UUID, JobInvoiced, int]] = {}  # invoice -> the job it bills
+    polish: dict[UUID, InvoiceIssued | CreditNoteIssued] = {}  # a Polish seller's invoices and credit notes
+    ksef = KsefFacts()
     async for notification, event in events(connection, progress=progress):
+        if isinstance(event, InvoiceIssued | CreditNoteIssued) and _polish(event):
+            polish[event.id] = event
+        elif isinstance(event, KsefDocumentPrepared | KsefAccepted | KsefIssuedOffline):
+            ksef.add(event)
         match event:
             case JobCompleted():
                 settled[event.id] = ""  # waits for a billing decision
@@ -812,6 +832,7 @@ async def reconcile(
                 f"job {job} was invoiced at position {position} by invoice {invoiced.number} "
                 f"({invoice}), which is not in the stream"
             )
+    _reconcile_ksef(result, polish, ksef, now, ksef_all_polish, ksef_days)
     if checkpoints:
         head = await connection.last_position()
         reach = max(checkpoints, key=lambda c: c.head)
@@ -822,6 +843,86 @@ async def reconcile(
                 "names what is gone)"
             )
     return result
+
+
+@dataclass
+class KsefFacts:
+    """What the stream says of each document's way through KSeF."""
+
+    prepared: set[UUID] = field(default_factory=set)
+    accepted: set[UUID] = field(default_factory=set)
+    offline_until: dict[UUID, datetime] = field(default_factory=dict)
+
+    def add(self, event: KsefDocumentPrepared | KsefAccepted | KsefIssuedOffline) -> None:
+        match event:
+            case KsefDocumentPrepared():
+                self.prepared.add(event.id)
+            case KsefAccepted():
+                self.accepted.add(event.id)
+            case KsefIssuedOffline():
+                self.offline_until[event.id] = event.deadline
+
+
+def _polish(document: InvoiceIssued | CreditNoteIssued) -> bool:
+    address = document.seller.address
+    return address is not None and address.country.upper() == "PL"
+
+
+def _reconcile_ksef(
+    result: Reconciliation,
+    polish: dict[UUID, InvoiceIssued | CreditNoteIssued],
+    ksef: KsefFacts,
+    now: datetime,
+    all_polish: bool,
+    days: int,
+) -> None:
+    """Each Polish document that must be in KSeF has its KSeF number, or is still within its
+    deadline. A document must be in KSeF when its FA(3) was prepared (it has a KSeF aggregate),
+    and, with ``all_polish`` (KSeF was configured all along), every Polish invoice and credit
+    note, so that one the KSeF consumer never took is reported too. The deadline of a document
+    issued offline is the one recorded with it; of any other, the end of the ``days``-th
+    business day in Poland after its issue date."""
+    for id, document in polish.items():
+        if id not in ksef.prepared and not all_polish:
+            continue
+        result.ksef_documents += 1
+        if id in ksef.accepted:
+            result.ksef_accepted += 1
+            continue
+        offline = ksef.offline_until.get(id)
+        deadline = offline or ksef_deadline(document.issue_date, days)
+        kind = "credit note" if isinstance(document, CreditNoteIssued) else "invoice"
+        what = "issued offline" if offline else "prepared for KSeF" if id in ksef.prepared else "never sent to KSeF"
+        if now > deadline:
+            result.problems.append(
+                f"{kind} {document.number} ({id}) has no KSeF number past its deadline {iso(deadline)} ({what})"
+            )
+        else:
+            result.ksef_waiting.append(f"{kind} {document.number}: {what}, by {iso(deadline)}")
+
+
+def ksef_deadline(issued_on: date, days: int = KSEF_DAYS) -> datetime:
+    """The end (23:59:59 in Poland) of the ``days``-th business day after ``issued_on``, in UTC."""
+    day = issued_on
+    for _ in range(max(days, 0)):
+        day += timedelta(days=1)
+        while day.weekday() >= 5 or day in _polish_holidays(day.year):
+            day += timedelta(days=1)
+    return datetime.combine(day, time(23, 59, 59), POLAND).astimezone(UTC)
+
+
+def _polish_holidays(year: int) -> frozenset[date]:
+    """Poland's public holidays, as the KSeF consumer counts business days (ustawa o dniach
+    wolnych od pracy; Christmas Eve from 2025)."""
+    a, b, c = year % 19, year // 100, year % 100
+    h = (19 * a + b - b // 4 - (b - (b + 8) // 25 + 1) // 3 + 15) % 30
+    m = (32 + 2 * (b % 4) + 2 * (c // 4) - h - c % 4) % 7
+    month, day = divmod(h + m - 7 * ((a + 11 * h + 22 * m) // 451) + 114, 31)
+    sunday = date(year, month, day + 1)  # Easter (Meeus/Jones/Butcher)
+    fixed = [(1, 1), (1, 6), (5, 1), (5, 3), (8, 15), (11, 1), (11, 11), (12, 25), (12, 26)]
+    fixed += [(12, 24)] if year >= 2025 else []
+    moving = [sunday, sunday + timedelta(days=1), sunday + timedelta(days=49), sunday + timedelta(days=60)]
+    return frozenset([date(year, mo, d) for mo, d in fixed] + moving)
 
 
 def _hours(span: timedelta) -> str:
@@ -1069,7 +1170,13 @@ async def _command(
         bar = Bar(await connection.last_position(), "reconciling")
         limit = timedelta(hours=args.held_hours)
         found = await reconcile(
-            connection, bar, now=_moment(args.now) if args.now else None, held_limit=limit, checkpoints=known
+            connection,
+            bar,
+            now=_moment(args.now) if args.now else None,
+            held_limit=limit,
+            checkpoints=known,
+            ksef_all_polish=args.ksef,
+            ksef_days=args.ksef_days,
         )
         bar.close()
         found.problems.extend(problems)
@@ -1080,10 +1187,22 @@ async def _command(
         )
         for held in found.held:
             print(f"  held  {held}")
+        if found.ksef_documents:
+            print(
+                f"{found.ksef_documents} Polish documents for KSeF: {found.ksef_accepted} with their KSeF number, "
+                f"{len(found.ksef_waiting)} still within their deadline."
+            )
+        for waiting in found.ksef_waiting:
+            print(f"  KSeF  {waiting}")
         if found.whole:
             print(
                 "Every completed job has exactly one invoice, a reason it is not billed, or has been held "
-                "less long than allowed; every series' numbers run without a gap, each on its document."
+                "less long than allowed; every series' numbers run without a gap, each on its document"
+                + (
+                    "; every Polish document has its KSeF number or is within its deadline."
+                    if found.ksef_documents
+                    else "."
+                )
             )
             return 0
         print(f"{len(found.problems)} problem(s):")
@@ -1218,6 +1337,20 @@ def parser() -> argparse.ArgumentParser:
         f"JOBSTREAM_AUDIT_HELD_HOURS, else {HELD_HOURS:g})",
     )
     sub.add_argument("--now", help="judge how long jobs were held as at this moment (default: now)")
+    sub.add_argument(
+        "--ksef",
+        action="store_true",
+        default=None,
+        help="every Polish invoice and credit note must be in KSeF, also one never sent (default: when KSEF_URL "
+        "is set); without it, the documents whose FA(3) was prepared",
+    )
+    sub.add_argument(
+        "--ksef-days",
+        type=int,
+        default=None,
+        help="business days after issue an online document has to reach KSeF (default: "
+        f"JOBSTREAM_AUDIT_KSEF_DAYS, else {KSEF_DAYS})",
+    )
     sub = commands.add_parser(
         "checkpoint", help="record the stream's head and the digest of the whole log, outside the stream"
     )
@@ -1245,6 +1378,14 @@ def main(argv: list[str] | None = None) -> int:
             args.held_hours = float(os.environ.get("JOBSTREAM_AUDIT_HELD_HOURS") or HELD_HOURS)
         except ValueError:
             raise SystemExit("jobstream audit: JOBSTREAM_AUDIT_HELD_HOURS is not a number of hours") from None
+    if getattr(args, "audit_command", "") == "reconcile":
+        if args.ksef is None:
+            args.ksef = bool(os.environ.get("KSEF_URL"))
+        if args.ksef_days is None:
+            try:
+                args.ksef_days = int(os.environ.get("JOBSTREAM_AUDIT_KSEF_DAYS") or KSEF_DAYS)
+            except ValueError:
+                raise SystemExit("jobstream audit: JOBSTREAM_AUDIT_KSEF_DAYS is not a number of days") from None
     if not env["NATS_URL"]:
         raise SystemExit("jobstream audit: NATS_URL is not set; is jobstream running?")
     try:

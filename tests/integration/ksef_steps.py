@@ -1,5 +1,6 @@
 """Polish invoices issued for real, and their way through KSeF appended as the submitting
-consumer appends it: to the document's own id, at its next version, sealed like any event."""
+consumer appends it: to the document's KSeF aggregate (``ksef_id``), each event naming the
+document, sealed like any event."""
 
 from __future__ import annotations
 
@@ -20,13 +21,8 @@ from events.contract import (
     KsefUpoStored,
     event_hash,
 )
-from events.jetstream import (
-    EXPECTED_LAST_SUBJECT_SEQUENCE,
-    TOPIC_HEADER,
-    VERSION_HEADER,
-    NatsConnection,
-    StreamSettings,
-)
+from events.contract.ksef import ksef_id
+from events.jetstream import NatsConnection, StreamSettings
 from events.wire import seal
 from services.application import JobstreamApp
 from tests.integration.conftest import Api, stored
@@ -90,43 +86,23 @@ def polish_invoices(api: Api, env: dict[str, str], count: int, email: str = "") 
 
 
 def append(app: JobstreamApp, env: dict[str, str], document_id: UUID, *events: Event) -> int:
-    """KSeF's events for the document, appended after its last event (the KSeF aggregate has
-    the document's own id: its subject is events.ksef.<id>, its versions follow the
-    document's), checked against that last event with the wildcard form of JetStream's
-    expected-last-subject-sequence; the stream position of the last."""
-    before = app.history(document_id)
+    """KSeF's events for the document (each names it), appended to its KSeF aggregate
+    (``ksef_id``) at its next version, as the KSeF consumer appends them; the stream
+    position of the last."""
+    aggregate = ksef_id(document_id)
+    before = app.history(aggregate)
     sealed = seal(
-        document_id,
+        aggregate,
         before[-1].originator_version if before else 0,
         event_hash(before[-1].state) if before else "",
         list(events),
         now=datetime.now(UTC),
-        actor_id="ksef",
+        actor_id="invoicer-ksef",
         actor_role="system",
         command_id=f"ksef:{uuid.uuid4()}",
         correlation_id=str(document_id),
     )
-
-    async def publish() -> int:
-        connection = await NatsConnection.open_on_running_loop(StreamSettings.from_env(env))
-        try:
-            settings = connection.settings
-            last = await connection.last_message(settings.aggregate_filter("events", document_id))
-            messages = []
-            for n, event in enumerate(sealed):
-                headers = {TOPIC_HEADER: event.topic, VERSION_HEADER: str(event.originator_version)}
-                if n == 0:
-                    headers[EXPECTED_LAST_SUBJECT_SEQUENCE] = str(int(last.headers["Nats-Sequence"]) if last else 0)
-                    headers[EXPECTED_LAST_SUBJECT_SEQUENCE + "-Subject"] = settings.aggregate_filter(
-                        "events", document_id
-                    )
-                messages.append((settings.subject("events", event.topic, document_id), event.state, headers))
-            position, _count = await connection.publish(messages)
-            return position  # type: ignore[no-any-return]
-        finally:
-            await connection.aclose()
-
-    return asyncio.run(publish())
+    return app.recorder.insert_events(sealed)[-1]  # type: ignore[no-any-return]
 
 
 def prepared(invoice: InvoiceIssued) -> KsefDocumentPrepared:
