@@ -27,8 +27,8 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
 import msgspec
@@ -58,6 +58,9 @@ from invoicer.ksef.submission import (
     fold,
     next_step,
 )
+
+if TYPE_CHECKING:
+    from invoicer.ksef.client import KsefClient, OnlineSession
 
 log = logging.getLogger("invoicer.ksef")
 
@@ -101,11 +104,15 @@ class KsefSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 class KsefFailed(Exception):
     """KSeF did not take the request now: tried again later. ``unavailable``: it did not
-    answer or could not (network, 5xx), not a rate limit."""
+    answer or could not (network, 5xx), not a rate limit; ``session_gone``: the online
+    session is closed or unknown, so the next send opens another."""
 
-    def __init__(self, reason: str, retry_after: float | None = None, unavailable: bool = True) -> None:
+    def __init__(
+        self, reason: str, retry_after: float | None = None, unavailable: bool = True, session_gone: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason, self.retry_after, self.unavailable = reason, retry_after, unavailable
+        self.session_gone = session_gone
 
 
 class KsefRefusedDocument(Exception):
@@ -125,7 +132,9 @@ class Ksef(Protocol):
 
     async def send(self, session: str, fa3: bytes, *, offline: bool) -> str: ...  # the invoice's reference
 
-    async def status(self, session: str, invoice: str) -> Accept | Refuse | None: ...  # None: still processing
+    async def status(
+        self, session: str, invoice: str, *, number: str, issue_date: date
+    ) -> Accept | Refuse | None: ...  # None: still processing; a duplicate is Accept(duplicate=True)
 
     async def upo(self, session: str, invoice: str, ksef_number: str) -> bytes: ...
 
@@ -314,7 +323,12 @@ class KsefSubmitter(Consumer):
         if action == "poll":
             assert state.sent is not None
             try:
-                answer = await self.ksef.status(state.sent.session_reference, state.sent.invoice_reference)
+                answer = await self.ksef.status(
+                    state.sent.session_reference,
+                    state.sent.invoice_reference,
+                    number=state.prepared.number if state.prepared else "",
+                    issue_date=state.prepared.issue_date if state.prepared else now.date(),
+                )
             except KsefFailed as failed:
                 return await self._failed(stored, state, failed)
             if answer is None:
@@ -344,7 +358,7 @@ class KsefSubmitter(Consumer):
         try:
             invoice = await self.ksef.send(session, fa3, offline=state.offline is not None)
         except KsefFailed as failed:
-            if failed.unavailable:
+            if failed.unavailable or failed.session_gone:
                 self.session = None  # opened again when KSeF answers
             return await self._failed(stored, state, failed)
         except KsefRefusedDocument as refused:
@@ -452,9 +466,125 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
 # --- the process ---------------------------------------------------------------------------------
 
 
+class ClientKsef:
+    """The KSeF API client (invoicer.ksef.client) as the sender uses it: its errors turned
+    into the sender's (``Transient`` into ``KsefFailed``, a refusal of the invoice into
+    ``Refuse`` or ``KsefRefusedDocument``, ``Duplicate`` into ``Accept(duplicate=True)`` with the
+    number KSeF gave or looked up), its online sessions kept by reference. The client
+    refreshes the access token itself (before it expires, or on a 401) and authenticates anew
+    when the refresh token has expired too."""
+
+    def __init__(self, client: KsefClient) -> None:
+        self.client = client
+        self.sessions: dict[str, OnlineSession] = {}
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> ClientKsef:
+        from invoicer.ksef.client import KsefClient, KsefConfig
+
+        config = KsefConfig.from_env(env)
+        if config is None:
+            raise SystemExit("jobstream: KSEF_URL is not set")
+        return cls(KsefClient(config))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def open_session(self) -> str:
+        from invoicer.ksef.client import KsefError
+
+        try:
+            session = await self.client.open_online_session()
+        except KsefError as error:
+            raise _failure(error) from error
+        self.sessions[session.reference_number] = session
+        return session.reference_number
+
+    async def send(self, session: str, fa3: bytes, *, offline: bool) -> str:
+        from invoicer.ksef.client import KsefError, Refused
+
+        opened = self.sessions.get(session)
+        if opened is None:
+            raise KsefFailed(
+                f"the online session {session} is not this process's", unavailable=False, session_gone=True
+            )
+        try:
+            sent = await self.client.send_invoice(opened, fa3, offline=offline)
+        except Refused as refused:
+            raise KsefRefusedDocument(refused.code, refused.reason, list(refused.details)) from refused
+        except KsefError as error:
+            raise _failure(error) from error
+        return sent.reference_number
+
+    async def status(self, session: str, invoice: str, *, number: str, issue_date: date) -> Accept | Refuse | None:
+        from invoicer.ksef.client import Accepted, Duplicate, KsefError, Refused
+
+        try:
+            answer = await self.client.invoice_status(session, invoice)
+        except Duplicate as duplicate:
+            try:
+                found = await self.client.find_ksef_number(number, issue_date)
+            except KsefError as error:
+                raise _failure(error) from error
+            if found is None and not duplicate.ksef_number:
+                raise KsefFailed(f"KSeF says {number} is a duplicate but not of which", unavailable=False) from None
+            ksef_number = duplicate.ksef_number or (found.ksef_number if found else "")
+            accepted_at = found.acquired_at if found is not None else _numbered_on(ksef_number)
+            return Accept(ksef_number=ksef_number, accepted_at=accepted_at, duplicate=True)
+        except Refused as refused:
+            return Refuse(code=refused.code, reason=refused.reason, details=list(refused.details))
+        except KsefError as error:
+            raise _failure(error) from error
+        if isinstance(answer, Accepted):
+            return Accept(ksef_number=answer.ksef_number, accepted_at=answer.acquired_at.astimezone(UTC))
+        return None
+
+    async def upo(self, session: str, invoice: str, ksef_number: str) -> bytes:
+        """The UPO of the invoice as sent; for a duplicate, the original's, from its session."""
+        from invoicer.ksef.client import Duplicate, KsefError
+
+        try:
+            try:
+                await self.client.invoice_status(session, invoice)
+            except Duplicate as duplicate:
+                return await self.client.upo_by_ksef_number(duplicate.original_session or session, ksef_number)
+            return await self.client.upo(session, invoice)
+        except KsefError as error:
+            raise _failure(error) from error
+
+    async def close_session(self, session: str) -> None:
+        from invoicer.ksef.client import KsefError
+
+        self.sessions.pop(session, None)
+        try:
+            await self.client.close_session(session)
+        except KsefError as error:
+            raise _failure(error) from error
+
+
+def _failure(error: Exception) -> KsefFailed:
+    """A client error as the sender's ``KsefFailed``: KSeF not answering or failing (the network,
+    5xx) is unavailability, its rate limit, a closed session or a refused token is not."""
+    from invoicer.ksef.client import Refused, SessionClosed, Transient
+
+    if isinstance(error, SessionClosed):
+        return KsefFailed(error.reason, error.retry_after, unavailable=False, session_gone=True)
+    if isinstance(error, Transient):
+        return KsefFailed(error.reason, error.retry_after, unavailable="rate limit" not in error.reason)
+    if isinstance(error, Refused):
+        return KsefFailed(f"KSeF refused the request: {error}", unavailable=False)
+    return KsefFailed(f"{type(error).__name__}: {error}", unavailable=False)  # AuthExpired: the token itself
+
+
+def _numbered_on(ksef_number: str) -> datetime:
+    """The day a KSeF number was given (NIP-YYYYMMDD-...), at midnight UTC."""
+    day = ksef_number.split("-")[1]
+    return datetime(int(day[:4]), int(day[4:6]), int(day[6:8]), tzinfo=UTC)
+
+
 def client_api(settings: KsefSettings, env: dict[str, str]) -> Ksef:
     """The KSeF API client (invoicer.ksef.client) as the sender uses it."""
-    raise SystemExit("jobstream: the KSeF client (invoicer.ksef.client) is not there yet")
+    return ClientKsef.from_env(env)
 
 
 async def serve(env: dict[str, str], stop: asyncio.Event | None = None) -> None:

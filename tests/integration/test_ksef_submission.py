@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 from xml.etree import ElementTree as ET
 
@@ -42,6 +42,7 @@ from events.contract import (
 from events.contract.ksef import (
     KsefAccepted,
     KsefAttemptFailed,
+    KsefDeadlineNear,
     KsefDocumentPrepared,
     KsefEvent,
     KsefHeld,
@@ -53,13 +54,17 @@ from events.contract.ksef import (
 )
 from events.jetstream import NatsConnection, StreamSettings
 from invoicer.invoicing import Invoicer
+from invoicer.ksef.client import KsefClient
 from invoicer.ksef.submission import Accept, Refuse, SubmissionSettings
-from invoicer.ksef.submitter import KsefFailed, KsefSettings, KsefSubmitter
+from invoicer.ksef.submitter import ClientKsef, Ksef, KsefFailed, KsefSettings, KsefSubmitter
 from invoicer.pricing import Seller
 from invoicer.settings import Settings
 from services.application import JobstreamApp
 from services.domain.common import Actor
 from tests.integration.conftest import stored
+
+if TYPE_CHECKING:  # the stand-in is imported by the tests that use it (it takes seconds)
+    from tests.ksef_standin.server import StandIn
 
 OFFICE = Actor(id="olga", role=Role.OFFICE)
 NIP = "5261040828"
@@ -167,7 +172,7 @@ class MinistryDesk:
             raise Died
         return reference
 
-    async def status(self, session: str, invoice: str) -> Accept | Refuse | None:
+    async def status(self, session: str, invoice: str, *, number: str, issue_date: date) -> Accept | Refuse | None:
         self._check()
         outcome, number, _, _ = self.taken[invoice]
         if outcome == "refused":
@@ -215,15 +220,22 @@ def issue(env: dict[str, str], settings: Settings = POLISH) -> None:
     run(env, lambda c: Invoicer(c, settings).catch_up())
 
 
-def submit(env: dict[str, str], desk: MinistryDesk, clock: Clock, **settings: Any) -> KsefSubmitter:
-    """One submitter: prepares what the stream holds, then sends whatever is due."""
+def submit(env: dict[str, str], desk: Ksef | Callable[[], ClientKsef], clock: Clock, **settings: Any) -> KsefSubmitter:
+    """One submitter, as a process that starts, works and stops: prepares what the stream
+    holds, then sends whatever is due. ``desk`` is a KSeF, or makes the client of one (its
+    HTTP connections live on this run's loop)."""
 
     async def work(connection: NatsConnection) -> KsefSubmitter:
-        submitter = KsefSubmitter(connection, desk, SETTINGS if not settings else _settings(**settings), clock)
-        await submitter.catch_up()
-        await submitter.recover()
-        await submitter.send_due()
-        await submitter.close_session()
+        ksef = desk() if callable(desk) else desk
+        submitter = KsefSubmitter(connection, ksef, SETTINGS if not settings else _settings(**settings), clock)
+        try:
+            await submitter.catch_up()
+            await submitter.recover()
+            await submitter.send_due()
+            await submitter.close_session()
+        finally:
+            if isinstance(ksef, ClientKsef):
+                await ksef.aclose()
         return submitter
 
     return run(env, work)
@@ -399,6 +411,26 @@ def test_an_outage_issues_the_invoice_offline_and_it_is_sent_when_ksef_is_back(
     assert [offline for _, _, _, offline in desk.taken.values()] == [True]  # sent as an offline invoice
 
 
+def test_the_office_is_warned_once_as_an_offline_invoices_deadline_nears(
+    jobstream: JobstreamApp, office: Office, stream_env: dict[str, str]
+) -> None:
+    office.completed_job()
+    issue(stream_env)
+    ((invoice,),) = stored(jobstream, InvoiceIssued)
+    desk, clock = MinistryDesk(), Clock()
+    desk.down = True
+    submit(stream_env, desk, clock)
+    offline = _decoded(jobstream, invoice.id)[-1]
+    assert isinstance(offline, KsefIssuedOffline)
+
+    clock.now = offline.deadline - SubmissionSettings().deadline_warning  # KSeF still down all the while
+    submit(stream_env, desk, clock)
+    submit(stream_env, desk, clock)
+
+    warned = [e for e in _decoded(jobstream, invoice.id) if isinstance(e, KsefDeadlineNear)]
+    assert [w.deadline for w in warned] == [offline.deadline]
+
+
 def test_an_invoice_that_would_not_pass_is_held_with_the_field_and_never_sent(
     jobstream: JobstreamApp, office: Office, stream_env: dict[str, str]
 ) -> None:
@@ -487,3 +519,245 @@ async def until_stored(connection: NatsConnection, document: UUID, last: type, t
                 await woken.wait()
     finally:
         await subscription.unsubscribe()
+
+
+# --- against the KSeF stand-in, over HTTP, through the real client --------------------------------
+
+STANDIN_NIP = "5265877635"  # tests.ksef_standin.server.TEST_NIP: the context its token signs in to
+STANDIN_SELLER = Settings(
+    seller=Seller(
+        name="Instalacje Demo sp. z o.o.",
+        address=WARSAW,
+        vat_id=f"PL{STANDIN_NIP}",
+        bank_account="PL61 1090 1014 0000 0712 1981 2874",
+        timezone="Europe/Warsaw",
+    )
+)
+
+
+def client_of(standin: StandIn) -> Callable[[], ClientKsef]:
+    return lambda: ClientKsef(KsefClient(standin.config()))
+
+
+class DiesAfterSending(ClientKsef):
+    """The real client, in a process killed once KSeF has the invoice, before its answer."""
+
+    async def send(self, session: str, fa3: bytes, *, offline: bool) -> str:
+        await super().send(session, fa3, offline=offline)
+        raise Died
+
+
+def test_a_day_of_invoices_through_the_standin_each_accepted_with_its_number_and_upo(
+    jobstream: JobstreamApp, office: Office, stream_env: dict[str, str], ksef_standin: StandIn
+) -> None:
+    czech_job = office.completed_job()
+    issue(stream_env, CZECH)
+    jobs = [office.completed_job(minutes=30 + 7 * n) for n in range(20)]
+    issue(stream_env, STANDIN_SELLER)
+
+    submit(stream_env, client_of(ksef_standin), Clock(datetime.now(UTC)))
+
+    (issued,) = stored(jobstream, InvoiceIssued)
+    accepted_there = {i.number: i for i in ksef_standin.accepted()}
+    assert len(accepted_there) == 20
+    for invoice in (i for i in issued if i.job_id in jobs):
+        events = _decoded(jobstream, invoice.id)
+        assert kinds(events) == ["KsefDocumentPrepared", "KsefSendStarted", "KsefSent", "KsefAccepted", "KsefUpoStored"]
+        prepared, _, sent, accepted, upo = events
+        assert isinstance(prepared, KsefDocumentPrepared) and isinstance(sent, KsefSent)
+        assert isinstance(accepted, KsefAccepted) and isinstance(upo, KsefUpoStored)
+        there = accepted_there[invoice.number]
+        assert (accepted.ksef_number, sent.invoice_reference) == (there.ksef_number, there.reference)
+        assert not accepted.duplicate and there.digest.sha256 == _b64_sha256(objects(stream_env, prepared.fa3_name))
+        receipt = objects(stream_env, upo.upo_name)
+        assert hashlib.sha256(receipt).hexdigest() == upo.upo_sha256 and there.ksef_number.encode() in receipt
+    assert len({i.session for i in ksef_standin.accepted()}) == 1  # one online session for them all
+    czech = next(i for i in issued if i.job_id == czech_job)
+    assert _decoded(jobstream, czech.id) == []
+
+
+def _b64_sha256(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def test_killed_after_the_standin_took_the_invoice_the_next_process_records_its_number_once(
+    jobstream: JobstreamApp, office: Office, stream_env: dict[str, str], ksef_standin: StandIn
+) -> None:
+    office.completed_job()
+    issue(stream_env, STANDIN_SELLER)
+    clock = Clock(datetime.now(UTC))
+
+    with pytest.raises(Died):
+        submit(stream_env, lambda: DiesAfterSending(KsefClient(ksef_standin.config())), clock)
+    ((invoice,),) = stored(jobstream, InvoiceIssued)
+    assert kinds(_decoded(jobstream, invoice.id)) == ["KsefDocumentPrepared", "KsefSendStarted"]
+    (first,) = ksef_standin.accepted()
+
+    clock.now += SubmissionSettings().send_lease
+    submit(stream_env, client_of(ksef_standin), clock)
+
+    events = _decoded(jobstream, invoice.id)
+    assert kinds(events)[2:] == ["KsefSendStarted", "KsefSent", "KsefAccepted", "KsefUpoStored"]
+    (accepted,) = [e for e in events if isinstance(e, KsefAccepted)]
+    assert accepted.duplicate and accepted.ksef_number == first.ksef_number
+    assert [i.ksef_number for i in ksef_standin.accepted()] == [first.ksef_number]  # KSeF has it once
+    upo = events[-1]
+    assert isinstance(upo, KsefUpoStored) and first.ksef_number.encode() in objects(stream_env, upo.upo_name)
+
+
+def test_a_content_refusal_from_the_standin_is_recorded_and_not_retried(
+    jobstream: JobstreamApp, office: Office, stream_env: dict[str, str], ksef_standin: StandIn
+) -> None:
+    office.completed_job()
+    issue(stream_env, STANDIN_SELLER)
+    ksef_standin.refuse_next_invoice("Błąd weryfikacji semantyki dokumentu faktury.")
+    clock = Clock(datetime.now(UTC))
+
+    submit(stream_env, client_of(ksef_standin), clock)
+    clock.now += timedelta(hours=1)
+    submit(stream_env, client_of(ksef_standin), clock)
+
+    ((invoice,),) = stored(jobstream, InvoiceIssued)
+    events = _decoded(jobstream, invoice.id)
+    assert kinds(events) == ["KsefDocumentPrepared", "KsefSendStarted", "KsefSent", "KsefRefused"]
+    refused = events[-1]
+    assert isinstance(refused, KsefRefused) and "semantyki" in refused.reason and refused.code
+    assert len(ksef_standin.invoices) == 1 and ksef_standin.accepted() == []
+
+
+def test_the_standin_down_then_up_the_invoice_goes_offline_and_is_accepted_when_it_is_back(
+    jobstream: JobstreamApp, office: Office, stream_env: dict[str, str], ksef_standin: StandIn
+) -> None:
+    office.completed_job()
+    issue(stream_env, STANDIN_SELLER)
+    clock = Clock(datetime.now(UTC))
+    ksef_standin.down()
+
+    submit(stream_env, client_of(ksef_standin), clock)
+    ((invoice,),) = stored(jobstream, InvoiceIssued)
+    events = _decoded(jobstream, invoice.id)
+    assert kinds(events) == ["KsefDocumentPrepared", "KsefAttemptFailed", "KsefIssuedOffline"]
+    failed, offline = events[1], events[2]
+    assert isinstance(failed, KsefAttemptFailed) and isinstance(offline, KsefIssuedOffline)
+    assert offline.mode == "unavailable" and offline.deadline > clock.now
+
+    ksef_standin.up()
+    clock.now = failed.retry_at
+    submit(stream_env, client_of(ksef_standin), clock)
+
+    assert kinds(_decoded(jobstream, invoice.id))[3:] == [
+        "KsefSendStarted",
+        "KsefSent",
+        "KsefAccepted",
+        "KsefUpoStored",
+    ]
+    (there,) = ksef_standin.accepted()
+    assert there.offline and there.number == invoice.number
+
+
+def test_a_rate_limit_waits_for_retry_after_and_then_the_invoice_is_accepted(
+    jobstream: JobstreamApp, office: Office, stream_env: dict[str, str], ksef_standin: StandIn
+) -> None:
+    office.completed_job()
+    issue(stream_env, STANDIN_SELLER)
+    clock = Clock(datetime.now(UTC))
+    ksef_standin.rate_limit_next(1, retry_after=7)
+
+    submit(stream_env, client_of(ksef_standin), clock)
+    ((invoice,),) = stored(jobstream, InvoiceIssued)
+    events = _decoded(jobstream, invoice.id)
+    assert kinds(events)[1:] in (["KsefAttemptFailed"], ["KsefSendStarted", "KsefAttemptFailed"])
+    failed = events[-1]
+    assert isinstance(failed, KsefAttemptFailed) and failed.retry_at == clock.now + timedelta(seconds=7)
+
+    clock.now = failed.retry_at
+    submit(stream_env, client_of(ksef_standin), clock)
+    assert kinds(_decoded(jobstream, invoice.id))[-2:] == ["KsefAccepted", "KsefUpoStored"]
+
+
+def test_an_invoice_the_standin_has_already_is_accepted_as_a_duplicate_with_its_number(
+    jobstream: JobstreamApp, office: Office, stream_env: dict[str, str], ksef_standin: StandIn
+) -> None:
+    office.completed_job()
+    issue(stream_env, STANDIN_SELLER)
+    ((invoice,),) = stored(jobstream, InvoiceIssued)
+    from invoicer.ksef.fa3 import fa3_invoice
+
+    async def sent_before() -> None:  # the same invoice, sent by another program
+        async with KsefClient(ksef_standin.config()) as client:
+            session = await client.open_online_session()
+            await client.wait_for_invoice(await client.send_invoice(session, fa3_invoice(invoice)))
+            await client.close_session(session)
+
+    asyncio.run(sent_before())
+    (before,) = ksef_standin.accepted()
+
+    submit(stream_env, client_of(ksef_standin), Clock(datetime.now(UTC)))
+
+    (accepted,) = [e for e in _decoded(jobstream, invoice.id) if isinstance(e, KsefAccepted)]
+    assert accepted.duplicate and accepted.ksef_number == before.ksef_number
+    assert len(ksef_standin.accepted()) == 1
+
+
+def test_an_expired_access_token_is_refreshed_and_sending_goes_on(
+    jobstream: JobstreamApp, office: Office, stream_env: dict[str, str], ksef_standin: StandIn
+) -> None:
+    office.completed_job()
+    issue(stream_env, STANDIN_SELLER)
+
+    async def work(connection: NatsConnection) -> None:
+        ksef = ClientKsef(KsefClient(ksef_standin.config()))
+        submitter = KsefSubmitter(connection, ksef, SETTINGS, Clock(datetime.now(UTC)))
+        try:
+            await submitter.catch_up()
+            await submitter.send_due()
+            ksef_standin.expire_access_tokens()  # every access token issued so far is refused now
+            await asyncio.to_thread(office.completed_job)
+            await asyncio.to_thread(issue, stream_env, STANDIN_SELLER)
+            await submitter.catch_up()
+            await submitter.send_due()
+            await submitter.close_session()
+        finally:
+            await ksef.aclose()
+
+    run(stream_env, work)
+
+    (issued,) = stored(jobstream, InvoiceIssued)
+    assert len(issued) == 2
+    for invoice in issued:
+        assert kinds(_decoded(jobstream, invoice.id))[-2:] == ["KsefAccepted", "KsefUpoStored"]
+    assert len(ksef_standin.accepted()) == 2
+
+
+def test_a_credit_note_names_the_corrected_invoices_ksef_number_and_is_accepted_as_a_correction(
+    jobstream: JobstreamApp, office: Office, stream_env: dict[str, str], ksef_standin: StandIn
+) -> None:
+    from events.contract import CreditNoteIssued, IssueCreditNote
+
+    office.completed_job()
+    issue(stream_env, STANDIN_SELLER)
+    clock = Clock(datetime.now(UTC))
+    submit(stream_env, client_of(ksef_standin), clock)
+    ((invoice,),) = stored(jobstream, InvoiceIssued)
+    (original,) = [e for e in _decoded(jobstream, invoice.id) if isinstance(e, KsefAccepted)]
+
+    jobstream.execute(invoice.id, IssueCreditNote(reason="Błędna stawka"), OFFICE)
+    issue(stream_env, STANDIN_SELLER)
+    submit(stream_env, client_of(ksef_standin), clock)
+
+    ((note,),) = stored(jobstream, CreditNoteIssued)
+    events = _decoded(jobstream, note.id)
+    assert kinds(events) == ["KsefDocumentPrepared", "KsefSendStarted", "KsefSent", "KsefAccepted", "KsefUpoStored"]
+    prepared = events[0]
+    assert isinstance(prepared, KsefDocumentPrepared)
+    assert (prepared.document_kind, prepared.invoice_type, prepared.number) == ("credit_note", "KOR", note.number)
+    assert original.ksef_number.encode() in objects(stream_env, prepared.fa3_name)  # NrKSeFFaKorygowanej
+    assert sorted(i.invoice_type for i in ksef_standin.accepted()) == ["KOR", "VAT"]
+
+
+def test_the_standins_nip_is_the_sellers(ksef_standin: StandIn) -> None:
+    from tests.ksef_standin.server import TEST_NIP
+
+    assert ksef_standin.config().nip == TEST_NIP == STANDIN_NIP
