@@ -16,6 +16,7 @@ from decimal import Decimal
 from xml.etree import ElementTree as ET
 
 from events.contract import Address, CreditNoteIssued, InvoiceIssued, InvoiceLine, Party, contact_of
+from invoicer import romania
 
 CREDIT_NOTE_NS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
 NS = {
@@ -54,12 +55,14 @@ def _amount(parent: ET.Element, tag: str, value: Decimal, currency: str) -> None
     _add(parent, tag, f"{value:.2f}", currencyID=currency)
 
 
-def _address(parent: ET.Element, address: Address | None) -> None:
+def _address(parent: ET.Element, address: Address | None, cius_ro: bool = False) -> None:
     postal = _add(parent, "cac:PostalAddress")
     if address is not None:
         _add(postal, "cbc:StreetName", address.street)
-        _add(postal, "cbc:CityName", address.city)
+        _add(postal, "cbc:CityName", romania.city(address) if cius_ro else address.city)
         _add(postal, "cbc:PostalZone", address.postal_code)
+        if cius_ro and romania.county(address):  # BR-RO-110/111: a Romanian address's county
+            _add(postal, "cbc:CountrySubentity", romania.county(address))
     _add(_add(postal, "cac:Country"), "cbc:IdentificationCode", address.country if address else "")
 
 
@@ -77,17 +80,20 @@ def electronic_address(party: Party) -> tuple[str, str]:
     return (party.email, "EM") if party.email else ("", "")
 
 
-def _party(parent: ET.Element, role: str, party: Party) -> None:
+def _party(parent: ET.Element, role: str, party: Party, cius_ro: bool = False) -> None:
     element = _add(_add(parent, role), "cac:Party")
     address, scheme = electronic_address(party)
     if address:
         _add(element, "cbc:EndpointID", address, schemeID=scheme)
-    _address(element, party.address)
+    _address(element, party.address, cius_ro)
     if party.vat_id:
         tax = _add(element, "cac:PartyTaxScheme")
         _add(tax, "cbc:CompanyID", party.vat_id)
         _add(_add(tax, "cac:TaxScheme"), "cbc:ID", "VAT")
-    _add(_add(element, "cac:PartyLegalEntity"), "cbc:RegistrationName", party.name)
+    legal = _add(element, "cac:PartyLegalEntity")
+    _add(legal, "cbc:RegistrationName", party.name)
+    if cius_ro and role == "cac:AccountingCustomerParty" and not party.vat_id:
+        _add(legal, "cbc:CompanyID", romania.CONSUMER_WITHOUT_CNP)  # BR-RO-120: a consumer without a CNP
     contact = contact_of(party)
     if party.email or contact.name or contact.phone:
         point = _add(element, "cac:Contact")
@@ -149,13 +155,20 @@ def ubl_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
     if invoice.reverse_charge:
         _add(root, "cbc:Note", REVERSE_CHARGE_NOTE)
     _add(root, "cbc:DocumentCurrencyCode", currency)
+    # CIUS-RO accounts VAT in lei (BR-RO-030, BT-6), its total in lei too (BR-53, BT-111). The
+    # event holds no exchange rate, so only a total of nothing (reverse charge, zero rate) can
+    # be written for an invoice in another currency: a rate would have to be on the event.
+    lei_vat = specification(invoice) == CIUS_RO and currency != "RON" and invoice.vat_total == 0
+    if lei_vat:
+        _add(root, "cbc:TaxCurrencyCode", "RON")
     _add(root, "cbc:BuyerReference", str(invoice.invoice_id if credit else invoice.job_id))  # type: ignore[union-attr]
     if credit:
         reference = _add(_add(root, "cac:BillingReference"), "cac:InvoiceDocumentReference")
         _add(reference, "cbc:ID", invoice.invoice_number)  # type: ignore[union-attr]
         _add(reference, "cbc:IssueDate", invoice.invoice_issue_date.isoformat())  # type: ignore[union-attr]
-    _party(root, "cac:AccountingSupplierParty", invoice.seller)
-    _party(root, "cac:AccountingCustomerParty", invoice.buyer)
+    cius_ro = specification(invoice) == CIUS_RO
+    _party(root, "cac:AccountingSupplierParty", invoice.seller, cius_ro)
+    _party(root, "cac:AccountingCustomerParty", invoice.buyer, cius_ro)
     if not credit:
         delivery = _add(root, "cac:Delivery")
         _add(delivery, "cbc:ActualDeliveryDate", invoice.supply_date.isoformat())  # type: ignore[union-attr]
@@ -174,6 +187,8 @@ def ubl_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
         _amount(element, "cbc:TaxableAmount", subtotal.taxable, currency)
         _amount(element, "cbc:TaxAmount", subtotal.vat, currency)
         _category(element, "cac:TaxCategory", subtotal.category, subtotal.rate, with_reason=True)
+    if lei_vat:
+        _amount(_add(root, "cac:TaxTotal"), "cbc:TaxAmount", invoice.vat_total, "RON")
     totals = _add(root, "cac:LegalMonetaryTotal")
     _amount(totals, "cbc:LineExtensionAmount", invoice.net_total, currency)
     _amount(totals, "cbc:TaxExclusiveAmount", invoice.net_total, currency)

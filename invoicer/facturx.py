@@ -17,7 +17,6 @@ from xml.etree import ElementTree as ET
 
 from events.contract import Address, CreditNoteIssued, InvoiceIssued, InvoiceLine, Party, contact_of
 from invoicer.einvoice import (
-    CIUS_RO,
     CLEARING,
     EN16931,
     PEPPOL_BILLING,
@@ -105,13 +104,18 @@ def _line(parent: ET.Element, number: int, line: InvoiceLine) -> None:
     _add(_add(settlement, "ram:SpecifiedTradeSettlementLineMonetarySummation"), "ram:LineTotalAmount", _money(line.net))
 
 
+def cii_specification(invoice: InvoiceIssued | CreditNoteIssued) -> str:
+    """The CII's BT-24: XRechnung for a German seller, else EN 16931 (CIUS-RO is UBL only)."""
+    return XRECHNUNG if specification(invoice) == XRECHNUNG else EN16931
+
+
 def cii_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
     """The invoice (or credit note) as CII XML, EN 16931 profile (the XML of a Factur-X)."""
     credit = isinstance(invoice, CreditNoteIssued)
     root = ET.Element(f"{{{NS['rsm']}}}CrossIndustryInvoice")
     context = _add(root, "rsm:ExchangedDocumentContext")
     _add(_add(context, "ram:BusinessProcessSpecifiedDocumentContextParameter"), "ram:ID", PEPPOL_BILLING)
-    _add(_add(context, "ram:GuidelineSpecifiedDocumentContextParameter"), "ram:ID", specification(invoice))
+    _add(_add(context, "ram:GuidelineSpecifiedDocumentContextParameter"), "ram:ID", cii_specification(invoice))
     document = _add(root, "rsm:ExchangedDocument")
     _add(document, "ram:ID", invoice.number)
     _add(document, "ram:TypeCode", "381" if credit else "380")
@@ -242,11 +246,11 @@ def facturx_pdf(pdf: bytes, invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
         pdf_metadata=metadata,
         lang=invoice.language,
     )
-    return agreeing_metadata(made, metadata["keywords"], CONFORMANCE_LEVELS[specification(invoice)])
+    return agreeing_metadata(made, metadata["keywords"], CONFORMANCE_LEVELS[cii_specification(invoice)])
 
 
 PRODUCER = "jobstream (xhtml2pdf, pikepdf, factur-x)"
-CONFORMANCE_LEVELS = {EN16931: "EN 16931", XRECHNUNG: "XRECHNUNG", CIUS_RO: "EN 16931"}  # BT-24 -> fx:ConformanceLevel
+CONFORMANCE_LEVELS = {EN16931: "EN 16931", XRECHNUNG: "XRECHNUNG"}  # BT-24 -> fx:ConformanceLevel
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 PDF_NS = "http://ns.adobe.com/pdf/1.3/"
 FX_NS = "urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#"

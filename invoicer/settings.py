@@ -8,6 +8,7 @@ from decimal import Decimal
 import msgspec
 
 from events.contract import Address, Contact
+from invoicer import romania
 from invoicer.pricing import Seller, invoice_number
 
 DEFAULT_SERIES = "FV"
@@ -70,6 +71,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             digits = sum(c.isdigit() for c in seller.contact.phone)
             if seller.contact.phone and digits < 3:
                 said.append(f"JOBSTREAM_COMPANY_PHONE {seller.contact.phone!r} has fewer than three digits (BR-DE-27)")
+        if seller.address.country == "RO" and not romania.county(seller.address):
+            said.append(
+                f"JOBSTREAM_COMPANY_POSTAL_CODE {seller.address.postal_code!r} is no Romanian postal code "
+                "(six digits): a Romanian seller's CIUS-RO needs the county it gives (BR-RO-110)"
+            )
         return said
 
     @classmethod
