@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 from xml.etree import ElementTree as ET
@@ -48,6 +52,7 @@ from events.contract.ksef import (
     KsefHeld,
     KsefIssuedOffline,
     KsefRefused,
+    KsefSendStarted,
     KsefSent,
     KsefUpoStored,
     ksef_id,
@@ -66,6 +71,7 @@ from tests.integration.conftest import stored
 if TYPE_CHECKING:  # the stand-in is imported by the tests that use it (it takes seconds)
     from tests.ksef_standin.server import StandIn
 
+ROOT = Path(__file__).resolve().parents[2]
 OFFICE = Actor(id="olga", role=Role.OFFICE)
 NIP = "5261040828"
 WARSAW = Address(street="ul. Długa 1", city="Kraków", postal_code="31-147", country="PL")
@@ -761,3 +767,56 @@ def test_the_standins_nip_is_the_sellers(ksef_standin: StandIn) -> None:
     from tests.ksef_standin.server import TEST_NIP
 
     assert ksef_standin.config().nip == TEST_NIP == STANDIN_NIP
+
+
+def test_jobstream_run_invoicer_ksef_killed_mid_send_and_started_again_records_one_number(
+    jobstream: JobstreamApp, office: Office, stream_env: dict[str, str], ksef_standin: StandIn, tmp_path: Path
+) -> None:
+    """The process as it ships (`jobstream run invoicer ksef`), SIGKILLed once its claim of the
+    send is on the stream and KSeF is answering slowly; a second one, started after it, finishes.
+    Whether KSeF took the killed send or not (the stand-in drops a request whose client went away
+    mid-wait), the number is recorded once; the path where it did is
+    ``test_killed_after_the_standin_took_the_invoice_...``."""
+    office.completed_job()
+    issue(stream_env, STANDIN_SELLER)
+    ((invoice,),) = stored(jobstream, InvoiceIssued)
+    env = {
+        **os.environ,
+        **stream_env,
+        **ksef_standin.env(),
+        "JOBSTREAM_DATA": str(tmp_path),
+        "KSEF_POLL_SECONDS": "0.1",
+    }
+
+    def started(**extra: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "run", "invoicer", "ksef"],
+            cwd=ROOT,
+            env={**env, **extra},
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp_path / f"ksef-{len(list(tmp_path.glob('ksef-*')))}.log").open("wb"),
+        )
+
+    async def kill_and_start_again(connection: NatsConnection) -> list[KsefEvent]:
+        ksef_standin.slow(1.0)  # every answer a second late: the kill lands mid-request
+        first = started()
+        try:
+            await until_stored(connection, invoice.id, KsefSendStarted, timeout=60)
+        finally:
+            first.kill()
+            first.wait(10)
+        ksef_standin.slow(0)
+        second = started(KSEF_SEND_LEASE_SECONDS="1")  # the first claim's process is gone: taken over soon
+        try:
+            return await until_stored(connection, invoice.id, KsefUpoStored, timeout=60)
+        finally:
+            second.terminate()
+            assert second.wait(20) == 0
+
+    events = run(stream_env, kill_and_start_again)
+
+    accepted = [e for e in events if isinstance(e, KsefAccepted)]
+    (there,) = ksef_standin.accepted()
+    assert [a.ksef_number for a in accepted] == [there.ksef_number]  # the number recorded once
+    assert kinds(events).count("KsefSendStarted") >= 2  # claimed again by the second process
+    assert accepted[0].duplicate == (len(ksef_standin.invoices) == 2)  # KSeF took the first send too
