@@ -296,3 +296,18 @@ def test_start_up_names_each_setting_a_german_seller_s_xrechnung_lacks() -> None
     polish = Settings.from_env({"JOBSTREAM_COMPANY_COUNTRY": "PL", "JOBSTREAM_COMPANY_VAT_ID": "PL5261040828"})
     assert polish.missing() == []  # EN 16931 needs no contact point
     assert polish.seller.party().contact == Settings.from_env({}).seller.party().contact  # none given: left out
+
+
+@pytest.mark.skipif(not VALIDATOR.exists(), reason="the e-invoice validator (../shared/tools/einvoice) is not here")
+def test_the_pdfs_pass_pikepdf_s_pdfa_3b_rules_but_those_it_cannot_read(pdfs: dict[str, bytes], tmp_path: Path) -> None:
+    """pikepdf.pdfa, an allowlist PDF/A validator built from veraPDF's rule catalogue, reads
+    no XMP extension schema and no embedded file: the validator sets aside what it reports
+    on those, the fx: properties and factur-x.xml, and nothing else may be found."""
+    pytest.importorskip("pikepdf.pdfa")
+    paths = []
+    for name, pdf in pdfs.items():
+        (tmp_path / f"{name}.pdf").write_bytes(pdf)
+        paths.append(tmp_path / f"{name}.pdf")
+    reports = validate(paths, "--pdfa-allowlist")
+    assert [r["info"]["pdfa_allowlist"].rsplit(", ", 1)[1] for r in reports] == ["0 other"] * len(paths)
+    assert [[f["id"] for f in r["findings"] if f["source"] == "pdfa"] for r in reports] == [[]] * len(paths)
