@@ -820,3 +820,45 @@ def test_jobstream_run_invoicer_ksef_killed_mid_send_and_started_again_records_o
     assert [a.ksef_number for a in accepted] == [there.ksef_number]  # the number recorded once
     assert kinds(events).count("KsefSendStarted") >= 2  # claimed again by the second process
     assert accepted[0].duplicate == (len(ksef_standin.invoices) == 2)  # KSeF took the first send too
+
+
+def test_run_workers_sends_to_ksef_when_it_is_configured(
+    jobstream: JobstreamApp, office: Office, stream_env: dict[str, str], ksef_standin: StandIn, tmp_path: Path
+) -> None:
+    """`jobstream run workers` (what `jobstream up` runs) with KSEF_URL, KSEF_NIP and KSEF_TOKEN:
+    a job completed is invoiced and its invoice accepted by KSeF, in the one process."""
+    from invoicer.ids import invoice_id_of
+
+    seller = {
+        "JOBSTREAM_COMPANY_NAME": "Instalacje Demo sp. z o.o.",
+        "JOBSTREAM_COMPANY_STREET": "ul. Długa 1",
+        "JOBSTREAM_COMPANY_CITY": "Kraków",
+        "JOBSTREAM_COMPANY_POSTAL_CODE": "31-147",
+        "JOBSTREAM_COMPANY_COUNTRY": "PL",
+        "JOBSTREAM_COMPANY_VAT_ID": f"PL{STANDIN_NIP}",
+    }
+    env = {**os.environ, **stream_env, **ksef_standin.env(), **seller, "JOBSTREAM_DATA": str(tmp_path)}
+
+    def started() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "run", "workers"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp_path / "workers.log").open("wb"),
+        )
+
+    async def work(connection: NatsConnection) -> list[KsefEvent]:
+        workers = started()
+        try:
+            job = await asyncio.to_thread(office.completed_job)
+            return await until_stored(connection, invoice_id_of(job), KsefUpoStored, timeout=90)
+        finally:
+            workers.terminate()
+            workers.wait(30)
+
+    events = run(stream_env, work)
+    assert kinds(events) == ["KsefDocumentPrepared", "KsefSendStarted", "KsefSent", "KsefAccepted", "KsefUpoStored"]
+    assert [i.ksef_number for i in ksef_standin.accepted()] == [
+        next(e.ksef_number for e in events if isinstance(e, KsefAccepted))
+    ]
