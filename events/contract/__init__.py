@@ -55,6 +55,18 @@ from events.contract.document import (
     VatSubtotal,
     contact_of,
 )
+from events.contract.efactura import (
+    EfacturaAccepted,
+    EfacturaAnswerStored,
+    EfacturaAttemptFailed,
+    EfacturaDocumentKind,
+    EfacturaDocumentPrepared,
+    EfacturaEvent,
+    EfacturaEvents,
+    EfacturaRefused,
+    EfacturaUploaded,
+    EfacturaUploadStarted,
+)
 from events.contract.failure import (
     FAILURES,
     FailureEvent,
@@ -309,6 +321,7 @@ AnyEvent = (
     | FailureEvents
     | SlotEvents
     | KsefEvents
+    | EfacturaEvents
 )
 
 # The three documents the invoicer issues and renders; what they share is

@@ -139,6 +139,15 @@ TOPICS = {
         "KsefIssuedOffline",
         "KsefDeadlineNear",
     },
+    "efactura": {
+        "EfacturaDocumentPrepared",
+        "EfacturaUploadStarted",
+        "EfacturaAttemptFailed",
+        "EfacturaUploaded",
+        "EfacturaAccepted",
+        "EfacturaRefused",
+        "EfacturaAnswerStored",
+    },
 }
 
 
@@ -183,6 +192,10 @@ def test_stored_events_decode_and_encode_again_to_the_same_bytes_and_hash():
         hashlib.sha256(b"\n".join(stored[79:89])).hexdigest()
         == "678f1d3a5a43c7d0032835f45c4b2e7b034d387f51e3fd9bde6ed93fd40389f3"
     )  # the KSeF events, 2026-12
+    assert (
+        hashlib.sha256(b"\n".join(stored[89:96])).hexdigest()
+        == "099848358c5a8e795f1066fadea8ebeda3576cc5199fa821ce1757ec934d1873"
+    )  # the e-Factura events, 2026-12
     assert sorted(decode_event(data).__class__.__name__ for data in stored) == sorted(EVENT_TYPES)
     for data in stored:
         again = encode_event(decode_event(data))

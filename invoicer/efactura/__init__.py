@@ -1,0 +1,1 @@
+"""RO e-Factura: Romanian invoices uploaded to ANAF, exactly once."""
