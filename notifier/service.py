@@ -22,6 +22,7 @@ import asyncio
 import logging
 import sys
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -39,6 +40,9 @@ from events.contract import (
     Event,
     InvoiceDocumentStored,
     InvoiceIssued,
+    KsefAccepted,
+    KsefDocumentPrepared,
+    KsefIssuedOffline,
     MessageDelivered,
     MessageQueued,
     PaymentReminderDue,
@@ -47,8 +51,10 @@ from events.contract import (
     decode_event,
     recipient_id,
 )
+from events.contract.ksef import ksef_id
 from events.jetstream import NatsConnection, StreamSettings, run_plainly
 from notifier.compose import (
+    PENDING,
     Directory,
     credit_note_email,
     invoice_email,
@@ -65,7 +71,13 @@ NAMESPACE = UUID("0c5e7a2e-93f4-4b8e-a1f6-2d1b9f3c6e07")
 JOB_TRIGGERS = frozenset(
     {"JobScheduled", "JobRescheduled", "JobCancelled", "JobUnassigned", "JobCompleted", "SlaAtRisk"}
 )
-TRIGGERS = JOB_TRIGGERS | {"InvoiceDocumentStored", "CreditNoteDocumentStored", "PaymentReminderDue"}
+# KSeF's answer for a Polish document: its email goes once KSeF has numbered it (or it was
+# issued offline), with the rendering stored after that answer
+KSEF_TRIGGERS = frozenset({"KsefAccepted", "KsefIssuedOffline"})
+# Whether the document writer renders a KSeF document again once KSeF has answered (with its
+# KSeF number, or OFFLINE): then its email waits for that rendering, else it goes at the answer.
+RENDERED_AGAIN = False
+TRIGGERS = JOB_TRIGGERS | {"InvoiceDocumentStored", "CreditNoteDocumentStored", "PaymentReminderDue"} | KSEF_TRIGGERS
 DEFAULT_RETRIES = "5,30,120,600,1800"  # seconds before each further attempt
 LEASE = timedelta(seconds=60)  # an attempt longer than this is taken as abandoned
 SENDERS = 8  # messages sent at once
@@ -81,6 +93,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     app_url: str = APP_URL  # the command service: the technicians' app
     dashboard_url: str = DASHBOARD_URL
     lease: float = LEASE.total_seconds()
+    ksef: bool = False  # KSeF configured (KSEF_URL): a Polish seller's documents wait for their KSeF number
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Settings:
@@ -97,11 +110,67 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             app_url=env.get("JOBSTREAM_APP_URL") or APP_URL,
             dashboard_url=env.get("JOBSTREAM_DASHBOARD_URL") or DASHBOARD_URL,
             lease=float(env.get("NOTIFIER_LEASE_SECONDS") or LEASE.total_seconds()),
+            ksef=bool(env.get("KSEF_URL")),
         )
 
 
 def message_id_of(event_id: UUID, channel: str, recipient: str) -> UUID:
     return uuid.uuid5(NAMESPACE, f"{event_id}:{channel}:{recipient}")
+
+
+def ksef_email_id(document_id: UUID, channel: str, recipient: str) -> UUID:
+    """A document's one email under KSeF, whichever event made it due."""
+    return uuid.uuid5(NAMESPACE, f"{document_id}:ksef:{channel}:{recipient}")
+
+
+Issued = InvoiceIssued | CreditNoteIssued
+Rendered = InvoiceDocumentStored | CreditNoteDocumentStored
+
+
+def under_ksef(history: list[Event], ksef_on: bool) -> bool:
+    """Whether the document goes through KSeF, so that its email waits for KSeF's answer: it
+    has a KSeF aggregate (its FA(3) was prepared), or KSeF is configured and the seller is Polish."""
+    if any(isinstance(e, KsefDocumentPrepared) for e in history):
+        return True
+    issued = next((e for e in history if isinstance(e, Issued)), None)
+    seller = issued.seller.address if issued is not None else None
+    return ksef_on and seller is not None and seller.country.upper() == "PL"
+
+
+def document_email(
+    history: list[Event], ksef_on: bool, later: Sequence[Event] = (), rendered_again: bool = False
+) -> tuple[Issued, list[str]] | None:
+    """The document's email if the last event of ``history`` (the document's events up to the
+    one being handled) makes it due: the document and its attachments (its renderings as
+    stored now: ``later`` has the events after it, the XML stored in the PDF's batch among
+    them); None if not now.
+
+    A document outside KSeF is emailed when its PDF is stored (the XML comes in the same
+    batch), with every rendering. Under KSeF it waits for KSeF's answer (``KsefAccepted``, or
+    ``KsefIssuedOffline``) and goes with the latest rendering of each kind: when the document
+    writer renders it again after that answer (``RENDERED_AGAIN``), the PDF stored after it,
+    which carries the KSeF number or OFFLINE; otherwise at the answer. Refused or held, it is
+    not a valid invoice and no email goes."""
+    trigger = history[-1]
+    issued = next((e for e in history if isinstance(e, Issued)), None)
+    if issued is None:
+        return None
+    rendered = [e for e in [*history, *later] if isinstance(e, Rendered)]
+    if not under_ksef([*history, *later], ksef_on):  # the KSeF aggregate may come after the PDF
+        if isinstance(trigger, Rendered) and trigger.media_type == "application/pdf":
+            return issued, [e.name for e in rendered]
+        return None
+    answered = next((n for n, e in enumerate(history) if isinstance(e, KsefAccepted | KsefIssuedOffline)), None)
+    if answered is None:
+        return None  # KSeF has not numbered it yet
+    pdf = [n for n, e in enumerate(history) if isinstance(e, Rendered) and e.media_type == "application/pdf"]
+    if answered == len(history) - 1:  # KSeF's (first) answer
+        if rendered_again or not pdf:
+            return None  # the rendering stored after it is the one to send
+    elif not pdf or pdf[-1] != len(history) - 1 or pdf[-1] < answered:
+        return None  # not a PDF stored after KSeF's answer
+    latest = {e.media_type: e.name for e in rendered}  # the last of each kind, in the order first stored
+    return issued, list(latest.values())
 
 
 class Pending(msgspec.Struct, kw_only=True):
@@ -150,9 +219,15 @@ class Notifier(Consumer):
             return "skipped"
         touched = []
         for message in outgoing:
-            message_id = message_id_of(event.meta.event_id, message.channel, message.recipient)
+            message_id = message.id
+            if message_id == PENDING:
+                message_id = message_id_of(event.meta.event_id, message.channel, message.recipient)
+            elif (await self.head(message_id)).version:
+                continue  # a message with a fixed id (a KSeF document's email) already queued
             queued = msgspec.structs.replace(message, id=message_id, cause_position=notification.id)
             touched.append((message_id, Stored([], 0, ""), [queued]))
+        if not touched:
+            return "skipped"
         await self.save(notification, touched)
         for message_id, _, (queued,) in touched:
             self._track(message_id, queued)  # type: ignore[arg-type]
@@ -177,15 +252,22 @@ class Notifier(Consumer):
                 self.settings.app_url,
                 self.settings.dashboard_url,
             )
-        if isinstance(event, InvoiceDocumentStored | CreditNoteDocumentStored):
-            if event.media_type != "application/pdf":
+        if isinstance(event, Rendered | KsefAccepted | KsefIssuedOffline):
+            if isinstance(event, Rendered) and event.media_type != "application/pdf":
                 return []  # one email per document, sent when its PDF is stored (the XML is in the same batch)
-            stored = await self.load(event.id)
-            issued = next(e for e in stored.events if isinstance(e, InvoiceIssued | CreditNoteIssued))
-            names = [e.name for e in stored.events if isinstance(e, InvoiceDocumentStored | CreditNoteDocumentStored)]
-            if isinstance(issued, CreditNoteIssued):
-                return [credit_note_email(issued, names)]
-            return [invoice_email(issued, names)]
+            history, later = await self.document_history(event.id, position)
+            due = document_email(history, self.settings.ksef, later, RENDERED_AGAIN)
+            if due is None:
+                return []
+            issued, names = due
+            email = (
+                credit_note_email(issued, names)
+                if isinstance(issued, CreditNoteIssued)
+                else invoice_email(issued, names)
+            )
+            if under_ksef([*history, *later], self.settings.ksef):
+                email = msgspec.structs.replace(email, id=ksef_email_id(issued.id, email.channel, email.recipient))
+            return [email]
         if isinstance(event, PaymentReminderDue):
             stored = await self.load(event.id)
             issued = next(e for e in stored.events if isinstance(e, InvoiceIssued))
@@ -193,6 +275,20 @@ class Notifier(Consumer):
             recipient = event.escalate_to if "@" in event.escalate_to else self.settings.office_email
             return [reminder_email(event, issued, names, recipient, self.settings.dashboard_url)]
         return []
+
+    async def document_history(self, document_id: UUID, position: int) -> tuple[list[Event], list[Event]]:
+        """A document's events and its KSeF aggregate's, in stream order: up to ``position``, and after it."""
+        positioned = sorted(
+            [
+                *await self.recorder.select_positioned_async(document_id),
+                *await self.recorder.select_positioned_async(ksef_id(document_id)),
+            ],
+            key=lambda p: p[0],
+        )
+        return (
+            [decode_event(s.state) for seq, s in positioned if seq <= position],
+            [decode_event(s.state) for seq, s in positioned if seq > position],
+        )
 
     # --- the sender: queued messages to deliveries ------------------------------------
 
