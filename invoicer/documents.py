@@ -8,16 +8,20 @@ invoice's language; the embedded DejaVu Sans has the letters Helvetica lacks (ł
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 
 import jinja2
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
+from msgspec import Struct
 from xhtml2pdf import pisa
 from xhtml2pdf.config.resources import ResourceAccessPolicy
 
 from events.contract import Address, CreditNoteIssued, InvoiceIssued, InvoiceLine, ProformaIssued, VatSubtotal
+from invoicer.ksef import qr
+from invoicer.ksef.fa3 import Fa3Refused, fa3_invoice, seller_nip
 from invoicer.pricing import variable_symbol
 
 HERE = Path(__file__).parent
@@ -55,6 +59,7 @@ LABELS: dict[str, dict[str, object]] = {
         "reference": "Payment reference",
         "variable_symbol": "Variable symbol",
         "generated": "issued by jobstream",
+        "ksef_verify": "Verify this invoice in KSeF, the Polish national e-invoicing system:",
         "units": {
             "hour": "h",
             "started_hour": "started h",
@@ -94,6 +99,7 @@ LABELS: dict[str, dict[str, object]] = {
         "reference": "Tytuł przelewu",
         "variable_symbol": "Symbol zmienny",
         "generated": "wystawiono w jobstream",
+        "ksef_verify": "Sprawdź fakturę w Krajowym Systemie e-Faktur (KSeF):",
         "units": {
             "hour": "godz.",
             "started_hour": "rozp. godz.",
@@ -133,6 +139,7 @@ LABELS: dict[str, dict[str, object]] = {
         "reference": "Reference platby",
         "variable_symbol": "Variabilní symbol",
         "generated": "vystaveno v jobstream",
+        "ksef_verify": "Ověřte fakturu v polském systému e-faktur KSeF:",
         "units": {
             "hour": "hod",
             "started_hour": "započ. hod",
@@ -172,6 +179,7 @@ LABELS: dict[str, dict[str, object]] = {
         "reference": "Verwendungszweck",
         "variable_symbol": "Variabler Symbol (CZ)",
         "generated": "erstellt mit jobstream",
+        "ksef_verify": "Rechnung im polnischen E-Rechnungssystem KSeF prüfen:",
         "units": {
             "hour": "Std.",
             "started_hour": "angef. Std.",
@@ -211,6 +219,7 @@ LABELS: dict[str, dict[str, object]] = {
         "reference": "Referință plată",
         "variable_symbol": "Simbol variabil",
         "generated": "emisă cu jobstream",
+        "ksef_verify": "Verificați factura în KSeF, sistemul polonez de facturare electronică:",
         "units": {
             "hour": "oră",
             "started_hour": "oră începută",
@@ -228,11 +237,85 @@ _templates = jinja2.Environment(
 
 
 class Branding:
-    """The company's look: a logo (a file path or data: URL) and the heading colour."""
+    """The company's look: a logo (a file path or data: URL) and the heading colour; and, for
+    a Polish seller, the KSeF environment its QR codes point to (test, demo or production,
+    see ``qr.environment_of``) and the offline certificate (PEM: certificate and key) that
+    signs KOD II on documents issued offline."""
 
-    def __init__(self, logo: str = "", colour: str = "#0b6b61") -> None:
+    def __init__(
+        self,
+        logo: str = "",
+        colour: str = "#0b6b61",
+        ksef_environment: str = "test",
+        offline_certificate: bytes = b"",
+    ) -> None:
+        if ksef_environment not in qr.QR_HOSTS:
+            raise ValueError(f"KSeF environment {ksef_environment!r}: one of {', '.join(qr.QR_HOSTS)}")
         self.logo = logo
         self.colour = colour
+        self.ksef_environment = ksef_environment
+        self.offline_certificate = offline_certificate  # bytes, so a render process can take it
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Branding:
+        """JOBSTREAM_LOGO, JOBSTREAM_COLOUR; the QR codes' KSeF environment from KSEF_URL's
+        host (test unless it is demo's or production's); KSEF_OFFLINE_CERT, the path of the
+        offline certificate's PEM (certificate and private key), checked here at start."""
+        pem = b""
+        if path := env.get("KSEF_OFFLINE_CERT", "").strip():
+            try:
+                pem = Path(path).read_bytes()
+                qr.OfflineCertificate(pem)
+            except (OSError, ValueError) as error:
+                raise SystemExit(f"KSEF_OFFLINE_CERT={path}: {error}") from None
+        return cls(
+            logo=env.get("JOBSTREAM_LOGO", ""),
+            colour=env.get("JOBSTREAM_COLOUR") or "#0b6b61",
+            ksef_environment=qr.environment_of(env.get("KSEF_URL", "")),
+            offline_certificate=pem,
+        )
+
+
+class KsefMark(Struct, frozen=True, kw_only=True):
+    """What KSeF has said of a Polish document, for its QR codes: the SHA-256 (hex) of the
+    FA(3) file sent ("" : the file built from the document's event alone, as it is sent),
+    its KSeF number once accepted, and whether it was issued offline (KOD II)."""
+
+    fa3_sha256: str = ""
+    ksef_number: str = ""
+    offline: bool = False
+
+
+class QrCode(Struct, frozen=True, kw_only=True):
+    image: str  # a data: URL of the PNG
+    label: str  # printed below the code
+    link: str  # printed beside it ("" : not printed)
+
+
+def ksef_codes(
+    document: InvoiceIssued | CreditNoteIssued | ProformaIssued, branding: Branding, mark: KsefMark | None = None
+) -> list[QrCode]:
+    """A Polish invoice's or credit note's verification codes (kody-qr.md): KOD I, labelled
+    with its KSeF number or OFFLINE while it has none; and KOD II, labelled CERTYFIKAT, when it
+    was issued offline and an offline certificate is configured. None for a proforma, a
+    seller outside Poland, or a document KSeF would refuse (it is held, never sent)."""
+    if isinstance(document, ProformaIssued) or document.seller.address is None:
+        return []
+    if document.seller.address.country != "PL":
+        return []
+    mark = mark or KsefMark()
+    try:
+        nip = seller_nip(document.seller)
+        digest = bytes.fromhex(mark.fa3_sha256) if mark.fa3_sha256 else qr.sha256(fa3_invoice(document))
+    except Fa3Refused:
+        return []
+    link = qr.invoice_link(branding.ksef_environment, nip, document.issue_date, digest)
+    codes = [QrCode(image=qr.qr_data_url(link), label=mark.ksef_number or qr.OFFLINE, link=link)]
+    if mark.offline and not mark.ksef_number and branding.offline_certificate:
+        certificate = qr.OfflineCertificate(branding.offline_certificate)
+        signed = qr.certificate_link(branding.ksef_environment, certificate, nip, digest)
+        codes.append(QrCode(image=qr.qr_data_url(signed), label=qr.CERTIFICATE, link=""))
+    return codes
 
 
 class _Printed:
@@ -257,7 +340,11 @@ def _printed(document: InvoiceIssued | CreditNoteIssued | ProformaIssued, t: dic
     return document
 
 
-def invoice_html(invoice: InvoiceIssued | CreditNoteIssued | ProformaIssued, branding: Branding | None = None) -> str:
+def invoice_html(
+    invoice: InvoiceIssued | CreditNoteIssued | ProformaIssued,
+    branding: Branding | None = None,
+    ksef: KsefMark | None = None,
+) -> str:
     branding = branding or Branding()
     lang = invoice.language if invoice.language in LABELS else "en"
     locale = LOCALES[lang]
@@ -298,6 +385,7 @@ def invoice_html(invoice: InvoiceIssued | CreditNoteIssued | ProformaIssued, bra
         money=lambda value: format_currency(value, invoice.currency, locale=locale),
         date=lambda day: format_date(day, format="medium", locale=locale),
         hours=lambda minutes: f"{minutes // 60}:{minutes % 60:02d} h",
+        ksef_codes=ksef_codes(invoice, branding, ksef),
     )
 
 
@@ -315,11 +403,18 @@ def _policy(branding: Branding) -> ResourceAccessPolicy:
     )
 
 
-def invoice_pdf(invoice: InvoiceIssued | CreditNoteIssued | ProformaIssued, branding: Branding | None = None) -> bytes:
-    """The invoice as PDF bytes."""
+def invoice_pdf(
+    invoice: InvoiceIssued | CreditNoteIssued | ProformaIssued,
+    branding: Branding | None = None,
+    ksef: KsefMark | None = None,
+) -> bytes:
+    """The invoice as PDF bytes; a Polish one with its KSeF QR codes, as ``ksef`` says."""
     out = io.BytesIO()
     status = pisa.CreatePDF(
-        invoice_html(invoice, branding), dest=out, encoding="utf-8", resource_policy=_policy(branding or Branding())
+        invoice_html(invoice, branding, ksef),
+        dest=out,
+        encoding="utf-8",
+        resource_policy=_policy(branding or Branding()),
     )
     if status.err:
         raise RenderError(f"invoice {invoice.number}: the PDF could not be rendered ({status.err} errors)")

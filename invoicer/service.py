@@ -43,7 +43,7 @@ async def serve(env: dict[str, str], part: str = "all", stop: asyncio.Event | No
         consumers.append(
             DocumentWriter(
                 connection,
-                Branding(logo=env.get("JOBSTREAM_LOGO", ""), colour=env.get("JOBSTREAM_COLOUR") or "#0b6b61"),
+                Branding.from_env(env),
                 workers=int(env.get("DOCUMENT_WORKERS") or max(1, (os.cpu_count() or 2) - 1)),
             )
         )
