@@ -37,6 +37,7 @@ from eventsourcing.persistence import IntegrityError, Notification
 from events.consumer import Consumer, Stored
 from events.contract import CreditNoteIssued, Event, InvoiceIssued, decode_event, event_hash
 from events.contract.ksef import KsefEvent, KsefEvents, ksef_id
+from events.faults import Transient
 from events.jetstream import PAGE, NatsConnection, notification_of
 from events.writes import sealed
 from invoicer.ksef.fa3 import Fa3Refused, fa3_invoice, seller_nip
@@ -189,6 +190,10 @@ class KsefSubmitter(Consumer):
         original = ""
         if isinstance(issued, CreditNoteIssued):
             corrected = fold(issued.invoice_id, ksef_events(await self.load(ksef_id(issued.invoice_id))))
+            if corrected.accepted is None and awaited(corrected):
+                # a correction goes to KSeF once the corrected invoice has its number (tryby-offline.md):
+                # the stream is read again shortly, while the sender beside this gets it accepted
+                raise Transient(f"credit note {issued.number} waits for invoice {issued.invoice_number}'s KSeF number")
             original = corrected.accepted.ksef_number if corrected.accepted is not None else ""
         try:
             nip = seller_nip(issued.seller)
@@ -427,6 +432,12 @@ class KsefSubmitter(Consumer):
             log.info("KSeF: online session %s closed", session)
         except KsefFailed as failed:
             log.warning("KSeF: could not close session %s: %s", session, failed.reason)
+
+
+def awaited(state: Submission) -> bool:
+    """Whether the corrected invoice's KSeF number is worth waiting for: it is on its way, not
+    held, refused or issued offline (KSeF down: the correction is prepared without it)."""
+    return state.prepared is not None and not state.final and state.offline is None
 
 
 def ksef_events(stored: Stored) -> list[KsefEvents]:

@@ -862,3 +862,34 @@ def test_run_workers_sends_to_ksef_when_it_is_configured(
     assert [i.ksef_number for i in ksef_standin.accepted()] == [
         next(e.ksef_number for e in events if isinstance(e, KsefAccepted))
     ]
+
+
+def test_a_credit_note_issued_before_its_invoice_is_accepted_waits_for_the_invoices_number(
+    jobstream: JobstreamApp, office: Office, stream_env: dict[str, str]
+) -> None:
+    from events.contract import CreditNoteIssued, IssueCreditNote
+
+    office.completed_job()
+    issue(stream_env)
+    ((invoice,),) = stored(jobstream, InvoiceIssued)
+    jobstream.execute(invoice.id, IssueCreditNote(reason="Błędna stawka"), OFFICE)
+    issue(stream_env)  # both on the stream before the submitter starts
+    ((note,),) = stored(jobstream, CreditNoteIssued)
+    desk = MinistryDesk()
+
+    async def live(connection: NatsConnection) -> list[KsefEvent]:
+        submitter = KsefSubmitter(connection, desk, SETTINGS)
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(submitter.run(stop))
+        try:
+            return await until_stored(connection, note.id, KsefUpoStored)
+        finally:
+            stop.set()
+            await running
+
+    events = run(stream_env, live)
+    prepared = events[0]
+    assert isinstance(prepared, KsefDocumentPrepared) and prepared.invoice_type == "KOR"
+    number = desk.numbers[(NIP, "VAT", invoice.number)]
+    assert number.encode() in objects(stream_env, prepared.fa3_name)  # NrKSeFFaKorygowanej, not NrKSeFN
+    assert list(desk.numbers) == [(NIP, "VAT", invoice.number), (NIP, "KOR", note.number)]  # in that order
