@@ -26,6 +26,9 @@ from events.contract import (
     Event,
     InvoiceDocumentStored,
     InvoiceIssued,
+    KsefAccepted,
+    KsefDocumentPrepared,
+    KsefIssuedOffline,
     ProformaDocumentStored,
     ProformaIssued,
     decode_event,
@@ -33,7 +36,7 @@ from events.contract import (
 from events.faults import Transient
 from events.jetstream import NatsConnection
 from events.lifetime import deaf_to_the_terminal, pool_worker
-from invoicer.documents import Branding, invoice_pdf
+from invoicer.documents import Branding, KsefMark, invoice_pdf
 from invoicer.einvoice import ubl_invoice
 from invoicer.facturx import facturx_pdf
 from invoicer.isdoc import MEDIA_TYPE as ISDOC_MEDIA_TYPE
@@ -46,7 +49,10 @@ class DocumentWriter(Consumer):
     records their hashes (two ...DocumentStored events), once."""
 
     name = "invoicer-documents"
-    triggers = frozenset({"InvoiceIssued", "CreditNoteIssued", "ProformaIssued"})
+    issued_topics = frozenset({"InvoiceIssued", "CreditNoteIssued", "ProformaIssued"})
+    # KSeF's answer for a Polish document: its PDF again, with the KSeF number or OFFLINE by its QR code
+    ksef_topics = frozenset({"KsefAccepted", "KsefIssuedOffline"})
+    triggers = issued_topics | ksef_topics
 
     AHEAD = 16  # documents rendered ahead of the one being stored
     IDLE = 20.0  # seconds with nothing to render before the render processes are let go (~110 MB each)
@@ -66,7 +72,7 @@ class DocumentWriter(Consumer):
         are rendered ahead, in parallel, while the ones before them are stored in order."""
         if not self.workers:
             return
-        wanted = [n for n in page if n.topic in self.triggers]
+        wanted = [n for n in page if n.topic in self.issued_topics]
         ids = {n.originator_id for n in wanted}
         for stale in [k for k in self._ahead if k not in ids]:  # work of a page left behind
             self._ahead.pop(stale).cancel()
@@ -133,6 +139,8 @@ class DocumentWriter(Consumer):
             raise Transient(f"a render process died: {error}") from None
 
     async def decide_and_save(self, notification: Notification) -> str:
+        if notification.topic in self.ksef_topics:
+            return await self._render_again(notification)
         document = await self.load(notification.originator_id)
         stored_type = {"CreditNoteIssued": CreditNoteDocumentStored, "ProformaIssued": ProformaDocumentStored}.get(
             notification.topic, InvoiceDocumentStored
@@ -169,6 +177,43 @@ class DocumentWriter(Consumer):
         await self.save(notification, [(issued.id, document, stored)])
         return "stored"
 
+    async def _render_again(self, notification: Notification) -> str:
+        """A Polish document's PDF once KSeF has answered: KOD I labelled with its KSeF number
+        (or OFFLINE, with KOD II), over the hash of the FA(3) file KSeF was sent. Stored under a
+        name of its own, so the first rendering stays as its hash says."""
+        answer = decode_event(notification.state)
+        if not isinstance(answer, KsefAccepted | KsefIssuedOffline):
+            return "skipped"
+        ksef = await self.load(notification.originator_id)
+        prepared = next((e for e in ksef.events if isinstance(e, KsefDocumentPrepared)), None)
+        document = await self.load(answer.id)
+        issued = next((e for e in document.events if isinstance(e, InvoiceIssued | CreditNoteIssued)), None)
+        if prepared is None or issued is None:
+            return "skipped"
+        stored_type = CreditNoteDocumentStored if isinstance(issued, CreditNoteIssued) else InvoiceDocumentStored
+        accepted = isinstance(answer, KsefAccepted)
+        folder = "credit-notes" if isinstance(issued, CreditNoteIssued) else "invoices"
+        name = document_name(issued.id, "ksef.pdf" if accepted else "offline.pdf", folder)
+        if any(isinstance(e, stored_type) and e.name == name for e in document.events):
+            return "skipped"
+        mark = KsefMark(
+            fa3_sha256=prepared.fa3_sha256,
+            ksef_number=answer.ksef_number if isinstance(answer, KsefAccepted) else "",
+            offline=not accepted,
+        )
+        pdf = await asyncio.to_thread(render_document, issued, self.branding, mark)
+        store = await self.connection.documents()
+        await store.put(name, pdf)
+        stored = stored_type(
+            id=issued.id,
+            name=name,
+            media_type="application/pdf",
+            sha256=hashlib.sha256(pdf).hexdigest(),
+            size=len(pdf),
+        )
+        await self.save(notification, [(issued.id, document, [stored])])
+        return "stored"
+
 
 class RenderFailed(Exception):
     """A document that could not be rendered, said in plain words. It is what a render
@@ -176,10 +221,12 @@ class RenderFailed(Exception):
     that cannot be pickled: the parent got "cannot pickle '_ListErrorLog'" instead)."""
 
 
-def render_document(document: InvoiceIssued | CreditNoteIssued | ProformaIssued, branding: Branding) -> bytes:
+def render_document(
+    document: InvoiceIssued | CreditNoteIssued | ProformaIssued, branding: Branding, ksef: KsefMark | None = None
+) -> bytes:
     """``render_pdf``, its failure a RenderFailed naming the document and the cause."""
     try:
-        return render_pdf(document, branding)
+        return render_pdf(document, branding, ksef)
     except Exception as error:  # noqa: BLE001 - any cause (xhtml2pdf, lxml, pikepdf) crosses back from the render process as a RenderFailed
         kind = type(document).__name__.removesuffix("Issued").lower().replace("creditnote", "credit note")
         cause = " ".join(str(error).split()) or repr(error)
@@ -188,10 +235,12 @@ def render_document(document: InvoiceIssued | CreditNoteIssued | ProformaIssued,
         ) from None
 
 
-def render_pdf(document: InvoiceIssued | CreditNoteIssued | ProformaIssued, branding: Branding) -> bytes:
+def render_pdf(
+    document: InvoiceIssued | CreditNoteIssued | ProformaIssued, branding: Branding, ksef: KsefMark | None = None
+) -> bytes:
     """An invoice's or a credit note's PDF is a Factur-X (PDF/A-3 with its CII XML inside); a
-    proforma's, no tax document, is a plain PDF."""
-    pdf = invoice_pdf(document, branding)
+    proforma's, no tax document, is a plain PDF. A Polish one carries its KSeF QR codes."""
+    pdf = invoice_pdf(document, branding, ksef)
     if isinstance(document, InvoiceIssued | CreditNoteIssued):
         return facturx_pdf(pdf, document)
     return pdf
