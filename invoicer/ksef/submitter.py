@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("invoicer.ksef")
 
 Clock = Callable[[], datetime]
+STUCK_AGAIN = timedelta(minutes=10)  # a document whose step failed for no transient reason is looked at again
 
 
 class KsefSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -277,10 +278,19 @@ class KsefSubmitter(Consumer):
                 try:
                     again = await self.step(document)
                 except Exception as error:
-                    if not _transient(error):
-                        raise
-                    log.warning("KSeF: %s: %s; trying again", document, error)
-                    again = self.clock() + timedelta(seconds=5)
+                    if _transient(error):
+                        log.warning("KSeF: %s: %s; trying again", document, error)
+                        again = self.clock() + timedelta(seconds=5)
+                    else:  # a bug, or data nothing here can cure: the others go on, this one later
+                        log.error(
+                            "KSeF: document %s could not be taken further (%s: %s); looked at again in %s",
+                            document,
+                            type(error).__name__,
+                            error,
+                            STUCK_AGAIN,
+                            exc_info=error,
+                        )
+                        again = self.clock() + STUCK_AGAIN
                 steps += 1
                 if again is None:
                     self.pending.pop(document, None)

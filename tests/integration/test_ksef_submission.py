@@ -893,3 +893,26 @@ def test_a_credit_note_issued_before_its_invoice_is_accepted_waits_for_the_invoi
     number = desk.numbers[(NIP, "VAT", invoice.number)]
     assert number.encode() in objects(stream_env, prepared.fa3_name)  # NrKSeFFaKorygowanej, not NrKSeFN
     assert list(desk.numbers) == [(NIP, "VAT", invoice.number), (NIP, "KOR", note.number)]  # in that order
+
+
+def test_a_document_that_breaks_the_sender_does_not_stop_the_others(
+    jobstream: JobstreamApp, office: Office, stream_env: dict[str, str]
+) -> None:
+    for _ in range(3):
+        office.completed_job()
+    issue(stream_env)
+    (issued,) = stored(jobstream, InvoiceIssued)
+    broken = issued[1].number
+
+    class Breaks(MinistryDesk):
+        async def status(self, session: str, invoice: str, *, number: str, issue_date: date) -> Accept | Refuse | None:
+            if number == broken:
+                raise ValueError("an answer nothing here can read")
+            return await super().status(session, invoice, number=number, issue_date=issue_date)
+
+    clock = Clock()
+    submitter = submit(stream_env, Breaks(), clock)
+
+    states = {i.number: kinds(_decoded(jobstream, i.id))[-1] for i in issued}
+    assert states == {issued[0].number: "KsefUpoStored", broken: "KsefSent", issued[2].number: "KsefUpoStored"}
+    assert list(submitter.pending) == [issued[1].id]  # looked at again later, not dropped
