@@ -72,6 +72,15 @@ def specification(document: InvoiceIssued | CreditNoteIssued) -> str:
     return SPECIFICATIONS.get(country, EN16931)
 
 
+def buyer_reference(document: InvoiceIssued | CreditNoteIssued) -> str:
+    """BT-10: what the buyer routes the invoice by (a German public buyer's Leitweg-ID), kept
+    on the customer; else the job's id (the invoice's, on a credit note)."""
+    reference = contact_of(document.buyer).reference
+    if reference:
+        return reference
+    return str(document.invoice_id if isinstance(document, CreditNoteIssued) else document.job_id)
+
+
 def electronic_address(party: Party) -> tuple[str, str]:
     """BT-34/BT-49 and its EAS scheme: the party's own, or else its email (EM); ("", "") if neither."""
     contact = contact_of(party)
@@ -161,7 +170,7 @@ def ubl_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
     lei_vat = specification(invoice) == CIUS_RO and currency != "RON" and invoice.vat_total == 0
     if lei_vat:
         _add(root, "cbc:TaxCurrencyCode", "RON")
-    _add(root, "cbc:BuyerReference", str(invoice.invoice_id if credit else invoice.job_id))  # type: ignore[union-attr]
+    _add(root, "cbc:BuyerReference", buyer_reference(invoice))  # BT-10
     if credit:
         reference = _add(_add(root, "cac:BillingReference"), "cac:InvoiceDocumentReference")
         _add(reference, "cbc:ID", invoice.invoice_number)  # type: ignore[union-attr]

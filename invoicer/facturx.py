@@ -22,6 +22,7 @@ from invoicer.einvoice import (
     PEPPOL_BILLING,
     UNIT_CODES,
     XRECHNUNG,
+    buyer_reference,
     electronic_address,
     plain_number,
     specification,
@@ -132,7 +133,7 @@ def cii_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
     for number, line in enumerate(invoice.lines, start=1):
         _line(transaction, number, line)
     agreement = _add(transaction, "ram:ApplicableHeaderTradeAgreement")
-    _add(agreement, "ram:BuyerReference", str(invoice.invoice_id if credit else invoice.job_id))  # type: ignore[union-attr]
+    _add(agreement, "ram:BuyerReference", buyer_reference(invoice))  # BT-10
     _party(agreement, "ram:SellerTradeParty", invoice.seller)
     _party(agreement, "ram:BuyerTradeParty", invoice.buyer)
     delivery = _add(transaction, "ram:ApplicableHeaderTradeDelivery")

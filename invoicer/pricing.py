@@ -201,10 +201,27 @@ class Buyer(Struct, frozen=True, kw_only=True):
     payment_terms_days: int = 14
     price_list_id: UUID | None = None
     wants_proforma: bool = False
+    buyer_reference: str = ""
+    electronic_address: str = ""
 
     def party(self) -> Party:
-        """The buyer as printed on a document."""
-        return Party(name=self.name, address=self.billing_address, vat_id=self.vat_id, email=self.email)
+        """The buyer as printed on a document, with what their e-invoices are routed by."""
+        party = Party(name=self.name, address=self.billing_address, vat_id=self.vat_id, email=self.email)
+        if not (self.buyer_reference or self.electronic_address):
+            return party
+        scheme, address = electronic_address(self.electronic_address)
+        contact = Contact(reference=self.buyer_reference, electronic_address=address, electronic_address_scheme=scheme)
+        return structs.replace(party, contact=contact)
+
+
+def electronic_address(text: str) -> tuple[str, str]:
+    """An electronic address as written in the settings or on a customer: (EAS scheme, id).
+    An email is EM; ``0204:991-12345-67`` is a Leitweg-ID; nothing is ("", "")."""
+    text = text.strip()
+    scheme, _, value = text.partition(":")
+    if not value or "@" in scheme:
+        return ("EM", text) if text else ("", "")
+    return scheme, value
 
 
 def buyer_of(customer_id: UUID, events: Iterable[Event]) -> Buyer:
@@ -214,7 +231,11 @@ def buyer_of(customer_id: UUID, events: Iterable[Event]) -> Buyer:
     for event in events:
         buyer = structs.replace(buyer, version=buyer.version + 1)
         if isinstance(event, CustomerRegistered | CustomerDetailsChanged):
-            changed = {k: v for k, v in msgspec.structs.asdict(event).items() if k in names and v is not None}
+            changed = {
+                k: v
+                for k, v in msgspec.structs.asdict(event).items()
+                if k in names and v is not None and v is not msgspec.UNSET
+            }
             buyer = structs.replace(buyer, **changed)
         elif isinstance(event, HoursPackageSold):
             buyer = structs.replace(

@@ -9,7 +9,7 @@ import msgspec
 
 from events.contract import Address, Contact
 from invoicer import romania
-from invoicer.pricing import Seller, invoice_number
+from invoicer.pricing import Seller, electronic_address, invoice_number
 
 DEFAULT_SERIES = "FV"
 DEFAULT_PATTERN = "{series}/{year}/{sequence:06d}"
@@ -21,11 +21,9 @@ def contact_from(env: dict[str, str]) -> Contact:
     ``SCHEME:ID`` with an EAS scheme code (``0204:991-12345-67`` a Leitweg-ID, ``9930:DE123456789``
     a German VAT id). Without one, the company's email is its electronic address."""
     get = env.get
-    address = (get("JOBSTREAM_COMPANY_ELECTRONIC_ADDRESS") or "").strip()
-    scheme, _, value = address.partition(":")
-    if not value or "@" in scheme:  # an email (or nothing): EAS code EM
-        scheme, value = ("EM", address or (get("JOBSTREAM_COMPANY_EMAIL") or "").strip())
-    if not scheme.isalnum():
+    address = (get("JOBSTREAM_COMPANY_ELECTRONIC_ADDRESS") or get("JOBSTREAM_COMPANY_EMAIL") or "").strip()
+    scheme, value = electronic_address(address)
+    if value and not scheme.isalnum():
         raise SystemExit(
             f"JOBSTREAM_COMPANY_ELECTRONIC_ADDRESS {address!r} is not usable: give an email, "
             "or SCHEME:ID with an EAS scheme code such as 0204 (a Leitweg-ID) or 9930 (a German VAT id)"

@@ -6,10 +6,11 @@ from decimal import Decimal
 from typing import Annotated, ClassVar
 from uuid import UUID
 
-from msgspec import Meta
+from msgspec import UNSET, Meta, UnsetType
 
 from events.contract.base import Bound, Command, Event
 from events.contract.values import (
+    CONTROLS,
     Address,
     Currency,
     Email,
@@ -20,6 +21,7 @@ from events.contract.values import (
     Quantity,
     Text,
     VatRate,
+    line,
     whole,
 )
 
@@ -40,6 +42,9 @@ class CustomerRegistered(CustomerEvent, frozen=True, kw_only=True, tag=True):
     payment_terms_days: int = 14
     wants_proforma: bool = False  # a proforma invoice when a quote is accepted
     price_list_id: UUID | None = None
+    # Written only when given (UNSET is left out), so earlier registrations keep their bytes:
+    buyer_reference: str | UnsetType = UNSET  # BT-10 on their e-invoices: a German public buyer's Leitweg-ID
+    electronic_address: str | UnsetType = UNSET  # BT-49: SCHEME:ID (EAS code), or an email
 
 
 class CustomerDetailsChanged(CustomerEvent, frozen=True, kw_only=True, tag=True):
@@ -56,6 +61,8 @@ class CustomerDetailsChanged(CustomerEvent, frozen=True, kw_only=True, tag=True)
     payment_terms_days: int | None = None
     wants_proforma: bool | None = None
     price_list_id: UUID | None = None
+    buyer_reference: str | UnsetType = UNSET
+    electronic_address: str | UnsetType = UNSET
 
 
 class HoursPackageSold(CustomerEvent, frozen=True, kw_only=True, tag=True):
@@ -109,6 +116,21 @@ CustomerEvents = (
 )
 
 
+# What the customer's e-invoices are routed by: BT-10, a Leitweg-ID such as 991-12345-67 or
+# their own reference; BT-49, an email or SCHEME:ID with an EAS code (0204:991-12345-67,
+# 0088:4000001000005).
+BuyerReference = Annotated[str, line(100)]
+ElectronicAddress = Annotated[
+    str,
+    Meta(
+        max_length=200,
+        pattern=whole(
+            rf"([^@\s{CONTROLS}]+@[^@\s{CONTROLS}]+\.[^@\s{CONTROLS}]+|[0-9A-Z]{{2,4}}:[^\s{CONTROLS}]{{1,100}})?"
+        ),
+    ),
+]
+
+
 class RegisterCustomer(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: Text
     billing_address: Address
@@ -122,6 +144,8 @@ class RegisterCustomer(Command, frozen=True, kw_only=True, forbid_unknown_fields
     payment_terms_days: Annotated[int, Meta(ge=0, le=365)] = 14
     wants_proforma: bool = False
     price_list_id: UUID | None = None
+    buyer_reference: BuyerReference = ""
+    electronic_address: ElectronicAddress = ""
 
 
 class ChangeCustomerDetails(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -136,6 +160,8 @@ class ChangeCustomerDetails(Command, frozen=True, kw_only=True, forbid_unknown_f
     payment_terms_days: Annotated[int, Meta(ge=0, le=365)] | None = None
     wants_proforma: bool | None = None
     price_list_id: UUID | None = None
+    buyer_reference: BuyerReference | None = None
+    electronic_address: ElectronicAddress | None = None
 
 
 class SellHoursPackage(Command, frozen=True, kw_only=True, forbid_unknown_fields=True):

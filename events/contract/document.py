@@ -19,6 +19,7 @@ class Contact(Struct, frozen=True, kw_only=True):
 
     name: str = ""
     phone: str = ""
+    reference: str = ""  # a buyer's BT-10: what they route the invoice by (a Leitweg-ID)
     electronic_address: str = ""
     electronic_address_scheme: str = ""  # EAS code: EM an email, 0204 a Leitweg-ID, 9930 a German VAT id
 

@@ -96,6 +96,8 @@ class Customer(msgspec.Struct, frozen=True, kw_only=True):
     payment_terms_days: int = 14
     price_list_id: UUID | None = None
     wants_proforma: bool = False
+    buyer_reference: str = ""
+    electronic_address: str = ""
     retainers: dict[UUID, Retainer] = {}
 
 
@@ -118,6 +120,9 @@ def decide_customer(command: CustomerCommand, customer: Customer, ctx: Context) 
                         email=command.email or "",
                         currency=command.currency or ctx.company_currency,
                         language=command.language or language_of(command.billing_address.country),
+                        # an e-invoice routing only when given: registrations without one stay as they were
+                        buyer_reference=command.buyer_reference or msgspec.UNSET,
+                        electronic_address=command.electronic_address or msgspec.UNSET,
                     ),
                 )
             ]
@@ -171,7 +176,9 @@ def evolve_customer(customer: Customer, event: CustomerEvents) -> Customer:
             return replace(customer, retainers={**customer.retainers, event.retainer_id: ended})
         case CustomerRegistered() | CustomerDetailsChanged():
             fields = {
-                k: v for k, v in msgspec.structs.asdict(event).items() if k not in ("id", "meta") and v is not None
+                k: v
+                for k, v in msgspec.structs.asdict(event).items()
+                if k not in ("id", "meta") and v is not None and v is not msgspec.UNSET
             }
             return replace(customer, **fields)
         case HoursPackageSold() | PrepaidHoursConsumed() | PrepaidBalanceLow():  # the invoicer's to count
@@ -232,7 +239,9 @@ def evolve_technician(tech: Technician, event: TechnicianEvents) -> Technician:
     match event:
         case TechnicianRegistered() | TechnicianDetailsChanged():
             fields = {
-                k: v for k, v in msgspec.structs.asdict(event).items() if k not in ("id", "meta") and v is not None
+                k: v
+                for k, v in msgspec.structs.asdict(event).items()
+                if k not in ("id", "meta") and v is not None and v is not msgspec.UNSET
             }
             return replace(tech, **fields)
         case TechnicianDeactivated():

@@ -311,3 +311,69 @@ def test_the_pdfs_pass_pikepdf_s_pdfa_3b_rules_but_those_it_cannot_read(pdfs: di
     reports = validate(paths, "--pdfa-allowlist")
     assert [r["info"]["pdfa_allowlist"].rsplit(", ", 1)[1] for r in reports] == ["0 other"] * len(paths)
     assert [[f["id"] for f in r["findings"] if f["source"] == "pdfa"] for r in reports] == [[]] * len(paths)
+
+
+LEITWEG = "991-12345-67"
+
+
+def test_a_public_buyer_s_leitweg_id_and_electronic_address_are_kept_on_the_customer() -> None:
+    """Given a German authority registered with its Leitweg-ID, when the office changes its
+    electronic address, then its invoices carry both: BT-10 and BT-49 with its scheme."""
+    import msgspec
+
+    from events.contract import ChangeCustomerDetails, CustomerRegistered, RegisterCustomer
+    from invoicer.pricing import buyer_of
+    from tests.unit.test_customer_decider import OFFICE, given
+
+    authority = Address(street="Rathausplatz 1", city="Dresden", postal_code="01067", country="DE")
+    (registered,) = decide_customer_of(
+        RegisterCustomer(name="Stadt Dresden", billing_address=authority, buyer_reference=LEITWEG), given(), OFFICE
+    )
+    assert isinstance(registered, CustomerRegistered) and registered.buyer_reference == LEITWEG
+    (changed,) = decide_customer_of(
+        ChangeCustomerDetails(electronic_address=f"0204:{LEITWEG}"), given(registered), OFFICE
+    )
+    buyer = buyer_of(registered.id, [registered, changed])
+    assert (buyer.buyer_reference, buyer.electronic_address) == (LEITWEG, f"0204:{LEITWEG}")
+    root = ET.fromstring(ubl_invoice(replace(GERMAN, buyer=buyer.party())))
+    assert root.findtext("cbc:BuyerReference", namespaces=UBL) == LEITWEG
+    endpoint = root.find("cac:AccountingCustomerParty/cac:Party/cbc:EndpointID", UBL)
+    assert endpoint is not None and (endpoint.text, endpoint.get("schemeID")) == (LEITWEG, "0204")
+    cii = ET.fromstring(cii_invoice(replace(GERMAN, buyer=buyer.party())))
+    assert cii.findtext(".//ram:ApplicableHeaderTradeAgreement/ram:BuyerReference", namespaces=CII) == LEITWEG
+    # a registration without them is stored as before: the fields are left out
+    (plain,) = decide_customer_of(RegisterCustomer(name="Familie Schmidt", billing_address=authority), given(), OFFICE)
+    assert b"buyer_reference" not in msgspec.json.encode(plain)
+    assert buyer_of(plain.id, [plain]).party().contact == msgspec.UNSET
+
+
+def decide_customer_of(command: Any, customer: Any, ctx: Any) -> list[Any]:
+    from services.domain.parties import decide_customer
+
+    return list(decide_customer(command, customer, ctx))
+
+
+@pytest.mark.parametrize("address", ["0204 991", "not an address", "@x.de", "0204:", "a@b"])
+def test_an_electronic_address_that_is_neither_an_email_nor_scheme_and_id_is_refused(address: str) -> None:
+    import msgspec
+
+    from events.contract import ChangeCustomerDetails
+
+    with pytest.raises(msgspec.ValidationError, match="electronic_address"):
+        msgspec.json.decode(json.dumps({"electronic_address": address}), type=ChangeCustomerDetails)
+
+
+@pytest.mark.skipif(not VALIDATOR.exists(), reason="the e-invoice validator (../shared/tools/einvoice) is not here")
+def test_an_invoice_to_a_public_buyer_passes_xrechnung(tmp_path: Path) -> None:
+    buyer = replace(
+        HOUSEHOLD,
+        name="Stadt Dresden",
+        contact=Contact(reference=LEITWEG, electronic_address=LEITWEG, electronic_address_scheme="0204"),
+    )
+    paths = []
+    for syntax, write in (("ubl", ubl_invoice), ("cii", cii_invoice)):
+        for name, document in (("invoice", replace(GERMAN, buyer=buyer)), ("credit", replace(CREDITED, buyer=buyer))):
+            path = tmp_path / f"{name}-{syntax}.xml"
+            path.write_bytes(write(document))
+            paths.append(path)
+    assert [serious(r) for r in validate(paths, "--profile", "xrechnung")] == [[]] * 4
