@@ -461,3 +461,40 @@ def test_settings_come_from_the_environment(efactura_standin: StandIn) -> None:
     assert settings is not None and settings.url == efactura_standin.url and settings.submission.poll_seconds == 5
     with pytest.raises(SystemExit, match="EFACTURA_"):
         EfacturaSettings.from_env({**efactura_standin.env(), "EFACTURA_LEASE_SECONDS": "soon"})
+
+
+def test_a_credit_note_is_uploaded_as_cn_and_accepted(
+    jobstream: JobstreamApp, office: Office, stream_env: dict[str, str], efactura_standin: StandIn
+) -> None:
+    from events.contract import CreditNoteIssued, IssueCreditNote
+
+    office.completed_job()
+    issue(stream_env)
+    invoice = the_invoice(jobstream)
+    jobstream.execute(invoice.id, IssueCreditNote(reason="Cota TVA greșită"), OFFICE)
+    issue(stream_env)
+    clock = Clock()
+
+    upload(stream_env, efactura_standin, clock)
+    until_answered(stream_env, efactura_standin, clock)
+
+    ((note,),) = stored(jobstream, CreditNoteIssued)
+    events = events_of(jobstream, note.id)
+    assert kinds(events)[-2:] == ["EfacturaAccepted", "EfacturaAnswerStored"]
+    prepared = events[0]
+    assert isinstance(prepared, EfacturaDocumentPrepared) and prepared.document_kind == "credit_note"
+    (there,) = efactura_standin.of(note.number)
+    assert there.standard == "CN" and there.state == "ok", there.messages
+    assert [u.standard for u in efactura_standin.of(invoice.number)] == ["UBL"]
+
+
+def test_a_seller_outside_romania_uploads_nothing(
+    jobstream: JobstreamApp, office: Office, stream_env: dict[str, str], efactura_standin: StandIn
+) -> None:
+    office.completed_job()
+    run(stream_env, lambda c: Invoicer(c, Settings()).catch_up())  # the default seller is Polish
+
+    uploader = upload(stream_env, efactura_standin, Clock())
+
+    assert events_of(jobstream, the_invoice(jobstream).id) == []
+    assert efactura_standin.requests == [] and not uploader.pending
