@@ -4,7 +4,7 @@ as-of, rebuild, export.
     jobstream audit replay [--job ID] [--customer ID] [--type T] [--from T] [--to T]
                            [--after N] [--until N] [--json]
     jobstream audit verify [--checkpoints FILE]
-    jobstream audit reconcile [--held-hours 24] [--now 2026-11-23T10:00:00Z] [--ksef] [--ksef-days 1]
+    jobstream audit reconcile [--held-hours 24] [--now 2026-11-23T10:00:00Z] [--ksef] [--ksef-days 1] [--efactura]
     jobstream audit checkpoint
     jobstream audit as-of --job ID --at 2026-11-23T10:00:00Z [--json]
     jobstream audit rebuild [--into URL]
@@ -41,6 +41,10 @@ from nats.errors import Error as NatsError
 
 from events.contract import (
     CreditNoteIssued,
+    EfacturaAccepted,
+    EfacturaDocumentPrepared,
+    EfacturaRefused,
+    EfacturaUploaded,
     Event,
     InvoiceEvent,
     InvoiceIssued,
@@ -712,6 +716,8 @@ HELD_HOURS = 24.0  # JOBSTREAM_AUDIT_HELD_HOURS: how long a completed job may wa
 
 KSEF_DAYS = 1  # JOBSTREAM_AUDIT_KSEF_DAYS: business days after issue an online document has to reach KSeF
 POLAND = ZoneInfo("Europe/Warsaw")
+EFACTURA_DAYS = 5  # Law 296/2023: calendar days after issue a Romanian document has to reach e-Factura
+ROMANIA = ZoneInfo("Europe/Bucharest")
 
 
 class Reconciliation(msgspec.Struct, kw_only=True):
@@ -724,6 +730,9 @@ class Reconciliation(msgspec.Struct, kw_only=True):
     ksef_documents: int = 0  # Polish documents that must reach KSeF
     ksef_accepted: int = 0
     ksef_waiting: list[str] = []  # not yet accepted, still within their deadline
+    efactura_documents: int = 0  # Romanian documents that must reach e-Factura
+    efactura_accepted: int = 0
+    efactura_waiting: list[str] = []  # not yet accepted by ANAF, still within the 5 days
     problems: list[str] = []
 
     @property
@@ -740,6 +749,7 @@ async def reconcile(
     checkpoints: Sequence[Checkpoint] = (),
     ksef_all_polish: bool = False,
     ksef_days: int = KSEF_DAYS,
+    efactura_all_romanian: bool = False,
 ) -> Reconciliation:
     """From the stream alone: each completed job has exactly one invoice or an explicit reason
     it is not billed; no job has two invoices; each series' numbers run 1, 2, 3 ... without a
@@ -758,9 +768,15 @@ async def reconcile(
     invoiced_by: dict[UUID, tuple[UUID, JobInvoiced, int]] = {}  # invoice -> the job it bills
     polish: dict[UUID, InvoiceIssued | CreditNoteIssued] = {}  # a Polish seller's invoices and credit notes
     ksef = KsefFacts()
+    romanian: dict[UUID, InvoiceIssued | CreditNoteIssued] = {}  # a Romanian seller's invoices and credit notes
+    efactura = EfacturaFacts()
     async for notification, event in events(connection, progress=progress):
         if isinstance(event, InvoiceIssued | CreditNoteIssued) and _polish(event):
             polish[event.id] = event
+        elif isinstance(event, InvoiceIssued | CreditNoteIssued) and _romanian(event):
+            romanian[event.id] = event
+        elif isinstance(event, EfacturaDocumentPrepared | EfacturaUploaded | EfacturaAccepted | EfacturaRefused):
+            efactura.add(event)
         elif isinstance(event, KsefDocumentPrepared | KsefAccepted | KsefIssuedOffline):
             ksef.add(event)
         match event:
@@ -833,6 +849,7 @@ async def reconcile(
                 f"({invoice}), which is not in the stream"
             )
     _reconcile_ksef(result, polish, ksef, now, ksef_all_polish, ksef_days)
+    _reconcile_efactura(result, romanian, efactura, now, efactura_all_romanian)
     if checkpoints:
         head = await connection.last_position()
         reach = max(checkpoints, key=lambda c: c.head)
@@ -899,6 +916,74 @@ def _reconcile_ksef(
             )
         else:
             result.ksef_waiting.append(f"{kind} {document.number}: {what}, by {iso(deadline)}")
+
+
+@dataclass
+class EfacturaFacts:
+    """What the stream says of each document's way through RO e-Factura."""
+
+    prepared: set[UUID] = field(default_factory=set)
+    uploaded: dict[UUID, str] = field(default_factory=dict)  # the upload index
+    accepted: set[UUID] = field(default_factory=set)
+    refused: dict[UUID, list[str]] = field(default_factory=dict)  # ANAF's messages
+
+    def add(self, event: EfacturaDocumentPrepared | EfacturaUploaded | EfacturaAccepted | EfacturaRefused) -> None:
+        match event:
+            case EfacturaDocumentPrepared():
+                self.prepared.add(event.id)
+            case EfacturaUploaded():
+                self.uploaded[event.id] = event.upload_index
+            case EfacturaAccepted():
+                self.accepted.add(event.id)
+            case EfacturaRefused():
+                self.refused[event.id] = list(event.messages) or [event.state]
+
+
+def _romanian(document: InvoiceIssued | CreditNoteIssued) -> bool:
+    address = document.seller.address
+    return address is not None and address.country.upper() == "RO"
+
+
+def efactura_deadline(issued_on: date) -> datetime:
+    """The end (23:59:59 in Romania) of the 5th calendar day after ``issued_on``, in UTC."""
+    day = issued_on + timedelta(days=EFACTURA_DAYS)
+    return datetime.combine(day, time(23, 59, 59), ROMANIA).astimezone(UTC)
+
+
+def _reconcile_efactura(
+    result: Reconciliation,
+    romanian: dict[UUID, InvoiceIssued | CreditNoteIssued],
+    efactura: EfacturaFacts,
+    now: datetime,
+    all_romanian: bool,
+) -> None:
+    """Each Romanian document that must be in e-Factura is accepted by ANAF, or is still
+    within the 5 calendar days after its issue (then listed, so the office is warned before
+    the deadline). A document must be in e-Factura when its UBL was prepared for upload, and,
+    with ``all_romanian`` (e-Factura configured all along), every Romanian invoice and credit
+    note, so that one the uploader never took is reported too."""
+    for id, document in romanian.items():
+        if id not in efactura.prepared and not all_romanian:
+            continue
+        result.efactura_documents += 1
+        if id in efactura.accepted:
+            result.efactura_accepted += 1
+            continue
+        deadline = efactura_deadline(document.issue_date)
+        kind = "credit note" if isinstance(document, CreditNoteIssued) else "invoice"
+        if id in efactura.refused:
+            what = f"refused by ANAF: {'; '.join(efactura.refused[id])}"
+        elif id in efactura.uploaded:
+            what = f"uploaded (index {efactura.uploaded[id]}), not yet accepted"
+        else:
+            what = "prepared for e-Factura" if id in efactura.prepared else "never uploaded to e-Factura"
+        if now > deadline:
+            result.problems.append(
+                f"{kind} {document.number} ({id}) is not accepted by e-Factura past its deadline {iso(deadline)} "
+                f"({what})"
+            )
+        else:
+            result.efactura_waiting.append(f"{kind} {document.number}: {what}, by {iso(deadline)}")
 
 
 def ksef_deadline(issued_on: date, days: int = KSEF_DAYS) -> datetime:
@@ -1177,6 +1262,7 @@ async def _command(
             checkpoints=known,
             ksef_all_polish=args.ksef,
             ksef_days=args.ksef_days,
+            efactura_all_romanian=args.efactura,
         )
         bar.close()
         found.problems.extend(problems)
@@ -1194,15 +1280,28 @@ async def _command(
             )
         for waiting in found.ksef_waiting:
             print(f"  KSeF  {waiting}")
+        if found.efactura_documents:
+            print(
+                f"{found.efactura_documents} Romanian documents for e-Factura: {found.efactura_accepted} accepted, "
+                f"{len(found.efactura_waiting)} not yet, still within their 5 days."
+            )
+        for waiting in found.efactura_waiting:
+            print(f"  e-Factura  {waiting}")
         if found.whole:
             print(
                 "Every completed job has exactly one invoice, a reason it is not billed, or has been held "
                 "less long than allowed; every series' numbers run without a gap, each on its document"
                 + (
-                    "; every Polish document has its KSeF number or is within its deadline."
+                    "; every Polish document has its KSeF number or is within its deadline"
                     if found.ksef_documents
-                    else "."
+                    else ""
                 )
+                + (
+                    "; every Romanian document is accepted by e-Factura or within its 5 days"
+                    if found.efactura_documents
+                    else ""
+                )
+                + "."
             )
             return 0
         print(f"{len(found.problems)} problem(s):")
@@ -1351,6 +1450,13 @@ def parser() -> argparse.ArgumentParser:
         help="business days after issue an online document has to reach KSeF (default: "
         f"JOBSTREAM_AUDIT_KSEF_DAYS, else {KSEF_DAYS})",
     )
+    sub.add_argument(
+        "--efactura",
+        action="store_true",
+        default=None,
+        help="every Romanian invoice and credit note must be in e-Factura, also one never uploaded (default: when "
+        "EFACTURA_URL is set); without it, the documents prepared for upload",
+    )
     sub = commands.add_parser(
         "checkpoint", help="record the stream's head and the digest of the whole log, outside the stream"
     )
@@ -1381,6 +1487,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "audit_command", "") == "reconcile":
         if args.ksef is None:
             args.ksef = bool(os.environ.get("KSEF_URL"))
+        if args.efactura is None:
+            args.efactura = bool(os.environ.get("EFACTURA_URL"))
         if args.ksef_days is None:
             try:
                 args.ksef_days = int(os.environ.get("JOBSTREAM_AUDIT_KSEF_DAYS") or KSEF_DAYS)
