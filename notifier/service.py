@@ -76,7 +76,7 @@ JOB_TRIGGERS = frozenset(
 KSEF_TRIGGERS = frozenset({"KsefAccepted", "KsefIssuedOffline"})
 # Whether the document writer renders a KSeF document again once KSeF has answered (with its
 # KSeF number, or OFFLINE): then its email waits for that rendering, else it goes at the answer.
-RENDERED_AGAIN = False
+RENDERED_AGAIN = True
 TRIGGERS = JOB_TRIGGERS | {"InvoiceDocumentStored", "CreditNoteDocumentStored", "PaymentReminderDue"} | KSEF_TRIGGERS
 DEFAULT_RETRIES = "5,30,120,600,1800"  # seconds before each further attempt
 LEASE = timedelta(seconds=60)  # an attempt longer than this is taken as abandoned

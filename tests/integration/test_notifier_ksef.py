@@ -87,8 +87,9 @@ def test_the_customers_email_waits_for_the_ksef_number_and_goes_once(
         part.get_payload(decode=True) for part in mail.iter_attachments() if part.get_filename().endswith(".pdf")
     )
     (renderings,) = stored(api.jobstream, InvoiceDocumentStored)
-    latest_pdf = [r for r in renderings if r.media_type == "application/pdf"][-1]
-    assert hashlib.sha256(pdf).hexdigest() == latest_pdf.sha256  # the latest rendering
+    first_pdf, latest_pdf = [r for r in renderings if r.media_type == "application/pdf"]
+    assert latest_pdf.name.endswith("ksef.pdf") and first_pdf.name != latest_pdf.name  # rendered after KSeF's answer
+    assert hashlib.sha256(pdf).hexdigest() == latest_pdf.sha256  # the one the email carries
 
 
 def test_an_invoice_issued_offline_is_emailed_and_a_held_one_is_not(
@@ -117,3 +118,5 @@ def test_an_invoice_issued_offline_is_emailed_and_a_held_one_is_not(
     assert [q.about_id for q in emails(api)] == [offline.id]
     (mail,) = mailbox.messages
     assert offline.number in mail["Subject"]
+    names = [part.get_filename() for part in mail.iter_attachments()]
+    assert len([n for n in names if n.endswith(".pdf")]) == 1  # the PDF marked OFFLINE, once
