@@ -655,6 +655,7 @@ TABLES = {
         "job_history",
         "invoices",
         "ksef_documents",
+        "efactura_documents",
         "unmatched_lines",
     ],
     "timesheets": ["time_entries"],

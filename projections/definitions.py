@@ -20,6 +20,7 @@ from events.contract import (
     EVENT_TYPES,
     CreditNoteIssued,
     CustomerEvent,
+    EfacturaEvent,
     Event,
     InvoiceEvent,
     InvoiceIssued,
@@ -36,6 +37,7 @@ from events.contract import (
 from projections.ledger import journal
 from projections.rows import (
     evolve_customer,
+    evolve_efactura,
     evolve_invoice,
     evolve_job,
     evolve_ksef,
@@ -113,6 +115,7 @@ class BoardProjection(BatchProjection):
         MessageEvent,
         RecurrenceEvent,
         KsefEvent,
+        EfacturaEvent,
     )
     view: BoardTables
 
@@ -135,6 +138,9 @@ class BoardProjection(BatchProjection):
             {item.event.id for item in items if isinstance(item.event, RecurrenceEvent)}
         )
         known_ksef = self.view.ksef_by_id({item.event.id for item in items if isinstance(item.event, KsefEvent)})
+        known_efactura = self.view.efactura_by_id(
+            {item.event.id for item in items if isinstance(item.event, EfacturaEvent)}
+        )
         known_messages = self.view.messages_by_id(
             {item.event.id for item in items if isinstance(item.event, MessageEvent)}
         )
@@ -179,6 +185,13 @@ class BoardProjection(BatchProjection):
                 )
             elif isinstance(event, KsefEvent):
                 _kept(known_ksef, batch.ksef, event.id, evolve_ksef(known_ksef.get(event.id), event, position))
+            elif isinstance(event, EfacturaEvent):
+                _kept(
+                    known_efactura,
+                    batch.efactura,
+                    event.id,
+                    evolve_efactura(known_efactura.get(event.id), event, position),
+                )
             elif isinstance(event, InvoiceEvent):
                 _kept(
                     known_invoices,

@@ -22,6 +22,13 @@ from events.contract import (
     DeliveryAttempted,
     DeliveryFailed,
     DeliveryUncertain,
+    EfacturaAccepted,
+    EfacturaAnswerStored,
+    EfacturaAttemptFailed,
+    EfacturaDocumentPrepared,
+    EfacturaRefused,
+    EfacturaUploaded,
+    EfacturaUploadStarted,
     Event,
     HoursPackageSold,
     InvoiceCredited,
@@ -825,6 +832,80 @@ def evolve_ksef(row: KsefRow | None, event: Event, position: int) -> KsefRow | N
         case KsefDeadlineNear() if row.state not in ("accepted", "refused", "held"):
             return structs.replace(row, state="deadline_near", deadline=iso(event.deadline), deadline_near=True)
     return row
+
+
+class EfacturaRow(Struct, kw_only=True):
+    """A Romanian document's way through RO e-Factura, as the office follows it (its
+    aggregate's events folded): its state, ANAF's upload index and what ANAF said."""
+
+    id: UUID  # the document's own
+    document_kind: str
+    number: str
+    issue_date: str = ""
+    state: str = "waiting"  # waiting, uploading, retrying, uploaded, accepted, refused
+    attempt: int = 0
+    retry_at: str = ""
+    reason: str = ""  # the last transient failure
+    upload_index: str = ""  # ANAF's index_incarcare
+    download_id: str = ""
+    messages: list[str] = []  # ANAF's, for a refusal
+    answer: str = ""  # ANAF's answer (the signed ZIP, or the error list) in the documents' store
+    position: int = 0
+
+
+def evolve_efactura(row: EfacturaRow | None, event: Event, position: int) -> EfacturaRow | None:
+    """The document's e-Factura row after ``event``; None for a document never prepared."""
+    if isinstance(event, EfacturaDocumentPrepared):
+        return EfacturaRow(
+            id=event.id,
+            document_kind=event.document_kind,
+            number=event.number,
+            issue_date=event.issue_date.isoformat(),
+            position=position,
+        )
+    if row is None:
+        return None
+    row = structs.replace(row, position=position)
+    match event:
+        case EfacturaUploadStarted():
+            return structs.replace(row, state="uploading", attempt=event.attempt, retry_at="")
+        case EfacturaAttemptFailed():
+            state = "retrying" if row.state in ("waiting", "uploading", "retrying") else row.state
+            return structs.replace(
+                row, state=state, attempt=event.attempt, reason=event.reason, retry_at=iso(event.retry_at)
+            )
+        case EfacturaUploaded():
+            return structs.replace(row, state="uploaded", upload_index=event.upload_index, reason="", retry_at="")
+        case EfacturaAccepted():
+            return structs.replace(
+                row, state="accepted", upload_index=event.upload_index, download_id=event.download_id, retry_at=""
+            )
+        case EfacturaRefused():
+            return structs.replace(
+                row,
+                state="refused",
+                upload_index=event.upload_index or row.upload_index,
+                download_id=event.download_id,
+                messages=list(event.messages) or [event.state],
+                retry_at="",
+            )
+        case EfacturaAnswerStored():
+            return structs.replace(row, answer=event.name)
+    return row
+
+
+def efactura_summary(row: EfacturaRow | None) -> dict[str, object]:
+    """The document's e-Factura state as the read API gives it (``efactura`` on an invoice)."""
+    if row is None:
+        return {"state": "none", "upload_index": "", "messages": [], "retry_at": ""}
+    return {
+        "state": row.state,
+        "upload_index": row.upload_index,
+        "messages": list(row.messages),
+        "retry_at": row.retry_at,
+        "reason": row.reason,
+        "answer": row.answer,
+    }
 
 
 def ksef_summary(row: KsefRow | None) -> dict[str, object]:

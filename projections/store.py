@@ -37,6 +37,7 @@ from eventsourcing.sqlite import SQLiteTrackingRecorder
 from projections.ledger import JournalLine
 from projections.rows import (
     CustomerRow,
+    EfacturaRow,
     HistoryRow,
     InvoiceRow,
     JobRow,
@@ -57,6 +58,7 @@ _technician_decoder = msgspec.json.Decoder(TechnicianRow)
 _recurrence_decoder = msgspec.json.Decoder(RecurrenceRow)
 _invoice_decoder = msgspec.json.Decoder(InvoiceRow)
 _ksef_decoder = msgspec.json.Decoder(KsefRow)
+_efactura_decoder = msgspec.json.Decoder(EfacturaRow)
 
 
 def store_env(url: str) -> dict[str, str]:
@@ -106,6 +108,7 @@ class Batch:
     messages: dict[UUID, MessageRow] = field(default_factory=dict)
     recurrences: dict[UUID, RecurrenceRow] = field(default_factory=dict)
     ksef: dict[UUID, KsefRow] = field(default_factory=dict)
+    efactura: dict[UUID, EfacturaRow] = field(default_factory=dict)
     journal: list[JournalLine] = field(default_factory=list)
     ledger_invoices: dict[UUID, tuple[str, UUID, str]] = field(default_factory=dict)  # number, customer, currency
 
@@ -239,6 +242,9 @@ class BoardTables(Tables):
         "number TEXT NOT NULL, state TEXT NOT NULL, deadline TEXT NOT NULL, position BIGINT NOT NULL, "
         "doc TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS ksef_documents_state ON {t}ksef_documents (state, deadline)",
+        # each Romanian document's e-Factura state (by the document's id)
+        "CREATE TABLE IF NOT EXISTS {t}efactura_documents (id TEXT PRIMARY KEY, number TEXT NOT NULL, "
+        "state TEXT NOT NULL, position BIGINT NOT NULL, doc TEXT NOT NULL)",
     )
 
     def write(self, cursor: Any, batch: Batch) -> None:
@@ -348,6 +354,11 @@ class BoardTables(Tables):
         )
         self.many(
             cursor,
+            EFACTURA_UPSERT,
+            ((str(e.id), e.number, e.state, e.position, _encode(e).decode()) for e in batch.efactura.values()),
+        )
+        self.many(
+            cursor,
             HISTORY_INSERT,
             (
                 (
@@ -430,6 +441,10 @@ class BoardTables(Tables):
     def ksef_by_id(self, ids: Iterable[UUID]) -> dict[UUID, KsefRow]:
         """The documents' KSeF rows (a document KSeF was never asked about has none)."""
         return {row.id: row for row in self._docs("ksef_documents", ids, _ksef_decoder)}
+
+    def efactura_by_id(self, ids: Iterable[UUID]) -> dict[UUID, EfacturaRow]:
+        """The documents' e-Factura rows (a document never prepared for upload has none)."""
+        return {row.id: row for row in self._docs("efactura_documents", ids, _efactura_decoder)}
 
     def ksef_list(self, states: Sequence[str], limit: int = 500) -> list[KsefRow]:
         """Documents in these KSeF states, the nearest deadline first."""
@@ -558,6 +573,10 @@ KSEF_UPSERT = (
     "INSERT INTO {t}ksef_documents (id, document_kind, number, state, deadline, position, doc) "
     "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
     "deadline = excluded.deadline, position = excluded.position, doc = excluded.doc"
+)
+EFACTURA_UPSERT = (
+    "INSERT INTO {t}efactura_documents (id, number, state, position, doc) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET state = excluded.state, position = excluded.position, doc = excluded.doc"
 )
 HISTORY_INSERT = (
     "INSERT INTO {t}job_history (job_id, position, version, occurred_at, event_type, actor_id, "

@@ -13,7 +13,7 @@ import nats.errors
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from projections.rows import KSEF_STATES, InvoiceRow, KsefRow, ksef_summary
+from projections.rows import KSEF_STATES, EfacturaRow, InvoiceRow, KsefRow, efactura_summary, ksef_summary
 from read_api import links
 from read_api.deps import (
     CurrentUser,
@@ -38,13 +38,15 @@ def ksef_state(text: str) -> str:
     return text
 
 
-def with_ksef(row: InvoiceRow, ksef: KsefRow | None, whole: bool = True) -> dict[str, Any]:
+def with_ksef(
+    row: InvoiceRow, ksef: KsefRow | None, whole: bool = True, efactura: EfacturaRow | None = None
+) -> dict[str, Any]:
     """The invoice as the read API gives it: its row (without the issued event unless
-    ``whole``) and its KSeF state."""
+    ``whole``), its KSeF state and its RO e-Factura state."""
     found = msgspec.to_builtins(row)
     if not whole:
         found.pop("issued", None)
-    return {**found, "ksef": ksef_summary(ksef)}
+    return {**found, "ksef": ksef_summary(ksef), "efactura": efactura_summary(efactura)}
 
 
 @router.get(
@@ -77,8 +79,9 @@ async def api_invoices(
 async def api_invoice(request: Request, who: CurrentUser, invoice_id: UUID) -> Response:
     billing_readers(who)
     found = await invoice_or_404(request, invoice_id)
-    states = await asyncio.to_thread(models(request).ksef, [invoice_id])
-    return json(with_ksef(found, states.get(invoice_id)))
+    m = models(request)
+    states, uploads = await asyncio.to_thread(lambda: (m.ksef([invoice_id]), m.efactura([invoice_id])))
+    return json(with_ksef(found, states.get(invoice_id), efactura=uploads.get(invoice_id)))
 
 
 @router.get(

@@ -25,6 +25,7 @@ from msgspec import structs
 from projections.ledger import JournalLine, trial_balance, unbalanced
 from projections.rows import (
     CustomerRow,
+    EfacturaRow,
     InvoiceRow,
     JobRow,
     KsefRow,
@@ -336,6 +337,10 @@ class ReadModels:
     def ksef(self, ids: Iterable[UUID]) -> dict[UUID, KsefRow]:
         """The documents' KSeF rows, by id (a document KSeF was never asked about has none)."""
         return self.board.ksef_by_id(ids)
+
+    def efactura(self, ids: Iterable[UUID]) -> dict[UUID, EfacturaRow]:
+        """The documents' e-Factura rows, by id (a document never prepared for upload has none)."""
+        return self.board.efactura_by_id(ids)
 
     def ksef_warnings(self) -> list[KsefRow]:
         """What the office must act on in KSeF: offline documents whose deadline nears, refused

@@ -65,7 +65,9 @@ async def invoice_page(request: Request, who: CurrentUser, invoice_id: UUID, pos
     await fresh(request, position)
     found = await invoice_or_404(request, invoice_id)
     m = models(request)
-    emails, ksef_rows = await asyncio.to_thread(lambda: (m.invoice_emails([found]), m.ksef([invoice_id])))
+    emails, ksef_rows, uploads = await asyncio.to_thread(
+        lambda: (m.invoice_emails([found]), m.ksef([invoice_id]), m.efactura([invoice_id]))
+    )
     notes = await asyncio.to_thread(m.ksef, found.credit_note_ids)
     return page(
         request,
@@ -74,6 +76,7 @@ async def invoice_page(request: Request, who: CurrentUser, invoice_id: UUID, pos
         inv=found,
         mail=emails.get(invoice_id),
         k=ksef_rows.get(invoice_id),
+        ef=uploads.get(invoice_id),
         notes=notes,
     )
 
