@@ -196,6 +196,12 @@ class StandIn:
             if not self.changed.wait_for(lambda: not self._queue, timeout):
                 raise TimeoutError("the e-Factura stand-in did not process its uploads")
 
+    def received(self, count: int = 1, timeout: float = 60) -> None:
+        """Wait until ``count`` uploads have been taken."""
+        with self.changed:
+            if not self.changed.wait_for(lambda: len(self.uploads) >= count, timeout):
+                raise TimeoutError(f"the e-Factura stand-in did not receive {count} uploads")
+
     def accepted(self) -> list[Received]:
         with self.lock:
             return [u for u in self.uploads if u.state == "ok"]
