@@ -64,6 +64,7 @@ from events.contract import (
     event_hash,
 )
 from events.jetstream import PAGE, STREAM_VARIABLES, NatsConnection, StreamSettings, notification_of
+from events.poland import end_of_business_day_after
 from projections.rows import InvoiceRow, JobRow, evolve_invoice, evolve_job, invoice_status, iso, summary
 from projections.runner import Runner, build
 from projections.store import ReadModelsUnavailable, open_view
@@ -716,7 +717,6 @@ HELD_HOURS = 24.0  # JOBSTREAM_AUDIT_HELD_HOURS: how long a completed job may wa
 
 
 KSEF_DAYS = 1  # JOBSTREAM_AUDIT_KSEF_DAYS: business days after issue an online document has to reach KSeF
-POLAND = ZoneInfo("Europe/Warsaw")
 EFACTURA_DAYS = 5  # Law 296/2023: calendar days after issue a Romanian document has to reach e-Factura
 ROMANIA = ZoneInfo("Europe/Bucharest")
 
@@ -989,26 +989,7 @@ def _reconcile_efactura(
 
 def ksef_deadline(issued_on: date, days: int = KSEF_DAYS) -> datetime:
     """The end (23:59:59 in Poland) of the ``days``-th business day after ``issued_on``, in UTC."""
-    day = issued_on
-    for _ in range(max(days, 0)):
-        day += timedelta(days=1)
-        while day.weekday() >= 5 or day in _polish_holidays(day.year):
-            day += timedelta(days=1)
-    return datetime.combine(day, time(23, 59, 59), POLAND).astimezone(UTC)
-
-
-def _polish_holidays(year: int) -> frozenset[date]:
-    """Poland's public holidays, as the KSeF consumer counts business days (ustawa o dniach
-    wolnych od pracy; Christmas Eve from 2025)."""
-    a, b, c = year % 19, year // 100, year % 100
-    h = (19 * a + b - b // 4 - (b - (b + 8) // 25 + 1) // 3 + 15) % 30
-    m = (32 + 2 * (b % 4) + 2 * (c // 4) - h - c % 4) % 7
-    month, day = divmod(h + m - 7 * ((a + 11 * h + 22 * m) // 451) + 114, 31)
-    sunday = date(year, month, day + 1)  # Easter (Meeus/Jones/Butcher)
-    fixed = [(1, 1), (1, 6), (5, 1), (5, 3), (8, 15), (11, 1), (11, 11), (12, 25), (12, 26)]
-    fixed += [(12, 24)] if year >= 2025 else []
-    moving = [sunday, sunday + timedelta(days=1), sunday + timedelta(days=49), sunday + timedelta(days=60)]
-    return frozenset([date(year, mo, d) for mo, d in fixed] + moving)
+    return end_of_business_day_after(issued_on, days)
 
 
 def _hours(span: timedelta) -> str:

@@ -24,10 +24,9 @@ and ``KsefDeadlineNear`` is recorded once per deadline when it is within
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal, NamedTuple, assert_never
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 import msgspec
 from msgspec import structs
@@ -47,8 +46,7 @@ from events.contract.ksef import (
     KsefSent,
     KsefUpoStored,
 )
-
-POLAND = ZoneInfo("Europe/Warsaw")
+from events.poland import end_of_next_business_day
 
 
 class SubmissionSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -322,43 +320,3 @@ def backoff(attempt: int, settings: SubmissionSettings | None = None) -> float:
     """Seconds to wait after the failed ``attempt`` (1, 2, ...)."""
     steps = (settings or SubmissionSettings()).backoff
     return steps[min(max(attempt, 1), len(steps)) - 1]
-
-
-# --- business days in Poland -------------------------------------------------------------------
-
-
-def easter(year: int) -> date:
-    """Easter Sunday (the Gregorian computus, Meeus/Jones/Butcher)."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = b // 4, b % 4
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = c // 4, c % 4
-    m = (32 + 2 * e + 2 * i - h - k) % 7
-    n = (a + 11 * h + 22 * m) // 451
-    month, day = divmod(h + m - 7 * n + 114, 31)
-    return date(year, month, day + 1)
-
-
-def public_holidays(year: int) -> frozenset[date]:
-    """Poland's public holidays (ustawa o dniach wolnych od pracy; Christmas Eve from 2025)."""
-    sunday = easter(year)
-    fixed = [(1, 1), (1, 6), (5, 1), (5, 3), (8, 15), (11, 1), (11, 11), (12, 25), (12, 26)]
-    if year >= 2025:
-        fixed.append((12, 24))
-    moving = [sunday, sunday + timedelta(days=1), sunday + timedelta(days=49), sunday + timedelta(days=60)]
-    return frozenset([date(year, m, d) for m, d in fixed] + moving)
-
-
-def is_business_day(day: date) -> bool:
-    return day.weekday() < 5 and day not in public_holidays(day.year)
-
-
-def end_of_next_business_day(now: datetime) -> datetime:
-    """The end (23:59:59, Polish time) of the first business day after ``now``'s day in
-    Poland, in UTC."""
-    day = now.astimezone(POLAND).date() + timedelta(days=1)
-    while not is_business_day(day):
-        day += timedelta(days=1)
-    return datetime.combine(day, time(23, 59, 59), POLAND).astimezone(UTC)

@@ -23,6 +23,7 @@ from events.contract.ksef import (
     KsefSent,
     KsefUpoStored,
 )
+from events.poland import easter, end_of_next_business_day
 from invoicer.ksef.submission import (
     Accept,
     Claim,
@@ -38,8 +39,6 @@ from invoicer.ksef.submission import (
     Tick,
     backoff,
     decide,
-    easter,
-    end_of_next_business_day,
     fold,
     next_step,
 )
@@ -287,7 +286,7 @@ def test_the_warning_is_a_setting() -> None:
     ],
 )
 def test_the_deadline_is_the_end_of_the_next_business_day_in_poland(now: datetime, deadline_day: date) -> None:
-    from invoicer.ksef.submission import POLAND
+    from events.poland import POLAND
 
     deadline = end_of_next_business_day(now)
     assert deadline.tzinfo is UTC
