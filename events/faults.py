@@ -25,7 +25,7 @@ import nats.errors
 import nats.js.errors
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 
-from events.contract import EventMeta, ProcessingFailed, failure_id, seal
+from events.contract import Event, EventMeta, ProcessingFailed, failure_id, seal
 from events.jetstream import TurnedAway, WriteRefused
 
 
@@ -116,7 +116,7 @@ def parked(
 
 
 def sealed(
-    consumer: str, failure: uuid.UUID, version: int, last_hash: str, event: ProcessingFailed | object, command_id: str
+    consumer: str, failure: uuid.UUID, version: int, last_hash: str, event: Event, command_id: str
 ) -> list[StoredEvent]:
     """A failure's next event as stored, written by ``consumer``."""
     return seal(
@@ -124,7 +124,7 @@ def sealed(
         version,
         last_hash,
         [event],
-        now=datetime.now(UTC),  # type: ignore[list-item]
+        now=datetime.now(UTC),
         actor_id=consumer,
         actor_role="system",
         command_id=command_id,

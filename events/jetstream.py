@@ -30,7 +30,7 @@ import re
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -300,7 +300,8 @@ class NatsConnection:
                 error_cb=on_error,
             )
         )
-        await asyncio.wait([connecting, turned_away], return_when=asyncio.FIRST_COMPLETED)
+        either: list[asyncio.Future[Any]] = [connecting, turned_away]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         if connecting.done():
             connecting.result()
             return client
@@ -373,7 +374,7 @@ class NatsConnection:
         while True:
             try:
                 try:
-                    return await self.js.stream_info(wanted.name)
+                    return await self.js.stream_info(self.settings.stream)  # the name stream_config gives it
                 except NotFoundError:
                     await self.js.add_stream(wanted)  # timing out here, it may still be made: asked again
                     return None
@@ -421,7 +422,7 @@ class NatsConnection:
 
     async def stream_events(
         self, after: int, until: int | None = None, chunk: int = 20 * PAGE, page: int = PAGE
-    ) -> AsyncIterator[list[Notification]]:
+    ) -> AsyncGenerator[list[Notification], None]:
         """The events after ``after``, as stored now (up to ``until``), in pages as they arrive.
 
         For reading far. A push consumer sends the events, so nats-server sends while this
@@ -643,11 +644,10 @@ _VERSION_KEY = b"\r\n" + VERSION_HEADER.encode() + b":"
 
 def _raw_header(block: bytes | None, key: bytes) -> bytes:
     """One header's value from a message's raw header block (``NATS/1.0\r\nName: value\r\n...``)."""
-    start = block.find(key) if block else -1
-    if start < 0:
+    if not block or (start := block.find(key)) < 0:
         raise OperationalError(f"a stored event without its {key[2:-1].decode()} header")
     start += len(key)
-    return block[start : block.index(b"\r\n", start)].strip()  # type: ignore[union-attr]
+    return block[start : block.index(b"\r\n", start)].strip()
 
 
 def _header(msg: Msg, name: str) -> str:

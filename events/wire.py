@@ -49,7 +49,16 @@ def encode_event(event: Event) -> bytes:
 
 
 def decode_event(data: bytes) -> Event:
-    return _decoder.decode(data)  # type: ignore[no-any-return]
+    return _decoder.decode(data)
+
+
+def originator_uuid(stored: StoredEvent) -> UUID:
+    """The id of the aggregate a stored event (or a notification) is of. The library allows
+    string ids too; every one of jobstream's aggregates is named by a UUID."""
+    originator_id = stored.originator_id
+    if not isinstance(originator_id, UUID):
+        raise TypeError(f"not one of jobstream's aggregates: {originator_id!r}")
+    return originator_id
 
 
 def topic_of(event: Event) -> str:

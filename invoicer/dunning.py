@@ -22,6 +22,7 @@ from eventsourcing.persistence import IntegrityError
 
 from events.consumer import Consumer, Stored
 from events.contract import PaymentReminderDue
+from events.jetstream import NatsConnection
 from invoicer.payments import Ledger, Open, refreshed
 
 log = logging.getLogger("invoicer.dunning")
@@ -56,8 +57,8 @@ class Dunning(Consumer):
 
     name = "dunning"
 
-    def __init__(self, connection: object, schedule: list[Step], timezone: str = "UTC") -> None:
-        super().__init__(connection)  # type: ignore[arg-type]
+    def __init__(self, connection: NatsConnection, schedule: list[Step], timezone: str = "UTC") -> None:
+        super().__init__(connection)
         self.schedule = schedule
         self.zone = ZoneInfo(timezone)
         self.ledger = Ledger()
@@ -81,7 +82,7 @@ class Dunning(Consumer):
             for _attempt in range(5):
                 invoice = ledger.invoices[invoice_id]
                 found = self.due_step(invoice, today)
-                if found is None:
+                if found is None or invoice.due_date is None:  # (nothing is due without a due date)
                     break
                 step_number, step = found
                 reminder = PaymentReminderDue(

@@ -156,11 +156,11 @@ def ubl_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
     _add(root, "cbc:ProfileID", PEPPOL_BILLING)
     _add(root, "cbc:ID", invoice.number)
     _add(root, "cbc:IssueDate", invoice.issue_date.isoformat())
-    if not credit:
-        _add(root, "cbc:DueDate", invoice.due_date.isoformat())  # type: ignore[union-attr]
+    if isinstance(invoice, InvoiceIssued):
+        _add(root, "cbc:DueDate", invoice.due_date.isoformat())
     _add(root, "cbc:CreditNoteTypeCode" if credit else "cbc:InvoiceTypeCode", "381" if credit else "380")
-    if credit:
-        _add(root, "cbc:Note", f"Credit note for {invoice.invoice_number}: {invoice.reason}")  # type: ignore[union-attr]
+    if isinstance(invoice, CreditNoteIssued):
+        _add(root, "cbc:Note", f"Credit note for {invoice.invoice_number}: {invoice.reason}")
     if invoice.reverse_charge:
         _add(root, "cbc:Note", REVERSE_CHARGE_NOTE)
     _add(root, "cbc:DocumentCurrencyCode", currency)
@@ -171,20 +171,20 @@ def ubl_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
     if lei_vat:
         _add(root, "cbc:TaxCurrencyCode", "RON")
     _add(root, "cbc:BuyerReference", buyer_reference(invoice))  # BT-10
-    if credit:
+    if isinstance(invoice, CreditNoteIssued):
         reference = _add(_add(root, "cac:BillingReference"), "cac:InvoiceDocumentReference")
-        _add(reference, "cbc:ID", invoice.invoice_number)  # type: ignore[union-attr]
-        _add(reference, "cbc:IssueDate", invoice.invoice_issue_date.isoformat())  # type: ignore[union-attr]
+        _add(reference, "cbc:ID", invoice.invoice_number)
+        _add(reference, "cbc:IssueDate", invoice.invoice_issue_date.isoformat())
     cius_ro = specification(invoice) == CIUS_RO
     _party(root, "cac:AccountingSupplierParty", invoice.seller, cius_ro)
     _party(root, "cac:AccountingCustomerParty", invoice.buyer, cius_ro)
-    if not credit:
+    if isinstance(invoice, InvoiceIssued):
         delivery = _add(root, "cac:Delivery")
-        _add(delivery, "cbc:ActualDeliveryDate", invoice.supply_date.isoformat())  # type: ignore[union-attr]
+        _add(delivery, "cbc:ActualDeliveryDate", invoice.supply_date.isoformat())
         if invoice.seller.bank_account:  # a credit transfer needs the account it goes to (BR-61)
             means = _add(root, "cac:PaymentMeans")
             _add(means, "cbc:PaymentMeansCode", "30")
-            _add(means, "cbc:PaymentID", invoice.payment_reference)  # type: ignore[union-attr]
+            _add(means, "cbc:PaymentID", invoice.payment_reference)
             _add(_add(means, "cac:PayeeFinancialAccount"), "cbc:ID", invoice.seller.bank_account.replace(" ", ""))
     elif specification(invoice) == XRECHNUNG:  # BR-DE-1 wants payment instructions on a credit note too
         means = _add(root, "cac:PaymentMeans")

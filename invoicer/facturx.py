@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 from datetime import date
 from decimal import Decimal
+from typing import TYPE_CHECKING
 from xml.etree import ElementTree as ET
 
 from events.contract import Address, CreditNoteIssued, InvoiceIssued, InvoiceLine, Party, contact_of
@@ -27,6 +28,9 @@ from invoicer.einvoice import (
     plain_number,
     specification,
 )
+
+if TYPE_CHECKING:
+    import pikepdf
 
 NS = {
     "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
@@ -112,21 +116,20 @@ def cii_specification(invoice: InvoiceIssued | CreditNoteIssued) -> str:
 
 def cii_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
     """The invoice (or credit note) as CII XML, EN 16931 profile (the XML of a Factur-X)."""
-    credit = isinstance(invoice, CreditNoteIssued)
     root = ET.Element(f"{{{NS['rsm']}}}CrossIndustryInvoice")
     context = _add(root, "rsm:ExchangedDocumentContext")
     _add(_add(context, "ram:BusinessProcessSpecifiedDocumentContextParameter"), "ram:ID", PEPPOL_BILLING)
     _add(_add(context, "ram:GuidelineSpecifiedDocumentContextParameter"), "ram:ID", cii_specification(invoice))
     document = _add(root, "rsm:ExchangedDocument")
     _add(document, "ram:ID", invoice.number)
-    _add(document, "ram:TypeCode", "381" if credit else "380")
+    _add(document, "ram:TypeCode", "381" if isinstance(invoice, CreditNoteIssued) else "380")
     _day(document, "ram:IssueDateTime", invoice.issue_date)
-    if credit:
+    if isinstance(invoice, CreditNoteIssued):
         _add(
             _add(document, "ram:IncludedNote"),
             "ram:Content",
             f"Credit note for {invoice.invoice_number}: {invoice.reason}",
-        )  # type: ignore[union-attr]
+        )
     if invoice.reverse_charge:
         _add(_add(document, "ram:IncludedNote"), "ram:Content", "Reverse charge (Art. 196 Directive 2006/112/EC)")
     transaction = _add(root, "rsm:SupplyChainTradeTransaction")
@@ -140,11 +143,11 @@ def cii_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
     _day(
         _add(delivery, "ram:ActualDeliverySupplyChainEvent"),
         "ram:OccurrenceDateTime",
-        invoice.invoice_issue_date if credit else invoice.supply_date,
-    )  # type: ignore[union-attr]
+        invoice.invoice_issue_date if isinstance(invoice, CreditNoteIssued) else invoice.supply_date,
+    )
     settlement = _add(transaction, "ram:ApplicableHeaderTradeSettlement")
-    if not credit:
-        _add(settlement, "ram:PaymentReference", invoice.payment_reference)  # type: ignore[union-attr]
+    if isinstance(invoice, InvoiceIssued):
+        _add(settlement, "ram:PaymentReference", invoice.payment_reference)
     _add(settlement, "ram:InvoiceCurrencyCode", invoice.currency)
     if invoice.seller.bank_account:  # a credit transfer needs the account it goes to (BR-61, CII-SR-470)
         means = _add(settlement, "ram:SpecifiedTradeSettlementPaymentMeans")
@@ -154,7 +157,8 @@ def cii_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
             "ram:IBANID",
             invoice.seller.bank_account.replace(" ", ""),
         )
-    elif credit and specification(invoice) == XRECHNUNG:  # BR-DE-1: payment instructions, even on a credit
+    elif isinstance(invoice, CreditNoteIssued) and specification(invoice) == XRECHNUNG:
+        # BR-DE-1: payment instructions, even on a credit note
         _add(_add(settlement, "ram:SpecifiedTradeSettlementPaymentMeans"), "ram:TypeCode", CLEARING)
     for subtotal in invoice.vat:
         tax = _add(settlement, "ram:ApplicableTradeTax")
@@ -168,40 +172,41 @@ def cii_invoice(invoice: InvoiceIssued | CreditNoteIssued) -> bytes:
             _add(tax, "ram:ExemptionReasonCode", "VATEX-EU-AE")
         _add(tax, "ram:RateApplicablePercent", plain_number(subtotal.rate))
     terms = _add(settlement, "ram:SpecifiedTradePaymentTerms")
-    if credit:
-        _add(terms, "ram:Description", f"Credited against invoice {invoice.invoice_number}")  # type: ignore[union-attr]
+    if isinstance(invoice, CreditNoteIssued):
+        _add(terms, "ram:Description", f"Credited against invoice {invoice.invoice_number}")
     else:
-        _day(terms, "ram:DueDateDateTime", invoice.due_date)  # type: ignore[union-attr]
+        _day(terms, "ram:DueDateDateTime", invoice.due_date)
     totals = _add(settlement, "ram:SpecifiedTradeSettlementHeaderMonetarySummation")
     _add(totals, "ram:LineTotalAmount", _money(invoice.net_total))
     _add(totals, "ram:TaxBasisTotalAmount", _money(invoice.net_total))
     _add(totals, "ram:TaxTotalAmount", _money(invoice.vat_total), currencyID=invoice.currency)
     _add(totals, "ram:GrandTotalAmount", _money(invoice.gross_total))
     _add(totals, "ram:DuePayableAmount", _money(invoice.gross_total))
-    if credit:
+    if isinstance(invoice, CreditNoteIssued):
         reference = _add(settlement, "ram:InvoiceReferencedDocument")
-        _add(reference, "ram:IssuerAssignedID", invoice.invoice_number)  # type: ignore[union-attr]
+        _add(reference, "ram:IssuerAssignedID", invoice.invoice_number)
         _add(
             _add(reference, "ram:FormattedIssueDateTime"),
             "qdt:DateTimeString",
             invoice.invoice_issue_date.strftime("%Y%m%d"),
             format="102",
-        )  # type: ignore[union-attr]
+        )
     return ET.tostring(root, encoding="UTF-8", xml_declaration=True)
 
 
 def _srgb_profile() -> bytes:
     from PIL import ImageCms
 
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()  # type: ignore[no-any-return]
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
-def _only_embedded_fonts(document: object) -> None:
+def _only_embedded_fonts(document: pikepdf.Pdf) -> None:
     """reportlab opens every page with its base font, Helvetica, which is never embedded (PDF/A
     forbids that) though the invoice draws no glyph in it: point that resource at the page's
     embedded DejaVu instead."""
-    for page in document.pages:  # type: ignore[attr-defined]
-        fonts = page.obj.get("/Resources", {}).get("/Font")
+    for page in document.pages:
+        resources = page.obj.get("/Resources")
+        fonts = resources.get("/Font") if resources is not None else None
         if fonts is None:
             continue
         embedded = [f for f in fonts.values() if "/FontDescriptor" in f or "/DescendantFonts" in f]

@@ -25,6 +25,7 @@ from uuid import UUID
 
 import msgspec
 from eventsourcing.persistence import Notification
+from nats.aio.msg import Msg
 
 from events.consumer import Consumer, Stored
 from events.contract import (
@@ -36,6 +37,7 @@ from events.contract import (
     decode_event,
 )
 from events.jetstream import NatsConnection
+from events.wire import originator_uuid
 from invoicer.billing import (
     TRIGGERS as BILLING_TRIGGERS,
 )
@@ -89,15 +91,15 @@ class Invoicer(Consumer):
         for position, stored in await self.recorder.kind_events_async("job", self._held_position):
             self._held_position = position
             if stored.topic == "InvoicingHeld":
-                self._held.add(stored.originator_id)
+                self._held.add(originator_uuid(stored))
             elif stored.topic in HOLDING:
-                self._held.discard(stored.originator_id)
+                self._held.discard(originator_uuid(stored))
         return self._held
 
     async def price_lists(self) -> dict[UUID, PriceList]:
         """Every price list as stored now (read incrementally: lists change rarely)."""
         for position, stored in await self.recorder.kind_events_async("pricelist", self._lists_position):
-            self._lists.setdefault(stored.originator_id, []).append(decode_event(stored.state))  # type: ignore[arg-type]
+            self._lists.setdefault(originator_uuid(stored), []).append(decode_event(stored.state))
             self._lists_position = position
         return {id: price_list_of(id, events) for id, events in self._lists.items()}
 
@@ -250,12 +252,12 @@ class Invoicer(Consumer):
     async def answer_previews(self) -> object:
         """Answer dry-run requests (``rpc.invoice-preview``, a job id) until the connection closes."""
 
-        async def answer(msg: object) -> None:
+        async def answer(msg: Msg) -> None:
             try:
-                reply = await self.preview(UUID(msg.data.decode()))  # type: ignore[attr-defined]
+                reply = await self.preview(UUID(msg.data.decode()))
             except (ValueError, UnicodeDecodeError):
                 reply = {"billable": False, "reason": "not a job id"}
-            await msg.respond(msgspec.json.encode(reply))  # type: ignore[attr-defined]
+            await msg.respond(msgspec.json.encode(reply))
 
         return await self.connection.nc.subscribe(
             self.connection.settings.rpc_subject("invoice-preview"), queue="invoicer", cb=answer

@@ -46,6 +46,7 @@ from events.contract import (
     event_hash,
 )
 from events.jetstream import NatsConnection
+from events.wire import originator_uuid
 from invoicer.ids import payment_id_of
 from invoicer.pricing import creditor_reference, variable_symbol
 
@@ -156,7 +157,7 @@ async def refreshed(consumer: Consumer, ledger: Ledger) -> Ledger:
     """The ledger with every invoice event stored since it was last read."""
     for position, stored in await consumer.recorder.kind_events_async("invoice", ledger.position):
         event = decode_event(stored.state)
-        ledger.add(position, stored.originator_id, stored.originator_version, stored.state, event)  # type: ignore[arg-type]
+        ledger.add(position, originator_uuid(stored), stored.originator_version, stored.state, event)
     return ledger
 
 
@@ -223,7 +224,7 @@ class PaymentMatcher(Consumer):
     async def decide_and_save(self, notification: Notification) -> str:
         ledger = await self.refresh()
         entries = await self.listed()
-        statement_id = notification.originator_id
+        statement_id = originator_uuid(notification)
         part = decode_event(notification.state)
         assert isinstance(part, BankStatementImported)
         overlay: dict[UUID, Open] = {}  # invoices as this part leaves them

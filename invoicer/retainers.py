@@ -20,6 +20,7 @@ from eventsourcing.persistence import IntegrityError
 
 from events.consumer import Consumer, Stored
 from events.contract import InvoiceIssued, RetainerAgreed, RetainerEnded, decode_event
+from events.jetstream import NatsConnection
 from invoicer.ids import retainer_invoice_id_of
 from invoicer.numbering import next_number
 from invoicer.pricing import buyer_of, creditor_reference, line_of, local_day, money, reverse_charge, vat_breakdown
@@ -51,8 +52,8 @@ def months(first: str, last: str) -> list[str]:
 class RetainerBilling(Consumer):
     name = "retainers"
 
-    def __init__(self, connection: object, settings: Settings) -> None:
-        super().__init__(connection)  # type: ignore[arg-type]
+    def __init__(self, connection: NatsConnection, settings: Settings) -> None:
+        super().__init__(connection)
         self.settings = settings
         self.retainers: dict[UUID, Agreed] = {}
         self._position = 0

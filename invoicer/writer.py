@@ -26,6 +26,7 @@ from events.contract import (
     Event,
     InvoiceDocumentStored,
     InvoiceIssued,
+    IssuedDocument,
     KsefAccepted,
     KsefDocumentPrepared,
     KsefIssuedOffline,
@@ -36,6 +37,7 @@ from events.contract import (
 from events.faults import Transient
 from events.jetstream import NatsConnection
 from events.lifetime import deaf_to_the_terminal, pool_worker
+from events.wire import originator_uuid
 from invoicer.documents import Branding, KsefMark, invoice_pdf
 from invoicer.einvoice import ubl_invoice
 from invoicer.facturx import facturx_pdf
@@ -65,7 +67,7 @@ class DocumentWriter(Consumer):
         self._pool: ProcessPoolExecutor | None = None
         self._retiring: asyncio.TimerHandle | None = None
         self._ahead: dict[UUID, asyncio.Future[bytes]] = {}
-        self._waiting: collections.deque[tuple[UUID, object]] = collections.deque()
+        self._waiting: collections.deque[tuple[UUID, Event]] = collections.deque()
 
     def prepare(self, page: Sequence[Notification]) -> None:
         """Rendering is pure and the slowest step: with worker processes, the page's documents
@@ -73,12 +75,12 @@ class DocumentWriter(Consumer):
         if not self.workers:
             return
         wanted = [n for n in page if n.topic in self.issued_topics]
-        ids = {n.originator_id for n in wanted}
+        ids = {originator_uuid(n) for n in wanted}
         for stale in [k for k in self._ahead if k not in ids]:  # work of a page left behind
             self._ahead.pop(stale).cancel()
         self._waiting.clear()
         self._waiting.extend(
-            (n.originator_id, decode_event(n.state)) for n in wanted if n.originator_id not in self._ahead
+            (originator_uuid(n), decode_event(n.state)) for n in wanted if originator_uuid(n) not in self._ahead
         )
         self._fill()
 
@@ -98,7 +100,7 @@ class DocumentWriter(Consumer):
         with deaf_to_the_terminal():  # again: starting the tracker unblocked SIGINT
             while self._waiting and len(self._ahead) < self.AHEAD:
                 document_id, event = self._waiting.popleft()
-                if document_id not in self._ahead:
+                if document_id not in self._ahead and isinstance(event, IssuedDocument):  # all that wait are
                     self._ahead[document_id] = loop.run_in_executor(self._pool, render_document, event, self.branding)
         if self._retiring is not None:
             self._retiring.cancel()
@@ -141,12 +143,12 @@ class DocumentWriter(Consumer):
     async def decide_and_save(self, notification: Notification) -> str:
         if notification.topic in self.ksef_topics:
             return await self._render_again(notification)
-        document = await self.load(notification.originator_id)
+        document = await self.load(originator_uuid(notification))
         stored_type = {"CreditNoteIssued": CreditNoteDocumentStored, "ProformaIssued": ProformaDocumentStored}.get(
             notification.topic, InvoiceDocumentStored
         )
         if any(isinstance(e, stored_type) for e in document.events):
-            self._ahead.pop(notification.originator_id, None)
+            self._ahead.pop(originator_uuid(notification), None)
             return "skipped"
         issued = next(e for e in document.events if isinstance(e, InvoiceIssued | CreditNoteIssued | ProformaIssued))
         started = time.perf_counter()
@@ -184,7 +186,7 @@ class DocumentWriter(Consumer):
         answer = decode_event(notification.state)
         if not isinstance(answer, KsefAccepted | KsefIssuedOffline):
             return "skipped"
-        ksef = await self.load(notification.originator_id)
+        ksef = await self.load(originator_uuid(notification))
         prepared = next((e for e in ksef.events if isinstance(e, KsefDocumentPrepared)), None)
         document = await self.load(answer.id)
         issued = next((e for e in document.events if isinstance(e, InvoiceIssued | CreditNoteIssued)), None)

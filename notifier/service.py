@@ -53,6 +53,7 @@ from events.contract import (
 )
 from events.contract.ksef import ksef_id
 from events.jetstream import NatsConnection, StreamSettings, run_plainly
+from events.wire import originator_uuid
 from notifier.compose import (
     PENDING,
     Directory,
@@ -217,7 +218,8 @@ class Notifier(Consumer):
         outgoing = await self.compose(notification.topic, event, notification.id, now)
         if not outgoing:
             return "skipped"
-        touched = []
+        touched: list[tuple[UUID, Stored, list[Event]]] = []
+        queued_here: list[tuple[UUID, MessageQueued]] = []
         for message in outgoing:
             message_id = message.id
             if message_id == PENDING:
@@ -226,11 +228,12 @@ class Notifier(Consumer):
                 continue  # a message with a fixed id (a KSeF document's email) already queued
             queued = msgspec.structs.replace(message, id=message_id, cause_position=notification.id)
             touched.append((message_id, Stored([], 0, ""), [queued]))
+            queued_here.append((message_id, queued))
         if not touched:
             return "skipped"
         await self.save(notification, touched)
-        for message_id, _, (queued,) in touched:
-            self._track(message_id, queued)  # type: ignore[arg-type]
+        for message_id, queued in queued_here:
+            self._track(message_id, queued)
         self._wake.set()
         return "queued"
 
@@ -303,11 +306,11 @@ class Notifier(Consumer):
         for position, stored in await self.recorder.kind_events_async("message", self._messages_position):
             self._messages_position = position
             event = decode_event(stored.state)
-            id = stored.originator_id
-            pending = self.pending.get(id)  # type: ignore[arg-type]
+            id = originator_uuid(stored)
+            pending = self.pending.get(id)
             match event:
                 case MessageQueued():
-                    self._track(id, event)  # type: ignore[arg-type]
+                    self._track(id, event)
                 case RedeliveryRequested() if id not in self.pending:
                     queued = next(
                         (
@@ -318,14 +321,14 @@ class Notifier(Consumer):
                         None,
                     )
                     if isinstance(queued, MessageQueued):
-                        self.pending[id] = Pending(queued=msgspec.structs.replace(queued, not_before=None), due=now)  # type: ignore[index]
+                        self.pending[id] = Pending(queued=msgspec.structs.replace(queued, not_before=None), due=now)
                 case DeliveryAttempted() if pending is not None:
                     pending.state, pending.attempt = "attempting", event.attempt
                     pending.due = event.lease_until
                 case DeliveryFailed() if pending is not None and event.retry_at is not None:
                     pending.state, pending.attempt, pending.due = "retrying", event.attempt, event.retry_at
                 case MessageDelivered() | DeliveryFailed() | DeliveryUncertain():
-                    self.pending.pop(id, None)  # type: ignore[arg-type]
+                    self.pending.pop(id, None)
 
     async def send_due(self) -> datetime | None:
         """Start delivering every message that is due; when the next one will be."""

@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import functools
 import hashlib
 import logging
 import os
@@ -226,7 +227,7 @@ async def stored_messages(
             yield sequence, msg.headers["Nats-Subject"], msg
         if len(page) < PAGE:
             return
-        position = int(page[-1].headers["Nats-Sequence"])  # type: ignore[index]
+        position = int((page[-1].headers or {})["Nats-Sequence"])  # a direct get's reply always has it
         if progress is not None:
             progress(position)
 
@@ -260,8 +261,12 @@ async def take_checkpoint(
         at = await connection.direct_batch(
             {"seq": latest.head, "next_by_subj": f"{connection.settings.prefix}>", "batch": 1}
         )
-        here = [m for m in at if int(m.headers["Nats-Sequence"]) == latest.head]  # type: ignore[index]
-        if not here or link(latest.head, here[0].headers["Nats-Subject"], here[0].data) != latest.head_link:
+        here = [
+            (m.headers["Nats-Subject"], m.data)
+            for m in at
+            if m.headers and int(m.headers["Nats-Sequence"]) == latest.head
+        ]
+        if not here or link(latest.head, *here[0]) != latest.head_link:
             raise TailMissing(
                 f"the message at position {latest.head:,} is not the one {latest.seen()} saw; "
                 "run `jobstream audit verify`"
@@ -365,7 +370,7 @@ async def checkpoint_and_keep(
     """A checkpoint of the stream as it is now (TailMissing if it lost what one saw), kept in
     each place; with what could not be kept where."""
     if known is None:
-        known, _problems = await asyncio.to_thread(places.known)
+        known = (await asyncio.to_thread(places.known))[0]
     checkpoint = await take_checkpoint(connection, known, datetime.now(UTC), progress)
     return checkpoint, await asyncio.to_thread(places.record, checkpoint)
 
@@ -675,7 +680,7 @@ async def rebuild(
         runner = Runner(fresh, connection)
         for _attempt in range(5):
             target = await asyncio.to_thread(live.view.max_tracking_id, name) or 0
-            await runner.catch_up(until=target, progress=(lambda p, n=name: progress(n, p)) if progress else None)
+            await runner.catch_up(until=target, progress=functools.partial(progress, name) if progress else None)
             counts = {}
             for table in tables:
                 a, b = (
@@ -828,9 +833,9 @@ async def reconcile(
         else:
             result.problems.append(f"job {job} is completed but has no invoice and no reason it is not billed")
     result.not_billed = not_billed
-    for job, numbers in invoices_per_job.items():
-        if len(numbers) > 1:
-            result.problems.append(f"job {job} has {len(numbers)} invoices: {', '.join(numbers)}")
+    for job, invoice_numbers in invoices_per_job.items():
+        if len(invoice_numbers) > 1:
+            result.problems.append(f"job {job} has {len(invoice_numbers)} invoices: {', '.join(invoice_numbers)}")
     for (series, year), numbers in sorted(sequences.items()):
         expected = list(range(1, len(numbers) + 1))
         if sorted(numbers) != expected:
@@ -1173,8 +1178,8 @@ async def _command(
             raise SystemExit("jobstream audit: nowhere to keep a checkpoint: set JOBSTREAM_DATA or READ_MODEL_URL")
         try:
             checkpoint = await _checkpoint_now(connection, places, known)
-        except TailMissing as refused:
-            print(f"No checkpoint taken: {refused}.")
+        except TailMissing as error:
+            print(f"No checkpoint taken: {error}.")
             return 1
         print(checkpoint.line())
         print(f"Kept in {' and '.join(places.places)}.")
@@ -1183,21 +1188,21 @@ async def _command(
         criteria = criteria_from(args)
         entries = [entry async for entry in replay(connection, criteria)]
         known, _problems = await _known(places)
-        checkpoint: Checkpoint | None = None
+        taken: Checkpoint | None = None
         refused = ""
         try:
-            checkpoint = await _checkpoint_now(connection, places, known)
+            taken = await _checkpoint_now(connection, places, known)
         except TailMissing as error:
             refused = str(error)
         if args.out:
-            count = await asyncio.to_thread(export_file, entries, args.out, args.format, checkpoint)
+            count = await asyncio.to_thread(export_file, entries, args.out, args.format, taken)
         else:
-            count = write_entries(entries, out, args.format, checkpoint)
+            count = write_entries(entries, out, args.format, taken)
         print(f"Exported {count} events{f' to {args.out}' if args.out else ''}.", file=sys.stderr)
-        if checkpoint is None:
+        if taken is None:
             print(f"No checkpoint in this export: {refused}.", file=sys.stderr)
             return 1
-        print(f"{checkpoint.line()} (its last record: file it with the export).", file=sys.stderr)
+        print(f"{taken.line()} (its last record: file it with the export).", file=sys.stderr)
         return 0
     if args.audit_command == "verify":
         known, problems = await _known(places, args.checkpoints or ())

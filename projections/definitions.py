@@ -65,7 +65,7 @@ class BatchProjection(Projection[Any]):
     wanted: ClassVar[tuple[type[Event], ...]] = ()
 
     @functools.cached_property
-    def topics(self) -> frozenset[str]:
+    def wanted_topics(self) -> frozenset[str]:
         """The stored topics of the events it reads: the rest need not even be decoded."""
         return frozenset(name for name, cls in EVENT_TYPES.items() if issubclass(cls, self.wanted))
 
@@ -211,9 +211,10 @@ class TimesheetProjection(BatchProjection):
 
     def evolve(self, items: Sequence[Positioned]) -> Batch:
         batch = Batch()
-        ids = {entry for item in items if (entry := time_entry_id(item.event)) is not None}
+        jobs = [(item.position, item.event) for item in items if isinstance(item.event, JobEvent)]  # all: wanted
+        ids = {entry for _, event in jobs if (entry := time_entry_id(event)) is not None}
         known = self.view.times_by_id(ids)
-        for position, _version, event in items:
+        for position, event in jobs:
             entry = time_entry_id(event)
             if entry is None:
                 continue

@@ -121,6 +121,6 @@ async def failures(connection: NatsConnection, states: Iterable[str] = ()) -> li
         events.extend(decode_event(m.data) for m in page)
         if len(page) < PAGE:
             break
-        after = int(page[-1].headers["Nats-Sequence"])  # type: ignore[index]
+        after = int((page[-1].headers or {})["Nats-Sequence"])  # a direct get's reply always has it
     wanted = set(states)
     return [row for row in folded(events) if not wanted or row.state in wanted]

@@ -149,7 +149,7 @@ class Runner:
         return True
 
     def _items(self, part: Sequence[Notification]) -> list[Positioned]:
-        topics = self.projection.topics  # the rest need not even be decoded
+        topics = self.projection.wanted_topics  # the rest need not even be decoded
         return [Positioned(n.id, n.originator_version, decode_event(n.state)) for n in part if n.topic in topics]
 
     async def _commit_items(self, items: list[Positioned], position: int) -> bool:

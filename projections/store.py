@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 from uuid import UUID
 
@@ -118,6 +118,10 @@ class Tables:
 
     qualify = ""  # "schema." on PostgreSQL
     TABLES: tuple[str, ...] = ()
+    datastore: Any  # given by the recorder each view is mixed with (SQLite's or PostgreSQL's)
+    if TYPE_CHECKING:  # that recorder's too
+
+        def max_tracking_id(self, application_name: str) -> int | None: ...
 
     def ddl(self) -> list[str]:
         return [statement.format(t=self.qualify) for statement in self.TABLES]
@@ -127,12 +131,12 @@ class Tables:
 
     @contextmanager
     def writing(self) -> Iterator[Any]:
-        with self.datastore.transaction(commit=True) as cursor:  # type: ignore[attr-defined]
+        with self.datastore.transaction(commit=True) as cursor:
             yield cursor
 
     @contextmanager
     def reading(self) -> Iterator[Any]:
-        with self.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+        with self.datastore.transaction(commit=False) as cursor:
             yield cursor
 
     def execute(self, cursor: Any, text: str, params: Sequence[Any] = ()) -> Any:
@@ -405,7 +409,8 @@ class BoardTables(Tables):
 
     def messages(self, states: Sequence[str] = (), about: Iterable[UUID] = (), limit: int = 200) -> list[MessageRow]:
         """Messages in these states (all when none), or about these documents; the latest first."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if states:
             where.append(f"state IN ({_marks(states)})")
             params.extend(states)
@@ -773,14 +778,15 @@ class SQLiteView(SQLiteTrackingRecorder):
     CACHE = "PRAGMA cache_size = -65536"
 
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), *self.ddl()]  # type: ignore[attr-defined]
+        return [*super().construct_create_table_statements(), *self.ddl()]
 
     def ddl(self) -> list[str]:
         # SQLite only: tables keyed by their primary key, one B-tree instead of two
+        assert isinstance(self, Tables)  # each view is one of the tables' classes too (SQLiteBoard, ...)
         return [
             f"{s} WITHOUT ROWID" if s.startswith("CREATE TABLE") and "PRIMARY KEY (" in s else s
             for s in Tables.ddl(self)
-        ]  # type: ignore[arg-type]
+        ]
 
     @contextmanager
     def writing(self) -> Iterator[Any]:
@@ -813,14 +819,15 @@ class SQLiteCheckpoints(CheckpointTables, SQLiteView):
 def _postgres_classes() -> tuple[type, type, type, type]:
     """Defined on first use, so SQLite users need no PostgreSQL driver installed."""
     from eventsourcing.postgres import PostgresTrackingRecorder
-    from psycopg.sql import SQL
+    from psycopg.sql import SQL, Composed
 
     class PostgresView(PostgresTrackingRecorder):
         def __init__(self, datastore: Any, **kwargs: Any) -> None:
             super().__init__(datastore, **kwargs)
             self.qualify = f'"{datastore.schema}".'
-            self.sql_create_statements.extend(SQL(s) for s in self.ddl())  # type: ignore[attr-defined]
             self.tracking_table = self.tracking_table_name
+            assert isinstance(self, Tables)  # each view is one of the tables' classes too (PostgresBoard, ...)
+            self.sql_create_statements.extend(Composed([SQL(s)]) for s in self.ddl())
 
         def sql(self, text: str) -> str:
             return text.format(t=self.qualify).replace("?", "%s")

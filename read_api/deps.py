@@ -37,15 +37,15 @@ Wait = Annotated[float | None, Query(ge=0, le=MAX_WAIT, description="seconds to 
 
 
 def settings_of(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def zone_of(request: Request) -> ZoneInfo:
-    return request.app.state.zone  # type: ignore[no-any-return]
+    return request.app.state.zone
 
 
 def models(request: Request) -> ReadModels:
-    return request.app.state.models  # type: ignore[no-any-return]
+    return request.app.state.models
 
 
 def stream_of(request: Request) -> NatsConnection:
@@ -53,7 +53,7 @@ def stream_of(request: Request) -> NatsConnection:
     stream = request.app.state.stream
     if stream is None:
         raise Refused(503, "this read API has no NATS connection configured (NATS_URL)")
-    return stream  # type: ignore[no-any-return]
+    return stream
 
 
 # --- who is asking -----------------------------------------------------------------------

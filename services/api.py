@@ -520,7 +520,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.openapi_schema = spec
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend its schema
     return app
 
 

@@ -51,7 +51,7 @@ from events.contract import (
 )
 from events.jetstream import NatsAggregateRecorder, NatsApplicationRecorder, NatsFactory
 from events.revocations import Revocations
-from events.wire import TOPIC_AGGREGATES
+from events.wire import TOPIC_AGGREGATES, originator_uuid
 from events.writes import Author, write
 from services.domain import billing, failures, notices, parties, recurring, slots
 from services.domain import job as jobs
@@ -224,7 +224,7 @@ def advance(spec: Kind, loaded: Loaded, positioned: Sequence[tuple[int, StoredEv
     first = positioned[0][1]
     actual = TOPIC_AGGREGATES.get(first.topic, spec.name)
     if actual != spec.name:  # a job's id sent where a customer's belongs, say
-        raise WrongKind(spec.name, first.originator_id, actual)  # type: ignore[arg-type]
+        raise WrongKind(spec.name, originator_uuid(first), actual)
     state, commands = loaded.state, dict(loaded.commands)
     for position, stored in positioned:
         event = decode_event(stored.state)
@@ -253,7 +253,11 @@ class JobstreamApp:
         self, env: dict[str, str], factory: NatsFactory | None = None, clock: Callable[[], datetime] = utc_now
     ) -> None:
         self.clock = clock  # read once per command: its events record the time it was decided at
-        self.factory = factory or InfrastructureFactory.construct(Environment(env=env))
+        if factory is None:
+            constructed = InfrastructureFactory.construct(Environment(env=env))
+            assert isinstance(constructed, NatsFactory), "jobstream runs on events.jetstream"
+            factory = constructed
+        self.factory = factory
         recorder = self.factory.application_recorder()
         assert isinstance(recorder, NatsApplicationRecorder), "jobstream runs on events.jetstream"
         self.recorder = recorder
@@ -348,8 +352,8 @@ class JobstreamApp:
         """What the default price lists offer, for a technician recording what was used."""
         lists: dict[UUID, parties.PriceList] = {}
         for _, stored in await self.recorder.kind_events_async("pricelist"):
-            id, event = stored.originator_id, decode_event(stored.state)
-            assert isinstance(id, UUID) and isinstance(event, PriceListEvents)  # a price list's, by its subject
+            id, event = originator_uuid(stored), decode_event(stored.state)
+            assert isinstance(event, PriceListEvents)  # a price list's, by its subject
             lists[id] = parties.evolve_price_list(lists.get(id) or parties.PriceList(id=id), event)
         return [
             {

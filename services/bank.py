@@ -120,7 +120,7 @@ def _camt_entry(entry: ET.Element, account: str, statement: str, number: int, be
     credit = _text(entry, "CdtDbtInd") == "CRDT"
     booked = _text(entry, "BookgDt", "Dt") or _text(entry, "BookgDt", "DtTm")[:10] or _text(entry, "ValDt", "Dt")
     details = list(_all(entry, "TxDtls")) or [entry]
-    lines = []
+    lines: list[StatementLine] = []
     for index, tx in enumerate(details):
         amount_element = _find(tx, "Amt") if tx is not entry else None
         # some banks give the amount only at entry level (Ntry/Amt)
@@ -189,7 +189,7 @@ def _decimal(text: str | None, where: str) -> Decimal:
 # --- MT940 ---------------------------------------------------------------------------------
 
 
-class _LenientStatement(mt940.tags.Statement):  # type: ignore[misc]
+class _LenientStatement(mt940.tags.Statement):
     """:61: as banks write it: some put a whole IBAN (18+ characters) in the 16-character
     customer reference."""
 

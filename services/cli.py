@@ -191,7 +191,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         pem = path.read_bytes()
         loaded = serialization.load_pem_private_key(pem, password=None)
         raw = loaded.public_key().public_bytes(
-            serialization.Encoding.X962,  # type: ignore[union-attr]
+            serialization.Encoding.X962,
             serialization.PublicFormat.UncompressedPoint,
         )
         import base64
@@ -640,8 +640,8 @@ async def _run_together(group: str, args: argparse.Namespace) -> None:
     ended = next(iter(done))
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
-    if not ended.cancelled() and ended.exception() is not None:
-        raise ended.exception()  # type: ignore[misc]
+    if not ended.cancelled() and (error := ended.exception()) is not None:
+        raise error
     if not asked:
         raise SystemExit(f"jobstream: {tasks[ended]} stopped by itself")
 

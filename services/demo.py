@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -148,16 +149,16 @@ def load_demo(app: JobstreamApp, say: Callable[[str], None]) -> dict[str, str]:
         "lukas": RegisterTechnician(name="Lukas Becker", skills=["plumbing", "boilers"], phone="+49 170 000 003"),
         "aoife": RegisterTechnician(name="Aoife Byrne", skills=["cleaning"], phone="+353 87 000 0004"),
     }
-    for key, command in technicians.items():
-        do(_id("tech", key), command)
+    for key, registered in technicians.items():
+        do(_id("tech", key), registered)
     tech = {key: _id("tech", key) for key in technicians}
 
-    def job(key: str, customer: str, job_type: str, description: str, **extra: object) -> UUID:
+    def job(key: str, customer: str, job_type: str, description: str, **extra: Any) -> UUID:
         job_id = _id("job", key)
         do(
             job_id,
             RequestJob(customer_id=_id("customer", customer), job_type=job_type, description=description, **extra),
-        )  # type: ignore[arg-type]
+        )
         return job_id
 
     def as_tech(key: str) -> Actor:

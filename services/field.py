@@ -243,7 +243,9 @@ async def read_side(request: Request, path: str, authorization: Annotated[str | 
         )
     try:
         answer = await client.get(
-            f"/api/{path}", params=request.query_params.multi_items(), headers={"Authorization": authorization or ""}
+            f"/api/{path}",
+            params=tuple(request.query_params.multi_items()),
+            headers={"Authorization": authorization or ""},
         )
     except httpx.HTTPError as error:
         return Response(

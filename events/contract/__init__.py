@@ -328,10 +328,7 @@ AnyEvent = (
 # events.contract.document.IssuedDocumentBase (DOCUMENT_FIELDS are its fields' names).
 IssuedDocument = InvoiceIssued | CreditNoteIssued | ProformaIssued
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.__name__: cls
-    for cls in AnyEvent.__args__  # type: ignore[attr-defined]
-}
+EVENT_TYPES: dict[str, type[Event]] = {cls.__name__: cls for cls in AnyEvent.__args__}
 
 # The codec, the hash chain and ``seal`` live in events.wire; their names are still found here.
 _WIRE = frozenset({"encode_event", "decode_event", "topic_of", "event_hash", "seal"})

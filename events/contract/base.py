@@ -57,5 +57,6 @@ def check_decimal(field: str, value: Decimal | None, low: Decimal, high: Decimal
     if value < low or (value == low and not low_inclusive) or value > high:
         bound = "at least" if low_inclusive else "more than"
         raise ValueError(f"`{field}` must be {bound} {low} and at most {high}")
-    if value.as_tuple().exponent < -6:  # type: ignore[operator]
+    exponent = value.as_tuple().exponent  # an int: the value is finite
+    if isinstance(exponent, int) and exponent < -6:
         raise ValueError(f"`{field}` may have at most 6 decimal places")

@@ -78,7 +78,7 @@ def decide_invoice(
         raise NotFound("invoice", invoice.id)
     if isinstance(command, IssueCreditNote):
         return [_credit_note(command, invoice)]
-    if command.amount.as_tuple().exponent < -2:  # type: ignore[operator]
+    if _places(command.amount) > 2:
         raise Invalid("amount", f"{invoice.currency} has cents: at most 2 decimal places")
     return [
         PaymentApplied(
@@ -110,6 +110,12 @@ def evolve_statement(statement: Statement, event: StatementEvents) -> Statement:
             assert_never(event)
 
 
+def _places(amount: Decimal) -> int:
+    """How many decimal places an amount has (NaN and infinity: more than any currency has)."""
+    exponent = amount.as_tuple().exponent
+    return -exponent if isinstance(exponent, int) else 99
+
+
 def _credit_note(command: IssueCreditNote, invoice: Invoice) -> CreditNoteRequested:
     """An issued invoice is never edited: it is corrected by a credit note that refers to it."""
     left = invoice.gross_total - invoice.credited
@@ -126,7 +132,7 @@ def _credit_note(command: IssueCreditNote, invoice: Invoice) -> CreditNoteReques
     else:
         if command.amount > left:
             raise Invalid("amount", f"at most {left} {invoice.currency} of {invoice.number} is left to credit")
-        if command.amount.as_tuple().exponent < -2:  # type: ignore[operator]
+        if _places(command.amount) > 2:
             raise Invalid("amount", f"{invoice.currency} has cents: at most 2 decimal places")
         if invoice.vat_rates > 1:
             raise Invalid(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import assert_never
+from typing import Any, assert_never
 from uuid import UUID
 
 import msgspec
@@ -187,7 +187,8 @@ def evolve_customer(customer: Customer, event: CustomerEvents) -> Customer:
             assert_never(event)
 
 
-def _fields(struct: msgspec.Struct, **overrides: object) -> dict[str, object]:
+def _fields(struct: msgspec.Struct, **overrides: Any) -> dict[str, Any]:
+    """A command's fields, some overridden, for the event of the same fields it decides."""
     return {**msgspec.structs.asdict(struct), **overrides}
 
 

@@ -99,7 +99,7 @@ def parse_rule(text: str, start: datetime) -> rrule:
         raise ValueError(f"not an RFC 5545 recurrence rule ({error})") from None
     if not isinstance(rule, rrule):
         raise ValueError("one RRULE only")
-    if rule._freq not in FREQUENCIES:
+    if rule._freq not in FREQUENCIES:  # type: ignore[attr-defined]  # dateutil keeps FREQ private; its stubs leave it out
         raise ValueError("a visit repeats at most daily: FREQ is DAILY, WEEKLY, MONTHLY or YEARLY")
     return rule
 
@@ -116,7 +116,7 @@ def _check(plan: RecurringPlan, now: datetime) -> RecurringPlan:
         rule = parse_rule(plan.rule, plan.start)
     except ValueError as error:
         raise Invalid("rule", str(error)) from None
-    until = rule._until
+    until = rule._until  # type: ignore[attr-defined]  # dateutil keeps UNTIL private; its stubs leave it out
     latest = now + RULE_AHEAD
     if until is not None and (until if until.tzinfo else until.replace(tzinfo=UTC)) > latest:
         raise Invalid("rule", f"UNTIL must be at most {latest.date().isoformat()} (ten years ahead)")
