@@ -41,7 +41,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -426,7 +426,7 @@ class _Gate:
                 fault = Response("Service Unavailable", status_code=standin.faults.fail_status)
         status: list[int] = []
 
-        async def sent(message: dict[str, Any]) -> None:
+        async def sent(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status.append(message["status"])
                 if delay:  # done, and answered late: a client that gave up never hears of it

@@ -98,3 +98,21 @@ def test_without_the_token_anaf_answers_nothing(efactura_standin: StandIn) -> No
 
     asyncio.run(go())
     assert efactura_standin.requests == [("POST", "/upload", 401)]
+
+
+@needs_shared
+def test_the_full_schematron_is_run_on_what_is_processed(efactura_standin: StandIn) -> None:
+    xml = Path(EXAMPLE).read_bytes()
+    wrong_total = xml.replace(b'<cbc:PayableAmount currencyID="RON">', b'<cbc:PayableAmount currencyID="RON">9', 1)
+    assert wrong_total != xml
+
+    async def go() -> list[str]:
+        async with client(efactura_standin) as anaf:
+            upload = await anaf.upload(wrong_total, cif=EXAMPLE_CIF)
+            await asyncio.to_thread(efactura_standin.processed)
+            state = await anaf.state(upload.index)
+            assert state.state == "nok"
+            return answer_messages(await anaf.download(state.download_id))
+
+    messages = asyncio.run(go())
+    assert any("[BR-CO-16]" in m for m in messages), messages  # EN 16931's, from the official schematron

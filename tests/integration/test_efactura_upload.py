@@ -498,3 +498,34 @@ def test_a_seller_outside_romania_uploads_nothing(
 
     assert events_of(jobstream, the_invoice(jobstream).id) == []
     assert efactura_standin.requests == [] and not uploader.pending
+
+
+def test_two_uploaders_racing_upload_each_invoice_once(
+    jobstream: JobstreamApp, office: Office, stream_env: dict[str, str], efactura_standin: StandIn
+) -> None:
+    for n in range(3):
+        office.completed_job(minutes=40 + 10 * n)
+    issue(stream_env)
+    clock = Clock()
+
+    async def race(connection: NatsConnection) -> None:
+        clients = [EfacturaClient(EfacturaConfig(url=efactura_standin.url, token=efactura_standin.token)) for _ in "ab"]
+        uploaders = [EfacturaUploader(connection, client, SETTINGS, clock) for client in clients]
+        try:
+            await uploaders[0].catch_up()
+            for uploader in uploaders:
+                await uploader.recover()
+            await asyncio.gather(*(uploader.send_due() for uploader in uploaders))
+        finally:
+            for client in clients:
+                await client.aclose()
+
+    run(stream_env, race)
+    until_answered(stream_env, efactura_standin, clock)
+
+    (issued,) = stored(jobstream, InvoiceIssued)
+    assert len(issued) == 3
+    for invoice in issued:
+        assert len(efactura_standin.of(invoice.number)) == 1
+        assert kinds(events_of(jobstream, invoice.id)).count("EfacturaUploadStarted") == 1
+        assert kinds(events_of(jobstream, invoice.id))[-2:] == ["EfacturaAccepted", "EfacturaAnswerStored"]
