@@ -42,6 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from nats.aio.msg import Msg  # noqa: E402
+
 from bench.backbone import percentile  # noqa: E402
 from events.contract import (  # noqa: E402
     Address,
@@ -134,7 +136,7 @@ async def upos_stored(settings: StreamSettings, count: int, timeout: float) -> N
     done = asyncio.Event()
     failed: list[str] = []
 
-    async def delivered(msg) -> None:  # type: ignore[no-untyped-def]  # nats-py's callback
+    async def delivered(msg: Msg) -> None:
         nonlocal seen
         topic = msg.headers.get("Es-Topic") if msg.headers else None
         if topic == "KsefUpoStored":
@@ -182,7 +184,7 @@ def from_the_stream(app: JobstreamApp) -> dict[str, dict[uuid.UUID, list[object]
             if isinstance(event, JobCompleted):
                 found["completed"].setdefault(event.id, []).append(event)
             elif isinstance(event, InvoiceIssued):
-                found["issued"].setdefault(event.job_id, []).append(event)  # type: ignore[arg-type]  # a job's invoice names its job
+                found["issued"].setdefault(event.job_id, []).append(event)
             elif isinstance(event, KsefAccepted):
                 found["accepted"].setdefault(event.id, []).append(event)  # the KSeF events name the document
             elif isinstance(event, KsefUpoStored):
@@ -253,7 +255,7 @@ def main() -> None:
             standin.stop()
 
     def at(event: object) -> datetime:
-        return event.meta.occurred_at  # type: ignore[attr-defined, no-any-return]  # every stored event has its meta
+        return event.meta.occurred_at  # type: ignore[attr-defined]  # every stored event has its meta
 
     issued = {job: found["issued"][job][0] for job in burst}
     accepted = {job: found["accepted"][invoice.id][0] for job, invoice in issued.items()}  # type: ignore[attr-defined]
