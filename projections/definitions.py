@@ -26,6 +26,7 @@ from events.contract import (
     InvoiceIssued,
     JobEvent,
     KsefEvent,
+    KsefHeld,
     MessageEvent,
     PaymentApplied,
     ProformaIssued,
@@ -132,7 +133,7 @@ class BoardProjection(BatchProjection):
         known_technicians = self.view.technicians_by_id(technicians)
         known_users = self.view.users_by_id(users)
         known_invoices = self.view.invoices_by_id(
-            {item.event.id for item in items if isinstance(item.event, InvoiceEvent)}
+            {item.event.id for item in items if isinstance(item.event, InvoiceEvent | KsefHeld)}
         )
         known_recurrences = self.view.recurrences_by_id(
             {item.event.id for item in items if isinstance(item.event, RecurrenceEvent)}
@@ -184,7 +185,11 @@ class BoardProjection(BatchProjection):
                     evolve_message(known_messages.get(event.id), event, position),
                 )
             elif isinstance(event, KsefEvent):
-                _kept(known_ksef, batch.ksef, event.id, evolve_ksef(known_ksef.get(event.id), event, position))
+                ksef = evolve_ksef(known_ksef.get(event.id), event, position)
+                if ksef is not None and not ksef.number and event.id in known_invoices:
+                    # held before its FA(3) was prepared: the invoice's own number and kind
+                    ksef = structs.replace(ksef, document_kind="invoice", number=known_invoices[event.id].number)
+                _kept(known_ksef, batch.ksef, event.id, ksef)
             elif isinstance(event, EfacturaEvent):
                 _kept(
                     known_efactura,

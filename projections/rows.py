@@ -782,8 +782,29 @@ class KsefRow(Struct, kw_only=True):
     position: int = 0
 
 
+_OFFLINE = ("offline", "deadline_near")
+
+
+def _unless_offline(row: KsefRow, state: str) -> str:
+    """An offline document stays offline (its deadline kept) until KSeF accepts or refuses it:
+    its sends and retries are the row's attempt and retry_at."""
+    return row.state if row.state in _OFFLINE else state
+
+
 def evolve_ksef(row: KsefRow | None, event: Event, position: int) -> KsefRow | None:
-    """The document's KSeF row after ``event``; None for an event of a document never prepared."""
+    """The document's KSeF row after ``event``; None for an event of a document never prepared
+    nor held. A held document's first KSeF event is its hold (its FA(3) was never prepared): its
+    number and kind are the projector's to fill from the document's own row."""
+    if isinstance(event, KsefHeld) and row is None:
+        return KsefRow(
+            id=event.id,
+            document_kind="",
+            number="",
+            state="held",
+            field=event.field,
+            reason=event.reason,
+            position=position,
+        )
     if isinstance(event, KsefDocumentPrepared):
         return KsefRow(
             id=event.id,
@@ -801,13 +822,17 @@ def evolve_ksef(row: KsefRow | None, event: Event, position: int) -> KsefRow | N
         case KsefHeld():
             return structs.replace(row, state="held", field=event.field, reason=event.reason)
         case KsefSendStarted():
-            return structs.replace(row, state="sending", attempt=event.attempt, retry_at="")
+            return structs.replace(row, state=_unless_offline(row, "sending"), attempt=event.attempt, retry_at="")
         case KsefAttemptFailed():
             return structs.replace(
-                row, state="retrying", attempt=event.attempt, reason=event.reason, retry_at=iso(event.retry_at)
+                row,
+                state=_unless_offline(row, "retrying"),
+                attempt=event.attempt,
+                reason=event.reason if row.state not in _OFFLINE else row.reason,
+                retry_at=iso(event.retry_at),
             )
         case KsefSent():
-            return structs.replace(row, state="sent", attempt=event.attempt, retry_at="")
+            return structs.replace(row, state=_unless_offline(row, "sent"), attempt=event.attempt, retry_at="")
         case KsefAccepted():
             return structs.replace(
                 row,

@@ -10,6 +10,7 @@ from pathlib import Path
 from events.contract import (
     KsefAttemptFailed,
     KsefDeadlineNear,
+    KsefHeld,
     KsefIssuedOffline,
     KsefRefused,
     KsefSendStarted,
@@ -126,3 +127,44 @@ def test_each_invoices_ksef_state_is_read_filtered_shown_and_rebuilt(
         catch_up(stream_env, again)
         assert dump(again)["ksef_documents"] == dump(read_model_url)["ksef_documents"]
         assert len(dump(again)["ksef_documents"]) == 4
+
+
+def test_a_held_document_is_read_and_an_offline_one_stays_offline_through_its_retries(
+    api: Api, stream_env: dict[str, str], read_model_url: str
+) -> None:
+    held, offline = polish_invoices(api, stream_env, 2)
+    app = api.jobstream
+    # a held document's first KSeF event is KsefHeld: its FA(3) was never prepared
+    append(app, stream_env, held.id, KsefHeld(id=held.id, field="Podmiot2/NIP", reason="not a valid NIP"))
+    deadline = datetime.now(UTC) + timedelta(hours=20)
+    append(app, stream_env, offline.id, prepared(offline))
+    append(
+        app,
+        stream_env,
+        offline.id,
+        KsefIssuedOffline(id=offline.id, mode="unavailable", reason="503", deadline=deadline),
+    )
+    append(app, stream_env, offline.id, KsefSendStarted(id=offline.id, attempt=1))
+    retry_at = datetime.now(UTC) + timedelta(minutes=2)
+    append(
+        app, stream_env, offline.id, KsefAttemptFailed(id=offline.id, attempt=1, reason="HTTP 503", retry_at=retry_at)
+    )
+
+    with read_side(api, stream_env, read_model_url) as reader:
+        said = reader.get(f"/api/invoices/{held.id}").json()["ksef"]
+        assert (said["state"], said["reason"]) == ("held", "Podmiot2/NIP: not a valid NIP")
+        page = reader.get(f"/invoices/{held.id}").text
+        assert 'id="ksef-held"' in page and "not a valid NIP" in page and "credit note" in page
+        assert "the seller is not Polish" not in page
+        late = reader.get(f"/api/invoices/{offline.id}").json()["ksef"]
+        assert (late["state"], late["offline"], late["attempt"]) == ("offline", "unavailable", 1)
+        assert late["deadline"] and late["retry_at"]
+
+        def listed(state: str) -> list[str]:
+            return [i["number"] for i in reader.get(f"/api/invoices?ksef={state}").json()]
+
+        assert listed("held") == [held.number]
+        assert listed("offline") == [offline.number]
+        assert listed("retrying") == []
+        listing = reader.get("/invoices").text
+        assert 'id="ksef-warnings"' in listing and held.number in listing.split('id="ksef-filter"')[0]
