@@ -59,6 +59,7 @@ from events.contract import (
     JobRequested,
     KsefAccepted,
     KsefDocumentPrepared,
+    KsefHeld,
     KsefIssuedOffline,
     ProformaIssued,
     decode_event,
@@ -783,7 +784,7 @@ async def reconcile(
             romanian[event.id] = event
         elif isinstance(event, EfacturaDocumentPrepared | EfacturaUploaded | EfacturaAccepted | EfacturaRefused):
             efactura.add(event)
-        elif isinstance(event, KsefDocumentPrepared | KsefAccepted | KsefIssuedOffline):
+        elif isinstance(event, KsefDocumentPrepared | KsefAccepted | KsefIssuedOffline | KsefHeld):
             ksef.add(event)
         match event:
             case JobCompleted():
@@ -875,9 +876,12 @@ class KsefFacts:
     prepared: set[UUID] = field(default_factory=set)
     accepted: set[UUID] = field(default_factory=set)
     offline_until: dict[UUID, datetime] = field(default_factory=dict)
+    held: dict[UUID, str] = field(default_factory=dict)  # why its FA(3) was never sent
 
-    def add(self, event: KsefDocumentPrepared | KsefAccepted | KsefIssuedOffline) -> None:
+    def add(self, event: KsefDocumentPrepared | KsefAccepted | KsefIssuedOffline | KsefHeld) -> None:
         match event:
+            case KsefHeld():
+                self.held[event.id] = f"{event.field}: {event.reason}" if event.field else event.reason
             case KsefDocumentPrepared():
                 self.prepared.add(event.id)
             case KsefAccepted():
@@ -906,7 +910,7 @@ def _reconcile_ksef(
     issued offline is the one recorded with it; of any other, the end of the ``days``-th
     business day in Poland after its issue date."""
     for id, document in polish.items():
-        if id not in ksef.prepared and not all_polish:
+        if id not in ksef.prepared and id not in ksef.held and not all_polish:
             continue
         result.ksef_documents += 1
         if id in ksef.accepted:
@@ -916,6 +920,8 @@ def _reconcile_ksef(
         deadline = offline or ksef_deadline(document.issue_date, days)
         kind = "credit note" if isinstance(document, CreditNoteIssued) else "invoice"
         what = "issued offline" if offline else "prepared for KSeF" if id in ksef.prepared else "never sent to KSeF"
+        if id in ksef.held:
+            what = f"never sent to KSeF: held, {ksef.held[id]}"
         if now > deadline:
             result.problems.append(
                 f"{kind} {document.number} ({id}) has no KSeF number past its deadline {iso(deadline)} ({what})"

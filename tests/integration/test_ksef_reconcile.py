@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from events.contract import KsefIssuedOffline
+from events.contract import KsefHeld, KsefIssuedOffline
 from projections.audit import ksef_deadline
 from tests.integration.conftest import Api
 from tests.integration.ksef_steps import accepted, append, polish_invoices, prepared
@@ -56,3 +56,13 @@ def test_reconcile_names_each_polish_document_without_a_ksef_number_past_its_dea
     assert code == 1 and f"invoice {never.number} ({never.id}) has no KSeF number past its deadline" in said
     assert "(never sent to KSeF)" in said and "4 Polish documents for KSeF" in said
     assert ok.number not in said.split("problem(s):")[1]
+
+
+def test_reconcile_gives_a_held_documents_reason_where_it_was_never_sent(api: Api, stream_env: dict[str, str]) -> None:
+    (held,) = polish_invoices(api, stream_env, 1)
+    append(api.jobstream, stream_env, held.id, KsefHeld(id=held.id, field="Podmiot2/NIP", reason="not a valid NIP"))
+    done = audit(stream_env, "reconcile", "--now", (datetime.now(UTC) + timedelta(days=10)).isoformat())
+    said = done.stdout + done.stderr
+    assert done.returncode == 1, said
+    assert f"invoice {held.number} ({held.id}) has no KSeF number past its deadline" in said
+    assert "(never sent to KSeF: held, Podmiot2/NIP: not a valid NIP)" in said
