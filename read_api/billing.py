@@ -58,7 +58,8 @@ async def api_invoices(
     request: Request,
     who: CurrentUser,
     job: UUID | None = None,
-    ksef: str = "",
+    # the door checks it (naming the states); the document says the same, so a client knows
+    ksef: Annotated[str, Query(json_schema_extra={"enum": ["", *KSEF_STATES]})] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     position: int | None = None,
     wait: float | None = None,

@@ -26,7 +26,6 @@ from read_api.deps import (
     writers_only,
     zone_of,
 )
-from read_api.errors import Refused
 from read_api.templating import page
 
 router = APIRouter()
@@ -81,23 +80,24 @@ async def invoice_page(request: Request, who: CurrentUser, invoice_id: UUID, pos
     )
 
 
-@router.post("/invoices/{invoice_id}/{action}", include_in_schema=False)
-async def invoice_command(request: Request, who: CurrentUser, invoice_id: UUID, action: str) -> Response:
-    """The Invoices page's forms: record a payment, issue a credit note."""
+@router.post("/invoices/{invoice_id}/payments", include_in_schema=False)
+@router.post("/invoices/{invoice_id}/credit-notes", include_in_schema=False)
+async def invoice_command(request: Request, who: CurrentUser, invoice_id: UUID) -> Response:
+    """The Invoices page's forms: record a payment, issue a credit note. Each form has its own
+    URL, so another path under an invoice (its UPO, say) answers for itself."""
     writers_only(who)
+    action = request.url.path.rsplit("/", 1)[-1]
     form = dict(await request.form())
-    if action == "payments":
-        body: dict[str, Any] = {
+    if action == "credit-notes":
+        body: dict[str, Any] = {"reason": form.get("reason", "")}
+        if str(form.get("amount", "")).strip():
+            body["amount"] = str(form["amount"]).strip().replace(",", ".")
+    else:  # payments
+        body = {
             "amount": str(form.get("amount", "")).strip().replace(",", "."),
             "received_on": str(form.get("received_on", "")),
             "payer": form.get("payer", ""),
         }
-    elif action == "credit-notes":
-        body = {"reason": form.get("reason", "")}
-        if str(form.get("amount", "")).strip():
-            body["amount"] = str(form["amount"]).strip().replace(",", ".")
-    else:
-        raise Refused(404, f"the dashboard has no {action!r} form")
     return await submitted(request, f"/invoices/{invoice_id}/{action}", body, form, "/invoices")
 
 
